@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up the machine (scripts/setup.sh) and runs every test of the project:
+# formatting, clippy, the Rust workspace's tests and the JavaScript peers' tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+# Test-time services (a PulseAudio null sink, ...) start here and export their
+# environment to everything below; each hook in scripts/env.d owns one service.
+for hook in scripts/env.d/*.sh; do
+  [ -e "$hook" ] || continue
+  # shellcheck disable=SC1090
+  . "$hook"
+done
+
+step() { printf '\n\033[1m[test]\033[0m %s\n' "$*" >&2; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked -- --nocapture 2>&1 | tee /tmp/jamz-cargo-test.log
+step "node --test tests/js"
+node --test tests/js/
+step "all tests passed"

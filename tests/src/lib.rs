@@ -1,0 +1,137 @@
+//! Helpers that build the world of an end-to-end test in one line: a real
+//! `jamz-server` process on a free loopback port with its own database and file
+//! store, and Node processes running the official Socket.IO packages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a spawned process may take to say it is listening.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The directory holding the workspace's binaries (`target/debug`), found from
+/// the test executable (`target/debug/deps/<test>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// A workspace binary; panics with the command to run when it was not built.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The repository's root (where package.json and node_modules live).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A `jamz-server` child process. Killed (SIGKILL) on drop.
+pub struct TestServer {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub addr: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server with a fresh database and file store on a free port.
+    pub async fn start() -> Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, "127.0.0.1:0").await?;
+        s._tmp = Some(tmp);
+        Ok(s)
+    }
+
+    /// Starts a server on `bind` over the database and files in `dir` (a restart
+    /// reuses the same directory and address).
+    pub async fn start_in(dir: &Path, bind: &str) -> Result<Self> {
+        let mut child = Command::new(workspace_bin("jamz-server"))
+            .arg("--bind")
+            .arg(bind)
+            .arg("--db")
+            .arg(dir.join("jamz.db"))
+            .arg("--data-dir")
+            .arg(dir.join("files"))
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawn jamz-server")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("jamz-server listening on http://") {
+                    return Ok::<_, anyhow::Error>(rest.trim().to_string());
+                }
+            }
+            bail!("jamz-server exited before listening")
+        })
+        .await
+        .context("jamz-server did not start in time")??;
+        // keep draining stdout so the child never blocks on a full pipe
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        })
+    }
+
+    /// `kill -9`, then wait for the process to be gone.
+    pub async fn kill9(&mut self) -> Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
+    /// Takes the temporary directory so that it outlives a kill and restart.
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+}
+
+/// Runs `node <script> <args>` from the repository root and returns its output;
+/// fails with the script's stderr when it exits non-zero.
+pub async fn run_node(script: &Path, args: &[&str], timeout: Duration) -> Result<String> {
+    let out = tokio::time::timeout(
+        timeout,
+        Command::new("node")
+            .arg(script)
+            .args(args)
+            .current_dir(repo_root())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("node script timed out")??;
+    if !out.status.success() {
+        bail!(
+            "node {} failed ({}):\n{}\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
