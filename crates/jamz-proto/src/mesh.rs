@@ -1,0 +1,142 @@
+//! Peer-mesh DataChannel messages (PROTOCOL.md, "Peer mesh").
+use serde::{Deserialize, Serialize};
+
+use crate::events::ControlAction;
+use crate::model::{Track, UserId};
+use crate::{ProtoError, decode};
+
+/// The DataChannel every pair of members opens.
+pub const CHANNEL_LABEL: &str = "music-control";
+/// Retransmissions per message on that channel (`ordered: true`).
+pub const CHANNEL_MAX_RETRANSMITS: u16 = 3;
+
+/// The envelope of every mesh message: `{type, action?, data, sequence, from, epoch?, sig?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshEnvelope {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ControlAction>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+    /// Grows by one per sender; receivers drop what they have seen.
+    pub sequence: u64,
+    pub from: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+pub mod kinds {
+    pub const MUSIC_CONTROL: &str = "music-control";
+    pub const POSITION_SYNC: &str = "position-sync";
+    pub const PLAYLIST_UPDATE: &str = "playlist-update";
+    pub const CONTROLLER_CHANGED: &str = "controller-changed";
+    pub const LOCATION_UPDATE: &str = "location-update";
+    pub const STATE_HELLO: &str = "state-hello";
+    pub const TIME_SYNC: &str = "time-sync";
+    pub const TIME_SYNC_REPLY: &str = "time-sync-reply";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshControl {
+    #[serde(default)]
+    pub position: f64,
+    #[serde(rename = "trackId", alias = "track_id", default)]
+    pub track_id: Option<String>,
+    #[serde(default)]
+    pub track: Option<Track>,
+    pub timestamp: f64,
+    #[serde(default)]
+    pub from: Option<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshPositionSync {
+    pub position: f64,
+    #[serde(rename = "trackId", alias = "track_id", default)]
+    pub track_id: Option<String>,
+    pub timestamp: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshPlaylist {
+    pub playlist: Vec<Track>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshControllerChanged {
+    #[serde(rename = "userId", alias = "user_id")]
+    pub user_id: UserId,
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshLocation {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default)]
+    pub accuracy: Option<f64>,
+    #[serde(default)]
+    pub speed: Option<f64>,
+    #[serde(default)]
+    pub heading: Option<f64>,
+    pub timestamp: f64,
+}
+
+/// A summary of the sender's session state, sent when a channel opens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateHello {
+    #[serde(rename = "playlistHash", alias = "playlist_hash")]
+    pub playlist_hash: String,
+    #[serde(default)]
+    pub controller: Option<UserId>,
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub playing: bool,
+    #[serde(default)]
+    pub position: f64,
+    pub timestamp: f64,
+}
+
+/// A mesh message's typed payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MeshPayload {
+    MusicControl(ControlAction, Box<MeshControl>),
+    PositionSync(MeshPositionSync),
+    PlaylistUpdate(MeshPlaylist),
+    ControllerChanged(MeshControllerChanged),
+    LocationUpdate(MeshLocation),
+    StateHello(StateHello),
+    TimeSync(crate::events::TimeSync),
+    TimeSyncReply(crate::events::TimeSyncReply),
+    /// A type this version does not understand: ignored by the receiver.
+    Unknown,
+}
+
+impl MeshEnvelope {
+    /// Decodes `data` according to `type`.
+    pub fn payload(&self) -> Result<MeshPayload, ProtoError> {
+        let data = self.data.clone();
+        let ctx = |e: ProtoError| e.in_event(&format!("mesh {}", self.kind));
+        Ok(match self.kind.as_str() {
+            kinds::MUSIC_CONTROL => {
+                let action = self.action.ok_or_else(|| ProtoError::Field {
+                    field: "action".into(),
+                    message: "missing field `action`".into(),
+                })?;
+                MeshPayload::MusicControl(action, Box::new(decode(data).map_err(ctx)?))
+            }
+            kinds::POSITION_SYNC => MeshPayload::PositionSync(decode(data).map_err(ctx)?),
+            kinds::PLAYLIST_UPDATE => MeshPayload::PlaylistUpdate(decode(data).map_err(ctx)?),
+            kinds::CONTROLLER_CHANGED => MeshPayload::ControllerChanged(decode(data).map_err(ctx)?),
+            kinds::LOCATION_UPDATE => MeshPayload::LocationUpdate(decode(data).map_err(ctx)?),
+            kinds::STATE_HELLO => MeshPayload::StateHello(decode(data).map_err(ctx)?),
+            kinds::TIME_SYNC => MeshPayload::TimeSync(decode(data).map_err(ctx)?),
+            kinds::TIME_SYNC_REPLY => MeshPayload::TimeSyncReply(decode(data).map_err(ctx)?),
+            _ => MeshPayload::Unknown,
+        })
+    }
+}
