@@ -27,7 +27,7 @@ fn syntax_error(e: serde_json::Error) -> ProtoError {
     ProtoError::Syntax {
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message: strip_position(&e.to_string()),
     }
 }
 

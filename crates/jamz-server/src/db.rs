@@ -1,0 +1,489 @@
+//! The database: SQLite through sqlx, migrations applied at start-up. Every
+//! query the server runs lives here.
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jamz_proto::{Group, Location, Participant, Track, UserId};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::clock::{iso, now_ms};
+use crate::error::{ApiError, ApiResult};
+
+/// How long a writer waits for another one before giving up; SQLite has one
+/// writer at a time and a burst of joins must queue, not fail.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections in the pool: SQLite serializes writers anyway; a few readers help.
+const MAX_CONNECTIONS: u32 = 4;
+
+#[derive(Clone)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+pub struct UserRow {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+}
+
+pub struct SessionRow {
+    pub id: String,
+    pub group_id: String,
+    pub creator_id: UserId,
+    pub playlist: Vec<Track>,
+    pub controller_id: Option<UserId>,
+    pub controller_socket_id: Option<String>,
+    pub created_at: i64,
+    pub last_activity: i64,
+}
+
+impl Db {
+    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed change survives power loss too, not only kill -9.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    // ------------------------------------------------------------------ users
+
+    pub async fn create_user(&self, username: &str, email: &str, hash: &str) -> ApiResult<UserId> {
+        let res = sqlx::query(
+            "INSERT INTO users (username, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(username)
+        .bind(email)
+        .bind(hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(r) => Ok(r.last_insert_rowid()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(ApiError::Conflict(
+                "that username or email is already registered".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn user_by_login(&self, login: &str) -> ApiResult<Option<UserRow>> {
+        let row = sqlx::query(
+            "SELECT id, username, email, password_hash FROM users WHERE username = ? OR email = ?",
+        )
+        .bind(login)
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| UserRow {
+            id: r.get(0),
+            username: r.get(1),
+            email: r.get(2),
+            password_hash: r.get(3),
+        }))
+    }
+
+    pub async fn touch_login(&self, id: UserId) -> ApiResult<()> {
+        sqlx::query("UPDATE users SET last_login = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn user_exists(&self, id: UserId) -> ApiResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn user_id_by_username(&self, username: &str) -> ApiResult<Option<UserId>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    // ----------------------------------------------------------------- groups
+
+    pub async fn create_group(
+        &self,
+        id: &str,
+        name: &str,
+        description: &str,
+        creator: UserId,
+    ) -> ApiResult<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO groups (id, name, description, creator_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(description)
+        .bind(creator)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO group_members (group_id, user_id, added_at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(creator)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn group(&self, id: &str) -> ApiResult<Option<Group>> {
+        let row = sqlx::query(
+            "SELECT id, name, description, creator_id, created_at FROM groups WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let members: Vec<UserId> = sqlx::query_scalar(
+            "SELECT user_id FROM group_members WHERE group_id = ? ORDER BY added_at, user_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(Group {
+            id: r.get(0),
+            name: r.get(1),
+            description: r.get(2),
+            creator_id: r.get(3),
+            members,
+            created_at: Some(iso(r.get(4))),
+        }))
+    }
+
+    pub async fn groups_of(&self, user: UserId) -> ApiResult<Vec<Group>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id
+             WHERE m.user_id = ? ORDER BY g.created_at, g.id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut groups = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(g) = self.group(&id).await? {
+                groups.push(g);
+            }
+        }
+        Ok(groups)
+    }
+
+    pub async fn is_member(&self, group: &str, user: UserId) -> ApiResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id = ?",
+        )
+        .bind(group)
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn add_member(&self, group: &str, user: UserId) -> ApiResult<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT OR IGNORE INTO group_members (group_id, user_id, added_at) VALUES (?, ?, ?)",
+        )
+        .bind(group)
+        .bind(user)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("UPDATE groups SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(group)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // --------------------------------------------------------------- sessions
+
+    fn session_row(r: sqlx::sqlite::SqliteRow) -> ApiResult<SessionRow> {
+        let playlist_json: String = r.get(3);
+        let playlist = jamz_proto::decode_str(&playlist_json).map_err(|e| {
+            ApiError::Internal(format!(
+                "stored playlist of session {}: {e}",
+                r.get::<String, _>(0)
+            ))
+        })?;
+        Ok(SessionRow {
+            id: r.get(0),
+            group_id: r.get(1),
+            creator_id: r.get(2),
+            playlist,
+            controller_id: r.get(4),
+            controller_socket_id: r.get(5),
+            created_at: r.get(6),
+            last_activity: r.get(7),
+        })
+    }
+
+    const SESSION_COLUMNS: &'static str = "id, group_id, creator_id, playlist_json, controller_id, controller_socket_id, created_at, last_activity";
+
+    pub async fn session(&self, id: &str) -> ApiResult<Option<SessionRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM sessions WHERE id = ?",
+            Self::SESSION_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Self::session_row).transpose()
+    }
+
+    /// The group's session, created on first call (PROTOCOL.md: GET
+    /// /api/audio/sessions/group/:groupId).
+    pub async fn session_for_group(&self, group: &str, creator: UserId) -> ApiResult<SessionRow> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT OR IGNORE INTO sessions (id, group_id, creator_id, created_at, last_activity)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(group)
+        .bind(creator)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM sessions WHERE group_id = ?",
+            Self::SESSION_COLUMNS
+        )))
+        .bind(group)
+        .fetch_one(&self.pool)
+        .await?;
+        Self::session_row(row)
+    }
+
+    pub async fn save_playlist(&self, session: &str, playlist: &[Track]) -> ApiResult<()> {
+        let json = serde_json::to_string(playlist)
+            .map_err(|e| ApiError::Internal(format!("encode playlist: {e}")))?;
+        sqlx::query("UPDATE sessions SET playlist_json = ?, last_activity = ? WHERE id = ?")
+            .bind(json)
+            .bind(now_ms())
+            .bind(session)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_controller(
+        &self,
+        session: &str,
+        user: UserId,
+        socket_id: &str,
+    ) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET controller_id = ?, controller_socket_id = ?, last_activity = ? WHERE id = ?",
+        )
+        .bind(user)
+        .bind(socket_id)
+        .bind(now_ms())
+        .bind(session)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn touch_session(&self, session: &str) -> ApiResult<()> {
+        sqlx::query("UPDATE sessions SET last_activity = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(session)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ----------------------------------------------------------- participants
+
+    pub async fn participant_joined(
+        &self,
+        session: &str,
+        user: UserId,
+        socket_id: &str,
+        display_name: Option<&str>,
+    ) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT INTO participants (session_id, user_id, socket_id, display_name, joined_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(session)
+        .bind(user)
+        .bind(socket_id)
+        .bind(display_name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.touch_session(session).await
+    }
+
+    pub async fn participant_left(&self, session: &str, socket_id: &str) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE participants SET left_at = ? WHERE session_id = ? AND socket_id = ? AND left_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(session)
+        .bind(socket_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Closes every open participation: after a crash nobody is connected.
+    pub async fn close_open_participations(&self) -> ApiResult<u64> {
+        let r = sqlx::query("UPDATE participants SET left_at = ? WHERE left_at IS NULL")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn participants(&self, session: &str) -> ApiResult<Vec<Participant>> {
+        let rows = sqlx::query(
+            "SELECT user_id, socket_id, display_name, joined_at, left_at FROM participants
+             WHERE session_id = ? ORDER BY id",
+        )
+        .bind(session)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Participant {
+                user_id: r.get(0),
+                socket_id: Some(r.get(1)),
+                display_name: r.get(2),
+                joined_at: Some(iso(r.get(3))),
+                left_at: r.get::<Option<i64>, _>(4).map(iso),
+            })
+            .collect())
+    }
+
+    // -------------------------------------------------------------- locations
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_location(
+        &self,
+        user: UserId,
+        session: Option<&str>,
+        latitude: f64,
+        longitude: f64,
+        accuracy: Option<f64>,
+        speed: Option<f64>,
+        heading: Option<f64>,
+        timestamp: f64,
+    ) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT INTO locations (user_id, session_id, latitude, longitude, accuracy, speed, heading, timestamp, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user)
+        .bind(session)
+        .bind(latitude)
+        .bind(longitude)
+        .bind(accuracy)
+        .bind(speed)
+        .bind(heading)
+        .bind(timestamp)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every member's last reported position.
+    pub async fn latest_locations(&self, group: &str) -> ApiResult<Vec<Location>> {
+        let rows = sqlx::query(
+            "SELECT l.user_id, l.latitude, l.longitude, l.accuracy, l.speed, l.heading, l.timestamp
+             FROM group_members m
+             JOIN locations l ON l.id = (SELECT MAX(id) FROM locations WHERE user_id = m.user_id)
+             WHERE m.group_id = ? ORDER BY l.user_id",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Location {
+                user_id: r.get(0),
+                latitude: r.get(1),
+                longitude: r.get(2),
+                accuracy: r.get(3),
+                speed: r.get(4),
+                heading: r.get(5),
+                timestamp: r.get(6),
+            })
+            .collect())
+    }
+
+    // ------------------------------------------------------------------ files
+
+    pub async fn add_file(&self, key: &str, size: u64, mime: &str, by: UserId) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO files (key, size, mime, uploaded_by, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(key)
+        .bind(size as i64)
+        .bind(mime)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn file_mime(&self, key: &str) -> ApiResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT mime FROM files WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn add_track(&self, track: &Track, file_key: &str) -> ApiResult<()> {
+        let json = serde_json::to_string(track)
+            .map_err(|e| ApiError::Internal(format!("encode track: {e}")))?;
+        sqlx::query(
+            "INSERT INTO tracks (id, file_key, track_json, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&track.id)
+        .bind(file_key)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! The reference TrafficJamz backend: every REST route and Socket.IO event of
+//! `PROTOCOL.md`, on SQLite and a content-addressed file store.
+//!
+//! Run it as the `jamz-server` binary, or embed it (the app's "this device
+//! hosts the session" mode) with [`bind`] and [`BoundServer::run`].
+mod auth;
+mod clock;
+mod db;
+mod error;
+mod live;
+mod playlist;
+mod realtime;
+mod rest;
+mod service;
+mod state;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketioxide::SocketIo;
+
+pub use error::ApiError;
+pub use rest::Limits;
+
+/// Engine.IO's defaults (engine.io `pingInterval` 25 s, `pingTimeout` 20 s),
+/// which the web app's clients expect.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Largest Socket.IO packet accepted: a 10,000-track `playlist-update` fits.
+pub const DEFAULT_MAX_EVENT_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub db: PathBuf,
+    pub data_dir: PathBuf,
+    /// Signs tokens. `None`: read from (or created in) `<data_dir>/jwt-secret`,
+    /// so tokens stay valid across restarts.
+    pub jwt_secret: Option<String>,
+    pub public_url: Option<String>,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub max_event_bytes: u64,
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    pub fn new(bind: SocketAddr, db: PathBuf, data_dir: PathBuf) -> Self {
+        Self {
+            bind,
+            db,
+            data_dir,
+            jwt_secret: None,
+            public_url: None,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database {path}: {source}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("startup: {0}")]
+    Other(String),
+}
+
+/// A server bound to its address, not yet serving.
+pub struct BoundServer {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    io: SocketIo,
+    local_addr: SocketAddr,
+}
+
+/// Opens the database (applying migrations), the file store and the socket.
+pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
+    let db = db::Db::open(&config.db)
+        .await
+        .map_err(|source| StartError::Database {
+            path: config.db.clone(),
+            source,
+        })?;
+    let closed = db
+        .close_open_participations()
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    if closed > 0 {
+        tracing::info!(
+            closed,
+            "closed participations left open by the previous run"
+        );
+    }
+    let data_dir_err = |source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    };
+    let store = store::FileStore::open(&config.data_dir.join("files")).map_err(data_dir_err)?;
+    let secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => load_or_create_secret(&config.data_dir).map_err(data_dir_err)?,
+    };
+    let (layer, io) = SocketIo::builder()
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
+        .max_payload(config.max_event_bytes)
+        .build_layer();
+    let state = state::AppState {
+        db,
+        keys: auth::TokenKeys::from_secret(secret.as_bytes()),
+        store,
+        live: Arc::new(live::LiveSessions::default()),
+        io: io.clone(),
+        playlist_lock: Arc::new(tokio::sync::Mutex::new(())),
+        public_url: config.public_url.clone(),
+        upload_limit: config.limits.upload,
+    };
+    realtime::register(state.clone());
+    let app = rest::router(state, config.limits)
+        .layer(layer)
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    Ok(BoundServer {
+        listener,
+        app,
+        io,
+        local_addr,
+    })
+}
+
+impl BoundServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then closes every socket.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let io = self.io.clone();
+        let result = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                io.close().await;
+            })
+            .await;
+        tracing::info!("server stopped");
+        result
+    }
+}
+
+/// The token-signing secret kept beside the data, created on first start.
+fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<String> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().to_string()),
+        Ok(_) => tracing::warn!(path = %path.display(), "jwt-secret too short; replacing it"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret = hex::encode(bytes);
+    let tmp = data_dir.join("jwt-secret.tmp");
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
+        f.write_all(secret.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(secret)
+}

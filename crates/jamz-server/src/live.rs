@@ -1,0 +1,68 @@
+//! Per-session state kept in memory: the DJ (mirrored from the database) and
+//! playback (PROTOCOL.md: playing and position live in server memory).
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use jamz_proto::{Track, UserId};
+
+use crate::clock::now_ms_f64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Controller {
+    pub user: UserId,
+    pub socket_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Playback {
+    pub track: Option<Track>,
+    /// Seconds into the track at `at_ms`.
+    pub position: f64,
+    /// Server time (ms) when `position` was true.
+    pub at_ms: f64,
+    pub playing: bool,
+    /// Server time (ms) of the last play/seek/track change.
+    pub started_at_ms: f64,
+}
+
+impl Playback {
+    /// Where playback is now, by the server's clock.
+    pub fn position_at(&self, now_ms: f64) -> f64 {
+        if self.playing {
+            self.position + ((now_ms - self.at_ms) / 1000.0).max(0.0)
+        } else {
+            self.position
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LiveSession {
+    /// `None` until loaded from the database (first join after start-up).
+    pub controller: Option<Controller>,
+    pub controller_loaded: bool,
+    pub playback: Playback,
+}
+
+#[derive(Default)]
+pub struct LiveSessions {
+    sessions: Mutex<HashMap<String, LiveSession>>,
+}
+
+impl LiveSessions {
+    /// Runs `f` on the session's live state, creating it empty if absent.
+    pub fn with<R>(&self, session_id: &str, f: impl FnOnce(&mut LiveSession) -> R) -> R {
+        // A poisoned lock means a panic elsewhere while holding it; the data is
+        // plain values, still consistent enough to keep serving.
+        let mut map = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(map.entry(session_id.to_string()).or_default())
+    }
+
+    pub fn playback_now(&self, session_id: &str) -> (Playback, f64) {
+        let now = now_ms_f64();
+        (self.with(session_id, |s| s.playback.clone()), now)
+    }
+}

@@ -1,0 +1,110 @@
+//! The playlist rules of PROTOCOL.md: any member appends, only the DJ deletes or
+//! reorders, duplicates (same url, else same title+artist) are dropped.
+use jamz_proto::Track;
+
+/// Appends unless a duplicate is already there. Returns whether it was added.
+pub fn append(playlist: &mut Vec<Track>, track: Track) -> bool {
+    if playlist.iter().any(|t| track.is_duplicate_of(t)) {
+        return false;
+    }
+    playlist.push(track);
+    true
+}
+
+/// Drops later duplicates, keeping the first of each.
+pub fn dedupe(tracks: Vec<Track>) -> Vec<Track> {
+    let mut out = Vec::with_capacity(tracks.len());
+    for t in tracks {
+        append(&mut out, t);
+    }
+    out
+}
+
+/// The playlist in the given order. `order` must name every track exactly once.
+pub fn reorder(playlist: &[Track], order: &[String]) -> Result<Vec<Track>, String> {
+    if order.len() != playlist.len() {
+        return Err(format!(
+            "order names {} tracks but the playlist has {}",
+            order.len(),
+            playlist.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for id in order {
+        let track = playlist
+            .iter()
+            .find(|t| &t.id == id)
+            .ok_or_else(|| format!("track {id} is not in the playlist"))?;
+        if out.iter().any(|t: &Track| &t.id == id) {
+            return Err(format!("track {id} appears twice in order"));
+        }
+        out.push(track.clone());
+    }
+    Ok(out)
+}
+
+/// A whole playlist proposed by a member who is not the DJ: acceptable only if
+/// it keeps every current track in the current order (it may only append).
+/// Returns the merged playlist.
+pub fn merge_member_proposal(
+    current: &[Track],
+    proposed: Vec<Track>,
+) -> Result<Vec<Track>, String> {
+    let mut rest = proposed.into_iter().peekable();
+    for existing in current {
+        match rest.next() {
+            Some(t) if t.id == existing.id => {}
+            _ => return Err("only the DJ may delete or reorder tracks".to_string()),
+        }
+    }
+    let mut merged = current.to_vec();
+    for t in rest {
+        append(&mut merged, t);
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(id: &str, url: &str, title: &str) -> Track {
+        Track {
+            id: id.into(),
+            url: url.into(),
+            title: title.into(),
+            ..Track::default()
+        }
+    }
+
+    #[test]
+    fn member_may_append_but_not_drop() {
+        let cur = vec![t("a", "u1", "A"), t("b", "u2", "B")];
+        let ok = merge_member_proposal(
+            &cur,
+            vec![cur[0].clone(), cur[1].clone(), t("c", "u3", "C")],
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 3);
+        assert!(merge_member_proposal(&cur, vec![cur[1].clone(), cur[0].clone()]).is_err());
+        assert!(merge_member_proposal(&cur, vec![cur[0].clone()]).is_err());
+    }
+
+    #[test]
+    fn reorder_needs_a_permutation() {
+        let cur = vec![t("a", "u1", "A"), t("b", "u2", "B")];
+        assert_eq!(reorder(&cur, &["b".into(), "a".into()]).unwrap()[0].id, "b");
+        assert!(reorder(&cur, &["b".into(), "b".into()]).is_err());
+        assert!(reorder(&cur, &["b".into()]).is_err());
+        assert!(reorder(&cur, &["b".into(), "z".into()]).is_err());
+    }
+
+    #[test]
+    fn duplicates_by_url_or_tags_are_dropped() {
+        let mut p = vec![t("a", "u1", "Song")];
+        assert!(!append(&mut p, t("b", "u1", "Other")));
+        assert!(!append(&mut p, t("c", "u9", " song ")));
+        assert!(append(&mut p, t("d", "u2", "New")));
+        assert_eq!(p.len(), 2);
+    }
+}

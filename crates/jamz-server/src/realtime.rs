@@ -1,0 +1,512 @@
+//! The Socket.IO side of PROTOCOL.md: authentication at CONNECT, session rooms,
+//! DJ authority, relays, and the `time-sync` clock probe.
+use jamz_proto::events::{
+    CurrentParticipants, JoinAudioSession, LeaveAudioSession, LocationRelay, LocationUpdate,
+    MusicControl, MusicControllerChanged, MusicError, MusicRelay, MusicTakeControl,
+    ParticipantInfo, ParticipantLeft, PlaylistUpdate, PositionSync, PositionSyncRelay, TimeSync,
+    TimeSyncReply, WebrtcSignal, names,
+};
+use jamz_proto::{ClientEvent, UserId};
+use serde_json::Value;
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+
+use crate::clock::now_ms_f64;
+use crate::error::ApiError;
+use crate::live::Controller;
+use crate::service;
+use crate::state::{AppState, room};
+
+/// The authenticated user of a socket, set by the CONNECT middleware.
+#[derive(Debug, Clone, Copy)]
+struct SocketUser(UserId);
+
+/// The session a socket has joined.
+#[derive(Debug, Clone)]
+struct Joined {
+    session_id: String,
+    display_name: Option<String>,
+}
+
+#[derive(Debug)]
+struct AuthFailed;
+
+impl std::fmt::Display for AuthFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Exactly what PROTOCOL.md says a refused client sees.
+        f.write_str("Authentication failed")
+    }
+}
+
+/// Registers the `/` namespace on `io`.
+pub fn register(state: AppState) {
+    let io = state.io.clone();
+    let auth_state = state.clone();
+    let auth = move |s: SocketRef, TryData(auth): TryData<Value>| {
+        let state = auth_state.clone();
+        async move {
+            let token = auth
+                .ok()
+                .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string))
+                .ok_or(AuthFailed)?;
+            let token = token.strip_prefix("Bearer ").unwrap_or(&token);
+            let user = state.keys.verify(token).ok_or(AuthFailed)?;
+            if !state.db.user_exists(user).await.unwrap_or(false) {
+                return Err(AuthFailed);
+            }
+            s.extensions.insert(SocketUser(user));
+            Ok::<(), AuthFailed>(())
+        }
+    };
+    let on_connect = move |s: SocketRef| {
+        let state = state.clone();
+        async move {
+            tracing::debug!(socket = %s.id, "connected");
+            let event_state = state.clone();
+            s.on_fallback(
+                move |s: SocketRef,
+                      Event(name): Event,
+                      TryData(data): TryData<Value>,
+                      ack: AckSender| {
+                    let state = event_state.clone();
+                    async move {
+                        let data = data.unwrap_or(Value::Null);
+                        dispatch(&state, &s, &name, data, ack).await;
+                    }
+                },
+            );
+            s.on_disconnect(move |s: SocketRef, reason: DisconnectReason| {
+                let state = state.clone();
+                async move {
+                    tracing::debug!(socket = %s.id, ?reason, "disconnected");
+                    leave_current(&state, &s).await;
+                }
+            });
+        }
+    };
+    io.ns("/", on_connect.with(auth));
+}
+
+fn user_of(s: &SocketRef) -> Option<UserId> {
+    s.extensions.get::<SocketUser>().map(|u| u.0)
+}
+
+fn refuse(s: &SocketRef, message: impl Into<String>) {
+    let message = message.into();
+    tracing::debug!(socket = %s.id, %message, "refused");
+    if let Err(e) = s.emit(names::MUSIC_ERROR, &MusicError { error: message }) {
+        tracing::debug!(socket = %s.id, error = %e, "could not send music-error");
+    }
+}
+
+fn emit_to_self<T: serde::Serialize>(s: &SocketRef, event: &str, data: &T) {
+    if let Err(e) = s.emit(event, data) {
+        tracing::debug!(socket = %s.id, event, error = %e, "emit failed");
+    }
+}
+
+async fn emit_to_others<T: serde::Serialize>(
+    s: &SocketRef,
+    session_id: &str,
+    event: &str,
+    data: &T,
+) {
+    if let Err(e) = s.to(room(session_id)).emit(event, data).await {
+        tracing::warn!(socket = %s.id, event, error = %e, "broadcast failed");
+    }
+}
+
+/// The joined session, checked against the one the event names.
+fn joined_session(s: &SocketRef, named: &str) -> Result<Joined, String> {
+    match s.extensions.get::<Joined>() {
+        Some(j) if j.session_id == named => Ok(j),
+        Some(_) => Err(format!("you have not joined session {named}")),
+        None => Err("join the session first".to_string()),
+    }
+}
+
+async fn dispatch(state: &AppState, s: &SocketRef, name: &str, data: Value, ack: AckSender) {
+    let Some(user) = user_of(s) else {
+        refuse(s, "Authentication failed");
+        return;
+    };
+    let event = match ClientEvent::decode(name, data) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            tracing::debug!(socket = %s.id, event = name, "unknown event ignored");
+            return;
+        }
+        Err(e) => {
+            refuse(s, e.to_string());
+            return;
+        }
+    };
+    let result = match event {
+        ClientEvent::TimeSync(t) => {
+            time_sync(t, ack);
+            Ok(())
+        }
+        ClientEvent::JoinAudioSession(e) => join(state, s, user, e).await,
+        ClientEvent::LeaveAudioSession(e) => leave(state, s, e).await,
+        ClientEvent::MusicTakeControl(e) => take_control(state, s, user, e).await,
+        ClientEvent::MusicControl(e) => control(state, s, user, e).await,
+        ClientEvent::PositionSync(e) => position_sync(state, s, user, e).await,
+        ClientEvent::PlaylistUpdate(e) => playlist_update(state, s, user, e).await,
+        ClientEvent::WebrtcSignal(e) => webrtc_signal(s, user, e),
+        ClientEvent::LocationUpdate(e) => location_update(state, s, user, e).await,
+    };
+    if let Err(message) = result {
+        refuse(s, message);
+    }
+}
+
+fn api_message(e: ApiError) -> String {
+    match e {
+        ApiError::Database(_) | ApiError::Io(_) | ApiError::Internal(_) => {
+            tracing::error!(error = %e, "socket event failed");
+            "internal server error".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn time_sync(t: TimeSync, ack: AckSender) {
+    let t1 = now_ms_f64();
+    let reply = TimeSyncReply {
+        t0: t.t0,
+        t1,
+        t2: now_ms_f64(),
+    };
+    if let Err(e) = ack.send(&reply) {
+        tracing::debug!(error = %e, "time-sync ack failed");
+    }
+}
+
+async fn join(
+    state: &AppState,
+    s: &SocketRef,
+    user: UserId,
+    e: JoinAudioSession,
+) -> Result<(), String> {
+    // The token says who this is; a payload naming someone else is not believed.
+    if e.user_id.is_some_and(|claimed| claimed != user) {
+        tracing::warn!(socket = %s.id, user, claimed = ?e.user_id, "join names another user; using the token's");
+    }
+    let row = service::member_session(state, &e.session_id, user)
+        .await
+        .map_err(api_message)?;
+    if let Some(previous) = s.extensions.get::<Joined>() {
+        if previous.session_id == row.id {
+            // A repeated join (client retry): answer with the state again, no new history row.
+            emit_to_self(
+                s,
+                names::MUSIC_SESSION_STATE,
+                &service::session_state(state, &row),
+            );
+            emit_to_self(s, names::CURRENT_PARTICIPANTS, &participants_of(s, &row.id));
+            return Ok(());
+        }
+        leave_current(state, s).await;
+    }
+    let display_name = e.display_name.clone();
+    state
+        .db
+        .participant_joined(&row.id, user, s.id.as_str(), display_name.as_deref())
+        .await
+        .map_err(api_message)?;
+    s.join(room(&row.id));
+    s.extensions.insert(Joined {
+        session_id: row.id.clone(),
+        display_name: display_name.clone(),
+    });
+    tracing::info!(socket = %s.id, user, session = %row.id, "joined");
+    // A DJ reconnecting on a new socket keeps the role; its socket id follows.
+    let mut controller_moved = false;
+    if let Some(c) = service::controller(state, &row) {
+        if c.user == user && c.socket_id != s.id.as_str() {
+            state.live.with(&row.id, |live| {
+                live.controller = Some(Controller {
+                    user,
+                    socket_id: s.id.to_string(),
+                })
+            });
+            state
+                .db
+                .set_controller(&row.id, user, s.id.as_str())
+                .await
+                .map_err(api_message)?;
+            controller_moved = true;
+        }
+    }
+    emit_to_self(
+        s,
+        names::MUSIC_SESSION_STATE,
+        &service::session_state(state, &row),
+    );
+    emit_to_self(s, names::CURRENT_PARTICIPANTS, &participants_of(s, &row.id));
+    let joined = ParticipantInfo {
+        socket_id: s.id.to_string(),
+        user_id: user,
+        display_name,
+    };
+    emit_to_others(s, &row.id, names::PARTICIPANT_JOINED, &joined).await;
+    if controller_moved {
+        let changed = MusicControllerChanged {
+            controller_id: s.id.to_string(),
+            user_id: user,
+            timestamp: now_ms_f64(),
+        };
+        emit_to_others(s, &row.id, names::MUSIC_CONTROLLER_CHANGED, &changed).await;
+    }
+    Ok(())
+}
+
+/// Everyone connected to the session's room, the asker included.
+fn participants_of(s: &SocketRef, session_id: &str) -> CurrentParticipants {
+    let mut participants: Vec<ParticipantInfo> = s
+        .within(room(session_id))
+        .sockets()
+        .into_iter()
+        .filter_map(|other| {
+            let user = user_of(&other)?;
+            let joined = other.extensions.get::<Joined>()?;
+            Some(ParticipantInfo {
+                socket_id: other.id.to_string(),
+                user_id: user,
+                display_name: joined.display_name,
+            })
+        })
+        .collect();
+    participants.sort_by(|a, b| a.socket_id.cmp(&b.socket_id));
+    CurrentParticipants { participants }
+}
+
+async fn leave(state: &AppState, s: &SocketRef, e: LeaveAudioSession) -> Result<(), String> {
+    joined_session(s, &e.session_id)?;
+    leave_current(state, s).await;
+    Ok(())
+}
+
+/// Leaves the joined session, if any: history row closed, the others told.
+async fn leave_current(state: &AppState, s: &SocketRef) {
+    let Some(joined) = s.extensions.remove::<Joined>() else {
+        return;
+    };
+    let Some(user) = user_of(s) else { return };
+    if let Err(e) = state
+        .db
+        .participant_left(&joined.session_id, s.id.as_str())
+        .await
+    {
+        tracing::error!(socket = %s.id, error = %e, "could not record leave");
+    }
+    let left = ParticipantLeft {
+        socket_id: s.id.to_string(),
+        user_id: user,
+    };
+    emit_to_others(s, &joined.session_id, names::PARTICIPANT_LEFT, &left).await;
+    s.leave(room(&joined.session_id));
+    tracing::info!(socket = %s.id, user, session = %joined.session_id, "left");
+}
+
+async fn take_control(
+    state: &AppState,
+    s: &SocketRef,
+    user: UserId,
+    e: MusicTakeControl,
+) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    let row = service::member_session(state, &joined.session_id, user)
+        .await
+        .map_err(api_message)?;
+    service::controller(state, &row); // load before overwriting
+    state
+        .db
+        .set_controller(&row.id, user, s.id.as_str())
+        .await
+        .map_err(api_message)?;
+    state.live.with(&row.id, |live| {
+        live.controller = Some(Controller {
+            user,
+            socket_id: s.id.to_string(),
+        })
+    });
+    let changed = MusicControllerChanged {
+        controller_id: s.id.to_string(),
+        user_id: user,
+        timestamp: now_ms_f64(),
+    };
+    tracing::info!(socket = %s.id, user, session = %row.id, "took control");
+    if let Err(err) = s
+        .within(room(&row.id))
+        .emit(names::MUSIC_CONTROLLER_CHANGED, &changed)
+        .await
+    {
+        tracing::warn!(error = %err, "broadcast music-controller-changed failed");
+    }
+    Ok(())
+}
+
+/// The DJ check for playback events: the session's controller is a user, so
+/// any of that user's sockets may steer (a reconnect gets a new socket id).
+fn require_dj(state: &AppState, session_id: &str, user: UserId) -> Result<Controller, String> {
+    match state.live.with(session_id, |live| live.controller.clone()) {
+        Some(c) if c.user == user => Ok(c),
+        _ => Err("only the DJ can control playback; take control first".to_string()),
+    }
+}
+
+fn check_position(position: f64) -> Result<(), String> {
+    if position.is_finite() && position >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "position must be a non-negative number of seconds, not {position}"
+        ))
+    }
+}
+
+async fn control(
+    state: &AppState,
+    s: &SocketRef,
+    user: UserId,
+    e: MusicControl,
+) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    check_position(e.position)?;
+    require_dj(state, &joined.session_id, user)?;
+    use jamz_proto::events::ControlAction::*;
+    let now = now_ms_f64();
+    let track = state.live.with(&joined.session_id, |live| {
+        let p = &mut live.playback;
+        if let Some(t) = &e.track {
+            p.track = Some(t.clone());
+        }
+        match e.action {
+            Play => {
+                p.playing = true;
+                p.started_at_ms = now;
+            }
+            Pause => p.playing = false,
+            Seek | TrackChange => p.started_at_ms = now,
+        }
+        p.position = e.position;
+        p.at_ms = now;
+        p.track.clone()
+    });
+    let relay = MusicRelay {
+        position: e.position,
+        track,
+        timestamp: e.timestamp,
+        controller_id: Some(s.id.to_string()),
+        user_id: Some(user),
+    };
+    emit_to_others(s, &joined.session_id, e.action.relay_event(), &relay).await;
+    Ok(())
+}
+
+async fn position_sync(
+    state: &AppState,
+    s: &SocketRef,
+    user: UserId,
+    e: PositionSync,
+) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    check_position(e.position)?;
+    require_dj(state, &joined.session_id, user)?;
+    let now = now_ms_f64();
+    state.live.with(&joined.session_id, |live| {
+        live.playback.position = e.position;
+        live.playback.at_ms = now;
+    });
+    let relay = PositionSyncRelay {
+        position: e.position,
+        timestamp: e.timestamp,
+        user_id: Some(user),
+    };
+    emit_to_others(s, &joined.session_id, names::MUSIC_POSITION_SYNC, &relay).await;
+    Ok(())
+}
+
+async fn playlist_update(
+    state: &AppState,
+    s: &SocketRef,
+    user: UserId,
+    e: PlaylistUpdate,
+) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    service::replace_playlist(state, &joined.session_id, user, e.playlist, s)
+        .await
+        .map_err(api_message)?;
+    Ok(())
+}
+
+fn webrtc_signal(s: &SocketRef, user: UserId, e: WebrtcSignal) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    if e.from != user {
+        return Err(format!(
+            "webrtc-signal `from` must be your own user id ({user})"
+        ));
+    }
+    let targets: Vec<SocketRef> = s
+        .to(room(&joined.session_id))
+        .sockets()
+        .into_iter()
+        .filter(|other| user_of(other) == Some(e.to))
+        .collect();
+    if targets.is_empty() {
+        return Err(format!("user {} is not in this session", e.to));
+    }
+    for target in targets {
+        if let Err(err) = target.emit(names::WEBRTC_SIGNAL, &e) {
+            tracing::debug!(socket = %target.id, error = %err, "webrtc-signal delivery failed");
+        }
+    }
+    Ok(())
+}
+
+async fn location_update(
+    state: &AppState,
+    s: &SocketRef,
+    user: UserId,
+    e: LocationUpdate,
+) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    jamz_proto::validate_coordinates(e.latitude, e.longitude)?;
+    for (name, v) in [
+        ("accuracy", e.accuracy),
+        ("speed", e.speed),
+        ("heading", e.heading),
+    ] {
+        if v.is_some_and(|x| !x.is_finite()) {
+            return Err(format!("{name} must be a finite number"));
+        }
+    }
+    state
+        .db
+        .add_location(
+            user,
+            Some(&joined.session_id),
+            e.latitude,
+            e.longitude,
+            e.accuracy,
+            e.speed,
+            e.heading,
+            e.timestamp,
+        )
+        .await
+        .map_err(api_message)?;
+    let relay = LocationRelay {
+        user_id: user,
+        session_id: Some(joined.session_id.clone()),
+        latitude: e.latitude,
+        longitude: e.longitude,
+        accuracy: e.accuracy,
+        speed: e.speed,
+        heading: e.heading,
+        timestamp: e.timestamp,
+    };
+    emit_to_others(s, &joined.session_id, names::LOCATION_UPDATE, &relay).await;
+    Ok(())
+}

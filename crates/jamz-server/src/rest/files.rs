@@ -1,0 +1,293 @@
+//! Uploads into the content-addressed store, and downloads with `Range` and `ETag`.
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use jamz_proto::rest::TrackResponse;
+use jamz_proto::{Track, TrackSource};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::clock::{iso, now_ms};
+use crate::error::{ApiError, ApiResult};
+use crate::service::new_object_id;
+use crate::state::AppState;
+
+/// Longest accepted text field (title, artist) in an upload.
+const MAX_TAG_CHARS: usize = 300;
+
+fn mime_for(file_name: &str, declared: Option<&str>) -> ApiResult<String> {
+    if let Some(m) = declared.map(str::to_ascii_lowercase) {
+        if m.starts_with("audio/") || m == "video/mp4" || m == "application/ogg" {
+            return Ok(m);
+        }
+        if m != "application/octet-stream" {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{m} is not an audio type"
+            )));
+        }
+    }
+    let ext = file_name
+        .rsplit('.')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Ok(match ext.as_str() {
+        "mp3" => "audio/mpeg",
+        "m4a" | "mp4" | "aac" => "audio/mp4",
+        "flac" => "audio/flac",
+        "ogg" | "oga" | "opus" => "audio/ogg",
+        "wav" => "audio/wav",
+        _ => "application/octet-stream",
+    }
+    .to_string())
+}
+
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+fn text_field(name: &str, value: String) -> ApiResult<String> {
+    let value = value.trim().to_string();
+    if value.chars().count() > MAX_TAG_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "{name} is longer than {MAX_TAG_CHARS} characters"
+        )));
+    }
+    Ok(value)
+}
+
+pub async fn upload(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> ApiResult<(StatusCode, Json<TrackResponse>)> {
+    let multipart_err = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge("upload exceeds the size limit".into())
+        } else {
+            ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+        }
+    };
+    let (mut title, mut artist, mut duration) = (None, None, None);
+    let mut stored = None;
+    while let Some(field) = form.next_field().await.map_err(multipart_err)? {
+        match field.name().unwrap_or("") {
+            "file" => {
+                let file_name = field.file_name().unwrap_or("upload").to_string();
+                let mime = mime_for(&file_name, field.content_type())?;
+                let stream = field.map_err(|e| e.body_text());
+                let file = state
+                    .store
+                    .put(Box::pin(stream), state_upload_limit(&state))
+                    .await?;
+                stored = Some((file, mime, file_name));
+            }
+            "title" => {
+                title = Some(text_field(
+                    "title",
+                    field.text().await.map_err(multipart_err)?,
+                )?)
+            }
+            "artist" => {
+                artist = Some(text_field(
+                    "artist",
+                    field.text().await.map_err(multipart_err)?,
+                )?)
+            }
+            "duration" => {
+                let text = field.text().await.map_err(multipart_err)?;
+                let d: f64 = text.trim().parse().map_err(|_| {
+                    ApiError::Unprocessable(format!(
+                        "duration must be a number of seconds, not {text:?}"
+                    ))
+                })?;
+                if !d.is_finite() || d < 0.0 {
+                    return Err(ApiError::Unprocessable(
+                        "duration must be non-negative".into(),
+                    ));
+                }
+                duration = Some(d);
+            }
+            _ => {} // unknown fields are ignored, as in JSON bodies
+        }
+    }
+    let Some((file, mime, file_name)) = stored else {
+        return Err(ApiError::Unprocessable(
+            "the upload has no `file` field".into(),
+        ));
+    };
+    state.db.add_file(&file.key, file.size, &mime, user).await?;
+    let stem = file_name
+        .rsplit_once('.')
+        .map_or(file_name.as_str(), |(s, _)| s)
+        .to_string();
+    let track = Track {
+        id: new_object_id(),
+        title: title.filter(|t| !t.is_empty()).unwrap_or(stem),
+        artist: artist.unwrap_or_default(),
+        source: TrackSource::Upload,
+        url: format!(
+            "{}/api/music/files/{}",
+            base_url(&state, &headers),
+            file.key
+        ),
+        duration,
+        size: Some(file.size),
+        sha256: Some(file.key.clone()),
+        uploaded_by: Some(user),
+        created_at: Some(iso(now_ms())),
+        ..Track::default()
+    };
+    state.db.add_track(&track, &file.key).await?;
+    tracing::info!(user, key = %file.key, size = file.size, "upload stored");
+    Ok((StatusCode::CREATED, Json(TrackResponse { track })))
+}
+
+fn state_upload_limit(state: &AppState) -> u64 {
+    state.upload_limit
+}
+
+/// A parsed `Range: bytes=...` header (one range; several are answered whole).
+#[derive(Debug, PartialEq)]
+enum RangeRequest {
+    Whole,
+    Part { start: u64, end: u64 },
+    Unsatisfiable,
+}
+
+fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(start), Ok(end)) if start <= end => Some((start, end.min(len.saturating_sub(1)))),
+        (Ok(start), Err(_)) if b.is_empty() => Some((start, len.saturating_sub(1))),
+        (Err(_), Ok(suffix)) if a.is_empty() && suffix > 0 => {
+            Some((len.saturating_sub(suffix), len.saturating_sub(1)))
+        }
+        _ => return RangeRequest::Whole,
+    };
+    match range {
+        Some((start, end)) if start < len && start <= end => RangeRequest::Part { start, end },
+        _ => RangeRequest::Unsatisfiable,
+    }
+}
+
+/// Files are addressed by their SHA-256, an unguessable capability like the
+/// seeds' object-storage URLs, so they are served without a token (an `<audio>`
+/// element cannot send one); a token that is sent must still be valid.
+pub async fn download(
+    State(state): State<AppState>,
+    MaybeAuthUser(_user): MaybeAuthUser,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let path = state
+        .store
+        .path(&key)
+        .ok_or_else(|| ApiError::NotFound(format!("no file {key}")))?;
+    let mime = state
+        .db
+        .file_mime(&key)
+        .await?
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let etag = format!("\"{key}\"");
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    if header_str(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let mut file = tokio::fs::File::open(&path).await?;
+    let len = file.metadata().await?.len();
+    // If-Range with another validator: the client's partial copy is stale, send it all.
+    let range_header = match header_str(header::IF_RANGE) {
+        Some(v) if v.trim() != etag => None,
+        _ => header_str(header::RANGE),
+    };
+    let common = |b: axum::http::response::Builder| {
+        b.header(header::ETAG, &etag)
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::CONTENT_TYPE, &mime)
+            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+    };
+    let response = match parse_range(range_header, len) {
+        RangeRequest::Whole => common(Response::builder())
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, len)
+            .body(Body::from_stream(ReaderStream::new(file))),
+        RangeRequest::Part { start, end } => {
+            file.seek(std::io::SeekFrom::Start(start)).await?;
+            let part_len = end - start + 1;
+            common(Response::builder())
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_LENGTH, part_len)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+                .body(Body::from_stream(ReaderStream::new(file.take(part_len))))
+        }
+        RangeRequest::Unsatisfiable => Response::builder()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                serde_json::json!({"error": format!("range not satisfiable: the file has {len} bytes")}).to_string(),
+            )),
+    };
+    response.map_err(|e| ApiError::Internal(format!("build response: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_like_rfc_9110() {
+        assert_eq!(parse_range(None, 10), RangeRequest::Whole);
+        assert_eq!(
+            parse_range(Some("bytes=0-3"), 10),
+            RangeRequest::Part { start: 0, end: 3 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=4-"), 10),
+            RangeRequest::Part { start: 4, end: 9 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-3"), 10),
+            RangeRequest::Part { start: 7, end: 9 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=5-100"), 10),
+            RangeRequest::Part { start: 5, end: 9 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=10-"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=3-1"), 10), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 10), RangeRequest::Whole);
+    }
+}

@@ -1,0 +1,257 @@
+//! Session operations shared by the REST routes and the Socket.IO events:
+//! membership, the session document, playlist changes and their broadcast.
+use jamz_proto::events::{MusicSessionState, PlaylistRelay, names};
+use jamz_proto::{CurrentlyPlaying, MusicState, Session, Track, UserId};
+
+use crate::clock::iso;
+use crate::db::SessionRow;
+use crate::error::{ApiError, ApiResult};
+use crate::live::Controller;
+use crate::playlist;
+use crate::state::{AppState, room};
+
+/// The session, if `user` belongs to its group; 404 / 403 otherwise.
+pub async fn member_session(
+    state: &AppState,
+    session_id: &str,
+    user: UserId,
+) -> ApiResult<SessionRow> {
+    let session = state
+        .db
+        .session(session_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no session {session_id}")))?;
+    if !state.db.is_member(&session.group_id, user).await? {
+        return Err(ApiError::Forbidden(
+            "you are not a member of this session's group".into(),
+        ));
+    }
+    Ok(session)
+}
+
+/// The current DJ, loading it from the database on first use after start-up.
+pub fn controller(state: &AppState, session: &SessionRow) -> Option<Controller> {
+    state.live.with(&session.id, |live| {
+        if !live.controller_loaded {
+            live.controller_loaded = true;
+            live.controller = session.controller_id.map(|user| Controller {
+                user,
+                socket_id: session.controller_socket_id.clone().unwrap_or_default(),
+            });
+        }
+        live.controller.clone()
+    })
+}
+
+pub fn is_dj(state: &AppState, session: &SessionRow, user: UserId) -> bool {
+    controller(state, session).is_some_and(|c| c.user == user)
+}
+
+fn currently_playing(state: &AppState, session_id: &str) -> (Option<CurrentlyPlaying>, bool, f64) {
+    let (playback, now) = state.live.playback_now(session_id);
+    let playing = playback.playing;
+    let current = playback.track.clone().map(|track| CurrentlyPlaying {
+        track: Some(track),
+        position: playback.position_at(now),
+        started_at: Some(jamz_proto::DateValue::Millis(playback.started_at_ms)),
+        controlled_by: None,
+    });
+    (current, playing, now)
+}
+
+/// The REST session document.
+pub async fn session_document(state: &AppState, row: &SessionRow) -> ApiResult<Session> {
+    let participants = state.db.participants(&row.id).await?;
+    let mut active: Vec<UserId> = participants
+        .iter()
+        .filter(|p| p.left_at.is_none())
+        .map(|p| p.user_id)
+        .collect();
+    active.sort_unstable();
+    active.dedup();
+    let ctrl = controller(state, row);
+    let (mut current, is_playing, _) = currently_playing(state, &row.id);
+    if let (Some(c), Some(cur)) = (&ctrl, current.as_mut()) {
+        cur.controlled_by = Some(c.user);
+    }
+    Ok(Session {
+        id: row.id.clone(),
+        group_id: row.group_id.clone(),
+        creator_id: Some(row.creator_id),
+        active_participants: active,
+        participants,
+        music: MusicState {
+            playlist: row.playlist.clone(),
+            currently_playing: current,
+            controller_id: ctrl.map(|c| c.user),
+            is_playing,
+        },
+        created_at: Some(iso(row.created_at)),
+        last_activity: Some(iso(row.last_activity)),
+    })
+}
+
+/// What a joiner receives.
+pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
+    let ctrl = controller(state, row);
+    let (current, is_playing, now) = currently_playing(state, &row.id);
+    MusicSessionState {
+        playlist: row.playlist.clone(),
+        currently_playing: current,
+        controller_id: ctrl.as_ref().map(|c| c.user),
+        controller_socket_id: ctrl.map(|c| c.socket_id),
+        is_playing,
+        server_time: Some(now),
+    }
+}
+
+/// Who sent a change, for deciding who hears about it.
+pub enum Origin<'a> {
+    /// A REST call: everyone in the room hears.
+    Rest,
+    /// A socket event: everyone but that socket hears (PROTOCOL.md: "the others").
+    Socket(&'a socketioxide::extract::SocketRef),
+}
+
+async fn broadcast_playlist(
+    state: &AppState,
+    session_id: &str,
+    playlist: &[Track],
+    origin: Origin<'_>,
+) {
+    let payload = PlaylistRelay {
+        playlist: playlist.to_vec(),
+    };
+    let result = match origin {
+        Origin::Rest => {
+            state
+                .io
+                .to(room(session_id))
+                .emit(names::PLAYLIST_UPDATE, &payload)
+                .await
+        }
+        Origin::Socket(s) => {
+            s.to(room(session_id))
+                .emit(names::PLAYLIST_UPDATE, &payload)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(session = session_id, error = %e, "broadcast playlist-update failed");
+    }
+}
+
+/// Checks a proposed track and gives it an id if it has none.
+pub fn prepare_track(mut track: Track, added_by: UserId) -> ApiResult<Track> {
+    if track.title.trim().is_empty() {
+        return Err(ApiError::Unprocessable("a track needs a title".into()));
+    }
+    if track.duration.is_some_and(|d| !d.is_finite() || d < 0.0) {
+        return Err(ApiError::Unprocessable(
+            "track duration must be a non-negative number".into(),
+        ));
+    }
+    if track.id.trim().is_empty() {
+        track.id = new_object_id();
+    }
+    if track.uploaded_by.is_none() {
+        track.uploaded_by = Some(added_by);
+    }
+    Ok(track)
+}
+
+/// A 24-hex id, the shape of the web backend's MongoDB ObjectIds.
+pub fn new_object_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Appends (any member). Returns the playlist and whether the track was added.
+pub async fn append_track(
+    state: &AppState,
+    session_id: &str,
+    track: Track,
+    origin: Origin<'_>,
+) -> ApiResult<(Vec<Track>, bool)> {
+    let _guard = state.playlist_lock.lock().await;
+    let row = state
+        .db
+        .session(session_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no session {session_id}")))?;
+    let mut list = row.playlist;
+    let added = playlist::append(&mut list, track);
+    if added {
+        state.db.save_playlist(session_id, &list).await?;
+        broadcast_playlist(state, session_id, &list, origin).await;
+    }
+    Ok((list, added))
+}
+
+/// Deletes a track (DJ only).
+pub async fn remove_track(
+    state: &AppState,
+    session_id: &str,
+    user: UserId,
+    track_id: &str,
+) -> ApiResult<Vec<Track>> {
+    let _guard = state.playlist_lock.lock().await;
+    let row = member_session(state, session_id, user).await?;
+    if !is_dj(state, &row, user) {
+        return Err(ApiError::Forbidden("only the DJ may delete tracks".into()));
+    }
+    let mut list = row.playlist;
+    let before = list.len();
+    list.retain(|t| t.id != track_id);
+    if list.len() == before {
+        return Err(ApiError::NotFound(format!(
+            "track {track_id} is not in the playlist"
+        )));
+    }
+    state.db.save_playlist(session_id, &list).await?;
+    broadcast_playlist(state, session_id, &list, Origin::Rest).await;
+    Ok(list)
+}
+
+/// Reorders the playlist (DJ only).
+pub async fn reorder_tracks(
+    state: &AppState,
+    session_id: &str,
+    user: UserId,
+    order: &[String],
+) -> ApiResult<Vec<Track>> {
+    let _guard = state.playlist_lock.lock().await;
+    let row = member_session(state, session_id, user).await?;
+    if !is_dj(state, &row, user) {
+        return Err(ApiError::Forbidden("only the DJ may reorder tracks".into()));
+    }
+    let list = playlist::reorder(&row.playlist, order).map_err(ApiError::Unprocessable)?;
+    state.db.save_playlist(session_id, &list).await?;
+    broadcast_playlist(state, session_id, &list, Origin::Rest).await;
+    Ok(list)
+}
+
+/// A whole playlist sent over the socket (`playlist-update`): the DJ may change
+/// anything; others may only append. Returns the stored playlist.
+pub async fn replace_playlist(
+    state: &AppState,
+    session_id: &str,
+    user: UserId,
+    proposed: Vec<Track>,
+    socket: &socketioxide::extract::SocketRef,
+) -> ApiResult<Vec<Track>> {
+    let _guard = state.playlist_lock.lock().await;
+    let row = member_session(state, session_id, user).await?;
+    let mut prepared = Vec::with_capacity(proposed.len());
+    for t in proposed {
+        prepared.push(prepare_track(t, user)?);
+    }
+    let list = if is_dj(state, &row, user) {
+        playlist::dedupe(prepared)
+    } else {
+        playlist::merge_member_proposal(&row.playlist, prepared).map_err(ApiError::Forbidden)?
+    };
+    state.db.save_playlist(session_id, &list).await?;
+    broadcast_playlist(state, session_id, &list, Origin::Socket(socket)).await;
+    Ok(list)
+}
