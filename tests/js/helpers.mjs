@@ -1,0 +1,86 @@
+// Helpers for the JavaScript end-to-end tests: start a real jamz-server
+// process, talk REST with fetch, and record Socket.IO events so that a test
+// can wait for one with a bounded timeout (never a fixed sleep).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { io } from 'socket.io-client';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const WAIT_MS = 10_000;
+
+export function serverBinary() {
+  const candidates = [
+    process.env.JAMZ_SERVER_BIN,
+    path.join(process.env.CARGO_TARGET_DIR || path.join(repo, 'target'), 'debug', 'jamz-server'),
+  ].filter(Boolean);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`jamz-server binary not found (tried ${candidates.join(', ')}): run cargo build -p jamz-server`);
+  return found;
+}
+
+/** Starts jamz-server on a free loopback port with a fresh database. */
+export async function startServer(extraArgs = []) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-'));
+  const child = spawn(serverBinary(), ['--bind', '127.0.0.1:0', '--db', path.join(dir, 'jamz.db'), '--data-dir', path.join(dir, 'data'), ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+  });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('jamz-server did not start in time')), 30_000);
+    let buf = '';
+    child.stdout.on('data', (chunk) => {
+      buf += chunk;
+      const m = buf.match(/jamz-server listening on (http:\/\/\S+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`jamz-server exited with ${code}`)); });
+  });
+  return {
+    url,
+    child,
+    stop() { child.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+/** A REST call; resolves to {status, body, headers}. */
+export async function rest(base, method, route, { token, json, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  let payload = body;
+  if (json !== undefined) { h['content-type'] = 'application/json'; payload = JSON.stringify(json); }
+  const res = await fetch(base + route, { method, headers: h, body: payload });
+  const type = res.headers.get('content-type') || '';
+  const data = type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer());
+  return { status: res.status, body: data, headers: res.headers };
+}
+
+/** A Socket.IO client that records every event it receives. */
+export function connect(base, token, opts = {}) {
+  const socket = io(base, { auth: { token }, reconnection: false, forceNew: true, ...opts });
+  const seen = [];
+  const waiters = [];
+  const deliver = (event, data) => {
+    seen.push({ event, data });
+    for (const w of [...waiters]) {
+      if (w.event === event && w.pred(data)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(data); }
+    }
+  };
+  socket.onAny((event, data) => deliver(event, data));
+  socket.on('connect_error', (err) => deliver('connect_error', { message: err.message }));
+  socket.on('connect', () => deliver('connect', { id: socket.id }));
+  /** Resolves with the first event `event` (seen before or after) matching `pred`. */
+  socket.next = (event, pred = () => true, ms = WAIT_MS) => {
+    const i = seen.findIndex((s) => s.event === event && pred(s.data));
+    if (i >= 0) { const [hit] = seen.splice(i, 1); return Promise.resolve(hit.data); }
+    return new Promise((resolve, reject) => {
+      const w = { event, pred, resolve: (d) => { clearTimeout(w.timer); const j = seen.findIndex((s) => s.data === d); if (j >= 0) seen.splice(j, 1); resolve(d); } };
+      w.timer = setTimeout(() => { waiters.splice(waiters.indexOf(w), 1); reject(new Error(`timed out waiting for ${event}; saw ${seen.map((s) => s.event).join(', ')}`)); }, ms);
+      waiters.push(w);
+    });
+  };
+  socket.seen = seen;
+  return socket;
+}
