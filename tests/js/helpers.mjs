@@ -21,10 +21,12 @@ export function serverBinary() {
   return found;
 }
 
-/** Starts jamz-server on a free loopback port with a fresh database. */
-export async function startServer(extraArgs = []) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-'));
-  const child = spawn(serverBinary(), ['--bind', '127.0.0.1:0', '--db', path.join(dir, 'jamz.db'), '--data-dir', path.join(dir, 'data'), ...extraArgs], {
+/**
+ * Starts jamz-server on a free loopback port with a fresh database; or, for a
+ * restart, on `bind` over the database and files in `dir`.
+ */
+export async function startServer({ extraArgs = [], dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-')), bind = '127.0.0.1:0' } = {}) {
+  const child = spawn(serverBinary(), ['--bind', bind, '--db', path.join(dir, 'jamz.db'), '--data-dir', path.join(dir, 'data'), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
@@ -38,11 +40,23 @@ export async function startServer(extraArgs = []) {
     });
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`jamz-server exited with ${code}`)); });
   });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return {
     url,
+    dir,
     child,
+    exited,
+    /** kill -9, keeping the data for a restart. */
+    async kill9() { child.kill('SIGKILL'); return exited; },
     stop() { child.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); },
   };
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export function within(promise, what, ms = WAIT_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A REST call; resolves to {status, body, headers}. */

@@ -127,6 +127,9 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_event_bytes)
+        // max_payload bounds HTTP long-polling only; websocket messages have their own cap.
+        .ws_max_message_size(config.max_event_bytes as usize)
+        .ws_max_frame_size(config.max_event_bytes as usize)
         .build_layer();
     let state = state::AppState {
         db,

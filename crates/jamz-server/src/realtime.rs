@@ -223,21 +223,22 @@ async fn join(
     tracing::info!(socket = %s.id, user, session = %row.id, "joined");
     // A DJ reconnecting on a new socket keeps the role; its socket id follows.
     let mut controller_moved = false;
-    if let Some(c) = service::controller(state, &row) {
-        if c.user == user && c.socket_id != s.id.as_str() {
-            state.live.with(&row.id, |live| {
-                live.controller = Some(Controller {
-                    user,
-                    socket_id: s.id.to_string(),
-                })
-            });
-            state
-                .db
-                .set_controller(&row.id, user, s.id.as_str())
-                .await
-                .map_err(api_message)?;
-            controller_moved = true;
-        }
+    if let Some(c) = service::controller(state, &row)
+        && c.user == user
+        && c.socket_id != s.id.as_str()
+    {
+        state.live.with(&row.id, |live| {
+            live.controller = Some(Controller {
+                user,
+                socket_id: s.id.to_string(),
+            })
+        });
+        state
+            .db
+            .set_controller(&row.id, user, s.id.as_str())
+            .await
+            .map_err(api_message)?;
+        controller_moved = true;
     }
     emit_to_self(
         s,
