@@ -23,8 +23,11 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// A workspace binary; panics with the command to run when it was not built.
+/// `JAMZ_BIN_DIR` overrides the directory (a bench built in release using debug
+/// binaries, say).
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
+    let dir = std::env::var_os("JAMZ_BIN_DIR").map_or_else(bin_dir, PathBuf::from);
+    let path = dir.join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace` before the tests (scripts/test.sh does)",
@@ -35,7 +38,10 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 
 /// The repository's root (where package.json and node_modules live).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A `jamz-server` child process. Killed (SIGKILL) on drop.
@@ -68,7 +74,10 @@ impl TestServer {
             .arg(dir.join("jamz.db"))
             .arg("--data-dir")
             .arg(dir.join("files"))
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -134,4 +143,100 @@ pub async fn run_node(script: &Path, args: &[&str], timeout: Duration) -> Result
         );
     }
     Ok(String::from_utf8(out.stdout)?)
+}
+
+// ---------------------------------------------------------------- jamz-link tests
+
+impl TestServer {
+    /// Like [`TestServer::start_in`], with extra command-line arguments (e.g.
+    /// `--ping-interval-ms 300 --ping-timeout-ms 300`).
+    pub async fn start_in_with_args(dir: &Path, bind: &str, extra: &[&str]) -> Result<Self> {
+        let mut child = Command::new(workspace_bin("jamz-server"))
+            .arg("--bind")
+            .arg(bind)
+            .arg("--db")
+            .arg(dir.join("jamz.db"))
+            .arg("--data-dir")
+            .arg(dir.join("files"))
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawn jamz-server")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("jamz-server listening on http://") {
+                    return Ok::<_, anyhow::Error>(rest.trim().to_string());
+                }
+            }
+            bail!("jamz-server exited before listening")
+        })
+        .await
+        .context("jamz-server did not start in time")??;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        })
+    }
+
+    /// A fresh server (own temporary directory) with extra arguments.
+    pub async fn start_with_args(extra: &[&str]) -> Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in_with_args(&dir, "127.0.0.1:0", extra).await?;
+        s._tmp = Some(tmp);
+        Ok(s)
+    }
+}
+
+/// `tests/js/ref-server.mjs`: PROTOCOL.md on the official Node `socket.io`
+/// server, in memory. Killed on drop.
+pub struct RefServer {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl RefServer {
+    /// Starts the reference server on a free port; `ping` = (pingInterval,
+    /// pingTimeout) in ms, `None` for Socket.IO's defaults.
+    pub async fn start(ping: Option<(u64, u64)>) -> Result<Self> {
+        let mut cmd = Command::new("node");
+        cmd.arg(repo_root().join("tests/js/ref-server.mjs"))
+            .args(["--port", "0"])
+            .current_dir(repo_root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some((interval, timeout)) = ping {
+            cmd.args(["--ping-interval-ms", &interval.to_string()]);
+            cmd.args(["--ping-timeout-ms", &timeout.to_string()]);
+        }
+        let mut child = cmd.spawn().context("spawn node tests/js/ref-server.mjs")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(STARTUP_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("ref-server listening on ") {
+                    return Ok::<_, anyhow::Error>(rest.trim().to_string());
+                }
+            }
+            bail!("ref-server exited before listening")
+        })
+        .await
+        .context("ref-server did not start in time")??;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, url })
+    }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::now_ms_f64;
 use crate::error::ApiError;
@@ -39,12 +40,26 @@ impl std::fmt::Display for AuthFailed {
     }
 }
 
+/// Events a socket may have waiting before the server refuses more: a client
+/// flooding faster than the database keeps up gets `music-error`, not memory.
+const SOCKET_INBOX: usize = 1024;
+
+/// What reaches a socket's worker, in the order the client sent it.
+enum Inbound {
+    Event {
+        name: String,
+        data: Value,
+        ack: AckSender,
+    },
+    /// The socket is gone: leave its session, then tell the disconnect handler.
+    Disconnect(oneshot::Sender<()>),
+}
+
 /// Registers the `/` namespace on `io`.
 pub fn register(state: AppState) {
     let io = state.io.clone();
-    let auth_state = state.clone();
     let auth = move |s: SocketRef, TryData(auth): TryData<Value>| {
-        let state = auth_state.clone();
+        let state = state.clone();
         async move {
             let token = auth
                 .ok()
@@ -56,36 +71,63 @@ pub fn register(state: AppState) {
                 return Err(AuthFailed);
             }
             s.extensions.insert(SocketUser(user));
+            attach_worker(state, &s);
             Ok::<(), AuthFailed>(())
         }
     };
-    let on_connect = move |s: SocketRef| {
-        let state = state.clone();
-        async move {
-            tracing::debug!(socket = %s.id, "connected");
-            let event_state = state.clone();
-            s.on_fallback(
-                move |s: SocketRef,
-                      Event(name): Event,
-                      TryData(data): TryData<Value>,
-                      ack: AckSender| {
-                    let state = event_state.clone();
-                    async move {
-                        let data = data.unwrap_or(Value::Null);
-                        dispatch(&state, &s, &name, data, ack).await;
-                    }
-                },
-            );
-            s.on_disconnect(move |s: SocketRef, reason: DisconnectReason| {
-                let state = state.clone();
-                async move {
-                    tracing::debug!(socket = %s.id, ?reason, "disconnected");
-                    leave_current(&state, &s).await;
-                }
-            });
-        }
+    // socketioxide 0.18 runs connect handlers only after CONNECT has gone out, so
+    // the event handlers are attached by the middleware above instead: an event
+    // sent right after CONNECT must find them.
+    let on_connect = async |s: SocketRef| {
+        tracing::debug!(socket = %s.id, "connected");
     };
     io.ns("/", on_connect.with(auth));
+}
+
+/// Handles a socket's events one at a time, in the order they arrived.
+/// socketioxide spawns a task per event, so without this a `join-audio-session`
+/// followed at once by `music-take-control` could be handled the other way round.
+fn attach_worker(state: AppState, s: &SocketRef) {
+    let (tx, mut rx) = mpsc::channel::<Inbound>(SOCKET_INBOX);
+    let worker_socket = s.clone();
+    tokio::spawn(async move {
+        while let Some(inbound) = rx.recv().await {
+            match inbound {
+                Inbound::Event { name, data, ack } => {
+                    dispatch(&state, &worker_socket, &name, data, ack).await
+                }
+                Inbound::Disconnect(done) => {
+                    leave_current(&state, &worker_socket).await;
+                    let _ = done.send(());
+                    break;
+                }
+            }
+        }
+    });
+    let events = tx.clone();
+    // The closure runs synchronously as each packet is read; only the returned
+    // future is spawned. Queueing here keeps the client's order.
+    s.on_fallback(
+        move |s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
+            let data = data.unwrap_or(Value::Null);
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                events.try_send(Inbound::Event { name, data, ack })
+            {
+                refuse(&s, "too many events at once; slow down");
+            }
+            async {}
+        },
+    );
+    s.on_disconnect(move |s: SocketRef, reason: DisconnectReason| {
+        let tx = tx.clone();
+        async move {
+            tracing::debug!(socket = %s.id, ?reason, "disconnected");
+            let (done_tx, done_rx) = oneshot::channel();
+            if tx.send(Inbound::Disconnect(done_tx)).await.is_ok() {
+                let _ = done_rx.await;
+            }
+        }
+    });
 }
 
 fn user_of(s: &SocketRef) -> Option<UserId> {

@@ -1,0 +1,339 @@
+//! The default cpal device, its playback clock, and following the default device when the
+//! current one is lost.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{
+    ErrorKind, FromSample, OutputCallbackInfo, SampleFormat, SizedSample, StreamConfig,
+    StreamInstant,
+};
+use std::sync::mpsc::{self, RecvTimeoutError};
+
+use crossbeam_channel::{Sender, bounded};
+
+use super::{Ctl, lock};
+use crate::error::{AudioError, Result};
+use crate::mixer::Mixer;
+use crate::player::PlayerEvent;
+use crate::track::{OUT_CHANNELS, TrackStream};
+
+/// How often to look for a new default device after the current one is lost: 500 ms makes
+/// recovery feel immediate to a person plugging a cable back in, and costs nothing.
+const RETRY_PERIOD: Duration = Duration::from_millis(500);
+
+/// A stream whose callback has not run for this long is stalled: treat it as lost. ALSA's
+/// PulseAudio plugin does not report the server going away as a device error (checked here: it
+/// floods the error callback with I/O errors and the data callbacks stop), so errors alone
+/// cannot detect it. 3 s is above the 1.8-2 s a new stream can stall on a PulseAudio sink before
+/// its first buffers flow (notes/headless-audio.md; seen here too), so a slow start is not taken
+/// for a loss.
+const STALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often the watchdog looks at the callback's heartbeat.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
+
+/// After a device comes back, playback restarts this far in the future, so that the first
+/// sound lands on its schedule (notes/headless-audio.md: schedule the first sound at least about
+/// 100 ms after `play()`, the first callback may report a latency of 0).
+const RESTART_LEAD: Duration = Duration::from_millis(150);
+
+/// What the monitor thread sends back once the first device is open (or not).
+type Opened = Result<Arc<Mutex<Mixer>>>;
+
+pub(super) fn spawn(
+    events: Sender<PlayerEvent>,
+    ctl_tx: mpsc::SyncSender<Ctl>,
+    ctl: mpsc::Receiver<Ctl>,
+) -> Result<(Arc<Mutex<Mixer>>, JoinHandle<()>)> {
+    let (ready_tx, ready_rx) = bounded::<Opened>(1);
+    let thread = std::thread::Builder::new()
+        .name("jamz-audio-device".into())
+        .spawn(move || monitor(events, ctl_tx, ctl, ready_tx))
+        .map_err(|e| AudioError::Device(format!("cannot start output thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(mixer)) => Ok((mixer, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(AudioError::Device(
+            "output thread died while opening".into(),
+        )),
+    }
+}
+
+struct Opening {
+    device: cpal::Device,
+    config: StreamConfig,
+    format: SampleFormat,
+    name: String,
+}
+
+fn find_default(host: &cpal::Host) -> Result<Opening> {
+    let device = host
+        .default_output_device()
+        .ok_or_else(|| AudioError::Device("no default output device".into()))?;
+    let name = device
+        .id()
+        .map(|id| id.to_string())
+        .unwrap_or_else(|_| "default".into());
+    let supported = device
+        .default_output_config()
+        .map_err(|e| AudioError::Device(format!("{name}: {e}")))?;
+    Ok(Opening {
+        format: supported.sample_format(),
+        config: supported.config(),
+        device,
+        name,
+    })
+}
+
+/// Builds and starts a stream on `o` rendering from `mixer`.
+fn build(
+    o: &Opening,
+    mixer: &Arc<Mutex<Mixer>>,
+    errors: &mpsc::SyncSender<Ctl>,
+    generation: u64,
+) -> Result<cpal::Stream> {
+    let stream = match o.format {
+        SampleFormat::F32 => build_typed::<f32>(o, mixer, errors, generation),
+        SampleFormat::I16 => build_typed::<i16>(o, mixer, errors, generation),
+        SampleFormat::I32 => build_typed::<i32>(o, mixer, errors, generation),
+        SampleFormat::U16 => build_typed::<u16>(o, mixer, errors, generation),
+        other => Err(AudioError::Device(format!(
+            "{}: unsupported sample format {other}",
+            o.name
+        ))),
+    }?;
+    stream
+        .play()
+        .map_err(|e| AudioError::Device(format!("{}: cannot start: {e}", o.name)))?;
+    Ok(stream)
+}
+
+fn build_typed<T>(
+    o: &Opening,
+    mixer: &Arc<Mutex<Mixer>>,
+    errors: &mpsc::SyncSender<Ctl>,
+    generation: u64,
+) -> Result<cpal::Stream>
+where
+    T: SizedSample + FromSample<f32> + Send + 'static,
+{
+    let ch = usize::from(o.config.channels.max(1));
+    // cpal's StreamInstant and Instant run at the same rate (notes/headless-audio.md); pair them
+    // once, when the stream is built, and map every playback timestamp through that pair.
+    let pair: Arc<Mutex<Option<(StreamInstant, Instant)>>> = Arc::new(Mutex::new(None));
+    let cb_pair = pair.clone();
+    let m = mixer.clone();
+    let mut stereo: Vec<f32> = Vec::new();
+    let data_cb = move |data: &mut [T], info: &OutputCallbackInfo| {
+        let frames = data.len() / ch;
+        stereo.resize(frames * OUT_CHANNELS, 0.0);
+        let ts = info.timestamp();
+        let (si, inst) = {
+            let mut p = cb_pair.lock().unwrap_or_else(|e| e.into_inner());
+            *p.get_or_insert_with(|| (ts.callback, Instant::now()))
+        };
+        let playback = match ts.playback.checked_duration_since(si) {
+            Some(d) => inst + d,
+            None => inst
+                .checked_sub(si.saturating_duration_since(ts.playback))
+                .unwrap_or(inst),
+        };
+        {
+            let mut mx = lock(&m);
+            mx.device_latency = ts.playback.checked_duration_since(ts.callback);
+            mx.render(&mut stereo, playback);
+        }
+        for (f, frame) in data.chunks_exact_mut(ch).enumerate() {
+            let (l, r) = (stereo[f * 2], stereo[f * 2 + 1]);
+            if ch == 1 {
+                frame[0] = T::from_sample(0.5 * (l + r));
+                continue;
+            }
+            for (c, s) in frame.iter_mut().enumerate() {
+                *s = T::from_sample(match c {
+                    0 => l,
+                    1 => r,
+                    _ => 0.0,
+                });
+            }
+        }
+    };
+    let errors = errors.clone();
+    let err_cb = move |e: cpal::Error| {
+        // try_send: a backend in trouble can call this in a tight loop (ALSA's PulseAudio plugin
+        // does when the server dies); drop what the monitor has no room for.
+        let _ = errors.try_send(Ctl::StreamError(generation, e));
+    };
+    let stream = o
+        .device
+        .build_output_stream::<T, _, _>(o.config, data_cb, err_cb, None)
+        .map_err(|e| AudioError::Device(format!("{}: {e}", o.name)))?;
+    if let Ok(mut p) = pair.lock() {
+        *p = Some((stream.now(), Instant::now()));
+    }
+    Ok(stream)
+}
+
+/// Owns the cpal stream (not every platform's stream may cross threads), watches its errors
+/// and its heartbeat, and reopens the default device when it is lost.
+fn monitor(
+    events: Sender<PlayerEvent>,
+    ctl_tx: mpsc::SyncSender<Ctl>,
+    ctl: mpsc::Receiver<Ctl>,
+    ready: Sender<Opened>,
+) {
+    let host = cpal::default_host();
+    // Each stream gets a generation number, so a late error from a dropped stream is ignored.
+    let mut generation = 0u64;
+    let first = find_default(&host).and_then(|o| {
+        let mixer = Arc::new(Mutex::new(Mixer::new(o.config.sample_rate, events.clone())));
+        let stream = build(&o, &mixer, &ctl_tx, generation)?;
+        lock(&mixer).last_callback = Some(Instant::now());
+        tracing::info!(device = %o.name, rate = o.config.sample_rate, channels = o.config.channels, "output open");
+        Ok((mixer, stream))
+    });
+    let (mixer, mut stream) = match first {
+        Ok((m, s)) => {
+            let _ = ready.send(Ok(m.clone()));
+            (m, Some(s))
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut next_retry = Instant::now();
+    loop {
+        let wait = if stream.is_some() {
+            WATCHDOG_PERIOD
+        } else {
+            RETRY_PERIOD
+        };
+        match ctl.recv_timeout(wait) {
+            Ok(Ctl::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(Ctl::StreamError(g, e)) => {
+                let fatal = matches!(
+                    e.kind(),
+                    ErrorKind::DeviceNotAvailable
+                        | ErrorKind::StreamInvalidated
+                        | ErrorKind::HostUnavailable
+                );
+                if g == generation && stream.is_some() && fatal {
+                    tracing::warn!(error = %e, "output device lost");
+                    lost(&mixer, &events, &mut stream, e.to_string());
+                    next_retry = Instant::now() + RETRY_PERIOD;
+                } else {
+                    tracing::debug!(error = %e, "output stream");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        // Checked on every turn, not only on timeouts: a stream in trouble may flood us with
+        // errors while its callbacks have stopped.
+        if stream.is_some() {
+            let last = lock(&mixer).last_callback;
+            if last.is_some_and(|t| t.elapsed() > STALL_TIMEOUT) {
+                let msg = format!("output stalled: no callback for {STALL_TIMEOUT:?}");
+                tracing::warn!("{msg}");
+                lost(&mixer, &events, &mut stream, msg);
+                next_retry = Instant::now() + RETRY_PERIOD;
+            }
+        } else if Instant::now() >= next_retry {
+            next_retry = Instant::now() + RETRY_PERIOD;
+            generation += 1;
+            match find_default(&host).and_then(|o| {
+                resync(&mixer, o.config.sample_rate);
+                build(&o, &mixer, &ctl_tx, generation).map(|s| (s, o))
+            }) {
+                Ok((s, o)) => {
+                    tracing::info!(device = %o.name, "output device restored");
+                    {
+                        let mut m = lock(&mixer);
+                        m.device_lost = false;
+                        // The heartbeat restarts with the new stream.
+                        m.last_callback = Some(Instant::now());
+                    }
+                    stream = Some(s);
+                    let _ = events.send(PlayerEvent::DeviceRestored {
+                        device: o.name.clone(),
+                        sample_rate: o.config.sample_rate,
+                    });
+                }
+                Err(e) => tracing::debug!(error = %e, "no output device yet"),
+            }
+        }
+    }
+    drop(stream);
+}
+
+/// Marks the device lost, drops its stream and tells the caller.
+fn lost(
+    mixer: &Mutex<Mixer>,
+    events: &Sender<PlayerEvent>,
+    stream: &mut Option<cpal::Stream>,
+    message: String,
+) {
+    lock(mixer).device_lost = true;
+    *stream = None;
+    let _ = events.send(PlayerEvent::DeviceLost { message });
+}
+
+/// After a gap in output: rebuild the streams for the (possibly new) rate and restart the
+/// current track where the group is now, `RESTART_LEAD` from now.
+fn resync(mixer: &Mutex<Mixer>, rate: u32) {
+    let (cur, pending, next, trim, frontier) = {
+        let mut m = lock(mixer);
+        let frontier = m.render_frontier();
+        let trim = m.trim_ppm;
+        let (c, p, n) = m.take_streams();
+        m.reset_rate(rate);
+        (c, p, n, trim, frontier)
+    };
+    let now = Instant::now();
+    let at = now + RESTART_LEAD;
+    let advance =
+        |from: Instant| (at.saturating_duration_since(from)).as_secs_f64() * (1.0 + trim * 1e-6);
+    // A start still pending keeps its schedule if it can; one whose instant has passed, or the
+    // current track, restarts where the group is at `at`.
+    let scheduled = if let Some(p) = pending {
+        if p.at_instant >= at {
+            Some((p.stream.source.clone(), p.at_position_s, p.at_instant))
+        } else {
+            let pos = p.at_position_s + advance(p.at_instant);
+            Some((p.stream.source.clone(), pos, at))
+        }
+    } else {
+        cur.map(|c| {
+            let pos = c.position_s() + frontier.map(advance).unwrap_or(0.0);
+            (c.source.clone(), pos, at)
+        })
+    };
+    // Open and seek outside the lock.
+    let prepared = scheduled
+        .map(|(src, pos, when)| (TrackStream::prepare(&src, pos, rate, trim), src, pos, when));
+    let next = next.and_then(|n| n.rebuild(rate, trim).ok());
+    let mut m = lock(mixer);
+    match prepared {
+        Some((Ok(stream), _, pos, when)) => m.schedule(crate::mixer::Scheduled {
+            stream,
+            at_instant: when,
+            at_position_s: pos,
+        }),
+        Some((Err(e), src, _, _)) => {
+            let _ = m.events().send(PlayerEvent::Error {
+                track: Some(src.id.clone()),
+                message: e.to_string(),
+            });
+        }
+        None => {}
+    }
+    if let Some(t) = next {
+        m.enqueue_next(t);
+    }
+}

@@ -1,0 +1,559 @@
+//! A typed client for every REST route of PROTOCOL.md (reqwest + rustls).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use jamz_proto::rest::{
+    AddMemberRequest, AddTrackRequest, AuthResponse, CreateGroupRequest, GroupResponse,
+    GroupsResponse, LatestLocationsResponse, LocationReport, LoginRequest, PlaylistResponse,
+    RegisterRequest, ReorderRequest, SessionResponse, TrackResponse,
+};
+use jamz_proto::{Group, Location, Session, Track};
+use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, ETAG, RANGE};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::LinkError;
+
+/// Time allowed to open a TCP (+TLS) connection: a car on a weak cell link can
+/// take several seconds; beyond 10 s the link is better reported as down.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence while reading an answer (not the total time, so that large
+/// uploads and downloads are not cut short).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Total time of a plain JSON request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Chunk size of upload bodies (each chunk reports progress).
+pub const UPLOAD_CHUNK: usize = 64 * 1024;
+
+/// A progress callback: `(bytes sent, total bytes)`.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// A REST client bound to one backend. Clone freely: clones share the
+/// connection pool and the token.
+#[derive(Clone)]
+pub struct RestClient {
+    http: reqwest::Client,
+    base: url::Url,
+    token: Arc<RwLock<Option<String>>>,
+}
+
+impl std::fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestClient")
+            .field("base", &self.base.as_str())
+            .field("has_token", &self.token().is_some())
+            .finish()
+    }
+}
+
+/// An upload's file and its optional metadata.
+#[derive(Clone, Default)]
+pub struct Upload {
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub data: Bytes,
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    pub progress: Option<Progress>,
+}
+
+/// The answer of a (possibly ranged) download.
+#[derive(Debug, Clone)]
+pub struct Download {
+    /// 200 for the whole file, 206 for a range.
+    pub status: u16,
+    pub bytes: Bytes,
+    /// `Content-Range`, e.g. `bytes 0-99/1000`.
+    pub content_range: Option<String>,
+    pub etag: Option<String>,
+}
+
+impl Download {
+    /// The file's total size from `Content-Range` (or the body length for a 200).
+    pub fn total_len(&self) -> Option<u64> {
+        match &self.content_range {
+            Some(cr) => cr.rsplit('/').next().and_then(|t| t.parse().ok()),
+            None => Some(self.bytes.len() as u64),
+        }
+    }
+}
+
+impl RestClient {
+    /// A client for the backend at `base_url` (`http(s)://host:port`).
+    pub fn new(base_url: &str) -> Result<Self, LinkError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+            .read_timeout(DEFAULT_READ_TIMEOUT)
+            .build()
+            .map_err(|source| LinkError::Request {
+                method: "-".into(),
+                path: base_url.into(),
+                source,
+            })?;
+        Self::with_http(base_url, http)
+    }
+
+    /// With a caller-built `reqwest::Client` (own timeouts, proxies, roots).
+    pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, LinkError> {
+        let base = url::Url::parse(base_url).map_err(|e| LinkError::Url {
+            url: base_url.into(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(LinkError::Url {
+                url: base_url.into(),
+                reason: "scheme must be http or https".into(),
+            });
+        }
+        Ok(Self {
+            http,
+            base,
+            token: Arc::new(RwLock::new(None)),
+        })
+    }
+
+    /// The backend's base URL (also what [`crate::SocketConfig::new`] takes).
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// The bearer token in use (set by [`register`](Self::register) and
+    /// [`login`](Self::login), or by the caller).
+    pub fn token(&self) -> Option<String> {
+        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_token(&self, token: Option<String>) {
+        *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    fn url(&self, path: &str) -> Result<url::Url, LinkError> {
+        self.base.join(path).map_err(|e| LinkError::Url {
+            url: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder, LinkError> {
+        let mut rb = self
+            .http
+            .request(method, self.url(path)?)
+            .timeout(DEFAULT_REQUEST_TIMEOUT);
+        if let Some(t) = self.token() {
+            rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        Ok(rb)
+    }
+
+    /// Sends, checks the status, decodes the JSON answer.
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R, LinkError> {
+        let mut rb = self.request(method.clone(), path)?;
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = send(rb, &method, path).await?;
+        let bytes = resp.bytes().await.map_err(|source| LinkError::Request {
+            method: method.to_string(),
+            path: path.into(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| LinkError::Decode {
+            method: method.to_string(),
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// `POST /api/auth/register`; keeps the token.
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<AuthResponse, LinkError> {
+        let body = RegisterRequest {
+            username: username.into(),
+            email: email.into(),
+            password: password.into(),
+        };
+        let auth: AuthResponse = self
+            .call(Method::POST, "/api/auth/register", Some(&body))
+            .await?;
+        self.set_token(Some(auth.token.clone()));
+        Ok(auth)
+    }
+
+    /// `POST /api/auth/login`; keeps the token.
+    pub async fn login(&self, username: &str, password: &str) -> Result<AuthResponse, LinkError> {
+        let body = LoginRequest {
+            username: username.into(),
+            password: password.into(),
+        };
+        let auth: AuthResponse = self
+            .call(Method::POST, "/api/auth/login", Some(&body))
+            .await?;
+        self.set_token(Some(auth.token.clone()));
+        Ok(auth)
+    }
+
+    /// `GET /api/groups`
+    pub async fn groups(&self) -> Result<Vec<Group>, LinkError> {
+        let r: GroupsResponse = self.call(Method::GET, "/api/groups", None::<&()>).await?;
+        Ok(r.groups)
+    }
+
+    /// `POST /api/groups`
+    pub async fn create_group(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Group, LinkError> {
+        let body = CreateGroupRequest {
+            name: name.into(),
+            description: description.map(str::to_owned),
+        };
+        let r: GroupResponse = self.call(Method::POST, "/api/groups", Some(&body)).await?;
+        Ok(r.group)
+    }
+
+    /// `POST /api/groups/:groupId/members` (creator only).
+    pub async fn add_member(&self, group_id: &str, username: &str) -> Result<Group, LinkError> {
+        let body = AddMemberRequest {
+            username: username.into(),
+        };
+        let path = format!("/api/groups/{}/members", seg(group_id));
+        let r: GroupResponse = self.call(Method::POST, &path, Some(&body)).await?;
+        Ok(r.group)
+    }
+
+    /// `GET /api/audio/sessions/group/:groupId` (created on first call).
+    pub async fn session_for_group(&self, group_id: &str) -> Result<Session, LinkError> {
+        let path = format!("/api/audio/sessions/group/{}", seg(group_id));
+        let r: SessionResponse = self.call(Method::GET, &path, None::<&()>).await?;
+        Ok(r.session)
+    }
+
+    /// `POST /api/audio/sessions/:sessionId/music/playlist`: the playlist after
+    /// the append (unchanged when the track was a duplicate).
+    pub async fn append_track(
+        &self,
+        session_id: &str,
+        track: &Track,
+    ) -> Result<Vec<Track>, LinkError> {
+        let body = AddTrackRequest {
+            track: track.clone(),
+        };
+        let path = format!("/api/audio/sessions/{}/music/playlist", seg(session_id));
+        let r: PlaylistResponse = self.call(Method::POST, &path, Some(&body)).await?;
+        Ok(r.playlist)
+    }
+
+    /// `DELETE /api/audio/sessions/:sessionId/music/playlist/:trackId` (DJ only).
+    pub async fn delete_track(
+        &self,
+        session_id: &str,
+        track_id: &str,
+    ) -> Result<Vec<Track>, LinkError> {
+        let path = format!(
+            "/api/audio/sessions/{}/music/playlist/{}",
+            seg(session_id),
+            seg(track_id)
+        );
+        let r: PlaylistResponse = self.call(Method::DELETE, &path, None::<&()>).await?;
+        Ok(r.playlist)
+    }
+
+    /// `PUT /api/audio/sessions/:sessionId/music/playlist` (DJ only).
+    pub async fn reorder_playlist(
+        &self,
+        session_id: &str,
+        order: &[String],
+    ) -> Result<Vec<Track>, LinkError> {
+        let body = ReorderRequest {
+            order: order.to_vec(),
+        };
+        let path = format!("/api/audio/sessions/{}/music/playlist", seg(session_id));
+        let r: PlaylistResponse = self.call(Method::PUT, &path, Some(&body)).await?;
+        Ok(r.playlist)
+    }
+
+    /// `POST /api/music/upload` (multipart), reporting progress per chunk.
+    pub async fn upload(&self, upload: Upload) -> Result<Track, LinkError> {
+        let path = "/api/music/upload";
+        let method = Method::POST;
+        let total = upload.data.len() as u64;
+        let progress = upload.progress.clone();
+        let data = upload.data.clone();
+        let chunks: Vec<Bytes> = (0..data.len())
+            .step_by(UPLOAD_CHUNK)
+            .map(|start| data.slice(start..(start + UPLOAD_CHUNK).min(data.len())))
+            .collect();
+        let mut sent = 0u64;
+        let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
+            sent += c.len() as u64;
+            if let Some(p) = &progress {
+                p(sent, total);
+            }
+            Ok::<Bytes, std::io::Error>(c)
+        }));
+        let mut part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
+                .file_name(upload.file_name.clone());
+        if let Some(ct) = &upload.content_type {
+            part = part.mime_str(ct).map_err(|source| LinkError::Request {
+                method: method.to_string(),
+                path: path.into(),
+                source,
+            })?;
+        }
+        let mut form = reqwest::multipart::Form::new().part("file", part);
+        if let Some(t) = upload.title {
+            form = form.text("title", t);
+        }
+        if let Some(a) = upload.artist {
+            form = form.text("artist", a);
+        }
+        if let Some(d) = upload.duration {
+            form = form.text("duration", d.to_string());
+        }
+        let mut rb = self.http.post(self.url(path)?).multipart(form);
+        if let Some(t) = self.token() {
+            rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = send(rb, &method, path).await?;
+        let bytes = resp.bytes().await.map_err(|source| LinkError::Request {
+            method: method.to_string(),
+            path: path.into(),
+            source,
+        })?;
+        let r: TrackResponse =
+            serde_json::from_slice(&bytes).map_err(|source| LinkError::Decode {
+                method: method.to_string(),
+                path: path.into(),
+                source,
+            })?;
+        Ok(r.track)
+    }
+
+    /// Downloads a track's file (`url` absolute, or a path on this backend),
+    /// optionally a byte range `start..=end` (`end` `None`: to the end). The
+    /// bearer token is only sent to this backend's origin, never to third-party
+    /// hosts.
+    pub async fn download(
+        &self,
+        url: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<Download, LinkError> {
+        let resp = self.download_response(url, range).await?;
+        let status = resp.status().as_u16();
+        let content_range = header(&resp, CONTENT_RANGE);
+        let etag = header(&resp, ETAG);
+        let bytes = resp.bytes().await.map_err(|source| LinkError::Request {
+            method: "GET".into(),
+            path: url.into(),
+            source,
+        })?;
+        Ok(Download {
+            status,
+            bytes,
+            content_range,
+            etag,
+        })
+    }
+
+    /// Like [`download`](Self::download), streaming the body into `out` (a cache
+    /// file) instead of memory; `progress` gets `(bytes written, expected total)`
+    /// where the total is the body length announced by the server (0 if unknown).
+    /// Returns the answer with an empty `bytes`.
+    pub async fn download_to<W>(
+        &self,
+        url: &str,
+        range: Option<(u64, Option<u64>)>,
+        out: &mut W,
+        progress: Option<Progress>,
+    ) -> Result<Download, LinkError>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let resp = self.download_response(url, range).await?;
+        let status = resp.status().as_u16();
+        let content_range = header(&resp, CONTENT_RANGE);
+        let etag = header(&resp, ETAG);
+        let total = resp.content_length().unwrap_or(0);
+        let io_err = |source| LinkError::Io {
+            path: url.to_owned(),
+            source,
+        };
+        let mut written = 0u64;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|source| LinkError::Request {
+                method: "GET".into(),
+                path: url.into(),
+                source,
+            })?;
+            out.write_all(&chunk).await.map_err(io_err)?;
+            written += chunk.len() as u64;
+            if let Some(p) = &progress {
+                p(written, total);
+            }
+        }
+        out.flush().await.map_err(io_err)?;
+        Ok(Download {
+            status,
+            bytes: Bytes::new(),
+            content_range,
+            etag,
+        })
+    }
+
+    async fn download_response(
+        &self,
+        url: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<reqwest::Response, LinkError> {
+        let target = self.url(url)?;
+        let mut rb = self.http.get(target.clone());
+        if target.origin() == self.base.origin()
+            && let Some(t) = self.token()
+        {
+            rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some((start, end)) = range {
+            let spec = match end {
+                Some(end) => format!("bytes={start}-{end}"),
+                None => format!("bytes={start}-"),
+            };
+            rb = rb.header(RANGE, spec);
+        }
+        send(rb, &Method::GET, url).await
+    }
+
+    /// `POST /api/locations`
+    pub async fn post_location(&self, report: &LocationReport) -> Result<(), LinkError> {
+        let path = "/api/locations";
+        let rb = self.request(Method::POST, path)?.json(report);
+        send(rb, &Method::POST, path).await?;
+        Ok(())
+    }
+
+    /// `GET /api/groups/:groupId/locations/latest`
+    pub async fn latest_locations(&self, group_id: &str) -> Result<Vec<Location>, LinkError> {
+        let path = format!("/api/groups/{}/locations/latest", seg(group_id));
+        let r: LatestLocationsResponse = self.call(Method::GET, &path, None::<&()>).await?;
+        Ok(r.locations)
+    }
+}
+
+/// Sends and turns an error status into [`LinkError::Http`] with the server's
+/// `{"error"}` message.
+async fn send(
+    rb: reqwest::RequestBuilder,
+    method: &Method,
+    path: &str,
+) -> Result<reqwest::Response, LinkError> {
+    let resp = rb.send().await.map_err(|source| LinkError::Request {
+        method: method.to_string(),
+        path: path.into(),
+        source,
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    Err(LinkError::Http {
+        method: method.to_string(),
+        path: path.into(),
+        status: status.as_u16(),
+        message: error_message(status, &text),
+    })
+}
+
+fn error_message(status: StatusCode, body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: serde_json::Value,
+    }
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error: serde_json::Value::String(s),
+        }) => s,
+        Ok(ErrorBody { error }) => error.to_string(),
+        Err(_) if !body.trim().is_empty() => body.trim().chars().take(500).collect(),
+        Err(_) => status
+            .canonical_reason()
+            .unwrap_or("error without a message")
+            .to_owned(),
+    }
+}
+
+fn header(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Percent-encodes one path segment.
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_come_from_the_error_field() {
+        assert_eq!(
+            error_message(StatusCode::FORBIDDEN, r#"{"error":"only the DJ"}"#),
+            "only the DJ"
+        );
+        assert_eq!(error_message(StatusCode::NOT_FOUND, ""), "Not Found");
+        assert_eq!(error_message(StatusCode::BAD_REQUEST, "plain"), "plain");
+    }
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(seg("abc-1_2.3~"), "abc-1_2.3~");
+        assert_eq!(seg("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn base_must_be_http() {
+        assert!(RestClient::new("ftp://x").is_err());
+        assert!(RestClient::new("http://127.0.0.1:1").is_ok());
+    }
+
+    #[test]
+    fn total_len_from_content_range() {
+        let d = Download {
+            status: 206,
+            bytes: Bytes::from_static(b"ab"),
+            content_range: Some("bytes 0-1/10".into()),
+            etag: None,
+        };
+        assert_eq!(d.total_len(), Some(10));
+    }
+}

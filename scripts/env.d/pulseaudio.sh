@@ -1,0 +1,51 @@
+# shellcheck shell=bash
+# Sourced by scripts/test.sh: starts a private PulseAudio with a null sink named "jamz_test" for
+# jamz-audio's real-time tests (notes/headless-audio.md) and exports what they need:
+#   PULSE_SERVER, XDG_RUNTIME_DIR   where clients (cpal via ALSA's pulse plugin, parec) connect
+#   PULSE_SINK, JAMZ_PULSE_SINK     the null sink; its monitor is "$JAMZ_PULSE_SINK.monitor"
+# Idempotent (reuses a daemon that already answers). Never fails the run: if PulseAudio cannot
+# start, it exports nothing and the real-time test reports "skipped: no PulseAudio".
+# Runs under the caller's `set -euo pipefail`, so every command here is guarded.
+
+jamz_pulse_start() {
+  local dir=/tmp/jamz-pulse
+  local sink=jamz_test
+  # 50 kHz: one frame is exactly 20 us, so the null sink does not drift against the monotonic
+  # clock (a 48 kHz sink ran 75-740 ppm fast; notes/headless-audio.md).
+  local rate=50000
+  if ! command -v pulseaudio >/dev/null 2>&1 || ! command -v pactl >/dev/null 2>&1; then
+    echo "[pulseaudio] not installed: real-time audio tests will be skipped" >&2
+    return 0
+  fi
+  mkdir -p "$dir/runtime" "$dir/home/.config/pulse" || return 0
+  chmod 700 "$dir" "$dir/runtime" || return 0
+  echo "alternate-sample-rate = $rate" > "$dir/home/.config/pulse/daemon.conf"
+  echo "default-sample-rate = $rate" >> "$dir/home/.config/pulse/daemon.conf"
+  local server="unix:$dir/runtime/pulse/native"
+  if ! PULSE_SERVER="$server" timeout 5 pactl info >/dev/null 2>&1; then
+    # HOME only for the daemon: its config and cookie stay private, and cargo keeps the real HOME.
+    # auth-anonymous: clients need no cookie. --system=false and -n: no user or system config.
+    HOME="$dir/home" XDG_RUNTIME_DIR="$dir/runtime" timeout 20 pulseaudio \
+      --daemonize=yes --exit-idle-time=-1 --system=false -n --log-target=stderr --log-level=error \
+      --load="module-native-protocol-unix auth-anonymous=1 socket=$dir/runtime/pulse/native" \
+      --load="module-null-sink sink_name=$sink channels=2 rate=$rate" >/dev/null 2>&1 || true
+    local i
+    for i in $(seq 1 50); do
+      PULSE_SERVER="$server" timeout 5 pactl info >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  fi
+  if PULSE_SERVER="$server" timeout 5 pactl list short sinks 2>/dev/null | grep -q "$sink"; then
+    export XDG_RUNTIME_DIR="$dir/runtime"
+    export PULSE_SERVER="$server"
+    export PULSE_SINK="$sink"
+    export JAMZ_PULSE_SINK="$sink"
+    PULSE_SERVER="$server" pactl set-default-sink "$sink" >/dev/null 2>&1 || true
+    echo "[pulseaudio] null sink $sink at $rate Hz on $server" >&2
+  else
+    echo "[pulseaudio] could not start: real-time audio tests will be skipped" >&2
+  fi
+  return 0
+}
+jamz_pulse_start || true
+unset -f jamz_pulse_start

@@ -1,0 +1,250 @@
+//! Relayed control-event latency and throughput of a real `jamz-server` process:
+//! N jamz-link sockets in M sessions on loopback, one DJ per session.
+//!
+//! ```text
+//! cargo build --release -p jamz-server
+//! cargo bench -p jamz-e2e --bench relay_latency            # defaults: 60 sockets, 10 sessions
+//! JAMZ_BENCH_SOCKETS=200 JAMZ_BENCH_SESSIONS=20 cargo bench -p jamz-e2e --bench relay_latency
+//! ```
+//! Latency is measured on one clock (sender and receivers share the process):
+//! from the DJ's emit to each listener's receipt of the relayed `music-seek`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use jamz_e2e::TestServer;
+use jamz_link::{LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig};
+use jamz_proto::events::{ControlAction, JoinAudioSession, MusicControl, MusicTakeControl, names};
+use tokio::sync::Mutex;
+
+/// Events each DJ sends in the paced latency phase, and how far apart: slow
+/// enough that queues stay empty, so the figure is the relay path itself.
+const PACED_EVENTS: usize = 200;
+const PACE: Duration = Duration::from_millis(10);
+/// Events each DJ sends back to back in the throughput phase.
+const BURST_EVENTS: usize = 500;
+/// Positions at or above this mark the burst phase.
+const BURST_MARK: f64 = 1.0e6;
+const WAIT: Duration = Duration::from_secs(120);
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Member {
+    link: SocketClient,
+    events: LinkEvents,
+    user_id: i64,
+}
+
+async fn wait_for(events: &mut LinkEvents, name: &str) -> Result<serde_json::Value> {
+    tokio::time::timeout(WAIT, async {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                LinkEvent::Message(m) if m.name == name => return Ok(m.into_data()),
+                LinkEvent::State(LinkState::Refused { message }) => bail!("refused: {message}"),
+                _ => {}
+            }
+        }
+        bail!("link ended while waiting for {name}")
+    })
+    .await
+    .with_context(|| format!("timed out waiting for {name}"))?
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let sockets = env_usize("JAMZ_BENCH_SOCKETS", 60);
+    let sessions = env_usize("JAMZ_BENCH_SESSIONS", 10).max(1);
+    let per_session = (sockets / sessions).max(2);
+    let server = TestServer::start().await?;
+    println!(
+        "relay_latency: {} sockets in {sessions} sessions ({per_session} per session, 1 DJ each), server {}",
+        per_session * sessions,
+        server.url
+    );
+
+    // Accounts, groups and sessions over REST.
+    let mut rooms = Vec::new();
+    for s in 0..sessions {
+        let mut users = Vec::new();
+        for u in 0..per_session {
+            let rest = RestClient::new(&server.url)?;
+            let name = format!("s{s}u{u}");
+            let auth = rest
+                .register(&name, &format!("{name}@bench.test"), "pw")
+                .await?;
+            users.push((rest, auth));
+        }
+        let group = users[0].0.create_group(&format!("bench {s}"), None).await?;
+        for (_, auth) in &users[1..] {
+            users[0]
+                .0
+                .add_member(&group.id, &auth.user.username)
+                .await?;
+        }
+        let session = users[0].0.session_for_group(&group.id).await?;
+        let mut members = Vec::new();
+        for (_, auth) in &users {
+            let (link, mut events) = SocketClient::connect(
+                SocketConfig::new(server.url.clone()).token(auth.token.clone()),
+            )?;
+            link.join_session(&JoinAudioSession {
+                session_id: session.id.clone(),
+                user_id: Some(auth.user.id),
+                display_name: Some(auth.user.username.clone()),
+            })?;
+            wait_for(&mut events, names::MUSIC_SESSION_STATE).await?;
+            members.push(Member {
+                link,
+                events,
+                user_id: auth.user.id,
+            });
+        }
+        members[0].link.send(&MusicTakeControl {
+            session_id: session.id.clone(),
+            user_id: Some(members[0].user_id),
+        })?;
+        for m in members.iter_mut() {
+            wait_for(&mut m.events, names::MUSIC_CONTROLLER_CHANGED).await?;
+        }
+        rooms.push((session.id, members));
+    }
+
+    // Listeners record the latency of every relayed event.
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::with_capacity(
+        sessions * per_session * PACED_EVENTS,
+    )));
+    let burst_done = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let mut listeners = Vec::new();
+    let mut djs = Vec::new();
+    for (session_id, members) in rooms {
+        let mut it = members.into_iter();
+        let dj = it.next().context("a DJ")?;
+        djs.push((session_id, dj));
+        for mut m in it {
+            let latencies = latencies.clone();
+            let burst_done = burst_done.clone();
+            listeners.push(tokio::spawn(async move {
+                let (mut paced, mut burst) = (0, 0);
+                while paced < PACED_EVENTS || burst < BURST_EVENTS {
+                    let Some(ev) = m.events.recv().await else {
+                        break;
+                    };
+                    let LinkEvent::Message(msg) = ev else {
+                        continue;
+                    };
+                    if msg.name != names::MUSIC_SEEK {
+                        continue;
+                    }
+                    let received = now_ms();
+                    let data = msg.data();
+                    let sent = data["timestamp"].as_f64().unwrap_or(received);
+                    if data["position"].as_f64().unwrap_or(0.0) >= BURST_MARK {
+                        burst += 1;
+                    } else {
+                        paced += 1;
+                        latencies.lock().await.push(received - sent);
+                    }
+                }
+                burst_done.lock().await.push(Instant::now());
+                m.link
+            }));
+        }
+    }
+
+    // Phase 1: paced events, every DJ at once.
+    let mut senders = Vec::new();
+    for (session_id, dj) in &djs {
+        let (link, session_id) = (dj.link.clone(), session_id.clone());
+        senders.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PACE);
+            for i in 0..PACED_EVENTS {
+                tick.tick().await;
+                let ev = MusicControl {
+                    session_id: session_id.clone(),
+                    action: ControlAction::Seek,
+                    position: i as f64,
+                    track: None,
+                    timestamp: now_ms(),
+                };
+                link.send(&ev)?;
+            }
+            Ok::<_, jamz_link::LinkError>(())
+        }));
+    }
+    for s in senders {
+        s.await??;
+    }
+    // Phase 2: bursts.
+    let burst_start = Instant::now();
+    for (session_id, dj) in &djs {
+        for i in 0..BURST_EVENTS {
+            dj.link.send(&MusicControl {
+                session_id: session_id.clone(),
+                action: ControlAction::Seek,
+                position: BURST_MARK + i as f64,
+                track: None,
+                timestamp: now_ms(),
+            })?;
+        }
+    }
+    for l in listeners {
+        tokio::time::timeout(WAIT, l)
+            .await
+            .context("listeners did not get every event")??;
+    }
+    let last = burst_done
+        .lock()
+        .await
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(burst_start);
+    let burst_secs = last.duration_since(burst_start).as_secs_f64();
+
+    let mut lat = latencies.lock().await.clone();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let listeners_n = sessions * (per_session - 1);
+    println!(
+        "paced phase: {} deliveries ({PACED_EVENTS} events per DJ, every {} ms)",
+        lat.len(),
+        PACE.as_millis()
+    );
+    println!(
+        "  relayed control-event latency: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
+    let deliveries = (listeners_n * BURST_EVENTS) as f64;
+    println!("burst phase: {BURST_EVENTS} events per DJ back to back");
+    println!(
+        "  {:.0} events/s relayed by the server ({:.0} deliveries/s to {listeners_n} listeners) in {:.3} s",
+        (sessions * BURST_EVENTS) as f64 / burst_secs,
+        deliveries / burst_secs,
+        burst_secs
+    );
+    Ok(())
+}

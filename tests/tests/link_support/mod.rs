@@ -1,0 +1,186 @@
+//! Shared helpers of the `link_*` tests: a member with a REST client and a
+//! Socket.IO link, and bounded waits for what the link reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use jamz_link::{
+    LinkEvent, LinkEvents, LinkState, RestClient, ServerMessage, SocketClient, SocketConfig,
+};
+use jamz_proto::User;
+use jamz_proto::events::JoinAudioSession;
+
+/// Upper bound of any single wait in these tests (generous: a slow CI box).
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A seed for a test's RNGs: `JAMZ_TEST_SEED` if set, else fresh. Printed so
+/// that a failure can be replayed.
+pub fn seed() -> u64 {
+    let seed = std::env::var("JAMZ_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed: {seed} (replay with JAMZ_TEST_SEED={seed})");
+    seed
+}
+
+/// One group member: REST client, user, and (once connected) a link.
+pub struct Member {
+    pub name: String,
+    pub rest: RestClient,
+    pub user: User,
+    pub link: Option<SocketClient>,
+    pub events: Option<LinkEvents>,
+    /// The Socket.IO id of the current connection.
+    pub sid: Option<String>,
+    /// Names of events skipped by the waits, in order (to assert absences).
+    pub skipped: Vec<String>,
+}
+
+impl Member {
+    pub async fn register(base: &str, name: &str) -> Result<Self> {
+        let rest = RestClient::new(base)?;
+        let auth = rest
+            .register(
+                name,
+                &format!("{name}@example.test"),
+                "correct horse battery",
+            )
+            .await
+            .with_context(|| format!("register {name}"))?;
+        assert!(!auth.token.is_empty());
+        assert_eq!(auth.user.username, name);
+        Ok(Self {
+            name: name.into(),
+            rest,
+            user: auth.user,
+            link: None,
+            events: None,
+            sid: None,
+            skipped: Vec::new(),
+        })
+    }
+
+    /// Opens the link with this member's token and waits for `Connected`.
+    pub async fn connect(&mut self, base: &str, seed: u64) -> Result<()> {
+        let cfg = SocketConfig::new(base)
+            .token(self.rest.token().context("no token")?)
+            .seed(seed);
+        self.connect_with(cfg).await
+    }
+
+    pub async fn connect_with(&mut self, cfg: SocketConfig) -> Result<()> {
+        let (link, events) = SocketClient::connect(cfg)?;
+        self.link = Some(link);
+        self.events = Some(events);
+        let sid = self.wait_connected().await?;
+        self.sid = Some(sid);
+        Ok(())
+    }
+
+    pub fn link(&self) -> &SocketClient {
+        self.link.as_ref().expect("not connected")
+    }
+
+    pub fn join(&self, session_id: &str) -> Result<()> {
+        self.link().join_session(&JoinAudioSession {
+            session_id: session_id.into(),
+            user_id: Some(self.user.id),
+            display_name: Some(self.name.clone()),
+        })?;
+        Ok(())
+    }
+
+    /// The next link event, within [`WAIT`].
+    pub async fn next(&mut self) -> Result<LinkEvent> {
+        let ev = self.events.as_mut().context("no link")?;
+        tokio::time::timeout(WAIT, ev.recv())
+            .await
+            .map_err(|_| anyhow!("{}: nothing from the link within {WAIT:?}", self.name))?
+            .ok_or_else(|| anyhow!("{}: link task ended", self.name))
+    }
+
+    /// Waits for a server event named `name`; other events are skipped and
+    /// remembered in `skipped`.
+    pub async fn wait_for(&mut self, name: &str) -> Result<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ev = self.events.as_mut().context("no link")?;
+            let ev = tokio::time::timeout_at(deadline, ev.recv())
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "{}: no {name:?} within {WAIT:?}; skipped so far: {:?}",
+                        self.name,
+                        self.skipped
+                    )
+                })?
+                .ok_or_else(|| anyhow!("{}: link task ended", self.name))?;
+            match ev {
+                LinkEvent::Message(m) if m.name == name => return Ok(m),
+                LinkEvent::Message(m) => self.skipped.push(m.name),
+                LinkEvent::State(s) => {
+                    eprintln!("{}: {s:?}", self.name);
+                    self.skipped.push(format!("state {s:?}"));
+                }
+                other => {
+                    eprintln!("{}: {other:?}", self.name);
+                    self.skipped.push(format!("{other:?}"));
+                }
+            }
+        }
+    }
+
+    /// Waits for a link state matching `pred`.
+    pub async fn wait_state(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&LinkState) -> bool,
+    ) -> Result<LinkState> {
+        self.wait_state_within(what, WAIT, pred).await
+    }
+
+    pub async fn wait_state_within(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&LinkState) -> bool,
+    ) -> Result<LinkState> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let ev = self.events.as_mut().context("no link")?;
+            let ev = tokio::time::timeout_at(deadline, ev.recv())
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "{}: no {what} within {within:?}; skipped: {:?}",
+                        self.name,
+                        self.skipped
+                    )
+                })?
+                .ok_or_else(|| anyhow!("{}: link task ended", self.name))?;
+            match ev {
+                LinkEvent::State(s) if pred(&s) => return Ok(s),
+                LinkEvent::State(s) => {
+                    eprintln!("{}: {s:?}", self.name);
+                    self.skipped.push(format!("state {s:?}"));
+                }
+                LinkEvent::Message(m) => self.skipped.push(m.name),
+                other => self.skipped.push(format!("{other:?}")),
+            }
+        }
+    }
+
+    pub async fn wait_connected(&mut self) -> Result<String> {
+        match self
+            .wait_state("Connected", |s| {
+                matches!(s, LinkState::Connected { .. } | LinkState::Refused { .. })
+            })
+            .await?
+        {
+            LinkState::Connected { sid, .. } => Ok(sid),
+            other => bail!("{}: not connected: {other:?}", self.name),
+        }
+    }
+}
