@@ -44,8 +44,14 @@ jamz_pulse_start() {
     echo "[pulseaudio] null sink $sink at $rate Hz on $server" >&2
   else
     echo "[pulseaudio] could not start: real-time audio tests will be skipped" >&2
+    if [ -n "${JAMZ_REQUIRE_PULSE:-}" ]; then
+      echo "[pulseaudio] JAMZ_REQUIRE_PULSE is set (CI): failing instead of skipping" >&2
+      return 1
+    fi
   fi
   return 0
 }
-jamz_pulse_start || true
+jamz_pulse_status=0
+jamz_pulse_start || jamz_pulse_status=$?
 unset -f jamz_pulse_start
+[ "$jamz_pulse_status" -eq 0 ]

@@ -32,6 +32,10 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest Socket.IO packet accepted: a 10,000-track `playlist-update` fits.
 pub const DEFAULT_MAX_EVENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Packets waiting for one slow socket before further ones to it are dropped
+/// (socketioxide's default is 128). A DJ scrubbing sends bursts of seeks and a
+/// listener on a congested LTE link drains slowly: room for a few seconds of that.
+const SOCKET_SEND_BUFFER_PACKETS: usize = 2048;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -127,6 +131,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_event_bytes)
+        .max_buffer_size(SOCKET_SEND_BUFFER_PACKETS)
         // max_payload bounds HTTP long-polling only; websocket messages have their own cap.
         .ws_max_message_size(config.max_event_bytes as usize)
         .ws_max_frame_size(config.max_event_bytes as usize)
