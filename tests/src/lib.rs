@@ -57,53 +57,13 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with a fresh database and file store on a free port.
     pub async fn start() -> Result<Self> {
-        let tmp = tempfile::tempdir()?;
-        let dir = tmp.path().to_path_buf();
-        let mut s = Self::start_in(&dir, "127.0.0.1:0").await?;
-        s._tmp = Some(tmp);
-        Ok(s)
+        Self::start_with_args(&[]).await
     }
 
     /// Starts a server on `bind` over the database and files in `dir` (a restart
     /// reuses the same directory and address).
     pub async fn start_in(dir: &Path, bind: &str) -> Result<Self> {
-        let mut child = Command::new(workspace_bin("jamz-server"))
-            .arg("--bind")
-            .arg(bind)
-            .arg("--db")
-            .arg(dir.join("jamz.db"))
-            .arg("--data-dir")
-            .arg(dir.join("files"))
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawn jamz-server")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(STARTUP_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("jamz-server listening on http://") {
-                    return Ok::<_, anyhow::Error>(rest.trim().to_string());
-                }
-            }
-            bail!("jamz-server exited before listening")
-        })
-        .await
-        .context("jamz-server did not start in time")??;
-        // keep draining stdout so the child never blocks on a full pipe
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self {
-            child,
-            url: format!("http://{addr}"),
-            addr,
-            dir: dir.to_path_buf(),
-            _tmp: None,
-        })
+        Self::start_in_with_args(dir, bind, &[]).await
     }
 
     /// `kill -9`, then wait for the process to be gone.
@@ -180,6 +140,7 @@ impl TestServer {
         })
         .await
         .context("jamz-server did not start in time")??;
+        // keep draining stdout so the child never blocks on a full pipe
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
             child,
@@ -236,6 +197,7 @@ impl RefServer {
         })
         .await
         .context("ref-server did not start in time")??;
+        // keep draining stdout so the child never blocks on a full pipe
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { child, url })
     }
