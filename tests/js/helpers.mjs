@@ -27,9 +27,11 @@ export function serverBinary() {
  */
 export async function startServer({ extraArgs = [], dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-')), bind = '127.0.0.1:0' } = {}) {
   const child = spawn(serverBinary(), ['--bind', bind, '--db', path.join(dir, 'jamz.db'), '--data-dir', path.join(dir, 'data'), ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; process.stderr.write(chunk); });
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('jamz-server did not start in time')), 30_000);
     let buf = '';
@@ -46,6 +48,8 @@ export async function startServer({ extraArgs = [], dir = mkdtempSync(path.join(
     dir,
     child,
     exited,
+    /** Whether the server's log shows a panic (it must never have one). */
+    panicked() { return /panicked/.test(stderr); },
     /** kill -9, keeping the data for a restart. */
     async kill9() { child.kill('SIGKILL'); return exited; },
     stop() { child.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); },

@@ -66,6 +66,7 @@ test('malformed REST requests get clear errors', async (t) => {
   assert.equal(r.status, 409);
   r = await rest(server.url, 'GET', `/api/groups/${group.id}/locations/latest`, { token: ann.token });
   assert.equal(r.status, 200, 'still serving');
+  assert.ok(!server.panicked(), 'the server never panicked');
 });
 
 test('malformed socket events and garbage frames leave everyone else served', async (t) => {
@@ -115,6 +116,7 @@ test('malformed socket events and garbage frames leave everyone else served', as
   a.emit('music-control', { sessionId, action: 'play', position: 3, timestamp: Date.now() });
   assert.equal((await b.next('music-play')).position, 3);
   assert.equal((await rest(server.url, 'GET', '/health', {})).status, 200);
+  assert.ok(!server.panicked(), 'the server never panicked');
 });
 
 test('users, groups, sessions, playlists, history, controller and locations survive kill -9', async (t) => {
