@@ -31,11 +31,15 @@ pub enum TrackSource {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(from = "TrackWire")]
 pub struct Track {
-    /// Empty when the track has not been given an id yet (a client proposing it).
+    /// Empty when the track has not been given an id yet (a client proposing
+    /// it); then it is left out on the wire and the server assigns one.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub id: String,
     pub title: String,
     pub artist: String,
     pub source: TrackSource,
+    /// Empty for sources played by id (YouTube); then left out on the wire.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub youtube_id: Option<String>,
