@@ -1,0 +1,70 @@
+//! On-disk track cache for TrafficJamz native.
+//!
+//! Complete tracks live in `files/<sha256>` (content-addressed, verified before they
+//! get there), described by a SQLite index (WAL). Downloads stream into
+//! `partial/`, resume with `Range` after a dropped connection, and can be read while
+//! they arrive. Least recently played unpinned tracks are evicted past a track count
+//! and a byte budget. Start-up reconciles the index with the files, so a crash at
+//! any point never makes the cache serve a half-written or wrong file.
+//!
+//! Entry point: [`Cache`]. The cache knows nothing of the other adapters: callers map
+//! their track type onto [`CacheTrack`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), jamz_cache::CacheError> {
+//! use jamz_cache::{Cache, CacheConfig, CacheTrack, CancellationToken};
+//!
+//! let cache = Cache::open("/tmp/jamz-cache", CacheConfig::default()).await?;
+//! let track = CacheTrack {
+//!     id: "42".into(),
+//!     url: "http://127.0.0.1:3000/api/music/files/abc".into(),
+//!     sha256: None,
+//!     size: Some(4_200_000),
+//!     ..Default::default()
+//! };
+//! // Playback: a Read + Seek reader, usable before the download ends.
+//! let reader = cache.get_or_fetch(&track).await?;
+//! std::thread::spawn(move || {
+//!     let mut reader = reader; // hand it to the decoder on a blocking thread
+//!     let _ = std::io::copy(&mut reader, &mut std::io::sink());
+//! });
+//! cache.mark_played("42").await?;
+//! // The playlist: pinned, and fetched ahead.
+//! cache.set_pinned(&["42".to_owned()]).await?;
+//! let report = cache
+//!     .preload(&[track], |p| println!("{}/{} items", p.items_done, p.items_total), &CancellationToken::new())
+//!     .await;
+//! assert!(report.failed.is_empty());
+//! // Offline: answers NotCached at once for what is not here.
+//! let _ = cache.get_cached("7").await;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod config;
+mod download;
+mod error;
+mod http;
+pub mod index;
+mod layout;
+mod preload;
+mod reader;
+mod reconcile;
+mod shared;
+#[cfg(test)]
+mod stream_tests;
+mod track;
+mod writer;
+
+pub use cache::{Cache, CacheStats, DownloadStatus};
+pub use config::{
+    CacheConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TRACKS, DEFAULT_READ_WAIT_TIMEOUT, DEFAULT_RETRY_BACKOFF, DEFAULT_STALL_TIMEOUT,
+    MAX_RETRY_BACKOFF,
+};
+pub use error::CacheError;
+pub use preload::{PreloadProgress, PreloadReport};
+pub use reader::TrackReader;
+pub use reconcile::ReconcileReport;
+pub use tokio_util::sync::CancellationToken;
+pub use track::{CacheTrack, CachedEntry};
