@@ -1,6 +1,40 @@
 //! The playlist rules of PROTOCOL.md: any member appends, only the DJ deletes or
 //! reorders, duplicates (same url, else same title+artist) are dropped.
+use std::collections::HashSet;
+
 use jamz_proto::Track;
+
+/// The duplicate keys of a playlist (PROTOCOL.md: same url, else same
+/// title+artist, case-insensitive and trimmed), for O(1) checks: a 10,000-track
+/// `playlist-update` compared pairwise took half a minute.
+#[derive(Default)]
+struct DuplicateKeys {
+    urls: HashSet<String>,
+    tags: HashSet<(String, String)>,
+}
+
+impl DuplicateKeys {
+    fn keys(track: &Track) -> (Option<String>, Option<(String, String)>) {
+        let url = track.url.trim();
+        let title = track.title.trim().to_lowercase();
+        (
+            (!url.is_empty()).then(|| url.to_string()),
+            (!title.is_empty()).then(|| (title, track.artist.trim().to_lowercase())),
+        )
+    }
+
+    /// Records `track`'s keys; false if it duplicates one already recorded.
+    fn insert(&mut self, track: &Track) -> bool {
+        let (url, tags) = Self::keys(track);
+        let dup = url.as_ref().is_some_and(|u| self.urls.contains(u))
+            || tags.as_ref().is_some_and(|t| self.tags.contains(t));
+        if !dup {
+            self.urls.extend(url);
+            self.tags.extend(tags);
+        }
+        !dup
+    }
+}
 
 /// Appends unless a duplicate is already there. Returns whether it was added.
 pub fn append(playlist: &mut Vec<Track>, track: Track) -> bool {
@@ -13,11 +47,8 @@ pub fn append(playlist: &mut Vec<Track>, track: Track) -> bool {
 
 /// Drops later duplicates, keeping the first of each.
 pub fn dedupe(tracks: Vec<Track>) -> Vec<Track> {
-    let mut out = Vec::with_capacity(tracks.len());
-    for t in tracks {
-        append(&mut out, t);
-    }
-    out
+    let mut keys = DuplicateKeys::default();
+    tracks.into_iter().filter(|t| keys.insert(t)).collect()
 }
 
 /// The playlist in the given order. `order` must name every track exactly once.
@@ -57,10 +88,12 @@ pub fn merge_member_proposal(
             _ => return Err("only the DJ may delete or reorder tracks".to_string()),
         }
     }
+    let mut keys = DuplicateKeys::default();
     let mut merged = current.to_vec();
-    for t in rest {
-        append(&mut merged, t);
+    for t in &merged {
+        keys.insert(t);
     }
+    merged.extend(rest.filter(|t| keys.insert(t)));
     Ok(merged)
 }
 
@@ -97,6 +130,24 @@ mod tests {
         assert!(reorder(&cur, &["b".into(), "b".into()]).is_err());
         assert!(reorder(&cur, &["b".into()]).is_err());
         assert!(reorder(&cur, &["b".into(), "z".into()]).is_err());
+    }
+
+    #[test]
+    fn dedupe_agrees_with_the_pairwise_rule() {
+        let list = vec![
+            t("a", "u1", "Song"),
+            t("b", "u1", "Other"),
+            t("c", "u9", " SONG "),
+            t("d", "u2", "New"),
+            t("e", "", "new"),
+            t("f", "", ""),
+        ];
+        let mut pairwise = Vec::new();
+        for x in list.clone() {
+            append(&mut pairwise, x);
+        }
+        let ids = |v: &[Track]| v.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&dedupe(list)), ids(&pairwise));
     }
 
     #[test]
