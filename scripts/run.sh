@@ -1,8 +1,53 @@
 #!/usr/bin/env bash
-# Sets up the machine (scripts/setup.sh), then runs the main job. Until the app
-# lands that is the reference backend, jamz-server, on http://127.0.0.1:5050
-# with its data in ./jamz-data; arguments are passed to it (see --help).
+# Sets up the machine (scripts/setup.sh), then runs the main job headless: the
+# reference backend embedded in `jamz server`, a demo account, group and two
+# generated tracks, and a `jamz node --json` that takes control and plays. Type
+# NODE_CONTROL.md commands (one JSON object per line) on stdin, e.g.
+#   {"cmd":"status"}  {"cmd":"pause"}  {"cmd":"seek","position":30}  {"cmd":"next"}  {"cmd":"quit"}
+# Environment: JAMZ_PORT (5050), JAMZ_DATA (./jamz-data), JAMZ_OUTPUT (default when a
+# sound server answers, else null; or wav:PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec cargo run --release --locked -p jamz-server -- "$@"
+
+log() { printf '\033[1m[run]\033[0m %s\n' "$*" >&2; }
+port=${JAMZ_PORT:-5050}
+data=$(realpath -m "${JAMZ_DATA:-jamz-data}")
+server="http://127.0.0.1:$port"
+mkdir -p "$data/demo"
+export JAMZ_CONFIG_DIR="$data/config" JAMZ_CACHE_DIR="$data/cache"
+
+log "building jamz (release)"
+cargo build --release --locked -q -p jamz-cli
+jamz="${CARGO_TARGET_DIR:-target}/release/jamz"
+
+"$jamz" server --bind "127.0.0.1:$port" --db "$data/jamz.db" --data-dir "$data/server" > "$data/server.out" 2> "$data/server.log" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  grep -q 'listening on' "$data/server.out" 2>/dev/null && break
+  kill -0 $server_pid 2>/dev/null || { cat "$data/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+log "embedded server on $server (log: $data/server.log)"
+
+"$jamz" login --server "$server" --username demo --password demo-pass >/dev/null 2>&1 ||
+  "$jamz" register --server "$server" --username demo --email demo@example.test --password demo-pass >/dev/null
+group=$("$jamz" group list 2>/dev/null | grep -oE '^[0-9a-f]{24}' | head -1 || true)
+if [ -z "$group" ]; then
+  group=$("$jamz" group create "Road trip" | grep -oE '[0-9a-f]{24}' | head -1)
+  for n in 1 2; do
+    f="$data/demo/demo-$n.flac"
+    sox -q -n -r 44100 -c 2 "$f" synth 30 pluck "$((220 * n))" tremolo 4 40 fade 0.5 30 1 2>/dev/null
+    "$jamz" upload --group "$group" "$f" >&2
+  done
+fi
+log "group $group"
+
+output=${JAMZ_OUTPUT:-}
+if [ -z "$output" ]; then
+  if command -v pactl >/dev/null && timeout 3 pactl info >/dev/null 2>&1; then output=default; else output=null; fi
+fi
+log "node output: $output; type JSON commands, {\"cmd\":\"quit\"} to stop"
+{ echo '{"cmd":"take-control"}'; echo '{"cmd":"play"}'; cat; } |
+  "$jamz" node --server "$server" --group "$group" --name "Demo car" --output "$output" --json

@@ -1,0 +1,437 @@
+//! `jamz`: the headless TrafficJamz client and admin tool. A thin face over
+//! jamz-node: parsing arguments, progress bars and printing are here; everything
+//! else is in the node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use jamz_node::account::{self, CredentialStore};
+use jamz_node::tracks;
+use jamz_node::{LocationSource, NodeAuth, NodeConfig};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "TrafficJamz headless client and admin tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Runs the reference backend (jamz-server) in this process.
+    Server(ServerArgs),
+    /// Creates an account and saves its token.
+    Register {
+        #[arg(long, env = "JAMZ_SERVER", default_value = "http://127.0.0.1:5050")]
+        server: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Logs in and saves the token (platform config dir, mode 0600).
+    Login {
+        #[arg(long, env = "JAMZ_SERVER", default_value = "http://127.0.0.1:5050")]
+        server: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Groups: create, list, add a member.
+    Group {
+        #[command(subcommand)]
+        action: GroupCmd,
+    },
+    /// Uploads files (tags read from them); with --group, appends them to the
+    /// group's playlist.
+    Upload {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Prints a group's playlist.
+    Playlist {
+        #[arg(long)]
+        group: String,
+        /// One JSON track per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The local track cache.
+    Cache {
+        /// Cache directory (default: the platform cache dir).
+        #[arg(long, env = "JAMZ_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: CacheCmd,
+    },
+    /// Runs a headless node in a group's session (see NODE_CONTROL.md).
+    Node(NodeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    bind: SocketAddr,
+    #[arg(long, default_value = "jamz-data/jamz.db")]
+    db: PathBuf,
+    #[arg(long, default_value = "jamz-data")]
+    data_dir: PathBuf,
+    #[arg(long, env = "JAMZ_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCmd {
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    AddMember {
+        group: String,
+        username: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCmd {
+    Stats,
+    /// Caches a group's whole playlist.
+    Preload {
+        #[arg(long)]
+        group: String,
+    },
+    Clear,
+}
+
+#[derive(clap::Args, Debug)]
+struct NodeArgs {
+    /// Backend (default: the one of the saved login).
+    #[arg(long, env = "JAMZ_SERVER")]
+    server: Option<String>,
+    /// With --password: log in as this user (default: the saved token).
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[arg(long)]
+    group: String,
+    /// Display name in the session.
+    #[arg(long)]
+    name: Option<String>,
+    /// default | null | wav:PATH
+    #[arg(long, default_value = "default")]
+    output: String,
+    #[arg(long, env = "JAMZ_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// replay:FILE.nmea | gpsd:HOST:PORT | none
+    #[arg(long, default_value = "none")]
+    location: String,
+    /// JSON lines: commands on stdin, events on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jamz: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jamz: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Server(a) => server(a).await,
+        Cmd::Register {
+            server,
+            username,
+            email,
+            password,
+        } => {
+            let store = CredentialStore::default_location()?;
+            let email = email.unwrap_or_else(|| format!("{username}@jamz.invalid"));
+            let c = account::register(&store, &server, &username, &email, &password).await?;
+            println!(
+                "registered {} (user {}); token saved in {}",
+                c.username,
+                c.user_id,
+                store.path().display()
+            );
+            Ok(())
+        }
+        Cmd::Login {
+            server,
+            username,
+            password,
+        } => {
+            let store = CredentialStore::default_location()?;
+            let c = account::login(&store, &server, &username, &password).await?;
+            println!(
+                "logged in as {} (user {}); token saved in {}",
+                c.username,
+                c.user_id,
+                store.path().display()
+            );
+            Ok(())
+        }
+        Cmd::Group { action } => group(action).await,
+        Cmd::Upload { files, group } => upload(files, group).await,
+        Cmd::Playlist { group, json } => playlist(&group, json).await,
+        Cmd::Cache { cache_dir, action } => cache(cache_dir, action).await,
+        Cmd::Node(a) => node(a).await,
+    }
+}
+
+async fn server(a: ServerArgs) -> Result<()> {
+    let mut config = jamz_server::ServerConfig::new(a.bind, a.db, a.data_dir);
+    config.jwt_secret = a.jwt_secret;
+    config.public_url = a.public_url;
+    let server = jamz_server::bind(config)
+        .await
+        .context("starting the server")?;
+    println!("jamz-server listening on http://{}", server.local_addr());
+    server.run(stop_signal()).await.context("serving")?;
+    Ok(())
+}
+
+fn saved() -> Result<(jamz_node::RestClient, account::Credentials)> {
+    let store = CredentialStore::default_location()?;
+    Ok(account::saved_client(&store, None)?)
+}
+
+async fn group(action: GroupCmd) -> Result<()> {
+    let (rest, _) = saved()?;
+    match action {
+        GroupCmd::Create { name, description } => {
+            let g = rest.create_group(&name, description.as_deref()).await?;
+            println!("{}\t{}", g.id, g.name);
+        }
+        GroupCmd::List => {
+            for g in rest.groups().await? {
+                println!("{}\t{}\t{} members", g.id, g.name, g.members.len());
+            }
+        }
+        GroupCmd::AddMember { group, username } => {
+            let g = rest.add_member(&group, &username).await?;
+            println!("{}\t{}\t{} members", g.id, g.name, g.members.len());
+        }
+    }
+    Ok(())
+}
+
+fn bytes_bar(total: u64, label: String) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:20!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label);
+    bar
+}
+
+async fn upload(files: Vec<PathBuf>, group: Option<String>) -> Result<()> {
+    let (rest, _) = saved()?;
+    let session = match &group {
+        Some(g) => Some(rest.session_for_group(g).await?),
+        None => None,
+    };
+    for file in files {
+        let label = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bar = bytes_bar(0, label);
+        let b = bar.clone();
+        let progress: jamz_node::Progress = Arc::new(move |sent, total| {
+            b.set_length(total);
+            b.set_position(sent);
+        });
+        let track = tracks::upload_file(&rest, &file, Some(progress))
+            .await
+            .with_context(|| format!("uploading {}", file.display()))?;
+        bar.finish_and_clear();
+        if let Some(s) = &session {
+            rest.append_track(&s.id, &track).await?;
+        }
+        println!(
+            "{}\t{}\t{}\t{}",
+            track.id,
+            track.title,
+            track.artist,
+            track
+                .duration
+                .map(|d| format!("{d:.1}s"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn playlist(group: &str, json: bool) -> Result<()> {
+    let (rest, _) = saved()?;
+    let session = rest.session_for_group(group).await?;
+    for t in &session.music.playlist {
+        if json {
+            println!("{}", serde_json::to_string(t)?);
+        } else {
+            println!(
+                "{}\t{}\t{}\t{}",
+                t.id,
+                t.title,
+                t.artist,
+                t.duration.map(|d| format!("{d:.1}s")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn cache(dir: Option<PathBuf>, action: CacheCmd) -> Result<()> {
+    let cache = tracks::open_cache(dir.as_deref()).await?;
+    match action {
+        CacheCmd::Stats => {
+            let s = cache.stats().await?;
+            println!(
+                "{} tracks, {} bytes (limits {} tracks, {} bytes); {} hits, {} misses",
+                s.tracks, s.bytes, s.max_tracks, s.max_bytes, s.hits, s.misses
+            );
+        }
+        CacheCmd::Clear => {
+            cache.clear().await?;
+            println!("cache cleared");
+        }
+        CacheCmd::Preload { group } => {
+            let (rest, _) = saved()?;
+            let session = rest.session_for_group(&group).await?;
+            let list: Vec<_> = session
+                .music
+                .playlist
+                .iter()
+                .map(tracks::cache_track)
+                .collect();
+            let bar = bytes_bar(0, format!("{} tracks", list.len()));
+            let b = bar.clone();
+            let report = cache
+                .preload(
+                    &list,
+                    move |p| {
+                        b.set_length(p.bytes_total);
+                        b.set_position(p.bytes_done);
+                        b.set_message(format!("{}/{} tracks", p.items_done, p.items_total));
+                    },
+                    &jamz_node::CancellationToken::new(),
+                )
+                .await;
+            bar.finish_and_clear();
+            println!(
+                "{} fetched, {} already cached, {} failed",
+                report.fetched.len(),
+                report.already_cached.len(),
+                report.failed.len()
+            );
+            for (id, e) in &report.failed {
+                eprintln!("  {id}: {e}");
+            }
+            if !report.failed.is_empty() {
+                bail!("{} tracks could not be cached", report.failed.len());
+            }
+        }
+    }
+    cache.shutdown().await;
+    Ok(())
+}
+
+async fn node(a: NodeArgs) -> Result<()> {
+    let auth = match (a.username, a.password) {
+        (Some(username), Some(password)) => NodeAuth::Password { username, password },
+        (None, None) => NodeAuth::Saved,
+        _ => bail!("--username and --password go together"),
+    };
+    let store = CredentialStore::default_location()?;
+    let server = match a.server {
+        Some(s) => s,
+        None => store
+            .load()?
+            .map(|c| c.server)
+            .context("no --server and no saved login")?,
+    };
+    let config = NodeConfig {
+        server,
+        auth,
+        store: Some(store),
+        group_id: a.group,
+        display_name: a.name,
+        output: a.output.parse().context("--output")?,
+        cache_dir: a.cache_dir,
+        location: a
+            .location
+            .parse::<LocationSource>()
+            .map_err(anyhow::Error::msg)?,
+    };
+    let node = jamz_node::Node::start(config).await?;
+    // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).
+    let commander = node.commander();
+    tokio::spawn(async move {
+        stop_signal().await;
+        let _ = commander.send(jamz_node::NodeCommand::Quit);
+    });
+    if a.json {
+        jamz_node::json::serve(node, tokio::io::stdin(), tokio::io::stdout()).await?;
+    } else {
+        jamz_node::json::serve_plain(node, tokio::io::stdin(), tokio::io::stdout()).await?;
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,0 +1,492 @@
+//! The JSON-lines control interface of a node (`../shared/NODE_CONTROL.md`): one
+//! [`NodeCommand`] per line in, one [`NodeEvent`] per line out.
+//!
+//! [`parse_command`] never fails hard: a line that is not a command becomes a
+//! [`CommandError`] whose [`CommandError::to_event`] is the `error` event to answer.
+
+use std::path::PathBuf;
+
+use jamz_proto::{Track, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest command line accepted (a `reorder` of a 10,000-track playlist of
+/// 36-character ids is about 400 KiB; 4 MiB leaves room and bounds memory).
+pub const MAX_COMMAND_LINE: usize = 4 * 1024 * 1024;
+
+/// A command, one JSON object per line on stdin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum NodeCommand {
+    /// Answer one `status` event now.
+    Status,
+    /// Become the DJ.
+    TakeControl,
+    /// `{"cmd":"add","path":...}`: read tags, upload, append; or
+    /// `{"cmd":"add","track":{...}}`: append a track that already has a URL.
+    Add {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        track: Option<Box<Track>>,
+    },
+    /// DJ only.
+    Remove {
+        track: String,
+    },
+    /// DJ only.
+    Reorder {
+        order: Vec<String>,
+    },
+    /// DJ: play `track` (default: the current one) from `position` (default 0).
+    Play {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        track: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<f64>,
+    },
+    Pause,
+    Seek {
+        position: f64,
+    },
+    Next,
+    Previous,
+    /// Local only, 0.0 ..= 1.0.
+    Volume {
+        level: f64,
+    },
+    /// Cache the whole playlist, with `progress` events.
+    Preload,
+    /// A manual location fix.
+    Location {
+        latitude: f64,
+        longitude: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heading: Option<f64>,
+    },
+    /// Leave the session and exit 0.
+    Quit,
+}
+
+impl NodeCommand {
+    /// The command's name as on the wire (`"take-control"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeCommand::Status => "status",
+            NodeCommand::TakeControl => "take-control",
+            NodeCommand::Add { .. } => "add",
+            NodeCommand::Remove { .. } => "remove",
+            NodeCommand::Reorder { .. } => "reorder",
+            NodeCommand::Play { .. } => "play",
+            NodeCommand::Pause => "pause",
+            NodeCommand::Seek { .. } => "seek",
+            NodeCommand::Next => "next",
+            NodeCommand::Previous => "previous",
+            NodeCommand::Volume { .. } => "volume",
+            NodeCommand::Preload => "preload",
+            NodeCommand::Location { .. } => "location",
+            NodeCommand::Quit => "quit",
+        }
+    }
+
+    /// Checks what can be checked without any state (numbers finite and in range,
+    /// `add` with exactly one of `path`/`track`).
+    pub fn validate(&self) -> Result<(), String> {
+        let finite_non_negative = |what: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{what} must be a finite number >= 0, got {v}"))
+            }
+        };
+        match self {
+            NodeCommand::Add { path, track } => match (path, track) {
+                (Some(_), None) | (None, Some(_)) => Ok(()),
+                _ => Err("add needs exactly one of `path` and `track`".into()),
+            },
+            NodeCommand::Play {
+                position: Some(p), ..
+            } => finite_non_negative("position", *p),
+            NodeCommand::Seek { position } => finite_non_negative("position", *position),
+            NodeCommand::Volume { level } => {
+                if level.is_finite() && (0.0..=1.0).contains(level) {
+                    Ok(())
+                } else {
+                    Err(format!("level must be within 0.0..=1.0, got {level}"))
+                }
+            }
+            NodeCommand::Location {
+                latitude,
+                longitude,
+                ..
+            } => jamz_proto::validate_coordinates(*latitude, *longitude),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A line that is not a valid command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandError {
+    pub message: String,
+    /// The `cmd` the line named, when it named one.
+    pub cmd: Option<String>,
+}
+
+impl CommandError {
+    /// The `error` event answering it.
+    pub fn to_event(&self) -> NodeEvent {
+        NodeEvent::Error {
+            message: self.message.clone(),
+            cmd: self.cmd.clone(),
+        }
+    }
+}
+
+/// Parses and validates one line of stdin.
+pub fn parse_command(line: &str) -> Result<NodeCommand, CommandError> {
+    if line.len() > MAX_COMMAND_LINE {
+        return Err(CommandError {
+            message: format!(
+                "command line of {} bytes is over the limit of {MAX_COMMAND_LINE}",
+                line.len()
+            ),
+            cmd: None,
+        });
+    }
+    let value: Value = serde_json::from_str(line).map_err(|e| CommandError {
+        message: format!("not JSON: {e}"),
+        cmd: None,
+    })?;
+    let cmd = match &value {
+        Value::Object(map) => match map.get("cmd") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(CommandError {
+                    message: "`cmd` must be a string".into(),
+                    cmd: None,
+                });
+            }
+            None => {
+                return Err(CommandError {
+                    message: "missing `cmd`".into(),
+                    cmd: None,
+                });
+            }
+        },
+        _ => {
+            return Err(CommandError {
+                message: "a command is a JSON object".into(),
+                cmd: None,
+            });
+        }
+    };
+    let command: NodeCommand = serde_json::from_value(value).map_err(|e| CommandError {
+        message: if e.to_string().starts_with("unknown variant") {
+            format!("unknown command `{cmd}`")
+        } else {
+            format!("invalid `{cmd}` command: {e}")
+        },
+        cmd: Some(cmd.clone()),
+    })?;
+    command.validate().map_err(|message| CommandError {
+        message,
+        cmd: Some(cmd),
+    })?;
+    Ok(command)
+}
+
+/// One live connection of a member, as the `participants` event lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantView {
+    #[serde(rename = "userId")]
+    pub user_id: UserId,
+    pub display_name: Option<String>,
+    #[serde(rename = "socketId")]
+    pub socket_id: String,
+}
+
+/// The `cache` object of a `status` event.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CacheSummary {
+    pub tracks: u64,
+    pub bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// How the node reaches the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Socket,
+    Mesh,
+    Offline,
+}
+
+/// A peer connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    Connecting,
+    Connected,
+    Closed,
+}
+
+/// The `status` event's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub tier: Tier,
+    pub playing: bool,
+    pub track: Option<String>,
+    /// Seconds, this device's audio clock (`null` when nothing is loaded).
+    pub position: Option<f64>,
+    pub clock_offset_ms: Option<f64>,
+    pub drift_ms: Option<f64>,
+    pub peers: u32,
+    pub cache: CacheSummary,
+    pub queued: u64,
+}
+
+/// An event, one JSON object per line on stdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum NodeEvent {
+    Ready {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+        #[serde(rename = "sessionId")]
+        session_id: String,
+        #[serde(rename = "socketId")]
+        socket_id: String,
+    },
+    Participants {
+        participants: Vec<ParticipantView>,
+    },
+    Playlist {
+        playlist: Vec<Track>,
+    },
+    Controller {
+        #[serde(rename = "userId")]
+        user_id: Option<UserId>,
+    },
+    Playback {
+        playing: bool,
+        track: Option<String>,
+        /// Seconds, this device's audio clock.
+        position: f64,
+        /// Milliseconds, the local clock.
+        at: f64,
+    },
+    Status(StatusView),
+    Tier {
+        tier: Tier,
+        reason: String,
+    },
+    Peer {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+        state: PeerState,
+    },
+    Location {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+        latitude: f64,
+        longitude: f64,
+        speed: Option<f64>,
+        heading: Option<f64>,
+        together: Vec<UserId>,
+    },
+    Progress {
+        what: String,
+        done: u64,
+        total: u64,
+    },
+    Error {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cmd: Option<String>,
+    },
+}
+
+impl NodeEvent {
+    /// An `error` event.
+    pub fn error(message: impl Into<String>, cmd: Option<&str>) -> Self {
+        NodeEvent::Error {
+            message: message.into(),
+            cmd: cmd.map(str::to_owned),
+        }
+    }
+
+    /// The event as one line of JSON (no newline).
+    pub fn to_line(&self) -> String {
+        // Serializing these plain types cannot fail (string keys, no maps of other
+        // keys); a float that is not finite becomes `null` in serde_json.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"event":"error","message":"cannot encode an event: {e}"}}"#)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_command_of_node_control_parses() {
+        let lines = [
+            (r#"{"cmd":"status"}"#, NodeCommand::Status),
+            (r#"{"cmd":"take-control"}"#, NodeCommand::TakeControl),
+            (
+                r#"{"cmd":"add","path":"/music/a.mp3"}"#,
+                NodeCommand::Add {
+                    path: Some("/music/a.mp3".into()),
+                    track: None,
+                },
+            ),
+            (
+                r#"{"cmd":"remove","track":"t1"}"#,
+                NodeCommand::Remove { track: "t1".into() },
+            ),
+            (
+                r#"{"cmd":"reorder","order":["b","a"]}"#,
+                NodeCommand::Reorder {
+                    order: vec!["b".into(), "a".into()],
+                },
+            ),
+            (
+                r#"{"cmd":"play","track":"t1","position":0.0}"#,
+                NodeCommand::Play {
+                    track: Some("t1".into()),
+                    position: Some(0.0),
+                },
+            ),
+            (
+                r#"{"cmd":"play"}"#,
+                NodeCommand::Play {
+                    track: None,
+                    position: None,
+                },
+            ),
+            (r#"{"cmd":"pause"}"#, NodeCommand::Pause),
+            (
+                r#"{"cmd":"seek","position":42.5}"#,
+                NodeCommand::Seek { position: 42.5 },
+            ),
+            (r#"{"cmd":"next"}"#, NodeCommand::Next),
+            (r#"{"cmd":"previous"}"#, NodeCommand::Previous),
+            (
+                r#"{"cmd":"volume","level":0.8}"#,
+                NodeCommand::Volume { level: 0.8 },
+            ),
+            (r#"{"cmd":"preload"}"#, NodeCommand::Preload),
+            (
+                r#"{"cmd":"location","latitude":48.1,"longitude":11.5,"speed":20,"heading":90}"#,
+                NodeCommand::Location {
+                    latitude: 48.1,
+                    longitude: 11.5,
+                    speed: Some(20.0),
+                    heading: Some(90.0),
+                },
+            ),
+            (r#"{"cmd":"quit"}"#, NodeCommand::Quit),
+        ];
+        for (line, want) in lines {
+            assert_eq!(parse_command(line).unwrap(), want, "{line}");
+        }
+        let add =
+            parse_command(r#"{"cmd":"add","track":{"id":"x","title":"T","url":"http://h/f"}}"#)
+                .unwrap();
+        assert!(
+            matches!(add, NodeCommand::Add { track: Some(t), path: None } if t.url == "http://h/f")
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_errors_that_name_the_command() {
+        let cases = [
+            ("not json", None, "not JSON"),
+            ("[1,2]", None, "JSON object"),
+            (r#"{"x":1}"#, None, "missing `cmd`"),
+            (r#"{"cmd":7}"#, None, "must be a string"),
+            (
+                r#"{"cmd":"dance"}"#,
+                Some("dance"),
+                "unknown command `dance`",
+            ),
+            (r#"{"cmd":"seek"}"#, Some("seek"), "invalid `seek`"),
+            (r#"{"cmd":"seek","position":-1}"#, Some("seek"), ">= 0"),
+            (
+                r#"{"cmd":"seek","position":"x"}"#,
+                Some("seek"),
+                "invalid `seek`",
+            ),
+            (r#"{"cmd":"volume","level":3}"#, Some("volume"), "0.0..=1.0"),
+            (r#"{"cmd":"add"}"#, Some("add"), "exactly one"),
+            (
+                r#"{"cmd":"location","latitude":91,"longitude":0}"#,
+                Some("location"),
+                "latitude",
+            ),
+        ];
+        for (line, cmd, needle) in cases {
+            let e = parse_command(line).unwrap_err();
+            assert_eq!(e.cmd.as_deref(), cmd, "{line}");
+            assert!(e.message.contains(needle), "{line}: {}", e.message);
+            let ev = serde_json::to_value(e.to_event()).unwrap();
+            assert_eq!(ev["event"], "error");
+        }
+    }
+
+    #[test]
+    fn events_use_node_control_spelling() {
+        let ready = NodeEvent::Ready {
+            user_id: 7,
+            session_id: "s".into(),
+            socket_id: "k".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&ready).unwrap(),
+            json!({"event":"ready","userId":7,"sessionId":"s","socketId":"k"})
+        );
+        let p = NodeEvent::Participants {
+            participants: vec![ParticipantView {
+                user_id: 1,
+                display_name: Some("Ann".into()),
+                socket_id: "a".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"event":"participants","participants":[{"userId":1,"display_name":"Ann","socketId":"a"}]})
+        );
+        let s = NodeEvent::Status(StatusView {
+            tier: Tier::Socket,
+            playing: true,
+            track: Some("t".into()),
+            position: Some(1.5),
+            clock_offset_ms: Some(0.25),
+            drift_ms: None,
+            peers: 0,
+            cache: CacheSummary::default(),
+            queued: 0,
+        });
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["event"], "status");
+        assert_eq!(v["tier"], "socket");
+        assert_eq!(
+            v["cache"],
+            json!({"tracks":0,"bytes":0,"hits":0,"misses":0})
+        );
+        let e = NodeEvent::error("boom", Some("play"));
+        assert_eq!(
+            e.to_line(),
+            r#"{"event":"error","message":"boom","cmd":"play"}"#
+        );
+        let back: NodeEvent = serde_json::from_str(&s.to_line()).unwrap();
+        assert_eq!(back, s);
+    }
+}

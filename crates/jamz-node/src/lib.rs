@@ -1,0 +1,59 @@
+//! # jamz-node: one running TrafficJamz client
+//!
+//! The only crate that owns tokio tasks: it wires the adapters (jamz-link,
+//! jamz-audio, jamz-cache) to the sans-IO session engine (jamz-sync). Both faces,
+//! the `jamz` CLI and the Tauri app, are thin layers over it.
+//!
+//! - [`Node::start`] logs in, finds the group's session, opens the cache and the
+//!   audio output, connects the link and runs the engine; drive it with
+//!   [`NodeCommand`]s and read [`NodeEvent`]s (the `NODE_CONTROL.md` vocabulary).
+//! - [`json::serve`] is `jamz node --json`: the same over JSON lines.
+//! - [`account`] keeps the login token (mode 0600) and holds the REST helpers;
+//!   [`tracks`] uploads files with their tags and maps tracks onto the cache.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), jamz_node::NodeError> {
+//! use jamz_node::{LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
+//!
+//! let mut node = Node::start(NodeConfig {
+//!     server: "http://127.0.0.1:5050".into(),
+//!     auth: NodeAuth::Password { username: "ann".into(), password: "pw".into() },
+//!     store: None,
+//!     group_id: "0123456789abcdef01234567".into(),
+//!     display_name: Some("Ann's car".into()),
+//!     output: "null".parse()?,
+//!     cache_dir: None,
+//!     location: LocationSource::None,
+//! })
+//! .await?;
+//! node.send(NodeCommand::TakeControl)?;
+//! while let Some(ev) = node.next_event().await {
+//!     if let NodeEvent::Controller { .. } = ev {
+//!         node.send(NodeCommand::Quit)?;
+//!     }
+//! }
+//! node.join().await
+//! # }
+//! ```
+
+pub mod account;
+pub mod audio;
+pub mod clock;
+pub mod control;
+mod error;
+pub mod json;
+mod runtime;
+pub mod tracks;
+
+pub use clock::LocalClock;
+pub use control::{
+    CacheSummary, CommandError, NodeCommand, NodeEvent, ParticipantView, PeerState, StatusView,
+    Tier, parse_command,
+};
+pub use error::NodeError;
+pub use jamz_cache::CancellationToken;
+pub use jamz_link::{Progress, RestClient};
+pub use runtime::{
+    CLOCK_REPORT_PERIOD, Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE,
+    TIME_SYNC_TIMEOUT,
+};

@@ -1,0 +1,324 @@
+//! The engine's public contract with the runtime (`jamz-node`), the simulation and the tests.
+//!
+//! The engine is sans-IO: the node feeds [`Input`]s with the current [`LocalTime`] through
+//! `Engine::handle(now, input)`, then drains `Engine::poll()` until it returns `None`, and
+//! calls `handle(t, Input::Tick)` when the clock reaches `Engine::next_timeout()`.
+//! Nothing here reads a clock, opens a socket or spawns a task.
+//!
+//! # Time
+//! - [`LocalTime`]: milliseconds on this device's clock. The node derives it as
+//!   `wall clock at start (ms since the Unix epoch) + monotonic elapsed`, so it never jumps
+//!   (NTP steps and manual clock changes do not reach the engine).
+//! - [`ServerTime`]: milliseconds on the server's clock, the group clock every device
+//!   converts to and from with its estimated offset.
+//! - A protocol `timestamp` is milliseconds on its *sender's* clock (PROTOCOL.md). Our own
+//!   engines send server-clock timestamps (local + estimated offset).
+use jamz_proto::{Session, Track, UserId};
+use serde::Serialize;
+
+/// Milliseconds on this device's monotonic-since-start clock (see the module doc).
+pub type LocalTime = f64;
+
+/// Milliseconds on the server's clock (the group clock).
+pub type ServerTime = f64;
+
+/// How the engine is set up for one user in one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// This user's id (from login).
+    pub user_id: UserId,
+    /// The name shown to others (`display_name` in `join-audio-session`).
+    pub display_name: String,
+    /// The session to join on `Input::Connected`. May also come later from
+    /// [`Input::SessionLoaded`].
+    pub session_id: Option<String>,
+    /// Lead of the DJ's play/seek/track-change: the agreed start instant is this far in the
+    /// future so every device can start together. Default [`crate::constants::CONTROL_LEAD_MS`].
+    pub control_lead_ms: f64,
+    /// Force the position-sync period for high-latency links (3 s instead of 5 s); `None`
+    /// decides from the measured round trip (`crate::constants::HIGH_LATENCY_RTT_MS`).
+    pub high_latency_link: Option<bool>,
+}
+
+impl EngineConfig {
+    /// A configuration with every tunable at its default.
+    pub fn new(user_id: UserId, display_name: impl Into<String>) -> Self {
+        Self {
+            user_id,
+            display_name: display_name.into(),
+            session_id: None,
+            control_lead_ms: crate::constants::CONTROL_LEAD_MS,
+            high_latency_link: None,
+        }
+    }
+
+    /// The same, with the session to join.
+    pub fn with_session(mut self, session_id: impl Into<String>) -> Self {
+        self.session_id = Some(session_id.into());
+        self
+    }
+}
+
+/// What the node feeds the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The REST session document (`GET /api/audio/sessions/group/:groupId`): sets the session
+    /// id, the playlist and the controller. Playback in it is ignored (it has no clock).
+    SessionLoaded(Box<Session>),
+    /// The Socket.IO link is up with this socket id. The engine then emits
+    /// `join-audio-session` itself (the node must not) and starts clock sync.
+    Connected { socket_id: String },
+    /// The Socket.IO link is down. Playback goes on by the last clock estimate.
+    Disconnected,
+    /// Every decoded server event (`jamz_proto::ServerEvent::decode`). Unknown ones are ignored.
+    Server(jamz_proto::ServerEvent),
+    /// The ack of a `time-sync {t0}` the engine asked for with [`Action::TimeSync`]:
+    /// `t0` as sent, `t1`/`t2` from the ack (server ms), `t3` = local time the ack arrived.
+    TimeSyncReply {
+        t0: LocalTime,
+        t1: ServerTime,
+        t2: ServerTime,
+        t3: LocalTime,
+    },
+    /// The `time-sync {t0}` got no ack (timeout, or the server lacks the extension). After
+    /// a few of these with no reply ever, the engine falls back to the seeds' rule.
+    TimeSyncFailed { t0: LocalTime },
+    /// A command of the local user (NODE_CONTROL.md).
+    Command(Command),
+    /// The player's audible position at local instant `at` (`Player::audible_position`),
+    /// `None` when nothing is audible. Answer [`AudioCommand::QueryClock`] with it; sending it
+    /// unasked (every 100-250 ms) is fine too.
+    AudioClock { at: LocalTime, heard: Option<Heard> },
+    /// The player reached the end of `track` (`PlayerEvent::TrackEnded`).
+    TrackEnded { track: String },
+    /// A playlist from a REST answer (`{success, playlist}` of append/delete/reorder).
+    PlaylistLoaded(Vec<Track>),
+    /// A REST call asked for with [`Action::Rest`] failed (403, 409, network ...).
+    RestFailed { call: RestCall, message: String },
+    /// The time of `Engine::next_timeout()` has come.
+    Tick,
+}
+
+/// What the player says is audible.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Heard {
+    /// Track id.
+    pub track: String,
+    /// Seconds into the track.
+    pub position: f64,
+}
+
+/// The local user's commands (NODE_CONTROL.md); DJ-only ones are refused with an error
+/// notification when this user is not the DJ.
+// A few commands a minute: the size of `Add(Track)` costs nothing, a Box would cost every caller.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Become the DJ (`music-take-control`). Takes effect on `music-controller-changed`.
+    TakeControl,
+    /// DJ: play `track` (an id in the playlist; `None`: the current one, else the first) from
+    /// `position` seconds (`None`: where it was paused, else 0).
+    Play {
+        track: Option<String>,
+        position: Option<f64>,
+    },
+    /// DJ: pause everyone.
+    Pause,
+    /// DJ: move the current track to `position` seconds.
+    Seek { position: f64 },
+    /// DJ: the next track of the playlist.
+    Next,
+    /// DJ: the previous track of the playlist.
+    Previous,
+    /// Anyone: append a track that already has a `url` (uploaded by the node).
+    Add(Track),
+    /// DJ: remove a track by id.
+    Remove { track: String },
+    /// DJ: reorder the playlist; `order` must be a permutation of the current ids.
+    Reorder { order: Vec<String> },
+}
+
+impl Command {
+    /// The NODE_CONTROL.md name of the command, for `error` events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TakeControl => "take-control",
+            Self::Play { .. } => "play",
+            Self::Pause => "pause",
+            Self::Seek { .. } => "seek",
+            Self::Next => "next",
+            Self::Previous => "previous",
+            Self::Add(_) => "add",
+            Self::Remove { .. } => "remove",
+            Self::Reorder { .. } => "reorder",
+        }
+    }
+}
+
+/// What the engine asks the node to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Emit a Socket.IO event to the server, `event` in PROTOCOL.md spelling
+    /// (`jamz_proto::events::names`), `data` its payload.
+    Emit {
+        event: &'static str,
+        data: serde_json::Value,
+    },
+    /// Emit `time-sync {t0}` with an ack; feed the ack back as [`Input::TimeSyncReply`]
+    /// (with `t3` = local time of arrival), or [`Input::TimeSyncFailed`] on no ack. Several
+    /// may be in flight at once (the burst on connect pipelines up to 16); the engine also
+    /// times them out itself after `TIME_SYNC_TIMEOUT_MS`, so reporting failures is optional.
+    TimeSync { t0: LocalTime },
+    /// A REST call; feed the answer's playlist back as [`Input::PlaylistLoaded`], a failure as
+    /// [`Input::RestFailed`].
+    Rest(RestCall),
+    /// Drive the player.
+    Audio(AudioCommand),
+    /// Tell the user (NODE_CONTROL.md events; serializes as one JSON line).
+    Notify(Notification),
+}
+
+/// REST calls of the playlist (PROTOCOL.md, "REST"); the session id is the engine's.
+// Rare, like commands: kept unboxed for the node's convenience.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestCall {
+    /// `POST /api/audio/sessions/:sessionId/music/playlist {track}` (anyone).
+    AppendTrack { session_id: String, track: Track },
+    /// `DELETE /api/audio/sessions/:sessionId/music/playlist/:trackId` (DJ).
+    DeleteTrack {
+        session_id: String,
+        track_id: String,
+    },
+    /// `PUT /api/audio/sessions/:sessionId/music/playlist {order}` (DJ).
+    Reorder {
+        session_id: String,
+        order: Vec<String>,
+    },
+}
+
+/// Player commands (map one to one onto `jamz_audio::Player`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioCommand {
+    /// `Player::start`: play `track` so that `position` (s) is audible at local instant `at`.
+    /// `at` may be in the past (late joiner, late message): the player then starts at once
+    /// from where the track is by then, so it stays in step.
+    Start {
+        track: Track,
+        position: f64,
+        at: LocalTime,
+    },
+    /// `Player::pause`.
+    Pause,
+    /// `Player::stop`.
+    Stop,
+    /// `Player::set_rate_trim(ppm)`, always within +-1000 ppm.
+    SetRateTrim { ppm: f64 },
+    /// Fetch `track` into the cache ahead of time (the next one in the playlist).
+    Preload(Track),
+    /// Answer with [`Input::AudioClock`] for the current local time.
+    QueryClock,
+}
+
+/// Where the engine's server clock estimate comes from, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockSource {
+    /// NTP-style `time-sync` exchanges, lowest round trips kept.
+    TimeSync,
+    /// One-shot: `server_time` of `music-session-state` at arrival (off by the one-way delay).
+    SessionState,
+    /// No estimate: the seeds' rule `position + (now - timestamp)/1000`, i.e. clocks assumed
+    /// to agree (offset 0).
+    SeedsRule,
+}
+
+/// The engine's view of the server clock: `server = local + offset_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClockEstimate {
+    /// Server minus local clock at the time of the estimate, ms.
+    pub offset_ms: f64,
+    /// Rate of the server clock against ours, ppm (server runs faster if positive).
+    pub drift_ppm: f64,
+    /// Lowest round trip in the window, ms (`None` without time-sync).
+    pub rtt_ms: Option<f64>,
+    /// Bound on the offset error from the round trip (half the best RTT), ms.
+    pub error_bound_ms: Option<f64>,
+    pub source: ClockSource,
+}
+
+/// Events for the user (NODE_CONTROL.md spelling; serialize with serde_json for `--json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Notification {
+    /// Joined (or re-joined) the session.
+    Ready {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+        #[serde(rename = "sessionId")]
+        session_id: String,
+        #[serde(rename = "socketId")]
+        socket_id: String,
+    },
+    Playlist {
+        playlist: Vec<Track>,
+    },
+    /// The DJ changed (`None`: nobody).
+    Controller {
+        #[serde(rename = "userId")]
+        user_id: Option<UserId>,
+    },
+    Participants {
+        participants: Vec<ParticipantView>,
+    },
+    /// Playback changed: `position` (s) of `track` is due at local instant `at`.
+    Playback {
+        playing: bool,
+        track: Option<String>,
+        position: f64,
+        at: LocalTime,
+    },
+    /// A refused command or a bad event; the engine goes on. `cmd` names the command.
+    Error {
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cmd: Option<&'static str>,
+    },
+    /// The server clock estimate improved or changed source.
+    ClockEstimate {
+        offset_ms: f64,
+        drift_ppm: f64,
+        rtt_ms: Option<f64>,
+        source: ClockSource,
+    },
+    /// A hard re-sync: the player was restarted because it was `error_ms` off (positive:
+    /// ahead). Rare by design; logged for diagnosis.
+    Resync {
+        error_ms: f64,
+    },
+}
+
+/// A participant as shown to the user.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParticipantView {
+    #[serde(rename = "userId")]
+    pub user_id: UserId,
+    pub display_name: Option<String>,
+    #[serde(rename = "socketId")]
+    pub socket_id: String,
+}
+
+/// Counters for diagnostics and the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct EngineStats {
+    /// Player restarts forced by a playout error past the hard limits.
+    pub hard_resyncs: u64,
+    /// Starts for a new timeline (play, seek, track change, join).
+    pub starts: u64,
+    /// The rate trim in force, ppm.
+    pub rate_trim_ppm: f64,
+    /// The last measured playout error (audible minus due), ms; positive: ahead.
+    pub last_error_ms: Option<f64>,
+    /// Time-sync samples accepted.
+    pub time_sync_samples: u64,
+}

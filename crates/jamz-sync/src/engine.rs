@@ -1,0 +1,1032 @@
+//! The engine: session state, the rules, the DJ's timeline, and this device's playout.
+use std::collections::VecDeque;
+
+use jamz_proto::events::{
+    ControlAction, JoinAudioSession, MusicControl, MusicRelay, MusicSessionState, MusicTakeControl,
+    PositionSync, PositionSyncRelay,
+};
+use jamz_proto::{Event, ServerEvent, Track, UserId};
+
+use crate::api::*;
+use crate::clock::ClockSync;
+use crate::constants::*;
+use crate::error::{DjName, SyncError};
+use crate::playlist::Playlist;
+use crate::playout::{Decision, Playout};
+use crate::timeline::Timeline;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Controller {
+    user_id: UserId,
+    /// The DJ's socket (the seeds key the controller by socket).
+    socket_id: Option<String>,
+}
+
+/// What was last handed to the player.
+#[derive(Debug, Clone, PartialEq)]
+struct Started {
+    track_id: String,
+    /// Local instant the start is due (may be in the past).
+    at: LocalTime,
+}
+
+/// One device's session engine. See [`crate::api`] for the contract.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    session_id: Option<String>,
+    socket_id: Option<String>,
+    /// This engine's earlier sockets: a DJ that reconnects is still the DJ.
+    old_sockets: VecDeque<String>,
+    connected: bool,
+    playlist: Playlist,
+    participants: Vec<ParticipantView>,
+    controller: Option<Controller>,
+    timeline: Option<Timeline>,
+    clock: ClockSync,
+    playout: Playout,
+    started: Option<Started>,
+    next_audio_query: Option<LocalTime>,
+    next_position_sync: Option<LocalTime>,
+    /// When the DJ sends the track change at the end of the current track, and for which track.
+    auto_advance: Option<(LocalTime, String)>,
+    /// A joiner waits until this instant (at most) for a clock estimate and an exact anchor.
+    join_wait: Option<LocalTime>,
+    /// The next start is a late joiner's (tighter limits for a few seconds).
+    joining: bool,
+    reported_source: Option<ClockSource>,
+    reported_samples: u64,
+    actions: VecDeque<Action>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Self {
+            session_id: cfg.session_id.clone(),
+            cfg,
+            socket_id: None,
+            old_sockets: VecDeque::new(),
+            connected: false,
+            playlist: Playlist::default(),
+            participants: Vec::new(),
+            controller: None,
+            timeline: None,
+            clock: ClockSync::default(),
+            playout: Playout::default(),
+            started: None,
+            next_audio_query: None,
+            next_position_sync: None,
+            auto_advance: None,
+            join_wait: None,
+            joining: false,
+            reported_source: None,
+            reported_samples: 0,
+            actions: VecDeque::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    // ------------------------------------------------------------------ the contract
+
+    /// Feeds one input at local time `now`. Drain [`Engine::poll`] afterwards.
+    pub fn handle(&mut self, now: LocalTime, input: Input) {
+        if !now.is_finite() {
+            self.error(None, SyncError::InvalidTimestamp { timestamp: now });
+            return;
+        }
+        match input {
+            Input::SessionLoaded(s) => self.on_session_loaded(*s),
+            Input::Connected { socket_id } => self.on_connected(now, socket_id),
+            Input::Disconnected => {
+                self.connected = false;
+                self.clock.on_disconnected();
+            }
+            Input::Server(ev) => self.on_server(now, ev),
+            Input::TimeSyncReply { t0, t1, t2, t3 } => {
+                if self.clock.on_reply(t0, t1, t2, t3) {
+                    self.stats.time_sync_samples = self.clock.samples();
+                }
+            }
+            Input::TimeSyncFailed { t0 } => self.clock.on_failed(t0, now),
+            Input::Command(c) => {
+                let name = c.name();
+                if let Err(e) = self.on_command(now, c) {
+                    self.error(Some(name), e);
+                }
+            }
+            Input::AudioClock { at, heard } => self.on_audio_clock(now, at, heard),
+            Input::TrackEnded { track } => self.on_track_ended(now, &track),
+            Input::PlaylistLoaded(tracks) => self.set_playlist(tracks),
+            Input::RestFailed { message, .. } => self.error(None, SyncError::Rest { message }),
+            Input::Tick => {}
+        }
+        self.on_timers(now);
+    }
+
+    /// The next action for the node, `None` when there is nothing left.
+    pub fn poll(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When to call `handle(t, Input::Tick)` next.
+    pub fn next_timeout(&self) -> Option<LocalTime> {
+        let dj = self.is_dj() && self.connected;
+        [
+            self.clock.next_timeout(),
+            self.join_wait,
+            self.next_audio_query,
+            self.next_position_sync.filter(|_| dj),
+            self.auto_advance.as_ref().map(|(t, _)| *t).filter(|_| dj),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
+    }
+
+    // ------------------------------------------------------------------ accessors
+
+    /// Is this device the DJ?
+    pub fn is_dj(&self) -> bool {
+        self.controller.as_ref().is_some_and(|c| {
+            c.user_id == self.cfg.user_id
+                && match (&c.socket_id, &self.socket_id) {
+                    (Some(theirs), Some(ours)) if !theirs.is_empty() => {
+                        theirs == ours || self.old_sockets.contains(theirs)
+                    }
+                    _ => true,
+                }
+        })
+    }
+
+    /// The DJ's user id.
+    pub fn controller(&self) -> Option<UserId> {
+        self.controller.as_ref().map(|c| c.user_id)
+    }
+
+    pub fn playlist(&self) -> &Playlist {
+        &self.playlist
+    }
+
+    pub fn participants(&self) -> &[ParticipantView] {
+        &self.participants
+    }
+
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_ref()
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// The server clock estimate at local time `now`.
+    pub fn clock_estimate(&self, now: LocalTime) -> ClockEstimate {
+        self.clock.estimate(now)
+    }
+
+    /// Local time `local` on the server's clock, by the current estimate.
+    pub fn to_server_time(&self, local: LocalTime) -> ServerTime {
+        self.clock.to_server(local)
+    }
+
+    /// The position (s) this device should have audible at local time `now`, if playing.
+    pub fn due_position(&self, now: LocalTime) -> Option<(String, f64)> {
+        let tl = self.timeline.as_ref().filter(|t| t.playing)?;
+        Some((
+            tl.track.id.clone(),
+            tl.position_at(self.clock.to_server(now)),
+        ))
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            rate_trim_ppm: self.playout.trim_ppm(),
+            ..self.stats
+        }
+    }
+
+    // ------------------------------------------------------------------ link and session
+
+    fn on_session_loaded(&mut self, s: jamz_proto::Session) {
+        self.session_id = Some(s.id);
+        self.set_playlist(s.music.playlist);
+        if let Some(user_id) = s.music.controller_id {
+            self.set_controller(Some(Controller {
+                user_id,
+                socket_id: None,
+            }));
+        }
+    }
+
+    fn on_connected(&mut self, now: LocalTime, socket_id: String) {
+        if let Some(old) = self.socket_id.replace(socket_id) {
+            self.old_sockets.push_back(old);
+            while self.old_sockets.len() > OLD_SOCKETS_KEPT {
+                self.old_sockets.pop_front();
+            }
+        }
+        self.connected = true;
+        self.clock.on_connected(now);
+        match self.session_id.clone() {
+            Some(session_id) => self.emit(&JoinAudioSession {
+                session_id,
+                user_id: Some(self.cfg.user_id),
+                display_name: Some(self.cfg.display_name.clone()),
+            }),
+            None => self.error(None, SyncError::NoSession),
+        }
+    }
+
+    fn on_server(&mut self, now: LocalTime, ev: ServerEvent) {
+        match ev {
+            ServerEvent::MusicSessionState(s) => self.on_session_state(now, s),
+            ServerEvent::CurrentParticipants(p) => {
+                self.participants = p.participants.into_iter().map(view).collect();
+                self.notify_participants();
+            }
+            ServerEvent::ParticipantJoined(p) => {
+                self.participants.retain(|q| q.socket_id != p.socket_id);
+                self.participants.push(view(p));
+                self.notify_participants();
+                // The joiner's exact anchor: the server's memory is only approximate.
+                if self.is_dj() {
+                    self.send_position_sync(now);
+                }
+            }
+            ServerEvent::ParticipantLeft(p) => {
+                self.participants.retain(|q| q.socket_id != p.socket_id);
+                self.notify_participants();
+            }
+            ServerEvent::MusicControllerChanged(c) => {
+                self.set_controller(Some(Controller {
+                    user_id: c.user_id,
+                    socket_id: Some(c.controller_id),
+                }));
+                self.refresh_dj(now, true);
+            }
+            ServerEvent::MusicPlay(r) => self.on_relay(now, ControlAction::Play, r),
+            ServerEvent::MusicPause(r) => self.on_relay(now, ControlAction::Pause, r),
+            ServerEvent::MusicSeek(r) => self.on_relay(now, ControlAction::Seek, r),
+            ServerEvent::MusicTrackChange(r) => self.on_relay(now, ControlAction::TrackChange, r),
+            ServerEvent::PositionSync(r) => self.on_position_sync(now, r),
+            ServerEvent::PlaylistUpdate(p) => self.set_playlist(p.playlist),
+            ServerEvent::MusicError(e) => self.error(None, SyncError::Server { message: e.error }),
+            ServerEvent::WebrtcSignal(_)
+            | ServerEvent::LocationUpdate(_)
+            | ServerEvent::Unknown { .. } => {}
+        }
+    }
+
+    fn on_session_state(&mut self, now: LocalTime, s: MusicSessionState) {
+        if let Some(t) = s.server_time {
+            self.clock.on_session_state(t, now);
+        }
+        self.set_playlist(s.playlist);
+        self.set_controller(s.controller_id.map(|user_id| Controller {
+            user_id,
+            socket_id: s.controller_socket_id.clone(),
+        }));
+        if let (Some(session_id), Some(socket_id)) = (&self.session_id, &self.socket_id) {
+            self.push_notify(Notification::Ready {
+                user_id: self.cfg.user_id,
+                session_id: session_id.clone(),
+                socket_id: socket_id.clone(),
+            });
+        }
+        // Where the server's clock is unknown, "now" is the seeds' reading of its state.
+        let anchor = s
+            .server_time
+            .filter(|t| t.is_finite())
+            .unwrap_or_else(|| self.clock.to_server(now));
+        let current = s
+            .currently_playing
+            .and_then(|cp| cp.track.map(|t| (t, cp.position)));
+        let Some((track, position)) = current else {
+            if self.timeline.is_some() && !self.is_dj() {
+                self.timeline = None;
+                self.apply_timeline(now);
+            }
+            self.refresh_dj(now, false);
+            return;
+        };
+        let track = match self.resolve_track(Some(track)) {
+            Ok(t) => t,
+            Err(e) => return self.error(None, e),
+        };
+        if let Err(e) = check_position(&track, position) {
+            return self.error(None, e);
+        }
+        if let Some(ours) = &self.timeline {
+            let same = ours.track.id == track.id && ours.playing == s.is_playing;
+            let close =
+                (ours.position_at(anchor) - position).abs() * 1000.0 < SESSION_STATE_TOLERANCE_MS;
+            // The DJ is the authority; a re-joiner keeps its exact anchor over the server's
+            // approximate memory.
+            if self.is_dj() || (same && close) {
+                self.refresh_dj(now, false);
+                return;
+            }
+        }
+        let tl = Timeline {
+            track,
+            playing: s.is_playing,
+            position_s: position,
+            at_server_ms: anchor,
+            precise: false,
+        };
+        let dj_elsewhere = self.controller.is_some() && !self.is_dj();
+        if tl.playing && (dj_elsewhere || !self.clock.ready()) {
+            self.join_wait = Some(now + JOIN_SETTLE_MAX_MS);
+            self.joining = true;
+        }
+        self.timeline = Some(tl);
+        self.apply_timeline(now);
+    }
+
+    fn on_relay(&mut self, now: LocalTime, action: ControlAction, r: MusicRelay) {
+        if let Err(e) = self
+            .check_sender(r.user_id)
+            .and_then(|()| self.check_timestamp(now, r.timestamp))
+        {
+            return self.error(None, e);
+        }
+        let track = match self.resolve_track(r.track) {
+            Ok(t) => t,
+            Err(e) => return self.error(None, e),
+        };
+        if let Err(e) = check_position(&track, r.position) {
+            return self.error(None, e);
+        }
+        let was_playing = self.timeline.as_ref().map(|t| t.playing);
+        let playing = match action {
+            ControlAction::Play => true,
+            ControlAction::Pause => false,
+            ControlAction::Seek | ControlAction::TrackChange => was_playing.unwrap_or(true),
+        };
+        self.timeline = Some(Timeline {
+            track,
+            playing,
+            position_s: r.position,
+            at_server_ms: r.timestamp,
+            precise: true,
+        });
+        if self.join_wait.is_some() && self.clock.ready() {
+            self.join_wait = None;
+        }
+        self.apply_timeline(now);
+        self.refresh_dj(now, true);
+    }
+
+    fn on_position_sync(&mut self, now: LocalTime, r: PositionSyncRelay) {
+        if let Err(e) = self
+            .check_sender(r.user_id)
+            .and_then(|()| self.check_timestamp(now, r.timestamp))
+        {
+            return self.error(None, e);
+        }
+        if !r.position.is_finite() || r.position < 0.0 {
+            return self.error(
+                None,
+                SyncError::InvalidPosition {
+                    position: r.position,
+                },
+            );
+        }
+        if self.is_dj() {
+            return;
+        }
+        let Some(tl) = self.timeline.clone() else {
+            return;
+        };
+        if let Err(e) = check_position(&tl.track, r.position) {
+            return self.error(None, e);
+        }
+        let deviation_ms = (r.position - tl.position_at(r.timestamp)) * 1000.0;
+        if tl.precise && tl.playing && deviation_ms.abs() <= POSITION_SYNC_TOLERANCE_MS {
+            return;
+        }
+        let new = Timeline {
+            playing: true,
+            position_s: r.position,
+            at_server_ms: r.timestamp,
+            precise: true,
+            ..tl.clone()
+        };
+        self.timeline = Some(new);
+        if self.join_wait.is_some() {
+            if self.clock.ready() {
+                self.join_wait = None;
+                self.apply_timeline(now);
+            }
+            return;
+        }
+        // Small corrections of a playing timeline go to soft sync; big ones restart.
+        let soft = tl.playing
+            && self.started.is_some()
+            && deviation_ms.abs() < HARD_SYNC_SHORT_MS
+            && self.clock.to_server(now) >= tl.at_server_ms;
+        if !soft {
+            self.apply_timeline(now);
+        }
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    fn on_command(&mut self, now: LocalTime, c: Command) -> Result<(), SyncError> {
+        match c {
+            Command::TakeControl => {
+                let session_id = self.session()?;
+                self.emit(&MusicTakeControl {
+                    session_id,
+                    user_id: Some(self.cfg.user_id),
+                });
+            }
+            Command::Play { track, position } => {
+                self.require_dj("play")?;
+                let track = match track {
+                    Some(id) => self
+                        .playlist
+                        .get(&id)
+                        .cloned()
+                        .ok_or(SyncError::UnknownTrack { id })?,
+                    None => match &self.timeline {
+                        Some(tl) => tl.track.clone(),
+                        None => self
+                            .playlist
+                            .tracks()
+                            .first()
+                            .cloned()
+                            .ok_or(SyncError::EmptyPlaylist)?,
+                    },
+                };
+                if track.url.trim().is_empty() {
+                    return Err(SyncError::UnplayableTrack { title: track.title });
+                }
+                let position = match position {
+                    Some(p) => p,
+                    None => match &self.timeline {
+                        Some(tl) if tl.track.id == track.id => {
+                            self.current_position(tl, now).min(track_end(&track))
+                        }
+                        _ => 0.0,
+                    },
+                };
+                check_position(&track, position)?;
+                self.dj_control(now, ControlAction::Play, track, position, true, None)?;
+            }
+            Command::Pause => {
+                self.require_dj("pause")?;
+                let tl = self
+                    .timeline
+                    .clone()
+                    .ok_or(SyncError::NothingLoaded { what: "pause" })?;
+                let position = self.current_position(&tl, now).min(track_end(&tl.track));
+                self.dj_control(now, ControlAction::Pause, tl.track, position, false, None)?;
+            }
+            Command::Seek { position } => {
+                self.require_dj("seek")?;
+                let tl = self
+                    .timeline
+                    .clone()
+                    .ok_or(SyncError::NothingLoaded { what: "seek" })?;
+                check_position(&tl.track, position)?;
+                self.dj_control(
+                    now,
+                    ControlAction::Seek,
+                    tl.track,
+                    position,
+                    tl.playing,
+                    None,
+                )?;
+            }
+            Command::Next | Command::Previous => {
+                let (step, which, what) = if c == Command::Next {
+                    (1, "next", "skip to the next track")
+                } else {
+                    (-1, "previous", "go back a track")
+                };
+                self.require_dj(what)?;
+                let (track, playing) = match &self.timeline {
+                    Some(tl) => (
+                        self.playlist
+                            .neighbour(&tl.track.id, step)
+                            .cloned()
+                            .ok_or(SyncError::NoAdjacentTrack { which })?,
+                        tl.playing,
+                    ),
+                    None => (
+                        self.playlist
+                            .tracks()
+                            .first()
+                            .cloned()
+                            .ok_or(SyncError::EmptyPlaylist)?,
+                        true,
+                    ),
+                };
+                self.dj_control(now, ControlAction::TrackChange, track, 0.0, playing, None)?;
+            }
+            Command::Add(track) => {
+                let session_id = self.session()?;
+                self.playlist.check_append(&track)?;
+                self.actions
+                    .push_back(Action::Rest(RestCall::AppendTrack { session_id, track }));
+            }
+            Command::Remove { track } => {
+                self.require_dj("remove tracks")?;
+                let session_id = self.session()?;
+                if self.playlist.get(&track).is_none() {
+                    return Err(SyncError::UnknownTrack { id: track });
+                }
+                self.actions.push_back(Action::Rest(RestCall::DeleteTrack {
+                    session_id,
+                    track_id: track,
+                }));
+            }
+            Command::Reorder { order } => {
+                self.require_dj("reorder the playlist")?;
+                let session_id = self.session()?;
+                self.playlist.check_reorder(&order)?;
+                self.actions
+                    .push_back(Action::Rest(RestCall::Reorder { session_id, order }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The DJ's control: emitted with a server-clock timestamp and applied here at once (the
+    /// server does not echo it to its sender).
+    ///
+    /// Play, seek and track change start at `start` (default: now + the lead) on the server
+    /// clock, slightly in the future, so that every device schedules the same sample. This
+    /// is still right for web clients that apply the seeds' rule `position + (now -
+    /// timestamp)/1000`: with a timestamp in their future the rule yields a position a little
+    /// *before* P now, which advances to exactly P at S, so they end up where we are (to
+    /// their clock's accuracy, as with any seeds-rule client). Pause takes effect now.
+    fn dj_control(
+        &mut self,
+        now: LocalTime,
+        action: ControlAction,
+        track: Track,
+        position: f64,
+        playing: bool,
+        start: Option<ServerTime>,
+    ) -> Result<(), SyncError> {
+        let session_id = self.session()?;
+        let server_now = self.clock.to_server(now);
+        let start = match (start, action) {
+            (Some(s), _) => s,
+            (None, ControlAction::Pause) => server_now,
+            (None, _) => server_now + self.cfg.control_lead_ms.max(0.0),
+        };
+        self.emit(&MusicControl {
+            session_id,
+            action,
+            position,
+            track: Some(track.clone()),
+            timestamp: start,
+        });
+        self.timeline = Some(Timeline {
+            track,
+            playing,
+            position_s: position,
+            at_server_ms: start,
+            precise: true,
+        });
+        self.join_wait = None;
+        self.apply_timeline(now);
+        self.refresh_dj(now, true);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ DJ duties
+
+    /// (Re)plans the DJ's position syncs and the track change at the end of the track.
+    /// `anchor_moved`: the timeline got a new anchor (sync right after it starts).
+    fn refresh_dj(&mut self, now: LocalTime, anchor_moved: bool) {
+        let playing = self.timeline.as_ref().filter(|t| t.playing).cloned();
+        let (true, Some(tl)) = (self.is_dj(), playing) else {
+            self.next_position_sync = None;
+            self.auto_advance = None;
+            return;
+        };
+        let start_local = self.clock.to_local(tl.at_server_ms);
+        if anchor_moved || self.next_position_sync.is_none() {
+            // The first sync right after the start makes the server's memory exact for joiners.
+            self.next_position_sync = Some(start_local.max(now));
+        }
+        self.auto_advance = tl.end_at().map(|end| {
+            (
+                self.clock.to_local(end) - self.cfg.control_lead_ms.max(0.0),
+                tl.track.id.clone(),
+            )
+        });
+    }
+
+    fn position_sync_period(&self) -> f64 {
+        let high = self.cfg.high_latency_link.unwrap_or_else(|| {
+            self.clock
+                .min_rtt()
+                .is_some_and(|r| r >= HIGH_LATENCY_RTT_MS)
+        });
+        if high {
+            HIGH_LATENCY_POSITION_SYNC_PERIOD_MS
+        } else {
+            POSITION_SYNC_PERIOD_MS
+        }
+    }
+
+    fn send_position_sync(&mut self, now: LocalTime) {
+        let server_now = self.clock.to_server(now);
+        let Some(tl) = self.timeline.as_ref().filter(|t| t.playing) else {
+            return;
+        };
+        let position = tl.position_at(server_now);
+        if !self.connected || server_now < tl.at_server_ms || position > track_end(&tl.track) {
+            return;
+        }
+        let Some(session_id) = self.session_id.clone() else {
+            return;
+        };
+        self.emit(&PositionSync {
+            session_id,
+            position,
+            timestamp: server_now,
+        });
+    }
+
+    fn advance_at_end(&mut self, now: LocalTime) {
+        self.auto_advance = None;
+        let Some(tl) = self.timeline.clone().filter(|t| t.playing) else {
+            return;
+        };
+        let Some(next) = self.playlist.neighbour(&tl.track.id, 1).cloned() else {
+            return; // the last track just ends, everywhere
+        };
+        let start = tl.end_at();
+        if let Err(e) = self.dj_control(now, ControlAction::TrackChange, next, 0.0, true, start) {
+            self.error(None, e);
+        }
+    }
+
+    fn on_track_ended(&mut self, now: LocalTime, track: &str) {
+        let ended_unplanned = self.is_dj()
+            && self
+                .timeline
+                .as_ref()
+                .is_some_and(|t| t.playing && t.track.id == track && t.end_at().is_none());
+        if !ended_unplanned {
+            return;
+        }
+        if let Some(next) = self
+            .timeline
+            .as_ref()
+            .and_then(|t| self.playlist.neighbour(&t.track.id, 1))
+            .cloned()
+            && let Err(e) = self.dj_control(now, ControlAction::TrackChange, next, 0.0, true, None)
+        {
+            self.error(None, e);
+        }
+    }
+
+    // ------------------------------------------------------------------ playout
+
+    /// Hands the timeline to the player (unless a joiner is still settling).
+    fn apply_timeline(&mut self, now: LocalTime) {
+        if self.join_wait.is_some() {
+            return;
+        }
+        let Some(tl) = self.timeline.clone() else {
+            self.started = None;
+            self.next_audio_query = None;
+            self.actions.push_back(Action::Audio(AudioCommand::Stop));
+            self.push_notify(Notification::Playback {
+                playing: false,
+                track: None,
+                position: 0.0,
+                at: now,
+            });
+            return;
+        };
+        if !tl.playing {
+            self.started = None;
+            self.next_audio_query = None;
+            self.actions.push_back(Action::Audio(AudioCommand::Pause));
+            self.push_notify(Notification::Playback {
+                playing: false,
+                track: Some(tl.track.id.clone()),
+                position: tl.position_s,
+                at: now,
+            });
+            return;
+        }
+        // A timeline that ran past the end of its track (a joiner at the very end, a late
+        // message): nothing to start; the DJ's track change follows.
+        let due_now = tl.position_at(self.clock.to_server(now));
+        if due_now >= track_end(&tl.track).min(MAX_TRACK_LENGTH_S) {
+            self.started = None;
+            self.next_audio_query = None;
+            self.actions.push_back(Action::Audio(AudioCommand::Stop));
+            return;
+        }
+        let at = self.clock.to_local(tl.at_server_ms);
+        self.start_player(&tl, at, now);
+        if std::mem::take(&mut self.joining) {
+            self.playout.begin_join_phase(at.max(now) + JOIN_PHASE_MS);
+        }
+        self.stats.starts += 1;
+        self.next_audio_query = Some(at.max(now) + AUDIO_CLOCK_INTERVAL_MS);
+        self.push_notify(Notification::Playback {
+            playing: true,
+            track: Some(tl.track.id.clone()),
+            position: tl.position_s,
+            at,
+        });
+        if let Some(next) = self.playlist.neighbour(&tl.track.id, 1).cloned() {
+            self.actions
+                .push_back(Action::Audio(AudioCommand::Preload(next)));
+        }
+    }
+
+    /// Starts the player on `tl`, due at local `at`. An anchor in the past is first carried
+    /// to `now` along the timeline: the player extrapolates a late start with its current
+    /// rate trim, which over a long-past anchor (a re-sync minutes into a track) would put it
+    /// off by trim x lateness (700 ppm x 60 s = 42 ms).
+    fn start_player(&mut self, tl: &Timeline, at: LocalTime, now: LocalTime) {
+        let (position, at) = if at < now {
+            (tl.position_at(self.clock.to_server(now)), now)
+        } else {
+            (tl.position_s, at)
+        };
+        self.playout.reset();
+        self.started = Some(Started {
+            track_id: tl.track.id.clone(),
+            at,
+        });
+        self.actions.push_back(Action::Audio(AudioCommand::Start {
+            track: tl.track.clone(),
+            position,
+            at,
+        }));
+    }
+
+    fn on_audio_clock(&mut self, now: LocalTime, at: LocalTime, heard: Option<Heard>) {
+        if self.join_wait.is_some() || !at.is_finite() {
+            return;
+        }
+        let (Some(tl), Some(started)) = (self.timeline.clone(), self.started.clone()) else {
+            return;
+        };
+        if !tl.playing {
+            return;
+        }
+        let server_at = self.clock.to_server(at);
+        if server_at < tl.at_server_ms || tl.end_at().is_some_and(|end| server_at >= end) {
+            return;
+        }
+        let due = tl.position_at(server_at);
+        match heard {
+            Some(h) if h.track == tl.track.id && h.position.is_finite() => {
+                let error_ms = (h.position - due) * 1000.0;
+                self.stats.last_error_ms = Some(error_ms);
+                match self.playout.observe(at, error_ms, self.clock.drift_ppm()) {
+                    Decision::Keep => {}
+                    Decision::Trim(ppm) => self
+                        .actions
+                        .push_back(Action::Audio(AudioCommand::SetRateTrim { ppm })),
+                    Decision::Hard => self.hard_resync(&tl, error_ms, now),
+                }
+            }
+            // Silence or another track well after the start: the start was lost (a track
+            // still downloading, a device change). Retry, slowly.
+            _ => {
+                if now - started.at >= HARD_SYNC_COOLDOWN_MS && self.playout.may_force(now) {
+                    self.playout.forced(now);
+                    self.hard_resync(&tl, f64::NAN, now);
+                }
+            }
+        }
+    }
+
+    fn hard_resync(&mut self, tl: &Timeline, error_ms: f64, now: LocalTime) {
+        self.stats.hard_resyncs += 1;
+        let at = self.clock.to_local(tl.at_server_ms);
+        self.start_player(tl, at, now);
+        self.push_notify(Notification::Resync { error_ms });
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    fn on_timers(&mut self, now: LocalTime) {
+        if let Some(t0) = self.clock.poll_probe(now) {
+            self.actions.push_back(Action::TimeSync { t0 });
+        }
+        self.report_clock(now);
+        if let Some(deadline) = self.join_wait {
+            let precise = self.timeline.as_ref().is_some_and(|t| t.precise);
+            if now >= deadline || (self.clock.ready() && precise) {
+                self.join_wait = None;
+                self.apply_timeline(now);
+            }
+        }
+        if self.next_audio_query.is_some_and(|t| now >= t) {
+            self.actions
+                .push_back(Action::Audio(AudioCommand::QueryClock));
+            self.next_audio_query = Some(now + AUDIO_CLOCK_INTERVAL_MS);
+        }
+        if self.is_dj() && self.connected {
+            if self.next_position_sync.is_some_and(|t| now >= t) {
+                self.send_position_sync(now);
+                self.next_position_sync = Some(now + self.position_sync_period());
+            }
+            if self.auto_advance.as_ref().is_some_and(|(t, _)| now >= *t) {
+                self.advance_at_end(now);
+            }
+        }
+    }
+
+    fn report_clock(&mut self, now: LocalTime) {
+        let source = self.clock.source();
+        let samples = self.clock.samples();
+        let milestone = samples == u64::from(TIME_SYNC_BURST)
+            || (samples > 0 && samples.is_multiple_of(CLOCK_REPORT_EVERY));
+        if self.reported_source != Some(source) || (milestone && self.reported_samples != samples) {
+            self.reported_source = Some(source);
+            self.reported_samples = samples;
+            let e = self.clock.estimate(now);
+            self.push_notify(Notification::ClockEstimate {
+                offset_ms: e.offset_ms,
+                drift_ppm: e.drift_ppm,
+                rtt_ms: e.rtt_ms,
+                source: e.source,
+            });
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    fn current_position(&self, tl: &Timeline, now: LocalTime) -> f64 {
+        // Before a pending start, the track is still at the anchor.
+        tl.position_at(self.clock.to_server(now))
+            .max(tl.position_s)
+            .max(0.0)
+    }
+
+    /// Only the DJ's controls change the timeline. The server already enforces this; a relay
+    /// naming another user is a stale one from a former DJ, or a server without the rule.
+    fn check_sender(&self, user: Option<UserId>) -> Result<(), SyncError> {
+        match (user, &self.controller) {
+            (Some(u), Some(c)) if u != c.user_id => Err(SyncError::ControlFromNonDj {
+                user: u,
+                dj: DjName(Some(c.user_id)),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_timestamp(&self, now: LocalTime, timestamp: f64) -> Result<(), SyncError> {
+        if !timestamp.is_finite() {
+            return Err(SyncError::InvalidTimestamp { timestamp });
+        }
+        let ahead_ms = timestamp - self.clock.to_server(now);
+        if ahead_ms > MAX_FUTURE_TIMESTAMP_MS {
+            return Err(SyncError::TimestampInFuture {
+                timestamp,
+                ahead_ms,
+                limit_ms: MAX_FUTURE_TIMESTAMP_MS,
+            });
+        }
+        if -ahead_ms > MAX_PAST_TIMESTAMP_MS {
+            return Err(SyncError::TimestampInPast {
+                timestamp,
+                behind_ms: -ahead_ms,
+                limit_ms: MAX_PAST_TIMESTAMP_MS,
+            });
+        }
+        Ok(())
+    }
+
+    /// The playable track a relay names: the playlist's entry, or the relayed object if it
+    /// carries a url (a track added a moment ago whose playlist update is still on its way).
+    fn resolve_track(&self, track: Option<Track>) -> Result<Track, SyncError> {
+        let Some(t) = track else {
+            return self
+                .timeline
+                .as_ref()
+                .map(|tl| tl.track.clone())
+                .ok_or(SyncError::NoTrack);
+        };
+        let known = (!t.id.is_empty())
+            .then(|| self.playlist.get(&t.id))
+            .flatten()
+            .or_else(|| self.playlist.duplicate_of(&t))
+            .cloned();
+        match known {
+            Some(k) if !k.url.trim().is_empty() => Ok(k),
+            _ if !t.url.trim().is_empty() => Ok(t),
+            _ => Err(SyncError::UnknownTrack { id: t.id }),
+        }
+    }
+
+    fn require_dj(&self, what: &'static str) -> Result<(), SyncError> {
+        if self.is_dj() {
+            Ok(())
+        } else {
+            Err(SyncError::NotDj {
+                what,
+                dj: DjName(self.controller()),
+            })
+        }
+    }
+
+    fn session(&self) -> Result<String, SyncError> {
+        self.session_id.clone().ok_or(SyncError::NoSession)
+    }
+
+    fn set_playlist(&mut self, tracks: Vec<Track>) {
+        match self.playlist.replace(tracks) {
+            Ok(()) => self.push_notify(Notification::Playlist {
+                playlist: self.playlist.tracks().to_vec(),
+            }),
+            Err(e) => self.error(None, e),
+        }
+    }
+
+    fn set_controller(&mut self, c: Option<Controller>) {
+        if self.controller != c {
+            self.controller = c;
+            self.push_notify(Notification::Controller {
+                user_id: self.controller(),
+            });
+        }
+    }
+
+    fn notify_participants(&mut self) {
+        self.push_notify(Notification::Participants {
+            participants: self.participants.clone(),
+        });
+    }
+
+    fn emit<E: Event>(&mut self, e: &E) {
+        match serde_json::to_value(e) {
+            Ok(data) => self.actions.push_back(Action::Emit {
+                event: E::NAME,
+                data,
+            }),
+            // Plain structs with string keys always serialize; this cannot happen.
+            Err(err) => self.error(
+                None,
+                SyncError::Server {
+                    message: format!("cannot encode {}: {err}", E::NAME),
+                },
+            ),
+        }
+    }
+
+    fn push_notify(&mut self, n: Notification) {
+        self.actions.push_back(Action::Notify(n));
+    }
+
+    fn error(&mut self, cmd: Option<&'static str>, e: SyncError) {
+        self.push_notify(Notification::Error {
+            message: e.to_string(),
+            cmd,
+        });
+    }
+}
+
+/// How many earlier socket ids are remembered (one per reconnect).
+const OLD_SOCKETS_KEPT: usize = 16;
+
+/// Every `CLOCK_REPORT_EVERY` time-sync samples, the estimate is reported.
+const CLOCK_REPORT_EVERY: u64 = 60;
+
+fn view(p: jamz_proto::events::ParticipantInfo) -> ParticipantView {
+    ParticipantView {
+        user_id: p.user_id,
+        display_name: p.display_name,
+        socket_id: p.socket_id,
+    }
+}
+
+/// Where a track ends (s), infinity when unknown.
+fn track_end(track: &Track) -> f64 {
+    track
+        .duration
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .unwrap_or(f64::INFINITY)
+}
+
+fn check_position(track: &Track, position: f64) -> Result<(), SyncError> {
+    if !position.is_finite() || position < 0.0 {
+        return Err(SyncError::InvalidPosition { position });
+    }
+    if position > track_end(track).min(MAX_TRACK_LENGTH_S) + TRACK_END_TOLERANCE_S {
+        return Err(SyncError::PositionPastEnd {
+            position,
+            duration: track_end(track).min(MAX_TRACK_LENGTH_S),
+            title: track.title.clone(),
+        });
+    }
+    Ok(())
+}

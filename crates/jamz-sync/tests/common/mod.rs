@@ -1,0 +1,182 @@
+//! Helpers that build an engine's world in one line.
+#![allow(dead_code)]
+
+use jamz_proto::events::{
+    MusicControllerChanged, MusicRelay, MusicSessionState, ParticipantInfo, PositionSyncRelay,
+};
+use jamz_proto::{CurrentlyPlaying, ServerEvent, Track, UserId};
+use jamz_sync::{
+    Action, AudioCommand, Engine, EngineConfig, Input, LocalTime, Notification, ServerTime,
+};
+
+pub const SESSION: &str = "s-1";
+
+pub fn track(i: u32, duration: f64) -> Track {
+    Track {
+        id: format!("t{i}"),
+        title: format!("Song {i}"),
+        artist: "Band".to_string(),
+        url: format!("https://example.invalid/{i}.mp3"),
+        duration: Some(duration),
+        ..Track::default()
+    }
+}
+
+pub fn socket_of(user: UserId) -> String {
+    format!("sock-{user}")
+}
+
+/// An engine for `user`, connected, its join emitted; actions drained.
+pub fn connected(user: UserId, now: LocalTime) -> Engine {
+    let mut e = Engine::new(EngineConfig::new(user, format!("user {user}")).with_session(SESSION));
+    e.handle(
+        now,
+        Input::Connected {
+            socket_id: socket_of(user),
+        },
+    );
+    drain(&mut e);
+    e
+}
+
+pub fn drain(e: &mut Engine) -> Vec<Action> {
+    std::iter::from_fn(|| e.poll()).collect()
+}
+
+/// Answers every pending probe as a server `offset_ms` ahead, 1 ms away each way, until
+/// `samples` exchanges are done. Returns the local time reached.
+pub fn sync_clock(e: &mut Engine, mut now: LocalTime, offset_ms: f64, samples: usize) -> LocalTime {
+    let mut done = 0;
+    while done < samples {
+        let probes: Vec<f64> = drain(e)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::TimeSync { t0 } => Some(t0),
+                _ => None,
+            })
+            .collect();
+        if probes.is_empty() {
+            now = e.next_timeout().unwrap_or(now + 10.0).max(now);
+            e.handle(now, Input::Tick);
+            continue;
+        }
+        for t0 in probes {
+            let t1 = t0 + 1.0 + offset_ms;
+            now = t0 + 2.0;
+            e.handle(
+                now,
+                Input::TimeSyncReply {
+                    t0,
+                    t1,
+                    t2: t1,
+                    t3: now,
+                },
+            );
+            done += 1;
+        }
+    }
+    drain(e);
+    now
+}
+
+pub fn server(e: &mut Engine, now: LocalTime, ev: ServerEvent) -> Vec<Action> {
+    e.handle(now, Input::Server(ev));
+    drain(e)
+}
+
+pub fn controller_is(user: UserId) -> ServerEvent {
+    ServerEvent::MusicControllerChanged(MusicControllerChanged {
+        controller_id: socket_of(user),
+        user_id: user,
+        timestamp: 0.0,
+    })
+}
+
+pub fn playlist(tracks: Vec<Track>) -> ServerEvent {
+    ServerEvent::PlaylistUpdate(jamz_proto::events::PlaylistRelay { playlist: tracks })
+}
+
+pub fn relay(dj: UserId, track: Option<Track>, position: f64, timestamp: ServerTime) -> MusicRelay {
+    MusicRelay {
+        position,
+        track,
+        timestamp,
+        controller_id: Some(socket_of(dj)),
+        user_id: Some(dj),
+    }
+}
+
+pub fn position_sync(dj: UserId, position: f64, timestamp: ServerTime) -> ServerEvent {
+    ServerEvent::PositionSync(PositionSyncRelay {
+        position,
+        timestamp,
+        user_id: Some(dj),
+    })
+}
+
+pub fn joined(user: UserId) -> ServerEvent {
+    ServerEvent::ParticipantJoined(ParticipantInfo {
+        socket_id: socket_of(user),
+        user_id: user,
+        display_name: None,
+    })
+}
+
+pub fn session_state(
+    dj: Option<UserId>,
+    tracks: Vec<Track>,
+    playing: Option<(Track, f64)>,
+    server_time: Option<f64>,
+) -> ServerEvent {
+    ServerEvent::MusicSessionState(MusicSessionState {
+        playlist: tracks,
+        is_playing: playing.is_some(),
+        currently_playing: playing.map(|(t, position)| CurrentlyPlaying {
+            track: Some(t),
+            position,
+            started_at: None,
+            controlled_by: None,
+        }),
+        controller_id: dj,
+        controller_socket_id: dj.map(socket_of),
+        server_time,
+    })
+}
+
+pub fn starts(actions: &[Action]) -> Vec<(String, f64, LocalTime)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Audio(AudioCommand::Start {
+                track,
+                position,
+                at,
+            }) => Some((track.id.clone(), *position, *at)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn emitted<'a>(actions: &'a [Action], name: &str) -> Vec<&'a serde_json::Value> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit { event, data } if *event == name => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn errors(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(Notification::Error { message, .. }) => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol
+}

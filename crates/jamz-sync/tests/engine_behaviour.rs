@@ -1,0 +1,672 @@
+//! The engine's behaviours, one scenario per test, driven through its public contract.
+mod common;
+
+use common::*;
+use jamz_proto::ServerEvent;
+use jamz_proto::events::names;
+use jamz_sync::constants::*;
+use jamz_sync::{
+    Action, AudioCommand, ClockSource, Command, Engine, EngineConfig, Heard, Input, RestCall,
+};
+
+const DJ: i64 = 1;
+const ME: i64 = 2;
+
+/// A DJ whose clock is known (server 500 ms ahead), with two tracks.
+fn dj_world() -> (Engine, f64) {
+    let mut e = connected(DJ, 0.0);
+    let now = sync_clock(&mut e, 0.0, 500.0, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(
+        &mut e,
+        now,
+        playlist(vec![track(1, 200.0), track(2, 200.0)]),
+    );
+    assert!(e.is_dj());
+    (e, now)
+}
+
+/// A follower whose server is `offset` ms ahead, DJ = user 1, two tracks.
+fn follower_world(offset: f64) -> (Engine, f64) {
+    let mut e = connected(ME, 0.0);
+    let now = sync_clock(&mut e, 0.0, offset, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(
+        &mut e,
+        now,
+        playlist(vec![track(1, 200.0), track(2, 200.0)]),
+    );
+    assert!(!e.is_dj());
+    (e, now)
+}
+
+/// Runs timers until `until`, collecting every action with its local time.
+fn run_until(e: &mut Engine, mut now: f64, until: f64) -> Vec<(f64, Action)> {
+    let mut out = Vec::new();
+    while let Some(t) = e.next_timeout() {
+        if t > until {
+            break;
+        }
+        now = t.max(now);
+        e.handle(now, Input::Tick);
+        out.extend(drain(e).into_iter().map(|a| (now, a)));
+    }
+    out
+}
+
+#[test]
+fn connecting_joins_the_session_and_starts_clock_sync() {
+    let mut e = Engine::new(EngineConfig::new(ME, "me").with_session(SESSION));
+    e.handle(
+        0.0,
+        Input::Connected {
+            socket_id: "abc".into(),
+        },
+    );
+    let actions = drain(&mut e);
+    let join = emitted(&actions, names::JOIN_AUDIO_SESSION);
+    assert_eq!(join.len(), 1);
+    assert_eq!(join[0]["sessionId"], SESSION);
+    assert_eq!(join[0]["userId"], ME);
+    assert!(actions.iter().any(|a| matches!(a, Action::TimeSync { .. })));
+}
+
+#[test]
+fn dj_play_is_announced_for_a_future_server_instant_and_starts_there() {
+    let (mut e, now) = dj_world();
+    e.handle(
+        now,
+        Input::Command(Command::Play {
+            track: Some("t1".into()),
+            position: Some(10.0),
+        }),
+    );
+    let actions = drain(&mut e);
+    let control = emitted(&actions, names::MUSIC_CONTROL);
+    assert_eq!(control.len(), 1);
+    assert_eq!(control[0]["action"], "play");
+    assert_eq!(control[0]["position"], 10.0);
+    let ts = control[0]["timestamp"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        close(ts, now + 500.0 + CONTROL_LEAD_MS, 0.01),
+        "{ts} vs {now}"
+    );
+    let s = starts(&actions);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].0, "t1");
+    assert_eq!(s[0].1, 10.0);
+    assert!(close(s[0].2, now + CONTROL_LEAD_MS, 0.01));
+}
+
+#[test]
+fn follower_maps_the_dj_timeline_to_its_own_clock() {
+    let (mut e, now) = follower_world(-1_000.0);
+    // The DJ says: position 5 at server instant S = (our now + 200 ms) on the server clock.
+    let s = now + 200.0 - 1_000.0;
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 5.0, s)),
+    );
+    let st = starts(&actions);
+    assert_eq!(st.len(), 1, "{actions:?}");
+    assert!(
+        close(st[0].2, now + 200.0, 0.01),
+        "start at {} now {now}",
+        st[0].2
+    );
+    assert_eq!(st[0].1, 5.0);
+}
+
+#[test]
+fn falls_back_to_seeds_rule_without_time_sync() {
+    let mut e = connected(ME, 0.0);
+    let mut now = 0.0;
+    // The server never acks `time-sync` (it lacks the extension).
+    for _ in 0..TIME_SYNC_GIVE_UP_AFTER {
+        let t0 = drain(&mut e)
+            .into_iter()
+            .chain(
+                run_until(&mut e, now, now + 10_000.0)
+                    .into_iter()
+                    .map(|(_, a)| a),
+            )
+            .find_map(|a| match a {
+                Action::TimeSync { t0 } => Some(t0),
+                _ => None,
+            });
+        let Some(t0) = t0 else { break };
+        now = t0 + 100.0;
+        e.handle(now, Input::TimeSyncFailed { t0 });
+    }
+    drain(&mut e);
+    assert_eq!(e.clock_estimate(now).source, ClockSource::SeedsRule);
+    server(&mut e, now, controller_is(DJ));
+    // A web DJ sent "position 30 at its timestamp", 2 s ago by our clock.
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 30.0, now - 2_000.0)),
+    );
+    let st = starts(&actions);
+    assert_eq!(st.len(), 1);
+    // position + (now - timestamp)/1000
+    assert!(close(st[0].1, 32.0, 1e-9), "{st:?}");
+    assert!(close(st[0].2, now, 1e-9));
+}
+
+#[test]
+fn session_state_server_time_gives_a_first_offset_before_time_sync() {
+    let mut e = connected(ME, 0.0);
+    server(
+        &mut e,
+        100.0,
+        session_state(None, vec![], None, Some(7_100.0)),
+    );
+    let est = e.clock_estimate(100.0);
+    assert_eq!(est.source, ClockSource::SessionState);
+    assert!(close(est.offset_ms, 7_000.0, 1e-9));
+}
+
+#[test]
+fn late_joiner_waits_for_the_djs_anchor_then_starts_mid_track() {
+    let mut e = connected(ME, 0.0);
+    let now = sync_clock(&mut e, 0.0, 250.0, 20);
+    let tracks = vec![track(1, 200.0), track(2, 200.0)];
+    // The server's memory: about 50 s into t1.
+    let actions = server(
+        &mut e,
+        now,
+        session_state(
+            Some(DJ),
+            tracks.clone(),
+            Some((track(1, 200.0), 50.0)),
+            Some(now + 250.0),
+        ),
+    );
+    assert!(
+        starts(&actions).is_empty(),
+        "waits for the DJ's exact anchor"
+    );
+    // The DJ's position sync, sent 40 ms ago: 62.0 s then.
+    let actions = server(&mut e, now, position_sync(DJ, 62.0, now + 250.0 - 40.0));
+    let st = starts(&actions);
+    assert_eq!(st.len(), 1, "{actions:?}");
+    assert!(close(st[0].1, 62.04, 1e-6), "{st:?}");
+}
+
+#[test]
+fn late_joiner_without_a_dj_anchor_starts_from_the_server_state_in_time() {
+    let mut e = connected(ME, 0.0);
+    let now = sync_clock(&mut e, 0.0, 0.0, 20);
+    server(
+        &mut e,
+        now,
+        session_state(
+            Some(DJ),
+            vec![track(1, 200.0)],
+            Some((track(1, 200.0), 50.0)),
+            Some(now),
+        ),
+    );
+    let later = run_until(&mut e, now, now + JOIN_SETTLE_MAX_MS + 1.0);
+    let actions: Vec<Action> = later.iter().map(|(_, a)| a.clone()).collect();
+    let st = starts(&actions);
+    assert_eq!(st.len(), 1);
+    let expect = 50.0 + JOIN_SETTLE_MAX_MS / 1000.0;
+    assert!(close(st[0].1, expect, 0.01), "{st:?}");
+}
+
+#[test]
+fn non_dj_control_is_refused() {
+    let (mut e, now) = follower_world(0.0);
+    for cmd in [
+        Command::Play {
+            track: None,
+            position: None,
+        },
+        Command::Pause,
+        Command::Seek { position: 3.0 },
+        Command::Next,
+        Command::Previous,
+        Command::Remove { track: "t1".into() },
+        Command::Reorder {
+            order: vec!["t2".into(), "t1".into()],
+        },
+    ] {
+        let name = cmd.name();
+        e.handle(now, Input::Command(cmd));
+        let actions = drain(&mut e);
+        assert!(emitted(&actions, names::MUSIC_CONTROL).is_empty(), "{name}");
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Rest(_))),
+            "{name}"
+        );
+        let errs = errors(&actions);
+        assert_eq!(errs.len(), 1, "{name}: {actions:?}");
+        assert!(errs[0].contains("only the DJ"), "{name}: {}", errs[0]);
+    }
+    assert!(e.timeline().is_none());
+}
+
+#[test]
+fn relayed_control_from_a_former_dj_is_refused() {
+    let (mut e, now) = follower_world(0.0);
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(7, Some(track(1, 200.0)), 0.0, now)),
+    );
+    assert!(starts(&actions).is_empty());
+    assert!(errors(&actions)[0].contains("not the DJ"));
+}
+
+#[test]
+fn control_naming_an_unknown_track_is_an_error_and_the_engine_goes_on() {
+    let (mut e, now) = follower_world(0.0);
+    let ghost = jamz_proto::Track {
+        id: "ghost".into(),
+        title: "Nobody's".into(),
+        ..Default::default()
+    };
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(ghost), 0.0, now)),
+    );
+    assert!(starts(&actions).is_empty());
+    assert!(errors(&actions)[0].contains("not in the playlist"));
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(2, 200.0)), 0.0, now)),
+    );
+    assert_eq!(starts(&actions).len(), 1);
+}
+
+#[test]
+fn position_past_the_end_is_an_error() {
+    let (mut e, now) = follower_world(0.0);
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicSeek(relay(DJ, Some(track(1, 200.0)), 500.0, now)),
+    );
+    assert!(starts(&actions).is_empty());
+    assert!(errors(&actions)[0].contains("past the end"));
+    let (mut dj, now) = dj_world();
+    dj.handle(
+        now,
+        Input::Command(Command::Play {
+            track: Some("t1".into()),
+            position: Some(201.5),
+        }),
+    );
+    assert!(errors(&drain(&mut dj))[0].contains("past the end"));
+}
+
+#[test]
+fn timestamp_far_in_the_future_is_refused() {
+    let (mut e, now) = follower_world(0.0);
+    let far = now + MAX_FUTURE_TIMESTAMP_MS + 5_000.0;
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 0.0, far)),
+    );
+    assert!(starts(&actions).is_empty());
+    assert!(errors(&actions)[0].contains("in the future"));
+    let actions = server(&mut e, now, position_sync(DJ, 3.0, far));
+    assert!(errors(&actions)[0].contains("in the future"));
+}
+
+#[test]
+fn playlist_of_ten_thousand_entries_is_refused_and_the_old_one_kept() {
+    let (mut e, now) = follower_world(0.0);
+    let huge: Vec<_> = (0..10_000).map(|i| track(i, 100.0)).collect();
+    let actions = server(&mut e, now, playlist(huge));
+    assert!(errors(&actions)[0].contains("10000 entries refused"));
+    assert_eq!(e.playlist().len(), 2);
+}
+
+#[test]
+fn duplicate_is_refused_by_url_then_by_title_and_artist() {
+    let (mut e, now) = follower_world(0.0);
+    let same_url = jamz_proto::Track {
+        title: "Other".into(),
+        ..track(1, 10.0)
+    };
+    let same_song = jamz_proto::Track {
+        url: "https://elsewhere.invalid/x.mp3".into(),
+        title: "  song 1 ".into(),
+        artist: "BAND".into(),
+        ..track(9, 10.0)
+    };
+    for t in [same_url, same_song] {
+        e.handle(now, Input::Command(Command::Add(t)));
+        let actions = drain(&mut e);
+        assert!(errors(&actions)[0].contains("already in the playlist"));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Rest(_))));
+    }
+    e.handle(now, Input::Command(Command::Add(track(3, 10.0))));
+    let actions = drain(&mut e);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Rest(RestCall::AppendTrack { .. })))
+    );
+}
+
+#[test]
+fn incoming_playlist_duplicates_are_dropped() {
+    let (mut e, now) = follower_world(0.0);
+    server(
+        &mut e,
+        now,
+        playlist(vec![track(1, 1.0), track(1, 1.0), track(2, 1.0)]),
+    );
+    assert_eq!(e.playlist().len(), 2);
+}
+
+#[test]
+fn dj_removes_and_reorders_over_rest() {
+    let (mut e, now) = dj_world();
+    e.handle(now, Input::Command(Command::Remove { track: "t2".into() }));
+    let a = drain(&mut e);
+    assert!(a.iter().any(|a| matches!(a,
+        Action::Rest(RestCall::DeleteTrack { track_id, .. }) if track_id == "t2")));
+    e.handle(
+        now,
+        Input::Command(Command::Reorder {
+            order: vec!["t2".into()],
+        }),
+    );
+    assert!(errors(&drain(&mut e))[0].contains("permutation"));
+    e.handle(
+        now,
+        Input::Command(Command::Reorder {
+            order: vec!["t2".into(), "t1".into()],
+        }),
+    );
+    assert!(
+        drain(&mut e)
+            .iter()
+            .any(|a| matches!(a, Action::Rest(RestCall::Reorder { .. })))
+    );
+}
+
+fn position_sync_times(high_latency: Option<bool>) -> Vec<f64> {
+    let mut e = Engine::new(EngineConfig {
+        high_latency_link: high_latency,
+        ..EngineConfig::new(DJ, "dj").with_session(SESSION)
+    });
+    e.handle(
+        0.0,
+        Input::Connected {
+            socket_id: socket_of(DJ),
+        },
+    );
+    let now = sync_clock(&mut e, 0.0, 0.0, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(&mut e, now, playlist(vec![track(1, 200.0)]));
+    e.handle(
+        now,
+        Input::Command(Command::Play {
+            track: None,
+            position: None,
+        }),
+    );
+    drain(&mut e);
+    run_until(&mut e, now, now + 20_000.0)
+        .into_iter()
+        .filter(|(_, a)| matches!(a, Action::Emit { event, .. } if *event == names::MUSIC_POSITION_SYNC))
+        .map(|(t, _)| t)
+        .collect()
+}
+
+#[test]
+fn dj_sends_position_sync_every_5_s_and_every_3_s_on_high_latency_links() {
+    for (high, period) in [
+        (Some(false), POSITION_SYNC_PERIOD_MS),
+        (Some(true), HIGH_LATENCY_POSITION_SYNC_PERIOD_MS),
+    ] {
+        let times = position_sync_times(high);
+        assert!(times.len() >= 3, "{times:?}");
+        for w in times.windows(2).skip(1) {
+            assert!(close(w[1] - w[0], period, 1.0), "{high:?}: {times:?}");
+        }
+    }
+}
+
+#[test]
+fn dj_sends_a_position_sync_when_someone_joins() {
+    let (mut e, now) = dj_world();
+    e.handle(
+        now,
+        Input::Command(Command::Play {
+            track: None,
+            position: None,
+        }),
+    );
+    drain(&mut e);
+    let later = now + 1_000.0;
+    run_until(&mut e, now, later);
+    let actions = server(&mut e, later, joined(3));
+    let sync = emitted(&actions, names::MUSIC_POSITION_SYNC);
+    assert_eq!(sync.len(), 1);
+    let p = sync[0]["position"].as_f64().unwrap_or(f64::NAN);
+    assert!(close(p, (1_000.0 - CONTROL_LEAD_MS) / 1000.0, 1e-6), "{p}");
+}
+
+#[test]
+fn small_playout_error_trims_the_rate_and_a_large_one_restarts() {
+    let (mut e, now) = follower_world(0.0);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 10.0, now)),
+    );
+    let t = now + 1_000.0;
+    let Some((id, due)) = e.due_position(t) else {
+        panic!("not playing")
+    };
+    e.handle(
+        t,
+        Input::AudioClock {
+            at: t,
+            heard: Some(Heard {
+                track: id.clone(),
+                position: due + 0.002,
+            }),
+        },
+    );
+    let trims: Vec<f64> = drain(&mut e)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Audio(AudioCommand::SetRateTrim { ppm }) => Some(ppm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(trims.len(), 1);
+    assert!(
+        trims[0] < 0.0 && trims[0] >= -MAX_RATE_TRIM_PPM,
+        "ahead slows down: {trims:?}"
+    );
+    assert_eq!(e.stats().hard_resyncs, 0);
+    let t = t + 200.0;
+    e.handle(
+        t,
+        Input::AudioClock {
+            at: t,
+            heard: Some(Heard {
+                track: id,
+                position: due + 0.2 + 0.6,
+            }),
+        },
+    );
+    let st = starts(&drain(&mut e));
+    assert_eq!(st.len(), 1);
+    assert_eq!(e.stats().hard_resyncs, 1);
+    assert!(close(st[0].1, 10.0 + (t - now) / 1000.0, 1e-6), "{st:?}");
+}
+
+#[test]
+fn dj_changes_track_at_the_end_without_a_gap() {
+    let mut e = connected(DJ, 0.0);
+    let now = sync_clock(&mut e, 0.0, 0.0, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(&mut e, now, playlist(vec![track(1, 10.0), track(2, 10.0)]));
+    e.handle(
+        now,
+        Input::Command(Command::Play {
+            track: None,
+            position: None,
+        }),
+    );
+    let first = emitted(&drain(&mut e), names::MUSIC_CONTROL)[0]["timestamp"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let later = run_until(&mut e, now, now + 11_000.0);
+    let change = later.iter().find_map(|(t, a)| match a {
+        Action::Emit { event, data } if *event == names::MUSIC_CONTROL => Some((*t, data.clone())),
+        _ => None,
+    });
+    let Some((sent_at, data)) = change else {
+        panic!("no track change")
+    };
+    assert_eq!(data["action"], "track-change");
+    assert_eq!(data["track"]["id"], "t2");
+    assert_eq!(data["position"], 0.0);
+    let ts = data["timestamp"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        close(ts, first + 10_000.0, 1e-6),
+        "starts exactly at the end"
+    );
+    assert!(sent_at <= ts - CONTROL_LEAD_MS + 1.0, "announced ahead");
+}
+
+#[test]
+fn small_position_sync_deviations_of_a_web_dj_are_ignored_big_ones_followed() {
+    let (mut e, now) = follower_world(0.0);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 0.0, now)),
+    );
+    let t = now + 5_000.0;
+    let actions = server(&mut e, t, position_sync(DJ, 5.010, t));
+    assert!(starts(&actions).is_empty());
+    let actions = server(&mut e, t, position_sync(DJ, 5.400, t));
+    let st = starts(&actions);
+    assert_eq!(st.len(), 1);
+    assert!(close(st[0].1, 5.4, 1e-6));
+}
+
+#[test]
+fn pause_stops_everyone_where_the_dj_is() {
+    let (mut e, now) = dj_world();
+    e.handle(
+        now,
+        Input::Command(Command::Play {
+            track: None,
+            position: Some(20.0),
+        }),
+    );
+    drain(&mut e);
+    let t = now + CONTROL_LEAD_MS + 2_000.0;
+    e.handle(t, Input::Command(Command::Pause));
+    let actions = drain(&mut e);
+    let c = emitted(&actions, names::MUSIC_CONTROL);
+    assert_eq!(c[0]["action"], "pause");
+    assert!(close(
+        c[0]["position"].as_f64().unwrap_or(f64::NAN),
+        22.0,
+        1e-6
+    ));
+    assert!(actions.contains(&Action::Audio(AudioCommand::Pause)));
+    // Play with no position resumes there.
+    e.handle(
+        t + 1_000.0,
+        Input::Command(Command::Play {
+            track: None,
+            position: None,
+        }),
+    );
+    let st = starts(&drain(&mut e));
+    assert!(close(st[0].1, 22.0, 1e-6), "{st:?}");
+}
+
+#[test]
+fn bad_numbers_never_panic() {
+    let (mut e, now) = follower_world(0.0);
+    for ev in [
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), f64::NAN, now)),
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), -1.0, now)),
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 1.0, f64::INFINITY)),
+        position_sync(DJ, f64::NAN, now),
+    ] {
+        let a = server(&mut e, now, ev);
+        assert_eq!(errors(&a).len(), 1, "{a:?}");
+    }
+    e.handle(f64::NAN, Input::Tick);
+    e.handle(
+        now,
+        Input::TimeSyncReply {
+            t0: now,
+            t1: f64::NAN,
+            t2: 0.0,
+            t3: now,
+        },
+    );
+    e.handle(
+        now,
+        Input::AudioClock {
+            at: f64::INFINITY,
+            heard: None,
+        },
+    );
+    drain(&mut e);
+}
+
+#[test]
+fn notifications_serialize_as_node_control_events() {
+    let json = |n: &jamz_sync::Notification| serde_json::to_value(n).unwrap_or_default();
+    let c = jamz_sync::Notification::Controller { user_id: Some(7) };
+    assert_eq!(
+        json(&c),
+        serde_json::json!({"event": "controller", "userId": 7})
+    );
+    let e = jamz_sync::Notification::Error {
+        message: "nope".into(),
+        cmd: Some("play"),
+    };
+    assert_eq!(
+        json(&e),
+        serde_json::json!({"event": "error", "message": "nope", "cmd": "play"})
+    );
+}
+
+#[test]
+fn timestamp_from_long_ago_is_refused_and_a_finished_track_is_not_started() {
+    let (mut e, now) = follower_world(0.0);
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(
+            DJ,
+            Some(track(1, 200.0)),
+            0.0,
+            now - MAX_PAST_TIMESTAMP_MS - 1.0,
+        )),
+    );
+    assert!(errors(&actions)[0].contains("in the past"));
+    // Started 250 s ago on a 200 s track: over; nothing to play until the DJ moves on.
+    let actions = server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 0.0, now - 250_000.0)),
+    );
+    assert!(errors(&actions).is_empty());
+    assert!(starts(&actions).is_empty());
+    assert!(actions.contains(&Action::Audio(AudioCommand::Stop)));
+}

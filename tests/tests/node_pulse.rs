@@ -1,0 +1,267 @@
+//! Two headless nodes on real (virtual) devices: each plays through cpal into its
+//! own PulseAudio null sink, and each sink's monitor is recorded with parec. The
+//! clicks of both recordings are put on one timeline (the test's monotonic clock,
+//! from when parec's reads arrived) and compared, as in `node_sync.rs`.
+//!
+//! Needs the private PulseAudio that scripts/env.d/pulseaudio.sh starts (it
+//! exports JAMZ_PULSE_SINK); without it the test says so loudly on stderr and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod node_support;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use node_support::{Click, Comparison, World, click_track, find_clicks, seed};
+use serde_json::json;
+
+/// The null sinks' rate (scripts/env.d/pulseaudio.sh pins 50 kHz: no drift
+/// against the monotonic clock, notes/headless-audio.md); parec records at it.
+const SINK_RATE: u32 = 50_000;
+
+/// Loose bound on |offset| after the seek (both streams running). Looser than
+/// node_sync.rs's 30 ms for the WAV outputs because two things add here: each
+/// recording's timeline is estimated from when parec's reads arrived (biased
+/// early by up to parec's 20 ms latency, not always alike for both), and the
+/// device latency cpal reports on the ALSA -> PulseAudio path (seen here: a
+/// node now and then 20-27 ms off for a whole segment, which the engine cannot
+/// see: its audio clock reports come from the same estimate). Typical figures
+/// are 0-5 ms (printed).
+const MAX_OFFSET_MS: f64 = 50.0;
+
+/// Clicks this long after the seek was sent belong to the seek's timeline
+/// (jamz-sync's control lead is 300 ms).
+const AFTER_SEEK_S: f64 = 0.6;
+
+const PAIR_WINDOW_S: f64 = 0.25;
+
+/// Samples recorded so far, and (arrival, frames so far) after each read.
+type Recorded = (Vec<i16>, Vec<(Instant, u64)>);
+
+/// A parec recording of one sink's monitor, with the arrival of each read.
+struct Recording {
+    child: std::process::Child,
+    data: Arc<Mutex<Recorded>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recording {
+    fn start(sink: &str) -> Result<Self> {
+        let mut child = Command::new("parec")
+            .args([
+                "-d",
+                &format!("{sink}.monitor"),
+                "--latency-msec=20",
+                "--channels=2",
+                "--format=s16le",
+                "--raw",
+            ])
+            .arg(format!("--rate={SINK_RATE}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn parec")?;
+        let mut out = child.stdout.take().context("parec stdout")?;
+        let data = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        let d = Arc::clone(&data);
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            let mut pending: Vec<u8> = Vec::new();
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                pending.extend_from_slice(&buf[..n]);
+                let whole = pending.len() / 4 * 4;
+                let mut g = d.lock().unwrap();
+                for fr in pending[..whole].chunks_exact(4) {
+                    g.0.push(i16::from_le_bytes([fr[0], fr[1]]));
+                }
+                pending.drain(..whole);
+                let frames = g.0.len() as u64;
+                g.1.push((now, frames));
+            }
+        });
+        Ok(Recording {
+            child,
+            data,
+            reader: Some(reader),
+        })
+    }
+
+    /// Stops parec; returns the clicks on the timeline of seconds since `origin`.
+    fn finish(mut self, origin: Instant) -> Result<Vec<Click>> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let g = self.data.lock().unwrap();
+        let (samples, arrivals) = (&g.0, &g.1);
+        if arrivals.is_empty() {
+            bail!("parec recorded nothing");
+        }
+        // Frame 0 was captured no later than (arrival - frames/rate) for every read:
+        // the earliest such bound estimates it (reads arrive after their frames).
+        let rate = f64::from(SINK_RATE);
+        let t0 = arrivals
+            .iter()
+            .map(|(at, frames)| at.duration_since(origin).as_secs_f64() - *frames as f64 / rate)
+            .fold(f64::INFINITY, f64::min);
+        let mono: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        Ok(find_clicks(&mono, SINK_RATE, t0))
+    }
+}
+
+fn pactl(args: &[&str]) -> Result<String> {
+    let out = Command::new("pactl").args(args).output().context("pactl")?;
+    if !out.status.success() {
+        bail!(
+            "pactl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Unloads a module on drop.
+struct Module(String);
+impl Drop for Module {
+    fn drop(&mut self) {
+        let _ = pactl(&["unload-module", &self.0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
+    let Ok(sink_a) = std::env::var("JAMZ_PULSE_SINK") else {
+        eprintln!(
+            "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; source scripts/env.d/pulseaudio.sh) ***\n"
+        );
+        return Ok(());
+    };
+    let _seed = seed();
+    let sink_b = format!("jamz_node_b_{}", std::process::id());
+    let module = Module(pactl(&[
+        "load-module",
+        "module-null-sink",
+        &format!("sink_name={sink_b}"),
+        "channels=2",
+        &format!("rate={SINK_RATE}"),
+    ])?);
+
+    let world = World::new(2).await?;
+    let dir = world.dir.path().to_path_buf();
+    let a_path = dir.join("alpha.wav");
+    click_track(&a_path, 10.0, 1.0)?;
+
+    let origin = Instant::now();
+    let rec_a = Recording::start(&sink_a)?;
+    let rec_b = Recording::start(&sink_b)?;
+    let mut n0 = world
+        .node(0, "default", &[("PULSE_SINK", sink_a.as_str())])
+        .await?;
+    let mut n1 = world
+        .node(1, "default", &[("PULSE_SINK", sink_b.as_str())])
+        .await?;
+    n0.wait_event("ready", |_| true).await?;
+    n1.wait_event("ready", |_| true).await?;
+    n0.send(json!({"cmd":"take-control"})).await?;
+    n0.wait_event("controller", |v| v["userId"] == world.user_id(0))
+        .await?;
+    n0.send(json!({"cmd":"add","path":a_path})).await?;
+    n0.wait_event("playlist", |v| {
+        v["playlist"].as_array().is_some_and(|p| p.len() == 1)
+    })
+    .await?;
+    let pl = n1
+        .wait_event("playlist", |v| {
+            v["playlist"].as_array().is_some_and(|p| p.len() == 1)
+        })
+        .await?;
+    let a = pl["playlist"][0]["id"].as_str().unwrap().to_owned();
+    n0.send(json!({"cmd":"play","track":a,"position":0.0}))
+        .await?;
+    n1.wait_event("playback", |v| v["playing"] == true).await?;
+    n0.wait_position(&a, 4.0).await?;
+    let seek_sent = origin.elapsed().as_secs_f64();
+    n0.send(json!({"cmd":"seek","position":6.0})).await?;
+    n1.wait_event("playback", |v| {
+        v["position"]
+            .as_f64()
+            .is_some_and(|p| (5.9..7.0).contains(&p))
+    })
+    .await?;
+    n0.wait_position(&a, 8.5).await?;
+    n1.wait_position(&a, 8.5).await?;
+    n0.quit().await?;
+    n1.quit().await?;
+
+    let clicks_a = rec_a.finish(origin)?;
+    let clicks_b = rec_b.finish(origin)?;
+    drop(module);
+    eprintln!(
+        "\nPulseAudio monitors ({sink_a}, {sink_b}), clicks paired within +-{PAIR_WINDOW_S} s:"
+    );
+    eprintln!("  car0 on {sink_a}: {} clean clicks", clicks_a.len());
+    if std::env::var_os("JAMZ_DEBUG_CLICKS").is_some() {
+        for (name, cl) in [("car0", &clicks_a), ("car1", &clicks_b)] {
+            let t: Vec<String> = cl
+                .iter()
+                .map(|c| format!("{:.3}/{}", c.t, c.level))
+                .collect();
+            eprintln!("  {name}: {}", t.join(" "));
+        }
+    }
+    // Before the seek: the first start on a fresh PulseAudio stream. Printed, and
+    // every click must pair (same click within +-PAIR_WINDOW_S); its offsets are
+    // not bounded tighter: a first start has been seen 10-40 ms off until the
+    // engine's hard re-sync ~1.5 s later, and once (in about 15 runs) one click
+    // 210 ms off (see the report of issue 5).
+    let split = seek_sent + AFTER_SEEK_S;
+    let (a_before, a_after): (Vec<Click>, Vec<Click>) = clicks_a.iter().partition(|c| c.t < split);
+    let (b_before, b_after): (Vec<Click>, Vec<Click>) = clicks_b.iter().partition(|c| c.t < split);
+    let before = Comparison::new(
+        "car1 - car0, first start",
+        &a_before,
+        &b_before,
+        PAIR_WINDOW_S,
+    );
+    let after = Comparison::new(
+        "car1 - car0, after the seek",
+        &a_after,
+        &b_after,
+        PAIR_WINDOW_S,
+    );
+    before.print();
+    after.print();
+    assert!(
+        clicks_a.len() >= 15,
+        "car0's sink: {} clicks",
+        clicks_a.len()
+    );
+    for c in [&before, &after] {
+        assert!(
+            c.matched as f64 >= 0.8 * c.clicks as f64,
+            "{}: {} of {} clicks paired",
+            c.name,
+            c.matched,
+            c.clicks
+        );
+    }
+    assert!(
+        after.matched >= 8,
+        "after the seek: {} clicks paired",
+        after.matched
+    );
+    assert!(
+        after.max_abs_ms() <= MAX_OFFSET_MS,
+        "after the seek: max |offset| {:.2} ms",
+        after.max_abs_ms()
+    );
+    Ok(())
+}
