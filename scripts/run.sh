@@ -49,5 +49,21 @@ if [ -z "$output" ]; then
   if command -v pactl >/dev/null && timeout 3 pactl info >/dev/null 2>&1; then output=default; else output=null; fi
 fi
 log "node output: $output; type JSON commands, {\"cmd\":\"quit\"} to stop"
-{ echo '{"cmd":"take-control"}'; echo '{"cmd":"play"}'; cat; } |
-  "$jamz" node --server "$server" --group "$group" --name "Demo car" --output "$output" --json
+# The node reads a fifo that this script also writes: it takes control, plays once
+# the server confirms the DJ role, and forwards the user's stdin (EOF means quit).
+fifo="$data/node.stdin"
+rm -f "$fifo"
+mkfifo "$fifo"
+exec 3<>"$fifo" 4<&0
+# (a background job's stdin would be /dev/null: read the user's through fd 4)
+{ cat <&4; echo '{"cmd":"quit"}'; } >&3 &
+echo '{"cmd":"take-control"}' >&3
+played=""
+"$jamz" node --server "$server" --group "$group" --name "Demo car" --output "$output" --json <&3 |
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    if [ -z "$played" ] && [[ "$line" == *'"event":"controller"'* ]]; then
+      played=1
+      echo '{"cmd":"play"}' >&3
+    fi
+  done
