@@ -42,7 +42,13 @@ install_rust() {
 install_npm_packages() {
   if [ -f package-lock.json ]; then
     log "npm: ci"
-    npm ci --no-audit --no-fund --loglevel=error
+    # npm 11 refuses `ci` when the lock lacks optional packages for other platforms
+    # (@tauri-apps/cli-darwin-*), which a registry mirror may not serve at all; then
+    # install from the same lock, which skips optional packages it cannot fetch.
+    npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || {
+      log "npm: ci refused the lock (optional platform packages); npm install from it"
+      npm install --no-audit --no-fund --loglevel=error
+    }
   else
     npm install --no-audit --no-fund --loglevel=error
   fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh) and runs every test of the project:
-# formatting, clippy, the Rust workspace's tests and the JavaScript peers' tests.
+# formatting, clippy, the Rust workspace's tests, the JavaScript peers' tests, the
+# UI's unit tests and the app's end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,4 +23,8 @@ step "cargo test"
 cargo test --workspace --locked -- --nocapture 2>&1 | tee /tmp/jamz-cargo-test.log
 step "node --test tests/js"
 node --test tests/js/
+step "npm test (UI typecheck and unit tests)"
+npm test
+step "app E2E (real binary, tauri-driver, Xvfb)"
+scripts/app-e2e.sh
 step "all tests passed"

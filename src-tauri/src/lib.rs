@@ -1,0 +1,70 @@
+//! The TrafficJamz app shell: Tauri commands and events between `ui/` and
+//! `jamz-node`, and plugin setup. No business logic lives here.
+//!
+//! - Account and group commands forward to `jamz_node::account` / the REST client.
+//! - `open_session` starts a [`jamz_node::Node`]; its events reach the UI as the
+//!   `node-event` event (the `NODE_CONTROL.md` vocabulary), except `progress`,
+//!   which streams through the `ipc::Channel` the UI passed in.
+//! - `node_command` forwards one [`jamz_node::NodeCommand`].
+//! - `host_session` runs the reference server in-process (a car with no internet).
+
+mod commands;
+mod error;
+
+pub use error::{AppError, AppResult};
+
+/// The event carrying every [`jamz_node::NodeEvent`] but `progress`.
+pub const NODE_EVENT: &str = "node-event";
+/// Emitted once when the node stops, with `{reason}` (`null` on a clean leave).
+pub const SESSION_ENDED_EVENT: &str = "session-ended";
+
+/// When [`run`] began: the origin of the start-up figure of `first_paint`.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+#[cfg_attr(mobile, tauri::mobile_entry_point)]
+pub fn run() {
+    let _ = STARTED.set(std::time::Instant::now());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let builder = tauri::Builder::default().plugin(tauri_plugin_dialog::init());
+    #[cfg(mobile)]
+    let builder = builder.plugin(tauri_plugin_geolocation::init());
+
+    let result = builder
+        .setup(|app| {
+            use tauri::Manager;
+            let state = commands::AppState::new(app.handle())?;
+            app.manage(state);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::first_paint,
+            commands::host_session,
+            commands::stop_hosting,
+            commands::register,
+            commands::login,
+            commands::current_account,
+            commands::logout,
+            commands::list_groups,
+            commands::create_group,
+            commands::add_member,
+            commands::open_session,
+            commands::leave_session,
+            commands::node_command,
+            commands::pick_audio_files,
+            commands::cache_info,
+            commands::cache_clear,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        tracing::error!("TrafficJamz stopped: {e}");
+        std::process::exit(1);
+    }
+}

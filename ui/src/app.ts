@@ -1,0 +1,23 @@
+// Shared context of the screens: the backend, the banner, settings and navigation.
+
+import type { Account, Backend } from "./backend";
+import type { Banner } from "./banner";
+import type { Settings } from "./settings";
+
+export type Route =
+  | { screen: "auth" }
+  | { screen: "groups" }
+  | { screen: "session"; groupId: string; groupName: string }
+  | { screen: "settings"; back: Route };
+
+export interface Ctx {
+  backend: Backend;
+  banner: Banner;
+  settings: Settings;
+  account: Account | null;
+  saveSettings(s: Settings): void;
+  go(route: Route): void;
+}
+
+/** A screen draws into `root` and returns what to undo when it is left. */
+export type Screen = (root: HTMLElement, ctx: Ctx) => () => void;

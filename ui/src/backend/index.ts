@@ -1,0 +1,110 @@
+// The only module that talks to Rust (the only importer of `@tauri-apps/*`).
+// Everything else in the UI calls these functions and never knows about Tauri.
+
+import { Channel, invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  Account,
+  AppInfo,
+  CacheInfo,
+  Group,
+  Hosted,
+  NodeCommand,
+  NodeEvent,
+  OpenSessionArgs,
+  Position,
+  ProgressEvent,
+  SessionEnded,
+  SessionInfo,
+} from "./types";
+
+export type * from "./types";
+
+/** A command failed: `code` is stable and machine-readable, `message` is for people. */
+export class BackendError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "BackendError";
+    this.code = code;
+  }
+}
+
+function isCodedError(e: unknown): e is { code: string; message: string } {
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    typeof (e as { code?: unknown }).code === "string" &&
+    typeof (e as { message?: unknown }).message === "string"
+  );
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e: unknown) {
+    if (isCodedError(e)) throw new BackendError(e.code, e.message);
+    throw new BackendError("ipc", e instanceof Error ? e.message : String(e));
+  }
+}
+
+export const NODE_EVENT = "node-event";
+export const SESSION_ENDED = "session-ended";
+
+export const backend = {
+  appInfo: (): Promise<AppInfo> => call("app_info"),
+  /** Tells the shell the first screen is painted (start-up measurement). */
+  firstPaint: (): Promise<void> => call("first_paint"),
+
+  hostSession: (port?: number): Promise<Hosted> => call("host_session", { port: port ?? null }),
+  stopHosting: (): Promise<void> => call("stop_hosting"),
+
+  register: (server: string, username: string, email: string, password: string): Promise<Account> =>
+    call("register", { args: { server, username, email, password } }),
+  login: (server: string, username: string, password: string): Promise<Account> =>
+    call("login", { args: { server, username, password } }),
+  currentAccount: (): Promise<Account | null> => call("current_account"),
+  logout: (): Promise<void> => call("logout"),
+
+  listGroups: (): Promise<Group[]> => call("list_groups"),
+  createGroup: (name: string, description?: string): Promise<Group> =>
+    call("create_group", { name, description: description ?? null }),
+  addMember: (groupId: string, username: string): Promise<Group> =>
+    call("add_member", { groupId, username }),
+
+  /** Starts the node; `onProgress` receives upload and preload progress. */
+  openSession: (args: OpenSessionArgs, onProgress: (p: ProgressEvent) => void): Promise<SessionInfo> => {
+    const channel = new Channel<NodeEvent>();
+    channel.onmessage = (ev) => {
+      if (ev.event === "progress") onProgress(ev);
+    };
+    return call("open_session", { args, onProgress: channel });
+  },
+  leaveSession: (): Promise<void> => call("leave_session"),
+  command: (command: NodeCommand): Promise<void> => call("node_command", { command }),
+
+  pickAudioFiles: (): Promise<string[]> => call("pick_audio_files"),
+  cacheInfo: (): Promise<CacheInfo> => call("cache_info"),
+  cacheClear: (): Promise<CacheInfo> => call("cache_clear"),
+
+  /** Every node event but `progress`. */
+  onNodeEvent: (handler: (ev: NodeEvent) => void): Promise<UnlistenFn> =>
+    listen<NodeEvent>(NODE_EVENT, (e) => handler(e.payload)),
+  onSessionEnded: (handler: (ev: SessionEnded) => void): Promise<UnlistenFn> =>
+    listen<SessionEnded>(SESSION_ENDED, (e) => handler(e.payload)),
+
+  /** The device's position from tauri-plugin-geolocation (phones and tablets only). */
+  devicePosition: async (): Promise<Position> => {
+    const p = await call<{ coords: { latitude: number; longitude: number; speed: number | null; heading: number | null } }>(
+      "plugin:geolocation|get_current_position",
+      { options: { enableHighAccuracy: true, timeout: 10000, maximumAge: 0 } },
+    );
+    const pos: Position = { latitude: p.coords.latitude, longitude: p.coords.longitude };
+    if (p.coords.speed !== null) pos.speed = p.coords.speed;
+    if (p.coords.heading !== null) pos.heading = p.coords.heading;
+    return pos;
+  },
+};
+
+export type Backend = typeof backend;
+export type { UnlistenFn };

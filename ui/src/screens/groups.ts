@@ -1,0 +1,78 @@
+// Groups: create, add members by username, open the session.
+
+import type { Group } from "../backend";
+import type { Screen } from "../app";
+import { field, h, showError } from "../dom";
+
+export const groupsScreen: Screen = (root, ctx) => {
+  const list = h("ul", { class: "groups", "aria-label": "Your groups" });
+  const error = h("p", { class: "error", role: "alert" });
+  const name = h("input", { name: "group-name", required: true });
+  const description = h("input", { name: "group-description" });
+  const create = h("form", { class: "card inline", "aria-label": "Create a group" },
+    field("New group", name), field("Description", description),
+    h("button", { type: "submit", class: "primary" }, "Create group"));
+
+  const renderGroup = (g: Group): HTMLLIElement => {
+    const member = h("input", { name: "member", placeholder: "username", "aria-label": `Add a member to ${g.name}` });
+    const add = h("form", { class: "inline" }, member, h("button", { type: "submit" }, "Add member"));
+    const count = h("span", { class: "muted", "data-testid": "member-count" }, `${g.members.length} member${g.members.length === 1 ? "" : "s"}`);
+    add.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void ctx.backend.addMember(g.id, member.value.trim()).then(
+        (updated) => {
+          member.value = "";
+          count.textContent = `${updated.members.length} members`;
+        },
+        (err: unknown) => showError(error, err),
+      );
+    });
+    const open = h("button", { type: "button", class: "primary", "data-action": "open-session" }, "Open session");
+    open.addEventListener("click", () => ctx.go({ screen: "session", groupId: g.id, groupName: g.name }));
+    return h("li", { class: "group card", "data-group": g.id }, h("h2", {}, g.name), g.description ? h("p", {}, g.description) : null, count, add, open);
+  };
+
+  const refresh = async (): Promise<void> => {
+    try {
+      const groups = await ctx.backend.listGroups();
+      list.replaceChildren(...groups.map(renderGroup));
+      if (groups.length === 0) list.append(h("li", { class: "muted" }, "No groups yet: create one."));
+    } catch (err: unknown) {
+      showError(error, err);
+    }
+  };
+
+  create.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void ctx.backend.createGroup(name.value.trim(), description.value.trim() || undefined).then(
+      () => {
+        name.value = "";
+        description.value = "";
+        return refresh();
+      },
+      (err: unknown) => showError(error, err),
+    );
+  });
+
+  const signOut = h("button", { type: "button" }, "Sign out");
+  signOut.addEventListener("click", () => {
+    void ctx.backend.logout().then(() => {
+      ctx.account = null;
+      ctx.go({ screen: "auth" });
+    });
+  });
+  const settings = h("button", { type: "button" }, "Settings");
+  settings.addEventListener("click", () => ctx.go({ screen: "settings", back: { screen: "groups" } }));
+
+  root.append(
+    h("main", { class: "screen groups-screen", "data-screen": "groups" },
+      h("header", { class: "row spread" },
+        h("h1", { tabindex: -1 }, "Groups"),
+        h("span", { class: "muted" }, ctx.account ? `Signed in as ${ctx.account.username}` : ""),
+        h("span", { class: "row" }, settings, signOut)),
+      create, error, list),
+  );
+  name.focus();
+  void refresh();
+  return () => undefined;
+};

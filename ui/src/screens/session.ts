@@ -1,0 +1,316 @@
+// The session: participants and their links, now playing, DJ controls, volume,
+// the playlist, the cache, the convoy map.
+
+import type { NodeCommand, NodeEvent, Position, ProgressEvent, UnlistenFn } from "../backend";
+import type { Route, Screen } from "../app";
+import { field, h, showError } from "../dom";
+import { formatDistance, pairwiseDistances } from "../geo";
+import { ConvoyMap } from "../map";
+import {
+  apply,
+  currentTrack,
+  formatBytes,
+  formatTime,
+  initialState,
+  isDj,
+  linkState,
+  moved,
+  positionAt,
+  type SessionState,
+} from "../session-state";
+import { nodeLocationSource } from "../settings";
+
+/** How often the screen asks the node for a `status` (tier, queue, cache). */
+const STATUS_POLL_MS = 2000;
+/** How often the position bar moves between playback reports. */
+const TICK_MS = 250;
+
+const LINK_LABEL = { socket: "socket", peer: "peer", offline: "offline" } as const;
+
+export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Screen => (root, ctx) => {
+  const st: SessionState = initialState(ctx.account?.userId ?? null);
+  const unlisten: UnlistenFn[] = [];
+  const timers: number[] = [];
+  let closed = false;
+  let mapView: ConvoyMap | null = null;
+
+  const error = h("p", { class: "error", role: "alert", "data-testid": "session-error" });
+  const send = (c: NodeCommand): void => {
+    void ctx.backend.command(c).catch((e: unknown) => showError(error, e));
+  };
+  const nameOf = (userId: number): string => {
+    const p = st.participants.find((x) => x.userId === userId);
+    if (p?.display_name) return p.display_name;
+    if (userId === st.me && ctx.account) return ctx.account.username;
+    return `user ${userId}`;
+  };
+
+  // --- participants
+  const people = h("ul", { class: "people", "data-testid": "participants" });
+  const renderPeople = (): void => {
+    const ids = new Set<number>([...st.participants.map((p) => p.userId), ...st.peers.keys(), ...st.positions.keys()]);
+    if (st.me !== null) ids.add(st.me);
+    people.replaceChildren(
+      ...[...ids].map((id) => {
+        const link = id === st.me ? (st.tier === "offline" ? "offline" : st.tier === "mesh" ? "peer" : "socket") : linkState(st, id);
+        return h("li", { "data-user": id, "data-link": link },
+          h("span", {}, nameOf(id)), id === st.me ? h("span", { class: "muted" }, " (you)") : null,
+          id === st.controller ? h("span", { class: "badge dj" }, "DJ") : null,
+          h("span", { class: `badge link-${link}` }, LINK_LABEL[link]));
+      }),
+    );
+  };
+
+  // --- now playing and controls
+  const title = h("p", { class: "title", "data-testid": "now-playing" }, "Nothing playing");
+  const playState = h("span", { "data-testid": "play-state" }, "stopped");
+  const timeText = h("span", { "data-testid": "position" }, "0:00");
+  const durText = h("span", {}, "");
+  const bar = h("input", { type: "range", min: 0, max: 1, step: 0.1, value: 0, "aria-label": "Position", "data-testid": "position-bar" });
+  let seeking = false;
+  bar.addEventListener("input", () => { seeking = true; });
+  bar.addEventListener("change", () => {
+    seeking = false;
+    send({ cmd: "seek", position: Number(bar.value) });
+  });
+  const btn = (label: string, action: string, onClick: () => void): HTMLButtonElement => {
+    const b = h("button", { type: "button", "data-action": action }, label);
+    b.addEventListener("click", onClick);
+    return b;
+  };
+  const take = btn("Take control", "take-control", () => send({ cmd: "take-control" }));
+  const prev = btn("Previous", "previous", () => send({ cmd: "previous" }));
+  const play = btn("Play", "play", () => {
+    const first = st.playlist[0];
+    if (st.track === null && first) send({ cmd: "play", track: first.id, position: 0 });
+    else send({ cmd: "play" });
+  });
+  const pause = btn("Pause", "pause", () => send({ cmd: "pause" }));
+  const next = btn("Next", "next", () => send({ cmd: "next" }));
+  const volume = h("input", { type: "range", min: 0, max: 1, step: 0.05, value: 1, "aria-label": "Volume", name: "volume" });
+  volume.addEventListener("change", () => send({ cmd: "volume", level: Number(volume.value) }));
+  const djState = h("p", { class: "muted", "data-testid": "dj" }, "No DJ yet");
+
+  const renderNowPlaying = (): void => {
+    const t = currentTrack(st);
+    title.textContent = t ? `${t.title}${t.artist ? ` — ${t.artist}` : ""}` : "Nothing playing";
+    playState.textContent = st.playing ? "playing" : st.track ? "paused" : "stopped";
+    const dj = isDj(st);
+    for (const b of [prev, play, pause, next]) b.disabled = !dj;
+    bar.disabled = !dj;
+    take.disabled = dj;
+    djState.textContent = st.controller === null ? "No DJ yet" : dj ? "You are the DJ" : `DJ: ${nameOf(st.controller)}`;
+    const d = t?.duration;
+    bar.max = String(d && d > 0 ? d : Math.max(1, positionAt(st, performance.now())));
+    durText.textContent = d ? ` / ${formatTime(d)}` : "";
+  };
+  const tick = (): void => {
+    const pos = positionAt(st, performance.now());
+    timeText.textContent = formatTime(pos);
+    timeText.dataset.seconds = pos.toFixed(2);
+    if (!seeking) {
+      if (Number(bar.max) < pos) bar.max = String(pos);
+      bar.value = String(pos);
+    }
+  };
+
+  // --- playlist
+  const playlist = h("ol", { class: "playlist", "data-testid": "playlist", "aria-label": "Playlist" });
+  let dragFrom: number | null = null;
+  const reorder = (from: number, to: number): void => {
+    const order = moved(st.playlist.map((t) => t.id), from, to);
+    send({ cmd: "reorder", order });
+  };
+  const renderPlaylist = (): void => {
+    const focused = document.activeElement instanceof HTMLElement ? document.activeElement.dataset.key : undefined;
+    const dj = isDj(st);
+    playlist.replaceChildren(
+      ...st.playlist.map((t, i) => {
+        const li = h("li", { "data-track": t.id, draggable: dj ? "true" : null, class: t.id === st.track ? "current" : null });
+        const mk = (label: string, action: string, aria: string, fn: () => void, enabled: boolean): HTMLButtonElement => {
+          const b = h("button", { type: "button", "data-action": action, "data-key": `${action}:${t.id}`, "aria-label": `${aria} ${t.title}`, disabled: !enabled }, label);
+          b.addEventListener("click", fn);
+          return b;
+        };
+        li.append(
+          h("span", { class: "t" }, t.title || "(untitled)", h("span", { class: "muted" }, t.artist ? ` — ${t.artist}` : "")),
+          h("span", { class: "muted" }, t.duration ? formatTime(t.duration) : ""),
+          mk("▶", "play-track", "Play", () => send({ cmd: "play", track: t.id, position: 0 }), dj),
+          mk("↑", "up", "Move up", () => reorder(i, i - 1), dj && i > 0),
+          mk("↓", "down", "Move down", () => reorder(i, i + 1), dj && i < st.playlist.length - 1),
+          mk("✕", "remove", "Remove", () => send({ cmd: "remove", track: t.id }), dj),
+        );
+        li.addEventListener("keydown", (e) => {
+          if (!dj || !e.altKey) return;
+          if (e.key === "ArrowUp") { e.preventDefault(); reorder(i, i - 1); }
+          if (e.key === "ArrowDown") { e.preventDefault(); reorder(i, i + 1); }
+        });
+        li.addEventListener("dragstart", () => { dragFrom = i; });
+        li.addEventListener("dragover", (e) => { if (dragFrom !== null) e.preventDefault(); });
+        li.addEventListener("drop", (e) => {
+          e.preventDefault();
+          if (dragFrom !== null && dragFrom !== i) reorder(dragFrom, i);
+          dragFrom = null;
+        });
+        return li;
+      }),
+    );
+    if (st.playlist.length === 0) playlist.append(h("li", { class: "muted" }, "The playlist is empty: add files."));
+    if (focused) playlist.querySelector<HTMLElement>(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  };
+  const uploadBar = h("progress", { max: 1, value: 0, "aria-label": "Upload progress", hidden: true });
+  const uploadText = h("span", { class: "muted", role: "status" });
+  const pick = btn("Add files…", "pick-files", () => {
+    void ctx.backend.pickAudioFiles().then(
+      (paths) => { for (const path of paths) send({ cmd: "add", path }); },
+      (e: unknown) => showError(error, e),
+    );
+  });
+  const pathInput = h("input", { name: "track-path", placeholder: "/path/to/song.mp3", "aria-label": "Add a file by path" });
+  const addByPath = h("form", { class: "inline" }, pathInput, h("button", { type: "submit", "data-action": "add-path" }, "Add"));
+  addByPath.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const path = pathInput.value.trim();
+    if (path) send({ cmd: "add", path });
+    pathInput.value = "";
+  });
+
+  // --- cache
+  const cacheText = h("p", { "data-testid": "cache-summary" }, "");
+  const preloadBar = h("progress", { max: 1, value: 0, "aria-label": "Preload progress" });
+  const preloadText = h("span", { class: "muted", role: "status" }, "");
+  const preload = btn("Preload the playlist", "preload", () => send({ cmd: "preload" }));
+  const renderCache = (): void => {
+    const c = st.cache;
+    const rate = c.hits + c.misses > 0 ? Math.round((100 * c.hits) / (c.hits + c.misses)) : 0;
+    cacheText.textContent = `${c.tracks} tracks cached, ${formatBytes(c.bytes)}, hit rate ${rate} % · limit ${ctx.settings.cacheLimitMiB} MiB`;
+  };
+  const onProgress = (p: ProgressEvent): void => {
+    const frac = p.total > 0 ? p.done / p.total : 1;
+    if (p.what === "preload") {
+      preloadBar.value = frac;
+      preloadText.textContent = `${p.done} / ${p.total} tracks`;
+    } else {
+      uploadBar.hidden = frac >= 1;
+      uploadBar.value = frac;
+      uploadText.textContent = `${p.what}: ${Math.round(frac * 100)} %`;
+    }
+  };
+
+  // --- map
+  const mapEl = h("div", { class: "map", "data-testid": "map", role: "application", "aria-label": "Convoy map" });
+  const distances = h("ul", { class: "distances", "data-testid": "distances" });
+  const lat = h("input", { name: "latitude", type: "number", step: "any", min: -90, max: 90, required: true });
+  const lon = h("input", { name: "longitude", type: "number", step: "any", min: -180, max: 180, required: true });
+  const fix = h("form", { class: "inline", "aria-label": "Enter a position" }, field("Latitude", lat), field("Longitude", lon),
+    h("button", { type: "submit", "data-action": "send-fix" }, "Send position"));
+  // The node reports other cars' fixes; this device's own fix is shown as sent.
+  const sendFix = (p: Position): void => {
+    void ctx.backend.command({ cmd: "location", ...p }).then(() => {
+      if (st.me === null) return;
+      apply(st, { event: "location", userId: st.me, latitude: p.latitude, longitude: p.longitude,
+        speed: p.speed ?? null, heading: p.heading ?? null, together: [] }, performance.now());
+      renderMap();
+    }, (e: unknown) => showError(error, e));
+  };
+  fix.addEventListener("submit", (e) => {
+    e.preventDefault();
+    sendFix({ latitude: Number(lat.value), longitude: Number(lon.value) });
+  });
+  const devicePos = btn("Use this device's position", "device-position", () => {
+    void ctx.backend.devicePosition().then(sendFix, (e: unknown) => showError(error, e));
+  });
+  devicePos.hidden = ctx.settings.locationMode !== "device";
+  const renderMap = (): void => {
+    const pts = [...st.positions.values()];
+    distances.replaceChildren(
+      ...pts.map((p) => h("li", { "data-user": p.userId }, `${nameOf(p.userId)}: ${p.latitude.toFixed(5)}, ${p.longitude.toFixed(5)}${p.speed !== null ? ` · ${Math.round(p.speed * 3.6)} km/h` : ""}`)),
+      ...pairwiseDistances(pts).map((d) => h("li", { class: "distance" }, `${nameOf(d.a)} ↔ ${nameOf(d.b)}: ${formatDistance(d.meters)}`)),
+    );
+    if (pts.length > 0) {
+      try {
+        mapView ??= new ConvoyMap(mapEl);
+        mapView.update(pts, nameOf, st.me);
+      } catch (e: unknown) {
+        // The list above still shows every position.
+        mapEl.textContent = `map unavailable: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    }
+  };
+
+  // --- layout
+  const leave = btn("Leave session", "leave", () => {
+    void ctx.backend.leaveSession().finally(() => ctx.go({ screen: "groups" }));
+  });
+  const settings = btn("Settings", "settings", () => {
+    void ctx.backend.leaveSession().finally(() => ctx.go({ screen: "settings", back: route }));
+  });
+  const section = (id: string, heading: string, ...children: (Node | null)[]): HTMLElement =>
+    h("section", { class: "card", "aria-labelledby": id, id: `sec-${id}` }, h("h2", { id }, heading), ...children);
+  root.append(
+    h("main", { class: "screen session", "data-screen": "session" },
+      h("header", { class: "row spread" }, h("h1", { tabindex: -1 }, route.groupName), h("span", { class: "row" }, settings, leave)),
+      error,
+      h("div", { class: "grid" },
+        section("np", "Now playing", title, h("p", {}, playState, " · ", timeText, durText), bar,
+          h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
+          djState, field("Volume", volume)),
+        section("people", "In the session", people),
+        section("pl", "Playlist", h("div", { class: "row" }, pick, addByPath), uploadBar, uploadText, playlist,
+          h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
+        section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText)),
+        section("map", "Map", mapEl, fix, devicePos, distances),
+      )),
+  );
+
+  const render = (ev: NodeEvent): void => {
+    switch (ev.event) {
+      case "participants": case "peer": case "ready": renderPeople(); renderNowPlaying(); break;
+      case "controller": renderPeople(); renderNowPlaying(); renderPlaylist(); break;
+      case "playlist": renderPlaylist(); renderNowPlaying(); break;
+      case "playback": renderNowPlaying(); renderPlaylist(); tick(); break;
+      case "status": ctx.banner.set(st.tier, st.queued); renderCache(); renderNowPlaying(); renderPeople(); break;
+      case "tier": ctx.banner.set(st.tier, st.queued, ev.reason); renderPeople(); break;
+      case "location": renderMap(); renderPeople(); break;
+      case "error": error.textContent = st.lastError; break;
+      case "progress": break;
+    }
+  };
+
+  void (async () => {
+    try {
+      unlisten.push(await ctx.backend.onNodeEvent((ev) => {
+        apply(st, ev, performance.now());
+        render(ev);
+      }));
+      unlisten.push(await ctx.backend.onSessionEnded((e) => {
+        ctx.banner.set("offline", 0, e.reason ?? "left the session");
+      }));
+      if (closed) return;
+      const info = await ctx.backend.openSession({
+        groupId: route.groupId,
+        displayName: ctx.settings.displayName || undefined,
+        output: ctx.settings.output,
+        location: nodeLocationSource(ctx.settings),
+      }, onProgress);
+      st.me = info.userId;
+      send({ cmd: "status" });
+      timers.push(window.setInterval(() => send({ cmd: "status" }), STATUS_POLL_MS));
+    } catch (e: unknown) {
+      showError(error, e);
+    }
+  })();
+  timers.push(window.setInterval(tick, TICK_MS));
+  renderPeople();
+  renderNowPlaying();
+  renderPlaylist();
+  renderCache();
+  take.focus();
+
+  return () => {
+    closed = true;
+    for (const t of timers) window.clearInterval(t);
+    for (const u of unlisten) u();
+    mapView?.destroy();
+  };
+};

@@ -1,0 +1,161 @@
+// The session as the UI shows it, folded from node events. Pure: no DOM, no backend.
+
+import type { NodeEvent, Participant, PeerState, Tier, Track, UserId } from "./backend";
+
+export type LinkState = "socket" | "peer" | "offline";
+
+export interface MemberPosition {
+  userId: UserId;
+  latitude: number;
+  longitude: number;
+  speed: number | null;
+  heading: number | null;
+  together: UserId[];
+}
+
+export interface SessionState {
+  me: UserId | null;
+  tier: Tier;
+  tierReason: string;
+  queued: number;
+  participants: Participant[];
+  peers: Map<UserId, PeerState>;
+  playlist: Track[];
+  controller: UserId | null;
+  playing: boolean;
+  track: string | null;
+  /** Seconds at `receivedAt` (ms, `performance.now()` of this page). */
+  position: number;
+  receivedAt: number;
+  cache: { tracks: number; bytes: number; hits: number; misses: number };
+  positions: Map<UserId, MemberPosition>;
+  lastError: string | null;
+}
+
+export function initialState(me: UserId | null = null): SessionState {
+  return {
+    me,
+    tier: "offline",
+    tierReason: "connecting",
+    queued: 0,
+    participants: [],
+    peers: new Map(),
+    playlist: [],
+    controller: null,
+    playing: false,
+    track: null,
+    position: 0,
+    receivedAt: 0,
+    cache: { tracks: 0, bytes: 0, hits: 0, misses: 0 },
+    positions: new Map(),
+    lastError: null,
+  };
+}
+
+/** Folds one event into the state (mutates and returns it). */
+export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState {
+  switch (ev.event) {
+    case "ready":
+      s.me = ev.userId;
+      break;
+    case "participants":
+      s.participants = ev.participants;
+      break;
+    case "playlist":
+      s.playlist = ev.playlist;
+      break;
+    case "controller":
+      s.controller = ev.userId;
+      break;
+    case "playback":
+      s.playing = ev.playing;
+      s.track = ev.track;
+      s.position = ev.position;
+      s.receivedAt = now;
+      break;
+    case "status":
+      s.tier = ev.tier;
+      s.queued = ev.queued;
+      s.cache = ev.cache;
+      s.playing = ev.playing;
+      s.track = ev.track;
+      if (ev.position !== null) {
+        s.position = ev.position;
+        s.receivedAt = now;
+      }
+      break;
+    case "tier":
+      s.tier = ev.tier;
+      s.tierReason = ev.reason;
+      break;
+    case "peer":
+      s.peers.set(ev.userId, ev.state);
+      break;
+    case "location":
+      s.positions.set(ev.userId, {
+        userId: ev.userId,
+        latitude: ev.latitude,
+        longitude: ev.longitude,
+        speed: ev.speed,
+        heading: ev.heading,
+        together: ev.together,
+      });
+      break;
+    case "error":
+      s.lastError = ev.cmd ? `${ev.cmd}: ${ev.message}` : ev.message;
+      break;
+    case "progress":
+      break;
+  }
+  return s;
+}
+
+/** The position now: extrapolated from the last report while playing, capped at the track's end. */
+export function positionAt(s: SessionState, now: number): number {
+  const base = s.playing ? s.position + Math.max(0, now - s.receivedAt) / 1000 : s.position;
+  const d = currentTrack(s)?.duration;
+  return d !== undefined && d > 0 ? Math.min(base, d) : base;
+}
+
+export function currentTrack(s: SessionState): Track | undefined {
+  return s.playlist.find((t) => t.id === s.track);
+}
+
+export function isDj(s: SessionState): boolean {
+  return s.me !== null && s.controller === s.me;
+}
+
+/** How a group member is reached: a direct peer link, the server socket, or not at all. */
+export function linkState(s: SessionState, userId: UserId): LinkState {
+  if (s.peers.get(userId) === "connected") return "peer";
+  if (s.participants.some((p) => p.userId === userId)) return "socket";
+  return "offline";
+}
+
+/** Moves the item at `from` to `to` (both clamped); returns the new order of ids. */
+export function moved(ids: readonly string[], from: number, to: number): string[] {
+  const out = [...ids];
+  if (from < 0 || from >= out.length) return out;
+  const [item] = out.splice(from, 1);
+  const at = Math.max(0, Math.min(to, out.length));
+  if (item !== undefined) out.splice(at, 0, item);
+  return out;
+}
+
+export function formatTime(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}

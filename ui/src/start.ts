@@ -1,0 +1,60 @@
+// Builds the app into a root element: banner + the current screen.
+
+import type { Backend } from "./backend";
+import type { Ctx, Route, Screen } from "./app";
+import { Banner } from "./banner";
+import { h } from "./dom";
+import { authScreen } from "./screens/auth";
+import { groupsScreen } from "./screens/groups";
+import { sessionScreen } from "./screens/session";
+import { settingsScreen } from "./screens/settings";
+import { loadSettings, saveSettings } from "./settings";
+
+function screenFor(route: Route): Screen {
+  switch (route.screen) {
+    case "auth": return authScreen;
+    case "groups": return groupsScreen;
+    case "session": return sessionScreen(route);
+    case "settings": return settingsScreen(route.back);
+  }
+}
+
+export async function startApp(root: HTMLElement, backend: Backend, storage: Storage = localStorage): Promise<Ctx> {
+  const banner = new Banner();
+  const view = h("div", { class: "view" });
+  root.replaceChildren(h("a", { class: "skip", href: "#view" }, "Skip to content"), banner.el, view);
+  view.id = "view";
+  let cleanup: () => void = () => undefined;
+  const ctx: Ctx = {
+    backend,
+    banner,
+    settings: loadSettings(storage),
+    account: null,
+    saveSettings(s) {
+      ctx.settings = s;
+      saveSettings(s, storage);
+    },
+    go(route) {
+      cleanup();
+      view.replaceChildren();
+      if (route.screen !== "session") {
+        banner.set(navigator.onLine ? "socket" : "offline", 0, "not in a session");
+      }
+      cleanup = screenFor(route)(view, ctx);
+      document.title = `TrafficJamz — ${route.screen}`;
+    },
+  };
+  try {
+    ctx.account = await backend.currentAccount();
+  } catch {
+    ctx.account = null;
+  }
+  ctx.go(ctx.account ? { screen: "groups" } : { screen: "auth" });
+  // Two frames: the first screen has been laid out and painted.
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() => {
+      backend.firstPaint().catch(() => undefined);
+    }),
+  );
+  return ctx;
+}

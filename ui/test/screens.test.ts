@@ -1,0 +1,191 @@
+import { clearMocks } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { backend } from "../src/backend";
+import { startApp } from "../src/start";
+import { button, fakeBackend, input, memoryStorage, until } from "./helpers";
+
+const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1 };
+const GROUP = { id: "g1", name: "Road trip", description: "", creator_id: 1, members: [1] };
+
+let root: HTMLElement;
+beforeEach(() => {
+  root = document.createElement("div");
+  document.body.replaceChildren(root);
+});
+afterEach(() => clearMocks());
+
+const screen = (): string | undefined => root.querySelector<HTMLElement>("[data-screen]")?.dataset.screen;
+
+describe("sign in", () => {
+  it("registers against the typed server and shows the groups", async () => {
+    const calls = fakeBackend({
+      current_account: () => null,
+      register: () => ACCOUNT,
+      list_groups: () => [],
+    });
+    await startApp(root, backend, memoryStorage());
+    expect(screen()).toBe("auth");
+    expect(root.querySelector("[data-testid=tier]")?.textContent).toMatch(/Online|Offline/);
+    button(root, "button.link").click();
+    input(root, "server").value = "http://10.0.0.2:5050";
+    input(root, "username").value = "ann";
+    input(root, "email").value = "ann@example.com";
+    input(root, "password").value = "pw";
+    root.querySelector("form")?.requestSubmit();
+    await until(() => screen() === "groups", "the groups screen");
+    expect(calls.find((c) => c.cmd === "register")?.args).toEqual({
+      args: { server: "http://10.0.0.2:5050", username: "ann", email: "ann@example.com", password: "pw" },
+    });
+  });
+
+  it("hosts the session on this device, then signs in to it", async () => {
+    const calls = fakeBackend({
+      current_account: () => null,
+      host_session: () => ({ url: "http://127.0.0.1:5151", port: 5151 }),
+      login: () => ACCOUNT,
+      list_groups: () => [],
+    });
+    await startApp(root, backend, memoryStorage());
+    input(root, "host").click();
+    expect(input(root, "server").disabled).toBe(true);
+    input(root, "username").value = "ann";
+    input(root, "password").value = "pw";
+    root.querySelector("form")?.requestSubmit();
+    await until(() => screen() === "groups", "the groups screen");
+    const login = calls.find((c) => c.cmd === "login");
+    expect(login?.args).toEqual({ args: { server: "http://127.0.0.1:5151", username: "ann", password: "pw" } });
+    expect(calls.findIndex((c) => c.cmd === "host_session")).toBeLessThan(calls.indexOf(login!));
+  });
+
+  it("shows the server's message when signing in fails", async () => {
+    fakeBackend({
+      current_account: () => null,
+      login: () => { throw { code: "unauthorized", message: "invalid username or password" }; },
+    });
+    await startApp(root, backend, memoryStorage());
+    input(root, "username").value = "ann";
+    input(root, "password").value = "bad";
+    root.querySelector("form")?.requestSubmit();
+    await until(() => (root.querySelector("[role=alert]")?.textContent ?? "") !== "", "an error");
+    expect(root.querySelector("[role=alert]")?.textContent).toBe("invalid username or password");
+    expect(screen()).toBe("auth");
+  });
+});
+
+describe("groups", () => {
+  it("creates a group, adds a member by username and opens the session", async () => {
+    const groups = [GROUP];
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      list_groups: () => groups,
+      create_group: (a) => { const g = { ...GROUP, id: "g2", name: String(a.name) }; groups.push(g); return g; },
+      add_member: () => ({ ...GROUP, members: [1, 2] }),
+      open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
+      node_command: () => null,
+    });
+    await startApp(root, backend, memoryStorage());
+    await until(() => root.querySelectorAll("li.group").length === 1, "the group list");
+    input(root, "group-name").value = "Convoy";
+    root.querySelector<HTMLFormElement>("form[aria-label='Create a group']")?.requestSubmit();
+    await until(() => root.querySelectorAll("li.group").length === 2, "the new group");
+    const first = root.querySelector<HTMLElement>("li.group[data-group=g1]")!;
+    input(first, "member").value = "bo";
+    first.querySelector("form")?.requestSubmit();
+    await until(() => first.querySelector("[data-testid=member-count]")?.textContent === "2 members", "two members");
+    expect(calls.find((c) => c.cmd === "add_member")?.args).toEqual({ groupId: "g1", username: "bo" });
+    button(first, "[data-action=open-session]").click();
+    await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
+    expect(screen()).toBe("session");
+  });
+});
+
+describe("session", () => {
+  async function openSession() {
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      list_groups: () => [GROUP],
+      open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
+      node_command: () => null,
+      leave_session: () => null,
+    });
+    const ctx = await startApp(root, backend, memoryStorage());
+    ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
+    await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
+    return calls;
+  }
+  const commands = (calls: { cmd: string; args: Record<string, unknown> }[]) =>
+    calls.filter((c) => c.cmd === "node_command").map((c) => c.args.command).filter((c) => (c as { cmd: string }).cmd !== "status");
+
+  it("enables DJ controls only for the DJ and sends take-control, play and seek", async () => {
+    const calls = await openSession();
+    await emit("node-event", { event: "playlist", playlist: [
+      { id: "a", title: "Alpha", artist: "X", duration: 200 },
+      { id: "b", title: "Beta", artist: "Y", duration: 100 },
+    ] });
+    await until(() => root.querySelectorAll("[data-track]").length === 2, "the playlist");
+    expect(button(root, "[data-action=play]").disabled).toBe(true);
+    button(root, "[data-action=take-control]").click();
+    await emit("node-event", { event: "controller", userId: 1 });
+    await until(() => !button(root, "[data-action=play]").disabled, "DJ controls");
+    button(root, "[data-action=play]").click();
+    await emit("node-event", { event: "playback", playing: true, track: "a", position: 5, at: 0 });
+    await until(() => root.querySelector("[data-testid=play-state]")?.textContent === "playing", "playing");
+    expect(root.querySelector("[data-testid=now-playing]")?.textContent).toBe("Alpha — X");
+    const seek = root.querySelector<HTMLInputElement>("[data-testid=position-bar]")!;
+    seek.value = "42";
+    seek.dispatchEvent(new Event("change"));
+    await until(() => commands(calls).length === 3, "three commands");
+    expect(commands(calls)).toEqual([
+      { cmd: "take-control" },
+      { cmd: "play", track: "a", position: 0 },
+      { cmd: "seek", position: 42 },
+    ]);
+  });
+
+  it("lets the DJ reorder with the keyboard and remove tracks", async () => {
+    const calls = await openSession();
+    await emit("node-event", { event: "controller", userId: 1 });
+    await emit("node-event", { event: "playlist", playlist: [
+      { id: "a", title: "Alpha", artist: "" }, { id: "b", title: "Beta", artist: "" }, { id: "c", title: "Gamma", artist: "" },
+    ] });
+    await until(() => root.querySelectorAll("[data-track]").length === 3, "the playlist");
+    const a = root.querySelector<HTMLElement>("[data-track=a]")!;
+    a.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", altKey: true, bubbles: true }));
+    button(root, "[data-track=c] [data-action=remove]").click();
+    button(root, "[data-track=c] [data-action=up]").click();
+    await until(() => commands(calls).length === 3, "three commands");
+    expect(commands(calls)).toEqual([
+      { cmd: "reorder", order: ["b", "a", "c"] },
+      { cmd: "remove", track: "c" },
+      { cmd: "reorder", order: ["a", "c", "b"] },
+    ]);
+  });
+
+  it("shows the link tier and queued changes in the banner, and members' links", async () => {
+    await openSession();
+    await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socketId: "s" }] });
+    await emit("node-event", { event: "tier", tier: "mesh", reason: "server unreachable" });
+    await emit("node-event", { event: "status", tier: "mesh", playing: false, track: null, position: null, clock_offset_ms: null, drift_ms: null, peers: 1, cache: { tracks: 2, bytes: 2048, hits: 3, misses: 1 }, queued: 2 });
+    await until(() => root.querySelector("[data-testid=tier]")?.textContent === "Peer mesh", "the mesh tier");
+    expect(root.querySelector("[data-testid=queued]")?.textContent).toContain("2 queued changes");
+    expect(root.querySelector("[data-user='2']")?.getAttribute("data-link")).toBe("socket");
+    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toContain("2 tracks cached, 2.0 KiB, hit rate 75 %");
+    await emit("node-event", { event: "peer", userId: 2, state: "connected" });
+    await until(() => root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
+  });
+
+  it("sends a fix entered by hand and lists distances between cars", async () => {
+    const calls = await openSession();
+    input(root, "latitude").value = "47.3769";
+    input(root, "longitude").value = "8.5417";
+    root.querySelector<HTMLFormElement>("form[aria-label='Enter a position']")?.requestSubmit();
+    await until(() => commands(calls).length === 1, "the location command");
+    expect(commands(calls)[0]).toEqual({ cmd: "location", latitude: 47.3769, longitude: 8.5417 });
+    // this device's own fix shows as sent; the other car's comes from the node
+    await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [] });
+    await until(() => root.querySelector(".distance") !== null, "a distance");
+    expect(root.querySelector(".distance")?.textContent).toMatch(/^(ann ↔ user 2|user 2 ↔ ann): 1\.11 km$/);
+    expect(root.querySelector("[data-testid=distances] [data-user='1']")?.textContent).toBe("ann: 47.37690, 8.54170");
+  });
+});

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
+import { apply, formatTime, initialState, isDj, linkState, moved, positionAt } from "../src/session-state";
+import { DEFAULT_SETTINGS, loadSettings, nodeLocationSource, saveSettings } from "../src/settings";
+import { memoryStorage } from "./helpers";
+
+describe("session state", () => {
+  it("extrapolates the position while playing and holds it when paused", () => {
+    const s = initialState(1);
+    apply(s, { event: "playlist", playlist: [{ id: "a", title: "A", artist: "", duration: 100 }] }, 0);
+    apply(s, { event: "playback", playing: true, track: "a", position: 10, at: 0 }, 1000);
+    expect(positionAt(s, 3000)).toBeCloseTo(12);
+    expect(positionAt(s, 1_000_000)).toBe(100);
+    apply(s, { event: "playback", playing: false, track: "a", position: 12, at: 0 }, 3000);
+    expect(positionAt(s, 9000)).toBe(12);
+  });
+
+  it("knows who is DJ and each member's link", () => {
+    const s = initialState(1);
+    apply(s, { event: "controller", userId: 1 }, 0);
+    apply(s, { event: "participants", participants: [{ userId: 2, display_name: "Bo", socketId: "x" }] }, 0);
+    apply(s, { event: "peer", userId: 3, state: "connected" }, 0);
+    expect(isDj(s)).toBe(true);
+    expect(linkState(s, 2)).toBe("socket");
+    expect(linkState(s, 3)).toBe("peer");
+    expect(linkState(s, 4)).toBe("offline");
+  });
+
+  it("moves a playlist item and clamps the target", () => {
+    expect(moved(["a", "b", "c"], 0, 2)).toEqual(["b", "c", "a"]);
+    expect(moved(["a", "b", "c"], 2, -5)).toEqual(["c", "a", "b"]);
+    expect(moved(["a", "b"], 9, 0)).toEqual(["a", "b"]);
+  });
+
+  it("formats times", () => {
+    expect(formatTime(0)).toBe("0:00");
+    expect(formatTime(125.9)).toBe("2:05");
+  });
+});
+
+describe("geo", () => {
+  it("measures one degree of latitude as about 111 km", () => {
+    const d = distanceMeters({ latitude: 0, longitude: 0 }, { latitude: 1, longitude: 0 });
+    expect(d).toBeGreaterThan(111_000);
+    expect(d).toBeLessThan(111_400);
+    expect(formatDistance(d)).toBe("111.2 km");
+    expect(formatDistance(420.4)).toBe("420 m");
+  });
+
+  it("lists every pair nearest first", () => {
+    const pts = [
+      { userId: 1, latitude: 47.0, longitude: 8.0 },
+      { userId: 2, latitude: 47.01, longitude: 8.0 },
+      { userId: 3, latitude: 47.5, longitude: 8.0 },
+    ];
+    const pairs = pairwiseDistances(pts);
+    expect(pairs.map((p) => [p.a, p.b])).toEqual([[1, 2], [2, 3], [1, 3]]);
+  });
+});
+
+describe("settings", () => {
+  it("round-trips and falls back to defaults on garbage", () => {
+    const st = memoryStorage();
+    expect(loadSettings(st)).toEqual(DEFAULT_SETTINGS);
+    saveSettings({ ...DEFAULT_SETTINGS, latencyOffsetMs: 35 }, st);
+    expect(loadSettings(st).latencyOffsetMs).toBe(35);
+    st.setItem("trafficjamz.settings", "{nope");
+    expect(loadSettings(st)).toEqual(DEFAULT_SETTINGS);
+  });
+
+  it("maps the location source to the node's option", () => {
+    expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "gpsd", locationArg: "car:2947" })).toBe("gpsd:car:2947");
+    expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "manual" })).toBe("none");
+  });
+});
