@@ -223,7 +223,10 @@ async fn server(a: ServerArgs) -> Result<()> {
         .await
         .context("starting the server")?;
     println!("jamz-server listening on http://{}", server.local_addr());
-    server.run(stop_signal()).await.context("serving")?;
+    server
+        .run(jamz_server::stop_signal())
+        .await
+        .context("serving")?;
     Ok(())
 }
 
@@ -406,7 +409,7 @@ async fn node(a: NodeArgs) -> Result<()> {
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).
     let commander = node.commander();
     tokio::spawn(async move {
-        stop_signal().await;
+        jamz_server::stop_signal().await;
         let _ = commander.send(jamz_node::NodeCommand::Quit);
     });
     if a.json {
@@ -415,23 +418,4 @@ async fn node(a: NodeArgs) -> Result<()> {
         jamz_node::json::serve_plain(node, tokio::io::stdin(), tokio::io::stdout()).await?;
     }
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
 }

@@ -216,3 +216,23 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<String> 
     std::fs::rename(&tmp, &path)?;
     Ok(secret)
 }
+
+/// Ctrl-C, or SIGTERM on Unix: what ends a server or a node run from a terminal or
+/// a service manager.
+pub async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

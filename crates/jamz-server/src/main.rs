@@ -66,25 +66,12 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "jamz-server listening on http://{addr}")?;
     stdout.flush()?;
     drop(stdout);
-    server.run(shutdown_signal()).await.context("serving")?;
+    server
+        .run(async {
+            jamz_server::stop_signal().await;
+            tracing::info!("shutting down");
+        })
+        .await
+        .context("serving")?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
 }
