@@ -14,7 +14,7 @@ use jamz_proto::Track;
 use jamz_proto::events::{
     ControlAction, JoinAudioSession, MusicControl, MusicTakeControl, PlaylistUpdate,
 };
-use node_support::{NodeProc, PASSWORD, World, click_track, seed};
+use node_support::{NodeProc, PASSWORD, World, click_track};
 use serde_json::{Value, json};
 
 fn now_ms() -> f64 {
@@ -43,7 +43,6 @@ async fn expect_error(n: &mut NodeProc, needle: &str, cmd: Option<&str>) -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_is_an_error_event_and_the_node_goes_on() -> Result<()> {
-    let _seed = seed();
     let world = World::new(2).await?;
     let mut node = world.node(0, "null", &[]).await?;
     node.wait_event("ready", |_| true).await?;

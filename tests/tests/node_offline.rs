@@ -7,12 +7,11 @@ mod node_support;
 
 use anyhow::Result;
 use jamz_e2e::TestServer;
-use node_support::{World, click_track, seed};
+use node_support::{World, click_track};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_plays_on_offline_and_comes_back_to_the_socket_tier() -> Result<()> {
-    let _seed = seed();
     let mut world = World::new(1).await?;
     let track = world.dir.path().join("long.wav");
     click_track(&track, 30.0, 1.0)?;

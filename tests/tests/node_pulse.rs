@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use node_support::{Click, Comparison, World, click_track, find_clicks, seed};
+use node_support::{Click, Comparison, World, click_track, find_clicks};
 use serde_json::json;
 
 /// The null sinks' rate (scripts/env.d/pulseaudio.sh pins 50 kHz: no drift
@@ -144,7 +144,6 @@ async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
         );
         return Ok(());
     };
-    let _seed = seed();
     let sink_b = format!("jamz_node_b_{}", std::process::id());
     let module = Module(pactl(&[
         "load-module",

@@ -10,7 +10,7 @@
 mod node_support;
 
 use anyhow::Result;
-use node_support::{Comparison, NodeProc, World, click_track, seed, wav_clicks};
+use node_support::{Comparison, NodeProc, World, click_track, wav_clicks};
 use serde_json::{Value, json};
 
 /// Loose bound on |offset| between two nodes' clicks. Loose on purpose: it
@@ -40,7 +40,6 @@ async fn all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_nodes_wav_follows_the_djs_timeline() -> Result<()> {
-    let _seed = seed();
     let world = World::new(4).await?;
     let dir = world.dir.path().to_path_buf();
     let (a_path, b_path) = (dir.join("alpha.wav"), dir.join("bravo.wav"));

@@ -2,7 +2,6 @@
 //! jamz-node: parsing arguments, progress bars and printing are here; everything
 //! else is in the node.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Runs the reference backend (jamz-server) in this process.
-    Server(ServerArgs),
+    Server(jamz_server::ServerArgs),
     /// Creates an account and saves its token.
     Register {
         #[arg(long, env = "JAMZ_SERVER", default_value = "http://127.0.0.1:5050")]
@@ -75,20 +74,6 @@ enum Cmd {
     },
     /// Runs a headless node in a group's session (see NODE_CONTROL.md).
     Node(NodeArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct ServerArgs {
-    #[arg(long, default_value = "127.0.0.1:5050")]
-    bind: SocketAddr,
-    #[arg(long, default_value = "jamz-data/jamz.db")]
-    db: PathBuf,
-    #[arg(long, default_value = "jamz-data")]
-    data_dir: PathBuf,
-    #[arg(long, env = "JAMZ_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
-    #[arg(long)]
-    public_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,11 +200,8 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn server(a: ServerArgs) -> Result<()> {
-    let mut config = jamz_server::ServerConfig::new(a.bind, a.db, a.data_dir);
-    config.jwt_secret = a.jwt_secret;
-    config.public_url = a.public_url;
-    let server = jamz_server::bind(config)
+async fn server(a: jamz_server::ServerArgs) -> Result<()> {
+    let server = jamz_server::bind(a.into_config())
         .await
         .context("starting the server")?;
     println!("jamz-server listening on http://{}", server.local_addr());

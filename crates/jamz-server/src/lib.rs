@@ -3,6 +3,7 @@
 //!
 //! Run it as the `jamz-server` binary, or embed it (the app's "this device
 //! hosts the session" mode) with [`bind`] and [`BoundServer::run`].
+mod args;
 mod auth;
 mod clock;
 mod db;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use socketioxide::SocketIo;
 
+pub use args::ServerArgs;
 pub use error::ApiError;
 pub use rest::Limits;
 

@@ -1,11 +1,7 @@
 //! `jamz-server`: the reference TrafficJamz backend as a process.
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::Context;
 use clap::Parser;
-use jamz_server::{Limits, ServerConfig};
+use jamz_server::ServerArgs;
 use std::io::Write;
 
 #[derive(Parser, Debug)]
@@ -14,30 +10,8 @@ use std::io::Write;
     about = "Reference TrafficJamz backend (REST + Socket.IO, PROTOCOL.md)"
 )]
 struct Args {
-    /// Address to listen on; port 0 picks a free port (printed on stdout).
-    #[arg(long, default_value = "127.0.0.1:5050")]
-    bind: SocketAddr,
-    /// SQLite database file (created if missing).
-    #[arg(long, default_value = "jamz-data/jamz.db")]
-    db: PathBuf,
-    /// Directory for uploaded files and the token secret.
-    #[arg(long, default_value = "jamz-data")]
-    data_dir: PathBuf,
-    /// Token-signing secret (default: kept in <data-dir>/jwt-secret).
-    #[arg(long, env = "JAMZ_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
-    /// Base of absolute file URLs in tracks (default: the request's Host).
-    #[arg(long)]
-    public_url: Option<String>,
-    /// Engine.IO ping interval, ms.
-    #[arg(long, default_value_t = jamz_server::DEFAULT_PING_INTERVAL.as_millis() as u64)]
-    ping_interval_ms: u64,
-    /// Engine.IO ping timeout, ms.
-    #[arg(long, default_value_t = jamz_server::DEFAULT_PING_TIMEOUT.as_millis() as u64)]
-    ping_timeout_ms: u64,
-    /// Largest upload, MiB.
-    #[arg(long, default_value_t = Limits::default().upload / (1024 * 1024))]
-    max_upload_mib: u64,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[tokio::main]
@@ -49,13 +23,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
-    let mut config = ServerConfig::new(args.bind, args.db, args.data_dir);
-    config.jwt_secret = args.jwt_secret;
-    config.public_url = args.public_url;
-    config.ping_interval = Duration::from_millis(args.ping_interval_ms);
-    config.ping_timeout = Duration::from_millis(args.ping_timeout_ms);
-    config.limits.upload = args.max_upload_mib * 1024 * 1024;
+    let config = Args::parse().server.into_config();
     let server = jamz_server::bind(config)
         .await
         .context("starting jamz-server")?;

@@ -32,16 +32,6 @@ pub const CLICK_FRAMES: usize = 96;
 /// node is a whole cycle (0.6 s) off.
 pub const LEVELS: [f32; 3] = [0.25, 0.5, 0.75];
 
-/// A seed for the test's choices: `JAMZ_TEST_SEED` or fresh; printed.
-pub fn seed() -> u64 {
-    let seed = std::env::var("JAMZ_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed: {seed} (replay with JAMZ_TEST_SEED={seed})");
-    seed
-}
-
 // ---------------------------------------------------------------- world
 
 /// A server, `n` registered members and one group of all of them.
