@@ -21,6 +21,7 @@ const COMMANDS: &[&str] = &[
     "pick_audio_files",
     "cache_info",
     "cache_clear",
+    "list_outputs",
 ];
 
 fn main() {

@@ -1,11 +1,13 @@
-//! The app's commands: each forwards to `jamz-node` (or, for "this device hosts the
-//! session", to `jamz-server`) and maps errors to [`AppError`].
+//! The app's commands: each forwards to `jamz-node` and maps errors to [`AppError`].
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use jamz_node::account::{self, CredentialStore, Credentials};
-use jamz_node::{Commander, LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
+use jamz_node::host::{DEFAULT_HOST_PORT, HostedServer};
+use jamz_node::{
+    Commander, LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeError, NodeEvent,
+    OutputView,
+};
 use jamz_proto::{Group, UserId};
 use serde::{Deserialize, Serialize};
 use tauri::async_runtime::JoinHandle;
@@ -16,27 +18,24 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::error::{AppError, AppResult};
 use crate::{NODE_EVENT, SESSION_ENDED_EVENT};
 
-/// Default port of a session hosted on this device (the reference server's default).
-const DEFAULT_HOST_PORT: u16 = 5050;
+/// Overrides the port of a hosted session (tests; a port already in use).
+const HOST_PORT_ENV: &str = "JAMZ_HOST_PORT";
 
 /// What the app keeps between commands.
 pub struct AppState {
     store: CredentialStore,
     cache_dir: PathBuf,
     host_dir: PathBuf,
+    /// Where a hosted session listens (`JAMZ_HOST_PORT`, default 5050).
+    host_port: u16,
     session: Mutex<Option<OpenSession>>,
-    hosted: Mutex<Option<Hosted>>,
+    hosted: Mutex<Option<HostedServer>>,
 }
 
 struct OpenSession {
     commander: Commander,
     group_id: String,
     task: JoinHandle<()>,
-}
-
-struct Hosted {
-    url: String,
-    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl AppState {
@@ -52,7 +51,14 @@ impl AppState {
             Some(d) => PathBuf::from(d),
             None => paths.app_cache_dir()?.join("tracks"),
         };
+        let host_port = match std::env::var(HOST_PORT_ENV) {
+            Ok(p) => p
+                .parse()
+                .map_err(|_| AppError::Invalid(format!("{HOST_PORT_ENV}={p} is not a port")))?,
+            Err(_) => DEFAULT_HOST_PORT,
+        };
         Ok(Self {
+            host_port,
             store: CredentialStore::at(&config_dir),
             cache_dir,
             host_dir: config_dir.join("hosted-session"),
@@ -86,13 +92,13 @@ impl From<Credentials> for AccountView {
 pub struct AppInfo {
     version: String,
     mobile: bool,
-    hosting: Option<String>,
+    hosting: Option<HostedView>,
     session_group: Option<String>,
 }
 
 #[tauri::command]
 pub async fn app_info(app: AppHandle, state: State<'_, AppState>) -> AppResult<AppInfo> {
-    let hosting = state.hosted.lock().await.as_ref().map(|h| h.url.clone());
+    let hosting = state.hosted.lock().await.as_ref().map(HostedView::from);
     let session_group = state
         .session
         .lock()
@@ -124,9 +130,21 @@ pub fn first_paint() {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostedView {
-    /// The URL this device uses; other cars use this host's address on the shared network.
+    /// The URL this device uses.
     url: String,
     port: u16,
+    /// What the other cars type in: this device's address on each of its networks.
+    lan_urls: Vec<String>,
+}
+
+impl From<&HostedServer> for HostedView {
+    fn from(h: &HostedServer) -> Self {
+        Self {
+            url: h.local_url(),
+            port: h.port(),
+            lan_urls: h.lan_urls(),
+        }
+    }
 }
 
 /// Runs the reference server in this process, listening on every interface so
@@ -135,39 +153,21 @@ pub struct HostedView {
 pub async fn host_session(state: State<'_, AppState>, port: Option<u16>) -> AppResult<HostedView> {
     let mut hosted = state.hosted.lock().await;
     if let Some(h) = hosted.as_ref() {
-        return Err(AppError::AlreadyHosting(h.url.clone()));
+        return Err(AppError::AlreadyHosting(h.local_url()));
     }
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port.unwrap_or(DEFAULT_HOST_PORT)));
-    let config = jamz_server::ServerConfig::new(
-        addr,
-        state.host_dir.join("jamz.db"),
-        state.host_dir.clone(),
-    );
-    let bound = jamz_server::bind(config).await?;
-    let port = bound.local_addr().port();
-    let url = format!("http://127.0.0.1:{port}");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tauri::async_runtime::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = bound.run(shutdown).await {
-            tracing::error!("hosted session server stopped: {e}");
-        }
-    });
-    *hosted = Some(Hosted {
-        url: url.clone(),
-        stop,
-    });
-    Ok(HostedView { url, port })
+    let server = HostedServer::start(&state.host_dir, port.unwrap_or(state.host_port)).await?;
+    let view = HostedView::from(&server);
+    *hosted = Some(server);
+    Ok(view)
 }
 
 #[tauri::command]
 pub async fn stop_hosting(state: State<'_, AppState>) -> AppResult<()> {
-    if let Some(h) = state.hosted.lock().await.take() {
-        let _ = h.stop.send(());
+    let server = state.hosted.lock().await.take();
+    match server {
+        Some(s) => Ok(s.stop().await?),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,6 +255,10 @@ pub struct OpenArgs {
     output: Option<String>,
     /// `none`, `replay:FILE`, `gpsd:HOST:PORT` (manual and mobile fixes arrive as commands).
     location: Option<String>,
+    /// Extra output latency, 0-2000 ms.
+    latency_offset_ms: Option<f64>,
+    /// Cache size limit, MiB.
+    cache_max_mib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -296,24 +300,22 @@ pub async fn open_session(
         .unwrap_or("none")
         .parse()
         .map_err(AppError::Invalid)?;
-    let mut node = Node::start(NodeConfig {
-        server: creds.server.clone(),
-        auth: NodeAuth::Token {
+    let mut config = NodeConfig::new(
+        creds.server.clone(),
+        NodeAuth::Token {
             token: creds.token.clone(),
             user_id: creds.user_id,
+            username: creds.username.clone(),
         },
-        store: None,
-        group_id: args.group_id.clone(),
-        // Default: the username (a node started with a token knows only the user id).
-        display_name: args
-            .display_name
-            .filter(|n| !n.trim().is_empty())
-            .or_else(|| Some(creds.username.clone())),
-        output,
-        cache_dir: Some(state.cache_dir.clone()),
-        location,
-    })
-    .await?;
+        args.group_id.clone(),
+    );
+    config.display_name = args.display_name.filter(|n| !n.trim().is_empty());
+    config.output = output;
+    config.cache_dir = Some(state.cache_dir.clone());
+    config.location = location;
+    config.latency_offset_ms = args.latency_offset_ms.unwrap_or(0.0);
+    config.cache_max_bytes = args.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024));
+    let mut node = Node::start(config).await?;
     let view = SessionView {
         group_id: args.group_id.clone(),
         user_id: node.user_id(),
@@ -407,7 +409,26 @@ pub async fn cache_info(state: State<'_, AppState>) -> AppResult<CacheInfo> {
     })
 }
 
-/// Empties the track cache (while no session holds it).
+/// The output devices of this machine (`id` is what `open_session`'s `output`
+/// and the node's `output` command take).
+#[tauri::command]
+pub async fn list_outputs() -> AppResult<Vec<OutputView>> {
+    let devices = tauri::async_runtime::spawn_blocking(jamz_node::output_devices)
+        .await
+        .map_err(|e| AppError::Invalid(format!("listing outputs: {e}")))?
+        .map_err(NodeError::from)?;
+    Ok(devices
+        .into_iter()
+        .map(|d| OutputView {
+            id: d.id,
+            name: d.name,
+            is_default: d.is_default,
+        })
+        .collect())
+}
+
+/// Empties the track cache while no session holds it (in a session, the node's
+/// `cache-clear` command does it).
 #[tauri::command]
 pub async fn cache_clear(state: State<'_, AppState>) -> AppResult<CacheInfo> {
     let _guard = no_session(&state).await?;

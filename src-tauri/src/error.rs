@@ -11,8 +11,6 @@ pub enum AppError {
     Node(#[from] NodeError),
     #[error(transparent)]
     Link(#[from] LinkError),
-    #[error("cannot host the session on this device: {0}")]
-    Host(#[from] jamz_server::StartError),
     #[error("track cache: {0}")]
     Cache(#[from] jamz_cache::CacheError),
     #[error("no session is open")]
@@ -59,8 +57,8 @@ impl AppError {
             AppError::Node(NodeError::Cache(_)) | AppError::Cache(_) => "cache",
             AppError::Node(NodeError::Invalid(_)) | AppError::Invalid(_) => "invalid",
             AppError::Node(NodeError::Stopped(_)) => "stopped",
+            AppError::Node(NodeError::Host(_)) => "host",
             AppError::Node(_) => "node",
-            AppError::Host(_) => "host",
             AppError::NoSession => "no-session",
             AppError::SessionOpen => "session-open",
             AppError::AlreadyHosting(_) => "already-hosting",

@@ -61,6 +61,7 @@ pub fn run() {
             commands::pick_audio_files,
             commands::cache_info,
             commands::cache_clear,
+            commands::list_outputs,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { createServer } from "node:net";
 import { WebDriver, waitFor } from "./webdriver.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -71,9 +72,9 @@ async function registerUser(server, username) {
 }
 
 /** The headless node: JSON lines; remembers its latest event of each kind. */
-function startNode(server, groupId) {
-  const node = start(JAMZ_BIN, ["node", "--server", server, "--username", "bo", "--password", "pw-secret-1",
-    "--group", groupId, "--name", "Bo's car", "--output", "null", "--cache-dir", join(tmp, "bo-cache"), "--json"]);
+function startNode(server, groupId, user = "bo", name = "Bo's car") {
+  const node = start(JAMZ_BIN, ["node", "--server", server, "--username", user, "--password", "pw-secret-1",
+    "--group", groupId, "--name", name, "--output", "null", "--cache-dir", join(tmp, `${user}-cache`), "--json"]);
   const latest = new Map();
   const playbacks = [];
   createInterface({ input: node.stdout }).on("line", (l) => {
@@ -102,14 +103,7 @@ async function main() {
   const wav = join(tmp, "tone.wav");
   writeTone(wav, 40);
 
-  const driver = start("tauri-driver", ["--port", String(DRIVER_PORT)], {
-    env: { ...process.env, JAMZ_CONFIG_DIR: join(tmp, "app-config"), JAMZ_CACHE_DIR: join(tmp, "app-cache") },
-  });
-  void driver;
-  const wd = new WebDriver(`http://127.0.0.1:${DRIVER_PORT}`);
-  await waitFor("tauri-driver /status", async () => (await fetch(`${wd.base}/status`)).ok, 20000, 200);
-  await wd.start(APP_BIN);
-  try {
+  await withApp({ JAMZ_CONFIG_DIR: join(tmp, "app-config"), JAMZ_CACHE_DIR: join(tmp, "app-cache") }, async (wd) => {
     // 1. register
     await waitFor("the sign-in screen", () => wd.findAll("[data-screen=auth]").then((a) => a.length === 1));
     await screenshot(wd, "sign-in");
@@ -122,11 +116,13 @@ async function main() {
     await wd.click("button[type=submit]");
     await waitFor("the groups screen", () => wd.findAll("[data-screen=groups]").then((a) => a.length === 1));
 
-    // 2. settings: silent output (no sound card under Xvfb)
+    // 2. settings: silent output (Xvfb has no sound card), picked from the output list
     await wd.click("header button:nth-of-type(1)");
     await waitFor("the settings screen", () => wd.findAll("[data-screen=settings]").then((a) => a.length === 1));
-    await wd.type("input[name=output]", "null");
+    await waitFor("the output list", () => wd.findAll("select[name=output] option[value=null]").then((a) => a.length === 1));
+    await wd.click("select[name=output] option[value=null]");
     await wd.click("form button[type=submit]");
+    await waitFor("settings saved", async () => (await wd.text("[data-testid=settings-saved]")) === "Saved.");
     await screenshot(wd, "settings");
     await wd.click("header button");
     await waitFor("the groups screen again", () => wd.findAll("[data-screen=groups]").then((a) => a.length === 1));
@@ -169,7 +165,7 @@ async function main() {
       const playing = bo.playbacks.filter((p) => p.playing && p.track === trackId);
       return playing.length >= 2 && playing[playing.length - 1].position > playing[0].position;
     }, 30000, 200);
-    log("node status", JSON.stringify(bo.latest.get("status")));
+    log("node playback", JSON.stringify(bo.latest.get("playback")));
 
     // 6. the map: a fix by hand from each car
     bo.send({ cmd: "location", latitude: 47.3869, longitude: 8.5417 });
@@ -181,19 +177,147 @@ async function main() {
     await waitFor("two markers on the map", () => wd.findAll(".map path.leaflet-interactive").then((a) => a.length === 2), 10000);
     await wd.exec("document.getElementById('sec-map').scrollIntoView()");
     await screenshot(wd, "map");
+    log("position at map", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
+
+    // 7. settings while playing: latency offset and cache size apply at once, the music goes on
+    await wd.exec("window.scrollTo(0, 0)");
+    await wd.click("[data-action=settings]");
+    await waitFor("the settings panel", () => wd.findAll("#sec-settings:not([hidden]) select[name=output]").then((a) => a.length === 1));
+    await wd.exec("const i = document.querySelector('#sec-settings input[name=latency]'); i.value = ''; const c = document.querySelector('#sec-settings input[name=cache-limit]'); c.value = '';");
+    await wd.type("#sec-settings input[name=latency]", "120");
+    await wd.type("#sec-settings input[name=cache-limit]", "256");
+    await wd.click("#sec-settings button[type=submit]");
+    await waitFor("the node using the new offset", async () => (await wd.text("[data-testid=output-in-use]")) === "In use: output null · latency offset 120 ms", 10000);
+    await waitFor("the new cache limit", async () => (await wd.text("[data-testid=cache-summary]")).endsWith("limit 256.0 MiB"), 10000);
+    await wd.exec("document.getElementById('sec-settings').scrollIntoView()");
+    await screenshot(wd, "session-settings");
+    log("position at settings", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
+    if ((await wd.text("[data-testid=play-state]")) !== "playing") throw new Error("playback stopped when settings changed");
+    await wd.click("[data-action=settings]");
+
+    // 8. playlist: a second track; the DJ reorders and removes; the headless node sees each change
+    const wav2 = join(tmp, "second.wav");
+    writeTone(wav2, 20, 16000);
+    await wd.type("input[name=track-path]", wav2);
+    await wd.click("[data-action=add-path]");
+    await waitFor("two tracks", () => wd.findAll("[data-track]").then((a) => a.length === 2), 30000);
+    const order = () => wd.exec("return [...document.querySelectorAll('[data-track]')].map((e) => e.dataset.track)");
+    const [first, second] = await order();
+    const nodeOrder = () => (bo.latest.get("playlist")?.playlist ?? []).map((t) => t.id).join(",");
+    await waitFor("the node's playlist of two", () => nodeOrder() === `${first},${second}`, 10000);
+    await wd.click(`[data-track="${first}"] [data-action=down]`);
+    await waitFor("the reordered playlist", async () => (await order()).join(",") === `${second},${first}`, 10000);
+    await waitFor("the node's playlist reordered", () => nodeOrder() === `${second},${first}`, 10000);
+    await wd.exec("document.getElementById('sec-pl').scrollIntoView()");
+    await screenshot(wd, "playlist-reordered");
+    const removed = first === trackId ? second : first;
+    await wd.click(`[data-track="${removed}"] [data-action=remove]`);
+    await waitFor("one track left", async () => (await order()).join(",") === trackId, 10000);
+    await waitFor("the node's playlist of one", () => nodeOrder() === trackId, 10000);
+
+    // 9. cache: preload the playlist (progress to the end), then clear it while the music plays
+    await wd.click("[data-action=preload]");
+    await waitFor("preload done", async () => /^(\d+) \/ \1 tracks$/.test(await wd.text("#sec-cache [role=status]")), 30000);
+    await waitFor("a track in the cache", async () => /^[1-9]\d* tracks cached/.test(await wd.text("[data-testid=cache-summary]")), 10000);
+    await wd.exec("document.getElementById('sec-cache').scrollIntoView()");
+    await screenshot(wd, "cache-preloaded");
+    await wd.click("[data-action=cache-clear]");
+    await waitFor("an empty cache", async () => (await wd.text("[data-testid=cache-summary]")).startsWith("0 tracks cached, 0 B"), 10000);
+    if ((await wd.text("[data-testid=play-state]")) !== "playing") throw new Error("playback stopped when the cache was cleared");
     bo.send({ cmd: "quit" });
-    log("PASS");
+    log("PASS: main scenario");
+  });
+}
+
+/** Runs `scenario` against the app started by a fresh tauri-driver with `env`; then stops both. */
+async function withApp(env, scenario) {
+  const driver = start("tauri-driver", ["--port", String(DRIVER_PORT)], { env: { ...process.env, ...env } });
+  const wd = new WebDriver(`http://127.0.0.1:${DRIVER_PORT}`);
+  await waitFor("tauri-driver /status", async () => (await fetch(`${wd.base}/status`)).ok, 20000, 200);
+  await wd.start(APP_BIN);
+  try {
+    // Settings live in the web view's storage, which outlives the app (per user, not per
+    // JAMZ_CONFIG_DIR): start each scenario from the defaults.
+    await wd.exec("localStorage.clear(); setTimeout(() => location.reload(), 0)");
+    await waitFor("the reloaded sign-in screen", () =>
+      wd.exec("return document.readyState === 'complete' && !!document.querySelector('[data-screen=auth]') && localStorage.length === 0").catch(() => false));
+    await scenario(wd);
   } catch (e) {
     await screenshot(wd, "failure").catch(() => undefined);
+    const alerts = await wd.exec("return [...document.querySelectorAll('[role=alert], [role=status]')].map((e) => e.textContent).filter(Boolean)").catch(() => []);
+    log("alerts and statuses on the page:", JSON.stringify(alerts));
     throw e;
   } finally {
-    await wd.quit();
+    await wd.quit().catch(() => undefined);
+    const exited = new Promise((res) => driver.once("exit", res));
+    driver.kill("SIGTERM");
+    await exited;
   }
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** "This device hosts the session": the app runs the server; a headless node joins it. */
+async function hosting() {
+  const port = await freePort();
+  const hosted = `http://127.0.0.1:${port}`;
+  await withApp({
+    JAMZ_CONFIG_DIR: join(tmp, "host-config"), JAMZ_CACHE_DIR: join(tmp, "host-cache"), JAMZ_HOST_PORT: String(port),
+  }, async (wd) => {
+    await waitFor("the sign-in screen", () => wd.findAll("[data-screen=auth]").then((a) => a.length === 1));
+    await wd.click("input[name=host]");
+    await wd.click("button.link");
+    await wd.type("input[name=username]", "cara");
+    await wd.type("input[name=email]", "cara@example.com");
+    await wd.type("input[name=password]", "pw-secret-1");
+    await wd.click("button[type=submit]");
+    await waitFor("the groups screen", () => wd.findAll("[data-screen=groups]").then((a) => a.length === 1), 30000);
+    await waitFor("the hosting card", () => wd.findAll("[data-testid=hosting]:not([hidden]) [data-action=stop-hosting]").then((a) => a.length === 1));
+    log("hosting card:", await wd.text("[data-testid=hosting]"));
+    await screenshot(wd, "hosting");
+    // Another car registers on the hosted server and is added to the group.
+    await registerUser(hosted, "dan");
+    await wd.type("input[name=group-name]", "Off-grid");
+    await wd.click("form[aria-label='Create a group'] button");
+    const groupId = await waitFor("the new group", async () => {
+      const ids = await wd.findAll("li.group");
+      return ids.length === 1 ? wd.attr("li.group", "data-group") : null;
+    });
+    await wd.type("li.group input[name=member]", "dan");
+    await wd.click("li.group form button");
+    await waitFor("two members", async () => (await wd.text("[data-testid=member-count]")) === "2 members");
+    await wd.click("[data-action=open-session]");
+    await waitFor("the session screen", () => wd.findAll("[data-screen=session]").then((a) => a.length === 1));
+    const dan = startNode(hosted, groupId, "dan", "Dan's car");
+    await waitFor("the headless node in the hosted session", () => dan.latest.has("ready"), 30000);
+    await waitFor("Dan's car among the participants", async () => (await wd.text("[data-testid=participants]")).includes("Dan's car"), 20000);
+    await waitFor("the node seeing cara", () => (dan.latest.get("participants")?.participants ?? []).some((p) => p.display_name === "cara"), 20000);
+    await screenshot(wd, "hosted-session");
+    log("participants after", await wd.text("[data-testid=participants]"), JSON.stringify(dan.latest.get("participants")));
+    dan.send({ cmd: "quit" });
+    await wd.click("[data-action=leave]");
+    await waitFor("the groups screen after leaving", () => wd.findAll("[data-action=stop-hosting]").then((a) => a.length === 1));
+    await wd.click("[data-action=stop-hosting]");
+    await waitFor("signed out", () => wd.findAll("[data-screen=auth]").then((a) => a.length === 1));
+    const gone = await fetch(`${hosted}/api/groups`).then(() => false, () => true);
+    if (!gone) throw new Error("the hosted server still answers after stop hosting");
+    log("PASS: hosting scenario");
+  });
 }
 
 let code = 0;
 try {
   await main();
+  await hosting();
 } catch (e) {
   console.error("[e2e] FAIL:", e instanceof Error ? e.stack : e);
   code = 1;

@@ -43,14 +43,32 @@ export class WebDriver {
     return v.map((e) => e[ELEMENT]);
   }
 
+  /** Scrolls the element to the middle of the view, clear of the sticky status banner. */
+  async reveal(id) {
+    await this.exec("arguments[0].scrollIntoView({ block: 'center' })", [{ [ELEMENT]: id }]);
+    return id;
+  }
+
+  /** Runs `act` on the element `css` names; again on a fresh find if the page re-rendered it meanwhile. */
+  async onElement(css, act) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await act(await this.reveal(await this.find(css)));
+      } catch (e) {
+        if (attempt >= 3 || !String(e).includes("stale element reference")) throw e;
+      }
+    }
+  }
+
   async click(css) {
-    await this.req("POST", this.s(`/element/${await this.find(css)}/click`), {});
+    await this.onElement(css, (id) => this.req("POST", this.s(`/element/${id}/click`), {}));
   }
 
   async type(css, text) {
-    const id = await this.find(css);
-    await this.req("POST", this.s(`/element/${id}/clear`), {});
-    await this.req("POST", this.s(`/element/${id}/value`), { text });
+    await this.onElement(css, async (id) => {
+      await this.req("POST", this.s(`/element/${id}/clear`), {});
+      await this.req("POST", this.s(`/element/${id}/value`), { text });
+    });
   }
 
   async text(css) {

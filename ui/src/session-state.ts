@@ -1,6 +1,6 @@
 // The session as the UI shows it, folded from node events. Pure: no DOM, no backend.
 
-import type { NodeEvent, Participant, PeerState, Tier, Track, UserId } from "./backend";
+import type { CacheSummary, NodeEvent, Participant, PeerState, Tier, Track, UserId } from "./backend";
 
 export type LinkState = "socket" | "peer" | "offline";
 
@@ -27,7 +27,10 @@ export interface SessionState {
   /** Seconds at `receivedAt` (ms, `performance.now()` of this page). */
   position: number;
   receivedAt: number;
-  cache: { tracks: number; bytes: number; hits: number; misses: number };
+  cache: CacheSummary;
+  /** The output and latency offset the node reports using. */
+  output: string;
+  latencyOffsetMs: number;
   positions: Map<UserId, MemberPosition>;
   lastError: string | null;
 }
@@ -46,7 +49,9 @@ export function initialState(me: UserId | null = null): SessionState {
     track: null,
     position: 0,
     receivedAt: 0,
-    cache: { tracks: 0, bytes: 0, hits: 0, misses: 0 },
+    cache: { tracks: 0, bytes: 0, hits: 0, misses: 0, max_bytes: 0, max_tracks: 0 },
+    output: "",
+    latencyOffsetMs: 0,
     positions: new Map(),
     lastError: null,
   };
@@ -77,6 +82,8 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.tier = ev.tier;
       s.queued = ev.queued;
       s.cache = ev.cache;
+      s.output = ev.output;
+      s.latencyOffsetMs = ev.latency_offset_ms;
       s.playing = ev.playing;
       s.track = ev.track;
       if (ev.position !== null) {
@@ -105,6 +112,7 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.lastError = ev.cmd ? `${ev.cmd}: ${ev.message}` : ev.message;
       break;
     case "progress":
+    case "outputs":
       break;
   }
   return s;

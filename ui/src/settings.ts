@@ -4,15 +4,17 @@ export type LocationMode = "manual" | "device" | "replay" | "gpsd";
 
 export interface Settings {
   server: string;
-  /** jamz-audio output spec: `default`, `null` or `wav:PATH`. */
+  /** jamz-audio output spec: `default`, `device:ID`, `null` or `wav:PATH`. */
   output: string;
-  /** Added to this device's output latency, ms (positive: sound comes out later). */
+  /** Extra latency of this device's output, 0-2000 ms (a Bluetooth stereo: 150-300). */
   latencyOffsetMs: number;
   cacheLimitMiB: number;
   locationMode: LocationMode;
   /** `replay:` file or `gpsd:` address for those modes. */
   locationArg: string;
   displayName: string;
+  /** This device hosts the session: the server restarts with the app. */
+  hosting: boolean;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -23,6 +25,7 @@ export const DEFAULT_SETTINGS: Settings = {
   locationMode: "manual",
   locationArg: "",
   displayName: "",
+  hosting: false,
 };
 
 const KEY = "trafficjamz.settings";
@@ -32,10 +35,26 @@ export function loadSettings(storage: Storage = localStorage): Settings {
     const raw = storage.getItem(KEY);
     if (!raw) return { ...DEFAULT_SETTINGS };
     const parsed = JSON.parse(raw) as Partial<Settings>;
-    return { ...DEFAULT_SETTINGS, ...parsed };
+    return sanitize({ ...DEFAULT_SETTINGS, ...parsed });
   } catch {
     return { ...DEFAULT_SETTINGS };
   }
+}
+
+/** Output latency offsets the node accepts, ms. */
+export const MAX_LATENCY_OFFSET_MS = 2000;
+/** Smallest cache limit offered, MiB (the node refuses under 16). */
+export const MIN_CACHE_MIB = 64;
+
+/** Keeps stored values within what the node accepts (older versions allowed negatives). */
+export function sanitize(s: Settings): Settings {
+  const latency = Number.isFinite(s.latencyOffsetMs) ? s.latencyOffsetMs : 0;
+  const cache = Number.isFinite(s.cacheLimitMiB) ? s.cacheLimitMiB : DEFAULT_SETTINGS.cacheLimitMiB;
+  return {
+    ...s,
+    latencyOffsetMs: Math.round(Math.min(MAX_LATENCY_OFFSET_MS, Math.max(0, latency))),
+    cacheLimitMiB: Math.round(Math.max(MIN_CACHE_MIB, cache)),
+  };
 }
 
 export function saveSettings(s: Settings, storage: Storage = localStorage): void {

@@ -49,6 +49,16 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
   } catch {
     ctx.account = null;
   }
+  // A device that hosted the session hosts it again: its cars' accounts,
+  // playlist and files are in the hosted server's database.
+  if (ctx.settings.hosting && ctx.account) {
+    try {
+      const info = await backend.appInfo();
+      if (!info.hosting) await backend.hostSession();
+    } catch (e: unknown) {
+      banner.set("offline", 0, `cannot host the session: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   ctx.go(ctx.account ? { screen: "groups" } : { screen: "auth" });
   // Two frames: the first screen has been laid out and painted.
   requestAnimationFrame(() =>

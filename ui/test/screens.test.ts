@@ -6,6 +6,10 @@ import { startApp } from "../src/start";
 import { button, fakeBackend, input, memoryStorage, until } from "./helpers";
 
 const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1 };
+const OUTPUTS = [
+  { id: "default", name: "System default", is_default: true },
+  { id: "device:alsa:pulse", name: "PulseAudio Sound Server", is_default: false },
+];
 const GROUP = { id: "g1", name: "Road trip", description: "", creator_id: 1, members: [1] };
 
 let root: HTMLElement;
@@ -42,7 +46,8 @@ describe("sign in", () => {
   it("hosts the session on this device, then signs in to it", async () => {
     const calls = fakeBackend({
       current_account: () => null,
-      host_session: () => ({ url: "http://127.0.0.1:5151", port: 5151 }),
+      app_info: () => ({ version: "0", mobile: false, hosting: null, sessionGroup: null }),
+      host_session: () => ({ url: "http://127.0.0.1:5151", port: 5151, lanUrls: ["http://192.168.43.1:5151"] }),
       login: () => ACCOUNT,
       list_groups: () => [],
     });
@@ -56,6 +61,32 @@ describe("sign in", () => {
     const login = calls.find((c) => c.cmd === "login");
     expect(login?.args).toEqual({ args: { server: "http://127.0.0.1:5151", username: "ann", password: "pw" } });
     expect(calls.findIndex((c) => c.cmd === "host_session")).toBeLessThan(calls.indexOf(login!));
+  });
+
+  it("shows where other cars join a hosted session, and stops hosting", async () => {
+    const storage = memoryStorage();
+    storage.setItem("trafficjamz.settings", JSON.stringify({ hosting: true }));
+    let hosting: unknown = null;
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      app_info: () => ({ version: "0", mobile: false, hosting, sessionGroup: null }),
+      host_session: () => {
+        hosting = { url: "http://127.0.0.1:5050", port: 5050, lanUrls: ["http://192.168.43.1:5050"] };
+        return hosting;
+      },
+      stop_hosting: () => { hosting = null; return null; },
+      logout: () => null,
+      list_groups: () => [],
+    });
+    await startApp(root, backend, storage);
+    // the app restarts the server it hosted before
+    expect(calls.filter((c) => c.cmd === "host_session")).toHaveLength(1);
+    await until(() => root.querySelector("[data-testid=lan-urls]") !== null, "the LAN URLs");
+    expect(root.querySelector("[data-testid=lan-urls]")?.textContent).toBe("http://192.168.43.1:5050");
+    button(root, "[data-action=stop-hosting]").click();
+    await until(() => screen() === "auth", "the sign-in screen");
+    expect(calls.map((c) => c.cmd)).toContain("stop_hosting");
+    expect(JSON.parse(storage.getItem("trafficjamz.settings")!).hosting).toBe(false);
   });
 
   it("shows the server's message when signing in fails", async () => {
@@ -108,6 +139,7 @@ describe("session", () => {
       open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
       node_command: () => null,
       leave_session: () => null,
+      list_outputs: () => OUTPUTS,
     });
     const ctx = await startApp(root, backend, memoryStorage());
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
@@ -166,11 +198,11 @@ describe("session", () => {
     await openSession();
     await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socketId: "s" }] });
     await emit("node-event", { event: "tier", tier: "mesh", reason: "server unreachable" });
-    await emit("node-event", { event: "status", tier: "mesh", playing: false, track: null, position: null, clock_offset_ms: null, drift_ms: null, peers: 1, cache: { tracks: 2, bytes: 2048, hits: 3, misses: 1 }, queued: 2 });
+    await emit("node-event", { event: "status", tier: "mesh", playing: false, track: null, position: null, clock_offset_ms: null, drift_ms: null, peers: 1, cache: { tracks: 2, bytes: 2048, hits: 3, misses: 1, max_bytes: 1 << 30, max_tracks: 50 }, queued: 2, output: "null", latency_offset_ms: 0 });
     await until(() => root.querySelector("[data-testid=tier]")?.textContent === "Peer mesh", "the mesh tier");
     expect(root.querySelector("[data-testid=queued]")?.textContent).toContain("2 queued changes");
     expect(root.querySelector("[data-user='2']")?.getAttribute("data-link")).toBe("socket");
-    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toContain("2 tracks cached, 2.0 KiB, hit rate 75 %");
+    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2.0 KiB, hit rate 75 % · limit 1.0 GiB");
     await emit("node-event", { event: "peer", userId: 2, state: "connected" });
     await until(() => root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
   });
@@ -182,10 +214,66 @@ describe("session", () => {
     root.querySelector<HTMLFormElement>("form[aria-label='Enter a position']")?.requestSubmit();
     await until(() => commands(calls).length === 1, "the location command");
     expect(commands(calls)[0]).toEqual({ cmd: "location", latitude: 47.3769, longitude: 8.5417 });
-    // this device's own fix shows as sent; the other car's comes from the node
+    // the node echoes this device's own fix, and relays the other car's
+    await emit("node-event", { event: "location", userId: 1, latitude: 47.3769, longitude: 8.5417, speed: null, heading: null, together: [] });
     await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [] });
     await until(() => root.querySelector(".distance") !== null, "a distance");
     expect(root.querySelector(".distance")?.textContent).toMatch(/^(ann ↔ user 2|user 2 ↔ ann): 1\.11 km$/);
     expect(root.querySelector("[data-testid=distances] [data-user='1']")?.textContent).toBe("ann: 47.37690, 8.54170");
+  });
+
+  it("applies output, latency offset and cache size at once, without leaving the session", async () => {
+    const calls = await openSession();
+    button(root, "[data-action=settings]").click();
+    const panel = root.querySelector<HTMLElement>("#sec-settings")!;
+    expect(panel.hidden).toBe(false);
+    await until(() => panel.querySelectorAll("[name=output] option").length === 3, "the output list");
+    expect([...panel.querySelectorAll<HTMLOptionElement>("[name=output] option")].map((o) => o.textContent)).toEqual([
+      "System default", "PulseAudio Sound Server", "No sound (keep time only)",
+    ]);
+    panel.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
+    input(panel, "latency").value = "250";
+    input(panel, "cache-limit").value = "1024";
+    panel.querySelector("form")?.requestSubmit();
+    await until(() => commands(calls).length === 3, "three commands");
+    expect(commands(calls)).toEqual([
+      { cmd: "output", spec: "device:alsa:pulse" },
+      { cmd: "latency-offset", ms: 250 },
+      { cmd: "cache-limit", bytes: 1024 * 1024 * 1024 },
+    ]);
+    expect(calls.some((c) => c.cmd === "leave_session")).toBe(false);
+    expect(screen()).toBe("session");
+    // saving again with nothing changed sends nothing
+    panel.querySelector("form")?.requestSubmit();
+    button(root, "[data-action=cache-clear]").click();
+    await until(() => commands(calls).length === 4, "cache-clear");
+    expect(commands(calls)[3]).toEqual({ cmd: "cache-clear" });
+  });
+});
+
+describe("settings before a session", () => {
+  it("offers the machine's outputs and saves the choice for the next session", async () => {
+    const storage = memoryStorage();
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      list_groups: () => [GROUP],
+      list_outputs: () => OUTPUTS,
+      cache_info: () => ({ dir: "/c", tracks: 1, bytes: 10 }),
+      open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
+      node_command: () => null,
+    });
+    const ctx = await startApp(root, backend, storage);
+    ctx.go({ screen: "settings", back: { screen: "groups" } });
+    await until(() => root.querySelectorAll("[name=output] option").length === 3, "the output list");
+    root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
+    input(root, "latency").value = "180";
+    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    expect(calls.some((c) => c.cmd === "node_command")).toBe(false);
+    const saved = JSON.parse(storage.getItem("trafficjamz.settings")!);
+    expect([saved.output, saved.latencyOffsetMs]).toEqual(["device:alsa:pulse", 180]);
+    ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
+    await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
+    const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
+    expect([args.output, args.latencyOffsetMs, args.cacheMaxMib]).toEqual(["device:alsa:pulse", 180, 2048]);
   });
 });

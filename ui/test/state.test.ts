@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
 import { apply, formatTime, initialState, isDj, linkState, moved, positionAt } from "../src/session-state";
-import { DEFAULT_SETTINGS, loadSettings, nodeLocationSource, saveSettings } from "../src/settings";
+import { DEFAULT_SETTINGS, loadSettings, nodeLocationSource, sanitize, saveSettings } from "../src/settings";
+import { liveCommands, outputOptions } from "../src/screens/settings-form";
 import { memoryStorage } from "./helpers";
 
 describe("session state", () => {
@@ -71,5 +72,30 @@ describe("settings", () => {
   it("maps the location source to the node's option", () => {
     expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "gpsd", locationArg: "car:2947" })).toBe("gpsd:car:2947");
     expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "manual" })).toBe("none");
+  });
+});
+
+describe("settings", () => {
+  it("keeps stored values within what the node accepts", () => {
+    expect(sanitize({ ...DEFAULT_SETTINGS, latencyOffsetMs: -40, cacheLimitMiB: 3 })).toMatchObject({ latencyOffsetMs: 0, cacheLimitMiB: 64 });
+    expect(sanitize({ ...DEFAULT_SETTINGS, latencyOffsetMs: 9000, cacheLimitMiB: Number.NaN })).toMatchObject({ latencyOffsetMs: 2000, cacheLimitMiB: 2048 });
+    const storage = memoryStorage();
+    storage.setItem("trafficjamz.settings", JSON.stringify({ latencyOffsetMs: -300 }));
+    expect(loadSettings(storage).latencyOffsetMs).toBe(0);
+  });
+
+  it("sends only what changed to a running node", () => {
+    const next = { ...DEFAULT_SETTINGS, output: "null", cacheLimitMiB: 512 };
+    expect(liveCommands(DEFAULT_SETTINGS, next)).toEqual([
+      { cmd: "output", spec: "null" },
+      { cmd: "cache-limit", bytes: 512 * 1024 * 1024 },
+    ]);
+    expect(liveCommands(next, next)).toEqual([]);
+  });
+
+  it("always offers the default and no-sound outputs, and keeps a saved one that is gone", () => {
+    expect(outputOptions([], "wav:/tmp/a.wav").map((o) => o.id)).toEqual(["default", "null", "wav:/tmp/a.wav"]);
+    const opts = outputOptions([{ id: "default", name: "x", is_default: true }, { id: "device:hw:1", name: "USB DAC", is_default: false }], "device:gone");
+    expect(opts.map((o) => o.name)).toEqual(["System default", "USB DAC", "No sound (keep time only)", "device:gone (not connected)"]);
   });
 });

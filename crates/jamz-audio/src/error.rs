@@ -26,7 +26,9 @@ pub enum AudioError {
         detail: String,
     },
     /// An output spec string we do not understand.
-    #[error("bad output spec {spec:?}: expected \"default\", \"null\" or \"wav:PATH\"")]
+    #[error(
+        "bad output spec {spec:?}: expected \"default\", \"device:ID\", \"null\" or \"wav:PATH\""
+    )]
     BadOutputSpec { spec: String },
     /// The audio device could not be found or opened.
     #[error("audio device: {0}")]

@@ -1,9 +1,9 @@
 //! # jamz-audio: the native audio engine
 //!
-//! Decode (symphonia: MP3, AAC/M4A, FLAC, Ogg Vorbis, WAV), output (the default cpal device,
-//! `null`, or `wav:PATH`), and a sample-accurate playback clock with the primitives the sync
-//! engine needs: scheduled start, pause, seek, audible position, rate trim, volume ramps,
-//! gapless queueing and a per-device latency offset.
+//! Decode (symphonia: MP3, AAC/M4A, FLAC, Ogg Vorbis, WAV), output (the default cpal device, a
+//! named one from [`output_devices`], `null`, or `wav:PATH`), and a sample-accurate playback
+//! clock with the primitives the sync engine needs: scheduled start, pause, seek, audible
+//! position, rate trim, volume ramps, gapless queueing and a per-device latency offset.
 //!
 //! This crate is an adapter: it knows nothing of the other crates and needs no async runtime.
 //! Track identity is an opaque string chosen by the caller.
@@ -28,6 +28,7 @@
 
 mod clock;
 mod decode;
+mod devices;
 mod error;
 mod mixer;
 mod output;
@@ -38,6 +39,7 @@ mod track;
 
 pub use clock::{ClockAnchor, frames_to_duration};
 pub use decode::{AudioInfo, DecodedAudio, Decoder, decode_file};
+pub use devices::{OutputDevice, SYSTEM_DEFAULT_NAME, output_devices};
 pub use error::{AudioError, Result};
 pub use output::{PACED_RATE, WavSchedule};
 pub use player::{

@@ -1,6 +1,6 @@
-//! Outputs: the default cpal device, and the real-time-paced `null` and `wav:` outputs that
-//! follow the same clock model (a thread stands in for the device callback; its "playback
-//! instant" is the write instant).
+//! Outputs: a cpal device (the default one or a named one), and the real-time-paced `null` and
+//! `wav:` outputs that follow the same clock model (a thread stands in for the device callback;
+//! its "playback instant" is the write instant).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -120,8 +120,12 @@ pub(crate) fn open(
                 },
             ))
         }
-        OutputSpec::Default => {
-            let (mixer, thread) = device::spawn(events, stop_tx.clone(), stop_rx)?;
+        OutputSpec::Default | OutputSpec::Device(_) => {
+            let wanted = match spec {
+                OutputSpec::Device(id) => device::Wanted::Device(id.clone()),
+                _ => device::Wanted::Default,
+            };
+            let (mixer, thread) = device::spawn(wanted, events, stop_tx.clone(), stop_rx)?;
             Ok((
                 mixer,
                 OutputHandle {

@@ -414,6 +414,11 @@ impl Cache {
         self.evict_now().await
     }
 
+    /// The limits in force: (tracks, bytes).
+    pub fn limits(&self) -> (usize, u64) {
+        self.inner.limits()
+    }
+
     /// Changes the limits and evicts down to them.
     pub async fn set_limits(&self, max_tracks: usize, max_bytes: u64) -> Result<(), CacheError> {
         *self

@@ -74,6 +74,13 @@ enum Cmd {
     },
     /// Runs a headless node in a group's session (see NODE_CONTROL.md).
     Node(NodeArgs),
+    /// Lists the audio outputs: one per line, the spec to pass to `node --output` and
+    /// the device's name.
+    Outputs {
+        /// One JSON array of {id, name, is_default} instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,7 +123,7 @@ struct NodeArgs {
     /// Display name in the session.
     #[arg(long)]
     name: Option<String>,
-    /// default | null | wav:PATH
+    /// default | device:ID (see `jamz outputs`) | null | wav:PATH
     #[arg(long, default_value = "default")]
     output: String,
     #[arg(long, env = "JAMZ_CACHE_DIR")]
@@ -124,6 +131,13 @@ struct NodeArgs {
     /// replay:FILE.nmea | gpsd:HOST:PORT | none
     #[arg(long, default_value = "none")]
     location: String,
+    /// How much later than reported this output's sound is heard (a Bluetooth
+    /// car stereo: 150-300), 0-2000 ms.
+    #[arg(long, default_value_t = 0.0)]
+    latency_offset_ms: f64,
+    /// Track cache size limit, MiB (default 2048).
+    #[arg(long)]
+    cache_max_mib: Option<u64>,
     /// JSON lines: commands on stdin, events on stdout.
     #[arg(long)]
     json: bool,
@@ -197,7 +211,26 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Playlist { group, json } => playlist(&group, json).await,
         Cmd::Cache { cache_dir, action } => cache(cache_dir, action).await,
         Cmd::Node(a) => node(a).await,
+        Cmd::Outputs { json } => outputs(json),
     }
+}
+
+fn outputs(json: bool) -> Result<()> {
+    let list = jamz_audio::output_devices().context("listing audio outputs")?;
+    if json {
+        println!("{}", serde_json::to_string(&list)?);
+        return Ok(());
+    }
+    for d in &list {
+        // The synthetic "default" entry is always the default; mark the real device that is.
+        let mark = if d.is_default && d.id != "default" {
+            "\t(default)"
+        } else {
+            ""
+        };
+        println!("{}\t{}{mark}", d.id, d.name);
+    }
+    Ok(())
 }
 
 async fn server(a: jamz_server::ServerArgs) -> Result<()> {
@@ -386,6 +419,8 @@ async fn node(a: NodeArgs) -> Result<()> {
             .location
             .parse::<LocationSource>()
             .map_err(anyhow::Error::msg)?,
+        latency_offset_ms: a.latency_offset_ms,
+        cache_max_bytes: a.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024)),
     };
     let node = jamz_node::Node::start(config).await?;
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).

@@ -7,9 +7,10 @@
 //! replaces it), so the player always ends up doing the last thing asked.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use jamz_audio::{Player, PlayerEvent, Source};
+use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
 use jamz_cache::Cache;
 use jamz_proto::Track;
 use tokio::sync::mpsc;
@@ -34,7 +35,20 @@ pub enum AudioJob {
     Volume {
         level: f32,
     },
+    /// The output's extra latency (a Bluetooth stereo's); the engine sees the
+    /// audible position move and corrects for it like any other drift.
+    LatencyOffset {
+        offset: Duration,
+    },
+    /// Open another output and carry on there where the group is.
+    SwitchOutput {
+        spec: OutputSpec,
+    },
 }
+
+/// How far ahead a switched output restarts, so its first sound lands on time
+/// (jamz-audio restarts a restored device with the same lead).
+const SWITCH_LEAD: Duration = Duration::from_millis(150);
 
 /// What the audio side reports back to the node.
 #[derive(Debug, Clone)]
@@ -48,13 +62,18 @@ pub enum AudioReport {
     Ended { track: String },
     /// The player's own events, for the log and the engine.
     Player(PlayerEvent),
+    /// Now playing on this output.
+    OutputSwitched { spec: String },
 }
+
+/// The player in use; replaced when the output is switched.
+type SharedPlayer = Arc<RwLock<Arc<Player>>>;
 
 /// The handle the node keeps.
 #[derive(Debug, Clone)]
 pub struct AudioHandle {
     jobs: mpsc::UnboundedSender<AudioJob>,
-    player: Arc<Player>,
+    player: SharedPlayer,
 }
 
 impl AudioHandle {
@@ -64,8 +83,37 @@ impl AudioHandle {
     }
 
     /// The player, for cheap clock reads (`audible_position`).
-    pub fn player(&self) -> &Player {
-        &self.player
+    pub fn player(&self) -> Arc<Player> {
+        current(&self.player)
+    }
+}
+
+fn current(shared: &SharedPlayer) -> Arc<Player> {
+    // A poisoned lock still holds a valid Arc (it is only ever swapped whole).
+    Arc::clone(&shared.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Forwards a player's events to the node on a thread of their own (they come on
+/// a crossbeam channel); the thread ends when the player is dropped.
+fn forward_events(player: &Player, reports: mpsc::UnboundedSender<AudioReport>) {
+    let events = player.events();
+    let spawned = std::thread::Builder::new()
+        .name("jamz-audio-events".into())
+        .spawn(move || {
+            while let Ok(ev) = events.recv() {
+                let report = match &ev {
+                    PlayerEvent::TrackEnded { track } => AudioReport::Ended {
+                        track: track.clone(),
+                    },
+                    _ => AudioReport::Player(ev),
+                };
+                if reports.send(report).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the audio event thread; track ends go unreported");
     }
 }
 
@@ -84,36 +132,25 @@ pub fn spawn(
     reports: mpsc::UnboundedSender<AudioReport>,
 ) -> AudioHandle {
     let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
-    // Player events come on a crossbeam channel: one thread bridges them.
-    let events = player.events();
-    let fwd = reports.clone();
-    let spawned = std::thread::Builder::new()
-        .name("jamz-audio-events".into())
-        .spawn(move || {
-            while let Ok(ev) = events.recv() {
-                let report = match &ev {
-                    PlayerEvent::TrackEnded { track } => AudioReport::Ended {
-                        track: track.clone(),
-                    },
-                    _ => AudioReport::Player(ev),
-                };
-                if fwd.send(report).is_err() {
-                    return;
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the audio event thread; track ends go unreported");
-    }
-    tokio::spawn(run(Arc::clone(&player), cache, clock, jobs_rx, reports));
+    forward_events(&player, reports.clone());
+    let shared: SharedPlayer = Arc::new(RwLock::new(player));
+    tokio::spawn(run(Arc::clone(&shared), cache, clock, jobs_rx, reports));
     AudioHandle {
         jobs: jobs_tx,
-        player,
+        player: shared,
     }
 }
 
+/// What the audio task remembers to carry playback over to another output.
+#[derive(Default)]
+struct Carried {
+    /// The source last started (a switch restarts it where the group is).
+    source: Option<Source>,
+    volume: Option<f32>,
+}
+
 async fn run(
-    player: Arc<Player>,
+    shared: SharedPlayer,
     cache: Cache,
     clock: LocalClock,
     mut jobs: mpsc::UnboundedReceiver<AudioJob>,
@@ -126,7 +163,9 @@ async fn run(
     // The engine restarts a track that is not audible; a track that cannot be
     // fetched fails the same way each time: say so once, until a start succeeds.
     let mut failing: Option<String> = None;
+    let mut carried = Carried::default();
     loop {
+        let player = current(&shared);
         tokio::select! {
             job = jobs.recv() => {
                 let Some(job) = job else { return };
@@ -163,9 +202,18 @@ async fn run(
                         }
                     }
                     AudioJob::Volume { level } => {
+                        carried.volume = Some(level);
                         if let Err(e) = player.set_volume(level) {
                             let _ = reports.send(AudioReport::Failed { track: None, message: e.to_string() });
                         }
+                    }
+                    AudioJob::LatencyOffset { offset } => {
+                        if let Err(e) = player.set_latency_offset(offset) {
+                            let _ = reports.send(AudioReport::Failed { track: None, message: e.to_string() });
+                        }
+                    }
+                    AudioJob::SwitchOutput { spec } => {
+                        switch_output(&shared, spec, &carried, &reports).await;
                     }
                 }
             }
@@ -179,10 +227,12 @@ async fn run(
                         let pl = Arc::clone(&player);
                         let at = clock.instant_at(p.at_ms);
                         let source = Source::new(p.track.id.clone(), path);
+                        let started = source.clone();
                         let position = p.position;
                         let r = tokio::task::spawn_blocking(move || pl.start(source, position, at)).await;
                         if matches!(r, Ok(Ok(()))) {
                             failing = None;
+                            carried.source = Some(started);
                         } else if failing.as_deref() != Some(p.track.id.as_str()) {
                             failing = Some(p.track.id.clone());
                             report_blocking(&reports, Some(p.track.id), r);
@@ -203,6 +253,62 @@ async fn run(
             }
         }
     }
+}
+
+/// Opens `spec`, moves the settings over, stops the old output and restarts what
+/// was audible on the new one at the same place on the group's timeline. On
+/// failure the old output keeps playing.
+async fn switch_output(
+    shared: &SharedPlayer,
+    spec: OutputSpec,
+    carried: &Carried,
+    reports: &mpsc::UnboundedSender<AudioReport>,
+) {
+    let old = current(shared);
+    let label = spec.to_string();
+    let opened = tokio::task::spawn_blocking(move || Player::new(&spec)).await;
+    let new = match opened {
+        Ok(Ok(p)) => Arc::new(p),
+        Ok(Err(e)) => {
+            let _ = reports.send(AudioReport::Failed {
+                track: None,
+                message: format!("cannot switch to output `{label}`: {e}"),
+            });
+            return;
+        }
+        Err(e) => {
+            let _ = reports.send(AudioReport::Failed {
+                track: None,
+                message: format!("cannot switch to output `{label}`: {e}"),
+            });
+            return;
+        }
+    };
+    let setup = (|| -> jamz_audio::Result<()> {
+        new.set_latency_offset(old.latency_offset())?;
+        new.set_rate_trim(old.rate_trim())?;
+        if let Some(v) = carried.volume {
+            new.set_volume(v)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = setup {
+        tracing::warn!(error = %e, "carrying settings to the new output");
+    }
+    forward_events(&new, reports.clone());
+    let at = Instant::now() + SWITCH_LEAD;
+    let heard = old.audible_position(at);
+    old.stop();
+    *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&new);
+    if let (Some(pos), Some(src)) = (heard, carried.source.as_ref())
+        && pos.track == src.id
+    {
+        let src = src.clone();
+        let r = tokio::task::spawn_blocking(move || new.start(src, pos.seconds, at)).await;
+        report_blocking(reports, Some(pos.track), r);
+    }
+    tracing::info!(output = %label, "switched the audio output");
+    let _ = reports.send(AudioReport::OutputSwitched { spec: label });
 }
 
 fn report_blocking(

@@ -68,7 +68,38 @@ pub enum NodeCommand {
     },
     /// Leave the session and exit 0.
     Quit,
+    // Beyond NODE_CONTROL.md (README "Node control: additions"): the settings a
+    // user changes while a session runs.
+    /// How much later than the group this device's sound leaves the speakers
+    /// (a Bluetooth link, a car's head unit), 0 ..= 2000 ms: the node plays that
+    /// much earlier.
+    LatencyOffset {
+        ms: f64,
+    },
+    /// The cache's size limit in bytes (and optionally in tracks); evicts at once.
+    CacheLimit {
+        bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tracks: Option<usize>,
+    },
+    /// Empties the track cache (playing goes on from the open file; the next
+    /// start fetches again).
+    CacheClear,
+    /// Switches the audio output (`default`, `null`, `wav:PATH`, `device:ID`)
+    /// without leaving the session; playback carries on where the group is.
+    Output {
+        spec: String,
+    },
+    /// Answers an `outputs` event: the output devices this machine has.
+    Outputs,
 }
+
+/// Largest output latency offset accepted, as jamz-audio's `set_latency_offset`.
+pub const MAX_LATENCY_OFFSET_MS: f64 = 2000.0;
+
+/// Smallest cache size limit accepted: one long track, so a limit can never
+/// evict the track that is playing on its own.
+pub const MIN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl NodeCommand {
     /// The command's name as on the wire (`"take-control"`).
@@ -88,6 +119,11 @@ impl NodeCommand {
             NodeCommand::Preload => "preload",
             NodeCommand::Location { .. } => "location",
             NodeCommand::Quit => "quit",
+            NodeCommand::LatencyOffset { .. } => "latency-offset",
+            NodeCommand::CacheLimit { .. } => "cache-limit",
+            NodeCommand::CacheClear => "cache-clear",
+            NodeCommand::Output { .. } => "output",
+            NodeCommand::Outputs => "outputs",
         }
     }
 
@@ -122,6 +158,30 @@ impl NodeCommand {
                 longitude,
                 ..
             } => jamz_proto::validate_coordinates(*latitude, *longitude),
+            NodeCommand::LatencyOffset { ms } => {
+                if ms.is_finite() && (0.0..=MAX_LATENCY_OFFSET_MS).contains(ms) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "ms must be within 0..={MAX_LATENCY_OFFSET_MS}, got {ms}"
+                    ))
+                }
+            }
+            NodeCommand::CacheLimit { bytes, tracks } => {
+                if *bytes < MIN_CACHE_BYTES {
+                    Err(format!(
+                        "bytes must be at least {MIN_CACHE_BYTES} (16 MiB), got {bytes}"
+                    ))
+                } else if *tracks == Some(0) {
+                    Err("tracks must be at least 1".into())
+                } else {
+                    Ok(())
+                }
+            }
+            NodeCommand::Output { spec } => spec
+                .parse::<jamz_audio::OutputSpec>()
+                .map(drop)
+                .map_err(|e| e.to_string()),
             _ => Ok(()),
         }
     }
@@ -215,6 +275,11 @@ pub struct CacheSummary {
     pub bytes: u64,
     pub hits: u64,
     pub misses: u64,
+    /// The size limits (beyond NODE_CONTROL.md).
+    #[serde(default)]
+    pub max_bytes: u64,
+    #[serde(default)]
+    pub max_tracks: u64,
 }
 
 /// How the node reaches the group.
@@ -248,6 +313,22 @@ pub struct StatusView {
     pub peers: u32,
     pub cache: CacheSummary,
     pub queued: u64,
+    /// The audio output in use (beyond NODE_CONTROL.md).
+    #[serde(default)]
+    pub output: String,
+    /// The output latency offset in use, ms (beyond NODE_CONTROL.md).
+    #[serde(default)]
+    pub latency_offset_ms: f64,
+}
+
+/// One output device, as the `outputs` event lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputView {
+    /// The spec to pass to `output` (`default`, `device:ID`).
+    pub id: String,
+    /// What to show a person.
+    pub name: String,
+    pub is_default: bool,
 }
 
 /// An event, one JSON object per line on stdout.
@@ -303,6 +384,10 @@ pub enum NodeEvent {
         what: String,
         done: u64,
         total: u64,
+    },
+    /// Beyond NODE_CONTROL.md: the answer to `outputs`.
+    Outputs {
+        outputs: Vec<OutputView>,
     },
     Error {
         message: String,
@@ -393,6 +478,25 @@ mod tests {
                 },
             ),
             (r#"{"cmd":"quit"}"#, NodeCommand::Quit),
+            (
+                r#"{"cmd":"latency-offset","ms":120}"#,
+                NodeCommand::LatencyOffset { ms: 120.0 },
+            ),
+            (
+                r#"{"cmd":"cache-limit","bytes":1073741824}"#,
+                NodeCommand::CacheLimit {
+                    bytes: 1 << 30,
+                    tracks: None,
+                },
+            ),
+            (r#"{"cmd":"cache-clear"}"#, NodeCommand::CacheClear),
+            (
+                r#"{"cmd":"output","spec":"null"}"#,
+                NodeCommand::Output {
+                    spec: "null".into(),
+                },
+            ),
+            (r#"{"cmd":"outputs"}"#, NodeCommand::Outputs),
         ];
         for (line, want) in lines {
             assert_eq!(parse_command(line).unwrap(), want, "{line}");
@@ -430,6 +534,31 @@ mod tests {
                 r#"{"cmd":"location","latitude":91,"longitude":0}"#,
                 Some("location"),
                 "latitude",
+            ),
+            (
+                r#"{"cmd":"latency-offset","ms":2001}"#,
+                Some("latency-offset"),
+                "0..=2000",
+            ),
+            (
+                r#"{"cmd":"latency-offset","ms":-5}"#,
+                Some("latency-offset"),
+                "0..=2000",
+            ),
+            (
+                r#"{"cmd":"cache-limit","bytes":1000}"#,
+                Some("cache-limit"),
+                "at least",
+            ),
+            (
+                r#"{"cmd":"cache-limit","bytes":-1}"#,
+                Some("cache-limit"),
+                "invalid `cache-limit`",
+            ),
+            (
+                r#"{"cmd":"output","spec":"speakers"}"#,
+                Some("output"),
+                "speakers",
             ),
         ];
         for (line, cmd, needle) in cases {
@@ -473,13 +602,15 @@ mod tests {
             peers: 0,
             cache: CacheSummary::default(),
             queued: 0,
+            output: "null".into(),
+            latency_offset_ms: 0.0,
         });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");
         assert_eq!(v["tier"], "socket");
         assert_eq!(
             v["cache"],
-            json!({"tracks":0,"bytes":0,"hits":0,"misses":0})
+            json!({"tracks":0,"bytes":0,"hits":0,"misses":0,"max_bytes":0,"max_tracks":0})
         );
         let e = NodeEvent::error("boom", Some("play"));
         assert_eq!(

@@ -27,6 +27,8 @@ pub enum NodeError {
     NoCacheDir,
     #[error("{0}")]
     Invalid(String),
+    #[error("hosting the session: {0}")]
+    Host(String),
     #[error("the node's runtime stopped: {0}")]
     Stopped(String),
 }

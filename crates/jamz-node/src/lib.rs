@@ -8,24 +8,23 @@
 //!   audio output, connects the link and runs the engine; drive it with
 //!   [`NodeCommand`]s and read [`NodeEvent`]s (the `NODE_CONTROL.md` vocabulary).
 //! - [`json::serve`] is `jamz node --json`: the same over JSON lines.
+//! - [`host::HostedServer`] runs the reference server in this process ("this
+//!   device hosts the session").
 //! - [`account`] keeps the login token (mode 0600) and holds the REST helpers;
 //!   [`tracks`] uploads files with their tags and maps tracks onto the cache.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jamz_node::NodeError> {
-//! use jamz_node::{LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
+//! use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
 //!
-//! let mut node = Node::start(NodeConfig {
-//!     server: "http://127.0.0.1:5050".into(),
-//!     auth: NodeAuth::Password { username: "ann".into(), password: "pw".into() },
-//!     store: None,
-//!     group_id: "0123456789abcdef01234567".into(),
-//!     display_name: Some("Ann's car".into()),
-//!     output: "null".parse()?,
-//!     cache_dir: None,
-//!     location: LocationSource::None,
-//! })
-//! .await?;
+//! let mut config = NodeConfig::new(
+//!     "http://127.0.0.1:5050",
+//!     NodeAuth::Password { username: "ann".into(), password: "pw".into() },
+//!     "0123456789abcdef01234567",
+//! );
+//! config.display_name = Some("Ann's car".into());
+//! config.output = "null".parse()?;
+//! let mut node = Node::start(config).await?;
 //! node.send(NodeCommand::TakeControl)?;
 //! while let Some(ev) = node.next_event().await {
 //!     if let NodeEvent::Controller { .. } = ev {
@@ -41,16 +40,19 @@ pub mod audio;
 pub mod clock;
 pub mod control;
 mod error;
+pub mod host;
 pub mod json;
 mod runtime;
 pub mod tracks;
 
 pub use clock::LocalClock;
 pub use control::{
-    CacheSummary, CommandError, NodeCommand, NodeEvent, ParticipantView, PeerState, StatusView,
-    Tier, parse_command,
+    CacheSummary, CommandError, NodeCommand, NodeEvent, OutputView, ParticipantView, PeerState,
+    StatusView, Tier, parse_command,
 };
 pub use error::NodeError;
+pub use host::HostedServer;
+pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
 pub use jamz_link::{Progress, RestClient};
 pub use runtime::{

@@ -24,7 +24,9 @@ use tokio::sync::mpsc;
 use crate::account::{CredentialStore, saved_client};
 use crate::audio::{self, AudioHandle, AudioJob, AudioReport};
 use crate::clock::LocalClock;
-use crate::control::{CacheSummary, NodeCommand, NodeEvent, ParticipantView, StatusView, Tier};
+use crate::control::{
+    CacheSummary, NodeCommand, NodeEvent, OutputView, ParticipantView, StatusView, Tier,
+};
 use crate::error::NodeError;
 use crate::tracks::{cache_track, open_cache, upload_file};
 
@@ -47,8 +49,12 @@ pub enum NodeAuth {
     Password { username: String, password: String },
     /// Use the token saved by `jamz login` (needs [`NodeConfig::store`]).
     Saved,
-    /// A token the caller already has.
-    Token { token: String, user_id: UserId },
+    /// A token the caller already has, for this user.
+    Token {
+        token: String,
+        user_id: UserId,
+        username: String,
+    },
 }
 
 /// Where location fixes come from (`--location`).
@@ -92,6 +98,29 @@ pub struct NodeConfig {
     /// Track cache directory (default: the platform cache dir).
     pub cache_dir: Option<PathBuf>,
     pub location: LocationSource,
+    /// Extra output latency, ms (`latency-offset`; 0 ..= 2000).
+    pub latency_offset_ms: f64,
+    /// Cache size limit in bytes (`cache-limit`; default: jamz-cache's, 2 GiB).
+    pub cache_max_bytes: Option<u64>,
+}
+
+impl NodeConfig {
+    /// A node for `group_id` on `server` with the defaults: the system's default
+    /// output, the platform's cache directory, no location source, no offset.
+    pub fn new(server: impl Into<String>, auth: NodeAuth, group_id: impl Into<String>) -> Self {
+        NodeConfig {
+            server: server.into(),
+            auth,
+            store: None,
+            group_id: group_id.into(),
+            display_name: None,
+            output: OutputSpec::Default,
+            cache_dir: None,
+            location: LocationSource::None,
+            latency_offset_ms: 0.0,
+            cache_max_bytes: None,
+        }
+    }
 }
 
 /// Sends commands to a running node. Clone freely.
@@ -121,18 +150,32 @@ impl Node {
     /// connects the link and starts the node's task. Errors here are fatal
     /// (bad credentials, unknown group, output that cannot open).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        // The same checks as the commands that change these later.
+        for setting in [
+            NodeCommand::LatencyOffset {
+                ms: config.latency_offset_ms,
+            },
+            NodeCommand::CacheLimit {
+                bytes: config.cache_max_bytes.unwrap_or(u64::MAX),
+                tracks: None,
+            },
+        ] {
+            setting.validate().map_err(NodeError::Invalid)?;
+        }
         let (rest, user_id, username) = login(&config).await?;
         let token = rest
             .token()
             .ok_or_else(|| NodeError::Invalid("login gave no token".into()))?;
         let session = rest.session_for_group(&config.group_id).await?;
         let cache = open_cache(config.cache_dir.as_deref()).await?;
+        if let Some(bytes) = config.cache_max_bytes {
+            let (tracks, _) = cache.limits();
+            cache.set_limits(tracks, bytes).await?;
+        }
         let files_prefix = format!("{}/api/music/files/", rest.base_url().trim_end_matches('/'));
         cache.set_auth(Some((files_prefix, token.clone())));
-        let spec = config.output.clone();
-        let player = tokio::task::spawn_blocking(move || Player::new(&spec))
-            .await
-            .map_err(|e| NodeError::Stopped(e.to_string()))??;
+        let (player, output_error) = open_output(&config.output).await?;
+        player.set_latency_offset(Duration::from_secs_f64(config.latency_offset_ms / 1000.0))?;
         let player = Arc::new(player);
         let (link, link_events) =
             SocketClient::connect(SocketConfig::new(rest.base_url()).token(token))?;
@@ -159,11 +202,18 @@ impl Node {
         drop(player);
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
+            user_id,
+            output: if output_error.is_some() {
+                OutputSpec::Null.to_string()
+            } else {
+                config.output.to_string()
+            },
+            latency_offset_ms: config.latency_offset_ms,
             engine,
             clock,
             rest,
             link,
-            cache,
+            cache: cache.clone(),
             audio,
             events: events_tx,
             jobs: jobs_tx,
@@ -178,6 +228,8 @@ impl Node {
             rest_in_flight: 0,
             preload: None,
             pending: VecDeque::new(),
+            last_playback: None,
+            pins: spawn_pinning(cache.clone()),
         };
         if config.location != LocationSource::None {
             rt.emit(NodeEvent::error(
@@ -187,6 +239,9 @@ impl Node {
                 ),
                 None,
             ));
+        }
+        if let Some(message) = output_error {
+            rt.emit(NodeEvent::error(message, None));
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
         let task = tokio::spawn(rt.run(cmd_rx, link_events, reports_rx, jobs_rx));
@@ -232,6 +287,32 @@ impl Node {
     }
 }
 
+/// Opens the output. A sound device that cannot open (unplugged, busy, no
+/// sound server) does not keep the car out of the session: the node keeps
+/// time on the silent `null` output and says why, and `output` can switch
+/// later. A `wav:` file that cannot be written is a mistake in the command
+/// line: that fails.
+async fn open_output(spec: &OutputSpec) -> Result<(Player, Option<String>), NodeError> {
+    let wanted = spec.clone();
+    let opened = tokio::task::spawn_blocking(move || Player::new(&wanted))
+        .await
+        .map_err(|e| NodeError::Stopped(e.to_string()))?;
+    match (opened, spec) {
+        (Ok(p), _) => Ok((p, None)),
+        (Err(e), OutputSpec::Default | OutputSpec::Device(_)) => {
+            let message = format!(
+                "cannot open the audio output `{spec}` ({e}); playing silently until another output is chosen"
+            );
+            tracing::warn!("{message}");
+            let player = tokio::task::spawn_blocking(|| Player::new(&OutputSpec::Null))
+                .await
+                .map_err(|e| NodeError::Stopped(e.to_string()))??;
+            Ok((player, Some(message)))
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
 async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), NodeError> {
     match &config.auth {
         NodeAuth::Password { username, password } => {
@@ -247,10 +328,14 @@ async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), Node
             let (rest, creds) = saved_client(&store, Some(&config.server))?;
             Ok((rest, creds.user_id, creds.username))
         }
-        NodeAuth::Token { token, user_id } => {
+        NodeAuth::Token {
+            token,
+            user_id,
+            username,
+        } => {
             let rest = RestClient::new(&config.server)?;
             rest.set_token(Some(token.clone()));
-            Ok((rest, *user_id, format!("user {user_id}")))
+            Ok((rest, *user_id, username.clone()))
         }
     }
 }
@@ -264,6 +349,10 @@ enum Job {
 }
 
 struct Runtime {
+    user_id: UserId,
+    /// The audio output in use (`OutputSpec`'s spelling).
+    output: String,
+    latency_offset_ms: f64,
     engine: Engine,
     clock: LocalClock,
     rest: RestClient,
@@ -286,7 +375,29 @@ struct Runtime {
     rest_in_flight: u64,
     preload: Option<CancellationToken>,
     pending: VecDeque<Input>,
+    /// When the last `playback` event went out (local ms).
+    last_playback: Option<f64>,
+    /// The playlist's ids, for the pinning task (it applies the latest only).
+    pins: tokio::sync::watch::Sender<Vec<String>>,
 }
+
+/// Keeps the cache's pins equal to the latest playlist, one change at a time.
+fn spawn_pinning(cache: Cache) -> tokio::sync::watch::Sender<Vec<String>> {
+    let (tx, mut rx) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let ids = rx.borrow_and_update().clone();
+            if let Err(e) = cache.set_pinned(&ids).await {
+                tracing::warn!(error = %e, "cannot pin the playlist in the cache");
+            }
+        }
+    });
+    tx
+}
+
+/// While playing, a `playback` event at least this often (ms), so a face can
+/// show a moving position without polling `status`.
+const PLAYBACK_EVENT_PERIOD_MS: f64 = 1000.0;
 
 impl Runtime {
     async fn run(
@@ -327,7 +438,7 @@ impl Runtime {
                         }
                     }
                 },
-                Some(report) = reports.recv() => self.audio_report(report),
+                Some(report) = reports.recv() => self.audio_report(report).await,
                 Some(job) = jobs.recv() => match job {
                     Job::Input(i) => self.feed(i),
                     Job::RestDone(i) => {
@@ -497,6 +608,32 @@ impl Runtime {
     fn report_clock(&mut self) {
         let input = self.clock_input();
         self.feed(input);
+        self.periodic_playback();
+    }
+
+    /// The engine reports playback on changes only; while audio plays, repeat
+    /// where it is about once a second (from the audio clock, like the engine's).
+    fn periodic_playback(&mut self) {
+        if !self.playing {
+            return;
+        }
+        let now = self.now();
+        if self
+            .last_playback
+            .is_some_and(|t| now - t < PLAYBACK_EVENT_PERIOD_MS)
+        {
+            return;
+        }
+        let at = Instant::now();
+        if let Some(p) = self.audio.player().audible_position(at) {
+            self.last_playback = Some(now);
+            self.emit(NodeEvent::Playback {
+                playing: true,
+                track: Some(p.track),
+                position: p.seconds,
+                at: self.clock.ms_at(at),
+            });
+        }
     }
 
     fn notify(&mut self, n: Notification) {
@@ -511,6 +648,7 @@ impl Runtime {
                 socket_id,
             },
             Notification::Playlist { playlist } => {
+                self.pin_playlist(&playlist);
                 self.playlist = playlist.clone();
                 NodeEvent::Playlist { playlist }
             }
@@ -533,6 +671,7 @@ impl Runtime {
             } => {
                 self.playing = playing;
                 self.current = track.clone();
+                self.last_playback = Some(self.now());
                 NodeEvent::Playback {
                     playing,
                     track,
@@ -559,6 +698,13 @@ impl Runtime {
             }
         };
         self.emit(ev);
+    }
+
+    /// The session's playlist is what must play offline: its cached tracks are
+    /// kept whatever the size limit (jamz-cache never evicts pinned tracks).
+    fn pin_playlist(&self, playlist: &[Track]) {
+        let ids: Vec<String> = playlist.iter().map(|t| t.id.clone()).collect();
+        self.pins.send_replace(ids);
     }
 
     fn set_offline(&mut self, reason: String) {
@@ -638,7 +784,7 @@ impl Runtime {
         }
     }
 
-    fn audio_report(&mut self, report: AudioReport) {
+    async fn audio_report(&mut self, report: AudioReport) {
         match report {
             AudioReport::Failed { track, message } => {
                 let message = match track {
@@ -648,6 +794,11 @@ impl Runtime {
                 self.emit(NodeEvent::error(format!("audio: {message}"), None));
             }
             AudioReport::Ended { track } => self.feed(Input::TrackEnded { track }),
+            AudioReport::OutputSwitched { spec } => {
+                self.output = spec;
+                let ev = self.status().await;
+                self.emit(ev);
+            }
             AudioReport::Player(ev) => match ev {
                 jamz_audio::PlayerEvent::Error { track, message } => {
                     let message = match track {
@@ -712,18 +863,84 @@ impl Runtime {
                 return;
             }
             NodeCommand::Quit => return,
+            NodeCommand::LatencyOffset { ms } => {
+                self.latency_offset_ms = ms;
+                self.audio.send(AudioJob::LatencyOffset {
+                    offset: Duration::from_secs_f64(ms / 1000.0),
+                });
+                return;
+            }
+            NodeCommand::CacheLimit { bytes, tracks } => {
+                let (max_tracks, _) = self.cache.limits();
+                let r = self
+                    .cache
+                    .set_limits(tracks.unwrap_or(max_tracks), bytes)
+                    .await;
+                self.after_cache_change(r, "cache-limit").await;
+                return;
+            }
+            NodeCommand::CacheClear => {
+                if let Some(c) = self.preload.take() {
+                    c.cancel();
+                }
+                let r = self.cache.clear().await;
+                self.after_cache_change(r, "cache-clear").await;
+                return;
+            }
+            NodeCommand::Output { spec } => {
+                match spec.parse() {
+                    Ok(spec) => self.audio.send(AudioJob::SwitchOutput { spec }),
+                    Err(e) => self.emit(NodeEvent::error(format!("{e}"), Some("output"))),
+                }
+                return;
+            }
+            NodeCommand::Outputs => {
+                let ev = match tokio::task::spawn_blocking(jamz_audio::output_devices).await {
+                    Ok(Ok(devices)) => NodeEvent::Outputs {
+                        outputs: devices
+                            .into_iter()
+                            .map(|d| OutputView {
+                                id: d.id,
+                                name: d.name,
+                                is_default: d.is_default,
+                            })
+                            .collect(),
+                    },
+                    Ok(Err(e)) => {
+                        NodeEvent::error(format!("listing outputs: {e}"), Some("outputs"))
+                    }
+                    Err(e) => NodeEvent::error(format!("listing outputs: {e}"), Some("outputs")),
+                };
+                self.emit(ev);
+                return;
+            }
         };
         self.feed(Input::Command(input));
     }
 
+    /// Answers a cache change with the error, or with a `status` carrying the
+    /// cache's new figures.
+    async fn after_cache_change(&mut self, r: Result<(), jamz_cache::CacheError>, cmd: &str) {
+        match r {
+            Ok(()) => {
+                let ev = self.status().await;
+                self.emit(ev);
+            }
+            Err(e) => self.emit(NodeEvent::error(format!("track cache: {e}"), Some(cmd))),
+        }
+    }
+
     async fn status(&self) -> NodeEvent {
         let heard = self.audio.player().audible_position(Instant::now());
+        let (max_tracks, max_bytes) = self.cache.limits();
         let cache = match self.cache.stats().await {
             Ok(s) => CacheSummary {
                 tracks: s.tracks,
                 bytes: s.bytes,
                 hits: s.hits,
                 misses: s.misses,
+                max_bytes,
+                max_tracks: max_tracks as u64,
             },
             Err(e) => {
                 tracing::warn!(error = %e, "cache stats");
@@ -755,6 +972,8 @@ impl Runtime {
             peers: 0,
             cache,
             queued: self.queued + self.rest_in_flight,
+            output: self.output.clone(),
+            latency_offset_ms: self.latency_offset_ms,
         })
     }
 
@@ -857,7 +1076,17 @@ impl Runtime {
                 format!("cannot send the fix: {e}"),
                 Some("location"),
             ));
+            return;
         }
+        // The server relays a fix to the others only: show this device's own too.
+        self.emit(NodeEvent::Location {
+            user_id: self.user_id,
+            latitude,
+            longitude,
+            speed,
+            heading,
+            together: Vec::new(),
+        });
     }
 }
 

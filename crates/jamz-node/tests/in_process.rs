@@ -43,6 +43,8 @@ fn config(url: &str, group: &str, dir: &std::path::Path) -> NodeConfig {
         output: "null".parse().unwrap(),
         cache_dir: Some(dir.join("cache")),
         location: LocationSource::None,
+        latency_offset_ms: 0.0,
+        cache_max_bytes: None,
     }
 }
 

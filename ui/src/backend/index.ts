@@ -12,6 +12,7 @@ import type {
   NodeCommand,
   NodeEvent,
   OpenSessionArgs,
+  Output,
   Position,
   ProgressEvent,
   SessionEnded,
@@ -86,6 +87,7 @@ export const backend = {
   pickAudioFiles: (): Promise<string[]> => call("pick_audio_files"),
   cacheInfo: (): Promise<CacheInfo> => call("cache_info"),
   cacheClear: (): Promise<CacheInfo> => call("cache_clear"),
+  listOutputs: (): Promise<Output[]> => call("list_outputs"),
 
   /** Every node event but `progress`. */
   onNodeEvent: (handler: (ev: NodeEvent) => void): Promise<UnlistenFn> =>

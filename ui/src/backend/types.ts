@@ -33,13 +33,23 @@ export interface Account {
 export interface AppInfo {
   version: string;
   mobile: boolean;
-  hosting: string | null;
+  hosting: Hosted | null;
   sessionGroup: string | null;
 }
 
 export interface Hosted {
+  /** The URL this device uses. */
   url: string;
   port: number;
+  /** What other cars type in: this device's address on each of its networks. */
+  lanUrls: string[];
+}
+
+/** An audio output: `id` is the spec to pass as `output`. */
+export interface Output {
+  id: string;
+  name: string;
+  is_default: boolean;
 }
 
 export interface SessionInfo {
@@ -68,6 +78,8 @@ export interface CacheSummary {
   bytes: number;
   hits: number;
   misses: number;
+  max_bytes: number;
+  max_tracks: number;
 }
 
 export type NodeCommand =
@@ -91,7 +103,13 @@ export type NodeCommand =
       speed?: number;
       heading?: number;
     }
-  | { cmd: "quit" };
+  | { cmd: "quit" }
+  // Beyond NODE_CONTROL.md: settings applied while a session runs.
+  | { cmd: "latency-offset"; ms: number }
+  | { cmd: "cache-limit"; bytes: number; tracks?: number }
+  | { cmd: "cache-clear" }
+  | { cmd: "output"; spec: string }
+  | { cmd: "outputs" };
 
 export type NodeEvent =
   | { event: "ready"; userId: UserId; sessionId: string; socketId: string }
@@ -116,6 +134,8 @@ export type NodeEvent =
       peers: number;
       cache: CacheSummary;
       queued: number;
+      output: string;
+      latency_offset_ms: number;
     }
   | { event: "tier"; tier: Tier; reason: string }
   | { event: "peer"; userId: UserId; state: PeerState }
@@ -129,6 +149,7 @@ export type NodeEvent =
       together: UserId[];
     }
   | { event: "progress"; what: string; done: number; total: number }
+  | { event: "outputs"; outputs: Output[] }
   | { event: "error"; message: string; cmd?: string };
 
 export type ProgressEvent = Extract<NodeEvent, { event: "progress" }>;
@@ -142,6 +163,8 @@ export interface OpenSessionArgs {
   displayName?: string;
   output?: string;
   location?: string;
+  latencyOffsetMs?: number;
+  cacheMaxMib?: number;
 }
 
 export interface Position {

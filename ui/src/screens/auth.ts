@@ -9,7 +9,7 @@ export const authScreen: Screen = (root, ctx) => {
   const username = h("input", { name: "username", required: true, autocomplete: "username" });
   const email = h("input", { name: "email", type: "email", autocomplete: "email" });
   const password = h("input", { name: "password", type: "password", required: true, autocomplete: "current-password" });
-  const host = h("input", { name: "host", type: "checkbox" });
+  const host = h("input", { name: "host", type: "checkbox", checked: ctx.settings.hosting });
   const emailField = field("Email", email);
   const submit = h("button", { type: "submit", class: "primary" }, "Sign in");
   const toggle = h("button", { type: "button", class: "link" }, "New here? Register");
@@ -56,14 +56,14 @@ export const authScreen: Screen = (root, ctx) => {
       try {
         let url = server.value.trim();
         if (host.checked) {
-          const hosted = await ctx.backend.hostSession();
-          url = hosted.url;
+          const info = await ctx.backend.appInfo();
+          url = (info.hosting ?? (await ctx.backend.hostSession())).url;
         }
         ctx.account =
           mode === "login"
             ? await ctx.backend.login(url, username.value.trim(), password.value)
             : await ctx.backend.register(url, username.value.trim(), email.value.trim(), password.value);
-        ctx.saveSettings({ ...ctx.settings, server: url });
+        ctx.saveSettings({ ...ctx.settings, server: url, hosting: host.checked });
         ctx.go({ screen: "groups" });
       } catch (err: unknown) {
         showError(error, err);
@@ -72,6 +72,7 @@ export const authScreen: Screen = (root, ctx) => {
       }
     })();
   });
+  server.disabled = host.checked;
   setMode("login");
   root.append(h("main", { class: "screen auth", "data-screen": "auth" }, heading, form));
   username.focus();

@@ -64,13 +64,40 @@ export const groupsScreen: Screen = (root, ctx) => {
   const settings = h("button", { type: "button" }, "Settings");
   settings.addEventListener("click", () => ctx.go({ screen: "settings", back: { screen: "groups" } }));
 
+  // While this device hosts the session: where the other cars join, and a way to stop.
+  const hosting = h("section", { class: "card", "aria-label": "Hosting", "data-testid": "hosting", hidden: true });
+  void ctx.backend.appInfo().then((info) => {
+    const hosted = info.hosting;
+    if (!hosted) return;
+    const stop = h("button", { type: "button", "data-action": "stop-hosting" }, "Stop hosting and sign out");
+    stop.addEventListener("click", () => {
+      void ctx.backend.stopHosting()
+        .then(() => ctx.backend.logout())
+        .then(() => {
+          ctx.account = null;
+          ctx.saveSettings({ ...ctx.settings, hosting: false });
+          ctx.go({ screen: "auth" });
+        }, (err: unknown) => showError(error, err));
+    });
+    hosting.replaceChildren(
+      h("h2", {}, "This device hosts the session"),
+      h("p", {}, hosted.lanUrls.length > 0
+        ? "Other cars sign in with server URL:"
+        : "Other cars join over this device's hotspot or network once it has one; server port:"),
+      hosted.lanUrls.length > 0
+        ? h("ul", { "data-testid": "lan-urls" }, ...hosted.lanUrls.map((u) => h("li", {}, h("code", {}, u))))
+        : h("p", {}, h("code", {}, String(hosted.port))),
+      stop);
+    hosting.hidden = false;
+  }, () => undefined);
+
   root.append(
     h("main", { class: "screen groups-screen", "data-screen": "groups" },
       h("header", { class: "row spread" },
         h("h1", { tabindex: -1 }, "Groups"),
         h("span", { class: "muted" }, ctx.account ? `Signed in as ${ctx.account.username}` : ""),
         h("span", { class: "row" }, settings, signOut)),
-      create, error, list),
+      hosting, create, error, list),
   );
   name.focus();
   void refresh();

@@ -19,6 +19,7 @@ import {
   type SessionState,
 } from "../session-state";
 import { nodeLocationSource } from "../settings";
+import { settingsForm } from "./settings-form";
 
 /** How often the screen asks the node for a `status` (tier, queue, cache). */
 const STATUS_POLL_MS = 2000;
@@ -180,10 +181,12 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const preloadBar = h("progress", { max: 1, value: 0, "aria-label": "Preload progress" });
   const preloadText = h("span", { class: "muted", role: "status" }, "");
   const preload = btn("Preload the playlist", "preload", () => send({ cmd: "preload" }));
+  const clearCache = btn("Clear the cache", "cache-clear", () => send({ cmd: "cache-clear" }));
   const renderCache = (): void => {
     const c = st.cache;
     const rate = c.hits + c.misses > 0 ? Math.round((100 * c.hits) / (c.hits + c.misses)) : 0;
-    cacheText.textContent = `${c.tracks} tracks cached, ${formatBytes(c.bytes)}, hit rate ${rate} % · limit ${ctx.settings.cacheLimitMiB} MiB`;
+    const limit = c.max_bytes > 0 ? formatBytes(c.max_bytes) : `${ctx.settings.cacheLimitMiB} MiB`;
+    cacheText.textContent = `${c.tracks} tracks cached, ${formatBytes(c.bytes)}, hit rate ${rate} % · limit ${limit}`;
   };
   const onProgress = (p: ProgressEvent): void => {
     const frac = p.total > 0 ? p.done / p.total : 1;
@@ -204,15 +207,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const lon = h("input", { name: "longitude", type: "number", step: "any", min: -180, max: 180, required: true });
   const fix = h("form", { class: "inline", "aria-label": "Enter a position" }, field("Latitude", lat), field("Longitude", lon),
     h("button", { type: "submit", "data-action": "send-fix" }, "Send position"));
-  // The node reports other cars' fixes; this device's own fix is shown as sent.
-  const sendFix = (p: Position): void => {
-    void ctx.backend.command({ cmd: "location", ...p }).then(() => {
-      if (st.me === null) return;
-      apply(st, { event: "location", userId: st.me, latitude: p.latitude, longitude: p.longitude,
-        speed: p.speed ?? null, heading: p.heading ?? null, together: [] }, performance.now());
-      renderMap();
-    }, (e: unknown) => showError(error, e));
-  };
+  // The node answers every fix (this device's too) with a `location` event.
+  const sendFix = (p: Position): void => send({ cmd: "location", ...p });
   fix.addEventListener("submit", (e) => {
     e.preventDefault();
     sendFix({ latitude: Number(lat.value), longitude: Number(lon.value) });
@@ -242,15 +238,29 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const leave = btn("Leave session", "leave", () => {
     void ctx.backend.leaveSession().finally(() => ctx.go({ screen: "groups" }));
   });
+  // Settings open beside the session (leaving it would stop the music).
+  const inUse = h("p", { class: "muted", "data-testid": "output-in-use" }, "");
+  const renderInUse = (): void => {
+    inUse.textContent = st.output ? `In use: output ${st.output} · latency offset ${Math.round(st.latencyOffsetMs)} ms` : "";
+  };
+  const settingsPanel = h("section", { class: "card", "aria-labelledby": "settings-h", id: "sec-settings", hidden: true },
+    h("h2", { id: "settings-h" }, "Settings"),
+    inUse,
+    settingsForm(ctx, (c) => ctx.backend.command(c)));
   const settings = btn("Settings", "settings", () => {
-    void ctx.backend.leaveSession().finally(() => ctx.go({ screen: "settings", back: route }));
+    settingsPanel.hidden = !settingsPanel.hidden;
+    settings.setAttribute("aria-expanded", String(!settingsPanel.hidden));
+    if (!settingsPanel.hidden) settingsPanel.querySelector<HTMLElement>("select, input")?.focus();
   });
+  settings.setAttribute("aria-controls", "sec-settings");
+  settings.setAttribute("aria-expanded", "false");
   const section = (id: string, heading: string, ...children: (Node | null)[]): HTMLElement =>
     h("section", { class: "card", "aria-labelledby": id, id: `sec-${id}` }, h("h2", { id }, heading), ...children);
   root.append(
     h("main", { class: "screen session", "data-screen": "session" },
       h("header", { class: "row spread" }, h("h1", { tabindex: -1 }, route.groupName), h("span", { class: "row" }, settings, leave)),
       error,
+      settingsPanel,
       h("div", { class: "grid" },
         section("np", "Now playing", title, h("p", {}, playState, " · ", timeText, durText), bar,
           h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
@@ -258,7 +268,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         section("people", "In the session", people),
         section("pl", "Playlist", h("div", { class: "row" }, pick, addByPath), uploadBar, uploadText, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
-        section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText)),
+        section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
         section("map", "Map", mapEl, fix, devicePos, distances),
       )),
   );
@@ -268,12 +278,17 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       case "participants": case "peer": case "ready": renderPeople(); renderNowPlaying(); break;
       case "controller": renderPeople(); renderNowPlaying(); renderPlaylist(); break;
       case "playlist": renderPlaylist(); renderNowPlaying(); break;
-      case "playback": renderNowPlaying(); renderPlaylist(); tick(); break;
-      case "status": ctx.banner.set(st.tier, st.queued); renderCache(); renderNowPlaying(); renderPeople(); break;
+      case "playback":
+        renderNowPlaying();
+        // Rebuilding the list under the pointer would break a drag: only when the current track changes.
+        if (playlist.querySelector("li.current")?.getAttribute("data-track") !== (st.track ?? undefined)) renderPlaylist();
+        tick();
+        break;
+      case "status": ctx.banner.set(st.tier, st.queued); renderCache(); renderNowPlaying(); renderPeople(); renderInUse(); break;
       case "tier": ctx.banner.set(st.tier, st.queued, ev.reason); renderPeople(); break;
       case "location": renderMap(); renderPeople(); break;
       case "error": error.textContent = st.lastError; break;
-      case "progress": break;
+      case "progress": case "outputs": break;
     }
   };
 
@@ -292,6 +307,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         displayName: ctx.settings.displayName || undefined,
         output: ctx.settings.output,
         location: nodeLocationSource(ctx.settings),
+        latencyOffsetMs: ctx.settings.latencyOffsetMs,
+        cacheMaxMib: ctx.settings.cacheLimitMiB,
       }, onProgress);
       st.me = info.userId;
       send({ cmd: "status" });

@@ -1,5 +1,5 @@
-//! The default cpal device, its playback clock, and following the default device when the
-//! current one is lost.
+//! A cpal device (the default one, or one named by its id), its playback clock, and reopening
+//! when the current one is lost: the named device again first, else the default device.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -43,7 +43,26 @@ const RESTART_LEAD: Duration = Duration::from_millis(150);
 /// What the monitor thread sends back once the first device is open (or not).
 type Opened = Result<Arc<Mutex<Mixer>>>;
 
+/// Which device an output wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Wanted {
+    /// The host's default output device, whichever it is at the time.
+    Default,
+    /// The output device whose cpal id (`Display` form) is this.
+    Device(String),
+}
+
+impl std::fmt::Display for Wanted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wanted::Default => f.write_str("the default device"),
+            Wanted::Device(id) => write!(f, "device `{id}`"),
+        }
+    }
+}
+
 pub(super) fn spawn(
+    wanted: Wanted,
     events: Sender<PlayerEvent>,
     ctl_tx: mpsc::SyncSender<Ctl>,
     ctl: mpsc::Receiver<Ctl>,
@@ -51,7 +70,7 @@ pub(super) fn spawn(
     let (ready_tx, ready_rx) = bounded::<Opened>(1);
     let thread = std::thread::Builder::new()
         .name("jamz-audio-device".into())
-        .spawn(move || monitor(events, ctl_tx, ctl, ready_tx))
+        .spawn(move || monitor(&wanted, events, ctl_tx, ctl, ready_tx))
         .map_err(|e| AudioError::Device(format!("cannot start output thread: {e}")))?;
     match ready_rx.recv() {
         Ok(Ok(mixer)) => Ok((mixer, thread)),
@@ -72,14 +91,20 @@ struct Opening {
     name: String,
 }
 
-fn find_default(host: &cpal::Host) -> Result<Opening> {
-    let device = host
-        .default_output_device()
-        .ok_or_else(|| AudioError::Device("no default output device".into()))?;
-    let name = device
-        .id()
-        .map(|id| id.to_string())
-        .unwrap_or_else(|_| "default".into());
+fn find(host: &cpal::Host, wanted: &Wanted) -> Result<Opening> {
+    let device = match wanted {
+        Wanted::Default => host
+            .default_output_device()
+            .ok_or_else(|| AudioError::Device("no default output device".into()))?,
+        Wanted::Device(id) => find_named(host, id)?,
+    };
+    let name = device.id().map(|id| id.to_string()).unwrap_or_else(|_| {
+        match wanted {
+            Wanted::Default => "default",
+            Wanted::Device(id) => id,
+        }
+        .into()
+    });
     let supported = device
         .default_output_config()
         .map_err(|e| AudioError::Device(format!("{name}: {e}")))?;
@@ -89,6 +114,55 @@ fn find_default(host: &cpal::Host) -> Result<Opening> {
         device,
         name,
     })
+}
+
+/// The output device whose id is `id`; an error listing the ids there are if none is.
+fn find_named(host: &cpal::Host, id: &str) -> Result<cpal::Device> {
+    let devices = host
+        .output_devices()
+        .map_err(|e| AudioError::Device(format!("cannot list output devices: {e}")))?;
+    let mut available = Vec::new();
+    for device in devices {
+        match device.id() {
+            Ok(d) if d.to_string() == id => return Ok(device),
+            Ok(d) => available.push(d.to_string()),
+            Err(e) => tracing::debug!(error = %e, "output device without an id"),
+        }
+    }
+    let available = if available.is_empty() {
+        "none".to_string()
+    } else {
+        available.join(", ")
+    };
+    Err(AudioError::Device(format!(
+        "output device `{id}` not found; available: {available}"
+    )))
+}
+
+/// Opens a stream again after a loss: the wanted device first, then (for a named device) the
+/// default one. Each attempt gets its own generation, so errors from a stream that failed to
+/// start cannot be taken for a loss of the next one.
+fn reopen(
+    host: &cpal::Host,
+    wanted: &Wanted,
+    mixer: &Arc<Mutex<Mixer>>,
+    ctl_tx: &mpsc::SyncSender<Ctl>,
+    generation: &mut u64,
+) -> Result<(cpal::Stream, Opening)> {
+    let mut attempt = |w: &Wanted| {
+        *generation += 1;
+        find(host, w).and_then(|o| {
+            resync(mixer, o.config.sample_rate);
+            build(&o, mixer, ctl_tx, *generation).map(|s| (s, o))
+        })
+    };
+    match wanted {
+        Wanted::Default => attempt(&Wanted::Default),
+        Wanted::Device(_) => attempt(wanted).or_else(|e| {
+            tracing::debug!(error = %e, "{wanted} not back yet; trying the default device");
+            attempt(&Wanted::Default)
+        }),
+    }
 }
 
 /// Builds and starts a stream on `o` rendering from `mixer`.
@@ -181,8 +255,10 @@ where
 }
 
 /// Owns the cpal stream (not every platform's stream may cross threads), watches its errors
-/// and its heartbeat, and reopens the default device when it is lost.
+/// and its heartbeat, and reopens the wanted device (or, failing that, the default one) when
+/// it is lost.
 fn monitor(
+    wanted: &Wanted,
     events: Sender<PlayerEvent>,
     ctl_tx: mpsc::SyncSender<Ctl>,
     ctl: mpsc::Receiver<Ctl>,
@@ -191,7 +267,7 @@ fn monitor(
     let host = cpal::default_host();
     // Each stream gets a generation number, so a late error from a dropped stream is ignored.
     let mut generation = 0u64;
-    let first = find_default(&host).and_then(|o| {
+    let first = find(&host, wanted).and_then(|o| {
         let mixer = Arc::new(Mutex::new(Mixer::new(o.config.sample_rate, events.clone())));
         let stream = build(&o, &mixer, &ctl_tx, generation)?;
         lock(&mixer).last_callback = Some(Instant::now());
@@ -246,13 +322,15 @@ fn monitor(
             }
         } else if Instant::now() >= next_retry {
             next_retry = Instant::now() + RETRY_PERIOD;
-            generation += 1;
-            match find_default(&host).and_then(|o| {
-                resync(&mixer, o.config.sample_rate);
-                build(&o, &mixer, &ctl_tx, generation).map(|s| (s, o))
-            }) {
+            match reopen(&host, wanted, &mixer, &ctl_tx, &mut generation) {
                 Ok((s, o)) => {
-                    tracing::info!(device = %o.name, "output device restored");
+                    match wanted {
+                        Wanted::Device(id) if *id != o.name => tracing::warn!(
+                            device = %o.name,
+                            "output device `{id}` is still away; restored on the default device"
+                        ),
+                        _ => tracing::info!(device = %o.name, "output device restored"),
+                    }
                     {
                         let mut m = lock(&mixer);
                         m.device_lost = false;

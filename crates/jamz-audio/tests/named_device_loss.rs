@@ -1,0 +1,250 @@
+//! A player opened on a named device (`device:ID`) that is lost: it comes back on that device
+//! when it returns, and falls back to the default device while it stays away.
+//!
+//! The named device is an ALSA `pulse` PCM pinned to a private PulseAudio "A" (declared in an
+//! asoundrc under the child's XDG_CONFIG_HOME, with a hint so cpal lists it); the default device
+//! follows PULSE_SERVER. The player runs in a child process (this test binary re-run), because
+//! ALSA reads its configuration and the PulseAudio address from the environment.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Fmt, RATE, make_file};
+use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
+
+/// Bound on each wait. Losing the device is noticed within the player's stall timeout (3 s).
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+const CHILD_DIR_ENV: &str = "JAMZ_AUDIO_NAMED_LOSS_CHILD";
+const CHILD_SPEC_ENV: &str = "JAMZ_AUDIO_NAMED_LOSS_SPEC";
+
+/// The ALSA PCM the test declares, and the device id cpal gives it.
+const PCM: &str = "jamz_named";
+const NAMED_ID: &str = "alsa:jamz_named";
+/// cpal's id of ALSA's default device (which follows PULSE_SERVER through the pulse plugin).
+const DEFAULT_ID: &str = "alsa:default";
+
+struct Pulse {
+    child: Child,
+    server: String,
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a PulseAudio of our own in `dir` (not daemonised: we hold its process), null sink.
+fn start_pulse(dir: &Path) -> Pulse {
+    let runtime = dir.join("runtime");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::create_dir_all(home.join(".config/pulse")).unwrap();
+    let socket = runtime.join("native");
+    let server = format!("unix:{}", socket.display());
+    let child = Command::new("pulseaudio")
+        .args([
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--system=false",
+            "-n",
+        ])
+        .arg(format!(
+            "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
+            socket.display()
+        ))
+        .arg("--load=module-null-sink sink_name=named channels=2 rate=48000")
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pulseaudio runs");
+    let p = Pulse { child, server };
+    let deadline = Instant::now() + TIMEOUT;
+    while Instant::now() < deadline {
+        let ok = Command::new("pactl")
+            .arg("info")
+            .env("PULSE_SERVER", &p.server)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return p;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    panic!("PulseAudio is installed but a private instance did not start");
+}
+
+/// The child process and the lines it prints.
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Run {
+    /// Re-runs this binary's child test on `device:NAMED_ID`, with the named PCM pinned to
+    /// `named_server` and the default device on `default_server`.
+    fn start(dir: &Path, named_server: &str, default_server: &str) -> Run {
+        let xdg = dir.join("xdg");
+        std::fs::create_dir_all(xdg.join("alsa")).unwrap();
+        std::fs::write(
+            xdg.join("alsa/asoundrc"),
+            format!(
+                "pcm.{PCM} {{\n  type pulse\n  server \"{named_server}\"\n  \
+                 hint {{ show on description \"jamz test: named device\" }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_plays_on_a_named_device_and_reports_events",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_DIR_ENV, dir)
+            .env(CHILD_SPEC_ENV, format!("device:{NAMED_ID}"))
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("PULSE_SERVER", default_server)
+            .env_remove("PULSE_SINK")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Run { child, lines: rx }
+    }
+
+    /// Waits (bounded) for a line starting with `what`; returns it.
+    fn expect(&self, what: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(what) => {
+                    println!("child: {l}");
+                    return l;
+                }
+                Ok(l) => println!("child: {l}"),
+                Err(_) => panic!("child never said {what:?}"),
+            }
+        }
+    }
+
+    fn finish(mut self) {
+        let st = self.child.wait().unwrap();
+        assert!(st.success(), "child failed");
+    }
+}
+
+fn pulse_or_skip() -> bool {
+    if std::env::var_os("JAMZ_PULSE_SINK").is_some() {
+        return true;
+    }
+    eprintln!(
+        "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; scripts/env.d/pulseaudio.sh) ***\n"
+    );
+    false
+}
+
+#[test]
+fn a_lost_named_device_is_reopened_first_when_it_returns() {
+    if !pulse_or_skip() {
+        return;
+    }
+    // Named and default devices on the same server: when it returns both are there again at
+    // once, and the named one must win.
+    let dir = common::tempdir();
+    let a = start_pulse(&dir.path().join("a"));
+    let server = a.server.clone();
+    let run = Run::start(dir.path(), &server, &server);
+    run.expect(&format!("PLAYING {NAMED_ID}"));
+    drop(a);
+    run.expect("EVENT DeviceLost");
+    let _a2 = start_pulse(&dir.path().join("a"));
+    run.expect(&format!("EVENT DeviceRestored {NAMED_ID}"));
+    run.expect("RESUMED");
+    run.finish();
+}
+
+#[test]
+fn a_named_device_that_stays_away_falls_back_to_the_default() {
+    if !pulse_or_skip() {
+        return;
+    }
+    let dir = common::tempdir();
+    let a = start_pulse(&dir.path().join("a"));
+    let b = start_pulse(&dir.path().join("b"));
+    let run = Run::start(dir.path(), &a.server, &b.server);
+    run.expect(&format!("PLAYING {NAMED_ID}"));
+    drop(a); // the named device's server dies for good; the default's stays
+    run.expect("EVENT DeviceLost");
+    run.expect(&format!("EVENT DeviceRestored {DEFAULT_ID}"));
+    run.expect("RESUMED");
+    run.finish();
+}
+
+/// The child half: plays a long tone on the spec in CHILD_SPEC_ENV and reports what happens.
+#[test]
+#[ignore = "run by the named-device loss tests"]
+fn child_plays_on_a_named_device_and_reports_events() {
+    let (Some(dir), Ok(spec)) = (
+        std::env::var_os(CHILD_DIR_ENV).map(PathBuf::from),
+        std::env::var(CHILD_SPEC_ENV),
+    ) else {
+        eprintln!("skipped: only runs as the child of the named-device loss tests");
+        return;
+    };
+    let spec: OutputSpec = spec.parse().unwrap();
+    let tone: Vec<f32> = (0..RATE as usize * 30)
+        .flat_map(|i| {
+            let s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / RATE as f32).sin();
+            [s, s]
+        })
+        .collect();
+    let src = make_file(&dir, "tone", Fmt::Flac, &tone);
+    let player = Player::new(&spec).unwrap();
+    let events = player.events();
+    let t0 = Instant::now() + Duration::from_millis(300);
+    player.start(Source::new("tone", &src), 0.0, t0).unwrap();
+    let deadline = Instant::now() + TIMEOUT * 2;
+    let mut restored = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left).expect("events") {
+            PlayerEvent::TrackStarted { .. } if !restored => {
+                let OutputSpec::Device(id) = &spec else {
+                    unreachable!()
+                };
+                println!("PLAYING {id}");
+            }
+            PlayerEvent::TrackStarted { .. } => {
+                println!("RESUMED");
+                return;
+            }
+            PlayerEvent::DeviceRestored { device, .. } => {
+                restored = true;
+                println!("EVENT DeviceRestored {device}");
+            }
+            PlayerEvent::DeviceLost { message } => println!("EVENT DeviceLost {message}"),
+            other => println!("EVENT {other:?}"),
+        }
+    }
+}

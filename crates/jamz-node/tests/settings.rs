@@ -1,0 +1,320 @@
+//! The settings a user changes while a session runs (README, "Node control:
+//! additions"): output latency offset, cache size, cache clear, output switch,
+//! the output list; and what a face sees without polling: periodic `playback`,
+//! its own `location`, its username as display name when started with a token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, RestClient, StatusView};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A 30 s stereo tone, 16-bit PCM.
+fn write_tone(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..44_100 * 30 {
+        let v = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
+        w.write_sample(v).unwrap();
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+async fn next_matching(
+    node: &mut Node,
+    what: &str,
+    pred: impl Fn(&NodeEvent) -> bool,
+) -> NodeEvent {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let ev = node.next_event().await.expect("node stopped");
+            if let NodeEvent::Error { message, cmd } = &ev {
+                eprintln!("node error ({cmd:?}): {message}");
+            }
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} in time"))
+}
+
+async fn status(node: &mut Node, what: &str, pred: impl Fn(&StatusView) -> bool) -> StatusView {
+    node.send(NodeCommand::Status).unwrap();
+    let ev = next_matching(node, what, |e| matches!(e, NodeEvent::Status(s) if pred(s))).await;
+    let NodeEvent::Status(s) = ev else {
+        unreachable!()
+    };
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_apply_while_the_session_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = jamz_server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("jamz.db"),
+        dir.path().join("data"),
+    );
+    let server = jamz_server::bind(cfg).await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+    let rest = RestClient::new(&url).unwrap();
+    let auth = rest
+        .register("ann", "ann@example.test", "pw")
+        .await
+        .unwrap();
+    let group = rest.create_group("trip", None).await.unwrap();
+
+    let first_wav = dir.path().join("first.wav");
+    let mut config = NodeConfig::new(
+        url.clone(),
+        NodeAuth::Token {
+            token: auth.token.clone(),
+            user_id: auth.user.id,
+            username: "ann".into(),
+        },
+        group.id.clone(),
+    );
+    config.output = format!("wav:{}", first_wav.display()).parse().unwrap();
+    config.cache_dir = Some(dir.path().join("cache"));
+    config.latency_offset_ms = 40.0;
+    config.cache_max_bytes = Some(512 * 1024 * 1024);
+    let mut node = Node::start(config).await.unwrap();
+    let me = node.user_id();
+
+    // Started with a token: the session knows the node by its username.
+    next_matching(&mut node, "participants naming ann", |e| {
+        matches!(e, NodeEvent::Participants { participants }
+            if participants.iter().any(|p| p.user_id == me && p.display_name.as_deref() == Some("ann")))
+    })
+    .await;
+    let s = status(&mut node, "the first status", |_| true).await;
+    assert_eq!(s.latency_offset_ms, 40.0);
+    assert_eq!(s.cache.max_bytes, 512 * 1024 * 1024);
+    assert_eq!(s.output, format!("wav:{}", first_wav.display()));
+
+    // A track, played.
+    let tone = dir.path().join("tone.wav");
+    write_tone(&tone);
+    node.send(NodeCommand::TakeControl).unwrap();
+    next_matching(
+        &mut node,
+        "the DJ role",
+        |e| matches!(e, NodeEvent::Controller { user_id: Some(u) } if *u == me),
+    )
+    .await;
+    node.send(NodeCommand::Add {
+        path: Some(tone.clone()),
+        track: None,
+    })
+    .unwrap();
+    let ev = next_matching(
+        &mut node,
+        "the playlist with the tone",
+        |e| matches!(e, NodeEvent::Playlist { playlist } if playlist.len() == 1),
+    )
+    .await;
+    let NodeEvent::Playlist { playlist } = ev else {
+        unreachable!()
+    };
+    let track = playlist[0].id.clone();
+    node.send(NodeCommand::Play {
+        track: Some(track.clone()),
+        position: Some(0.0),
+    })
+    .unwrap();
+    next_matching(&mut node, "playing", |e| {
+        matches!(e, NodeEvent::Playback { playing: true, .. })
+    })
+    .await;
+
+    // While it plays, `playback` repeats with a moving position, unasked.
+    let mut positions = Vec::new();
+    while positions.len() < 3 {
+        if let NodeEvent::Playback {
+            playing: true,
+            position,
+            track: Some(t),
+            ..
+        } = next_matching(&mut node, "a periodic playback", |e| {
+            matches!(e, NodeEvent::Playback { .. })
+        })
+        .await
+        {
+            assert_eq!(t, track);
+            positions.push(position);
+        }
+    }
+    assert!(
+        positions.windows(2).all(|w| w[1] > w[0]),
+        "positions do not move: {positions:?}"
+    );
+
+    // Latency offset and cache limit, live.
+    node.send(NodeCommand::LatencyOffset { ms: 250.0 }).unwrap();
+    node.send(NodeCommand::CacheLimit {
+        bytes: 64 * 1024 * 1024,
+        tracks: Some(10),
+    })
+    .unwrap();
+    let s = status(&mut node, "the new limits", |s| s.cache.max_tracks == 10).await;
+    assert_eq!(s.latency_offset_ms, 250.0);
+    assert_eq!(s.cache.max_bytes, 64 * 1024 * 1024);
+    // Within the new limits the playing track stays cached.
+    assert_eq!(s.cache.tracks, 1);
+
+    // The output list has the system default first.
+    node.send(NodeCommand::Outputs).unwrap();
+    let ev = next_matching(&mut node, "outputs", |e| {
+        matches!(e, NodeEvent::Outputs { .. })
+    })
+    .await;
+    let NodeEvent::Outputs { outputs } = ev else {
+        unreachable!()
+    };
+    assert_eq!(outputs.first().map(|o| o.id.as_str()), Some("default"));
+
+    // Switch the output: the new one carries on where the group is.
+    let second_wav = dir.path().join("second.wav");
+    let spec = format!("wav:{}", second_wav.display());
+    node.send(NodeCommand::Output { spec: spec.clone() })
+        .unwrap();
+    next_matching(
+        &mut node,
+        "the status after the switch",
+        |e| matches!(e, NodeEvent::Status(s) if s.output == spec),
+    )
+    .await;
+    let before = match next_matching(&mut node, "playback on the new output", |e| {
+        matches!(e, NodeEvent::Playback { playing: true, .. })
+    })
+    .await
+    {
+        NodeEvent::Playback { position, .. } => position,
+        _ => unreachable!(),
+    };
+    let after = match next_matching(&mut node, "more playback on the new output", |e| {
+        matches!(e, NodeEvent::Playback { playing: true, .. })
+    })
+    .await
+    {
+        NodeEvent::Playback { position, .. } => position,
+        _ => unreachable!(),
+    };
+    assert!(after > before, "{before} then {after}");
+    assert!(
+        before > positions[0],
+        "restarted from the top: {before} after {positions:?}"
+    );
+    // A spec that cannot open is an error; the old output keeps playing.
+    node.send(NodeCommand::Output {
+        spec: "device:no-such-device".into(),
+    })
+    .unwrap();
+    next_matching(
+        &mut node,
+        "the output error",
+        |e| matches!(e, NodeEvent::Error { message, .. } if message.contains("no-such-device")),
+    )
+    .await;
+    let s = status(&mut node, "status after the failed switch", |_| true).await;
+    assert_eq!(s.output, spec);
+    assert!(s.playing);
+
+    // Clear the cache mid-session: nothing left, playback goes on.
+    node.send(NodeCommand::CacheClear).unwrap();
+    let s = status(&mut node, "an empty cache", |s| s.cache.tracks == 0).await;
+    assert_eq!(s.cache.bytes, 0);
+    assert!(s.playing);
+
+    // This device's own fix comes back as a `location` event.
+    node.send(NodeCommand::Location {
+        latitude: 47.37,
+        longitude: 8.54,
+        speed: Some(20.0),
+        heading: None,
+    })
+    .unwrap();
+    next_matching(&mut node, "its own location", |e| {
+        matches!(e, NodeEvent::Location { user_id, latitude, .. } if *user_id == me && *latitude == 47.37)
+    })
+    .await;
+
+    node.send(NodeCommand::Quit).unwrap();
+    tokio::time::timeout(WAIT, async { while node.next_event().await.is_some() {} })
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, node.join())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_out_of_range_refuse_to_start() {
+    let mut config = NodeConfig::new(
+        "http://127.0.0.1:9",
+        NodeAuth::Password {
+            username: "x".into(),
+            password: "y".into(),
+        },
+        "g",
+    );
+    config.latency_offset_ms = -1.0;
+    let e = Node::start(config.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("0..=2000"), "{e}");
+    config.latency_offset_ms = 0.0;
+    config.cache_max_bytes = Some(1024);
+    let e = Node::start(config).await.unwrap_err();
+    assert!(e.to_string().contains("at least"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = jamz_server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("jamz.db"),
+        dir.path().join("data"),
+    );
+    let server = jamz_server::bind(cfg).await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+    let rest = RestClient::new(&url).unwrap();
+    rest.register("ann", "ann@example.test", "pw")
+        .await
+        .unwrap();
+    let group = rest.create_group("trip", None).await.unwrap();
+    let mut config = NodeConfig::new(
+        url,
+        NodeAuth::Password {
+            username: "ann".into(),
+            password: "pw".into(),
+        },
+        group.id,
+    );
+    config.output = "device:no-such-device".parse().unwrap();
+    config.cache_dir = Some(dir.path().join("cache"));
+    let mut node = Node::start(config).await.unwrap();
+    next_matching(&mut node, "the output error", |e| {
+        matches!(e, NodeEvent::Error { message, .. } if message.contains("no-such-device") && message.contains("silently"))
+    })
+    .await;
+    let s = status(&mut node, "a status", |_| true).await;
+    assert_eq!(s.output, "null");
+    node.send(NodeCommand::Quit).unwrap();
+    tokio::time::timeout(WAIT, node.join())
+        .await
+        .unwrap()
+        .unwrap();
+}
