@@ -88,6 +88,20 @@ function startNode(server, groupId, user = "bo", name = "Bo's car") {
   return { node, latest, playbacks, send: (c) => node.stdin.write(`${JSON.stringify(c)}\n`) };
 }
 
+/** Creates a group on the groups screen and adds `member`; its id. */
+async function createGroup(wd, name, member) {
+  await wd.type("input[name=group-name]", name);
+  await wd.click("form[aria-label='Create a group'] button");
+  const groupId = await waitFor("the new group", async () => {
+    const ids = await wd.findAll("li.group");
+    return ids.length === 1 ? wd.attr("li.group", "data-group") : null;
+  });
+  await wd.type("li.group input[name=member]", member);
+  await wd.click("li.group form button");
+  await waitFor("two members", async () => (await wd.text("[data-testid=member-count]")) === "2 members");
+  return groupId;
+}
+
 let shot = 0;
 async function screenshot(wd, name) {
   shot += 1;
@@ -128,15 +142,7 @@ async function main() {
     await waitFor("the groups screen again", () => wd.findAll("[data-screen=groups]").then((a) => a.length === 1));
 
     // 3. create a group, add bo
-    await wd.type("input[name=group-name]", "Convoy");
-    await wd.click("form[aria-label='Create a group'] button");
-    const groupId = await waitFor("the new group", async () => {
-      const ids = await wd.findAll("li.group");
-      return ids.length === 1 ? wd.attr("li.group", "data-group") : null;
-    });
-    await wd.type("li.group input[name=member]", "bo");
-    await wd.click("li.group form button");
-    await waitFor("two members", async () => (await wd.text("[data-testid=member-count]")) === "2 members");
+    const groupId = await createGroup(wd, "Convoy", "bo");
     await screenshot(wd, "groups");
     log("group", groupId);
 
@@ -286,15 +292,7 @@ async function hosting() {
     await screenshot(wd, "hosting");
     // Another car registers on the hosted server and is added to the group.
     await registerUser(hosted, "dan");
-    await wd.type("input[name=group-name]", "Off-grid");
-    await wd.click("form[aria-label='Create a group'] button");
-    const groupId = await waitFor("the new group", async () => {
-      const ids = await wd.findAll("li.group");
-      return ids.length === 1 ? wd.attr("li.group", "data-group") : null;
-    });
-    await wd.type("li.group input[name=member]", "dan");
-    await wd.click("li.group form button");
-    await waitFor("two members", async () => (await wd.text("[data-testid=member-count]")) === "2 members");
+    const groupId = await createGroup(wd, "Off-grid", "dan");
     await wd.click("[data-action=open-session]");
     await waitFor("the session screen", () => wd.findAll("[data-screen=session]").then((a) => a.length === 1));
     const dan = startNode(hosted, groupId, "dan", "Dan's car");

@@ -7,11 +7,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::pulse::start_pulse;
 use common::{Fmt, RATE, make_file};
 use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
 
@@ -19,62 +20,6 @@ use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 const CHILD_ENV: &str = "JAMZ_AUDIO_DEVICE_LOSS_CHILD";
-
-struct Pulse {
-    child: Child,
-    server: String,
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts a PulseAudio of our own (not daemonised: we hold its process) with a null sink.
-fn start_pulse(dir: &Path) -> Option<Pulse> {
-    let runtime = dir.join("runtime");
-    let home = dir.join("home");
-    std::fs::create_dir_all(&runtime).ok()?;
-    std::fs::create_dir_all(home.join(".config/pulse")).ok()?;
-    let socket = runtime.join("native");
-    let server = format!("unix:{}", socket.display());
-    let child = Command::new("pulseaudio")
-        .args([
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--system=false",
-            "-n",
-        ])
-        .arg(format!(
-            "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
-            socket.display()
-        ))
-        .arg("--load=module-null-sink sink_name=lossy channels=2 rate=48000")
-        .env("HOME", &home)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let p = Pulse { child, server };
-    let deadline = Instant::now() + TIMEOUT;
-    while Instant::now() < deadline {
-        let ok = Command::new("pactl")
-            .arg("info")
-            .env("PULSE_SERVER", &p.server)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(p);
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-    None
-}
 
 #[test]
 fn device_lost_is_reported_and_playback_resumes_on_the_new_default() {
@@ -85,7 +30,7 @@ fn device_lost_is_reported_and_playback_resumes_on_the_new_default() {
         return;
     }
     let dir = common::tempdir();
-    let Some(pulse) = start_pulse(dir.path()) else {
+    let Some(pulse) = start_pulse(dir.path(), "lossy") else {
         panic!("PulseAudio is installed but a private instance did not start");
     };
     let server = pulse.server.clone();
@@ -127,7 +72,7 @@ fn device_lost_is_reported_and_playback_resumes_on_the_new_default() {
     expect("PLAYING");
     drop(pulse); // the server dies: the device is gone
     expect("EVENT DeviceLost");
-    let _pulse2 = start_pulse(dir.path()).expect("second PulseAudio");
+    let _pulse2 = start_pulse(dir.path(), "lossy").expect("second PulseAudio");
     expect("EVENT DeviceRestored");
     let l = expect("RESUMED");
     let st = child.wait().unwrap();

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::pulse::start_pulse;
 use common::{Fmt, RATE, make_file};
 use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
 
@@ -29,62 +30,6 @@ const PCM: &str = "jamz_named";
 const NAMED_ID: &str = "alsa:jamz_named";
 /// cpal's id of ALSA's default device (which follows PULSE_SERVER through the pulse plugin).
 const DEFAULT_ID: &str = "alsa:default";
-
-struct Pulse {
-    child: Child,
-    server: String,
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts a PulseAudio of our own in `dir` (not daemonised: we hold its process), null sink.
-fn start_pulse(dir: &Path) -> Pulse {
-    let runtime = dir.join("runtime");
-    let home = dir.join("home");
-    std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::create_dir_all(home.join(".config/pulse")).unwrap();
-    let socket = runtime.join("native");
-    let server = format!("unix:{}", socket.display());
-    let child = Command::new("pulseaudio")
-        .args([
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--system=false",
-            "-n",
-        ])
-        .arg(format!(
-            "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
-            socket.display()
-        ))
-        .arg("--load=module-null-sink sink_name=named channels=2 rate=48000")
-        .env("HOME", &home)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pulseaudio runs");
-    let p = Pulse { child, server };
-    let deadline = Instant::now() + TIMEOUT;
-    while Instant::now() < deadline {
-        let ok = Command::new("pactl")
-            .arg("info")
-            .env("PULSE_SERVER", &p.server)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return p;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-    panic!("PulseAudio is installed but a private instance did not start");
-}
 
 /// The child process and the lines it prints.
 struct Run {
@@ -172,13 +117,13 @@ fn a_lost_named_device_is_reopened_first_when_it_returns() {
     // Named and default devices on the same server: when it returns both are there again at
     // once, and the named one must win.
     let dir = common::tempdir();
-    let a = start_pulse(&dir.path().join("a"));
+    let a = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
     let server = a.server.clone();
     let run = Run::start(dir.path(), &server, &server);
     run.expect(&format!("PLAYING {NAMED_ID}"));
     drop(a);
     run.expect("EVENT DeviceLost");
-    let _a2 = start_pulse(&dir.path().join("a"));
+    let _a2 = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
     run.expect(&format!("EVENT DeviceRestored {NAMED_ID}"));
     run.expect("RESUMED");
     run.finish();
@@ -190,8 +135,8 @@ fn a_named_device_that_stays_away_falls_back_to_the_default() {
         return;
     }
     let dir = common::tempdir();
-    let a = start_pulse(&dir.path().join("a"));
-    let b = start_pulse(&dir.path().join("b"));
+    let a = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
+    let b = start_pulse(&dir.path().join("b"), "named").expect("PulseAudio B starts");
     let run = Run::start(dir.path(), &a.server, &b.server);
     run.expect(&format!("PLAYING {NAMED_ID}"));
     drop(a); // the named device's server dies for good; the default's stays

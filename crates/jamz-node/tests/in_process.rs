@@ -3,32 +3,12 @@
 //! pipes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
-use jamz_node::{
-    LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, RestClient, Tier,
-};
+use jamz_node::{LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, Tier};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const WAIT: Duration = Duration::from_secs(20);
+mod support;
 
-/// A server on a free port and a member of a fresh group: (url, group id).
-async fn world(dir: &std::path::Path) -> (String, String) {
-    let cfg = jamz_server::ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.join("jamz.db"),
-        dir.join("data"),
-    );
-    let server = jamz_server::bind(cfg).await.unwrap();
-    let url = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run(std::future::pending()));
-    let rest = RestClient::new(&url).unwrap();
-    rest.register("ann", "ann@example.test", "pw")
-        .await
-        .unwrap();
-    let group = rest.create_group("trip", None).await.unwrap();
-    (url, group.id)
-}
+use support::{WAIT, next_matching, quit, world};
 
 fn config(url: &str, group: &str, dir: &std::path::Path) -> NodeConfig {
     NodeConfig {
@@ -48,25 +28,12 @@ fn config(url: &str, group: &str, dir: &std::path::Path) -> NodeConfig {
     }
 }
 
-async fn next_matching(node: &mut Node, pred: impl Fn(&NodeEvent) -> bool) -> NodeEvent {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let ev = node.next_event().await.expect("node stopped");
-            if pred(&ev) {
-                return ev;
-            }
-        }
-    })
-    .await
-    .expect("no such event in time")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_takes_control_and_reports_status() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, group) = world(dir.path()).await;
+    let (url, _, group) = world(dir.path()).await;
     let mut node = Node::start(config(&url, &group, dir.path())).await.unwrap();
-    let ready = next_matching(&mut node, |e| matches!(e, NodeEvent::Ready { .. })).await;
+    let ready = next_matching(&mut node, "ready", |e| matches!(e, NodeEvent::Ready { .. })).await;
     let NodeEvent::Ready { user_id, .. } = ready else {
         unreachable!()
     };
@@ -74,11 +41,12 @@ async fn a_node_joins_takes_control_and_reports_status() {
     node.send(NodeCommand::TakeControl).unwrap();
     next_matching(
         &mut node,
+        "the DJ role",
         |e| matches!(e, NodeEvent::Controller { user_id: Some(u) } if *u == user_id),
     )
     .await;
     node.send(NodeCommand::Status).unwrap();
-    let status = next_matching(&mut node, |e| matches!(e, NodeEvent::Status(_))).await;
+    let status = next_matching(&mut node, "a status", |e| matches!(e, NodeEvent::Status(_))).await;
     let NodeEvent::Status(s) = status else {
         unreachable!()
     };
@@ -88,23 +56,17 @@ async fn a_node_joins_takes_control_and_reports_status() {
     node.send(NodeCommand::Next).unwrap();
     next_matching(
         &mut node,
+        "the error for next",
         |e| matches!(e, NodeEvent::Error { cmd: Some(c), .. } if c == "next"),
     )
     .await;
-    node.send(NodeCommand::Quit).unwrap();
-    tokio::time::timeout(WAIT, async { while node.next_event().await.is_some() {} })
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, node.join())
-        .await
-        .unwrap()
-        .unwrap();
+    quit(node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_in_json_lines_out_and_end_of_input_quits() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, group) = world(dir.path()).await;
+    let (url, _, group) = world(dir.path()).await;
     let node = Node::start(config(&url, &group, dir.path())).await.unwrap();
     let (mut cmd_w, cmd_r) = tokio::io::duplex(64 * 1024);
     let (ev_w, ev_r) = tokio::io::duplex(64 * 1024);

@@ -5,11 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
-use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, RestClient, StatusView};
+use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
 
-const WAIT: Duration = Duration::from_secs(30);
+mod support;
+
+use support::{next_matching, quit, world};
 
 /// A 30 s stereo tone, 16-bit PCM.
 fn write_tone(path: &Path) {
@@ -28,26 +29,6 @@ fn write_tone(path: &Path) {
     w.finalize().unwrap();
 }
 
-async fn next_matching(
-    node: &mut Node,
-    what: &str,
-    pred: impl Fn(&NodeEvent) -> bool,
-) -> NodeEvent {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let ev = node.next_event().await.expect("node stopped");
-            if let NodeEvent::Error { message, cmd } = &ev {
-                eprintln!("node error ({cmd:?}): {message}");
-            }
-            if pred(&ev) {
-                return ev;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what} in time"))
-}
-
 async fn status(node: &mut Node, what: &str, pred: impl Fn(&StatusView) -> bool) -> StatusView {
     node.send(NodeCommand::Status).unwrap();
     let ev = next_matching(node, what, |e| matches!(e, NodeEvent::Status(s) if pred(s))).await;
@@ -60,20 +41,7 @@ async fn status(node: &mut Node, what: &str, pred: impl Fn(&StatusView) -> bool)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_apply_while_the_session_plays() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = jamz_server::ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("jamz.db"),
-        dir.path().join("data"),
-    );
-    let server = jamz_server::bind(cfg).await.unwrap();
-    let url = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run(std::future::pending()));
-    let rest = RestClient::new(&url).unwrap();
-    let auth = rest
-        .register("ann", "ann@example.test", "pw")
-        .await
-        .unwrap();
-    let group = rest.create_group("trip", None).await.unwrap();
+    let (url, auth, group) = world(dir.path()).await;
 
     let first_wav = dir.path().join("first.wav");
     let mut config = NodeConfig::new(
@@ -83,7 +51,7 @@ async fn settings_apply_while_the_session_plays() {
             user_id: auth.user.id,
             username: "ann".into(),
         },
-        group.id.clone(),
+        group,
     );
     config.output = format!("wav:{}", first_wav.display()).parse().unwrap();
     config.cache_dir = Some(dir.path().join("cache"));
@@ -250,14 +218,7 @@ async fn settings_apply_while_the_session_plays() {
     })
     .await;
 
-    node.send(NodeCommand::Quit).unwrap();
-    tokio::time::timeout(WAIT, async { while node.next_event().await.is_some() {} })
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, node.join())
-        .await
-        .unwrap()
-        .unwrap();
+    quit(node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,26 +243,14 @@ async fn settings_out_of_range_refuse_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = jamz_server::ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("jamz.db"),
-        dir.path().join("data"),
-    );
-    let server = jamz_server::bind(cfg).await.unwrap();
-    let url = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run(std::future::pending()));
-    let rest = RestClient::new(&url).unwrap();
-    rest.register("ann", "ann@example.test", "pw")
-        .await
-        .unwrap();
-    let group = rest.create_group("trip", None).await.unwrap();
+    let (url, _, group) = world(dir.path()).await;
     let mut config = NodeConfig::new(
         url,
         NodeAuth::Password {
             username: "ann".into(),
             password: "pw".into(),
         },
-        group.id,
+        group,
     );
     config.output = "device:no-such-device".parse().unwrap();
     config.cache_dir = Some(dir.path().join("cache"));
@@ -312,9 +261,5 @@ async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently
     .await;
     let s = status(&mut node, "a status", |_| true).await;
     assert_eq!(s.output, "null");
-    node.send(NodeCommand::Quit).unwrap();
-    tokio::time::timeout(WAIT, node.join())
-        .await
-        .unwrap()
-        .unwrap();
+    quit(node).await;
 }

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod pulse;
+
 /// Sample rate of generated test audio: 44.1 kHz, so that playback at 48 kHz exercises the
 /// resampler the way real music files do.
 pub const RATE: u32 = 44_100;

@@ -1,0 +1,66 @@
+//! What the node's in-process tests share: a real server in this process, an
+//! account and a group on it, and bounded waits for events.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use jamz_node::{Node, NodeEvent, RestClient};
+use jamz_proto::rest::AuthResponse;
+
+/// Bound on each wait for an event.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A jamz-server on a free loopback port, with user `ann` (password `pw`) and
+/// her group `trip`: (url, ann's login, group id).
+pub async fn world(dir: &Path) -> (String, AuthResponse, String) {
+    let cfg = jamz_server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.join("jamz.db"),
+        dir.join("data"),
+    );
+    let server = jamz_server::bind(cfg).await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run(std::future::pending()));
+    let rest = RestClient::new(&url).unwrap();
+    let auth = rest
+        .register("ann", "ann@example.test", "pw")
+        .await
+        .unwrap();
+    let group = rest.create_group("trip", None).await.unwrap();
+    (url, auth, group.id)
+}
+
+/// The next event `pred` accepts (errors on the way are printed); panics naming
+/// `what` after [`WAIT`].
+pub async fn next_matching(
+    node: &mut Node,
+    what: &str,
+    pred: impl Fn(&NodeEvent) -> bool,
+) -> NodeEvent {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let ev = node.next_event().await.expect("node stopped");
+            if let NodeEvent::Error { message, cmd } = &ev {
+                eprintln!("node error ({cmd:?}): {message}");
+            }
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} in time"))
+}
+
+/// Sends `quit`, reads the events to their end and checks the node stopped cleanly.
+pub async fn quit(mut node: Node) {
+    node.send(jamz_node::NodeCommand::Quit).unwrap();
+    tokio::time::timeout(WAIT, async { while node.next_event().await.is_some() {} })
+        .await
+        .expect("events did not end after quit");
+    tokio::time::timeout(WAIT, node.join())
+        .await
+        .expect("the node did not stop after quit")
+        .expect("the node failed");
+}
