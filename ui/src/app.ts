@@ -5,7 +5,7 @@ import type { Banner } from "./banner";
 import type { Settings } from "./settings";
 
 export type Route =
-  | { screen: "auth" }
+  | { screen: "auth"; notice?: string }
   | { screen: "groups" }
   | { screen: "session"; groupId: string; groupName: string }
   | { screen: "settings"; back: Route };

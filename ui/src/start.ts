@@ -12,7 +12,7 @@ import { loadSettings, saveSettings } from "./settings";
 
 function screenFor(route: Route): Screen {
   switch (route.screen) {
-    case "auth": return authScreen;
+    case "auth": return authScreen(route.notice);
     case "groups": return groupsScreen;
     case "session": return sessionScreen(route);
     case "settings": return settingsScreen(route.back);

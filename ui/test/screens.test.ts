@@ -1,7 +1,8 @@
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { backend } from "../src/backend";
+import type { Ctx } from "../src/app";
 import { startApp } from "../src/start";
 import { button, fakeBackend, input, memoryStorage, until } from "./helpers";
 
@@ -17,7 +18,18 @@ beforeEach(() => {
   root = document.createElement("div");
   document.body.replaceChildren(root);
 });
-afterEach(() => clearMocks());
+// Every app a test starts is taken back to the sign-in screen afterwards, so no
+// screen of one test (a session's status poll) keeps calling into the next one.
+const started: Ctx[] = [];
+async function app(storage: Storage): Promise<Ctx> {
+  const ctx = await startApp(root, backend, storage);
+  started.push(ctx);
+  return ctx;
+}
+afterEach(() => {
+  for (const ctx of started.splice(0)) ctx.go({ screen: "auth" });
+  clearMocks();
+});
 
 const screen = (): string | undefined => root.querySelector<HTMLElement>("[data-screen]")?.dataset.screen;
 
@@ -28,7 +40,7 @@ describe("sign in", () => {
       register: () => ACCOUNT,
       list_groups: () => [],
     });
-    await startApp(root, backend, memoryStorage());
+    await app(memoryStorage());
     expect(screen()).toBe("auth");
     expect(root.querySelector("[data-testid=tier]")?.textContent).toMatch(/Online|Offline/);
     button(root, "button.link").click();
@@ -51,7 +63,7 @@ describe("sign in", () => {
       login: () => ACCOUNT,
       list_groups: () => [],
     });
-    await startApp(root, backend, memoryStorage());
+    await app(memoryStorage());
     input(root, "host").click();
     expect(input(root, "server").disabled).toBe(true);
     input(root, "username").value = "ann";
@@ -78,7 +90,7 @@ describe("sign in", () => {
       logout: () => null,
       list_groups: () => [],
     });
-    await startApp(root, backend, storage);
+    await app(storage);
     // the app restarts the server it hosted before
     expect(calls.filter((c) => c.cmd === "host_session")).toHaveLength(1);
     await until(() => root.querySelector("[data-testid=lan-urls]") !== null, "the LAN URLs");
@@ -94,7 +106,7 @@ describe("sign in", () => {
       current_account: () => null,
       login: () => { throw { code: "unauthorized", message: "invalid username or password" }; },
     });
-    await startApp(root, backend, memoryStorage());
+    await app(memoryStorage());
     input(root, "username").value = "ann";
     input(root, "password").value = "bad";
     root.querySelector("form")?.requestSubmit();
@@ -115,7 +127,7 @@ describe("groups", () => {
       open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
       node_command: () => null,
     });
-    await startApp(root, backend, memoryStorage());
+    await app(memoryStorage());
     await until(() => root.querySelectorAll("li.group").length === 1, "the group list");
     input(root, "group-name").value = "Convoy";
     root.querySelector<HTMLFormElement>("form[aria-label='Create a group']")?.requestSubmit();
@@ -141,7 +153,7 @@ describe("session", () => {
       leave_session: () => null,
       list_outputs: () => OUTPUTS,
     });
-    const ctx = await startApp(root, backend, memoryStorage());
+    const ctx = await app(memoryStorage());
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
     await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
     return calls;
@@ -262,7 +274,7 @@ describe("settings before a session", () => {
       open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
       node_command: () => null,
     });
-    const ctx = await startApp(root, backend, storage);
+    const ctx = await app(storage);
     ctx.go({ screen: "settings", back: { screen: "groups" } });
     await until(() => root.querySelectorAll("[name=output] option").length === 3, "the output list");
     root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
@@ -275,5 +287,61 @@ describe("settings before a session", () => {
     await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
     const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
     expect([args.output, args.latencyOffsetMs, args.cacheMaxMib]).toEqual(["device:alsa:pulse", 180, 2048]);
+  });
+});
+
+describe("a session that cannot go on", () => {
+  it("offers to join again when the node stops, and stops polling it", async () => {
+    let opens = 0;
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      list_groups: () => [GROUP],
+      open_session: () => { opens += 1; return { groupId: "g1", userId: 1, sessionId: "s1" }; },
+      node_command: () => null,
+      list_outputs: () => OUTPUTS,
+    });
+    // Only the intervals run on a fake clock (the waits below use real timeouts).
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const ctx = await app(memoryStorage());
+      ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
+      await until(() => opens === 1, "open_session");
+      expect(button(root, "[data-action=rejoin]").hidden).toBe(true);
+      const statuses = (): number => calls.filter((c) => c.cmd === "node_command").length;
+      const before = statuses();
+      vi.advanceTimersByTime(5000);
+      await until(() => statuses() > before, "the status poll");
+      await emit("session-ended", { reason: "track cache: disk full" });
+      await until(() => !button(root, "[data-action=rejoin]").hidden, "the rejoin button");
+      expect(root.querySelector("[data-testid=session-error]")?.textContent).toBe("The session stopped: track cache: disk full");
+      expect(root.querySelector("[data-testid=tier]")?.textContent).toBe("Offline");
+      const after = statuses();
+      vi.advanceTimersByTime(10_000);
+      // A sentinel call: once it is answered, every call made before it was recorded.
+      await backend.cacheInfo().catch(() => undefined);
+      expect(calls.at(-1)?.cmd).toBe("cache_info");
+      expect(statuses()).toBe(after);
+    } finally {
+      vi.useRealTimers();
+    }
+    button(root, "[data-action=rejoin]").click();
+    await until(() => opens === 2, "a second open_session");
+    expect(button(root, "[data-action=rejoin]").hidden).toBe(true);
+  });
+
+  it("asks to sign in again when the server no longer accepts the saved login", async () => {
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      list_groups: () => [GROUP],
+      open_session: () => { throw { code: "unauthorized", message: "invalid token" }; },
+      logout: () => null,
+      list_outputs: () => OUTPUTS,
+    });
+    const ctx = await app(memoryStorage());
+    ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
+    await until(() => screen() === "auth", "the sign-in screen");
+    expect(root.querySelector("[role=alert]")?.textContent).toBe("Sign in again: invalid token");
+    expect(calls.map((c) => c.cmd)).toContain("logout");
+    expect(ctx.account).toBeNull();
   });
 });

@@ -3,7 +3,8 @@
 import type { Screen } from "../app";
 import { field, h, showError } from "../dom";
 
-export const authScreen: Screen = (root, ctx) => {
+/** `notice`: why the user is asked to sign in (a login the server refused). */
+export const authScreen = (notice?: string): Screen => (root, ctx) => {
   let mode: "login" | "register" = "login";
   const server = h("input", { name: "server", type: "url", required: true, value: ctx.settings.server, autocomplete: "url" });
   const username = h("input", { name: "username", required: true, autocomplete: "username" });
@@ -73,6 +74,7 @@ export const authScreen: Screen = (root, ctx) => {
     })();
   });
   server.disabled = host.checked;
+  if (notice) error.textContent = notice;
   setMode("login");
   root.append(h("main", { class: "screen auth", "data-screen": "auth" }, heading, form));
   username.focus();

@@ -1,7 +1,7 @@
 // The session: participants and their links, now playing, DJ controls, volume,
 // the playlist, the cache, the convoy map.
 
-import type { NodeCommand, NodeEvent, Position, ProgressEvent, UnlistenFn } from "../backend";
+import { BackendError, type NodeCommand, type NodeEvent, type Position, type ProgressEvent, type UnlistenFn } from "../backend";
 import type { Route, Screen } from "../app";
 import { field, h, showError } from "../dom";
 import { formatDistance, pairwiseDistances } from "../geo";
@@ -234,6 +234,19 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     }
   };
 
+  // --- the node stopped on its own, or never started: say why and offer to join again
+  let statusPoll: number | undefined;
+  const stopPolling = (): void => {
+    if (statusPoll !== undefined) window.clearInterval(statusPoll);
+    statusPoll = undefined;
+  };
+  const rejoin = btn("Join again", "rejoin", () => {
+    rejoin.hidden = true;
+    showError(error, null);
+    void open();
+  });
+  rejoin.hidden = true;
+
   // --- layout
   const leave = btn("Leave session", "leave", () => {
     void ctx.backend.leaveSession().finally(() => ctx.go({ screen: "groups" }));
@@ -260,6 +273,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     h("main", { class: "screen session", "data-screen": "session" },
       h("header", { class: "row spread" }, h("h1", { tabindex: -1 }, route.groupName), h("span", { class: "row" }, settings, leave)),
       error,
+      rejoin,
       settingsPanel,
       h("div", { class: "grid" },
         section("np", "Now playing", title, h("p", {}, playState, " · ", timeText, durText), bar,
@@ -292,15 +306,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     }
   };
 
-  void (async () => {
+  const open = async (): Promise<void> => {
     try {
-      unlisten.push(await ctx.backend.onNodeEvent((ev) => {
-        apply(st, ev, performance.now());
-        render(ev);
-      }));
-      unlisten.push(await ctx.backend.onSessionEnded((e) => {
-        ctx.banner.set("offline", 0, e.reason ?? "left the session");
-      }));
       if (closed) return;
       const info = await ctx.backend.openSession({
         groupId: route.groupId,
@@ -312,10 +319,38 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       }, onProgress);
       st.me = info.userId;
       send({ cmd: "status" });
-      timers.push(window.setInterval(() => send({ cmd: "status" }), STATUS_POLL_MS));
+      stopPolling();
+      statusPoll = window.setInterval(() => send({ cmd: "status" }), STATUS_POLL_MS);
+    } catch (e: unknown) {
+      if (e instanceof BackendError && (e.code === "unauthorized" || e.code === "not-logged-in")) {
+        // A saved login the server no longer accepts (a new server, a reset one).
+        await ctx.backend.logout().catch(() => undefined);
+        ctx.account = null;
+        ctx.go({ screen: "auth", notice: `Sign in again: ${e.message}` });
+        return;
+      }
+      showError(error, e);
+      rejoin.hidden = false;
+    }
+  };
+  void (async () => {
+    try {
+      unlisten.push(await ctx.backend.onNodeEvent((ev) => {
+        apply(st, ev, performance.now());
+        render(ev);
+      }));
+      unlisten.push(await ctx.backend.onSessionEnded((e) => {
+        stopPolling();
+        ctx.banner.set("offline", 0, e.reason ?? "left the session");
+        if (e.reason !== null && !closed) {
+          showError(error, `The session stopped: ${e.reason}`);
+          rejoin.hidden = false;
+        }
+      }));
     } catch (e: unknown) {
       showError(error, e);
     }
+    await open();
   })();
   timers.push(window.setInterval(tick, TICK_MS));
   renderPeople();
@@ -326,6 +361,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
 
   return () => {
     closed = true;
+    stopPolling();
     for (const t of timers) window.clearInterval(t);
     for (const u of unlisten) u();
     mapView?.destroy();
