@@ -26,10 +26,13 @@ const SINK_RATE: u32 = 50_000;
 /// node_sync.rs's 30 ms for the WAV outputs because two things add here: each
 /// recording's timeline is estimated from when parec's reads arrived (biased
 /// early by up to parec's 20 ms latency, not always alike for both), and the
-/// device latency cpal reports on the ALSA -> PulseAudio path (seen here: a
-/// node now and then 20-27 ms off for a whole segment, which the engine cannot
-/// see: its audio clock reports come from the same estimate). Typical figures
-/// are 0-5 ms (printed).
+/// device latency cpal reports on the ALSA -> PulseAudio path right after the
+/// stream stalls (a new PulseAudio stream holds back 1.4-1.7 s when the first
+/// track starts; until the node realigned on `PlayerEvent::Stalled`, a node
+/// stayed 8-19 ms off for that whole segment, which the engine cannot see: its
+/// audio clock reports come from the same estimate). Typical figures are 0-3 ms
+/// (printed); the first segment's largest offsets are the clicks before the
+/// realigned start lands, 300 ms after the stall.
 const MAX_OFFSET_MS: f64 = 50.0;
 
 /// Clicks this long after the seek was sent belong to the seek's timeline

@@ -41,6 +41,7 @@ pub use clock::{ClockAnchor, frames_to_duration};
 pub use decode::{AudioInfo, DecodedAudio, Decoder, decode_file};
 pub use devices::{OutputDevice, SYSTEM_DEFAULT_NAME, output_devices};
 pub use error::{AudioError, Result};
+pub use mixer::STALL_GAP;
 pub use output::{PACED_RATE, WavSchedule};
 pub use player::{
     MAX_LATENCY_OFFSET, MAX_RATE_TRIM_PPM, MAX_VOLUME, Player, PlayerEvent, Position,

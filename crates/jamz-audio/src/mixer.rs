@@ -59,6 +59,10 @@ pub(crate) struct Scheduled {
     pub at_position_s: f64,
 }
 
+/// A jump in the playback timeline this large is a stall, not scheduling jitter (device
+/// periods are 5-25 ms; a PulseAudio stream's timing estimate wobbles by a few ms).
+pub const STALL_GAP: Duration = Duration::from_millis(50);
+
 #[derive(Debug)]
 struct Fading {
     stream: TrackStream,
@@ -86,6 +90,8 @@ pub(crate) struct Mixer {
     scratch: Vec<f32>,
     /// Playback instant of the latest rendered buffer.
     pub last_render_instant: Option<Instant>,
+    /// Frames of the latest rendered buffer (the next one is due that much later).
+    last_render_frames: usize,
     /// Latency the device reported at the last callback (playback - callback timestamp).
     pub device_latency: Option<Duration>,
     /// Wall-clock instant of the latest render call (the output watchdog reads it).
@@ -113,6 +119,7 @@ impl Mixer {
             events,
             scratch: Vec::new(),
             last_render_instant: None,
+            last_render_frames: 0,
             device_latency: None,
             last_callback: None,
             device_lost: false,
@@ -293,7 +300,9 @@ impl Mixer {
             frame: self.frames_rendered,
             instant: playback,
         });
+        self.detect_stall(playback);
         self.last_render_instant = Some(playback);
+        self.last_render_frames = frames;
         self.last_callback = Some(Instant::now());
         out.fill(0.0);
         let rate = f64::from(self.out_rate);
@@ -398,6 +407,29 @@ impl Mixer {
         }
     }
 
+    /// A buffer due much later than the previous one ended: the output stalled (an underrun,
+    /// a sound server that held its stream back). Reported while something plays or is
+    /// scheduled, so the caller can put the track back on the group's timeline: right after a
+    /// stall the device's reported latency may be off for as long as the stream runs (seen on
+    /// ALSA -> PulseAudio: 10-20 ms for a whole track after a stalled first start).
+    fn detect_stall(&mut self, playback: Instant) {
+        let Some(prev) = self.last_render_instant else {
+            return;
+        };
+        let expected = Duration::from_secs_f64(
+            self.last_render_frames as f64 / f64::from(self.out_rate.max(1)),
+        );
+        let Some(gap) = playback
+            .checked_duration_since(prev)
+            .and_then(|step| step.checked_sub(expected))
+        else {
+            return;
+        };
+        if gap >= STALL_GAP && (self.current.is_some() || self.pending.is_some()) {
+            self.emit(PlayerEvent::Stalled { gap });
+        }
+    }
+
     /// Makes the pending start current at output frame `frame`; `due` is the (fractional) frame
     /// it was scheduled for. If late, the stream skips ahead so the group stays in step.
     fn activate_pending(&mut self, frame: u64, due: f64) {
@@ -450,5 +482,103 @@ impl Mixer {
             // Gapless: no fade-in, the next track's first sample follows the last one.
             self.current_gain = 1.0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::track::Source;
+
+    const RATE: u32 = 48_000;
+    const PERIOD: usize = 480;
+
+    /// A mixer with a 2 s tone scheduled at `t0`, and its event queue.
+    fn playing_mixer(
+        dir: &std::path::Path,
+        t0: Instant,
+    ) -> (Mixer, crossbeam_channel::Receiver<PlayerEvent>) {
+        let path = dir.join("tone.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..RATE as usize * 2 {
+            let v = ((i as f32 * 0.05).sin() * 8000.0) as i16;
+            w.write_sample(v).unwrap();
+            w.write_sample(v).unwrap();
+        }
+        w.finalize().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut m = Mixer::new(RATE, tx);
+        let stream = TrackStream::prepare(&Source::new("t", path), 0.0, RATE, 0.0).unwrap();
+        m.schedule(Scheduled {
+            stream,
+            at_instant: t0,
+            at_position_s: 0.0,
+        });
+        (m, rx)
+    }
+
+    fn period() -> Duration {
+        Duration::from_secs_f64(PERIOD as f64 / f64::from(RATE))
+    }
+
+    #[test]
+    fn a_jump_in_the_playback_timeline_is_reported_as_a_stall() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now() + Duration::from_secs(1);
+        let (mut m, events) = playing_mixer(dir.path(), t0);
+        let mut out = vec![0.0f32; PERIOD * OUT_CHANNELS];
+        let mut at = t0;
+        // Steady periods: no stall.
+        for _ in 0..20 {
+            m.render(&mut out, at);
+            at += period();
+        }
+        assert!(
+            !events
+                .try_iter()
+                .any(|e| matches!(e, PlayerEvent::Stalled { .. })),
+            "a stall reported for steady periods"
+        );
+        // The next buffer is due 300 ms late: a stall of 300 ms.
+        at += Duration::from_millis(300);
+        m.render(&mut out, at);
+        let gaps: Vec<Duration> = events
+            .try_iter()
+            .filter_map(|e| match e {
+                PlayerEvent::Stalled { gap } => Some(gap),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert!(
+            gaps[0].abs_diff(Duration::from_millis(300)) < Duration::from_millis(1),
+            "{gaps:?}"
+        );
+        // Jitter below STALL_GAP is not a stall.
+        at += period() + STALL_GAP / 2;
+        m.render(&mut out, at);
+        assert!(
+            !events
+                .try_iter()
+                .any(|e| matches!(e, PlayerEvent::Stalled { .. }))
+        );
+    }
+
+    #[test]
+    fn an_idle_output_that_stalls_reports_nothing() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut m = Mixer::new(RATE, tx);
+        let mut out = vec![0.0f32; PERIOD * OUT_CHANNELS];
+        let t = Instant::now();
+        m.render(&mut out, t);
+        m.render(&mut out, t + Duration::from_secs(2));
+        assert_eq!(rx.try_iter().count(), 0);
     }
 }

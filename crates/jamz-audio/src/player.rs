@@ -42,6 +42,10 @@ pub enum PlayerEvent {
     DeviceLost { message: String },
     /// A device is open again; the current track was restarted where the group is now.
     DeviceRestored { device: String, sample_rate: u32 },
+    /// The output stalled for `gap` while playing (see [`crate::STALL_GAP`]): audio was late
+    /// by that much, and the device's latency figures may stay off until the next start. A
+    /// caller that knows the group's timeline should start the track again on it.
+    Stalled { gap: Duration },
     /// Something failed that the caller should hear about (decode error mid-track, ...).
     Error {
         track: Option<String>,

@@ -395,6 +395,10 @@ fn spawn_pinning(cache: Cache) -> tokio::sync::watch::Sender<Vec<String>> {
     tx
 }
 
+/// How far ahead a realigning start is scheduled (ms): the engine's control lead
+/// (jamz-sync `CONTROL_LEAD_MS`), which lands on time on every output measured.
+const REALIGN_LEAD_MS: f64 = 300.0;
+
 /// While playing, a `playback` event at least this often (ms), so a face can
 /// show a moving position without polling `status`.
 const PLAYBACK_EVENT_PERIOD_MS: f64 = 1000.0;
@@ -700,6 +704,31 @@ impl Runtime {
         self.emit(ev);
     }
 
+    /// Starts the playing track again where the group's timeline has it
+    /// [`REALIGN_LEAD_MS`] from now: after a stall or a device change, this
+    /// device's latency figures are not to be trusted, and a start scheduled
+    /// ahead on the shared timeline is what lands exactly (as a seek does).
+    fn realign(&mut self) {
+        if !self.playing {
+            return;
+        }
+        let at = self.now() + REALIGN_LEAD_MS;
+        let Some((id, position)) = self.engine.due_position(at) else {
+            return;
+        };
+        let Some(track) = self.engine.timeline().map(|t| t.track.clone()) else {
+            return;
+        };
+        if track.id != id || position < 0.0 {
+            return;
+        }
+        self.audio.send(AudioJob::Start {
+            track: Box::new(track),
+            position,
+            at_ms: at,
+        });
+    }
+
     /// The session's playlist is what must play offline: its cached tracks are
     /// kept whatever the size limit (jamz-cache never evicts pinned tracks).
     fn pin_playlist(&self, playlist: &[Track]) {
@@ -806,6 +835,17 @@ impl Runtime {
                         None => format!("audio: {message}"),
                     };
                     self.emit(NodeEvent::error(message, None));
+                }
+                jamz_audio::PlayerEvent::Stalled { gap } => {
+                    tracing::info!(
+                        ?gap,
+                        "the output stalled; starting again on the group's timeline"
+                    );
+                    self.realign();
+                }
+                other @ jamz_audio::PlayerEvent::DeviceRestored { .. } => {
+                    tracing::info!(event = ?other, "player");
+                    self.realign();
                 }
                 other => tracing::info!(event = ?other, "player"),
             },
