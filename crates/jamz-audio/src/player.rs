@@ -38,7 +38,8 @@ pub enum PlayerEvent {
     TrackStarted { track: String, at: Instant },
     /// A track played to its end (or to a decode error, reported just before).
     TrackEnded { track: String },
-    /// The output device went away; playback continues on the next default device.
+    /// The output device went away; playback continues when it comes back (a named device is
+    /// tried first, then the default device), reported by `DeviceRestored`.
     DeviceLost { message: String },
     /// A device is open again; the current track was restarted where the group is now.
     DeviceRestored { device: String, sample_rate: u32 },
