@@ -259,6 +259,8 @@ pub struct OpenArgs {
     latency_offset_ms: Option<f64>,
     /// Cache size limit, MiB.
     cache_max_mib: Option<u64>,
+    /// Cache the playlist in the background while online.
+    auto_preload: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -315,6 +317,7 @@ pub async fn open_session(
     config.location = location;
     config.latency_offset_ms = args.latency_offset_ms.unwrap_or(0.0);
     config.cache_max_bytes = args.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024));
+    config.auto_preload = args.auto_preload.unwrap_or(true);
     let mut node = Node::start(config).await?;
     let view = SessionView {
         group_id: args.group_id.clone(),

@@ -15,6 +15,8 @@ export interface Settings {
   displayName: string;
   /** This device hosts the session: the server restarts with the app. */
   hosting: boolean;
+  /** Cache every playlist track in the background while online. */
+  autoPreload: boolean;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -26,6 +28,7 @@ export const DEFAULT_SETTINGS: Settings = {
   locationArg: "",
   displayName: "",
   hosting: false,
+  autoPreload: true,
 };
 
 const KEY = "trafficjamz.settings";

@@ -246,20 +246,22 @@ describe("session", () => {
     panel.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
     input(panel, "latency").value = "250";
     input(panel, "cache-limit").value = "1024";
+    input(panel, "auto-preload").checked = false;
     panel.querySelector("form")?.requestSubmit();
-    await until(() => commands(calls).length === 3, "three commands");
+    await until(() => commands(calls).length === 4, "four commands");
     expect(commands(calls)).toEqual([
       { cmd: "output", spec: "device:alsa:pulse" },
       { cmd: "latency-offset", ms: 250 },
       { cmd: "cache-limit", bytes: 1024 * 1024 * 1024 },
+      { cmd: "auto-preload", enabled: false },
     ]);
     expect(calls.some((c) => c.cmd === "leave_session")).toBe(false);
     expect(screen()).toBe("session");
     // saving again with nothing changed sends nothing
     panel.querySelector("form")?.requestSubmit();
     button(root, "[data-action=cache-clear]").click();
-    await until(() => commands(calls).length === 4, "cache-clear");
-    expect(commands(calls)[3]).toEqual({ cmd: "cache-clear" });
+    await until(() => commands(calls).length === 5, "cache-clear");
+    expect(commands(calls)[4]).toEqual({ cmd: "cache-clear" });
   });
 });
 
@@ -286,7 +288,7 @@ describe("settings before a session", () => {
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
     await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
     const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
-    expect([args.output, args.latencyOffsetMs, args.cacheMaxMib]).toEqual(["device:alsa:pulse", 180, 2048]);
+    expect([args.output, args.latencyOffsetMs, args.cacheMaxMib, args.autoPreload]).toEqual(["device:alsa:pulse", 180, 2048, true]);
   });
 });
 

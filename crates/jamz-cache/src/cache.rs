@@ -110,6 +110,13 @@ pub struct Cache {
     inner: Arc<Inner>,
 }
 
+impl Cache {
+    /// The shared state, for the crate's other modules.
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
 /// Runs a closure on the index on a blocking thread.
 async fn on_index<T: Send + 'static>(
     inner: &Arc<Inner>,

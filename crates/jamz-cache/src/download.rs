@@ -16,7 +16,7 @@ use crate::index::{NewEntry, PartialRow};
 use crate::layout::{now_ms, remove_file_if_exists};
 use crate::shared::Shared;
 use crate::track::CacheTrack;
-use crate::writer::PartialWriter;
+use crate::writer::{Committed, PartialWriter};
 
 type Writer = Arc<Mutex<PartialWriter>>;
 
@@ -498,51 +498,12 @@ impl Job {
             .or_else(|| etag.as_deref().and_then(etag_sha256));
         let expected_size = self.size_hint;
         tokio::task::spawn_blocking(move || {
-            let committed = w
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .commit(&inner.layout, expected_sha.as_deref(), expected_size)?;
-            let entry = NewEntry {
-                id: track.id.clone(),
-                url: track.url.clone(),
-                etag,
-                sha256: committed.sha256.clone(),
-                size: committed.size,
-                mime: track.mime.clone(),
-                title: track.title.clone(),
-                artist: track.artist.clone(),
-                duration: track.duration,
-                cached_at: now_ms(),
-            };
-            let (max_tracks, max_bytes) = inner.limits();
-            let removed = {
-                let mut index = inner.index.lock().unwrap_or_else(PoisonError::into_inner);
-                let inserted = index
-                    .insert(&entry)
-                    .map_err(|e| CacheError::index(&track.id, "recording the cached track", &e));
-                let replaced = match inserted {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // No row points at the file: do not leave it behind.
-                        if !index.is_referenced(&committed.sha256).unwrap_or(true) {
-                            let _ = remove_file_if_exists(&committed.path);
-                        }
-                        return Err(e);
-                    }
-                };
-                if let Err(e) = index.delete_partial(&track.id) {
-                    tracing::warn!(track = %track.id, error = %e, "could not delete the partial row");
-                }
-                let mut removed: Vec<_> = replaced.into_iter().collect();
-                match index.evict(max_tracks, max_bytes, Some(&track.id)) {
-                    Ok(r) => removed.extend(r),
-                    Err(e) => tracing::warn!(error = %e, "eviction failed"),
-                }
-                removed
-            };
-            inner.delete_files(&removed);
-            tracing::info!(track = %track.id, sha256 = %committed.sha256, size = committed.size, "cached");
-            Ok(committed.path)
+            let committed = w.lock().unwrap_or_else(PoisonError::into_inner).commit(
+                &inner.layout,
+                expected_sha.as_deref(),
+                expected_size,
+            )?;
+            record_committed(&inner, &track, &committed, etag)
         })
         .await
         .map_err(|e| CacheError::Io {
@@ -558,4 +519,56 @@ impl Job {
 pub(crate) struct Download {
     pub shared: Arc<Shared>,
     pub cancel: CancellationToken,
+}
+
+/// Writes the index row of a file [`PartialWriter::commit`] just moved into place,
+/// drops the track's partial row and evicts down to the limits. A row that cannot
+/// be written does not leave its file behind.
+pub(crate) fn record_committed(
+    inner: &Inner,
+    track: &CacheTrack,
+    committed: &Committed,
+    etag: Option<String>,
+) -> Result<PathBuf, CacheError> {
+    let entry = NewEntry {
+        id: track.id.clone(),
+        url: track.url.clone(),
+        etag,
+        sha256: committed.sha256.clone(),
+        size: committed.size,
+        mime: track.mime.clone(),
+        title: track.title.clone(),
+        artist: track.artist.clone(),
+        duration: track.duration,
+        cached_at: now_ms(),
+    };
+    let (max_tracks, max_bytes) = inner.limits();
+    let removed = {
+        let mut index = inner.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let inserted = index
+            .insert(&entry)
+            .map_err(|e| CacheError::index(&track.id, "recording the cached track", &e));
+        let replaced = match inserted {
+            Ok(r) => r,
+            Err(e) => {
+                // No row points at the file: do not leave it behind.
+                if !index.is_referenced(&committed.sha256).unwrap_or(true) {
+                    let _ = remove_file_if_exists(&committed.path);
+                }
+                return Err(e);
+            }
+        };
+        if let Err(e) = index.delete_partial(&track.id) {
+            tracing::warn!(track = %track.id, error = %e, "could not delete the partial row");
+        }
+        let mut removed: Vec<_> = replaced.into_iter().collect();
+        match index.evict(max_tracks, max_bytes, Some(&track.id)) {
+            Ok(r) => removed.extend(r),
+            Err(e) => tracing::warn!(error = %e, "eviction failed"),
+        }
+        removed
+    };
+    inner.delete_files(&removed);
+    tracing::info!(track = %track.id, sha256 = %committed.sha256, size = committed.size, "cached");
+    Ok(committed.path.clone())
 }

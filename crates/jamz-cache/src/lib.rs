@@ -45,6 +45,7 @@ mod config;
 mod download;
 mod error;
 mod http;
+mod import;
 pub mod index;
 mod layout;
 mod preload;

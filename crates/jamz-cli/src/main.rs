@@ -138,6 +138,9 @@ struct NodeArgs {
     /// Track cache size limit, MiB (default 2048).
     #[arg(long)]
     cache_max_mib: Option<u64>,
+    /// Cache every playlist track in the background while online.
+    #[arg(long)]
+    auto_preload: bool,
     /// JSON lines: commands on stdin, events on stdout.
     #[arg(long)]
     json: bool,
@@ -421,6 +424,7 @@ async fn node(a: NodeArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)?,
         latency_offset_ms: a.latency_offset_ms,
         cache_max_bytes: a.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024)),
+        auto_preload: a.auto_preload,
     };
     let node = jamz_node::Node::start(config).await?;
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).

@@ -92,6 +92,11 @@ pub enum NodeCommand {
     },
     /// Answers an `outputs` event: the output devices this machine has.
     Outputs,
+    /// Caches every playlist track in the background while online, as tracks are
+    /// added (for the stretches with no coverage); `progress` events as `preload`.
+    AutoPreload {
+        enabled: bool,
+    },
 }
 
 /// Largest output latency offset accepted, as jamz-audio's `set_latency_offset`.
@@ -124,6 +129,7 @@ impl NodeCommand {
             NodeCommand::CacheClear => "cache-clear",
             NodeCommand::Output { .. } => "output",
             NodeCommand::Outputs => "outputs",
+            NodeCommand::AutoPreload { .. } => "auto-preload",
         }
     }
 
@@ -497,6 +503,10 @@ mod tests {
                 },
             ),
             (r#"{"cmd":"outputs"}"#, NodeCommand::Outputs),
+            (
+                r#"{"cmd":"auto-preload","enabled":true}"#,
+                NodeCommand::AutoPreload { enabled: true },
+            ),
         ];
         for (line, want) in lines {
             assert_eq!(parse_command(line).unwrap(), want, "{line}");

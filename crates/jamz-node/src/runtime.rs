@@ -102,6 +102,8 @@ pub struct NodeConfig {
     pub latency_offset_ms: f64,
     /// Cache size limit in bytes (`cache-limit`; default: jamz-cache's, 2 GiB).
     pub cache_max_bytes: Option<u64>,
+    /// Cache the playlist in the background while online (`auto-preload`).
+    pub auto_preload: bool,
 }
 
 impl NodeConfig {
@@ -119,6 +121,7 @@ impl NodeConfig {
             location: LocationSource::None,
             latency_offset_ms: 0.0,
             cache_max_bytes: None,
+            auto_preload: false,
         }
     }
 }
@@ -227,6 +230,9 @@ impl Node {
             queued: 0,
             rest_in_flight: 0,
             preload: None,
+            preload_generation: 0,
+            preload_manual: false,
+            auto_preload: config.auto_preload,
             pending: VecDeque::new(),
             last_playback: None,
             pins: spawn_pinning(cache.clone()),
@@ -345,7 +351,8 @@ enum Job {
     Input(Input),
     Event(NodeEvent),
     RestDone(Input),
-    PreloadDone,
+    /// A preload run ended (its generation: a newer run may have replaced it).
+    PreloadDone(u64),
 }
 
 struct Runtime {
@@ -374,6 +381,11 @@ struct Runtime {
     queued: u64,
     rest_in_flight: u64,
     preload: Option<CancellationToken>,
+    /// Counts preload runs; whether the one running was asked for (`preload`) or
+    /// is the background one (`auto-preload`).
+    preload_generation: u64,
+    preload_manual: bool,
+    auto_preload: bool,
     pending: VecDeque<Input>,
     /// When the last `playback` event went out (local ms).
     last_playback: Option<f64>,
@@ -450,7 +462,11 @@ impl Runtime {
                         self.feed(i);
                     }
                     Job::Event(e) => self.emit(e),
-                    Job::PreloadDone => self.preload = None,
+                    Job::PreloadDone(generation) => {
+                        if generation == self.preload_generation {
+                            self.preload = None;
+                        }
+                    }
                 },
                 _ = clock_reports.tick() => self.report_clock(),
                 () = sleep_until_opt(deadline) => self.feed(Input::Tick),
@@ -653,7 +669,11 @@ impl Runtime {
             },
             Notification::Playlist { playlist } => {
                 self.pin_playlist(&playlist);
+                let changed = self.playlist != playlist;
                 self.playlist = playlist.clone();
+                if changed {
+                    self.auto_preload();
+                }
                 NodeEvent::Playlist { playlist }
             }
             Notification::Controller { user_id } => NodeEvent::Controller { user_id },
@@ -761,6 +781,8 @@ impl Runtime {
                     });
                 }
                 self.feed(Input::Connected { socket_id: sid });
+                // Back online: catch up on what was added while away.
+                self.auto_preload();
             }
             LinkEvent::State(LinkState::Refused { message }) => {
                 self.emit(NodeEvent::error(
@@ -890,7 +912,18 @@ impl Runtime {
                 return;
             }
             NodeCommand::Preload => {
-                self.preload();
+                self.preload(true);
+                return;
+            }
+            NodeCommand::AutoPreload { enabled } => {
+                self.auto_preload = enabled;
+                if enabled {
+                    self.auto_preload();
+                } else if !self.preload_manual
+                    && let Some(c) = self.preload.take()
+                {
+                    c.cancel();
+                }
                 return;
             }
             NodeCommand::Location {
@@ -1019,6 +1052,7 @@ impl Runtime {
 
     fn upload(&mut self, path: PathBuf) {
         let rest = self.rest.clone();
+        let cache = self.cache.clone();
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
             let what = format!("upload {}", path.display());
@@ -1040,6 +1074,10 @@ impl Runtime {
             });
             match upload_file(&rest, &path, Some(progress)).await {
                 Ok(track) => {
+                    // The file is here already: this device never downloads it back.
+                    if let Err(e) = cache.import_file(&cache_track(&track), &path).await {
+                        tracing::warn!(track = %track.id, error = %e, "cannot cache the uploaded file");
+                    }
                     let _ = jobs.send(Job::Input(Input::Command(Command::Add(track))));
                 }
                 Err(e) => {
@@ -1052,12 +1090,28 @@ impl Runtime {
         });
     }
 
-    fn preload(&mut self) {
+    /// The background preload, when it is on and the server is reachable. A run
+    /// asked for by the user is left to finish; a background one starts over
+    /// with the new playlist (tracks already cached are skipped at once).
+    fn auto_preload(&mut self) {
+        if !self.auto_preload || !self.connected || (self.preload.is_some() && self.preload_manual)
+        {
+            return;
+        }
+        self.preload(false);
+    }
+
+    /// Caches the whole playlist with `progress` events; `manual` runs (the
+    /// `preload` command) also report each track that fails.
+    fn preload(&mut self, manual: bool) {
         if let Some(old) = self.preload.take() {
             old.cancel();
         }
         let cancel = CancellationToken::new();
         self.preload = Some(cancel.clone());
+        self.preload_generation += 1;
+        self.preload_manual = manual;
+        let generation = self.preload_generation;
         let tracks: Vec<_> = self.playlist.iter().map(cache_track).collect();
         let cache = self.cache.clone();
         let jobs = self.jobs.clone();
@@ -1083,12 +1137,16 @@ impl Runtime {
                 )
                 .await;
             for (id, e) in &report.failed {
-                let _ = jobs.send(Job::Event(NodeEvent::error(
-                    format!("preload: track {id}: {e}"),
-                    Some("preload"),
-                )));
+                if manual {
+                    let _ = jobs.send(Job::Event(NodeEvent::error(
+                        format!("preload: track {id}: {e}"),
+                        Some("preload"),
+                    )));
+                } else {
+                    tracing::info!(track = %id, error = %e, "background preload");
+                }
             }
-            let _ = jobs.send(Job::PreloadDone);
+            let _ = jobs.send(Job::PreloadDone(generation));
         });
     }
 

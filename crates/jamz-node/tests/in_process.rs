@@ -25,6 +25,7 @@ fn config(url: &str, group: &str, dir: &std::path::Path) -> NodeConfig {
         location: LocationSource::None,
         latency_offset_ms: 0.0,
         cache_max_bytes: None,
+        auto_preload: false,
     }
 }
 

@@ -96,6 +96,9 @@ async fn settings_apply_while_the_session_plays() {
         unreachable!()
     };
     let track = playlist[0].id.clone();
+    // The uploaded file went into this device's cache: it is never downloaded back.
+    let s = status(&mut node, "the cache after the upload", |_| true).await;
+    assert_eq!((s.cache.tracks, s.cache.misses), (1, 0), "{:?}", s.cache);
     node.send(NodeCommand::Play {
         track: Some(track.clone()),
         position: Some(0.0),
@@ -262,4 +265,65 @@ async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently
     let s = status(&mut node, "a status", |_| true).await;
     assert_eq!(s.output, "null");
     quit(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auto_preload_a_track_another_car_adds_is_cached_without_playing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ann, group) = world(dir.path()).await;
+    let bo_rest = jamz_node::RestClient::new(&url).unwrap();
+    bo_rest
+        .register("bo", "bo@example.test", "pw")
+        .await
+        .unwrap();
+    let ann_rest = jamz_node::RestClient::new(&url).unwrap();
+    ann_rest.set_token(Some(ann.token.clone()));
+    ann_rest.add_member(&group, "bo").await.unwrap();
+
+    let car = |user: &str, name: &str| {
+        let mut c = NodeConfig::new(
+            url.clone(),
+            NodeAuth::Password {
+                username: user.into(),
+                password: "pw".into(),
+            },
+            group.clone(),
+        );
+        c.output = "null".parse().unwrap();
+        c.cache_dir = Some(dir.path().join(format!("cache-{name}")));
+        c
+    };
+    let mut bo_config = car("bo", "bo");
+    bo_config.auto_preload = true;
+    let mut bo = Node::start(bo_config).await.unwrap();
+    next_matching(&mut bo, "bo's tier", |e| {
+        matches!(
+            e,
+            NodeEvent::Tier {
+                tier: jamz_node::Tier::Socket,
+                ..
+            }
+        )
+    })
+    .await;
+    let ann = Node::start(car("ann", "ann")).await.unwrap();
+    let tone = dir.path().join("tone.wav");
+    write_tone(&tone);
+    ann.send(NodeCommand::Add {
+        path: Some(tone),
+        track: None,
+    })
+    .unwrap();
+    // bo hears of the new track and caches it in the background.
+    next_matching(
+        &mut bo,
+        "bo's background preload finishing",
+        |e| matches!(e, NodeEvent::Progress { what, done: 1, total: 1 } if what == "preload"),
+    )
+    .await;
+    let s = status(&mut bo, "bo's status", |_| true).await;
+    assert_eq!(s.cache.tracks, 1, "{:?}", s.cache);
+    assert!(!s.playing);
+    quit(bo).await;
+    quit(ann).await;
 }

@@ -109,7 +109,8 @@ export type NodeCommand =
   | { cmd: "cache-limit"; bytes: number; tracks?: number }
   | { cmd: "cache-clear" }
   | { cmd: "output"; spec: string }
-  | { cmd: "outputs" };
+  | { cmd: "outputs" }
+  | { cmd: "auto-preload"; enabled: boolean };
 
 export type NodeEvent =
   | { event: "ready"; userId: UserId; sessionId: string; socketId: string }
@@ -165,6 +166,7 @@ export interface OpenSessionArgs {
   location?: string;
   latencyOffsetMs?: number;
   cacheMaxMib?: number;
+  autoPreload?: boolean;
 }
 
 export interface Position {

@@ -316,6 +316,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         location: nodeLocationSource(ctx.settings),
         latencyOffsetMs: ctx.settings.latencyOffsetMs,
         cacheMaxMib: ctx.settings.cacheLimitMiB,
+        autoPreload: ctx.settings.autoPreload,
       }, onProgress);
       st.me = info.userId;
       send({ cmd: "status" });

@@ -19,6 +19,7 @@ export function liveCommands(prev: Settings, next: Settings): NodeCommand[] {
   if (next.output !== prev.output) out.push({ cmd: "output", spec: next.output });
   if (next.latencyOffsetMs !== prev.latencyOffsetMs) out.push({ cmd: "latency-offset", ms: next.latencyOffsetMs });
   if (next.cacheLimitMiB !== prev.cacheLimitMiB) out.push({ cmd: "cache-limit", bytes: next.cacheLimitMiB * 1024 * 1024 });
+  if (next.autoPreload !== prev.autoPreload) out.push({ cmd: "auto-preload", enabled: next.autoPreload });
   return out;
 }
 
@@ -45,6 +46,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
   fillOutputs([]);
   const latency = h("input", { name: "latency", type: "number", step: 1, min: 0, max: MAX_LATENCY_OFFSET_MS, value: s.latencyOffsetMs });
   const cacheLimit = h("input", { name: "cache-limit", type: "number", min: MIN_CACHE_MIB, step: 64, value: s.cacheLimitMiB });
+  const autoPreload = h("input", { name: "auto-preload", type: "checkbox", checked: s.autoPreload });
   const mode = h("select", { name: "location-mode" },
     ...(["manual", "device", "replay", "gpsd"] as const).map((m) =>
       h("option", { value: m, selected: m === s.locationMode }, {
@@ -55,13 +57,14 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
   const hint = live
-    ? "Output, latency offset and cache size apply now; location source and name when the session next opens."
+    ? "Output, latency offset and the cache settings apply now; location source and name when the session next opens."
     : "These apply when a session opens.";
 
   const form = h("form", { class: "card settings-form", "aria-label": "Settings" },
     field("Output device", output),
     field(`Output latency offset (ms, 0-${MAX_LATENCY_OFFSET_MS}; a Bluetooth stereo adds 150-300)`, latency),
     field("Cache size limit (MiB)", cacheLimit),
+    h("label", { class: "check" }, autoPreload, h("span", {}, "Cache the playlist ahead while online, for stretches with no coverage")),
     field("Location source", mode),
     field("Location file or address", locationArg),
     field("Name in the session", displayName),
@@ -77,6 +80,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       output: output.value || "default",
       latencyOffsetMs: Number(latency.value),
       cacheLimitMiB: Number(cacheLimit.value),
+      autoPreload: autoPreload.checked,
       locationMode: mode.value as LocationMode,
       locationArg: locationArg.value.trim(),
       displayName: displayName.value.trim(),
