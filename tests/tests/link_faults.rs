@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use jamz_e2e::{RefServer, TestServer};
 use jamz_link::{DisconnectReason, LinkState, ReconnectPolicy, SocketConfig};
-use jamz_proto::events::{MusicTakeControl, TimeSync, TimeSyncReply};
+use jamz_proto::events::{
+    LocationUpdate, MusicTakeControl, PlaylistUpdate, TimeSync, TimeSyncReply,
+};
 use jamz_proto::{ServerEvent, Track};
 use link_support::{Member, WAIT, seed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -279,4 +281,98 @@ async fn silent_peer_is_declared_dead_jamz_server() {
     if let Err(e) = silent_peer(&server.url, seed).await {
         panic!("failed (seed {seed}): {e:?}");
     }
+}
+
+/// An hour offline is thousands of GPS fixes. With location updates marked
+/// latest-only, the fixes queued while the server is down are one (the newest),
+/// and a playlist change the DJ made in between still reaches the server: with
+/// the plain bounded queue (256) the 600 fixes around it would have pushed it out.
+#[tokio::test]
+async fn offline_fixes_do_not_crowd_a_playlist_change_out_of_the_queue() -> Result<()> {
+    let seed = seed();
+    let mut server = TestServer::start().await?;
+    let base = server.url.clone();
+    let mut alice = Member::register(&base, "alice").await?;
+    let group = alice.rest.create_group("convoy", None).await?;
+    let sid = alice.rest.session_for_group(&group.id).await?.id;
+    let cfg = SocketConfig::new(&base)
+        .token(alice.rest.token().context("token")?)
+        .seed(seed)
+        .reconnect(fast_policy())
+        .latest_only(["location-update"]);
+    alice.connect_with(cfg).await?;
+    alice.join(&sid)?;
+    alice.wait_for("music-session-state").await?;
+    alice.link().send(&MusicTakeControl {
+        session_id: sid.clone(),
+        user_id: Some(alice.user.id),
+    })?;
+    alice.wait_for("music-controller-changed").await?;
+    alice
+        .rest
+        .append_track(&sid, &track("One", "https://example.test/1.mp3"))
+        .await?;
+    let before = alice
+        .rest
+        .append_track(&sid, &track("Two", "https://example.test/2.mp3"))
+        .await?;
+
+    server.kill9().await?;
+    let tmp = server.take_dir().context("temporary dir")?;
+    let addr = server.addr.clone();
+    alice
+        .wait_state("Disconnected", |s| {
+            matches!(s, LinkState::Disconnected { .. } | LinkState::Dead { .. })
+        })
+        .await?;
+    let fix = |i: usize| LocationUpdate {
+        session_id: sid.clone(),
+        latitude: 47.0 + i as f64 * 1e-4,
+        longitude: 8.5,
+        accuracy: None,
+        speed: Some(25.0),
+        heading: None,
+        timestamp: 1.0e12 + i as f64 * 1000.0,
+    };
+    for i in 0..300 {
+        alice.link().send(&fix(i))?;
+    }
+    let reordered: Vec<Track> = before.iter().rev().cloned().collect();
+    alice.link().send(&PlaylistUpdate {
+        session_id: sid.clone(),
+        playlist: reordered,
+    })?;
+    for i in 300..600 {
+        alice.link().send(&fix(i))?;
+    }
+
+    let _server = TestServer::start_in(tmp.path(), &addr).await?;
+    alice.wait_connected().await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let playlist = alice
+            .rest
+            .session_for_group(&group.id)
+            .await?
+            .music
+            .playlist;
+        let titles: Vec<_> = playlist.iter().map(|t| t.title.clone()).collect();
+        let latest = alice.rest.latest_locations(&group.id).await?;
+        let lat = latest
+            .iter()
+            .find(|l| l.user_id == alice.user.id)
+            .map(|l| l.latitude);
+        if titles == ["Two", "One"] && lat == Some(fix(599).latitude) {
+            eprintln!("after the reconnect: playlist {titles:?}, newest fix {lat:?}");
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "the offline change was lost (seed {seed}): playlist {titles:?}, newest fix {lat:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(tmp);
+    Ok(())
 }

@@ -60,6 +60,9 @@ pub enum LinkError {
     /// dropped to make room (or refused).
     #[error("outgoing queue full ({capacity} events): dropped {event:?}")]
     QueueOverflow { event: String, capacity: usize },
+    /// A newer event of a latest-only kind replaced this one while it waited offline.
+    #[error("{event:?} was replaced by a newer one before it could be sent")]
+    Superseded { event: String },
     /// The handshake did not finish in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),

@@ -68,6 +68,10 @@ pub struct SocketConfig {
     pub seed: Option<u64>,
     pub queue_capacity: usize,
     pub connect_timeout: Duration,
+    /// Events of which only the newest matters (a car's position): while offline, a
+    /// newer one replaces the one queued instead of taking a place in the queue, so
+    /// an hour of GPS fixes cannot push a playlist change out of it.
+    pub latest_only: Vec<String>,
 }
 
 impl SocketConfig {
@@ -80,7 +84,18 @@ impl SocketConfig {
             seed: None,
             queue_capacity: OUTGOING_QUEUE_CAPACITY,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            latest_only: Vec::new(),
         }
+    }
+
+    /// Marks events whose queued copy a newer one replaces (see [`Self::latest_only`]).
+    pub fn latest_only<I, S>(mut self, events: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.latest_only = events.into_iter().map(Into::into).collect();
+        self
     }
 
     pub fn token(mut self, token: impl Into<String>) -> Self {
@@ -687,6 +702,21 @@ impl LinkTask {
     fn enqueue(&mut self, event: OutgoingEvent, ack: Option<AckTx>) {
         let capacity = self.config.queue_capacity;
         let mut dropped = Vec::new();
+        if self.config.latest_only.contains(&event.name) {
+            // The queued copy is out of date: answer its ack as sent-never, keep the newest.
+            let name = event.name.clone();
+            self.queue.retain_mut(|q| {
+                if q.event.name != name {
+                    return true;
+                }
+                if let Some(tx) = q.ack.take() {
+                    let _ = tx.send(Err(LinkError::Superseded {
+                        event: name.clone(),
+                    }));
+                }
+                false
+            });
+        }
         if capacity == 0 {
             if let Some(tx) = ack {
                 let _ = tx.send(Err(LinkError::QueueOverflow {

@@ -180,8 +180,13 @@ impl Node {
         let (player, output_error) = open_output(&config.output).await?;
         player.set_latency_offset(Duration::from_secs_f64(config.latency_offset_ms / 1000.0))?;
         let player = Arc::new(player);
-        let (link, link_events) =
-            SocketClient::connect(SocketConfig::new(rest.base_url()).token(token))?;
+        let (link, link_events) = SocketClient::connect(
+            SocketConfig::new(rest.base_url())
+                .token(token)
+                // Only a car's newest position matters: fixes queued while
+                // offline must not crowd real changes out of the queue.
+                .latest_only([names::LOCATION_UPDATE, names::MUSIC_POSITION_SYNC]),
+        )?;
         let clock = LocalClock::new();
         let display_name = config.display_name.clone().unwrap_or(username);
         // Declare the room before the first connection: the link then joins first
