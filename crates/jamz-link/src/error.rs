@@ -99,4 +99,18 @@ impl LinkError {
             _ => None,
         }
     }
+
+    /// The server could not be reached (no network, refused, timed out, a proxy
+    /// saying the backend is away): trying again later may succeed. A refusal by
+    /// the server itself (4xx, 500) would be refused again.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            LinkError::Request { source, .. } => {
+                source.is_connect() || source.is_timeout() || source.is_request() || source.is_body()
+            }
+            LinkError::Http { status, .. } => matches!(status, 502..=504),
+            LinkError::Timeout(_) | LinkError::WebSocket(_) | LinkError::Closed => true,
+            _ => false,
+        }
+    }
 }

@@ -42,6 +42,7 @@ pub mod control;
 mod error;
 pub mod host;
 pub mod json;
+pub mod outbox;
 mod runtime;
 pub mod tracks;
 

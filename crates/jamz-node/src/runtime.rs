@@ -28,7 +28,8 @@ use crate::control::{
     CacheSummary, NodeCommand, NodeEvent, OutputView, ParticipantView, StatusView, Tier,
 };
 use crate::error::NodeError;
-use crate::tracks::{cache_track, open_cache, upload_file};
+use crate::outbox::Outbox;
+use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 
 /// How often the player's audible position is reported to the engine. The
 /// engine's playout control wants 100-250 ms (jamz-sync's api.rs); 200 ms keeps
@@ -171,6 +172,11 @@ impl Node {
             .ok_or_else(|| NodeError::Invalid("login gave no token".into()))?;
         let session = rest.session_for_group(&config.group_id).await?;
         let cache = open_cache(config.cache_dir.as_deref()).await?;
+        let outbox_dir = match &config.cache_dir {
+            Some(d) => d.clone(),
+            None => default_cache_dir()?,
+        };
+        let (outbox, outbox_problem) = Outbox::open(&outbox_dir, rest.base_url(), &session.id)?;
         if let Some(bytes) = config.cache_max_bytes {
             let (tracks, _) = cache.limits();
             cache.set_limits(tracks, bytes).await?;
@@ -235,6 +241,8 @@ impl Node {
             queued: 0,
             rest_in_flight: 0,
             preload: None,
+            outbox,
+            outbox_sending: false,
             preload_generation: 0,
             preload_manual: false,
             auto_preload: config.auto_preload,
@@ -252,6 +260,9 @@ impl Node {
             ));
         }
         if let Some(message) = output_error {
+            rt.emit(NodeEvent::error(message, None));
+        }
+        if let Some(message) = outbox_problem {
             rt.emit(NodeEvent::error(message, None));
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
@@ -358,6 +369,22 @@ enum Job {
     RestDone(Input),
     /// A preload run ended (its generation: a newer run may have replaced it).
     PreloadDone(u64),
+    /// A playlist change found no server: it waits in the outbox.
+    RestUnreachable(RestCall),
+    /// The outbox's oldest change was sent (or not).
+    OutboxSent(Result<Vec<Track>, jamz_link::LinkError>),
+}
+
+/// One playlist change over REST; the playlist after it.
+async fn send_rest(rest: &RestClient, call: &RestCall) -> Result<Vec<Track>, jamz_link::LinkError> {
+    match call {
+        RestCall::AppendTrack { session_id, track } => rest.append_track(session_id, track).await,
+        RestCall::DeleteTrack {
+            session_id,
+            track_id,
+        } => rest.delete_track(session_id, track_id).await,
+        RestCall::Reorder { session_id, order } => rest.reorder_playlist(session_id, order).await,
+    }
 }
 
 struct Runtime {
@@ -386,6 +413,9 @@ struct Runtime {
     queued: u64,
     rest_in_flight: u64,
     preload: Option<CancellationToken>,
+    /// Playlist changes waiting for the server, and whether one is on its way.
+    outbox: Outbox,
+    outbox_sending: bool,
     /// Counts preload runs; whether the one running was asked for (`preload`) or
     /// is the background one (`auto-preload`).
     preload_generation: u64,
@@ -467,6 +497,11 @@ impl Runtime {
                         self.feed(i);
                     }
                     Job::Event(e) => self.emit(e),
+                    Job::RestUnreachable(call) => {
+                        self.rest_in_flight = self.rest_in_flight.saturating_sub(1);
+                        self.keep_for_later(call);
+                    }
+                    Job::OutboxSent(r) => self.outbox_sent(r),
                     Job::PreloadDone(generation) => {
                         if generation == self.preload_generation {
                             self.preload = None;
@@ -562,31 +597,74 @@ impl Runtime {
     }
 
     fn rest_call(&mut self, call: RestCall) {
+        // Behind calls already waiting, or with no server: wait with them, in order.
+        if !self.connected || !self.outbox.is_empty() {
+            self.keep_for_later(call);
+            return;
+        }
         self.rest_in_flight += 1;
         let rest = self.rest.clone();
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
-            let r = match &call {
-                RestCall::AppendTrack { session_id, track } => {
-                    rest.append_track(session_id, track).await
-                }
-                RestCall::DeleteTrack {
-                    session_id,
-                    track_id,
-                } => rest.delete_track(session_id, track_id).await,
-                RestCall::Reorder { session_id, order } => {
-                    rest.reorder_playlist(session_id, order).await
-                }
-            };
-            let input = match r {
-                Ok(playlist) => Input::PlaylistLoaded(playlist),
-                Err(e) => Input::RestFailed {
+            let job = match send_rest(&rest, &call).await {
+                Ok(playlist) => Job::RestDone(Input::PlaylistLoaded(playlist)),
+                Err(e) if e.is_unreachable() => Job::RestUnreachable(call),
+                Err(e) => Job::RestDone(Input::RestFailed {
                     call,
                     message: e.to_string(),
-                },
+                }),
             };
-            let _ = jobs.send(Job::RestDone(input));
+            let _ = jobs.send(job);
         });
+    }
+
+    /// Puts a playlist change in the outbox (on disk) until the server is back.
+    fn keep_for_later(&mut self, call: RestCall) {
+        if let Err(e) = self.outbox.push(call) {
+            self.emit(NodeEvent::error(
+                format!("a change made offline cannot be kept for later: {e}"),
+                None,
+            ));
+        }
+    }
+
+    /// Sends the oldest waiting change; each answer sends the next one.
+    fn flush_outbox(&mut self) {
+        if self.outbox_sending || !self.connected {
+            return;
+        }
+        let Some(call) = self.outbox.front().cloned() else {
+            return;
+        };
+        self.outbox_sending = true;
+        let rest = self.rest.clone();
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            let r = send_rest(&rest, &call).await;
+            let _ = jobs.send(Job::OutboxSent(r));
+        });
+    }
+
+    fn outbox_sent(&mut self, r: Result<Vec<Track>, jamz_link::LinkError>) {
+        self.outbox_sending = false;
+        match r {
+            Err(e) if e.is_unreachable() => {
+                tracing::info!(error = %e, "offline changes wait for the next connection");
+                return;
+            }
+            Err(e) => self.emit(NodeEvent::error(
+                format!("the server refused a change made offline: {e}"),
+                None,
+            )),
+            Ok(playlist) => self.feed(Input::PlaylistLoaded(playlist)),
+        }
+        if let Err(e) = self.outbox.pop_front() {
+            self.emit(NodeEvent::error(
+                format!("the offline changes file: {e}"),
+                None,
+            ));
+        }
+        self.flush_outbox();
     }
 
     fn audio_command(&mut self, cmd: AudioCommand) {
@@ -786,7 +864,8 @@ impl Runtime {
                     });
                 }
                 self.feed(Input::Connected { socket_id: sid });
-                // Back online: catch up on what was added while away.
+                // Back online: send what changed while away, catch up on what others added.
+                self.flush_outbox();
                 self.auto_preload();
             }
             LinkEvent::State(LinkState::Refused { message }) => {
@@ -1049,7 +1128,7 @@ impl Runtime {
             drift_ms: stats.last_error_ms,
             peers: 0,
             cache,
-            queued: self.queued + self.rest_in_flight,
+            queued: self.queued + self.rest_in_flight + self.outbox.len() as u64,
             output: self.output.clone(),
             latency_offset_ms: self.latency_offset_ms,
         })

@@ -181,7 +181,8 @@ pub enum Action {
 /// REST calls of the playlist (PROTOCOL.md, "REST"); the session id is the engine's.
 // Rare, like commands: kept unboxed for the node's convenience.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "call", rename_all = "kebab-case")]
 pub enum RestCall {
     /// `POST /api/audio/sessions/:sessionId/music/playlist {track}` (anyone).
     AppendTrack { session_id: String, track: Track },

@@ -1,0 +1,166 @@
+//! Playlist changes made while the server is away reach it when it is back, in
+//! order; also when the app was closed in between (the outbox is on disk).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, RestClient, Tier};
+use jamz_proto::Track;
+use support::{next_matching, quit};
+
+/// An in-process server that can be stopped and started again on the same
+/// address and data.
+struct Server {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn serve(dir: &Path, addr: SocketAddr) -> (Server, SocketAddr) {
+    let cfg = jamz_server::ServerConfig::new(addr, dir.join("jamz.db"), dir.join("data"));
+    let bound = jamz_server::bind(cfg).await.unwrap();
+    let addr = bound.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+    (Server { stop, task }, addr)
+}
+
+impl Server {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn track(n: u32) -> Track {
+    Track {
+        title: format!("Song {n}"),
+        artist: "Offline".into(),
+        url: format!("https://example.test/{n}.mp3"),
+        ..Default::default()
+    }
+}
+
+fn titles(playlist: &[Track]) -> Vec<String> {
+    playlist.iter().map(|t| t.title.clone()).collect()
+}
+
+async fn offline(node: &mut Node) {
+    next_matching(node, "the offline tier", |e| {
+        matches!(
+            e,
+            NodeEvent::Tier {
+                tier: Tier::Offline,
+                ..
+            }
+        )
+    })
+    .await;
+}
+
+async fn playlist_of(node: &mut Node, want: &[&str]) {
+    next_matching(
+        node,
+        &format!("the playlist {want:?}"),
+        |e| matches!(e, NodeEvent::Playlist { playlist } if titles(playlist) == want),
+    )
+    .await;
+}
+
+/// Waits (bounded) until the outbox is empty: the playlist may arrive (the
+/// server's broadcast) before the answer to the last change.
+async fn all_sent(node: &mut Node) {
+    tokio::time::timeout(support::WAIT, async { while queued(node).await != 0 {} })
+        .await
+        .expect("changes still queued");
+}
+
+async fn queued(node: &mut Node) -> u64 {
+    node.send(NodeCommand::Status).unwrap();
+    match next_matching(node, "a status", |e| matches!(e, NodeEvent::Status(_))).await {
+        NodeEvent::Status(s) => s.queued,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr) = serve(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let url = format!("http://{addr}");
+    let rest = RestClient::new(&url).unwrap();
+    rest.register("ann", "ann@example.test", "pw")
+        .await
+        .unwrap();
+    let group = rest.create_group("trip", None).await.unwrap();
+    let config = || {
+        let mut c = NodeConfig::new(
+            url.clone(),
+            NodeAuth::Password {
+                username: "ann".into(),
+                password: "pw".into(),
+            },
+            group.id.clone(),
+        );
+        c.output = "null".parse().unwrap();
+        c.cache_dir = Some(dir.path().join("car-cache"));
+        c
+    };
+    let mut node = Node::start(config()).await.unwrap();
+    next_matching(&mut node, "the socket tier", |e| {
+        matches!(
+            e,
+            NodeEvent::Tier {
+                tier: Tier::Socket,
+                ..
+            }
+        )
+    })
+    .await;
+
+    // 1. The server goes away; a track is added; it waits, counted as queued.
+    server.stop().await;
+    offline(&mut node).await;
+    node.send(NodeCommand::Add {
+        path: None,
+        track: Some(Box::new(track(1))),
+    })
+    .unwrap();
+    assert_eq!(queued(&mut node).await, 1);
+    // Back: it is sent, and the playlist has it.
+    let (server, _) = serve(dir.path(), addr).await;
+    playlist_of(&mut node, &["Song 1"]).await;
+    all_sent(&mut node).await;
+
+    // 2. Away again: two more, then the app is closed before the server is back.
+    server.stop().await;
+    offline(&mut node).await;
+    for n in [2, 3] {
+        node.send(NodeCommand::Add {
+            path: None,
+            track: Some(Box::new(track(n))),
+        })
+        .unwrap();
+    }
+    assert_eq!(queued(&mut node).await, 2);
+    quit(node).await;
+
+    // The server is back, then the app: the changes reach it, in order.
+    let (server, _) = serve(dir.path(), addr).await;
+    let mut node = Node::start(config()).await.unwrap();
+    playlist_of(&mut node, &["Song 1", "Song 2", "Song 3"]).await;
+    let on_server = rest
+        .session_for_group(&group.id)
+        .await
+        .unwrap()
+        .music
+        .playlist;
+    assert_eq!(titles(&on_server), ["Song 1", "Song 2", "Song 3"]);
+    all_sent(&mut node).await;
+    quit(node).await;
+    server.stop().await;
+}
