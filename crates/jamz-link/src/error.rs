@@ -106,7 +106,10 @@ impl LinkError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             LinkError::Request { source, .. } => {
-                source.is_connect() || source.is_timeout() || source.is_request() || source.is_body()
+                source.is_connect()
+                    || source.is_timeout()
+                    || source.is_request()
+                    || source.is_body()
             }
             LinkError::Http { status, .. } => matches!(status, 502..=504),
             LinkError::Timeout(_) | LinkError::WebSocket(_) | LinkError::Closed => true,

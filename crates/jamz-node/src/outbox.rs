@@ -1,5 +1,6 @@
 //! Playlist changes made while the server is out of reach (add, remove, reorder
-//! go over REST): kept in order, on disk, and sent when the link is back. "Changes
+//! go over REST; a file added needs its upload first): kept in order, on disk,
+//! and sent when the link is back. "Changes
 //! made offline reach the server later, none lost", also across a restart of the
 //! app in between.
 //!
@@ -14,13 +15,24 @@ use std::path::{Path, PathBuf};
 use jamz_sync::api::RestCall;
 use serde::{Deserialize, Serialize};
 
+/// One change waiting for the server.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Pending {
+    /// A playlist change over REST.
+    Rest(RestCall),
+    /// A local file to upload and append (added while offline).
+    Upload { path: PathBuf },
+}
+
 use crate::error::NodeError;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Stored {
     server: String,
     session_id: String,
-    calls: VecDeque<RestCall>,
+    calls: VecDeque<Pending>,
 }
 
 /// The waiting calls of one session.
@@ -77,19 +89,19 @@ impl Outbox {
         self.stored.calls.is_empty()
     }
 
-    /// The oldest waiting call.
-    pub fn front(&self) -> Option<&RestCall> {
+    /// The oldest waiting change.
+    pub fn front(&self) -> Option<&Pending> {
         self.stored.calls.front()
     }
 
-    /// Adds a call at the end and saves.
-    pub fn push(&mut self, call: RestCall) -> Result<(), NodeError> {
+    /// Adds a change at the end and saves.
+    pub fn push(&mut self, call: Pending) -> Result<(), NodeError> {
         self.stored.calls.push_back(call);
         self.save()
     }
 
     /// Removes the oldest call (it reached the server, or the server refused it) and saves.
-    pub fn pop_front(&mut self) -> Result<Option<RestCall>, NodeError> {
+    pub fn pop_front(&mut self) -> Result<Option<Pending>, NodeError> {
         let call = self.stored.calls.pop_front();
         self.save()?;
         Ok(call)
@@ -145,11 +157,11 @@ fn key(server: &str, session_id: &str) -> u64 {
 mod tests {
     use super::*;
 
-    fn reorder(n: usize) -> RestCall {
-        RestCall::Reorder {
+    fn reorder(n: usize) -> Pending {
+        Pending::Rest(RestCall::Reorder {
             session_id: "s".into(),
             order: vec![n.to_string()],
-        }
+        })
     }
 
     #[test]
@@ -158,11 +170,21 @@ mod tests {
         let (mut o, problem) = Outbox::open(dir.path(), "http://a", "s").unwrap();
         assert!(problem.is_none());
         o.push(reorder(1)).unwrap();
+        o.push(Pending::Upload {
+            path: "/music/a.mp3".into(),
+        })
+        .unwrap();
         o.push(reorder(2)).unwrap();
         drop(o);
         let (mut o, _) = Outbox::open(dir.path(), "http://a", "s").unwrap();
-        assert_eq!(o.len(), 2);
+        assert_eq!(o.len(), 3);
         assert_eq!(o.pop_front().unwrap(), Some(reorder(1)));
+        assert_eq!(
+            o.pop_front().unwrap(),
+            Some(Pending::Upload {
+                path: "/music/a.mp3".into()
+            })
+        );
         assert_eq!(o.front(), Some(&reorder(2)));
         o.pop_front().unwrap();
         assert!(o.is_empty());

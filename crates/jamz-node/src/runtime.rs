@@ -28,7 +28,7 @@ use crate::control::{
     CacheSummary, NodeCommand, NodeEvent, OutputView, ParticipantView, StatusView, Tier,
 };
 use crate::error::NodeError;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Pending};
 use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 
 /// How often the player's audible position is reported to the engine. The
@@ -369,10 +369,87 @@ enum Job {
     RestDone(Input),
     /// A preload run ended (its generation: a newer run may have replaced it).
     PreloadDone(u64),
-    /// A playlist change found no server: it waits in the outbox.
-    RestUnreachable(RestCall),
+    /// A change found no server: it waits in the outbox.
+    Unreachable(Pending),
     /// The outbox's oldest change was sent (or not).
-    OutboxSent(Result<Vec<Track>, jamz_link::LinkError>),
+    OutboxSent(Result<Vec<Track>, OutboxFailure>),
+}
+
+/// Uploads a file with its tags (`progress` events per 10 %) and caches it here:
+/// this device never downloads its own upload back.
+async fn upload_and_cache(
+    rest: &RestClient,
+    cache: &Cache,
+    path: &std::path::Path,
+    jobs: &mpsc::UnboundedSender<Job>,
+) -> Result<Track, NodeError> {
+    let what = format!("upload {}", path.display());
+    let j = jobs.clone();
+    let last = Arc::new(std::sync::Mutex::new(u64::MAX));
+    let progress: jamz_link::Progress = Arc::new(move |done, total| {
+        // One event per 10 % (and the last), not one per 64 KiB chunk.
+        let step = (done * 10).checked_div(total).unwrap_or(10);
+        let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+        if *l != step {
+            *l = step;
+            let _ = j.send(Job::Event(NodeEvent::Progress {
+                what: what.clone(),
+                done,
+                total,
+            }));
+        }
+    });
+    let track = upload_file(rest, path, Some(progress)).await?;
+    if let Err(e) = cache.import_file(&cache_track(&track), path).await {
+        tracing::warn!(track = %track.id, error = %e, "cannot cache the uploaded file");
+    }
+    Ok(track)
+}
+
+/// Why the outbox's oldest change did not go through.
+enum OutboxFailure {
+    /// Still no server: try again on the next connection.
+    Unreachable(String),
+    /// The server (or the file) refused it: it will not go through.
+    Refused(String),
+}
+
+impl OutboxFailure {
+    fn of(e: NodeError) -> Self {
+        match &e {
+            NodeError::Link(l) if l.is_unreachable() => OutboxFailure::Unreachable(e.to_string()),
+            _ => OutboxFailure::Refused(e.to_string()),
+        }
+    }
+}
+
+/// Sends one waiting change; the playlist after it. An upload is appended at
+/// once (not queued behind later changes), so the order stays the user's.
+async fn send_pending(
+    rest: &RestClient,
+    cache: &Cache,
+    session_id: &str,
+    pending: &Pending,
+    jobs: &mpsc::UnboundedSender<Job>,
+) -> Result<Vec<Track>, OutboxFailure> {
+    match pending {
+        Pending::Rest(call) => send_rest(rest, call)
+            .await
+            .map_err(|e| OutboxFailure::of(e.into())),
+        Pending::Upload { path } => {
+            let track = upload_and_cache(rest, cache, path, jobs)
+                .await
+                .map_err(|e| match OutboxFailure::of(e) {
+                    OutboxFailure::Refused(m) => {
+                        OutboxFailure::Refused(format!("cannot add {}: {m}", path.display()))
+                    }
+                    u => u,
+                })?;
+            rest.append_track(session_id, &track)
+                .await
+                .map_err(|e| OutboxFailure::of(e.into()))
+        }
+    }
 }
 
 /// One playlist change over REST; the playlist after it.
@@ -497,9 +574,11 @@ impl Runtime {
                         self.feed(i);
                     }
                     Job::Event(e) => self.emit(e),
-                    Job::RestUnreachable(call) => {
-                        self.rest_in_flight = self.rest_in_flight.saturating_sub(1);
-                        self.keep_for_later(call);
+                    Job::Unreachable(pending) => {
+                        if matches!(pending, Pending::Rest(_)) {
+                            self.rest_in_flight = self.rest_in_flight.saturating_sub(1);
+                        }
+                        self.keep_for_later(pending);
                     }
                     Job::OutboxSent(r) => self.outbox_sent(r),
                     Job::PreloadDone(generation) => {
@@ -599,7 +678,7 @@ impl Runtime {
     fn rest_call(&mut self, call: RestCall) {
         // Behind calls already waiting, or with no server: wait with them, in order.
         if !self.connected || !self.outbox.is_empty() {
-            self.keep_for_later(call);
+            self.keep_for_later(Pending::Rest(call));
             return;
         }
         self.rest_in_flight += 1;
@@ -608,7 +687,7 @@ impl Runtime {
         tokio::spawn(async move {
             let job = match send_rest(&rest, &call).await {
                 Ok(playlist) => Job::RestDone(Input::PlaylistLoaded(playlist)),
-                Err(e) if e.is_unreachable() => Job::RestUnreachable(call),
+                Err(e) if e.is_unreachable() => Job::Unreachable(Pending::Rest(call)),
                 Err(e) => Job::RestDone(Input::RestFailed {
                     call,
                     message: e.to_string(),
@@ -619,7 +698,7 @@ impl Runtime {
     }
 
     /// Puts a playlist change in the outbox (on disk) until the server is back.
-    fn keep_for_later(&mut self, call: RestCall) {
+    fn keep_for_later(&mut self, call: Pending) {
         if let Err(e) = self.outbox.push(call) {
             self.emit(NodeEvent::error(
                 format!("a change made offline cannot be kept for later: {e}"),
@@ -638,22 +717,24 @@ impl Runtime {
         };
         self.outbox_sending = true;
         let rest = self.rest.clone();
+        let cache = self.cache.clone();
+        let session_id = self.session_id.clone();
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
-            let r = send_rest(&rest, &call).await;
+            let r = send_pending(&rest, &cache, &session_id, &call, &jobs).await;
             let _ = jobs.send(Job::OutboxSent(r));
         });
     }
 
-    fn outbox_sent(&mut self, r: Result<Vec<Track>, jamz_link::LinkError>) {
+    fn outbox_sent(&mut self, r: Result<Vec<Track>, OutboxFailure>) {
         self.outbox_sending = false;
         match r {
-            Err(e) if e.is_unreachable() => {
+            Err(OutboxFailure::Unreachable(e)) => {
                 tracing::info!(error = %e, "offline changes wait for the next connection");
                 return;
             }
-            Err(e) => self.emit(NodeEvent::error(
-                format!("the server refused a change made offline: {e}"),
+            Err(OutboxFailure::Refused(e)) => self.emit(NodeEvent::error(
+                format!("a change made offline did not go through: {e}"),
                 None,
             )),
             Ok(playlist) => self.feed(Input::PlaylistLoaded(playlist)),
@@ -1135,34 +1216,21 @@ impl Runtime {
     }
 
     fn upload(&mut self, path: PathBuf) {
+        // Without a server (or behind changes waiting for one): upload later, in order.
+        if !self.connected || !self.outbox.is_empty() {
+            self.keep_for_later(Pending::Upload { path });
+            return;
+        }
         let rest = self.rest.clone();
         let cache = self.cache.clone();
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
-            let what = format!("upload {}", path.display());
-            let j = jobs.clone();
-            let w = what.clone();
-            let last = Arc::new(std::sync::Mutex::new(u64::MAX));
-            let progress: jamz_link::Progress = Arc::new(move |done, total| {
-                // One event per 10 % (and the last), not one per 64 KiB chunk.
-                let step = (done * 10).checked_div(total).unwrap_or(10);
-                let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
-                if *l != step {
-                    *l = step;
-                    let _ = j.send(Job::Event(NodeEvent::Progress {
-                        what: w.clone(),
-                        done,
-                        total,
-                    }));
-                }
-            });
-            match upload_file(&rest, &path, Some(progress)).await {
+            match upload_and_cache(&rest, &cache, &path, &jobs).await {
                 Ok(track) => {
-                    // The file is here already: this device never downloads it back.
-                    if let Err(e) = cache.import_file(&cache_track(&track), &path).await {
-                        tracing::warn!(track = %track.id, error = %e, "cannot cache the uploaded file");
-                    }
                     let _ = jobs.send(Job::Input(Input::Command(Command::Add(track))));
+                }
+                Err(NodeError::Link(e)) if e.is_unreachable() => {
+                    let _ = jobs.send(Job::Unreachable(Pending::Upload { path }));
                 }
                 Err(e) => {
                     let _ = jobs.send(Job::Event(NodeEvent::error(

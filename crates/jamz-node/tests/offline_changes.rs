@@ -45,6 +45,22 @@ fn track(n: u32) -> Track {
     }
 }
 
+/// A 2 s tone, 16-bit PCM.
+fn write_tone(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22_050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..44_100 {
+        w.write_sample(((i as f32 * 0.1).sin() * 6000.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
 fn titles(playlist: &[Track]) -> Vec<String> {
     playlist.iter().map(|t| t.title.clone()).collect()
 }
@@ -136,31 +152,51 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     playlist_of(&mut node, &["Song 1"]).await;
     all_sent(&mut node).await;
 
-    // 2. Away again: two more, then the app is closed before the server is back.
+    // 2. Away again: a track, a local file (its upload waits too), a track; then
+    // the app is closed before the server is back.
     server.stop().await;
     offline(&mut node).await;
-    for n in [2, 3] {
-        node.send(NodeCommand::Add {
-            path: None,
-            track: Some(Box::new(track(n))),
-        })
-        .unwrap();
-    }
-    assert_eq!(queued(&mut node).await, 2);
+    let file = dir.path().join("offline-tone.wav");
+    write_tone(&file);
+    node.send(NodeCommand::Add {
+        path: None,
+        track: Some(Box::new(track(2))),
+    })
+    .unwrap();
+    node.send(NodeCommand::Add {
+        path: Some(file),
+        track: None,
+    })
+    .unwrap();
+    node.send(NodeCommand::Add {
+        path: None,
+        track: Some(Box::new(track(3))),
+    })
+    .unwrap();
+    assert_eq!(queued(&mut node).await, 3);
     quit(node).await;
 
     // The server is back, then the app: the changes reach it, in order.
     let (server, _) = serve(dir.path(), addr).await;
     let mut node = Node::start(config()).await.unwrap();
-    playlist_of(&mut node, &["Song 1", "Song 2", "Song 3"]).await;
+    let want = ["Song 1", "Song 2", "offline-tone", "Song 3"];
+    playlist_of(&mut node, &want).await;
+    all_sent(&mut node).await;
     let on_server = rest
         .session_for_group(&group.id)
         .await
         .unwrap()
         .music
         .playlist;
-    assert_eq!(titles(&on_server), ["Song 1", "Song 2", "Song 3"]);
-    all_sent(&mut node).await;
+    assert_eq!(titles(&on_server), want);
+    // The uploaded file went into this car's cache on the way.
+    node.send(NodeCommand::Status).unwrap();
+    let NodeEvent::Status(s) =
+        next_matching(&mut node, "a status", |e| matches!(e, NodeEvent::Status(_))).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(s.cache.tracks, 1, "{:?}", s.cache);
     quit(node).await;
     server.stop().await;
 }
