@@ -9,7 +9,7 @@ use std::path::Path;
 
 use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, RestClient, Tier};
 use jamz_proto::Track;
-use support::{next_matching, quit};
+use support::{next_matching, quit, write_tone};
 
 /// An in-process server that can be stopped and started again on the same
 /// address and data.
@@ -43,22 +43,6 @@ fn track(n: u32) -> Track {
         url: format!("https://example.test/{n}.mp3"),
         ..Default::default()
     }
-}
-
-/// A 2 s tone, 16-bit PCM.
-fn write_tone(path: &Path) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 22_050,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..44_100 {
-        w.write_sample(((i as f32 * 0.1).sin() * 6000.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 fn titles(playlist: &[Track]) -> Vec<String> {
@@ -157,7 +141,7 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     server.stop().await;
     offline(&mut node).await;
     let file = dir.path().join("offline-tone.wav");
-    write_tone(&file);
+    write_tone(&file, 2);
     node.send(NodeCommand::Add {
         path: None,
         track: Some(Box::new(track(2))),

@@ -4,30 +4,11 @@
 //! its own `location`, its username as display name when started with a token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-
 use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
 
 mod support;
 
-use support::{next_matching, quit, world};
-
-/// A 30 s stereo tone, 16-bit PCM.
-fn write_tone(path: &Path) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..44_100 * 30 {
-        let v = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
-        w.write_sample(v).unwrap();
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
-}
+use support::{next_matching, quit, world, write_tone};
 
 async fn status(node: &mut Node, what: &str, pred: impl Fn(&StatusView) -> bool) -> StatusView {
     node.send(NodeCommand::Status).unwrap();
@@ -73,7 +54,7 @@ async fn settings_apply_while_the_session_plays() {
 
     // A track, played.
     let tone = dir.path().join("tone.wav");
-    write_tone(&tone);
+    write_tone(&tone, 30);
     node.send(NodeCommand::TakeControl).unwrap();
     next_matching(
         &mut node,
@@ -308,7 +289,7 @@ async fn with_auto_preload_a_track_another_car_adds_is_cached_without_playing() 
     .await;
     let ann = Node::start(car("ann", "ann")).await.unwrap();
     let tone = dir.path().join("tone.wav");
-    write_tone(&tone);
+    write_tone(&tone, 30);
     ann.send(NodeCommand::Add {
         path: Some(tone),
         track: None,

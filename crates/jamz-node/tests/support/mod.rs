@@ -64,3 +64,20 @@ pub async fn quit(mut node: Node) {
         .expect("the node did not stop after quit")
         .expect("the node failed");
 }
+
+/// A stereo 440 Hz tone of `seconds`, 16-bit PCM at 44.1 kHz.
+pub fn write_tone(path: &Path, seconds: u32) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..44_100 * seconds {
+        let v = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
+        w.write_sample(v).unwrap();
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+}
