@@ -24,6 +24,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 const CHILD_DIR_ENV: &str = "JAMZ_AUDIO_NAMED_LOSS_CHILD";
 const CHILD_SPEC_ENV: &str = "JAMZ_AUDIO_NAMED_LOSS_SPEC";
+/// How many restarts after a restore the child waits for before it exits (default 1).
+const CHILD_RESUMES_ENV: &str = "JAMZ_AUDIO_NAMED_LOSS_RESUMES";
 
 /// The ALSA PCM the test declares, and the device id cpal gives it.
 const PCM: &str = "jamz_named";
@@ -40,7 +42,7 @@ struct Run {
 impl Run {
     /// Re-runs this binary's child test on `device:NAMED_ID`, with the named PCM pinned to
     /// `named_server` and the default device on `default_server`.
-    fn start(dir: &Path, named_server: &str, default_server: &str) -> Run {
+    fn start(dir: &Path, named_server: &str, default_server: &str, resumes: u32) -> Run {
         let xdg = dir.join("xdg");
         std::fs::create_dir_all(xdg.join("alsa")).unwrap();
         std::fs::write(
@@ -60,6 +62,7 @@ impl Run {
             ])
             .env(CHILD_DIR_ENV, dir)
             .env(CHILD_SPEC_ENV, format!("device:{NAMED_ID}"))
+            .env(CHILD_RESUMES_ENV, resumes.to_string())
             .env("XDG_CONFIG_HOME", &xdg)
             .env("PULSE_SERVER", default_server)
             .env_remove("PULSE_SINK")
@@ -119,7 +122,7 @@ fn a_lost_named_device_is_reopened_first_when_it_returns() {
     let dir = common::tempdir();
     let a = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
     let server = a.server.clone();
-    let run = Run::start(dir.path(), &server, &server);
+    let run = Run::start(dir.path(), &server, &server, 1);
     run.expect(&format!("PLAYING {NAMED_ID}"));
     drop(a);
     run.expect("EVENT DeviceLost");
@@ -130,18 +133,22 @@ fn a_lost_named_device_is_reopened_first_when_it_returns() {
 }
 
 #[test]
-fn a_named_device_that_stays_away_falls_back_to_the_default() {
+fn a_named_device_that_stays_away_falls_back_to_the_default_and_playback_returns_with_it() {
     if !pulse_or_skip() {
         return;
     }
     let dir = common::tempdir();
     let a = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
     let b = start_pulse(&dir.path().join("b"), "named").expect("PulseAudio B starts");
-    let run = Run::start(dir.path(), &a.server, &b.server);
+    let run = Run::start(dir.path(), &a.server, &b.server, 2);
     run.expect(&format!("PLAYING {NAMED_ID}"));
-    drop(a); // the named device's server dies for good; the default's stays
+    drop(a); // the named device's server dies; the default's stays
     run.expect("EVENT DeviceLost");
     run.expect(&format!("EVENT DeviceRestored {DEFAULT_ID}"));
+    run.expect("RESUMED");
+    // The named device comes back (a USB DAC plugged in again): playback moves back to it.
+    let _a2 = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts again");
+    run.expect(&format!("EVENT DeviceRestored {NAMED_ID}"));
     run.expect("RESUMED");
     run.finish();
 }
@@ -169,8 +176,12 @@ fn child_plays_on_a_named_device_and_reports_events() {
     let events = player.events();
     let t0 = Instant::now() + Duration::from_millis(300);
     player.start(Source::new("tone", &src), 0.0, t0).unwrap();
-    let deadline = Instant::now() + TIMEOUT * 2;
+    let deadline = Instant::now() + TIMEOUT * 3;
     let mut restored = false;
+    let mut resumes_left: u32 = std::env::var(CHILD_RESUMES_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match events.recv_timeout(left).expect("events") {
@@ -182,7 +193,10 @@ fn child_plays_on_a_named_device_and_reports_events() {
             }
             PlayerEvent::TrackStarted { .. } => {
                 println!("RESUMED");
-                return;
+                resumes_left = resumes_left.saturating_sub(1);
+                if resumes_left == 0 {
+                    return;
+                }
             }
             PlayerEvent::DeviceRestored { device, .. } => {
                 restored = true;

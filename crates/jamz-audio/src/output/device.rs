@@ -32,6 +32,10 @@ const RETRY_PERIOD: Duration = Duration::from_millis(500);
 /// for a loss.
 const STALL_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// While a named device is away and playback runs on the default one, how often to look
+/// for it (listing devices costs ~15 ms on ALSA: not every watchdog turn).
+const NAMED_CHECK_PERIOD: Duration = Duration::from_secs(3);
+
 /// How often the watchdog looks at the callback's heartbeat.
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
 
@@ -285,6 +289,9 @@ fn monitor(
         }
     };
     let mut next_retry = Instant::now();
+    // Playing on the default device while the named one is away: move back when it returns.
+    let mut on_fallback = false;
+    let mut next_named_check = Instant::now();
     loop {
         let wait = if stream.is_some() {
             WATCHDOG_PERIOD
@@ -320,15 +327,33 @@ fn monitor(
                 lost(&mixer, &events, &mut stream, msg);
                 next_retry = Instant::now() + RETRY_PERIOD;
             }
+            if on_fallback
+                && Instant::now() >= next_named_check
+                && let Wanted::Device(id) = wanted
+            {
+                next_named_check = Instant::now() + NAMED_CHECK_PERIOD;
+                if find_named(&host, id).is_ok() {
+                    tracing::info!(device = %id, "output device is back; moving playback to it");
+                    lock(&mixer).device_lost = true;
+                    stream = None;
+                    next_retry = Instant::now();
+                    continue;
+                }
+            }
         } else if Instant::now() >= next_retry {
             next_retry = Instant::now() + RETRY_PERIOD;
             match reopen(&host, wanted, &mixer, &ctl_tx, &mut generation) {
                 Ok((s, o)) => {
+                    on_fallback = false;
                     match wanted {
-                        Wanted::Device(id) if *id != o.name => tracing::warn!(
-                            device = %o.name,
-                            "output device `{id}` is still away; restored on the default device"
-                        ),
+                        Wanted::Device(id) if *id != o.name => {
+                            tracing::warn!(
+                                device = %o.name,
+                                "output device `{id}` is still away; restored on the default device"
+                            );
+                            on_fallback = true;
+                            next_named_check = Instant::now() + NAMED_CHECK_PERIOD;
+                        }
                         _ => tracing::info!(device = %o.name, "output device restored"),
                     }
                     {
