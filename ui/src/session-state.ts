@@ -1,6 +1,6 @@
 // The session as the UI shows it, folded from node events. Pure: no DOM, no backend.
 
-import type { CacheSummary, NodeEvent, Participant, PeerState, Tier, Track, UserId } from "./backend";
+import type { CacheSummary, NodeEvent, Participant, PendingChange, PeerState, Tier, Track, UserId } from "./backend";
 
 export type LinkState = "socket" | "peer" | "offline";
 
@@ -33,6 +33,8 @@ export interface SessionState {
   latencyOffsetMs: number;
   positions: Map<UserId, MemberPosition>;
   lastError: string | null;
+  /** Changes made offline, waiting for the server (oldest first). */
+  pending: PendingChange[];
 }
 
 export function initialState(me: UserId | null = null): SessionState {
@@ -54,6 +56,7 @@ export function initialState(me: UserId | null = null): SessionState {
     latencyOffsetMs: 0,
     positions: new Map(),
     lastError: null,
+    pending: [],
   };
 }
 
@@ -110,6 +113,9 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       break;
     case "error":
       s.lastError = ev.cmd ? `${ev.cmd}: ${ev.message}` : ev.message;
+      break;
+    case "outbox":
+      s.pending = ev.pending;
       break;
     case "progress":
     case "outputs":

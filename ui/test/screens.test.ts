@@ -219,6 +219,18 @@ describe("session", () => {
     await until(() => root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
   });
 
+  it("lists the changes made offline until the server has them", async () => {
+    await openSession();
+    expect(root.querySelector<HTMLElement>("[data-testid=pending]")?.hidden).toBe(true);
+    await emit("node-event", { event: "outbox", pending: [
+      { action: "add", label: "Song 2" }, { action: "upload", label: "tone.wav" },
+    ] });
+    await until(() => root.querySelectorAll("[data-testid=pending] li[data-action]").length === 2, "two waiting changes");
+    expect(root.querySelector("[data-testid=pending]")?.textContent).toBe("Waiting for the server:add: Song 2upload and add: tone.wav");
+    await emit("node-event", { event: "outbox", pending: [] });
+    await until(() => root.querySelector<HTMLElement>("[data-testid=pending]")?.hidden === true, "an empty list");
+  });
+
   it("sends a fix entered by hand and lists distances between cars", async () => {
     const calls = await openSession();
     input(root, "latitude").value = "47.3769";

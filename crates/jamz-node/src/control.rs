@@ -327,6 +327,15 @@ pub struct StatusView {
     pub latency_offset_ms: f64,
 }
 
+/// One change waiting for the server, as the `outbox` event lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingView {
+    /// `add`, `upload`, `remove` or `reorder`.
+    pub action: String,
+    /// What to show a person: a track's title, a file's name.
+    pub label: String,
+}
+
 /// One output device, as the `outputs` event lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputView {
@@ -394,6 +403,11 @@ pub enum NodeEvent {
     /// Beyond NODE_CONTROL.md: the answer to `outputs`.
     Outputs {
         outputs: Vec<OutputView>,
+    },
+    /// Beyond NODE_CONTROL.md: the changes waiting for the server, oldest first
+    /// (sent whenever the list changes; empty once all went through).
+    Outbox {
+        pending: Vec<PendingView>,
     },
     Error {
         message: String,

@@ -49,7 +49,7 @@ pub mod tracks;
 pub use clock::LocalClock;
 pub use control::{
     CacheSummary, CommandError, NodeCommand, NodeEvent, OutputView, ParticipantView, PeerState,
-    StatusView, Tier, parse_command,
+    PendingView, StatusView, Tier, parse_command,
 };
 pub use error::NodeError;
 pub use host::HostedServer;

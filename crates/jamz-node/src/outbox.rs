@@ -35,6 +35,29 @@ struct Stored {
     calls: VecDeque<Pending>,
 }
 
+impl Pending {
+    fn view(&self) -> crate::control::PendingView {
+        let (action, label) = match self {
+            Pending::Rest(RestCall::AppendTrack { track, .. }) => ("add", track.title.clone()),
+            Pending::Rest(RestCall::DeleteTrack { track_id, .. }) => ("remove", track_id.clone()),
+            Pending::Rest(RestCall::Reorder { order, .. }) => {
+                ("reorder", format!("{} tracks", order.len()))
+            }
+            Pending::Upload { path } => (
+                "upload",
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+            ),
+        };
+        crate::control::PendingView {
+            action: action.to_owned(),
+            label,
+        }
+    }
+}
+
 /// The waiting calls of one session.
 #[derive(Debug)]
 pub struct Outbox {
@@ -87,6 +110,11 @@ impl Outbox {
 
     pub fn is_empty(&self) -> bool {
         self.stored.calls.is_empty()
+    }
+
+    /// Every waiting change, oldest first, as the `outbox` event shows them.
+    pub fn views(&self) -> Vec<crate::control::PendingView> {
+        self.stored.calls.iter().map(Pending::view).collect()
     }
 
     /// The oldest waiting change.

@@ -265,6 +265,9 @@ impl Node {
         if let Some(message) = outbox_problem {
             rt.emit(NodeEvent::error(message, None));
         }
+        if !rt.outbox.is_empty() {
+            rt.emit_outbox();
+        }
         rt.feed(Input::SessionLoaded(Box::new(session)));
         let task = tokio::spawn(rt.run(cmd_rx, link_events, reports_rx, jobs_rx));
         Ok(Node {
@@ -705,6 +708,13 @@ impl Runtime {
                 None,
             ));
         }
+        self.emit_outbox();
+    }
+
+    fn emit_outbox(&self) {
+        self.emit(NodeEvent::Outbox {
+            pending: self.outbox.views(),
+        });
     }
 
     /// Sends the oldest waiting change; each answer sends the next one.
@@ -745,6 +755,7 @@ impl Runtime {
                 None,
             ));
         }
+        self.emit_outbox();
         self.flush_outbox();
     }
 

@@ -157,6 +157,13 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
         track: Some(Box::new(track(3))),
     })
     .unwrap();
+    // The face can show what waits: oldest first.
+    next_matching(&mut node, "the outbox of three", |e| {
+        matches!(e, NodeEvent::Outbox { pending } if pending.iter()
+            .map(|p| format!("{} {}", p.action, p.label))
+            .collect::<Vec<_>>() == ["add Song 2", "upload offline-tone.wav", "add Song 3"])
+    })
+    .await;
     assert_eq!(queued(&mut node).await, 3);
     quit(node).await;
 
@@ -164,7 +171,19 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     let (server, _) = serve(dir.path(), addr).await;
     let mut node = Node::start(config()).await.unwrap();
     let want = ["Song 1", "Song 2", "offline-tone", "Song 3"];
+    next_matching(
+        &mut node,
+        "the waiting changes at start",
+        |e| matches!(e, NodeEvent::Outbox { pending } if pending.len() == 3),
+    )
+    .await;
     playlist_of(&mut node, &want).await;
+    next_matching(
+        &mut node,
+        "an empty outbox",
+        |e| matches!(e, NodeEvent::Outbox { pending } if pending.is_empty()),
+    )
+    .await;
     all_sent(&mut node).await;
     let on_server = rest
         .session_for_group(&group.id)

@@ -45,6 +45,12 @@ export interface Hosted {
   lanUrls: string[];
 }
 
+/** A change waiting for the server (made offline). */
+export interface PendingChange {
+  action: "add" | "upload" | "remove" | "reorder";
+  label: string;
+}
+
 /** An audio output: `id` is the spec to pass as `output`. */
 export interface Output {
   id: string;
@@ -151,6 +157,7 @@ export type NodeEvent =
     }
   | { event: "progress"; what: string; done: number; total: number }
   | { event: "outputs"; outputs: Output[] }
+  | { event: "outbox"; pending: PendingChange[] }
   | { event: "error"; message: string; cmd?: string };
 
 export type ProgressEvent = Extract<NodeEvent, { event: "progress" }>;

@@ -159,6 +159,15 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     if (st.playlist.length === 0) playlist.append(h("li", { class: "muted" }, "The playlist is empty: add files."));
     if (focused) playlist.querySelector<HTMLElement>(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   };
+  const pendingList = h("ul", { class: "pending muted", "data-testid": "pending", "aria-label": "Changes waiting for the server" });
+  const PENDING_VERB = { add: "add", upload: "upload and add", remove: "remove", reorder: "reorder" } as const;
+  const renderPending = (): void => {
+    pendingList.hidden = st.pending.length === 0;
+    pendingList.replaceChildren(
+      ...(st.pending.length > 0 ? [h("li", {}, "Waiting for the server:")] : []),
+      ...st.pending.map((p) => h("li", { "data-action": p.action }, `${PENDING_VERB[p.action]}: ${p.label}`)),
+    );
+  };
   const uploadBar = h("progress", { max: 1, value: 0, "aria-label": "Upload progress", hidden: true });
   const uploadText = h("span", { class: "muted", role: "status" });
   const pick = btn("Add files…", "pick-files", () => {
@@ -280,7 +289,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
           h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
           djState, field("Volume", volume)),
         section("people", "In the session", people),
-        section("pl", "Playlist", h("div", { class: "row" }, pick, addByPath), uploadBar, uploadText, playlist,
+        section("pl", "Playlist", h("div", { class: "row" }, pick, addByPath), uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
         section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
         section("map", "Map", mapEl, fix, devicePos, distances),
@@ -302,6 +311,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       case "tier": ctx.banner.set(st.tier, st.queued, ev.reason); renderPeople(); break;
       case "location": renderMap(); renderPeople(); break;
       case "error": error.textContent = st.lastError; break;
+      case "outbox": renderPending(); break;
       case "progress": case "outputs": break;
     }
   };
@@ -357,6 +367,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   renderPeople();
   renderNowPlaying();
   renderPlaylist();
+  renderPending();
   renderCache();
   take.focus();
 
