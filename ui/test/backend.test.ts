@@ -53,4 +53,26 @@ describe("backend", () => {
     expect(seen[0]).toEqual({ event: "controller", userId: 3 });
     un();
   });
+
+  it("asks for location permission before reading the device's position, and says so when refused", async () => {
+    let granted: "prompt" | "granted" | "denied" = "prompt";
+    let answer: "granted" | "denied" = "granted";
+    const calls = fakeBackend({
+      "plugin:geolocation|check_permissions": () => ({ location: granted }),
+      "plugin:geolocation|request_permissions": () => { granted = answer; return { location: granted }; },
+      "plugin:geolocation|get_current_position": () => ({ coords: { latitude: 47.4, longitude: 8.5, speed: 20, heading: null } }),
+    });
+    expect(await backend.devicePosition()).toEqual({ latitude: 47.4, longitude: 8.5, speed: 20 });
+    expect(calls.map((c) => c.cmd)).toEqual([
+      "plugin:geolocation|check_permissions",
+      "plugin:geolocation|request_permissions",
+      "plugin:geolocation|get_current_position",
+    ]);
+    // Granted once: no second request.
+    await backend.devicePosition();
+    expect(calls.filter((c) => c.cmd === "plugin:geolocation|request_permissions")).toHaveLength(1);
+    granted = "prompt";
+    answer = "denied";
+    await expect(backend.devicePosition()).rejects.toMatchObject({ code: "permission" });
+  });
 });

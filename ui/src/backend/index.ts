@@ -97,6 +97,15 @@ export const backend = {
 
   /** The device's position from tauri-plugin-geolocation (phones and tablets only). */
   devicePosition: async (): Promise<Position> => {
+    // Android and iOS ask the user once; a refusal is the user's to undo in the settings.
+    type Permission = "granted" | "denied" | "prompt" | "prompt-with-rationale";
+    let perm = await call<{ location: Permission }>("plugin:geolocation|check_permissions");
+    if (perm.location !== "granted") {
+      perm = await call<{ location: Permission }>("plugin:geolocation|request_permissions", { permissions: ["location"] });
+    }
+    if (perm.location !== "granted") {
+      throw new BackendError("permission", "Location access is not allowed: allow it for TrafficJamz in the system settings, or enter positions by hand.");
+    }
     const p = await call<{ coords: { latitude: number; longitude: number; speed: number | null; heading: number | null } }>(
       "plugin:geolocation|get_current_position",
       { options: { enableHighAccuracy: true, timeout: 10000, maximumAge: 0 } },
