@@ -1,0 +1,222 @@
+//! The node's commands (NODE_CONTROL.md and our additions) and its `status`.
+
+use super::*;
+
+impl Runtime {
+    pub(super) async fn command(&mut self, cmd: NodeCommand) {
+        let input = match cmd {
+            NodeCommand::Status => {
+                let ev = self.status().await;
+                self.emit(ev);
+                return;
+            }
+            NodeCommand::TakeControl => Command::TakeControl,
+            NodeCommand::Add {
+                track: Some(track), ..
+            } => Command::Add(*track),
+            NodeCommand::Add {
+                path: Some(path), ..
+            } => {
+                self.upload(path);
+                return;
+            }
+            NodeCommand::Add { .. } => {
+                self.emit(NodeEvent::error(
+                    "add needs exactly one of `path` and `track`",
+                    Some("add"),
+                ));
+                return;
+            }
+            NodeCommand::Remove { track } => Command::Remove { track },
+            NodeCommand::Reorder { order } => Command::Reorder { order },
+            NodeCommand::Play { track, position } => Command::Play { track, position },
+            NodeCommand::Pause => Command::Pause,
+            NodeCommand::Seek { position } => Command::Seek { position },
+            NodeCommand::Next => Command::Next,
+            NodeCommand::Previous => Command::Previous,
+            NodeCommand::Volume { level } => {
+                self.audio.send(AudioJob::Volume {
+                    level: level as f32,
+                });
+                return;
+            }
+            NodeCommand::Preload => {
+                self.preload(true);
+                return;
+            }
+            NodeCommand::AutoPreload { enabled } => {
+                self.auto_preload = enabled;
+                if enabled {
+                    self.auto_preload();
+                } else if !self.preload_manual
+                    && let Some(c) = self.preload.take()
+                {
+                    c.cancel();
+                }
+                return;
+            }
+            NodeCommand::Location {
+                latitude,
+                longitude,
+                speed,
+                heading,
+            } => {
+                self.location(latitude, longitude, speed, heading);
+                return;
+            }
+            NodeCommand::Quit => return,
+            NodeCommand::LatencyOffset { ms } => {
+                self.latency_offset_ms = ms;
+                self.audio.send(AudioJob::LatencyOffset {
+                    offset: Duration::from_secs_f64(ms / 1000.0),
+                });
+                return;
+            }
+            NodeCommand::CacheLimit { bytes, tracks } => {
+                let (max_tracks, _) = self.cache.limits();
+                let r = self
+                    .cache
+                    .set_limits(tracks.unwrap_or(max_tracks), bytes)
+                    .await;
+                self.after_cache_change(r, "cache-limit").await;
+                return;
+            }
+            NodeCommand::CacheClear => {
+                if let Some(c) = self.preload.take() {
+                    c.cancel();
+                }
+                let r = self.cache.clear().await;
+                self.after_cache_change(r, "cache-clear").await;
+                return;
+            }
+            NodeCommand::Output { spec } => {
+                match spec.parse() {
+                    Ok(spec) => self.audio.send(AudioJob::SwitchOutput { spec }),
+                    Err(e) => self.emit(NodeEvent::error(format!("{e}"), Some("output"))),
+                }
+                return;
+            }
+            NodeCommand::Outputs => {
+                let ev = match tokio::task::spawn_blocking(jamz_audio::output_devices).await {
+                    Ok(Ok(devices)) => NodeEvent::Outputs {
+                        outputs: devices
+                            .into_iter()
+                            .map(|d| OutputView {
+                                id: d.id,
+                                name: d.name,
+                                is_default: d.is_default,
+                            })
+                            .collect(),
+                    },
+                    Ok(Err(e)) => {
+                        NodeEvent::error(format!("listing outputs: {e}"), Some("outputs"))
+                    }
+                    Err(e) => NodeEvent::error(format!("listing outputs: {e}"), Some("outputs")),
+                };
+                self.emit(ev);
+                return;
+            }
+        };
+        self.feed(Input::Command(input));
+    }
+
+    /// Answers a cache change with the error, or with a `status` carrying the
+    /// cache's new figures.
+    pub(super) async fn after_cache_change(
+        &mut self,
+        r: Result<(), jamz_cache::CacheError>,
+        cmd: &str,
+    ) {
+        match r {
+            Ok(()) => {
+                let ev = self.status().await;
+                self.emit(ev);
+            }
+            Err(e) => self.emit(NodeEvent::error(format!("track cache: {e}"), Some(cmd))),
+        }
+    }
+
+    pub(super) async fn status(&self) -> NodeEvent {
+        let heard = self.audio.player().audible_position(Instant::now());
+        let (max_tracks, max_bytes) = self.cache.limits();
+        let cache = match self.cache.stats().await {
+            Ok(s) => CacheSummary {
+                tracks: s.tracks,
+                bytes: s.bytes,
+                hits: s.hits,
+                misses: s.misses,
+                max_bytes,
+                max_tracks: max_tracks as u64,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cache stats");
+                CacheSummary::default()
+            }
+        };
+        let stats = self.engine.stats();
+        let now = self.now();
+        // What is audible; when nothing is (paused, not started), where the
+        // group's timeline stands.
+        let (track, position) = match heard {
+            Some(h) => (Some(h.track), Some(h.seconds)),
+            None => match self.engine.timeline() {
+                Some(t) => (
+                    Some(t.track.id.clone()),
+                    Some(t.position_at(self.engine.to_server_time(now))),
+                ),
+                None => (self.current.clone(), None),
+            },
+        };
+        let clock = self.engine.clock_estimate(now);
+        NodeEvent::Status(StatusView {
+            tier: self.tier,
+            playing: self.playing,
+            track,
+            position,
+            clock_offset_ms: Some(clock.offset_ms),
+            drift_ms: stats.last_error_ms,
+            peers: 0,
+            cache,
+            queued: self.queued + self.rest_in_flight + self.outbox.len() as u64,
+            output: self.output.clone(),
+            latency_offset_ms: self.latency_offset_ms,
+        })
+    }
+
+    pub(super) fn location(
+        &mut self,
+        latitude: f64,
+        longitude: f64,
+        speed: Option<f64>,
+        heading: Option<f64>,
+    ) {
+        let fix = LocationUpdate {
+            session_id: self.session_id.clone(),
+            latitude,
+            longitude,
+            accuracy: None,
+            speed,
+            heading,
+            timestamp: self.now(),
+        };
+        if !self.connected {
+            self.queued += 1;
+        }
+        if let Err(e) = self.link.send(&fix) {
+            self.emit(NodeEvent::error(
+                format!("cannot send the fix: {e}"),
+                Some("location"),
+            ));
+            return;
+        }
+        // The server relays a fix to the others only: show this device's own too.
+        self.emit(NodeEvent::Location {
+            user_id: self.user_id,
+            latitude,
+            longitude,
+            speed,
+            heading,
+            together: Vec::new(),
+        });
+    }
+}

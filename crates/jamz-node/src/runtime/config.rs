@@ -1,0 +1,115 @@
+//! What a node needs to start: the server, how to log in, the group, the output,
+//! the cache and the settings a user can change later by command.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use jamz_audio::OutputSpec;
+use jamz_proto::UserId;
+
+use crate::account::CredentialStore;
+
+/// How the node logs in.
+#[derive(Debug, Clone)]
+pub enum NodeAuth {
+    /// Log in with these (the token is not saved).
+    Password { username: String, password: String },
+    /// Use the token saved by `jamz login` (needs [`NodeConfig::store`]).
+    Saved,
+    /// A token the caller already has, for this user.
+    Token {
+        token: String,
+        user_id: UserId,
+        username: String,
+    },
+}
+
+/// Where location fixes come from (`--location`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocationSource {
+    None,
+    Replay(PathBuf),
+    Gpsd(String),
+}
+
+impl FromStr for LocationSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "none" {
+            return Ok(LocationSource::None);
+        }
+        if let Some(f) = s.strip_prefix("replay:").filter(|f| !f.is_empty()) {
+            return Ok(LocationSource::Replay(PathBuf::from(f)));
+        }
+        if let Some(a) = s.strip_prefix("gpsd:").filter(|a| !a.is_empty()) {
+            return Ok(LocationSource::Gpsd(a.to_owned()));
+        }
+        Err(format!(
+            "location source `{s}`: expected replay:FILE.nmea, gpsd:HOST:PORT or none"
+        ))
+    }
+}
+
+/// Everything a node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The backend, `http://host:port`.
+    pub server: String,
+    pub auth: NodeAuth,
+    /// Where saved credentials live (for [`NodeAuth::Saved`]).
+    pub store: Option<CredentialStore>,
+    pub group_id: String,
+    /// Display name in the session (default: the username).
+    pub display_name: Option<String>,
+    pub output: OutputSpec,
+    /// Track cache directory (default: the platform cache dir).
+    pub cache_dir: Option<PathBuf>,
+    pub location: LocationSource,
+    /// Extra output latency, ms (`latency-offset`; 0 ..= 2000).
+    pub latency_offset_ms: f64,
+    /// Cache size limit in bytes (`cache-limit`; default: jamz-cache's, 2 GiB).
+    pub cache_max_bytes: Option<u64>,
+    /// Cache the playlist in the background while online (`auto-preload`).
+    pub auto_preload: bool,
+}
+
+impl NodeConfig {
+    /// A node for `group_id` on `server` with the defaults: the system's default
+    /// output, the platform's cache directory, no location source, no offset.
+    pub fn new(server: impl Into<String>, auth: NodeAuth, group_id: impl Into<String>) -> Self {
+        NodeConfig {
+            server: server.into(),
+            auth,
+            store: None,
+            group_id: group_id.into(),
+            display_name: None,
+            output: OutputSpec::Default,
+            cache_dir: None,
+            location: LocationSource::None,
+            latency_offset_ms: 0.0,
+            cache_max_bytes: None,
+            auto_preload: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_sources_parse() {
+        assert_eq!("none".parse(), Ok(LocationSource::None));
+        assert_eq!(
+            "replay:/tmp/a.nmea".parse(),
+            Ok(LocationSource::Replay("/tmp/a.nmea".into()))
+        );
+        assert_eq!(
+            "gpsd:localhost:2947".parse(),
+            Ok(LocationSource::Gpsd("localhost:2947".into()))
+        );
+        for bad in ["", "replay:", "gps", "gpsd:"] {
+            assert!(bad.parse::<LocationSource>().is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! The running node: one tokio task that owns the sync engine and feeds it link
+//! events, local commands, audio clock reports and timer ticks, and carries out
+//! its actions on the adapters (link, audio, cache).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jamz_audio::{OutputSpec, Player};
+use jamz_cache::{Cache, CancellationToken};
+use jamz_link::{
+    DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
+};
+use jamz_proto::events::{JoinAudioSession, LeaveAudioSession, LocationUpdate, names};
+use jamz_proto::{ServerEvent, Track, UserId};
+use jamz_sync::Engine;
+use jamz_sync::api::{
+    Action, AudioCommand, Command, EngineConfig, Heard, Input, Notification, RestCall,
+};
+use tokio::sync::mpsc;
+
+use crate::account::{CredentialStore, saved_client};
+use crate::audio::{self, AudioHandle, AudioJob, AudioReport};
+use crate::clock::LocalClock;
+use crate::control::{
+    CacheSummary, NodeCommand, NodeEvent, OutputView, ParticipantView, StatusView, Tier,
+};
+use crate::error::NodeError;
+use crate::outbox::{Outbox, Pending};
+use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
+
+mod commands;
+mod config;
+mod offline;
+mod playout;
+mod preload;
+
+pub use config::{LocationSource, NodeAuth, NodeConfig};
+use offline::OutboxFailure;
+use preload::spawn_pinning;
+
+/// How often the player's audible position is reported to the engine. The
+/// engine's playout control wants 100-250 ms (jamz-sync's api.rs); 200 ms keeps
+/// the node's share of one core small.
+pub const CLOCK_REPORT_PERIOD: Duration = Duration::from_millis(200);
+
+/// How long a `time-sync` exchange may take before it counts as failed: far above
+/// any round trip worth using (a satellite link's is about 50 ms, notes/sync-anchors.md).
+pub const TIME_SYNC_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Time given to `leave-audio-session` and the close handshake on `quit`.
+pub const QUIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Sends commands to a running node. Clone freely.
+#[derive(Debug, Clone)]
+pub struct Commander(mpsc::UnboundedSender<NodeCommand>);
+
+impl Commander {
+    pub fn send(&self, cmd: NodeCommand) -> Result<(), NodeError> {
+        self.0
+            .send(cmd)
+            .map_err(|_| NodeError::Stopped("the node has stopped".into()))
+    }
+}
+
+/// A running node: send [`NodeCommand`]s, receive [`NodeEvent`]s.
+#[derive(Debug)]
+pub struct Node {
+    commands: Commander,
+    events: mpsc::UnboundedReceiver<NodeEvent>,
+    task: tokio::task::JoinHandle<Result<(), NodeError>>,
+    user_id: UserId,
+    session_id: String,
+}
+
+impl Node {
+    /// Logs in, finds the group's session, opens the cache and the audio output,
+    /// connects the link and starts the node's task. Errors here are fatal
+    /// (bad credentials, unknown group, output that cannot open).
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        // The same checks as the commands that change these later.
+        for setting in [
+            NodeCommand::LatencyOffset {
+                ms: config.latency_offset_ms,
+            },
+            NodeCommand::CacheLimit {
+                bytes: config.cache_max_bytes.unwrap_or(u64::MAX),
+                tracks: None,
+            },
+        ] {
+            setting.validate().map_err(NodeError::Invalid)?;
+        }
+        let (rest, user_id, username) = login(&config).await?;
+        let token = rest
+            .token()
+            .ok_or_else(|| NodeError::Invalid("login gave no token".into()))?;
+        let session = rest.session_for_group(&config.group_id).await?;
+        let cache = open_cache(config.cache_dir.as_deref()).await?;
+        let outbox_dir = match &config.cache_dir {
+            Some(d) => d.clone(),
+            None => default_cache_dir()?,
+        };
+        let (outbox, outbox_problem) = Outbox::open(&outbox_dir, rest.base_url(), &session.id)?;
+        if let Some(bytes) = config.cache_max_bytes {
+            let (tracks, _) = cache.limits();
+            cache.set_limits(tracks, bytes).await?;
+        }
+        let files_prefix = format!("{}/api/music/files/", rest.base_url().trim_end_matches('/'));
+        cache.set_auth(Some((files_prefix, token.clone())));
+        let (player, output_error) = open_output(&config.output).await?;
+        player.set_latency_offset(Duration::from_secs_f64(config.latency_offset_ms / 1000.0))?;
+        let player = Arc::new(player);
+        let (link, link_events) = SocketClient::connect(
+            SocketConfig::new(rest.base_url())
+                .token(token)
+                // Only a car's newest position matters: fixes queued while
+                // offline must not crowd real changes out of the queue.
+                .latest_only([names::LOCATION_UPDATE, names::MUSIC_POSITION_SYNC]),
+        )?;
+        let clock = LocalClock::new();
+        let display_name = config.display_name.clone().unwrap_or(username);
+        // Declare the room before the first connection: the link then joins first
+        // on every (re)connection, before it sends what was queued while offline
+        // (a command given before the link is up would otherwise reach the server
+        // from a socket that is not in the room yet, and be refused).
+        let join = JoinAudioSession {
+            session_id: session.id.clone(),
+            user_id: Some(user_id),
+            display_name: Some(display_name.clone()),
+        };
+        link.join_session(&join)?;
+        let room = serde_json::to_value(&join).ok();
+        let session_id = session.id.clone();
+        let engine =
+            Engine::new(EngineConfig::new(user_id, display_name).with_session(session.id.clone()));
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let audio = audio::spawn(Arc::clone(&player), cache.clone(), clock, reports_tx);
+        drop(player);
+        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        let mut rt = Runtime {
+            user_id,
+            output: if output_error.is_some() {
+                OutputSpec::Null.to_string()
+            } else {
+                config.output.to_string()
+            },
+            latency_offset_ms: config.latency_offset_ms,
+            engine,
+            clock,
+            rest,
+            link,
+            cache: cache.clone(),
+            audio,
+            events: events_tx,
+            jobs: jobs_tx,
+            session_id: session.id.clone(),
+            room,
+            connected: false,
+            tier: Tier::Offline,
+            playlist: session.music.playlist.clone(),
+            playing: false,
+            current: None,
+            queued: 0,
+            rest_in_flight: 0,
+            preload: None,
+            outbox,
+            outbox_sending: false,
+            preload_generation: 0,
+            preload_manual: false,
+            auto_preload: config.auto_preload,
+            pending: VecDeque::new(),
+            last_playback: None,
+            pins: spawn_pinning(cache.clone()),
+        };
+        if config.location != LocationSource::None {
+            rt.emit(NodeEvent::error(
+                format!(
+                    "location source {:?} is not available yet (it comes with jamz-geo); manual fixes with the `location` command work",
+                    config.location
+                ),
+                None,
+            ));
+        }
+        if let Some(message) = output_error {
+            rt.emit(NodeEvent::error(message, None));
+        }
+        if let Some(message) = outbox_problem {
+            rt.emit(NodeEvent::error(message, None));
+        }
+        if !rt.outbox.is_empty() {
+            rt.emit_outbox();
+        }
+        rt.feed(Input::SessionLoaded(Box::new(session)));
+        let task = tokio::spawn(rt.run(cmd_rx, link_events, reports_rx, jobs_rx));
+        Ok(Node {
+            commands: Commander(cmd_tx),
+            events: events_rx,
+            task,
+            user_id,
+            session_id,
+        })
+    }
+
+    /// A handle to send commands with.
+    pub fn commander(&self) -> Commander {
+        self.commands.clone()
+    }
+
+    /// Sends one command.
+    pub fn send(&self, cmd: NodeCommand) -> Result<(), NodeError> {
+        self.commands.send(cmd)
+    }
+
+    /// The next event; `None` once the node has stopped and every event was read.
+    pub async fn next_event(&mut self) -> Option<NodeEvent> {
+        self.events.recv().await
+    }
+
+    /// This node's user.
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    /// The session it is in.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Waits for the node's task to end (after `quit`).
+    pub async fn join(self) -> Result<(), NodeError> {
+        self.task
+            .await
+            .map_err(|e| NodeError::Stopped(e.to_string()))?
+    }
+}
+
+/// Opens the output. A sound device that cannot open (unplugged, busy, no
+/// sound server) does not keep the car out of the session: the node keeps
+/// time on the silent `null` output and says why, and `output` can switch
+/// later. A `wav:` file that cannot be written is a mistake in the command
+/// line: that fails.
+async fn open_output(spec: &OutputSpec) -> Result<(Player, Option<String>), NodeError> {
+    let wanted = spec.clone();
+    let opened = tokio::task::spawn_blocking(move || Player::new(&wanted))
+        .await
+        .map_err(|e| NodeError::Stopped(e.to_string()))?;
+    match (opened, spec) {
+        (Ok(p), _) => Ok((p, None)),
+        (Err(e), OutputSpec::Default | OutputSpec::Device(_)) => {
+            let message = format!(
+                "cannot open the audio output `{spec}` ({e}); playing silently until another output is chosen"
+            );
+            tracing::warn!("{message}");
+            let player = tokio::task::spawn_blocking(|| Player::new(&OutputSpec::Null))
+                .await
+                .map_err(|e| NodeError::Stopped(e.to_string()))??;
+            Ok((player, Some(message)))
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), NodeError> {
+    match &config.auth {
+        NodeAuth::Password { username, password } => {
+            let rest = RestClient::new(&config.server)?;
+            let auth = rest.login(username, password).await?;
+            Ok((rest, auth.user.id, auth.user.username))
+        }
+        NodeAuth::Saved => {
+            let store = match &config.store {
+                Some(s) => s.clone(),
+                None => CredentialStore::default_location()?,
+            };
+            let (rest, creds) = saved_client(&store, Some(&config.server))?;
+            Ok((rest, creds.user_id, creds.username))
+        }
+        NodeAuth::Token {
+            token,
+            user_id,
+            username,
+        } => {
+            let rest = RestClient::new(&config.server)?;
+            rest.set_token(Some(token.clone()));
+            Ok((rest, *user_id, username.clone()))
+        }
+    }
+}
+
+/// Results of work done off the loop, fed back in order of completion.
+enum Job {
+    Input(Input),
+    Event(NodeEvent),
+    RestDone(Input),
+    /// A preload run ended (its generation: a newer run may have replaced it).
+    PreloadDone(u64),
+    /// A change found no server: it waits in the outbox.
+    Unreachable(Pending),
+    /// The outbox's oldest change was sent (or not).
+    OutboxSent(Result<Vec<Track>, OutboxFailure>),
+}
+
+struct Runtime {
+    user_id: UserId,
+    /// The audio output in use (`OutputSpec`'s spelling).
+    output: String,
+    latency_offset_ms: f64,
+    engine: Engine,
+    clock: LocalClock,
+    rest: RestClient,
+    link: SocketClient,
+    cache: Cache,
+    audio: AudioHandle,
+    events: mpsc::UnboundedSender<NodeEvent>,
+    jobs: mpsc::UnboundedSender<Job>,
+    session_id: String,
+    /// The `join-audio-session` declared to the link (re-sent by it first after
+    /// every reconnect).
+    room: Option<serde_json::Value>,
+    connected: bool,
+    tier: Tier,
+    playlist: Vec<Track>,
+    playing: bool,
+    current: Option<String>,
+    /// Socket events sent while the link was down (held in the link's queue).
+    queued: u64,
+    rest_in_flight: u64,
+    preload: Option<CancellationToken>,
+    /// Playlist changes waiting for the server, and whether one is on its way.
+    outbox: Outbox,
+    outbox_sending: bool,
+    /// Counts preload runs; whether the one running was asked for (`preload`) or
+    /// is the background one (`auto-preload`).
+    preload_generation: u64,
+    preload_manual: bool,
+    auto_preload: bool,
+    pending: VecDeque<Input>,
+    /// When the last `playback` event went out (local ms).
+    last_playback: Option<f64>,
+    /// The playlist's ids, for the pinning task (it applies the latest only).
+    pins: tokio::sync::watch::Sender<Vec<String>>,
+}
+
+impl Runtime {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<NodeCommand>,
+        link_events: LinkEvents,
+        mut reports: mpsc::UnboundedReceiver<AudioReport>,
+        mut jobs: mpsc::UnboundedReceiver<Job>,
+    ) -> Result<(), NodeError> {
+        self.emit(NodeEvent::Tier {
+            tier: Tier::Offline,
+            reason: "connecting".into(),
+        });
+        let mut link_events = Some(link_events);
+        let mut clock_reports = tokio::time::interval(CLOCK_REPORT_PERIOD);
+        clock_reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self
+                .engine
+                .next_timeout()
+                .map(|t| tokio::time::Instant::from_std(self.clock.instant_at(t)));
+            tokio::select! {
+                cmd = commands.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    if cmd == NodeCommand::Quit {
+                        break;
+                    }
+                    self.command(cmd).await;
+                }
+                ev = next_link_event(&mut link_events) => match ev {
+                    Some(ev) => self.link_event(ev),
+                    None => {
+                        // The link task ended (it retries forever, so only after a
+                        // close): stay offline and keep playing from the cache.
+                        link_events = None;
+                        if self.connected {
+                            self.set_offline("the link closed".into());
+                        }
+                    }
+                },
+                Some(report) = reports.recv() => self.audio_report(report).await,
+                Some(job) = jobs.recv() => match job {
+                    Job::Input(i) => self.feed(i),
+                    Job::RestDone(i) => {
+                        self.rest_in_flight = self.rest_in_flight.saturating_sub(1);
+                        self.feed(i);
+                    }
+                    Job::Event(e) => self.emit(e),
+                    Job::Unreachable(pending) => {
+                        if matches!(pending, Pending::Rest(_)) {
+                            self.rest_in_flight = self.rest_in_flight.saturating_sub(1);
+                        }
+                        self.keep_for_later(pending);
+                    }
+                    Job::OutboxSent(r) => self.outbox_sent(r),
+                    Job::PreloadDone(generation) => {
+                        if generation == self.preload_generation {
+                            self.preload = None;
+                        }
+                    }
+                },
+                _ = clock_reports.tick() => self.report_clock(),
+                () = sleep_until_opt(deadline) => self.feed(Input::Tick),
+            }
+        }
+        self.quit().await;
+        Ok(())
+    }
+
+    async fn quit(&mut self) {
+        if let Some(c) = self.preload.take() {
+            c.cancel();
+        }
+        self.audio.send(AudioJob::Stop);
+        let _ = self.link.send(&LeaveAudioSession {
+            session_id: self.session_id.clone(),
+        });
+        let _ = tokio::time::timeout(QUIT_GRACE, self.link.close()).await;
+        tracing::info!("node stopped");
+    }
+
+    fn emit(&self, ev: NodeEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.now_ms()
+    }
+
+    /// Feeds one input, then carries out every action (inputs that actions
+    /// produce at once are fed in turn, never recursively).
+    fn feed(&mut self, input: Input) {
+        self.pending.push_back(input);
+        while let Some(input) = self.pending.pop_front() {
+            let now = self.now();
+            self.engine.handle(now, input);
+            while let Some(action) = self.engine.poll() {
+                self.act(action);
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Emit { event, data } if event == names::JOIN_AUDIO_SESSION => {
+                // The engine joins on every `Connected`; the link has already
+                // re-joined the declared room by then. Only a different join (other
+                // session or name) goes out, and becomes the declared room.
+                if self.room.as_ref() != Some(&data) {
+                    if let Err(e) = self.link.join_room(event, data.clone()) {
+                        tracing::warn!(error = %e, "join failed");
+                    }
+                    self.room = Some(data);
+                }
+            }
+            Action::Emit { event, data } => {
+                if !self.connected {
+                    self.queued += 1;
+                }
+                if let Err(e) = self.link.emit(event, data) {
+                    tracing::warn!(event, error = %e, "emit failed");
+                }
+            }
+            Action::TimeSync { t0 } => {
+                let link = self.link.clone();
+                let jobs = self.jobs.clone();
+                let clock = self.clock;
+                tokio::spawn(async move {
+                    let input = match link.time_sync(t0, TIME_SYNC_TIMEOUT).await {
+                        Ok(r) => Input::TimeSyncReply {
+                            t0,
+                            t1: r.t1,
+                            t2: r.t2,
+                            t3: clock.now_ms(),
+                        },
+                        Err(e) => {
+                            tracing::debug!(error = %e, "time-sync failed");
+                            Input::TimeSyncFailed { t0 }
+                        }
+                    };
+                    let _ = jobs.send(Job::Input(input));
+                });
+            }
+            Action::Rest(call) => self.rest_call(call),
+            Action::Audio(cmd) => self.audio_command(cmd),
+            Action::Notify(n) => self.notify(n),
+        }
+    }
+
+    fn notify(&mut self, n: Notification) {
+        let ev = match n {
+            Notification::Ready {
+                user_id,
+                session_id,
+                socket_id,
+            } => NodeEvent::Ready {
+                user_id,
+                session_id,
+                socket_id,
+            },
+            Notification::Playlist { playlist } => {
+                self.pin_playlist(&playlist);
+                let changed = self.playlist != playlist;
+                self.playlist = playlist.clone();
+                if changed {
+                    self.auto_preload();
+                }
+                NodeEvent::Playlist { playlist }
+            }
+            Notification::Controller { user_id } => NodeEvent::Controller { user_id },
+            Notification::Participants { participants } => NodeEvent::Participants {
+                participants: participants
+                    .into_iter()
+                    .map(|p| ParticipantView {
+                        user_id: p.user_id,
+                        display_name: p.display_name,
+                        socket_id: p.socket_id,
+                    })
+                    .collect(),
+            },
+            Notification::Playback {
+                playing,
+                track,
+                position,
+                at,
+            } => {
+                self.playing = playing;
+                self.current = track.clone();
+                self.last_playback = Some(self.now());
+                NodeEvent::Playback {
+                    playing,
+                    track,
+                    position,
+                    at,
+                }
+            }
+            Notification::Error { message, cmd } => NodeEvent::Error {
+                message,
+                cmd: cmd.map(str::to_owned),
+            },
+            Notification::ClockEstimate {
+                offset_ms,
+                drift_ppm,
+                rtt_ms,
+                source,
+            } => {
+                tracing::debug!(offset_ms, drift_ppm, ?rtt_ms, ?source, "clock estimate");
+                return;
+            }
+            Notification::Resync { error_ms } => {
+                tracing::info!(error_ms, "hard re-sync");
+                return;
+            }
+        };
+        self.emit(ev);
+    }
+
+    fn set_offline(&mut self, reason: String) {
+        self.connected = false;
+        if self.tier != Tier::Offline {
+            self.tier = Tier::Offline;
+            self.emit(NodeEvent::Tier {
+                tier: Tier::Offline,
+                reason,
+            });
+        }
+        self.feed(Input::Disconnected);
+    }
+
+    fn link_event(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::State(LinkState::Connected { sid, .. }) => {
+                self.connected = true;
+                self.queued = 0;
+                if self.tier != Tier::Socket {
+                    self.tier = Tier::Socket;
+                    self.emit(NodeEvent::Tier {
+                        tier: Tier::Socket,
+                        reason: "connected to the server".into(),
+                    });
+                }
+                self.feed(Input::Connected { socket_id: sid });
+                // Back online: send what changed while away, catch up on what others added.
+                self.flush_outbox();
+                self.auto_preload();
+            }
+            LinkEvent::State(LinkState::Refused { message }) => {
+                self.emit(NodeEvent::error(
+                    format!("the server refused the connection: {message}"),
+                    None,
+                ));
+                if self.connected {
+                    self.set_offline(format!("refused: {message}"));
+                }
+            }
+            LinkEvent::State(
+                state @ (LinkState::Dead { .. }
+                | LinkState::Disconnected { .. }
+                | LinkState::Closed),
+            ) => {
+                if self.connected {
+                    self.set_offline(describe(&state));
+                }
+            }
+            LinkEvent::State(state) => tracing::debug!(?state, "link"),
+            LinkEvent::Message(m) => match m.decode() {
+                Ok(ev) => {
+                    if let ServerEvent::LocationUpdate(l) = &ev {
+                        self.emit(NodeEvent::Location {
+                            user_id: l.user_id,
+                            latitude: l.latitude,
+                            longitude: l.longitude,
+                            speed: l.speed,
+                            heading: l.heading,
+                            together: Vec::new(),
+                        });
+                    }
+                    self.feed(Input::Server(ev));
+                }
+                Err(e) => self.emit(NodeEvent::error(
+                    format!("bad `{}` event from the server: {e}", m.name),
+                    None,
+                )),
+            },
+            LinkEvent::QueueOverflow { dropped } => {
+                self.emit(NodeEvent::error(
+                    format!(
+                        "{} changes made while offline were dropped (the queue was full)",
+                        dropped.len()
+                    ),
+                    None,
+                ));
+            }
+            LinkEvent::Warning(w) => tracing::warn!(warning = %w, "link"),
+        }
+    }
+}
+
+/// A link state in words, for `tier` events.
+fn describe(state: &LinkState) -> String {
+    match state {
+        LinkState::Dead { silence } => format!("no word from the server for {silence:?}"),
+        LinkState::Disconnected { reason } => match reason {
+            DisconnectReason::TransportClosed(m) => format!("connection lost: {m}"),
+            DisconnectReason::ServerDisconnect => "the server closed the session".into(),
+            DisconnectReason::PingTimeout => "the server stopped answering pings".into(),
+            DisconnectReason::ProtocolError(m) => format!("protocol error: {m}"),
+            DisconnectReason::ConnectFailed(m) => format!("cannot connect: {m}"),
+            DisconnectReason::ClientClose => "closed".into(),
+        },
+        LinkState::Closed => "the link closed".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+async fn next_link_event(events: &mut Option<LinkEvents>) -> Option<LinkEvent> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_states_read_as_reasons() {
+        let s = describe(&LinkState::Disconnected {
+            reason: DisconnectReason::PingTimeout,
+        });
+        assert!(s.contains("pings"), "{s}");
+        assert_eq!(describe(&LinkState::Closed), "the link closed");
+    }
+}
