@@ -398,18 +398,24 @@ pub struct CacheInfo {
     bytes: u64,
 }
 
+impl CacheInfo {
+    async fn of(state: &AppState, cache: &jamz_cache::Cache) -> AppResult<Self> {
+        let stats = cache.stats().await?;
+        Ok(CacheInfo {
+            dir: state.cache_dir.to_string_lossy().into_owned(),
+            tracks: stats.tracks,
+            bytes: stats.bytes,
+        })
+    }
+}
+
 /// The track cache on disk (while no session holds it; in a session the node's
 /// `status` events carry the same figures).
 #[tauri::command]
 pub async fn cache_info(state: State<'_, AppState>) -> AppResult<CacheInfo> {
     let _guard = no_session(&state).await?;
     let cache = jamz_node::tracks::open_cache(Some(&state.cache_dir)).await?;
-    let stats = cache.stats().await?;
-    Ok(CacheInfo {
-        dir: state.cache_dir.to_string_lossy().into_owned(),
-        tracks: stats.tracks,
-        bytes: stats.bytes,
-    })
+    CacheInfo::of(&state, &cache).await
 }
 
 /// The output devices of this machine (`id` is what `open_session`'s `output`
@@ -437,12 +443,7 @@ pub async fn cache_clear(state: State<'_, AppState>) -> AppResult<CacheInfo> {
     let _guard = no_session(&state).await?;
     let cache = jamz_node::tracks::open_cache(Some(&state.cache_dir)).await?;
     cache.clear().await?;
-    let stats = cache.stats().await?;
-    Ok(CacheInfo {
-        dir: state.cache_dir.to_string_lossy().into_owned(),
-        tracks: stats.tracks,
-        bytes: stats.bytes,
-    })
+    CacheInfo::of(&state, &cache).await
 }
 
 /// The cache is one process's (and one node's) at a time: refuse while a session runs.

@@ -16,7 +16,7 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The directory holding the workspace's binaries (`target/debug`), found from
 /// the test executable (`target/debug/deps/<test>`).
-pub fn bin_dir() -> PathBuf {
+fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
     deps.parent().expect("profile dir").to_path_buf()
@@ -77,37 +77,7 @@ impl TestServer {
     pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
         self._tmp.take()
     }
-}
 
-/// Runs `node <script> <args>` from the repository root and returns its output;
-/// fails with the script's stderr when it exits non-zero.
-pub async fn run_node(script: &Path, args: &[&str], timeout: Duration) -> Result<String> {
-    let out = tokio::time::timeout(
-        timeout,
-        Command::new("node")
-            .arg(script)
-            .args(args)
-            .current_dir(repo_root())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .context("node script timed out")??;
-    if !out.status.success() {
-        bail!(
-            "node {} failed ({}):\n{}\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-// ---------------------------------------------------------------- jamz-link tests
-
-impl TestServer {
     /// Like [`TestServer::start_in`], with extra command-line arguments (e.g.
     /// `--ping-interval-ms 300 --ping-timeout-ms 300`).
     pub async fn start_in_with_args(dir: &Path, bind: &str, extra: &[&str]) -> Result<Self> {
@@ -128,20 +98,12 @@ impl TestServer {
             .kill_on_drop(true)
             .spawn()
             .context("spawn jamz-server")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(STARTUP_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("jamz-server listening on http://") {
-                    return Ok::<_, anyhow::Error>(rest.trim().to_string());
-                }
-            }
-            bail!("jamz-server exited before listening")
-        })
-        .await
-        .context("jamz-server did not start in time")??;
-        // keep draining stdout so the child never blocks on a full pipe
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = listening(
+            &mut child,
+            "jamz-server",
+            "jamz-server listening on http://",
+        )
+        .await?;
         Ok(Self {
             child,
             url: format!("http://{addr}"),
@@ -185,20 +147,27 @@ impl RefServer {
             cmd.args(["--ping-timeout-ms", &timeout.to_string()]);
         }
         let mut child = cmd.spawn().context("spawn node tests/js/ref-server.mjs")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(STARTUP_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("ref-server listening on ") {
-                    return Ok::<_, anyhow::Error>(rest.trim().to_string());
-                }
-            }
-            bail!("ref-server exited before listening")
-        })
-        .await
-        .context("ref-server did not start in time")??;
-        // keep draining stdout so the child never blocks on a full pipe
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = listening(&mut child, "ref-server", "ref-server listening on ").await?;
         Ok(Self { child, url })
     }
+}
+
+/// Reads `child`'s stdout until the line starting with `prefix` (within
+/// [`STARTUP_TIMEOUT`]) and returns the rest of it, trimmed; then keeps draining
+/// stdout so that the child never blocks on a full pipe.
+async fn listening(child: &mut Child, name: &str, prefix: &str) -> Result<String> {
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let rest = tokio::time::timeout(STARTUP_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok::<_, anyhow::Error>(rest.trim().to_string());
+            }
+        }
+        bail!("{name} exited before listening")
+    })
+    .await
+    .with_context(|| format!("{name} did not start in time"))??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(rest)
 }

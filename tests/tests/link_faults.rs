@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use jamz_e2e::{RefServer, TestServer};
-use jamz_link::{DisconnectReason, LinkState, ReconnectPolicy, SocketConfig};
-use jamz_proto::events::{
-    LocationUpdate, MusicTakeControl, PlaylistUpdate, TimeSync, TimeSyncReply,
-};
+use jamz_link::{DisconnectReason, LinkState, ReconnectPolicy};
+use jamz_proto::events::{LocationUpdate, PlaylistUpdate, TimeSync, TimeSyncReply};
 use jamz_proto::{ServerEvent, Track};
 use link_support::{Member, WAIT, seed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,18 +53,12 @@ async fn kill_and_restart(seed: u64) -> Result<()> {
     let sid = alice.rest.session_for_group(&group.id).await?.id;
 
     for (i, m) in [&mut alice, &mut bob].into_iter().enumerate() {
-        let cfg = SocketConfig::new(&base)
-            .token(m.rest.token().context("token")?)
-            .seed(seed.wrapping_add(i as u64))
+        let cfg = m
+            .config(&base, seed.wrapping_add(i as u64))?
             .reconnect(fast_policy());
-        m.connect_with(cfg).await?;
-        m.join(&sid)?;
-        m.wait_for("music-session-state").await?;
+        m.enter(cfg, &sid).await?;
     }
-    alice.link().send(&MusicTakeControl {
-        session_id: sid.clone(),
-        user_id: Some(alice.user.id),
-    })?;
+    alice.take_control(&sid)?;
     alice.wait_for("music-controller-changed").await?;
     bob.wait_for("music-controller-changed").await?;
     alice
@@ -211,14 +203,11 @@ async fn silent_peer(server_url: &str, seed: u64) -> Result<()> {
     let upstream = server_url.trim_start_matches("http://").to_string();
     let proxy = Proxy::start(upstream).await?;
     let via_proxy = format!("http://{}", proxy.addr);
-    let cfg = SocketConfig::new(&via_proxy)
-        .token(alice.rest.token().context("token")?)
-        .seed(seed)
+    let cfg = alice
+        .config(&via_proxy, seed)?
         .reconnect(fast_policy())
         .connect_timeout(Duration::from_secs(2));
-    let (link, events) = jamz_link::SocketClient::connect(cfg)?;
-    alice.link = Some(link);
-    alice.events = Some(events);
+    alice.open(cfg)?;
     let connected = alice
         .wait_state("Connected", |s| matches!(s, LinkState::Connected { .. }))
         .await?;
@@ -295,18 +284,12 @@ async fn offline_fixes_do_not_crowd_a_playlist_change_out_of_the_queue() -> Resu
     let mut alice = Member::register(&base, "alice").await?;
     let group = alice.rest.create_group("convoy", None).await?;
     let sid = alice.rest.session_for_group(&group.id).await?.id;
-    let cfg = SocketConfig::new(&base)
-        .token(alice.rest.token().context("token")?)
-        .seed(seed)
+    let cfg = alice
+        .config(&base, seed)?
         .reconnect(fast_policy())
         .latest_only(["location-update"]);
-    alice.connect_with(cfg).await?;
-    alice.join(&sid)?;
-    alice.wait_for("music-session-state").await?;
-    alice.link().send(&MusicTakeControl {
-        session_id: sid.clone(),
-        user_id: Some(alice.user.id),
-    })?;
+    alice.enter(cfg, &sid).await?;
+    alice.take_control(&sid)?;
     alice.wait_for("music-controller-changed").await?;
     alice
         .rest

@@ -13,8 +13,8 @@ use anyhow::{Context, Result, ensure};
 use jamz_e2e::{RefServer, TestServer};
 use jamz_link::{LinkError, LinkState, SocketConfig, Upload};
 use jamz_proto::events::{
-    ControlAction, LeaveAudioSession, LocationUpdate, MusicControl, MusicTakeControl,
-    PlaylistUpdate, PositionSync, SignalData, SignalType, WebrtcSignal,
+    ControlAction, LeaveAudioSession, LocationUpdate, MusicControl, PlaylistUpdate, PositionSync,
+    SignalData, SignalType, WebrtcSignal,
 };
 use jamz_proto::rest::LocationReport;
 use jamz_proto::{ServerEvent, Track};
@@ -82,9 +82,7 @@ async fn scenario(base: &str, seed: u64) -> Result<()> {
     let sid = session.id.clone();
 
     // ---- two members join: state, current participants, participant-joined
-    alice.connect(base, seed).await?;
-    alice.join(&sid)?;
-    let state = alice.wait_for("music-session-state").await?;
+    let state = alice.enter(alice.config(base, seed)?, &sid).await?;
     assert!(matches!(decode(&state), ServerEvent::MusicSessionState(_)));
     let cp = alice.wait_for("current-participants").await?;
     let ServerEvent::CurrentParticipants(cp) = decode(&cp) else {
@@ -95,9 +93,8 @@ async fn scenario(base: &str, seed: u64) -> Result<()> {
         "{cp:?}"
     );
 
-    bob.connect(base, seed.wrapping_add(1)).await?;
-    bob.join(&sid)?;
-    bob.wait_for("music-session-state").await?;
+    bob.enter(bob.config(base, seed.wrapping_add(1))?, &sid)
+        .await?;
     let cp = bob.wait_for("current-participants").await?;
     let ServerEvent::CurrentParticipants(cp) = decode(&cp) else {
         unreachable!()
@@ -121,10 +118,7 @@ async fn scenario(base: &str, seed: u64) -> Result<()> {
     bob.wait_for("participant-joined").await?;
 
     // ---- alice takes control: the whole room hears it
-    alice.link().send(&MusicTakeControl {
-        session_id: sid.clone(),
-        user_id: Some(alice.user.id),
-    })?;
+    alice.take_control(&sid)?;
     let (dj_id, dj_sid) = (alice.user.id, alice.sid.clone());
     for m in [&mut alice, &mut bob, &mut carol] {
         let cc = m.wait_for("music-controller-changed").await?;
@@ -447,10 +441,7 @@ async fn scenario(base: &str, seed: u64) -> Result<()> {
         sid: None,
         skipped: Vec::new(),
     };
-    let (link, events) =
-        jamz_link::SocketClient::connect(SocketConfig::new(base).token("not-a-jwt").seed(seed))?;
-    mallory.link = Some(link);
-    mallory.events = Some(events);
+    mallory.open(SocketConfig::new(base).token("not-a-jwt").seed(seed))?;
     let refused = mallory
         .wait_state("Refused", |s| {
             matches!(s, LinkState::Refused { .. } | LinkState::Connected { .. })

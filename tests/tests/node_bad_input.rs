@@ -88,10 +88,7 @@ async fn bad_input_is_an_error_event_and_the_node_goes_on() -> Result<()> {
         })
         .await?;
     rest.append_track(&session.id, &real).await?;
-    node.wait_event("playlist", |v| {
-        v["playlist"].as_array().is_some_and(|p| p.len() == 1)
-    })
-    .await?;
+    node.wait_playlist(1).await?;
 
     let control = |track: Track, position: f64, timestamp: f64| MusicControl {
         session_id: session.id.clone(),

@@ -41,6 +41,24 @@ async fn jamz(home: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// `jamz register|login --server URL --username USER --password PASSWORD` as the user whose
+/// config lives in `home`.
+async fn account(home: &Path, cmd: &str, url: &str, user: &str, password: &str) -> Result<String> {
+    jamz(
+        home,
+        &[
+            cmd,
+            "--server",
+            url,
+            "--username",
+            user,
+            "--password",
+            password,
+        ],
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_work_against_jamz_server() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -64,33 +82,9 @@ async fn admin_commands_work_against_jamz_server() -> Result<()> {
     let (ann, bob) = (d.join("ann"), d.join("bob"));
 
     // register and login; the token file is private
-    let out = jamz(
-        &ann,
-        &[
-            "register",
-            "--server",
-            &url,
-            "--username",
-            "ann",
-            "--password",
-            "pw-ann",
-        ],
-    )
-    .await?;
+    let out = account(&ann, "register", &url, "ann", "pw-ann").await?;
     assert!(out.contains("registered ann"), "{out}");
-    jamz(
-        &bob,
-        &[
-            "register",
-            "--server",
-            &url,
-            "--username",
-            "bob",
-            "--password",
-            "pw-bob",
-        ],
-    )
-    .await?;
+    account(&bob, "register", &url, "bob", "pw-bob").await?;
     let creds = ann.join("config/credentials.json");
     #[cfg(unix)]
     {
@@ -98,34 +92,10 @@ async fn admin_commands_work_against_jamz_server() -> Result<()> {
         let mode = std::fs::metadata(&creds)?.permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "credentials file mode {mode:o}");
     }
-    let wrong = jamz(
-        &ann,
-        &[
-            "login",
-            "--server",
-            &url,
-            "--username",
-            "ann",
-            "--password",
-            "nope",
-        ],
-    )
-    .await;
+    let wrong = account(&ann, "login", &url, "ann", "nope").await;
     assert!(wrong.is_err(), "a wrong password logged in");
     assert!(wrong.unwrap_err().to_string().contains("401"));
-    jamz(
-        &ann,
-        &[
-            "login",
-            "--server",
-            &url,
-            "--username",
-            "ann",
-            "--password",
-            "pw-ann",
-        ],
-    )
-    .await?;
+    account(&ann, "login", &url, "ann", "pw-ann").await?;
 
     // groups
     let created = jamz(&ann, &["group", "create", "road trip"]).await?;

@@ -18,15 +18,8 @@ async fn a_node_plays_on_offline_and_comes_back_to_the_socket_tier() -> Result<(
     let mut n = world.node(0, "null", &[]).await?;
     n.wait_event("tier", |v| v["tier"] == "socket").await?;
     n.wait_event("ready", |_| true).await?;
-    n.send(json!({"cmd":"take-control"})).await?;
-    n.wait_event("controller", |v| v["userId"] == world.user_id(0))
-        .await?;
-    n.send(json!({"cmd":"add","path":track})).await?;
-    let pl = n
-        .wait_event("playlist", |v| {
-            v["playlist"].as_array().is_some_and(|p| p.len() == 1)
-        })
-        .await?;
+    n.take_control(world.user_id(0)).await?;
+    let pl = n.add(&track, 1).await?;
     let id = pl["playlist"][0]["id"].as_str().unwrap().to_owned();
     n.send(json!({"cmd":"play","track":id,"position":0.0}))
         .await?;

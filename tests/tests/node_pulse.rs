@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use node_support::{Click, Comparison, World, click_track, find_clicks};
+use node_support::{Click, Comparison, World, click_track, find_clicks, position_in};
 use serde_json::json;
 
 /// The null sinks' rate (scripts/env.d/pulseaudio.sh pins 50 kHz: no drift
@@ -172,19 +172,9 @@ async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
         .await?;
     n0.wait_event("ready", |_| true).await?;
     n1.wait_event("ready", |_| true).await?;
-    n0.send(json!({"cmd":"take-control"})).await?;
-    n0.wait_event("controller", |v| v["userId"] == world.user_id(0))
-        .await?;
-    n0.send(json!({"cmd":"add","path":a_path})).await?;
-    n0.wait_event("playlist", |v| {
-        v["playlist"].as_array().is_some_and(|p| p.len() == 1)
-    })
-    .await?;
-    let pl = n1
-        .wait_event("playlist", |v| {
-            v["playlist"].as_array().is_some_and(|p| p.len() == 1)
-        })
-        .await?;
+    n0.take_control(world.user_id(0)).await?;
+    n0.add(&a_path, 1).await?;
+    let pl = n1.wait_playlist(1).await?;
     let a = pl["playlist"][0]["id"].as_str().unwrap().to_owned();
     n0.send(json!({"cmd":"play","track":a,"position":0.0}))
         .await?;
@@ -192,12 +182,8 @@ async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
     n0.wait_position(&a, 4.0).await?;
     let seek_sent = origin.elapsed().as_secs_f64();
     n0.send(json!({"cmd":"seek","position":6.0})).await?;
-    n1.wait_event("playback", |v| {
-        v["position"]
-            .as_f64()
-            .is_some_and(|p| (5.9..7.0).contains(&p))
-    })
-    .await?;
+    n1.wait_event("playback", |v| position_in(v, 5.9..7.0))
+        .await?;
     n0.wait_position(&a, 8.5).await?;
     n1.wait_position(&a, 8.5).await?;
     n0.quit().await?;

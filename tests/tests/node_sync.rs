@@ -10,7 +10,7 @@
 mod node_support;
 
 use anyhow::Result;
-use node_support::{Comparison, NodeProc, World, click_track, wav_clicks};
+use node_support::{Comparison, NodeProc, World, click_track, position_in, wav_clicks};
 use serde_json::{Value, json};
 
 /// Loose bound on |offset| between two nodes' clicks. Loose on purpose: it
@@ -62,19 +62,11 @@ async fn every_nodes_wav_follows_the_djs_timeline() -> Result<()> {
         v["userId"] == u0
     })
     .await?;
-    n0.send(json!({"cmd":"add","path":a_path})).await?;
-    n0.wait_event("playlist", |v| {
-        v["playlist"].as_array().is_some_and(|p| p.len() == 1)
-    })
-    .await?;
+    n0.add(&a_path, 1).await?;
     n0.send(json!({"cmd":"add","path":b_path})).await?;
     let mut playlist = Value::Null;
     for n in [&mut n0, &mut n1, &mut n2] {
-        playlist = n
-            .wait_event("playlist", |v| {
-                v["playlist"].as_array().is_some_and(|p| p.len() == 2)
-            })
-            .await?;
+        playlist = n.wait_playlist(2).await?;
     }
     n0.wait_event("progress", |v| {
         v["what"].as_str().is_some_and(|w| w.starts_with("upload")) && v["done"] == v["total"]
@@ -136,10 +128,7 @@ async fn every_nodes_wav_follows_the_djs_timeline() -> Result<()> {
     // seek
     n0.send(json!({"cmd":"seek","position":5.0})).await?;
     all(&mut [&mut n0, &mut n1, &mut n2], "playback", |v| {
-        v["playing"] == true
-            && v["position"]
-                .as_f64()
-                .is_some_and(|p| (4.9..6.0).contains(&p))
+        v["playing"] == true && position_in(v, 4.9..6.0)
     })
     .await?;
     n0.wait_position(&a, 6.5).await?;
@@ -161,10 +150,7 @@ async fn every_nodes_wav_follows_the_djs_timeline() -> Result<()> {
     .await?;
     n1.send(json!({"cmd":"seek","position":4.0})).await?;
     all(&mut [&mut n0, &mut n1, &mut n2], "playback", |v| {
-        v["track"] == b.as_str()
-            && v["position"]
-                .as_f64()
-                .is_some_and(|p| (3.9..5.0).contains(&p))
+        v["track"] == b.as_str() && position_in(v, 3.9..5.0)
     })
     .await?;
     // the old DJ may no longer steer

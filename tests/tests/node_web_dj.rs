@@ -87,12 +87,7 @@ async fn a_native_node_follows_a_web_app_dj() -> Result<()> {
         .await?;
     native.wait_event("ready", |_| true).await?;
     native.send(json!({"cmd":"volume","level":1.0})).await?;
-    native.send(json!({"cmd":"add","path":track_path})).await?;
-    let playlist = native
-        .wait_event("playlist", |v| {
-            v["playlist"].as_array().is_some_and(|p| p.len() == 1)
-        })
-        .await?;
+    let playlist = native.add(&track_path, 1).await?;
     let track = playlist["playlist"][0]["id"]
         .as_str()
         .context("track id")?

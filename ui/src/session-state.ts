@@ -4,14 +4,8 @@ import type { CacheSummary, NodeEvent, Participant, PendingChange, PeerState, Ti
 
 export type LinkState = "socket" | "peer" | "offline";
 
-export interface MemberPosition {
-  userId: UserId;
-  latitude: number;
-  longitude: number;
-  speed: number | null;
-  heading: number | null;
-  together: UserId[];
-}
+/** A member's last fix: the node's `location` event without its tag. */
+export type MemberPosition = Omit<Extract<NodeEvent, { event: "location" }>, "event">;
 
 export interface SessionState {
   me: UserId | null;
@@ -102,14 +96,10 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.peers.set(ev.userId, ev.state);
       break;
     case "location":
-      s.positions.set(ev.userId, {
-        userId: ev.userId,
-        latitude: ev.latitude,
-        longitude: ev.longitude,
-        speed: ev.speed,
-        heading: ev.heading,
-        together: ev.together,
-      });
+      {
+        const { event: _, ...fix } = ev;
+        s.positions.set(ev.userId, fix);
+      }
       break;
     case "error":
       s.lastError = ev.cmd ? `${ev.cmd}: ${ev.message}` : ev.message;

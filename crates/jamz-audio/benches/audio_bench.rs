@@ -6,19 +6,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{Fmt, RATE};
 use jamz_audio::{Decoder, OutputSpec, Player, PlayerEvent, Source};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Length of the benchmark file: 60 s makes ffmpeg's process start-up (tens of ms) a small part
 /// of its time, and is about one song.
 const SECONDS: usize = 60;
-const RATE: u32 = 44_100;
 /// Best of this many runs per decoder (the machine is shared; the best run is the least
 /// disturbed one).
 const RUNS: usize = 3;
 /// Scheduled-start trials for the latency figure.
 const LATENCY_TRIALS: usize = 10;
 
-fn music() -> Vec<i16> {
+/// The bench's signal: a sine per channel and a little noise, as floats for `write_wav16`.
+fn music() -> Vec<f32> {
     let mut seed = 0x1234_5678_u64;
     let mut v = Vec::with_capacity(SECONDS * RATE as usize * 2);
     for i in 0..SECONDS * RATE as usize {
@@ -29,41 +33,25 @@ fn music() -> Vec<i16> {
         let noise = (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
         let l = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin() + 0.05 * noise;
         let r = 0.3 * (2.0 * std::f32::consts::PI * 554.4 * t).sin() - 0.05 * noise;
-        v.push((l * 32767.0) as i16);
-        v.push((r * 32767.0) as i16);
+        v.extend_from_slice(&[l, r]);
     }
     v
 }
 
+/// The benchmark file as a 16-bit WAV, and encoded into every other format (the tests'
+/// encoder settings: tests/common).
 fn make_files(dir: &Path) -> Vec<(&'static str, PathBuf)> {
     let wav = dir.join("bench.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    for s in music() {
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_wav16(&wav, &music());
     let mut out = vec![("wav", wav.clone())];
-    for (name, ext, args) in [
-        ("flac", "flac", &["-c:a", "flac"][..]),
-        ("mp3", "mp3", &["-c:a", "libmp3lame", "-b:a", "192k"][..]),
-        ("aac/m4a", "m4a", &["-c:a", "aac", "-b:a", "192k"][..]),
-        ("vorbis", "ogg", &["-c:a", "libvorbis", "-q:a", "6"][..]),
+    for (name, fmt) in [
+        ("flac", Fmt::Flac),
+        ("mp3", Fmt::Mp3),
+        ("aac/m4a", Fmt::M4a),
+        ("vorbis", Fmt::Ogg),
     ] {
-        let p = dir.join(format!("bench.{ext}"));
-        let st = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-            .arg(&wav)
-            .args(args)
-            .arg(&p)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let p = dir.join(format!("bench.{}", fmt.ext()));
+        common::encode(&wav, fmt, &p, &[]);
         out.push((name, p));
     }
     out

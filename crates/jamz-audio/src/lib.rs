@@ -37,7 +37,7 @@ mod spec;
 mod tags;
 mod track;
 
-pub use clock::{ClockAnchor, frames_to_duration};
+pub use clock::{ClockAnchor, frames_to_duration, unix_time_of};
 pub use decode::{AudioInfo, DecodedAudio, Decoder, decode_file};
 pub use devices::{OutputDevice, SYSTEM_DEFAULT_NAME, output_devices};
 pub use error::{AudioError, Result};

@@ -88,10 +88,11 @@ pub(crate) struct Mixer {
     history: VecDeque<Segment>,
     events: Sender<PlayerEvent>,
     scratch: Vec<f32>,
-    /// Playback instant of the latest rendered buffer.
-    pub last_render_instant: Option<Instant>,
-    /// Frames of the latest rendered buffer (the next one is due that much later).
-    last_render_frames: usize,
+    /// Where the latest rendered buffer started (its first frame and playback instant); the
+    /// next buffer is due `frames_rendered - frame` frames later. The same as `clock` except
+    /// that `reset_rate` keeps it: the first buffer on a reopened device is still checked
+    /// against the last one before the loss.
+    last_buffer: Option<ClockAnchor>,
     /// Latency the device reported at the last callback (playback - callback timestamp).
     pub device_latency: Option<Duration>,
     /// Wall-clock instant of the latest render call (the output watchdog reads it).
@@ -118,8 +119,7 @@ impl Mixer {
             history: VecDeque::new(),
             events,
             scratch: Vec::new(),
-            last_render_instant: None,
-            last_render_frames: 0,
+            last_buffer: None,
             device_latency: None,
             last_callback: None,
             device_lost: false,
@@ -233,14 +233,7 @@ impl Mixer {
                 seconds: p.at_position_s + dt * (1.0 + self.trim_ppm * 1e-6),
             });
         }
-        let clock = self.clock?;
-        let base = clock.instant + self.latency_offset;
-        let rate = f64::from(self.out_rate);
-        let frame_f = if at >= base {
-            clock.frame as f64 + (at - base).as_secs_f64() * rate
-        } else {
-            clock.frame as f64 - (base - at).as_secs_f64() * rate
-        };
+        let frame_f = self.frame_of(at)?;
         if frame_f < 0.0 {
             return None;
         }
@@ -296,13 +289,13 @@ impl Mixer {
     /// `playback` (before the per-device latency offset).
     pub fn render(&mut self, out: &mut [f32], playback: Instant) {
         let frames = out.len() / OUT_CHANNELS;
-        self.clock = Some(ClockAnchor {
+        let anchor = ClockAnchor {
             frame: self.frames_rendered,
             instant: playback,
-        });
+        };
+        self.clock = Some(anchor);
         self.detect_stall(playback);
-        self.last_render_instant = Some(playback);
-        self.last_render_frames = frames;
+        self.last_buffer = Some(anchor);
         self.last_callback = Some(Instant::now());
         out.fill(0.0);
         let rate = f64::from(self.out_rate);
@@ -315,7 +308,8 @@ impl Mixer {
             // 1. A scheduled start that is due at or before this frame.
             let mut block_end = frames;
             if let Some(p) = &self.pending {
-                let due = self.frame_of(p.at_instant);
+                // The clock was anchored above.
+                let due = self.frame_of(p.at_instant).unwrap_or(0.0);
                 if due <= frame as f64 {
                     self.activate_pending(frame, due);
                     continue;
@@ -395,16 +389,16 @@ impl Mixer {
         self.frames_rendered += frames as u64;
     }
 
-    /// Output frame (fractional) whose audible instant is `at`.
-    fn frame_of(&self, at: Instant) -> f64 {
-        let Some(c) = self.clock else { return 0.0 };
+    /// Output frame (fractional) whose audible instant is `at`, if the clock is anchored.
+    fn frame_of(&self, at: Instant) -> Option<f64> {
+        let c = self.clock?;
         let base = c.instant + self.latency_offset;
         let rate = f64::from(self.out_rate);
-        if at >= base {
+        Some(if at >= base {
             c.frame as f64 + (at - base).as_secs_f64() * rate
         } else {
             c.frame as f64 - (base - at).as_secs_f64() * rate
-        }
+        })
     }
 
     /// A buffer due much later than the previous one ended: the output stalled (an underrun,
@@ -413,14 +407,14 @@ impl Mixer {
     /// stall the device's reported latency may be off for as long as the stream runs (seen on
     /// ALSA -> PulseAudio: 10-20 ms for a whole track after a stalled first start).
     fn detect_stall(&mut self, playback: Instant) {
-        let Some(prev) = self.last_render_instant else {
+        let Some(prev) = self.last_buffer else {
             return;
         };
         let expected = Duration::from_secs_f64(
-            self.last_render_frames as f64 / f64::from(self.out_rate.max(1)),
+            (self.frames_rendered - prev.frame) as f64 / f64::from(self.out_rate.max(1)),
         );
         let Some(gap) = playback
-            .checked_duration_since(prev)
+            .checked_duration_since(prev.instant)
             .and_then(|step| step.checked_sub(expected))
         else {
             return;
@@ -439,7 +433,7 @@ impl Mixer {
         let late = (frame as f64 - due).floor();
         if late >= 1.0 {
             tracing::debug!(track = %p.stream.id, late_frames = late, "late start: skipping ahead");
-            let _ = p.stream.discard(late as usize);
+            p.stream.discard(late as usize);
         }
         if let Some(old) = self.current.take() {
             self.fading.push(Fading {

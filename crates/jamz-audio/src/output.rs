@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use std::sync::mpsc;
 
@@ -167,15 +167,7 @@ impl WavSink {
     }
 
     fn write_schedule(&self, frame0: Instant) -> Result<()> {
-        let now_i = Instant::now();
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let frame0_unix = if frame0 >= now_i {
-            now_s + (frame0 - now_i)
-        } else {
-            now_s.saturating_sub(now_i - frame0)
-        };
+        let frame0_unix = crate::clock::unix_time_of(frame0);
         let sched = WavSchedule {
             frame0_unix_ns: frame0_unix.as_nanos(),
             sample_rate: PACED_RATE,

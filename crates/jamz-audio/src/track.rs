@@ -142,7 +142,7 @@ impl TrackStream {
         // Drop the resampler's delay, as rubato's own process_all does, so that output frame 0
         // is input frame 0.
         let delay = t.resampler.output_delay();
-        t.discard(delay)?;
+        t.discard(delay);
         t.src_pos = start_frame as f64;
         if let Some(e) = t.error.take() {
             return Err(e);
@@ -180,7 +180,7 @@ impl TrackStream {
     }
 
     /// Pulls and drops `frames` output frames (a late start catching up).
-    pub fn discard(&mut self, frames: usize) -> Result<()> {
+    pub fn discard(&mut self, frames: usize) {
         let mut scratch = vec![0.0f32; RESAMPLER_CHUNK * OUT_CHANNELS];
         let mut left = frames;
         while left > 0 {
@@ -191,7 +191,6 @@ impl TrackStream {
             }
             left -= got;
         }
-        Ok(())
     }
 
     /// Fills `out` (stereo interleaved) with the next frames; returns how many frames were

@@ -9,15 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::pulse::start_pulse;
-use common::{Fmt, RATE, make_file};
-use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
+use common::child::{ChildRun, play_long_tone, rerun};
+use common::pulse::{Pulse, sink_or_skip, start_pulse};
+use jamz_audio::{OutputSpec, PlayerEvent};
 
 /// Bound on each wait. Losing the device is noticed within the player's stall timeout (3 s).
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -34,10 +31,7 @@ const NAMED_ID: &str = "alsa:jamz_named";
 const DEFAULT_ID: &str = "alsa:default";
 
 /// The child process and the lines it prints.
-struct Run {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
+struct Run(ChildRun);
 
 impl Run {
     /// Re-runs this binary's child test on `device:NAMED_ID`, with the named PCM pinned to
@@ -53,80 +47,48 @@ impl Run {
             ),
         )
         .unwrap();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_plays_on_a_named_device_and_reports_events",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env(CHILD_DIR_ENV, dir)
+        let mut cmd = rerun("child_plays_on_a_named_device_and_reports_events");
+        cmd.env(CHILD_DIR_ENV, dir)
             .env(CHILD_SPEC_ENV, format!("device:{NAMED_ID}"))
             .env(CHILD_RESUMES_ENV, resumes.to_string())
             .env("XDG_CONFIG_HOME", &xdg)
             .env("PULSE_SERVER", default_server)
-            .env_remove("PULSE_SINK")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Run { child, lines: rx }
+            .env_remove("PULSE_SINK");
+        Run(ChildRun::spawn(cmd))
     }
 
     /// Waits (bounded) for a line starting with `what`; returns it.
     fn expect(&self, what: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(what) => {
-                    println!("child: {l}");
-                    return l;
-                }
-                Ok(l) => println!("child: {l}"),
-                Err(_) => panic!("child never said {what:?}"),
-            }
-        }
+        self.0.expect(what, TIMEOUT)
     }
 
-    fn finish(mut self) {
-        let st = self.child.wait().unwrap();
+    fn finish(self) {
+        let st = self.0.wait();
         assert!(st.success(), "child failed");
     }
 }
 
-fn pulse_or_skip() -> bool {
-    if std::env::var_os("JAMZ_PULSE_SINK").is_some() {
-        return true;
-    }
-    eprintln!(
-        "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; scripts/env.d/pulseaudio.sh) ***\n"
-    );
-    false
+/// PulseAudio "A" (or "B"): a private server in `dir/name` with a null sink.
+fn start_server(dir: &Path, name: &str) -> Pulse {
+    start_pulse(&dir.join(name), "named")
+        .unwrap_or_else(|| panic!("PulseAudio {} starts", name.to_uppercase()))
 }
 
 #[test]
 fn a_lost_named_device_is_reopened_first_when_it_returns() {
-    if !pulse_or_skip() {
+    if sink_or_skip().is_none() {
         return;
     }
     // Named and default devices on the same server: when it returns both are there again at
     // once, and the named one must win.
     let dir = common::tempdir();
-    let a = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
+    let a = start_server(dir.path(), "a");
     let server = a.server.clone();
     let run = Run::start(dir.path(), &server, &server, 1);
     run.expect(&format!("PLAYING {NAMED_ID}"));
     drop(a);
     run.expect("EVENT DeviceLost");
-    let _a2 = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
+    let _a2 = start_server(dir.path(), "a");
     run.expect(&format!("EVENT DeviceRestored {NAMED_ID}"));
     run.expect("RESUMED");
     run.finish();
@@ -134,12 +96,12 @@ fn a_lost_named_device_is_reopened_first_when_it_returns() {
 
 #[test]
 fn a_named_device_that_stays_away_falls_back_to_the_default_and_playback_returns_with_it() {
-    if !pulse_or_skip() {
+    if sink_or_skip().is_none() {
         return;
     }
     let dir = common::tempdir();
-    let a = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts");
-    let b = start_pulse(&dir.path().join("b"), "named").expect("PulseAudio B starts");
+    let a = start_server(dir.path(), "a");
+    let b = start_server(dir.path(), "b");
     let run = Run::start(dir.path(), &a.server, &b.server, 2);
     run.expect(&format!("PLAYING {NAMED_ID}"));
     drop(a); // the named device's server dies; the default's stays
@@ -147,7 +109,7 @@ fn a_named_device_that_stays_away_falls_back_to_the_default_and_playback_returns
     run.expect(&format!("EVENT DeviceRestored {DEFAULT_ID}"));
     run.expect("RESUMED");
     // The named device comes back (a USB DAC plugged in again): playback moves back to it.
-    let _a2 = start_pulse(&dir.path().join("a"), "named").expect("PulseAudio A starts again");
+    let _a2 = start_server(dir.path(), "a");
     run.expect(&format!("EVENT DeviceRestored {NAMED_ID}"));
     run.expect("RESUMED");
     run.finish();
@@ -165,17 +127,7 @@ fn child_plays_on_a_named_device_and_reports_events() {
         return;
     };
     let spec: OutputSpec = spec.parse().unwrap();
-    let tone: Vec<f32> = (0..RATE as usize * 30)
-        .flat_map(|i| {
-            let s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / RATE as f32).sin();
-            [s, s]
-        })
-        .collect();
-    let src = make_file(&dir, "tone", Fmt::Flac, &tone);
-    let player = Player::new(&spec).unwrap();
-    let events = player.events();
-    let t0 = Instant::now() + Duration::from_millis(300);
-    player.start(Source::new("tone", &src), 0.0, t0).unwrap();
+    let (_player, events, _) = play_long_tone(&dir, &spec);
     let deadline = Instant::now() + TIMEOUT * 3;
     let mut restored = false;
     let mut resumes_left: u32 = std::env::var(CHILD_RESUMES_ENV)

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::pulse::sink_or_skip;
 use common::{Fmt, RATE, make_file};
 use jamz_audio::{
     AudioError, OutputDevice, OutputSpec, Player, PlayerEvent, SYSTEM_DEFAULT_NAME, Source,
@@ -21,16 +22,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// the stream is polled (notes/headless-audio.md).
 const LEAD: Duration = Duration::from_millis(300);
 
-fn pulse_or_skip() -> bool {
-    if std::env::var_os("JAMZ_PULSE_SINK").is_some() {
-        return true;
-    }
-    eprintln!(
-        "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; scripts/env.d/pulseaudio.sh starts a null sink) ***\n"
-    );
-    false
-}
-
 /// The listed real devices (everything after the synthetic "System default" entry).
 fn real_devices() -> Vec<OutputDevice> {
     let list = output_devices().expect("the host lists its output devices");
@@ -42,7 +33,7 @@ fn real_devices() -> Vec<OutputDevice> {
 
 #[test]
 fn the_list_starts_with_the_system_default_and_has_real_devices() {
-    if !pulse_or_skip() {
+    if sink_or_skip().is_none() {
         return;
     }
     let list = output_devices().unwrap();
@@ -68,7 +59,7 @@ fn the_list_starts_with_the_system_default_and_has_real_devices() {
 
 #[test]
 fn every_listed_id_is_an_output_spec_that_prints_back_the_same() {
-    if !pulse_or_skip() {
+    if sink_or_skip().is_none() {
         return;
     }
     for d in output_devices().unwrap() {
@@ -159,7 +150,7 @@ fn opens_and_plays(device: &OutputDevice) {
 
 #[test]
 fn the_first_listed_device_opens_by_id_and_plays() {
-    if !pulse_or_skip() {
+    if sink_or_skip().is_none() {
         return;
     }
     let first = real_devices().into_iter().next().expect("a real device");
@@ -170,7 +161,7 @@ fn the_first_listed_device_opens_by_id_and_plays() {
 /// current default one, opened by its id, plays through the PulseAudio sink.
 #[test]
 fn the_current_default_device_opens_by_id_and_plays() {
-    if !pulse_or_skip() {
+    if sink_or_skip().is_none() {
         return;
     }
     let real = real_devices();
@@ -183,7 +174,7 @@ fn the_current_default_device_opens_by_id_and_plays() {
 
 #[test]
 fn an_unknown_device_id_is_refused_with_its_name_and_the_choices() {
-    if !pulse_or_skip() {
+    if sink_or_skip().is_none() {
         return;
     }
     let id = "alsa:no-such-device-7f3a";

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{Fmt, RATE, make_file};
 use crossbeam_channel::Receiver;
@@ -23,28 +23,11 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 const PLACEMENT_TOLERANCE_S: f64 = 2.0 / PACED_RATE as f64;
 
 fn unix_ns(t: Instant) -> f64 {
-    let now_i = Instant::now();
-    let now_s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as f64;
-    if t >= now_i {
-        now_s + (t - now_i).as_nanos() as f64
-    } else {
-        now_s - (now_i - t).as_nanos() as f64
-    }
+    jamz_audio::unix_time_of(t).as_nanos() as f64
 }
 
 fn wait_for(events: &Receiver<PlayerEvent>, pred: impl Fn(&PlayerEvent) -> bool) -> PlayerEvent {
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok(ev) if pred(&ev) => return ev,
-            Ok(_) => {}
-            Err(e) => panic!("no matching event within {EVENT_TIMEOUT:?}: {e}"),
-        }
-    }
+    common::wait_for(events, EVENT_TIMEOUT, pred)
 }
 
 fn ended(id: &str) -> impl Fn(&PlayerEvent) -> bool + '_ {
@@ -78,6 +61,20 @@ struct Rig {
     out: PathBuf,
 }
 
+impl Rig {
+    /// A player on the rig's `wav:` output, and its events.
+    fn wav_player(&self) -> (Player, Receiver<PlayerEvent>) {
+        player_on(&OutputSpec::Wav(self.out.clone()))
+    }
+}
+
+/// A player on `spec`, and its events.
+fn player_on(spec: &OutputSpec) -> (Player, Receiver<PlayerEvent>) {
+    let player = Player::new(spec).unwrap();
+    let events = player.events();
+    (player, events)
+}
+
 fn rig() -> Rig {
     let dir = common::tempdir();
     let p = dir.path().to_owned();
@@ -101,8 +98,7 @@ fn clicks_file(dir: &Path, name: &str, seconds: f64, at_s: &[f64]) -> PathBuf {
 fn scheduled_start_plays_each_click_at_its_instant() {
     let rig = rig();
     let src = clicks_file(&rig.dir, "c", 1.2, &[0.5, 1.0]);
-    let player = Player::new(&OutputSpec::Wav(rig.out.clone())).unwrap();
-    let events = player.events();
+    let (player, events) = rig.wav_player();
     let t = Instant::now() + LEAD;
     player.start(Source::new("c", &src), 0.25, t).unwrap();
     wait_for(&events, ended("c"));
@@ -140,8 +136,7 @@ fn scheduled_start_plays_each_click_at_its_instant() {
 fn latency_offset_moves_output_earlier_by_the_offset() {
     let rig = rig();
     let src = clicks_file(&rig.dir, "c", 0.6, &[0.3]);
-    let player = Player::new(&OutputSpec::Wav(rig.out.clone())).unwrap();
-    let events = player.events();
+    let (player, events) = rig.wav_player();
     let offset = Duration::from_millis(200); // a Bluetooth car stereo
     player.set_latency_offset(offset).unwrap();
     let t = Instant::now() + LEAD + offset;
@@ -168,8 +163,7 @@ fn queued_track_follows_with_no_gap() {
     let a_len = 0.5;
     let a = clicks_file(&rig.dir, "a", a_len, &[a_len - 100.0 / f64::from(RATE)]);
     let b = clicks_file(&rig.dir, "b", 0.5, &[100.0 / f64::from(RATE)]);
-    let player = Player::new(&OutputSpec::Wav(rig.out.clone())).unwrap();
-    let events = player.events();
+    let (player, events) = rig.wav_player();
     player
         .start(Source::new("a", &a), 0.0, Instant::now() + LEAD)
         .unwrap();
@@ -198,8 +192,7 @@ fn queued_track_follows_with_no_gap() {
 fn rate_trim_plus_500_ppm_gains_5_ms_over_10_s() {
     let rig = rig();
     let src = clicks_file(&rig.dir, "c", 10.8, &[0.4, 10.4]);
-    let player = Player::new(&OutputSpec::Wav(rig.out.clone())).unwrap();
-    let events = player.events();
+    let (player, events) = rig.wav_player();
     player.set_rate_trim(500.0).unwrap();
     let t = Instant::now() + LEAD;
     player.start(Source::new("c", &src), 0.0, t).unwrap();
@@ -235,20 +228,19 @@ fn rate_trim_plus_500_ppm_gains_5_ms_over_10_s() {
 fn volume_trim_pause_resume_and_seek_do_not_click() {
     let rig = rig();
     let frames = RATE as usize * 3;
-    let sine: Vec<f32> = (0..frames)
-        .flat_map(|i| {
-            let s = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / RATE as f32).sin();
-            [s, s]
-        })
-        .collect();
-    let src = make_file(&rig.dir, "sine", Fmt::Wav, &sine);
-    let player = Player::new(&OutputSpec::Wav(rig.out.clone())).unwrap();
-    let events = player.events();
+    let src = make_file(
+        &rig.dir,
+        "sine",
+        Fmt::Wav,
+        &common::sine(frames, 440.0, 0.5),
+    );
+    let (player, events) = rig.wav_player();
     let t = Instant::now() + LEAD;
     player.start(Source::new("s", &src), 0.0, t).unwrap();
     wait_for(&events, |e| matches!(e, PlayerEvent::TrackStarted { .. }));
-    // Each change waits for the previous one to be rendered: a position query far enough in
-    // the past proves the output got there (no sleeps).
+    // Each change waits until the previous one has been rendered: the paced output renders one
+    // 10 ms period ahead of its playback instant, so once the wall clock is 50 ms past `at` the
+    // output is past it too. The wait polls the event queue (10 ms) and is bounded.
     let rendered = |at: Instant| {
         let deadline = Instant::now() + EVENT_TIMEOUT;
         while Instant::now() < at + Duration::from_millis(50) {
@@ -305,9 +297,8 @@ fn volume_trim_pause_resume_and_seek_do_not_click() {
 fn null_output_reports_start_end_and_position() {
     let rig = rig();
     let src = clicks_file(&rig.dir, "c", 0.4, &[0.1]);
-    let player = Player::new(&OutputSpec::Null).unwrap();
+    let (player, events) = player_on(&OutputSpec::Null);
     assert_eq!(player.sample_rate(), PACED_RATE);
-    let events = player.events();
     let t = Instant::now() + LEAD;
     player.start(Source::new("n", &src), 0.0, t).unwrap();
     // Predicted before it plays:
@@ -340,8 +331,7 @@ fn a_file_cut_short_plays_what_it_has_then_reports_an_error_and_ends() {
     let src = make_file(&rig.dir, "cut", Fmt::Flac, &common::music(RATE as usize, 3));
     let bytes = std::fs::read(&src).unwrap();
     std::fs::write(&src, &bytes[..bytes.len() / 2]).unwrap();
-    let player = Player::new(&OutputSpec::Null).unwrap();
-    let events = player.events();
+    let (player, events) = player_on(&OutputSpec::Null);
     player
         .start(Source::new("cut", &src), 0.0, Instant::now() + LEAD)
         .unwrap();
@@ -361,8 +351,7 @@ fn starting_an_unreadable_file_fails_at_once_and_keeps_playing_the_old_one() {
     let good = clicks_file(&rig.dir, "good", 2.0, &[1.0]);
     let bad = rig.dir.join("bad.mp3");
     std::fs::write(&bad, b"ID3 definitely not an mp3").unwrap();
-    let player = Player::new(&OutputSpec::Null).unwrap();
-    let events = player.events();
+    let (player, events) = player_on(&OutputSpec::Null);
     let t = Instant::now() + LEAD;
     player.start(Source::new("good", &good), 0.0, t).unwrap();
     wait_for(&events, |e| matches!(e, PlayerEvent::TrackStarted { .. }));

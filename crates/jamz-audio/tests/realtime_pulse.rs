@@ -48,10 +48,7 @@ struct Recording {
 
 #[test]
 fn scheduled_click_reaches_the_pulseaudio_sink_on_time() {
-    let Ok(sink) = std::env::var("JAMZ_PULSE_SINK") else {
-        eprintln!(
-            "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; scripts/env.d/pulseaudio.sh starts a null sink) ***\n"
-        );
+    let Some(sink) = common::pulse::sink_or_skip() else {
         return;
     };
     let dir = common::tempdir();
@@ -124,14 +121,9 @@ fn scheduled_click_reaches_the_pulseaudio_sink_on_time() {
     let events = player.events();
     let t = Instant::now() + LEAD;
     player.start(Source::new("click", &src), 0.0, t).unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(PlayerEvent::TrackEnded { .. }) => break,
-            Ok(_) => {}
-            Err(e) => panic!("track did not end: {e}"),
-        }
-    }
+    common::wait_for(&events, TIMEOUT, |e| {
+        matches!(e, PlayerEvent::TrackEnded { .. })
+    });
     let expected = t + Duration::from_secs_f64(CLICK_AT_S);
     // Record until well past the click (device latency + parec's fragments).
     wait_until(&|r| {

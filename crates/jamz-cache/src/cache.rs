@@ -132,19 +132,7 @@ async fn on_index<T: Send + 'static>(
         f(&inner, &mut index).map_err(|e| CacheError::index(&id2, during, &e))
     })
     .await
-    .map_err(|e| CacheError::Index {
-        id: id.to_owned(),
-        during,
-        message: e.to_string(),
-    })?
-}
-
-fn join_error(during: &'static str, e: &tokio::task::JoinError) -> CacheError {
-    CacheError::Index {
-        id: String::new(),
-        during,
-        message: e.to_string(),
-    }
+    .map_err(|e| CacheError::index_task_failed(id, during, &e))?
 }
 
 impl Cache {
@@ -161,7 +149,7 @@ impl Cache {
         let limits = (config.max_tracks, config.max_bytes);
         let opened = tokio::task::spawn_blocking(move || open_blocking(layout, limits))
             .await
-            .map_err(|e| join_error("opening the cache", &e))??;
+            .map_err(|e| CacheError::index_task_failed("", "opening the cache", &e))??;
         let (layout, lock, index, reconcile) = opened;
         tracing::info!(dir = ?layout.root, ?reconcile, "cache opened");
         Ok(Cache {
@@ -305,7 +293,7 @@ impl Cache {
             }
         })
         .await
-        .map_err(|e| join_error("opening a cached track", &e))?
+        .map_err(|e| CacheError::index_task_failed("", "opening a cached track", &e))?
     }
 
     /// The running download of the track, or a new one.

@@ -35,11 +35,7 @@ async fn with_writer<T: Send + 'static>(
     let w = Arc::clone(w);
     tokio::task::spawn_blocking(move || f(&mut w.lock().unwrap_or_else(PoisonError::into_inner)))
         .await
-        .map_err(|e| CacheError::Io {
-            id: id.to_owned(),
-            during: "running the writer",
-            source: Arc::new(std::io::Error::other(e.to_string())),
-        })?
+        .map_err(|e| CacheError::io_task_failed(id, "running the writer", &e))?
 }
 
 /// Why an attempt ended without a complete body.
@@ -90,16 +86,8 @@ pub(crate) async fn run(
             Ok::<_, CacheError>((w, row))
         })
         .await;
-        match opened {
-            Ok(r) => r?,
-            Err(e) => {
-                return Err(CacheError::Io {
-                    id,
-                    during: "opening the partial download",
-                    source: Arc::new(std::io::Error::other(e.to_string())),
-                });
-            }
-        }
+        opened
+            .map_err(|e| CacheError::io_task_failed(&id, "opening the partial download", &e))??
     };
     let mut job = Job {
         size_hint: track.size,
@@ -479,10 +467,8 @@ impl Job {
                 .map_err(|e| CacheError::index(&id, "recording the partial download", &e))
         })
         .await
-        .map_err(|e| CacheError::Index {
-            id: self.track.id.clone(),
-            during: "recording the partial download",
-            message: e.to_string(),
+        .map_err(|e| {
+            CacheError::index_task_failed(self.id(), "recording the partial download", &e)
         })?
     }
 
@@ -506,11 +492,7 @@ impl Job {
             record_committed(&inner, &track, &committed, etag)
         })
         .await
-        .map_err(|e| CacheError::Io {
-            id: self.track.id.clone(),
-            during: "committing the download",
-            source: Arc::new(std::io::Error::other(e.to_string())),
-        })?
+        .map_err(|e| CacheError::io_task_failed(self.id(), "committing the download", &e))?
     }
 }
 

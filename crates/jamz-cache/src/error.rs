@@ -50,14 +50,6 @@ pub enum CacheError {
     #[error("track {id}: size mismatch, expected {expected} bytes, got {got}")]
     SizeMismatch { id: String, expected: u64, got: u64 },
 
-    /// The server's answer contradicts itself or the request (bad Content-Range ...).
-    #[error("track {id}: protocol error from {url}: {message}")]
-    Protocol {
-        id: String,
-        url: String,
-        message: String,
-    },
-
     /// The disk (or the file system holding the cache) is full. Nothing half-written
     /// is kept in the served area.
     #[error("disk full{} while {during}", for_track(.id))]
@@ -130,6 +122,33 @@ impl CacheError {
                 during,
                 source: Arc::new(err),
             }
+        }
+    }
+
+    /// A blocking task doing file work that did not finish (it panicked, or the
+    /// runtime is shutting down).
+    pub(crate) fn io_task_failed(
+        id: &str,
+        during: &'static str,
+        err: &tokio::task::JoinError,
+    ) -> Self {
+        CacheError::Io {
+            id: id.to_owned(),
+            during,
+            source: Arc::new(io::Error::other(err.to_string())),
+        }
+    }
+
+    /// A blocking task doing index work that did not finish.
+    pub(crate) fn index_task_failed(
+        id: &str,
+        during: &'static str,
+        err: &tokio::task::JoinError,
+    ) -> Self {
+        CacheError::Index {
+            id: id.to_owned(),
+            during,
+            message: err.to_string(),
         }
     }
 

@@ -72,10 +72,6 @@ impl Cache {
             result
         })
         .await
-        .map_err(|e| CacheError::Io {
-            id: "import".into(),
-            during: "caching a local file",
-            source: Arc::new(std::io::Error::other(e.to_string())),
-        })?
+        .map_err(|e| CacheError::io_task_failed("import", "caching a local file", &e))?
     }
 }

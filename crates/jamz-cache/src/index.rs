@@ -201,24 +201,13 @@ impl Index {
         stmt.query_map([], entry_from_row)?.collect()
     }
 
-    fn next_seq(&self) -> rusqlite::Result<i64> {
-        self.conn
-            .prepare_cached("SELECT COALESCE(MAX(lru_seq), 0) + 1 FROM tracks")?
-            .query_row([], |r| r.get(0))
-    }
-
     /// Inserts (or replaces) a complete track as the most recently used. Returns the
     /// row it replaced, if that row pointed at another file.
     pub fn insert(&mut self, e: &NewEntry) -> rusqlite::Result<Option<Removed>> {
         let tx = self.conn.transaction()?;
-        let old: Option<(String, u64)> = tx
-            .prepare_cached("SELECT sha256, size FROM tracks WHERE id = ?1")?
-            .query_row([&e.id], |r| Ok((r.get(0)?, to_u64(r.get(1)?))))
-            .optional()?;
+        let old = file_of(&tx, &e.id)?;
         let file_known = sha_referenced(&tx, &e.sha256)?;
-        let seq: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(lru_seq), 0) + 1 FROM tracks")?
-            .query_row([], |r| r.get(0))?;
+        let seq = next_seq(&tx)?;
         tx.prepare_cached(
             "INSERT INTO tracks (id, url, etag, sha256, size, mime, title, artist, duration,
                                  cached_at, last_played, play_count, pinned, lru_seq)
@@ -271,7 +260,7 @@ impl Index {
     /// Records a play: newest in LRU order, `last_played = now`, `play_count + 1`.
     /// Returns whether the track is in the index.
     pub fn mark_played(&mut self, id: &str, now_ms: i64) -> rusqlite::Result<bool> {
-        let seq = self.next_seq()?;
+        let seq = next_seq(&self.conn)?;
         let n = self
             .conn
             .prepare_cached(
@@ -414,11 +403,7 @@ impl Index {
     /// Removes one track's row.
     pub fn remove(&mut self, id: &str) -> rusqlite::Result<Option<Removed>> {
         let tx = self.conn.transaction()?;
-        let row: Option<(String, u64)> = tx
-            .prepare_cached("SELECT sha256, size FROM tracks WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, to_u64(r.get(1)?))))
-            .optional()?;
-        let out = match row {
+        let out = match file_of(&tx, id)? {
             Some((sha256, size)) => {
                 tx.execute("DELETE FROM tracks WHERE id = ?1", [id])?;
                 Some(Removed {
@@ -525,6 +510,19 @@ fn partial_from_row(r: &Row<'_>) -> rusqlite::Result<PartialRow> {
         size: r.get::<_, Option<i64>>(4)?.map(to_u64),
         updated_at: r.get(5)?,
     })
+}
+
+/// The next LRU sequence number: newer than every row.
+fn next_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(lru_seq), 0) + 1 FROM tracks")?
+        .query_row([], |r| r.get(0))
+}
+
+/// (sha256, size) of a track's row.
+fn file_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<(String, u64)>> {
+    conn.prepare_cached("SELECT sha256, size FROM tracks WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, to_u64(r.get(1)?))))
+        .optional()
 }
 
 fn sha_referenced(conn: &Connection, sha256: &str) -> rusqlite::Result<bool> {

@@ -11,9 +11,11 @@
 //!   whose track is complete already: removed; a partial row without a file: dropped.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::path::Path;
 
 use crate::index::Index;
-use crate::layout::{Layout, partial_key, remove_file_if_exists};
+use crate::layout::{Layout, remove_file_if_exists};
 use crate::track::is_sha256_hex;
 
 /// What reconciliation did.
@@ -29,8 +31,28 @@ pub struct ReconcileReport {
     pub partials_removed: usize,
 }
 
-fn file_name(entry: &std::fs::DirEntry) -> Option<String> {
-    entry.file_name().to_str().map(str::to_owned)
+/// Removes every file in `dir` whose name `keep` does not accept (directories are
+/// left alone). Returns how many were removed; `what` names them in the logs.
+fn sweep(dir: &Path, keep: impl Fn(&OsStr) -> bool, what: &str) -> usize {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(?dir, error = %e, "reconcile: cannot list the directory");
+            return 0;
+        }
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if keep(&entry.file_name()) || entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        tracing::info!(file = ?entry.path(), "reconcile: removing {what}");
+        match remove_file_if_exists(&entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!(error = %e, "reconcile: could not remove {what}"),
+        }
+    }
+    removed
 }
 
 /// Runs reconciliation. I/O errors on single entries are logged and skipped: a file
@@ -52,22 +74,11 @@ pub(crate) fn reconcile(layout: &Layout, index: &mut Index) -> rusqlite::Result<
 
     // Files without a row.
     let referenced = index.referenced_files()?;
-    match std::fs::read_dir(&layout.files) {
-        Ok(dir) => {
-            for entry in dir.flatten() {
-                let keep = file_name(&entry).is_some_and(|n| referenced.contains(&n));
-                if keep || entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    continue;
-                }
-                tracing::info!(file = ?entry.path(), "reconcile: removing orphan file");
-                match remove_file_if_exists(&entry.path()) {
-                    Ok(()) => report.orphan_files_removed += 1,
-                    Err(e) => tracing::warn!(error = %e, "reconcile: could not remove orphan"),
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "reconcile: cannot list files/"),
-    }
+    report.orphan_files_removed = sweep(
+        &layout.files,
+        |name| name.to_str().is_some_and(|n| referenced.contains(n)),
+        "orphan file",
+    );
 
     // Partial downloads.
     let mut wanted = HashSet::new();
@@ -81,26 +92,14 @@ pub(crate) fn reconcile(layout: &Layout, index: &mut Index) -> rusqlite::Result<
             index.delete_partial(&row.track_id)?;
             report.partials_removed += 1;
         } else {
-            wanted.insert(format!("{}.part", partial_key(&row.track_id)));
+            wanted.extend(path.file_name().map(OsStr::to_owned));
             report.partials_kept += 1;
         }
     }
-    match std::fs::read_dir(&layout.partial) {
-        Ok(dir) => {
-            for entry in dir.flatten() {
-                if file_name(&entry).is_some_and(|n| wanted.contains(&n))
-                    || entry.file_type().is_ok_and(|t| t.is_dir())
-                {
-                    continue;
-                }
-                tracing::info!(file = ?entry.path(), "reconcile: removing partial without a row");
-                match remove_file_if_exists(&entry.path()) {
-                    Ok(()) => report.partials_removed += 1,
-                    Err(e) => tracing::warn!(error = %e, "reconcile: could not remove partial"),
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "reconcile: cannot list partial/"),
-    }
+    report.partials_removed += sweep(
+        &layout.partial,
+        |name| wanted.contains(name),
+        "partial without a row",
+    );
     Ok(report)
 }

@@ -103,6 +103,8 @@ fn readers_see_the_final_content_or_an_error() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_0001);
+    // Printed (shown on failure) because a panic inside a run may not name its seed.
+    eprintln!("stream test base seed = {base} (set JAMZ_CACHE_STREAM_SEED to replay)");
     for i in 0..RUNS {
         let dir = tempfile::tempdir().unwrap();
         let seed = base + i;

@@ -96,8 +96,7 @@ impl PartialWriter {
     /// Drops everything downloaded so far.
     pub fn reset(&mut self) -> Result<(), CacheError> {
         self.truncate_to(0)?;
-        self.write_pos = 0;
-        self.hasher = Sha256::new();
+        self.rewind();
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use jamz_cache::CacheError;
@@ -16,16 +16,22 @@ const SMALL_TMPFS: &str = "size=2m";
 /// Size of the second test's: room for the index and either track, not both.
 const ROOM_FOR_ONE: &str = "size=8m";
 
-struct Mounted(PathBuf);
+/// A tmpfs of a given size mounted on a fresh temporary directory; unmounted (then
+/// the directory removed) on drop.
+struct Tmpfs {
+    root: tempfile::TempDir,
+}
 
-impl Mounted {
-    fn new(at: &Path, size: &str) -> Option<Mounted> {
+impl Tmpfs {
+    /// `None` (with a loud note on stderr) when mounting is not permitted.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let root = tempfile::tempdir().unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", size, "tmpfs"])
-            .arg(at)
+            .arg(root.path())
             .output();
         match out {
-            Ok(o) if o.status.success() => Some(Mounted(at.to_path_buf())),
+            Ok(o) if o.status.success() => Some(Tmpfs { root }),
             Ok(o) => {
                 eprintln!(
                     "SKIPPED disk_full test: cannot mount a tmpfs ({}); run as root to test a full disk for real",
@@ -39,21 +45,29 @@ impl Mounted {
             }
         }
     }
+
+    /// Where the tests put the cache, inside the tmpfs.
+    fn cache_dir(&self) -> PathBuf {
+        self.root.path().join("cache")
+    }
 }
 
-impl Drop for Mounted {
+impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        // Runs before `root` is dropped: the directory is removed once unmounted.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.root.path())
+            .status();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_a_clear_error_and_nothing_half_written_is_served() {
-    let root = tempfile::tempdir().unwrap();
-    let Some(_mounted) = Mounted::new(root.path(), SMALL_TMPFS) else {
+    let Some(tmpfs) = Tmpfs::mount(SMALL_TMPFS) else {
         return;
     };
-    let dir = root.path().join("cache");
+    let dir = tmpfs.cache_dir();
     let server = TestServer::start().await;
     let (small, small_data) = server.add_track("small", 1, 300_000);
     let (big, _) = server.add_track("big", 2, 3_000_000);
@@ -71,20 +85,10 @@ async fn a_full_disk_is_a_clear_error_and_nothing_half_written_is_served() {
     assert_eq!(list(&dir.join("partial")), Vec::<String>::new());
     assert_eq!(list(&dir.join("files")), [sha_hex(&small_data)]);
     // What was cached before is intact, also after a restart.
-    assert_eq!(
-        read_all(cache.get_cached("small").await.unwrap())
-            .await
-            .unwrap(),
-        small_data
-    );
+    assert_eq!(read_cached(&cache, "small").await, small_data);
     drop(cache);
     let cache = open_cache(&dir).await;
-    assert_eq!(
-        read_all(cache.get_cached("small").await.unwrap())
-            .await
-            .unwrap(),
-        small_data
-    );
+    assert_eq!(read_cached(&cache, "small").await, small_data);
     // A reader streaming the failing download sees the error, not a short file.
     let reader = cache.get_or_fetch(&big).await;
     match reader {
@@ -99,11 +103,10 @@ async fn a_full_disk_is_a_clear_error_and_nothing_half_written_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_evicts_older_unpinned_tracks_to_make_room() {
-    let root = tempfile::tempdir().unwrap();
-    let Some(_mounted) = Mounted::new(root.path(), ROOM_FOR_ONE) else {
+    let Some(tmpfs) = Tmpfs::mount(ROOM_FOR_ONE) else {
         return;
     };
-    let dir = root.path().join("cache");
+    let dir = tmpfs.cache_dir();
     let server = TestServer::start().await;
     let (old, _) = server.add_track("old", 1, 3_000_000);
     let (new, new_data) = server.add_track("new", 2, 5_500_000);

@@ -128,12 +128,7 @@ async fn identical_content_under_two_ids_is_one_file() {
     assert_eq!(cache.stats().await.unwrap().bytes, 5000);
     assert!(cache.remove("one").await.unwrap());
     // Still referenced by "two".
-    assert_eq!(
-        read_all(cache.get_cached("two").await.unwrap())
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(read_cached(&cache, "two").await, data);
     assert!(cache.remove("two").await.unwrap());
     assert!(list(&dir.path().join("files")).is_empty());
     assert!(!cache.remove("two").await.unwrap());

@@ -19,9 +19,7 @@ async fn miss_downloads_and_verifies_then_hits_without_network() {
     let dir = tempfile::tempdir().unwrap();
     let cache = open_cache(dir.path()).await;
 
-    let got = read_all(cache.get_or_fetch(&track).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &track).await;
     assert_eq!(got, data);
     assert_eq!(server.requests(), 1);
 
@@ -49,9 +47,7 @@ async fn dropped_connection_is_resumed_with_range() {
     let dir = tempfile::tempdir().unwrap();
     let cache = open_cache(dir.path()).await;
 
-    let got = read_all(cache.get_or_fetch(&track).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &track).await;
     assert_eq!(got, data);
     let seen = server.seen();
     assert_eq!(seen.len(), 3, "{seen:?}");
@@ -129,9 +125,7 @@ async fn server_ignoring_range_still_yields_the_right_file() {
     server.cut(150_000, 1);
     let dir = tempfile::tempdir().unwrap();
     let cache = open_cache(dir.path()).await;
-    let got = read_all(cache.get_or_fetch(&track).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &track).await;
     assert_eq!(got, data);
     assert_eq!(server.requests(), 2);
 }
@@ -223,12 +217,7 @@ async fn offline_cached_plays_and_uncached_fails_at_once() {
     cache.fetch_to_path(&cached).await.unwrap();
     server.shutdown().await;
 
-    assert_eq!(
-        read_all(cache.get_cached("have").await.unwrap())
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(read_cached(&cache, "have").await, data);
     assert!(
         cache
             .get_cached("havenot")
@@ -274,20 +263,11 @@ async fn a_partial_download_survives_a_restart_and_resumes() {
     let (track, data) = server.add_track("resume", 13, 400_000);
     server.cut(100_000, 1);
     let dir = tempfile::tempdir().unwrap();
-    {
-        let cfg = CacheConfig {
-            max_retries: 0,
-            ..test_config()
-        };
-        let cache = Cache::open(dir.path(), cfg).await.unwrap();
-        let err = cache.fetch_to_path(&track).await.unwrap_err();
-        assert!(matches!(err, CacheError::Network { .. }), "{err}");
-    }
+    let err = leave_partial(dir.path(), &track).await;
+    assert!(matches!(err, CacheError::Network { .. }), "{err}");
     let cache = open_cache(dir.path()).await;
     assert_eq!(cache.last_reconcile().partials_kept, 1);
-    let got = read_all(cache.get_or_fetch(&track).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &track).await;
     assert_eq!(got, data);
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
@@ -306,21 +286,8 @@ async fn content_changed_on_the_server_during_a_resume_is_handled() {
     track.size = None;
     server.cut(80_000, 1);
     let dir = tempfile::tempdir().unwrap();
-    {
-        let cfg = CacheConfig {
-            max_retries: 0,
-            ..test_config()
-        };
-        let cache = Cache::open(dir.path(), cfg).await.unwrap();
-        cache.fetch_to_path(&track).await.unwrap_err();
-    }
-    server
-        .state
-        .sw
-        .replaced
-        .lock()
-        .unwrap()
-        .insert("changing".into(), "changing-v2".into());
+    leave_partial(dir.path(), &track).await;
+    server.replace("changing", "changing-v2");
     let cache = open_cache(dir.path()).await;
     let path = cache.fetch_to_path(&track).await.unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), v2);
@@ -335,9 +302,7 @@ async fn slow_trickle_completes() {
     server.state.sw.trickle_us.store(2_000, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let cache = open_cache(dir.path()).await;
-    let got = read_all(cache.get_or_fetch(&track).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &track).await;
     assert_eq!(got, data);
 }
 
@@ -384,11 +349,7 @@ async fn offline_with_a_partial_download_fails_at_once_too() {
     let (track, _) = server.add_track("half", 18, 300_000);
     server.cut(100_000, 1);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = CacheConfig {
-        max_retries: 0,
-        ..test_config()
-    };
-    let cache = Cache::open(dir.path(), cfg).await.unwrap();
+    let cache = open_cache_without_retries(dir.path()).await;
     cache.fetch_to_path(&track).await.unwrap_err();
     server.shutdown().await;
     let err = cache.get_or_fetch(&track).await.unwrap_err();
@@ -415,14 +376,7 @@ async fn an_unverifiable_partial_is_not_trusted_after_a_restart() {
     server.state.sw.opaque_etag.store(true, Ordering::SeqCst);
     server.cut(100_000, 1);
     let dir = tempfile::tempdir().unwrap();
-    {
-        let cfg = CacheConfig {
-            max_retries: 0,
-            ..test_config()
-        };
-        let cache = Cache::open(dir.path(), cfg).await.unwrap();
-        cache.fetch_to_path(&track).await.unwrap_err();
-    }
+    leave_partial(dir.path(), &track).await;
     let cache = open_cache(dir.path()).await;
     let path = cache.fetch_to_path(&track).await.unwrap();
     assert_eq!(std::fs::read(path).unwrap(), data);
@@ -443,9 +397,7 @@ async fn a_track_whose_content_changed_is_fetched_again() {
     server.add("song", data2.clone());
     let v2 = server.track("song", "song");
     assert_ne!(v1.sha256, v2.sha256);
-    let got = read_all(cache.get_or_fetch(&v2).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &v2).await;
     assert_eq!(got, data2);
     assert_eq!(list(&dir.path().join("files")), [sha_hex(&data2)]);
     assert_eq!(cache.stats().await.unwrap().tracks, 1);
@@ -485,24 +437,11 @@ async fn a_reader_past_bytes_that_changed_on_the_server_gets_an_error_not_a_mix(
     track.size = None;
     server.cut(80_000, 1);
     let dir = tempfile::tempdir().unwrap();
-    {
-        let cfg = CacheConfig {
-            max_retries: 0,
-            ..test_config()
-        };
-        let cache = Cache::open(dir.path(), cfg).await.unwrap();
-        cache.fetch_to_path(&track).await.unwrap_err();
-    }
+    leave_partial(dir.path(), &track).await;
     // The server now has other content under the same URL; hold its body.
     let v2 = content(24, 300_000);
     server.add("mix-v2", v2.clone());
-    server
-        .state
-        .sw
-        .replaced
-        .lock()
-        .unwrap()
-        .insert("mix".into(), "mix-v2".into());
+    server.replace("mix", "mix-v2");
     server.close_gate_at(0);
     let cache = open_cache(dir.path()).await;
     let mut reader = cache.get_or_fetch(&track).await.unwrap();

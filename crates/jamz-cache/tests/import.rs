@@ -19,8 +19,7 @@ async fn an_imported_file_is_served_without_a_request() {
     let path = cache.import_file(&track, &local).await.unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), data);
     let before = server.requests();
-    let reader = cache.get_or_fetch(&track).await.unwrap();
-    assert_eq!(read_all(reader).await.unwrap(), data);
+    assert_eq!(fetch_all(&cache, &track).await, data);
     assert_eq!(
         server.requests(),
         before,
@@ -34,12 +33,7 @@ async fn an_imported_file_is_served_without_a_request() {
     // It survives a restart like a downloaded track.
     drop(cache);
     let cache = open_cache(&dir.path().join("cache")).await;
-    assert_eq!(
-        read_all(cache.get_cached(&track.id).await.unwrap())
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(read_cached(&cache, &track.id).await, data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

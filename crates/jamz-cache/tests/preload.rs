@@ -22,12 +22,21 @@ async fn preload_fetches_in_order_with_progress_and_skips_cached() {
     cache.fetch_to_path(&tracks[1]).await.unwrap();
     let requests_before = server.requests();
 
+    // pl0 is held at 300 000 bytes until progress within it has been reported, so the
+    // download cannot finish before the preload sees its bytes arrive.
+    server.close_gate_at(300_000);
+    let server_state = Arc::clone(&server.state);
     let seen: Arc<Mutex<Vec<PreloadProgress>>> = Arc::default();
     let sink = Arc::clone(&seen);
     let report = cache
         .preload(
             &tracks,
-            move |p| sink.lock().unwrap().push(p.clone()),
+            move |p| {
+                sink.lock().unwrap().push(p.clone());
+                if p.bytes_done > 0 {
+                    server_state.gate.send_replace(true);
+                }
+            },
             &CancellationToken::new(),
         )
         .await;
@@ -101,9 +110,7 @@ async fn cancelling_a_preload_stops_it_and_keeps_the_partial_for_later() {
     assert!(!cache.contains("b").await.unwrap());
     server.open_gate();
     // Playing `a` now resumes from the kept bytes rather than starting over.
-    let got = read_all(cache.get_or_fetch(&a).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &a).await;
     assert_eq!(got, a_data);
     let last = server.seen().last().unwrap().clone();
     let from: u64 = last

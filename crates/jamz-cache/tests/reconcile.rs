@@ -3,7 +3,7 @@
 
 mod support;
 
-use jamz_cache::{Cache, CacheConfig, CacheError, ReconcileReport};
+use jamz_cache::{CacheError, ReconcileReport};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,11 +14,7 @@ async fn orphans_go_missing_files_drop_rows_partials_stay() {
     let (b, _) = server.add_track("b", 2, 3000);
     let (c, c_data) = server.add_track("c", 3, 300_000);
     {
-        let cfg = CacheConfig {
-            max_retries: 0,
-            ..test_config()
-        };
-        let cache = Cache::open(dir.path(), cfg).await.unwrap();
+        let cache = open_cache_without_retries(dir.path()).await;
         let path_a = cache.fetch_to_path(&a).await.unwrap();
         cache.fetch_to_path(&b).await.unwrap();
         server.cut(100_000, 1);
@@ -45,9 +41,7 @@ async fn orphans_go_missing_files_drop_rows_partials_stay() {
     assert!(cache.get_cached("a").await.unwrap_err().is_not_cached());
     assert!(cache.contains("b").await.unwrap());
     // The kept partial resumes.
-    let got = read_all(cache.get_or_fetch(&c).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &c).await;
     assert_eq!(got, c_data);
     assert_eq!(
         server.seen().last().unwrap().range.as_deref(),
@@ -77,14 +71,7 @@ async fn a_complete_partial_is_finished_without_the_network() {
     let dir = tempfile::tempdir().unwrap();
     let (a, data) = server.add_track("a", 1, 200_000);
     server.cut(199_999, 1);
-    {
-        let cfg = CacheConfig {
-            max_retries: 0,
-            ..test_config()
-        };
-        let cache = Cache::open(dir.path(), cfg).await.unwrap();
-        cache.fetch_to_path(&a).await.unwrap_err();
-    }
+    leave_partial(dir.path(), &a).await;
     // Append the last byte by hand, as if it had arrived before the crash.
     let part = std::fs::read_dir(dir.path().join("partial"))
         .unwrap()
@@ -98,8 +85,6 @@ async fn a_complete_partial_is_finished_without_the_network() {
     std::fs::write(&part, bytes).unwrap();
     server.shutdown().await;
     let cache = open_cache(dir.path()).await;
-    let got = read_all(cache.get_or_fetch(&a).await.unwrap())
-        .await
-        .unwrap();
+    let got = fetch_all(&cache, &a).await;
     assert_eq!(got, data);
 }

@@ -74,6 +74,16 @@ pub struct Download {
 }
 
 impl Download {
+    /// Status and headers of `resp`, with an empty body.
+    fn head(resp: &reqwest::Response) -> Self {
+        Self {
+            status: resp.status().as_u16(),
+            bytes: Bytes::new(),
+            content_range: header(resp, CONTENT_RANGE),
+            etag: header(resp, ETAG),
+        }
+    }
+
     /// The file's total size from `Content-Range` (or the body length for a 200).
     pub fn total_len(&self) -> Option<u64> {
         match &self.content_range {
@@ -90,16 +100,7 @@ impl RestClient {
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
             .read_timeout(DEFAULT_READ_TIMEOUT)
             .build()
-            .map_err(|source| LinkError::Request {
-                method: "-".into(),
-                path: base_url.into(),
-                source,
-            })?;
-        Self::with_http(base_url, http)
-    }
-
-    /// With a caller-built `reqwest::Client` (own timeouts, proxies, roots).
-    pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, LinkError> {
+            .map_err(request_error("-", base_url))?;
         let base = url::Url::parse(base_url).map_err(|e| LinkError::Url {
             url: base_url.into(),
             reason: e.to_string(),
@@ -139,15 +140,21 @@ impl RestClient {
         })
     }
 
+    /// Adds the bearer token, if any.
+    fn authorized(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.token() {
+            Some(t) => rb.header(AUTHORIZATION, format!("Bearer {t}")),
+            None => rb,
+        }
+    }
+
+    /// A plain JSON request: authorized, within [`DEFAULT_REQUEST_TIMEOUT`].
     fn request(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder, LinkError> {
-        let mut rb = self
+        let rb = self
             .http
             .request(method, self.url(path)?)
             .timeout(DEFAULT_REQUEST_TIMEOUT);
-        if let Some(t) = self.token() {
-            rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
-        }
-        Ok(rb)
+        Ok(self.authorized(rb))
     }
 
     /// Sends, checks the status, decodes the JSON answer.
@@ -162,16 +169,18 @@ impl RestClient {
             rb = rb.json(b);
         }
         let resp = send(rb, &method, path).await?;
-        let bytes = resp.bytes().await.map_err(|source| LinkError::Request {
-            method: method.to_string(),
-            path: path.into(),
-            source,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|source| LinkError::Decode {
-            method: method.to_string(),
-            path: path.into(),
-            source,
-        })
+        read_json(resp, &method, path).await
+    }
+
+    /// An auth route: decodes the answer and keeps its token.
+    async fn authenticate<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<AuthResponse, LinkError> {
+        let auth: AuthResponse = self.call(Method::POST, path, Some(body)).await?;
+        self.set_token(Some(auth.token.clone()));
+        Ok(auth)
     }
 
     /// `POST /api/auth/register`; keeps the token.
@@ -186,11 +195,7 @@ impl RestClient {
             email: email.into(),
             password: password.into(),
         };
-        let auth: AuthResponse = self
-            .call(Method::POST, "/api/auth/register", Some(&body))
-            .await?;
-        self.set_token(Some(auth.token.clone()));
-        Ok(auth)
+        self.authenticate("/api/auth/register", &body).await
     }
 
     /// `POST /api/auth/login`; keeps the token.
@@ -199,11 +204,7 @@ impl RestClient {
             username: username.into(),
             password: password.into(),
         };
-        let auth: AuthResponse = self
-            .call(Method::POST, "/api/auth/login", Some(&body))
-            .await?;
-        self.set_token(Some(auth.token.clone()));
-        Ok(auth)
+        self.authenticate("/api/auth/login", &body).await
     }
 
     /// `GET /api/groups`
@@ -310,11 +311,9 @@ impl RestClient {
             reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
                 .file_name(upload.file_name.clone());
         if let Some(ct) = &upload.content_type {
-            part = part.mime_str(ct).map_err(|source| LinkError::Request {
-                method: method.to_string(),
-                path: path.into(),
-                source,
-            })?;
+            part = part
+                .mime_str(ct)
+                .map_err(request_error(method.as_str(), path))?;
         }
         let mut form = reqwest::multipart::Form::new().part("file", part);
         if let Some(t) = upload.title {
@@ -326,22 +325,11 @@ impl RestClient {
         if let Some(d) = upload.duration {
             form = form.text("duration", d.to_string());
         }
-        let mut rb = self.http.post(self.url(path)?).multipart(form);
-        if let Some(t) = self.token() {
-            rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
-        }
+        // No total timeout (unlike `request`): a large file on a slow link may
+        // take long; the read timeout still catches a silent server.
+        let rb = self.authorized(self.http.post(self.url(path)?).multipart(form));
         let resp = send(rb, &method, path).await?;
-        let bytes = resp.bytes().await.map_err(|source| LinkError::Request {
-            method: method.to_string(),
-            path: path.into(),
-            source,
-        })?;
-        let r: TrackResponse =
-            serde_json::from_slice(&bytes).map_err(|source| LinkError::Decode {
-                method: method.to_string(),
-                path: path.into(),
-                source,
-            })?;
+        let r: TrackResponse = read_json(resp, &method, path).await?;
         Ok(r.track)
     }
 
@@ -355,20 +343,9 @@ impl RestClient {
         range: Option<(u64, Option<u64>)>,
     ) -> Result<Download, LinkError> {
         let resp = self.download_response(url, range).await?;
-        let status = resp.status().as_u16();
-        let content_range = header(&resp, CONTENT_RANGE);
-        let etag = header(&resp, ETAG);
-        let bytes = resp.bytes().await.map_err(|source| LinkError::Request {
-            method: "GET".into(),
-            path: url.into(),
-            source,
-        })?;
-        Ok(Download {
-            status,
-            bytes,
-            content_range,
-            etag,
-        })
+        let head = Download::head(&resp);
+        let bytes = resp.bytes().await.map_err(request_error("GET", url))?;
+        Ok(Download { bytes, ..head })
     }
 
     /// Like [`download`](Self::download), streaming the body into `out` (a cache
@@ -388,9 +365,7 @@ impl RestClient {
         use futures_util::StreamExt;
         use tokio::io::AsyncWriteExt;
         let resp = self.download_response(url, range).await?;
-        let status = resp.status().as_u16();
-        let content_range = header(&resp, CONTENT_RANGE);
-        let etag = header(&resp, ETAG);
+        let head = Download::head(&resp);
         let total = resp.content_length().unwrap_or(0);
         let io_err = |source| LinkError::Io {
             path: url.to_owned(),
@@ -399,11 +374,7 @@ impl RestClient {
         let mut written = 0u64;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|source| LinkError::Request {
-                method: "GET".into(),
-                path: url.into(),
-                source,
-            })?;
+            let chunk = chunk.map_err(request_error("GET", url))?;
             out.write_all(&chunk).await.map_err(io_err)?;
             written += chunk.len() as u64;
             if let Some(p) = &progress {
@@ -411,12 +382,7 @@ impl RestClient {
             }
         }
         out.flush().await.map_err(io_err)?;
-        Ok(Download {
-            status,
-            bytes: Bytes::new(),
-            content_range,
-            etag,
-        })
+        Ok(head)
     }
 
     async fn download_response(
@@ -425,11 +391,10 @@ impl RestClient {
         range: Option<(u64, Option<u64>)>,
     ) -> Result<reqwest::Response, LinkError> {
         let target = self.url(url)?;
-        let mut rb = self.http.get(target.clone());
-        if target.origin() == self.base.origin()
-            && let Some(t) = self.token()
-        {
-            rb = rb.header(AUTHORIZATION, format!("Bearer {t}"));
+        let same_origin = target.origin() == self.base.origin();
+        let mut rb = self.http.get(target);
+        if same_origin {
+            rb = self.authorized(rb);
         }
         if let Some((start, end)) = range {
             let spec = match end {
@@ -464,11 +429,10 @@ async fn send(
     method: &Method,
     path: &str,
 ) -> Result<reqwest::Response, LinkError> {
-    let resp = rb.send().await.map_err(|source| LinkError::Request {
-        method: method.to_string(),
-        path: path.into(),
-        source,
-    })?;
+    let resp = rb
+        .send()
+        .await
+        .map_err(request_error(method.as_str(), path))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -480,6 +444,32 @@ async fn send(
         status: status.as_u16(),
         message: error_message(status, &text),
     })
+}
+
+/// Reads the body of a successful answer and decodes it as `R`.
+async fn read_json<R: DeserializeOwned>(
+    resp: reqwest::Response,
+    method: &Method,
+    path: &str,
+) -> Result<R, LinkError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(request_error(method.as_str(), path))?;
+    serde_json::from_slice(&bytes).map_err(|source| LinkError::Decode {
+        method: method.to_string(),
+        path: path.into(),
+        source,
+    })
+}
+
+/// `map_err` for a request that could not be made or read.
+fn request_error(method: &str, path: &str) -> impl FnOnce(reqwest::Error) -> LinkError {
+    move |source| LinkError::Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn error_message(status: StatusCode, body: &str) -> String {

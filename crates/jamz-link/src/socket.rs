@@ -64,7 +64,7 @@ pub struct SocketConfig {
     /// [`SocketClient::set_token`].
     pub token: Option<String>,
     pub reconnect: ReconnectPolicy,
-    /// Seed of the jitter RNG; `None` draws one (see [`SocketClient::seed`]).
+    /// Seed of the jitter RNG; `None` draws one.
     pub seed: Option<u64>,
     pub queue_capacity: usize,
     pub connect_timeout: Duration,
@@ -196,8 +196,8 @@ pub enum LinkState {
         delay: Duration,
     },
     /// The server refused our CONNECT (`connect_error`, e.g. `Authentication
-    /// failed`). The link waits for [`SocketClient::set_token`] (or
-    /// [`SocketClient::reconnect_now`]) instead of retrying a refused token.
+    /// failed`). The link waits for [`SocketClient::set_token`] instead of
+    /// retrying a refused token.
     Refused {
         message: String,
     },
@@ -281,10 +281,6 @@ enum Command {
     },
     SetRoom(Option<OutgoingEvent>),
     SetToken(Option<String>),
-    ReconnectNow,
-    /// Drop the current connection as if the network failed (tests, and the node
-    /// when the OS reports a network change).
-    DropConnection,
     Close(oneshot::Sender<()>),
 }
 
@@ -298,11 +294,6 @@ impl LinkEvents {
     /// The next event; `None` once the link task has ended.
     pub async fn recv(&mut self) -> Option<LinkEvent> {
         self.rx.recv().await
-    }
-
-    /// An event if one is ready now.
-    pub fn try_recv(&mut self) -> Option<LinkEvent> {
-        self.rx.try_recv().ok()
     }
 }
 
@@ -322,7 +313,6 @@ impl futures_util::Stream for LinkEvents {
 pub struct SocketClient {
     cmd: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<LinkState>,
-    seed: u64,
 }
 
 impl std::fmt::Debug for Command {
@@ -332,8 +322,6 @@ impl std::fmt::Debug for Command {
             Command::Ack { .. } => "Ack",
             Command::SetRoom(_) => "SetRoom",
             Command::SetToken(_) => "SetToken",
-            Command::ReconnectNow => "ReconnectNow",
-            Command::DropConnection => "DropConnection",
             Command::Close(_) => "Close",
         })
     }
@@ -345,13 +333,12 @@ impl SocketClient {
     /// tokio runtime. Fails only on a bad URL.
     pub fn connect(config: SocketConfig) -> Result<(SocketClient, LinkEvents), LinkError> {
         let ws_url = config.ws_url()?;
-        let seed = config.seed.unwrap_or_else(rand::random);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(LinkState::Connecting { attempt: 0 });
         let task = LinkTask {
             state_tx,
-            backoff: Backoff::new(config.reconnect, seed),
+            backoff: Backoff::new(config.reconnect, config.seed.unwrap_or_else(rand::random)),
             ws_url,
             config,
             cmd_rx,
@@ -369,15 +356,9 @@ impl SocketClient {
             SocketClient {
                 cmd: cmd_tx,
                 state: state_rx,
-                seed,
             },
             LinkEvents { rx: ev_rx },
         ))
-    }
-
-    /// The seed of the jitter RNG (print it when a test fails).
-    pub fn seed(&self) -> u64 {
-        self.seed
     }
 
     /// The link's latest state (also reported in order on [`LinkEvents`]).
@@ -423,15 +404,10 @@ impl SocketClient {
     /// Emits `name` with one argument. Sent at once when connected, queued
     /// otherwise (see [`OUTGOING_QUEUE_CAPACITY`]).
     pub fn emit(&self, name: impl Into<String>, data: Value) -> Result<(), LinkError> {
-        self.emit_args(name, vec![data])
-    }
-
-    /// Emits `name` with any number of arguments.
-    pub fn emit_args(&self, name: impl Into<String>, args: Vec<Value>) -> Result<(), LinkError> {
         self.command(Command::Emit {
             event: OutgoingEvent {
                 name: name.into(),
-                args,
+                args: vec![data],
             },
             ack: None,
         })
@@ -480,21 +456,10 @@ impl SocketClient {
         self.command(Command::SetRoom(None))
     }
 
-    /// Replaces the auth token used by the next CONNECT. After a refusal, this
-    /// also triggers a new attempt.
+    /// Replaces the auth token used by the next CONNECT. While waiting (after a
+    /// refusal, or between attempts), this also starts a new attempt at once.
     pub fn set_token(&self, token: Option<String>) -> Result<(), LinkError> {
         self.command(Command::SetToken(token))
-    }
-
-    /// Skips the current backoff delay (or leaves the refused state).
-    pub fn reconnect_now(&self) -> Result<(), LinkError> {
-        self.command(Command::ReconnectNow)
-    }
-
-    /// Drops the current connection as if the network had failed; the link
-    /// reconnects by itself.
-    pub fn drop_connection(&self) -> Result<(), LinkError> {
-        self.command(Command::DropConnection)
     }
 
     /// Disconnects cleanly (Socket.IO DISCONNECT, Engine.IO close) and ends the
@@ -535,11 +500,14 @@ struct LinkTask {
     write_limit: Duration,
 }
 
-/// How the offline phase (connecting or waiting) ended.
-enum Offline {
-    Continue,
-    Close(Option<oneshot::Sender<()>>),
+/// How a wait while not connected ([`LinkTask::offline`]) ended.
+enum Waited<T> {
+    /// What was awaited finished.
+    Done(T),
+    /// A new token: try now.
     Retry,
+    /// Closed by the caller (`Some`: answer when done) or by dropping every handle.
+    Close(Option<oneshot::Sender<()>>),
 }
 
 struct Session {
@@ -560,49 +528,27 @@ impl LinkTask {
 
     async fn run(mut self) {
         let mut refused = false;
-        let mut close_ack: Option<oneshot::Sender<()>> = None;
-        'outer: loop {
+        let close_ack = loop {
             if refused {
-                // Wait for a new token or an explicit retry.
-                loop {
-                    let Some(cmd) = self.cmd_rx.recv().await else {
-                        break 'outer;
-                    };
-                    match self.offline_command(cmd) {
-                        Offline::Continue => {}
-                        Offline::Retry => break,
-                        Offline::Close(tx) => {
-                            close_ack = tx;
-                            break 'outer;
-                        }
-                    }
+                // Wait for a new token.
+                match self.offline(std::future::pending::<()>(), true).await {
+                    Waited::Close(tx) => break tx,
+                    Waited::Done(()) | Waited::Retry => refused = false,
                 }
-                refused = false;
             }
             let attempt = self.backoff.attempt();
             self.state(LinkState::Connecting { attempt });
             let token_used = self.config.token.clone();
-            let result = {
-                let connect = Self::handshake(
-                    self.ws_url.clone(),
-                    token_used.clone(),
-                    self.config.connect_timeout,
-                );
-                tokio::pin!(connect);
-                loop {
-                    tokio::select! {
-                        r = &mut connect => break Some(r),
-                        cmd = self.cmd_rx.recv() => {
-                            let Some(cmd) = cmd else { break 'outer };
-                            match self.offline_command(cmd) {
-                                Offline::Continue | Offline::Retry => {}
-                                Offline::Close(tx) => { close_ack = tx; break None; }
-                            }
-                        }
-                    }
-                }
+            let connect = Self::handshake(
+                self.ws_url.clone(),
+                token_used.clone(),
+                self.config.connect_timeout,
+            );
+            let result = match self.offline(connect, false).await {
+                Waited::Done(result) => result,
+                Waited::Close(tx) => break tx,
+                Waited::Retry => unreachable!("a new token does not interrupt a handshake"),
             };
-            let Some(result) = result else { break 'outer };
             match result {
                 Ok((session, sid)) => {
                     self.backoff.reset();
@@ -610,10 +556,7 @@ impl LinkTask {
                     let reason = self.connected(session, sid).await;
                     self.fail_pending();
                     match reason {
-                        Ended::Close(tx) => {
-                            close_ack = tx;
-                            break 'outer;
-                        }
+                        Ended::Close(tx) => break tx,
                         Ended::Lost(reason) => {
                             self.state(LinkState::Disconnected { reason });
                         }
@@ -635,28 +578,17 @@ impl LinkTask {
             }
             let Some(delay) = self.backoff.next_delay() else {
                 warn!("reconnect policy exhausted; closing the link");
-                break 'outer;
+                break None;
             };
             self.state(LinkState::Reconnecting {
                 attempt: self.backoff.attempt(),
                 delay,
             });
-            let sleep = tokio::time::sleep(delay);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    () = &mut sleep => break,
-                    cmd = self.cmd_rx.recv() => {
-                        let Some(cmd) = cmd else { break 'outer };
-                        match self.offline_command(cmd) {
-                            Offline::Continue => {}
-                            Offline::Retry => break,
-                            Offline::Close(tx) => { close_ack = tx; break 'outer; }
-                        }
-                    }
-                }
+            // A new token skips the rest of the delay.
+            if let Waited::Close(tx) = self.offline(tokio::time::sleep(delay), true).await {
+                break tx;
             }
-        }
+        };
         let dropped: Vec<OutgoingEvent> = self
             .queue
             .drain(..)
@@ -676,32 +608,37 @@ impl LinkTask {
         }
     }
 
-    /// A command while not connected.
-    fn offline_command(&mut self, cmd: Command) -> Offline {
-        match cmd {
-            Command::Emit { event, ack } => {
-                self.enqueue(event, ack);
-                Offline::Continue
+    /// Serves commands while not connected (emits are queued) until `until`
+    /// finishes, the link is closed, or, if `retry_ends`, a new token asks for an
+    /// attempt now.
+    async fn offline<T>(&mut self, until: impl Future<Output = T>, retry_ends: bool) -> Waited<T> {
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                r = &mut until => return Waited::Done(r),
+                cmd = self.cmd_rx.recv() => {
+                    // Every handle dropped: close.
+                    let Some(cmd) = cmd else { return Waited::Close(None) };
+                    match cmd {
+                        Command::Emit { event, ack } => self.enqueue(event, ack),
+                        // The connection that asked is gone: nothing to answer.
+                        Command::Ack { .. } => {}
+                        Command::SetRoom(room) => self.room = room,
+                        Command::SetToken(t) => {
+                            self.config.token = t;
+                            if retry_ends {
+                                return Waited::Retry;
+                            }
+                        }
+                        Command::Close(tx) => return Waited::Close(Some(tx)),
+                    }
+                }
             }
-            // The connection that asked is gone: nothing to answer.
-            Command::Ack { .. } => Offline::Continue,
-            Command::SetRoom(room) => {
-                self.room = room;
-                Offline::Continue
-            }
-            Command::SetToken(t) => {
-                self.config.token = t;
-                Offline::Retry
-            }
-            Command::ReconnectNow => Offline::Retry,
-            Command::DropConnection => Offline::Continue,
-            Command::Close(tx) => Offline::Close(Some(tx)),
         }
     }
 
     fn enqueue(&mut self, event: OutgoingEvent, ack: Option<AckTx>) {
         let capacity = self.config.queue_capacity;
-        let mut dropped = Vec::new();
         if self.config.latest_only.contains(&event.name) {
             // The queued copy is out of date: answer its ack as sent-never, keep the newest.
             let name = event.name.clone();
@@ -717,28 +654,20 @@ impl LinkTask {
                 false
             });
         }
-        if capacity == 0 {
-            if let Some(tx) = ack {
+        // Oldest first out; with no capacity at all, that is the new event itself.
+        self.queue.push_back(Queued { event, ack });
+        let mut dropped = Vec::new();
+        while self.queue.len() > capacity {
+            let Some(old) = self.queue.pop_front() else {
+                break;
+            };
+            if let Some(tx) = old.ack {
                 let _ = tx.send(Err(LinkError::QueueOverflow {
-                    event: event.name.clone(),
+                    event: old.event.name.clone(),
                     capacity,
                 }));
             }
-            dropped.push(event);
-        } else {
-            while self.queue.len() >= capacity {
-                let Some(old) = self.queue.pop_front() else {
-                    break;
-                };
-                if let Some(tx) = old.ack {
-                    let _ = tx.send(Err(LinkError::QueueOverflow {
-                        event: old.event.name.clone(),
-                        capacity,
-                    }));
-                }
-                dropped.push(old.event);
-            }
-            self.queue.push_back(Queued { event, ack });
+            dropped.push(old.event);
         }
         if !dropped.is_empty() {
             warn!(count = dropped.len(), "outgoing queue overflow");
@@ -945,11 +874,6 @@ impl LinkTask {
                             }
                         }
                         Command::SetToken(t) => self.config.token = t,
-                        Command::ReconnectNow => {}
-                        Command::DropConnection => {
-                            drop(ws);
-                            return Ended::Lost(DisconnectReason::TransportClosed("dropped by the client".into()));
-                        }
                         Command::Close(tx) => {
                             let _ = self.say_goodbye(&mut ws).await;
                             return Ended::Close(Some(tx));

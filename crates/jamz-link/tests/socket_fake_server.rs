@@ -142,6 +142,16 @@ fn connected(s: &LinkState) -> bool {
     matches!(s, LinkState::Connected { .. })
 }
 
+/// A link connected to a fresh fake server as `sid`; the Connected state has
+/// been reported. Keep the `Fake` to accept reconnections.
+async fn up(sid: &str) -> (Fake, SocketClient, LinkEvents, Conn) {
+    let fake = Fake::start().await;
+    let (link, mut ev) = SocketClient::connect(config(&fake.url)).unwrap();
+    let (c, _) = fake.accept_connected(sid).await;
+    state(&mut ev, connected).await;
+    (fake, link, ev, c)
+}
+
 #[tokio::test]
 async fn handshake_sends_the_token_and_answers_pings() {
     let fake = Fake::start().await;
@@ -164,10 +174,7 @@ async fn handshake_sends_the_token_and_answers_pings() {
 
 #[tokio::test]
 async fn server_acks_and_client_acks() {
-    let fake = Fake::start().await;
-    let (link, mut ev) = SocketClient::connect(config(&fake.url)).unwrap();
-    let (mut c, _) = fake.accept_connected("s").await;
-    state(&mut ev, connected).await;
+    let (_fake, link, mut ev, mut c) = up("s").await;
 
     // server -> client, with an ack id
     c.send(r#"427["question",{"q":1},2]"#).await;
@@ -206,10 +213,7 @@ async fn server_acks_and_client_acks() {
 
 #[tokio::test]
 async fn binary_packets_are_refused_and_the_link_survives() {
-    let fake = Fake::start().await;
-    let (_link, mut ev) = SocketClient::connect(config(&fake.url)).unwrap();
-    let (mut c, _) = fake.accept_connected("s").await;
-    state(&mut ev, connected).await;
+    let (_fake, _link, mut ev, mut c) = up("s").await;
     c.send(r#"451-["bin",{"_placeholder":true,"num":0}]"#).await;
     c.ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     c.send(r#"42["after",1]"#).await;
@@ -232,10 +236,7 @@ async fn binary_packets_are_refused_and_the_link_survives() {
 
 #[tokio::test]
 async fn malformed_frames_drop_the_connection_and_it_comes_back() {
-    let fake = Fake::start().await;
-    let (_link, mut ev) = SocketClient::connect(config(&fake.url)).unwrap();
-    let (mut c, _) = fake.accept_connected("s1").await;
-    state(&mut ev, connected).await;
+    let (fake, _link, mut ev, mut c) = up("s1").await;
     c.send(r#"42{"not":"an array"}"#).await;
     let s = state(&mut ev, |s| matches!(s, LinkState::Disconnected { .. })).await;
     assert!(
@@ -350,10 +351,7 @@ async fn a_silent_server_is_declared_dead_and_the_link_reconnects() {
 
 #[tokio::test]
 async fn pending_acks_fail_when_the_connection_drops() {
-    let fake = Fake::start().await;
-    let (link, mut ev) = SocketClient::connect(config(&fake.url)).unwrap();
-    let (mut c, _) = fake.accept_connected("s").await;
-    state(&mut ev, connected).await;
+    let (_fake, link, _ev, mut c) = up("s").await;
     let l2 = link.clone();
     let asked = tokio::spawn(async move { l2.emit_with_ack("q", json!(1), WAIT).await });
     c.recv().await;
@@ -429,4 +427,23 @@ async fn state_can_be_awaited_without_the_event_stream() {
     assert!(link.is_connected());
     link.close().await.unwrap();
     assert_eq!(link.state(), LinkState::Closed);
+}
+
+#[tokio::test]
+async fn with_no_queue_an_event_emitted_offline_is_dropped_at_once() {
+    let fake = Fake::start().await;
+    let (link, mut ev) = SocketClient::connect(config(&fake.url).queue_capacity(0)).unwrap();
+    // Not accepted: the link is connecting, so the event would have to wait.
+    let r = link.emit_with_ack("q", json!(1), WAIT).await;
+    assert!(
+        matches!(&r, Err(LinkError::QueueOverflow { event, capacity: 0 }) if event == "q"),
+        "{r:?}"
+    );
+    loop {
+        if let LinkEvent::QueueOverflow { dropped } = next(&mut ev).await {
+            assert_eq!(dropped.len(), 1);
+            assert_eq!(dropped[0].name, "q");
+            break;
+        }
+    }
 }

@@ -9,7 +9,8 @@ use jamz_link::{
     LinkEvent, LinkEvents, LinkState, RestClient, ServerMessage, SocketClient, SocketConfig,
 };
 use jamz_proto::User;
-use jamz_proto::events::JoinAudioSession;
+use jamz_proto::events::{JoinAudioSession, MusicTakeControl};
+use tokio::time::Instant;
 
 /// Upper bound of any single wait in these tests (generous: a slow CI box).
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -62,21 +63,40 @@ impl Member {
         })
     }
 
-    /// Opens the link with this member's token and waits for `Connected`.
-    pub async fn connect(&mut self, base: &str, seed: u64) -> Result<()> {
-        let cfg = SocketConfig::new(base)
+    /// A link config with this member's token and `seed`.
+    pub fn config(&self, base: &str, seed: u64) -> Result<SocketConfig> {
+        Ok(SocketConfig::new(base)
             .token(self.rest.token().context("no token")?)
-            .seed(seed);
-        self.connect_with(cfg).await
+            .seed(seed))
     }
 
+    /// Opens the link with this member's token and waits for `Connected`.
+    pub async fn connect(&mut self, base: &str, seed: u64) -> Result<()> {
+        self.connect_with(self.config(base, seed)?).await
+    }
+
+    /// Opens the link and waits for `Connected`.
     pub async fn connect_with(&mut self, cfg: SocketConfig) -> Result<()> {
-        let (link, events) = SocketClient::connect(cfg)?;
-        self.link = Some(link);
-        self.events = Some(events);
+        self.open(cfg)?;
         let sid = self.wait_connected().await?;
         self.sid = Some(sid);
         Ok(())
+    }
+
+    /// Opens the link without waiting for anything.
+    pub fn open(&mut self, cfg: SocketConfig) -> Result<()> {
+        let (link, events) = SocketClient::connect(cfg)?;
+        self.link = Some(link);
+        self.events = Some(events);
+        Ok(())
+    }
+
+    /// [`connect_with`](Self::connect_with), joins the session and waits for its
+    /// `music-session-state`, which it returns.
+    pub async fn enter(&mut self, cfg: SocketConfig, session_id: &str) -> Result<ServerMessage> {
+        self.connect_with(cfg).await?;
+        self.join(session_id)?;
+        self.wait_for("music-session-state").await
     }
 
     pub fn link(&self) -> &SocketClient {
@@ -92,42 +112,56 @@ impl Member {
         Ok(())
     }
 
-    /// The next link event, within [`WAIT`].
-    pub async fn next(&mut self) -> Result<LinkEvent> {
+    /// Becomes the session's DJ.
+    pub fn take_control(&self, session_id: &str) -> Result<()> {
+        self.link().send(&MusicTakeControl {
+            session_id: session_id.into(),
+            user_id: Some(self.user.id),
+        })?;
+        Ok(())
+    }
+
+    /// The next link event before `deadline`; `what` names the awaited thing in
+    /// the timeout error.
+    async fn next_before(&mut self, deadline: Instant, what: &str) -> Result<LinkEvent> {
         let ev = self.events.as_mut().context("no link")?;
-        tokio::time::timeout(WAIT, ev.recv())
+        tokio::time::timeout_at(deadline, ev.recv())
             .await
-            .map_err(|_| anyhow!("{}: nothing from the link within {WAIT:?}", self.name))?
+            .map_err(|_| {
+                anyhow!(
+                    "{}: no {what} in time; skipped so far: {:?}",
+                    self.name,
+                    self.skipped
+                )
+            })?
             .ok_or_else(|| anyhow!("{}: link task ended", self.name))
     }
 
-    /// Waits for a server event named `name`; other events are skipped and
-    /// remembered in `skipped`.
+    /// Remembers an event a wait was not looking for (and logs it, unless it is
+    /// a server message).
+    fn skip(&mut self, ev: LinkEvent) {
+        let what = match ev {
+            LinkEvent::Message(m) => m.name,
+            LinkEvent::State(s) => {
+                eprintln!("{}: {s:?}", self.name);
+                format!("state {s:?}")
+            }
+            other => {
+                eprintln!("{}: {other:?}", self.name);
+                format!("{other:?}")
+            }
+        };
+        self.skipped.push(what);
+    }
+
+    /// Waits (within [`WAIT`]) for a server event named `name`; other events are
+    /// skipped and remembered in `skipped`.
     pub async fn wait_for(&mut self, name: &str) -> Result<ServerMessage> {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = Instant::now() + WAIT;
         loop {
-            let ev = self.events.as_mut().context("no link")?;
-            let ev = tokio::time::timeout_at(deadline, ev.recv())
-                .await
-                .map_err(|_| {
-                    anyhow!(
-                        "{}: no {name:?} within {WAIT:?}; skipped so far: {:?}",
-                        self.name,
-                        self.skipped
-                    )
-                })?
-                .ok_or_else(|| anyhow!("{}: link task ended", self.name))?;
-            match ev {
+            match self.next_before(deadline, &format!("{name:?}")).await? {
                 LinkEvent::Message(m) if m.name == name => return Ok(m),
-                LinkEvent::Message(m) => self.skipped.push(m.name),
-                LinkEvent::State(s) => {
-                    eprintln!("{}: {s:?}", self.name);
-                    self.skipped.push(format!("state {s:?}"));
-                }
-                other => {
-                    eprintln!("{}: {other:?}", self.name);
-                    self.skipped.push(format!("{other:?}"));
-                }
+                other => self.skip(other),
             }
         }
     }
@@ -147,27 +181,11 @@ impl Member {
         within: Duration,
         pred: impl Fn(&LinkState) -> bool,
     ) -> Result<LinkState> {
-        let deadline = tokio::time::Instant::now() + within;
+        let deadline = Instant::now() + within;
         loop {
-            let ev = self.events.as_mut().context("no link")?;
-            let ev = tokio::time::timeout_at(deadline, ev.recv())
-                .await
-                .map_err(|_| {
-                    anyhow!(
-                        "{}: no {what} within {within:?}; skipped: {:?}",
-                        self.name,
-                        self.skipped
-                    )
-                })?
-                .ok_or_else(|| anyhow!("{}: link task ended", self.name))?;
-            match ev {
+            match self.next_before(deadline, what).await? {
                 LinkEvent::State(s) if pred(&s) => return Ok(s),
-                LinkEvent::State(s) => {
-                    eprintln!("{}: {s:?}", self.name);
-                    self.skipped.push(format!("state {s:?}"));
-                }
-                LinkEvent::Message(m) => self.skipped.push(m.name),
-                other => self.skipped.push(format!("{other:?}")),
+                other => self.skip(other),
             }
         }
     }

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::ops::Range;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -116,9 +117,9 @@ pub struct NodeProc {
     stdin: Option<ChildStdin>,
     rx: mpsc::UnboundedReceiver<Value>,
     /// Events received and not consumed by a wait.
-    pub queue: VecDeque<Value>,
+    queue: VecDeque<Value>,
     /// Every event, in order (for the failure report).
-    pub history: Vec<Value>,
+    history: Vec<Value>,
 }
 
 impl NodeProc {
@@ -246,6 +247,30 @@ impl NodeProc {
             .await
     }
 
+    /// Waits for a `playlist` event listing `len` tracks; returns it.
+    pub async fn wait_playlist(&mut self, len: usize) -> Result<Value> {
+        self.wait_event("playlist", |v| {
+            v["playlist"].as_array().is_some_and(|p| p.len() == len)
+        })
+        .await
+    }
+
+    /// Adds the file at `path` to the group's playlist and waits for the playlist of `len`
+    /// tracks; returns that event.
+    pub async fn add(&mut self, path: &Path, len: usize) -> Result<Value> {
+        self.send(json!({"cmd":"add","path":path})).await?;
+        self.wait_playlist(len).await
+    }
+
+    /// Takes the DJ role and waits until this node hears that `user_id` (its own member)
+    /// has it.
+    pub async fn take_control(&mut self, user_id: i64) -> Result<()> {
+        self.send(json!({"cmd":"take-control"})).await?;
+        self.wait_event("controller", |v| v["userId"] == user_id)
+            .await?;
+        Ok(())
+    }
+
     fn tail(&self) -> String {
         let n = self.history.len().saturating_sub(12);
         self.history[n..]
@@ -340,6 +365,11 @@ pub fn click_track(path: &Path, seconds: f64, polarity: f32) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- analysis
+
+/// Whether an event's `position` (seconds) lies in `range`.
+pub fn position_in(v: &Value, range: Range<f64>) -> bool {
+    v["position"].as_f64().is_some_and(|p| range.contains(&p))
+}
 
 /// One click found in a recording.
 #[derive(Debug, Clone, Copy)]
@@ -467,9 +497,4 @@ impl Comparison {
             self.max_abs_ms()
         );
     }
-}
-
-/// Where generated files go.
-pub fn path_in(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }

@@ -3,7 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
+use jamz_audio::PlayerEvent;
+
+pub mod child;
 pub mod pulse;
 
 /// Sample rate of generated test audio: 44.1 kHz, so that playback at 48 kHz exercises the
@@ -50,6 +55,16 @@ pub fn music(frames: usize, seed: u64) -> Vec<f32> {
         v.extend_from_slice(&[l, r]);
     }
     v
+}
+
+/// A stereo sine of `frames` frames at `RATE`: `freq` Hz, peak `amplitude`, both channels alike.
+pub fn sine(frames: usize, freq: f32, amplitude: f32) -> Vec<f32> {
+    (0..frames)
+        .flat_map(|i| {
+            let s = amplitude * (2.0 * std::f32::consts::PI * freq * i as f32 / RATE as f32).sin();
+            [s, s]
+        })
+        .collect()
 }
 
 /// Silence with a one-sample click (0.9 full scale, both channels) at each frame in `clicks`.
@@ -228,6 +243,23 @@ pub fn click_centroid(samples: &[f32], channels: usize, frame: usize) -> f64 {
         den += a;
     }
     if den > 0.0 { num / den } else { frame as f64 }
+}
+
+/// The first event matching `pred` within `timeout` (earlier ones are dropped); panics without.
+pub fn wait_for(
+    events: &Receiver<PlayerEvent>,
+    timeout: Duration,
+    pred: impl Fn(&PlayerEvent) -> bool,
+) -> PlayerEvent {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ev) if pred(&ev) => return ev,
+            Ok(_) => {}
+            Err(e) => panic!("no matching event within {timeout:?}: {e}"),
+        }
+    }
 }
 
 pub fn tempdir() -> tempfile::TempDir {

@@ -8,6 +8,18 @@ use std::time::{Duration, Instant};
 /// How long a private server may take to answer `pactl info`.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The shared null sink that scripts/env.d/pulseaudio.sh starts (`JAMZ_PULSE_SINK`), or `None`
+/// after saying loudly on stderr that the calling test is skipped.
+pub fn sink_or_skip() -> Option<String> {
+    let sink = std::env::var("JAMZ_PULSE_SINK").ok();
+    if sink.is_none() {
+        eprintln!(
+            "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; scripts/env.d/pulseaudio.sh starts a null sink) ***\n"
+        );
+    }
+    sink
+}
+
 /// A running server, killed when dropped.
 pub struct Pulse {
     child: Child,

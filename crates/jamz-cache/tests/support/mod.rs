@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use jamz_cache::{Cache, CacheConfig, CacheTrack};
+use jamz_cache::{Cache, CacheConfig, CacheError, CacheTrack};
 use rand::{RngCore, SeedableRng, rngs::StdRng};
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch};
@@ -200,6 +200,16 @@ impl TestServer {
     pub fn open_gate(&self) {
         self.state.gate.send_replace(true);
     }
+
+    /// Serve `with`'s bytes and ETag under `key` from now on (the content changed).
+    pub fn replace(&self, key: &str, with: &str) {
+        self.state
+            .sw
+            .replaced
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), with.to_owned());
+    }
 }
 
 fn parse_range(v: &str, len: u64) -> Option<(u64, u64)> {
@@ -345,6 +355,23 @@ pub async fn open_cache(dir: &std::path::Path) -> Cache {
     Cache::open(dir, test_config()).await.unwrap()
 }
 
+/// A cache that gives up at the first broken transfer (`max_retries: 0`).
+pub async fn open_cache_without_retries(dir: &std::path::Path) -> Cache {
+    let cfg = CacheConfig {
+        max_retries: 0,
+        ..test_config()
+    };
+    Cache::open(dir, cfg).await.unwrap()
+}
+
+/// Fetches `track` with a cache that gives up at the first broken transfer and
+/// closes that cache again, so that a cut response leaves a partial download in
+/// `dir`. Returns the fetch's error.
+pub async fn leave_partial(dir: &std::path::Path, track: &CacheTrack) -> CacheError {
+    let cache = open_cache_without_retries(dir).await;
+    cache.fetch_to_path(track).await.unwrap_err()
+}
+
 /// Reads a reader to the end on a blocking thread.
 pub async fn read_all(mut r: jamz_cache::TrackReader) -> std::io::Result<Vec<u8>> {
     tokio::task::spawn_blocking(move || {
@@ -353,6 +380,18 @@ pub async fn read_all(mut r: jamz_cache::TrackReader) -> std::io::Result<Vec<u8>
     })
     .await
     .unwrap()
+}
+
+/// The whole track through `get_or_fetch` (from the cache or the network).
+pub async fn fetch_all(cache: &Cache, track: &CacheTrack) -> Vec<u8> {
+    read_all(cache.get_or_fetch(track).await.unwrap())
+        .await
+        .unwrap()
+}
+
+/// The whole track through `get_cached` (from the cache only).
+pub async fn read_cached(cache: &Cache, id: &str) -> Vec<u8> {
+    read_all(cache.get_cached(id).await.unwrap()).await.unwrap()
 }
 
 /// Files in `dir` (names), sorted.

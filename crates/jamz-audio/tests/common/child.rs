@@ -1,0 +1,81 @@
+//! A test that runs its other half in a child process: this test binary re-run on one ignored
+//! test, with its own environment (the sound server and ALSA configuration a player uses are
+//! chosen by the environment). The child reports on stdout, one line per event.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
+
+use super::{Fmt, RATE, make_file, sine};
+
+/// The command that re-runs this test binary on the ignored test `test` alone; the caller adds
+/// its environment and passes it to [`ChildRun::spawn`].
+pub fn rerun(test: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--ignored", "--nocapture"]);
+    cmd
+}
+
+/// The child process and the lines it prints.
+pub struct ChildRun {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl ChildRun {
+    /// Starts `cmd` with its stdout read line by line (stderr discarded).
+    pub fn spawn(mut cmd: Command) -> ChildRun {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        ChildRun { child, lines: rx }
+    }
+
+    /// Waits (up to `timeout`) for a line starting with `what`; returns it. Every line read
+    /// on the way is echoed.
+    pub fn expect(&self, what: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(what) => {
+                    println!("child: {l}");
+                    return l;
+                }
+                Ok(l) => println!("child: {l}"),
+                Err(_) => panic!("child never said {what:?}"),
+            }
+        }
+    }
+
+    /// Waits for the child to exit.
+    pub fn wait(mut self) -> ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+/// The child halves' playback: a player on `spec` playing a 30 s tone (a FLAC made in `dir`)
+/// from 300 ms from now, with its events and that start instant.
+pub fn play_long_tone(dir: &Path, spec: &OutputSpec) -> (Player, Receiver<PlayerEvent>, Instant) {
+    let tone = sine(RATE as usize * 30, 440.0, 0.3);
+    let src = make_file(dir, "tone", Fmt::Flac, &tone);
+    let player = Player::new(spec).unwrap();
+    let events = player.events();
+    let t0 = Instant::now() + Duration::from_millis(300);
+    player.start(Source::new("tone", &src), 0.0, t0).unwrap();
+    (player, events, t0)
+}
