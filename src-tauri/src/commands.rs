@@ -426,14 +426,7 @@ pub async fn list_outputs() -> AppResult<Vec<OutputView>> {
         .await
         .map_err(|e| AppError::Invalid(format!("listing outputs: {e}")))?
         .map_err(NodeError::from)?;
-    Ok(devices
-        .into_iter()
-        .map(|d| OutputView {
-            id: d.id,
-            name: d.name,
-            is_default: d.is_default,
-        })
-        .collect())
+    Ok(devices.into_iter().map(OutputView::from).collect())
 }
 
 /// Empties the track cache while no session holds it (in a session, the node's

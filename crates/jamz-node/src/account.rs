@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use jamz_link::RestClient;
 use jamz_proto::UserId;
+use jamz_proto::rest::AuthResponse;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
@@ -146,16 +147,10 @@ pub async fn register(
     email: &str,
     password: &str,
 ) -> Result<Credentials, NodeError> {
-    let rest = RestClient::new(server)?;
-    let auth = rest.register(username, email, password).await?;
-    let creds = Credentials {
-        server: server.to_owned(),
-        username: auth.user.username,
-        user_id: auth.user.id,
-        token: auth.token,
-    };
-    store.save(&creds)?;
-    Ok(creds)
+    let auth = RestClient::new(server)?
+        .register(username, email, password)
+        .await?;
+    save_login(store, server, auth)
 }
 
 /// Logs in and saves the token.
@@ -165,8 +160,16 @@ pub async fn login(
     username: &str,
     password: &str,
 ) -> Result<Credentials, NodeError> {
-    let rest = RestClient::new(server)?;
-    let auth = rest.login(username, password).await?;
+    let auth = RestClient::new(server)?.login(username, password).await?;
+    save_login(store, server, auth)
+}
+
+/// Saves the login that `server` answered with.
+fn save_login(
+    store: &CredentialStore,
+    server: &str,
+    auth: AuthResponse,
+) -> Result<Credentials, NodeError> {
     let creds = Credentials {
         server: server.to_owned(),
         username: auth.user.username,

@@ -264,15 +264,9 @@ pub fn parse_command(line: &str) -> Result<NodeCommand, CommandError> {
     Ok(command)
 }
 
-/// One live connection of a member, as the `participants` event lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ParticipantView {
-    #[serde(rename = "userId")]
-    pub user_id: UserId,
-    pub display_name: Option<String>,
-    #[serde(rename = "socketId")]
-    pub socket_id: String,
-}
+/// One live connection of a member, as the `participants` event lists it: the
+/// engine's own type (same wire spelling), passed through as it is.
+pub use jamz_sync::api::ParticipantView;
 
 /// The `cache` object of a `status` event.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -344,6 +338,16 @@ pub struct OutputView {
     /// What to show a person.
     pub name: String,
     pub is_default: bool,
+}
+
+impl From<jamz_audio::OutputDevice> for OutputView {
+    fn from(d: jamz_audio::OutputDevice) -> Self {
+        OutputView {
+            id: d.id,
+            name: d.name,
+            is_default: d.is_default,
+        }
+    }
 }
 
 /// An event, one JSON object per line on stdout.

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use jamz_sync::api::RestCall;
 use serde::{Deserialize, Serialize};
 
+use crate::error::NodeError;
+
 /// One change waiting for the server.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,8 +27,6 @@ pub enum Pending {
     /// A local file to upload and append (added while offline).
     Upload { path: PathBuf },
 }
-
-use crate::error::NodeError;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Stored {

@@ -14,7 +14,7 @@
 //! - A protocol `timestamp` is milliseconds on its *sender's* clock (PROTOCOL.md). Our own
 //!   engines send server-clock timestamps (local + estimated offset).
 use jamz_proto::{Session, Track, UserId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Milliseconds on this device's monotonic-since-start clock (see the module doc).
 pub type LocalTime = f64;
@@ -299,8 +299,9 @@ pub enum Notification {
     },
 }
 
-/// A participant as shown to the user.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One live connection of a member, as the user sees it (and as the node's `participants`
+/// event lists it: NODE_CONTROL.md spelling).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantView {
     #[serde(rename = "userId")]
     pub user_id: UserId,

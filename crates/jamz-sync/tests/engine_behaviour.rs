@@ -12,32 +12,25 @@ use jamz_sync::{
 const DJ: i64 = 1;
 const ME: i64 = 2;
 
+/// `user`'s engine, its clock known (server `offset` ms ahead), user 1 the DJ, `tracks` in
+/// the playlist; with the local time reached.
+fn world(user: i64, offset: f64, tracks: Vec<jamz_proto::Track>) -> (Engine, f64) {
+    let mut e = connected(user, 0.0);
+    let now = sync_clock(&mut e, 0.0, offset, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(&mut e, now, playlist(tracks));
+    assert_eq!(e.is_dj(), user == DJ);
+    (e, now)
+}
+
 /// A DJ whose clock is known (server 500 ms ahead), with two tracks.
 fn dj_world() -> (Engine, f64) {
-    let mut e = connected(DJ, 0.0);
-    let now = sync_clock(&mut e, 0.0, 500.0, 20);
-    server(&mut e, now, controller_is(DJ));
-    server(
-        &mut e,
-        now,
-        playlist(vec![track(1, 200.0), track(2, 200.0)]),
-    );
-    assert!(e.is_dj());
-    (e, now)
+    world(DJ, 500.0, vec![track(1, 200.0), track(2, 200.0)])
 }
 
 /// A follower whose server is `offset` ms ahead, DJ = user 1, two tracks.
 fn follower_world(offset: f64) -> (Engine, f64) {
-    let mut e = connected(ME, 0.0);
-    let now = sync_clock(&mut e, 0.0, offset, 20);
-    server(&mut e, now, controller_is(DJ));
-    server(
-        &mut e,
-        now,
-        playlist(vec![track(1, 200.0), track(2, 200.0)]),
-    );
-    assert!(!e.is_dj());
-    (e, now)
+    world(ME, offset, vec![track(1, 200.0), track(2, 200.0)])
 }
 
 /// Runs timers until `until`, collecting every action with its local time.
@@ -74,14 +67,14 @@ fn connecting_joins_the_session_and_starts_clock_sync() {
 #[test]
 fn dj_play_is_announced_for_a_future_server_instant_and_starts_there() {
     let (mut e, now) = dj_world();
-    e.handle(
+    let actions = command(
+        &mut e,
         now,
-        Input::Command(Command::Play {
+        Command::Play {
             track: Some("t1".into()),
             position: Some(10.0),
-        }),
+        },
     );
-    let actions = drain(&mut e);
     let control = emitted(&actions, names::MUSIC_CONTROL);
     assert_eq!(control.len(), 1);
     assert_eq!(control[0]["action"], "play");
@@ -235,8 +228,7 @@ fn non_dj_control_is_refused() {
         },
     ] {
         let name = cmd.name();
-        e.handle(now, Input::Command(cmd));
-        let actions = drain(&mut e);
+        let actions = command(&mut e, now, cmd);
         assert!(emitted(&actions, names::MUSIC_CONTROL).is_empty(), "{name}");
         assert!(
             !actions.iter().any(|a| matches!(a, Action::Rest(_))),
@@ -295,14 +287,17 @@ fn position_past_the_end_is_an_error() {
     assert!(starts(&actions).is_empty());
     assert!(errors(&actions)[0].contains("past the end"));
     let (mut dj, now) = dj_world();
-    dj.handle(
-        now,
-        Input::Command(Command::Play {
-            track: Some("t1".into()),
-            position: Some(201.5),
-        }),
+    assert!(
+        errors(&command(
+            &mut dj,
+            now,
+            Command::Play {
+                track: Some("t1".into()),
+                position: Some(201.5),
+            }
+        ))[0]
+            .contains("past the end")
     );
-    assert!(errors(&drain(&mut dj))[0].contains("past the end"));
 }
 
 #[test]
@@ -343,13 +338,11 @@ fn duplicate_is_refused_by_url_then_by_title_and_artist() {
         ..track(9, 10.0)
     };
     for t in [same_url, same_song] {
-        e.handle(now, Input::Command(Command::Add(t)));
-        let actions = drain(&mut e);
+        let actions = command(&mut e, now, Command::Add(t));
         assert!(errors(&actions)[0].contains("already in the playlist"));
         assert!(!actions.iter().any(|a| matches!(a, Action::Rest(_))));
     }
-    e.handle(now, Input::Command(Command::Add(track(3, 10.0))));
-    let actions = drain(&mut e);
+    let actions = command(&mut e, now, Command::Add(track(3, 10.0)));
     assert!(
         actions
             .iter()
@@ -371,27 +364,29 @@ fn incoming_playlist_duplicates_are_dropped() {
 #[test]
 fn dj_removes_and_reorders_over_rest() {
     let (mut e, now) = dj_world();
-    e.handle(now, Input::Command(Command::Remove { track: "t2".into() }));
-    let a = drain(&mut e);
+    let a = command(&mut e, now, Command::Remove { track: "t2".into() });
     assert!(a.iter().any(|a| matches!(a,
         Action::Rest(RestCall::DeleteTrack { track_id, .. }) if track_id == "t2")));
-    e.handle(
-        now,
-        Input::Command(Command::Reorder {
-            order: vec!["t2".into()],
-        }),
-    );
-    assert!(errors(&drain(&mut e))[0].contains("permutation"));
-    e.handle(
-        now,
-        Input::Command(Command::Reorder {
-            order: vec!["t2".into(), "t1".into()],
-        }),
+    assert!(
+        errors(&command(
+            &mut e,
+            now,
+            Command::Reorder {
+                order: vec!["t2".into()],
+            }
+        ))[0]
+            .contains("permutation")
     );
     assert!(
-        drain(&mut e)
-            .iter()
-            .any(|a| matches!(a, Action::Rest(RestCall::Reorder { .. })))
+        command(
+            &mut e,
+            now,
+            Command::Reorder {
+                order: vec!["t2".into(), "t1".into()],
+            }
+        )
+        .iter()
+        .any(|a| matches!(a, Action::Rest(RestCall::Reorder { .. })))
     );
 }
 
@@ -409,14 +404,7 @@ fn position_sync_times(high_latency: Option<bool>) -> Vec<f64> {
     let now = sync_clock(&mut e, 0.0, 0.0, 20);
     server(&mut e, now, controller_is(DJ));
     server(&mut e, now, playlist(vec![track(1, 200.0)]));
-    e.handle(
-        now,
-        Input::Command(Command::Play {
-            track: None,
-            position: None,
-        }),
-    );
-    drain(&mut e);
+    command(&mut e, now, play());
     run_until(&mut e, now, now + 20_000.0)
         .into_iter()
         .filter(|(_, a)| matches!(a, Action::Emit { event, .. } if *event == names::MUSIC_POSITION_SYNC))
@@ -441,14 +429,7 @@ fn dj_sends_position_sync_every_5_s_and_every_3_s_on_high_latency_links() {
 #[test]
 fn dj_sends_a_position_sync_when_someone_joins() {
     let (mut e, now) = dj_world();
-    e.handle(
-        now,
-        Input::Command(Command::Play {
-            track: None,
-            position: None,
-        }),
-    );
-    drain(&mut e);
+    command(&mut e, now, play());
     let later = now + 1_000.0;
     run_until(&mut e, now, later);
     let actions = server(&mut e, later, joined(3));
@@ -512,18 +493,8 @@ fn small_playout_error_trims_the_rate_and_a_large_one_restarts() {
 
 #[test]
 fn dj_changes_track_at_the_end_without_a_gap() {
-    let mut e = connected(DJ, 0.0);
-    let now = sync_clock(&mut e, 0.0, 0.0, 20);
-    server(&mut e, now, controller_is(DJ));
-    server(&mut e, now, playlist(vec![track(1, 10.0), track(2, 10.0)]));
-    e.handle(
-        now,
-        Input::Command(Command::Play {
-            track: None,
-            position: None,
-        }),
-    );
-    let first = emitted(&drain(&mut e), names::MUSIC_CONTROL)[0]["timestamp"]
+    let (mut e, now) = world(DJ, 0.0, vec![track(1, 10.0), track(2, 10.0)]);
+    let first = emitted(&command(&mut e, now, play()), names::MUSIC_CONTROL)[0]["timestamp"]
         .as_f64()
         .unwrap_or(f64::NAN);
     let later = run_until(&mut e, now, now + 11_000.0);
@@ -565,17 +536,16 @@ fn small_position_sync_deviations_of_a_web_dj_are_ignored_big_ones_followed() {
 #[test]
 fn pause_stops_everyone_where_the_dj_is() {
     let (mut e, now) = dj_world();
-    e.handle(
+    command(
+        &mut e,
         now,
-        Input::Command(Command::Play {
+        Command::Play {
             track: None,
             position: Some(20.0),
-        }),
+        },
     );
-    drain(&mut e);
     let t = now + CONTROL_LEAD_MS + 2_000.0;
-    e.handle(t, Input::Command(Command::Pause));
-    let actions = drain(&mut e);
+    let actions = command(&mut e, t, Command::Pause);
     let c = emitted(&actions, names::MUSIC_CONTROL);
     assert_eq!(c[0]["action"], "pause");
     assert!(close(
@@ -585,14 +555,7 @@ fn pause_stops_everyone_where_the_dj_is() {
     ));
     assert!(actions.contains(&Action::Audio(AudioCommand::Pause)));
     // Play with no position resumes there.
-    e.handle(
-        t + 1_000.0,
-        Input::Command(Command::Play {
-            track: None,
-            position: None,
-        }),
-    );
-    let st = starts(&drain(&mut e));
+    let st = starts(&command(&mut e, t + 1_000.0, play()));
     assert!(close(st[0].1, 22.0, 1e-6), "{st:?}");
 }
 

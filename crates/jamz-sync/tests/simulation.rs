@@ -13,6 +13,18 @@ fn scenario(profile: Profile, seed: u64) -> Scenario {
     }
 }
 
+/// The standard session for every seed, changed by `adjust`, each run checked with
+/// [`check_clean`].
+fn clean_runs(profile: Profile, adjust: impl Fn(&mut Scenario)) -> impl Iterator<Item = Report> {
+    SEEDS.into_iter().map(move |seed| {
+        let mut sc = scenario(profile.clone(), seed);
+        adjust(&mut sc);
+        let r = sc.run();
+        check_clean(&r);
+        r
+    })
+}
+
 fn check_clean(r: &Report) {
     assert!(
         r.errors.is_empty(),
@@ -25,42 +37,34 @@ fn check_clean(r: &Report) {
 
 #[test]
 fn lan_session_stays_within_a_millisecond() {
-    for seed in SEEDS {
-        let r = scenario(Profile::lan(), seed).run();
-        check_clean(&r);
-        assert!(r.steady.p95 < 1.0, "seed {seed}: {r}");
-        assert!(r.steady.max < 2.0, "seed {seed}: {r}");
-        assert_eq!(r.hard_resyncs_steady, 0, "seed {seed}: {r}");
+    for r in clean_runs(Profile::lan(), |_| {}) {
+        assert!(r.steady.p95 < 1.0, "seed {}: {r}", r.seed);
+        assert!(r.steady.max < 2.0, "seed {}: {r}", r.seed);
+        assert_eq!(r.hard_resyncs_steady, 0, "seed {}: {r}", r.seed);
     }
 }
 
 #[test]
 fn starlink_session_stays_within_fifteen_ms_without_hard_resyncs() {
-    for seed in SEEDS {
-        let r = scenario(Profile::starlink(), seed).run();
-        check_clean(&r);
-        assert!(r.steady.p95 < 15.0, "seed {seed}: {r}");
-        assert_eq!(r.hard_resyncs_steady, 0, "seed {seed}: {r}");
+    for r in clean_runs(Profile::starlink(), |_| {}) {
+        assert!(r.steady.p95 < 15.0, "seed {}: {r}", r.seed);
+        assert_eq!(r.hard_resyncs_steady, 0, "seed {}: {r}", r.seed);
     }
 }
 
 #[test]
 fn lte_session_stays_within_twenty_ms() {
-    for seed in SEEDS {
-        let r = scenario(Profile::lte(), seed).run();
-        check_clean(&r);
-        assert!(r.steady.p95 < 20.0, "seed {seed}: {r}");
-        assert_eq!(r.hard_resyncs_steady, 0, "seed {seed}: {r}");
+    for r in clean_runs(Profile::lte(), |_| {}) {
+        assert!(r.steady.p95 < 20.0, "seed {}: {r}", r.seed);
+        assert_eq!(r.hard_resyncs_steady, 0, "seed {}: {r}", r.seed);
     }
 }
 
 #[test]
 fn an_asymmetric_path_shared_by_every_device_cancels_out() {
     // Each device's offset is off by (10 - 60)/2 = -25 ms, the same for all: they agree.
-    for seed in SEEDS {
-        let r = scenario(Profile::asymmetric(), seed).run();
-        check_clean(&r);
-        assert!(r.steady.p95 < 2.0, "seed {seed}: {r}");
+    for r in clean_runs(Profile::asymmetric(), |_| {}) {
+        assert!(r.steady.p95 < 2.0, "seed {}: {r}", r.seed);
     }
 }
 
@@ -105,21 +109,21 @@ fn simulation_is_deterministic_for_a_seed() {
 
 #[test]
 fn partitioned_device_keeps_time_and_rejoins_in_sync() {
-    for seed in SEEDS {
-        let mut sc = scenario(Profile::lan(), seed);
+    let outage = |sc: &mut Scenario| {
         sc.partitions = vec![Partition {
             device: 2,
             from_ms: 70_000.0,
             to_ms: 95_000.0,
         }];
-        let r = sc.run();
-        check_clean(&r);
+    };
+    for r in clean_runs(Profile::lan(), outage) {
         assert!(
             r.worst_per_device_ms[2] < 3.0,
-            "seed {seed}: {r} {:?}",
+            "seed {}: {r} {:?}",
+            r.seed,
             r.worst_per_device_ms
         );
-        assert_eq!(r.hard_resyncs_steady, 0, "seed {seed}: {r}");
+        assert_eq!(r.hard_resyncs_steady, 0, "seed {}: {r}", r.seed);
     }
 }
 
@@ -127,28 +131,26 @@ fn partitioned_device_keeps_time_and_rejoins_in_sync() {
 fn falls_back_to_seeds_rule_when_the_server_has_no_clock() {
     // A production backend without `time-sync` or `server_time`, devices whose clocks agree
     // (what the seeds' rule assumes): the DJ's future start instant still lines everyone up.
-    for seed in SEEDS {
-        let mut sc = scenario(Profile::lan(), seed);
+    let no_clock = |sc: &mut Scenario| {
         sc.server_time_sync = false;
         sc.server_time_in_state = false;
         sc.clock_offset_max_ms = 0.0;
         sc.skew_max_ppm = 0.0;
-        let r = sc.run();
-        check_clean(&r);
-        assert!(r.steady.p95 < 3.0, "seed {seed}: {r}");
+    };
+    for r in clean_runs(Profile::lan(), no_clock) {
+        assert!(r.steady.p95 < 3.0, "seed {}: {r}", r.seed);
     }
 }
 
 #[test]
 fn session_state_time_alone_bounds_the_error_by_the_one_way_delay() {
     // No `time-sync`, but `server_time` in the state: clocks 2 s apart agree to ~1 ms on a LAN.
-    for seed in SEEDS {
-        let mut sc = scenario(Profile::lan(), seed);
+    let state_time_only = |sc: &mut Scenario| {
         sc.server_time_sync = false;
         sc.skew_max_ppm = 0.0;
-        let r = sc.run();
-        check_clean(&r);
-        assert!(r.steady.p95 < 5.0, "seed {seed}: {r}");
+    };
+    for r in clean_runs(Profile::lan(), state_time_only) {
+        assert!(r.steady.p95 < 5.0, "seed {}: {r}", r.seed);
     }
 }
 

@@ -99,14 +99,7 @@ impl Runtime {
             NodeCommand::Outputs => {
                 let ev = match tokio::task::spawn_blocking(jamz_audio::output_devices).await {
                     Ok(Ok(devices)) => NodeEvent::Outputs {
-                        outputs: devices
-                            .into_iter()
-                            .map(|d| OutputView {
-                                id: d.id,
-                                name: d.name,
-                                is_default: d.is_default,
-                            })
-                            .collect(),
+                        outputs: devices.into_iter().map(OutputView::from).collect(),
                     },
                     Ok(Err(e)) => {
                         NodeEvent::error(format!("listing outputs: {e}"), Some("outputs"))

@@ -23,9 +23,7 @@ use tokio::sync::mpsc;
 use crate::account::{CredentialStore, saved_client};
 use crate::audio::{self, AudioHandle, AudioJob, AudioReport};
 use crate::clock::LocalClock;
-use crate::control::{
-    CacheSummary, NodeCommand, NodeEvent, OutputView, ParticipantView, StatusView, Tier,
-};
+use crate::control::{CacheSummary, NodeCommand, NodeEvent, OutputView, StatusView, Tier};
 use crate::error::NodeError;
 use crate::outbox::{Outbox, Pending};
 use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
@@ -96,12 +94,12 @@ impl Node {
             .token()
             .ok_or_else(|| NodeError::Invalid("login gave no token".into()))?;
         let session = rest.session_for_group(&config.group_id).await?;
-        let cache = open_cache(config.cache_dir.as_deref()).await?;
-        let outbox_dir = match &config.cache_dir {
+        let cache_dir = match &config.cache_dir {
             Some(d) => d.clone(),
             None => default_cache_dir()?,
         };
-        let (outbox, outbox_problem) = Outbox::open(&outbox_dir, rest.base_url(), &session.id)?;
+        let cache = open_cache(Some(&cache_dir)).await?;
+        let (outbox, outbox_problem) = Outbox::open(&cache_dir, rest.base_url(), &session.id)?;
         if let Some(bytes) = config.cache_max_bytes {
             let (tracks, _) = cache.limits();
             cache.set_limits(tracks, bytes).await?;
@@ -513,16 +511,7 @@ impl Runtime {
                 NodeEvent::Playlist { playlist }
             }
             Notification::Controller { user_id } => NodeEvent::Controller { user_id },
-            Notification::Participants { participants } => NodeEvent::Participants {
-                participants: participants
-                    .into_iter()
-                    .map(|p| ParticipantView {
-                        user_id: p.user_id,
-                        display_name: p.display_name,
-                        socket_id: p.socket_id,
-                    })
-                    .collect(),
-            },
+            Notification::Participants { participants } => NodeEvent::Participants { participants },
             Notification::Playback {
                 playing,
                 track,

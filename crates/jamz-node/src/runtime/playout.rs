@@ -4,9 +4,9 @@
 
 use super::*;
 
-/// How far ahead a realigning start is scheduled (ms): the engine's control lead
-/// (jamz-sync `CONTROL_LEAD_MS`), which lands on time on every output measured.
-pub(super) const REALIGN_LEAD_MS: f64 = 300.0;
+/// How far ahead a realigning start is scheduled (ms): the engine's control lead,
+/// which lands on time on every output measured.
+pub(super) const REALIGN_LEAD_MS: f64 = jamz_sync::constants::CONTROL_LEAD_MS;
 
 /// While playing, a `playback` event at least this often (ms), so a face can
 /// show a moving position without polling `status`.
@@ -112,13 +112,7 @@ impl Runtime {
 
     pub(super) async fn audio_report(&mut self, report: AudioReport) {
         match report {
-            AudioReport::Failed { track, message } => {
-                let message = match track {
-                    Some(t) => format!("track {t}: {message}"),
-                    None => message,
-                };
-                self.emit(NodeEvent::error(format!("audio: {message}"), None));
-            }
+            AudioReport::Failed { track, message } => self.emit(audio_error(track, &message)),
             AudioReport::Ended { track } => self.feed(Input::TrackEnded { track }),
             AudioReport::OutputSwitched { spec } => {
                 self.output = spec;
@@ -127,11 +121,7 @@ impl Runtime {
             }
             AudioReport::Player(ev) => match ev {
                 jamz_audio::PlayerEvent::Error { track, message } => {
-                    let message = match track {
-                        Some(t) => format!("audio: track {t}: {message}"),
-                        None => format!("audio: {message}"),
-                    };
-                    self.emit(NodeEvent::error(message, None));
+                    self.emit(audio_error(track, &message));
                 }
                 jamz_audio::PlayerEvent::Stalled { gap } => {
                     tracing::info!(
@@ -148,4 +138,13 @@ impl Runtime {
             },
         }
     }
+}
+
+/// A failure of the audio side as an `error` event.
+fn audio_error(track: Option<String>, message: &str) -> NodeEvent {
+    let message = match track {
+        Some(t) => format!("audio: track {t}: {message}"),
+        None => format!("audio: {message}"),
+    };
+    NodeEvent::error(message, None)
 }

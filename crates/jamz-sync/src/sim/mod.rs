@@ -447,11 +447,6 @@ impl Simulation {
         Some(d.engine.clock_estimate(local).offset_ms - truth)
     }
 
-    /// Queues a command for device `dev` at true time `t`.
-    pub fn command_at(&mut self, t: f64, dev: usize, cmd: Command) {
-        self.at(t, SimEvent::Command { dev, cmd });
-    }
-
     /// Runs every event up to true time `t` (ms).
     pub fn run_until(&mut self, t: f64) {
         while let Some(q) = self.queue.peek() {

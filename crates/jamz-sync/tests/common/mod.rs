@@ -6,7 +6,7 @@ use jamz_proto::events::{
 };
 use jamz_proto::{CurrentlyPlaying, ServerEvent, Track, UserId};
 use jamz_sync::{
-    Action, AudioCommand, Engine, EngineConfig, Input, LocalTime, Notification, ServerTime,
+    Action, AudioCommand, Command, Engine, EngineConfig, Input, LocalTime, Notification, ServerTime,
 };
 
 pub const SESSION: &str = "s-1";
@@ -82,6 +82,20 @@ pub fn sync_clock(e: &mut Engine, mut now: LocalTime, offset_ms: f64, samples: u
 pub fn server(e: &mut Engine, now: LocalTime, ev: ServerEvent) -> Vec<Action> {
     e.handle(now, Input::Server(ev));
     drain(e)
+}
+
+/// Feeds a local command; the actions it produced.
+pub fn command(e: &mut Engine, now: LocalTime, cmd: Command) -> Vec<Action> {
+    e.handle(now, Input::Command(cmd));
+    drain(e)
+}
+
+/// `play` as a bare button: the current track where it was, else the first from 0.
+pub fn play() -> Command {
+    Command::Play {
+        track: None,
+        position: None,
+    }
 }
 
 pub fn controller_is(user: UserId) -> ServerEvent {
