@@ -9,6 +9,8 @@ use crate::{ProtoError, decode};
 pub const CHANNEL_LABEL: &str = "music-control";
 /// Retransmissions per message on that channel (`ordered: true`).
 pub const CHANNEL_MAX_RETRANSMITS: u16 = 3;
+/// The largest mesh message, in bytes of JSON text: larger ones are refused both ways.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The envelope of every mesh message: `{type, action?, data, sequence, from, epoch?, sig?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,400 @@
+//! The peer mesh, sans-IO: one WebRTC peer connection per pair of session members, each
+//! with a `music-control` DataChannel (ordered, 3 retransmissions), as PROTOCOL.md's
+//! "Peer mesh" gives it.
+//!
+//! Like the engine, a [`Mesh`] never reads a clock and owns no socket. Its owner (the node)
+//! feeds it `now`, the datagrams its UDP sockets received and the `webrtc-signal` payloads
+//! the server relayed, and drains what comes out: datagrams to send
+//! ([`Mesh::poll_transmit`]), signals to send ([`Mesh::poll_signal`]), events
+//! ([`Mesh::poll_event`]) and the next deadline ([`Mesh::poll_timeout`]).
+//!
+//! All links share the owner's sockets: each local host candidate is one socket address
+//! (bound to a specific address, not a wildcard). A datagram is routed to its link by
+//! the ICE username of a connectivity check, else by the address it came from.
+//!
+//! The WebRTC core is `rtc` (webrtc-rs's sans-IO core); see the crate README for why and
+//! what the browser interop test showed.
+
+mod link;
+pub mod message;
+mod stun;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use jamz_proto::UserId;
+use jamz_proto::events::{SignalType, WebrtcSignal};
+
+pub use link::LinkState;
+use link::{Link, LinkOutput};
+pub use message::{MAX_MESSAGE_BYTES, MessageError, Outgoing, Received, Receiver};
+
+/// An ICE server from the settings (none by default: host candidates only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
+/// What a [`Mesh`] needs to know about its member and its network.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    pub session_id: String,
+    pub local_user: UserId,
+    /// The addresses of the owner's UDP sockets, advertised as host candidates.
+    pub local_candidates: Vec<SocketAddr>,
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A datagram for the owner to send from the socket bound to `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// What happened on the mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeshEvent {
+    /// A link to `user` is being set up (signaling, ICE, DTLS, SCTP).
+    PeerConnecting(UserId),
+    /// The `music-control` channel to `user` is open: time for `state-hello`.
+    PeerConnected(UserId),
+    /// The link to `user` failed or was closed; it needs new signaling to come back.
+    PeerClosed(UserId),
+    /// A text message on `user`'s `music-control` channel.
+    Message { from: UserId, text: String },
+    /// Something refused: a signal for another session or user, a binary or oversized
+    /// message. Counted by the owner; never fatal.
+    Dropped {
+        from: Option<UserId>,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error("no link to user {0}")]
+    UnknownPeer(UserId),
+    #[error("the link is not connected")]
+    NotConnected,
+    #[error("a mesh message is {0} bytes; the limit is 64 KiB")]
+    TooLarge(usize),
+    #[error("signal refused: {0}")]
+    BadSignal(String),
+    #[error("webrtc: {0}")]
+    Rtc(String),
+}
+
+/// The peer mesh of one member: a link per other member.
+pub struct Mesh {
+    config: MeshConfig,
+    links: BTreeMap<UserId, Link>,
+    /// Who we last sent to from which remote address: routes datagrams with no ICE username.
+    routes: HashMap<SocketAddr, UserId>,
+    transmits: VecDeque<Transmit>,
+    signals: VecDeque<WebrtcSignal>,
+    events: VecDeque<MeshEvent>,
+}
+
+impl Mesh {
+    pub fn new(config: MeshConfig) -> Self {
+        Self {
+            config,
+            links: BTreeMap::new(),
+            routes: HashMap::new(),
+            transmits: VecDeque::new(),
+            signals: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn local_user(&self) -> UserId {
+        self.config.local_user
+    }
+
+    /// Whether this member makes the offer to `remote` (the lower user id does: no glare).
+    pub fn offers_to(&self, remote: UserId) -> bool {
+        self.config.local_user < remote
+    }
+
+    /// A member to link with. The lower user id offers; the other waits for its offer.
+    /// A no-op while a link to `user` is live; a closed link is replaced.
+    pub fn add_peer(&mut self, now: Instant, user: UserId) -> Result<(), MeshError> {
+        if user == self.config.local_user {
+            return Ok(());
+        }
+        if let Some(link) = self.links.get(&user)
+            && link.state != LinkState::Closed
+        {
+            return Ok(());
+        }
+        self.new_link(now, user, self.offers_to(user))
+    }
+
+    /// A member left: its link is closed and forgotten.
+    pub fn remove_peer(&mut self, user: UserId) {
+        if let Some(mut link) = self.links.remove(&user) {
+            link.close();
+            self.collect(user, &mut link);
+        }
+        self.routes.retain(|_, u| *u != user);
+    }
+
+    /// The members with a link, and where each stands.
+    pub fn peers(&self) -> impl Iterator<Item = (UserId, LinkState)> + '_ {
+        self.links.iter().map(|(u, l)| (*u, l.state))
+    }
+
+    pub fn peer_state(&self, user: UserId) -> Option<LinkState> {
+        self.links.get(&user).map(|l| l.state)
+    }
+
+    fn new_link(&mut self, now: Instant, user: UserId, offerer: bool) -> Result<(), MeshError> {
+        if let Some(mut old) = self.links.remove(&user) {
+            old.close();
+            self.collect(user, &mut old);
+            self.routes.retain(|_, u| *u != user);
+        }
+        let mut link = Link::new(
+            now,
+            offerer,
+            &self.config.ice_servers,
+            &self.config.local_candidates,
+        )?;
+        self.events.push_back(MeshEvent::PeerConnecting(user));
+        self.collect(user, &mut link);
+        self.links.insert(user, link);
+        Ok(())
+    }
+
+    /// A `webrtc-signal` the server (or a relaying peer) delivered.
+    pub fn handle_signal(&mut self, now: Instant, signal: WebrtcSignal) -> Result<(), MeshError> {
+        if signal.session_id != self.config.session_id {
+            return Err(MeshError::BadSignal(format!(
+                "for session {}, not ours",
+                signal.session_id
+            )));
+        }
+        if signal.to != self.config.local_user || signal.from == self.config.local_user {
+            return Err(MeshError::BadSignal(format!(
+                "from {} to {}: not for us",
+                signal.from, signal.to
+            )));
+        }
+        let user = signal.from;
+        match signal.kind {
+            SignalType::Offer => {
+                let sdp = signal
+                    .data
+                    .sdp
+                    .ok_or_else(|| MeshError::BadSignal("an offer without sdp".into()))?;
+                let replace = match self.links.get(&user) {
+                    None => true,
+                    // our own offer is pending: the lower id wins the glare
+                    Some(l) if l.is_offerer() && !l.has_remote_description() => {
+                        if self.offers_to(user) {
+                            return Err(MeshError::BadSignal(
+                                "an offer from a higher user id while ours is pending".into(),
+                            ));
+                        }
+                        true
+                    }
+                    // a second offer on a described link: the remote restarted
+                    Some(l) => l.has_remote_description() || l.state == LinkState::Closed,
+                };
+                if replace {
+                    let early = self.links.get_mut(&user).map(Link::take_early_candidates);
+                    self.new_link(now, user, false)?;
+                    if let (Some(early), Some(link)) = (early, self.links.get_mut(&user)) {
+                        link.restore_early_candidates(early);
+                    }
+                }
+                let link = self
+                    .links
+                    .get_mut(&user)
+                    .ok_or(MeshError::UnknownPeer(user))?;
+                let result = link.handle_description(now, SignalType::Offer, sdp);
+                self.collect_user(user);
+                result
+            }
+            SignalType::Answer => {
+                let sdp = signal
+                    .data
+                    .sdp
+                    .ok_or_else(|| MeshError::BadSignal("an answer without sdp".into()))?;
+                let link = self
+                    .links
+                    .get_mut(&user)
+                    .ok_or(MeshError::UnknownPeer(user))?;
+                if !link.is_offerer() || link.has_remote_description() {
+                    return Err(MeshError::BadSignal("an answer we did not ask for".into()));
+                }
+                let result = link.handle_description(now, SignalType::Answer, sdp);
+                self.collect_user(user);
+                result
+            }
+            SignalType::IceCandidate => {
+                let candidate = signal
+                    .data
+                    .candidate
+                    .ok_or_else(|| MeshError::BadSignal("a candidate signal without one".into()))?;
+                if candidate.candidate.is_empty() {
+                    return Ok(()); // end of the remote's candidates
+                }
+                // a candidate may come before the offer: keep it on a waiting link
+                if !self.links.contains_key(&user) {
+                    self.new_link(now, user, self.offers_to(user))?;
+                }
+                let link = self
+                    .links
+                    .get_mut(&user)
+                    .ok_or(MeshError::UnknownPeer(user))?;
+                link.handle_candidate(candidate);
+                self.collect_user(user);
+                Ok(())
+            }
+        }
+    }
+
+    /// A datagram one of the owner's sockets received: `destination` is that socket's
+    /// address (one of the local candidates), `source` the sender's.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        let ufrag = stun::local_ufrag(contents);
+        let by_ufrag = ufrag.and_then(|ufrag| {
+            self.links
+                .iter()
+                .find(|(_, l)| l.local_ufrag.as_deref() == Some(ufrag))
+                .map(|(u, _)| *u)
+        });
+        let Some(user) = by_ufrag.or_else(|| self.routes.get(&source).copied()) else {
+            self.events.push_back(MeshEvent::Dropped {
+                from: None,
+                reason: match ufrag {
+                    Some(u) => format!("a connectivity check from {source} for unknown ufrag {u}"),
+                    None => format!(
+                        "a datagram from {source} that no link expects ({} bytes, first {:?})",
+                        contents.len(),
+                        contents.first()
+                    ),
+                },
+            });
+            return;
+        };
+        self.routes.insert(source, user);
+        if let Some(link) = self.links.get_mut(&user) {
+            link.handle_datagram(now, source, destination, contents);
+            self.collect_user(user);
+        }
+    }
+
+    /// The earliest time [`Mesh::handle_timeout`] is due.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.links.values_mut().filter_map(Link::poll_timeout).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<UserId> = self
+            .links
+            .iter_mut()
+            .filter_map(|(u, l)| l.poll_timeout().filter(|t| *t <= now).map(|_| *u))
+            .collect();
+        for user in due {
+            if let Some(link) = self.links.get_mut(&user) {
+                link.handle_timeout(now);
+            }
+            self.collect_user(user);
+        }
+    }
+
+    /// Sends `text` on `user`'s `music-control` channel.
+    pub fn send_text(&mut self, now: Instant, user: UserId, text: &str) -> Result<(), MeshError> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(MeshError::TooLarge(text.len()));
+        }
+        let link = self
+            .links
+            .get_mut(&user)
+            .ok_or(MeshError::UnknownPeer(user))?;
+        let result = link.send_text(now, text);
+        self.collect_user(user);
+        result
+    }
+
+    /// Sends `text` to every connected peer; returns how many it went to.
+    pub fn broadcast_text(&mut self, now: Instant, text: &str) -> Result<usize, MeshError> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(MeshError::TooLarge(text.len()));
+        }
+        let connected: Vec<UserId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.state == LinkState::Connected)
+            .map(|(u, _)| *u)
+            .collect();
+        let mut sent = 0;
+        for user in connected {
+            match self.send_text(now, user, text) {
+                Ok(()) => sent += 1,
+                Err(e) => tracing::debug!(user, "broadcast skipped a peer: {e}"),
+            }
+        }
+        Ok(sent)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_signal(&mut self) -> Option<WebrtcSignal> {
+        self.signals.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MeshEvent> {
+        self.events.pop_front()
+    }
+
+    fn collect_user(&mut self, user: UserId) {
+        if let Some(mut link) = self.links.remove(&user) {
+            self.collect(user, &mut link);
+            self.links.insert(user, link);
+        }
+    }
+
+    /// Moves a link's outputs into the mesh's queues, tagged with its user.
+    fn collect(&mut self, user: UserId, link: &mut Link) {
+        while let Some(t) = link.transmits.pop_front() {
+            self.routes.insert(t.destination, user);
+            self.transmits.push_back(t);
+        }
+        while let Some(out) = link.outputs.pop_front() {
+            match out {
+                LinkOutput::Signal(kind, data) => self.signals.push_back(WebrtcSignal {
+                    session_id: self.config.session_id.clone(),
+                    from: self.config.local_user,
+                    to: user,
+                    kind,
+                    data,
+                }),
+                LinkOutput::Opened => self.events.push_back(MeshEvent::PeerConnected(user)),
+                LinkOutput::Closed => self.events.push_back(MeshEvent::PeerClosed(user)),
+                LinkOutput::Text(text) => self
+                    .events
+                    .push_back(MeshEvent::Message { from: user, text }),
+                LinkOutput::Dropped(reason) => self.events.push_back(MeshEvent::Dropped {
+                    from: Some(user),
+                    reason: reason.to_owned(),
+                }),
+            }
+        }
+    }
+}

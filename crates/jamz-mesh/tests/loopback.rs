@@ -1,0 +1,170 @@
+//! Native meshes over real loopback UDP sockets: every pair links up through signaling
+//! passed between them (as the server relays `webrtc-signal`), and messages go both ways.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{Cmd, NodeHandle, Out, spawn_node};
+use jamz_mesh::{Outgoing, Received, Receiver};
+use jamz_proto::mesh::{MeshPayload, kinds};
+use jamz_proto::{UserId, events::ControlAction};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Relays signals between the nodes and collects their events until `done` says so.
+struct Harness {
+    nodes: Vec<NodeHandle>,
+    outs: mpsc::UnboundedReceiver<(UserId, Out)>,
+    connected: BTreeSet<(UserId, UserId)>,
+    messages: BTreeMap<UserId, Vec<(UserId, String)>>,
+    signals: usize,
+}
+
+impl Harness {
+    async fn new(users: &[UserId]) -> Self {
+        let (tx, outs) = mpsc::unbounded_channel();
+        let mut nodes = Vec::new();
+        for u in users {
+            nodes.push(spawn_node(*u, tx.clone()).await);
+        }
+        Self {
+            nodes,
+            outs,
+            connected: BTreeSet::new(),
+            messages: BTreeMap::new(),
+            signals: 0,
+        }
+    }
+
+    fn node(&self, user: UserId) -> &NodeHandle {
+        self.nodes.iter().find(|n| n.user == user).unwrap()
+    }
+
+    /// Every member learns of every other (as the session's participant list tells it).
+    fn join_all(&self) {
+        for a in &self.nodes {
+            for b in &self.nodes {
+                if a.user != b.user {
+                    a.send(Cmd::AddPeer(b.user));
+                }
+            }
+        }
+    }
+
+    async fn run_until(&mut self, what: &str, done: impl Fn(&Self) -> bool) {
+        let result = tokio::time::timeout(TIMEOUT, async {
+            while !done(self) {
+                let (user, out) = self.outs.recv().await.expect("nodes stopped");
+                self.handle(user, out);
+            }
+        })
+        .await;
+        assert!(
+            result.is_ok(),
+            "{what}: not within {TIMEOUT:?}; connected {:?}, messages {:?}",
+            self.connected,
+            self.messages
+        );
+    }
+
+    fn handle(&mut self, user: UserId, out: Out) {
+        match out {
+            Out::Signal(s) => {
+                assert_eq!(s.from, user, "a signal carries its sender");
+                self.signals += 1;
+                self.node(s.to).send(Cmd::Signal(s));
+            }
+            Out::Event(jamz_mesh::MeshEvent::PeerConnected(peer)) => {
+                self.connected.insert((user, peer));
+            }
+            Out::Event(jamz_mesh::MeshEvent::Message { from, text }) => {
+                self.messages.entry(user).or_default().push((from, text));
+            }
+            Out::Event(jamz_mesh::MeshEvent::PeerClosed(peer)) => {
+                panic!("{user}: link to {peer} closed");
+            }
+            Out::Event(_) => {}
+            Out::Error(e) => panic!("{user}: {e}"),
+        }
+    }
+
+    fn all_connected(&self) -> bool {
+        let n = self.nodes.len();
+        self.connected.len() == n * (n - 1)
+    }
+}
+
+#[tokio::test]
+async fn two_meshes_link_and_exchange_messages_both_ways() {
+    let mut h = Harness::new(&[1, 2]).await;
+    h.join_all();
+    h.run_until("link 1-2", Harness::all_connected).await;
+    h.node(1).send(Cmd::Send(2, "from one".into()));
+    h.node(2).send(Cmd::Send(1, "from two".into()));
+    h.run_until("messages", |h| {
+        h.messages.values().map(Vec::len).sum::<usize>() == 2
+    })
+    .await;
+    assert_eq!(h.messages[&2], vec![(1, "from one".to_owned())]);
+    assert_eq!(h.messages[&1], vec![(2, "from two".to_owned())]);
+    assert!(h.signals >= 2, "an offer and an answer at least");
+}
+
+#[tokio::test]
+async fn three_meshes_link_pairwise_and_broadcast_protocol_messages() {
+    let mut h = Harness::new(&[5, 3, 9]).await;
+    h.join_all();
+    h.run_until("all three links", Harness::all_connected).await;
+
+    // each member broadcasts a control message in the protocol's envelope
+    let mut texts = BTreeMap::new();
+    for n in &h.nodes {
+        let mut out = Outgoing::new(n.user, 1_000);
+        let text = out
+            .encode(
+                kinds::MUSIC_CONTROL,
+                Some(ControlAction::Pause),
+                json!({"position": 42.0, "trackId": "t", "timestamp": 1.0, "from": n.user}),
+                Some(1),
+            )
+            .unwrap();
+        texts.insert(n.user, text.clone());
+        n.send(Cmd::Broadcast(text));
+    }
+    h.run_until("broadcasts", |h| {
+        h.messages.values().map(Vec::len).sum::<usize>() == 6
+    })
+    .await;
+
+    for n in &h.nodes {
+        let got = &h.messages[&n.user];
+        let senders: BTreeSet<UserId> = got.iter().map(|(f, _)| *f).collect();
+        let others: BTreeSet<UserId> = h
+            .nodes
+            .iter()
+            .map(|o| o.user)
+            .filter(|u| *u != n.user)
+            .collect();
+        assert_eq!(senders, others, "{} heard from every other member", n.user);
+        let mut rx = Receiver::new();
+        for (from, text) in got {
+            assert_eq!(text, &texts[from], "the text arrived unchanged");
+            let Ok(Received::Message(env, MeshPayload::MusicControl(action, _))) =
+                rx.receive(text.as_bytes())
+            else {
+                panic!("{}: not a control message: {text}", n.user);
+            };
+            assert_eq!((env.from, action), (*from, ControlAction::Pause));
+            // the same message over a second transport is dropped
+            assert!(matches!(
+                rx.receive(text.as_bytes()),
+                Ok(Received::Duplicate { .. })
+            ));
+        }
+    }
+}
