@@ -30,6 +30,8 @@ pub use link::LinkState;
 use link::{Link, LinkOutput};
 pub use message::{MAX_MESSAGE_BYTES, MessageError, Outgoing, Received, Receiver};
 
+const MAX_OUTSTANDING_CHECKS: usize = 4096;
+
 /// An ICE server from the settings (none by default: host candidates only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IceServer {
@@ -95,6 +97,10 @@ pub struct Mesh {
     links: BTreeMap<UserId, Link>,
     /// Who we last sent to from which remote address: routes datagrams with no ICE username.
     routes: HashMap<SocketAddr, UserId>,
+    /// Our outstanding connectivity checks: a response may come back from another source
+    /// address than the one checked (a host with several addresses answers from the one
+    /// its kernel picks), so responses are routed by transaction id.
+    checks: HashMap<[u8; 12], UserId>,
     transmits: VecDeque<Transmit>,
     signals: VecDeque<WebrtcSignal>,
     events: VecDeque<MeshEvent>,
@@ -106,6 +112,7 @@ impl Mesh {
             config,
             links: BTreeMap::new(),
             routes: HashMap::new(),
+            checks: HashMap::new(),
             transmits: VecDeque::new(),
             signals: VecDeque::new(),
             events: VecDeque::new(),
@@ -142,6 +149,7 @@ impl Mesh {
             self.collect(user, &mut link);
         }
         self.routes.retain(|_, u| *u != user);
+        self.checks.retain(|_, u| *u != user);
     }
 
     /// The members with a link, and where each stands.
@@ -218,7 +226,12 @@ impl Mesh {
                     .get_mut(&user)
                     .ok_or(MeshError::UnknownPeer(user))?;
                 let result = link.handle_description(now, SignalType::Offer, sdp);
-                self.collect_user(user);
+                if result.is_err() {
+                    // a bad offer leaves no half-built link behind
+                    self.remove_peer(user);
+                } else {
+                    self.collect_user(user);
+                }
                 result
             }
             SignalType::Answer => {
@@ -276,7 +289,11 @@ impl Mesh {
                 .find(|(_, l)| l.local_ufrag.as_deref() == Some(ufrag))
                 .map(|(u, _)| *u)
         });
-        let Some(user) = by_ufrag.or_else(|| self.routes.get(&source).copied()) else {
+        let by_check = stun::response_id(contents).and_then(|id| self.checks.remove(&id));
+        let Some(user) = by_ufrag
+            .or(by_check)
+            .or_else(|| self.routes.get(&source).copied())
+        else {
             self.events.push_back(MeshEvent::Dropped {
                 from: None,
                 reason: match ufrag {
@@ -374,6 +391,13 @@ impl Mesh {
     fn collect(&mut self, user: UserId, link: &mut Link) {
         while let Some(t) = link.transmits.pop_front() {
             self.routes.insert(t.destination, user);
+            if let Some(id) = stun::request_id(&t.contents) {
+                if self.checks.len() >= MAX_OUTSTANDING_CHECKS {
+                    // unanswered checks pile up only on dead paths: forget them all at once
+                    self.checks.clear();
+                }
+                self.checks.insert(id, user);
+            }
             self.transmits.push_back(t);
         }
         while let Some(out) = link.outputs.pop_front() {
@@ -396,5 +420,136 @@ impl Mesh {
                 }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jamz_proto::events::{IceCandidateInit, SignalData};
+
+    fn mesh(user: UserId) -> Mesh {
+        Mesh::new(MeshConfig {
+            session_id: "s".into(),
+            local_user: user,
+            local_candidates: vec![SocketAddr::from(([127, 0, 0, 1], 40000))],
+            ice_servers: Vec::new(),
+        })
+    }
+
+    fn signal(from: UserId, to: UserId, kind: SignalType, data: SignalData) -> WebrtcSignal {
+        WebrtcSignal {
+            session_id: "s".into(),
+            from,
+            to,
+            kind,
+            data,
+        }
+    }
+
+    fn sdp(text: &str) -> SignalData {
+        SignalData {
+            sdp: Some(text.into()),
+            candidate: None,
+        }
+    }
+
+    #[test]
+    fn the_lower_user_id_offers_and_the_higher_waits() {
+        let now = Instant::now();
+        let mut low = mesh(1);
+        low.add_peer(now, 2).unwrap();
+        let offer = low.poll_signal().unwrap();
+        assert_eq!(
+            (offer.from, offer.to, offer.kind),
+            (1, 2, SignalType::Offer)
+        );
+        let first_candidate = low.poll_signal().unwrap();
+        assert_eq!(first_candidate.kind, SignalType::IceCandidate);
+        assert!(
+            first_candidate
+                .data
+                .candidate
+                .unwrap()
+                .candidate
+                .contains("127.0.0.1 40000 typ host")
+        );
+        let mut high = mesh(2);
+        high.add_peer(now, 1).unwrap();
+        assert!(
+            high.poll_signal().is_none(),
+            "the higher id waits for the offer"
+        );
+        assert_eq!(high.poll_event(), Some(MeshEvent::PeerConnecting(1)));
+        high.handle_signal(now, offer).unwrap();
+        assert_eq!(high.poll_signal().map(|s| s.kind), Some(SignalType::Answer));
+        assert!(low.add_peer(now, 1).is_ok() && low.add_peer(now, 2).is_ok());
+    }
+
+    #[test]
+    fn bad_signals_and_stray_datagrams_are_refused_without_panic() {
+        let now = Instant::now();
+        let mut m = mesh(5);
+        let mut other_session = signal(3, 5, SignalType::Offer, sdp("v=0"));
+        other_session.session_id = "other".into();
+        assert!(matches!(
+            m.handle_signal(now, other_session),
+            Err(MeshError::BadSignal(_))
+        ));
+        let not_for_us = signal(3, 4, SignalType::Offer, sdp("v=0"));
+        assert!(matches!(
+            m.handle_signal(now, not_for_us),
+            Err(MeshError::BadSignal(_))
+        ));
+        let garbage_offer = signal(3, 5, SignalType::Offer, sdp("not an sdp"));
+        assert!(matches!(
+            m.handle_signal(now, garbage_offer),
+            Err(MeshError::Rtc(_))
+        ));
+        let unasked = signal(9, 5, SignalType::Answer, sdp("v=0"));
+        assert!(m.handle_signal(now, unasked).is_err());
+        let no_sdp = signal(3, 5, SignalType::Offer, SignalData::default());
+        assert!(matches!(
+            m.handle_signal(now, no_sdp),
+            Err(MeshError::BadSignal(_))
+        ));
+        let bad_candidate = IceCandidateInit {
+            candidate: "candidate:garbage".into(),
+            sdp_mid: None,
+            sdp_m_line_index: None,
+            username_fragment: None,
+        };
+        let early = signal(
+            8,
+            5,
+            SignalType::IceCandidate,
+            SignalData {
+                sdp: None,
+                candidate: Some(bad_candidate),
+            },
+        );
+        assert!(
+            m.handle_signal(now, early).is_ok(),
+            "kept until its offer comes"
+        );
+        while m.poll_event().is_some() {}
+        m.handle_datagram(
+            now,
+            SocketAddr::from(([10, 0, 0, 1], 9)),
+            m.config.local_candidates[0],
+            &[0xff; 40],
+        );
+        assert!(matches!(
+            m.poll_event(),
+            Some(MeshEvent::Dropped { from: None, .. })
+        ));
+        assert!(matches!(
+            m.send_text(now, 8, "x"),
+            Err(MeshError::NotConnected)
+        ));
+        assert!(matches!(
+            m.send_text(now, 8, &"x".repeat(MAX_MESSAGE_BYTES + 1)),
+            Err(MeshError::TooLarge(_))
+        ));
     }
 }

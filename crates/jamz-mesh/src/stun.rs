@@ -12,6 +12,21 @@ pub(crate) fn is_stun(packet: &[u8]) -> bool {
     packet.len() >= HEADER_LEN && packet[0] < 4 && packet[4..8] == MAGIC_COOKIE
 }
 
+/// A STUN request's transaction id, which its response carries back.
+pub(crate) fn request_id(packet: &[u8]) -> Option<[u8; 12]> {
+    // class bits (0x0110 of the type) zero: a request
+    (is_stun(packet) && packet[0] & 0x01 == 0 && packet[1] & 0x10 == 0)
+        .then(|| packet[8..20].try_into().ok())
+        .flatten()
+}
+
+/// A STUN response's transaction id (success or error class).
+pub(crate) fn response_id(packet: &[u8]) -> Option<[u8; 12]> {
+    (is_stun(packet) && packet[0] & 0x01 == 1)
+        .then(|| packet[8..20].try_into().ok())
+        .flatten()
+}
+
 /// The local ufrag a STUN request is addressed to: the part of USERNAME before the colon.
 pub(crate) fn local_ufrag(packet: &[u8]) -> Option<&str> {
     if !is_stun(packet) {
@@ -57,6 +72,17 @@ mod tests {
     }
 
     #[test]
+    fn a_response_carries_its_request_id() {
+        let req = request(b"a:b");
+        let mut resp = req.clone();
+        resp[0..2].copy_from_slice(&[0x01, 0x01]);
+        assert_eq!(request_id(&req), Some([7; 12]));
+        assert_eq!(response_id(&req), None);
+        assert_eq!(response_id(&resp), Some([7; 12]));
+        assert_eq!(request_id(&resp), None);
+    }
+
+    #[test]
     fn non_stun_and_truncated_packets_have_no_ufrag() {
         assert_eq!(local_ufrag(&[22, 254, 253, 0]), None);
         let mut p = request(b"abcd:wxyz");
@@ -68,7 +94,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
-            let _ = local_ufrag(&bytes);
+            let _ = (local_ufrag(&bytes), request_id(&bytes), response_id(&bytes));
         }
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{Cmd, NodeHandle, Out, spawn_node};
 use jamz_mesh::{Outgoing, Received, Receiver};
+use jamz_proto::UserId;
+use jamz_proto::events::{ControlAction, SignalType, WebrtcSignal};
 use jamz_proto::mesh::{MeshPayload, kinds};
-use jamz_proto::{UserId, events::ControlAction};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -23,6 +24,10 @@ struct Harness {
     connected: BTreeSet<(UserId, UserId)>,
     messages: BTreeMap<UserId, Vec<(UserId, String)>>,
     signals: usize,
+    /// Hold each offer and answer until a candidate of the same pair has been delivered.
+    candidates_first: bool,
+    held: Vec<WebrtcSignal>,
+    early_candidates: usize,
 }
 
 impl Harness {
@@ -38,6 +43,9 @@ impl Harness {
             connected: BTreeSet::new(),
             messages: BTreeMap::new(),
             signals: 0,
+            candidates_first: false,
+            held: Vec::new(),
+            early_candidates: 0,
         }
     }
 
@@ -76,8 +84,26 @@ impl Harness {
         match out {
             Out::Signal(s) => {
                 assert_eq!(s.from, user, "a signal carries its sender");
+                assert_protocol_shape(&s);
                 self.signals += 1;
+                let pair = (s.from, s.to);
+                if self.candidates_first && s.kind != SignalType::IceCandidate {
+                    self.held.push(s);
+                    return;
+                }
+                if s.kind == SignalType::IceCandidate {
+                    self.early_candidates +=
+                        usize::from(self.held.iter().any(|h| (h.from, h.to) == pair));
+                }
                 self.node(s.to).send(Cmd::Signal(s));
+                // the description follows its first candidate
+                let (release, keep) = std::mem::take(&mut self.held)
+                    .into_iter()
+                    .partition(|h| (h.from, h.to) == pair);
+                self.held = keep;
+                for h in release {
+                    self.node(h.to).send(Cmd::Signal(h));
+                }
             }
             Out::Event(jamz_mesh::MeshEvent::PeerConnected(peer)) => {
                 self.connected.insert((user, peer));
@@ -93,10 +119,62 @@ impl Harness {
         }
     }
 
+    fn total_messages(&self) -> usize {
+        self.messages.values().map(Vec::len).sum()
+    }
+
     fn all_connected(&self) -> bool {
         let n = self.nodes.len();
         self.connected.len() == n * (n - 1)
     }
+}
+
+/// PROTOCOL.md's `webrtc-signal` payload, exactly as a browser produces it.
+fn assert_protocol_shape(s: &WebrtcSignal) {
+    let v = serde_json::to_value(s).unwrap();
+    assert_eq!(v["sessionId"], common::SESSION);
+    assert!(v["from"].is_i64() && v["to"].is_i64(), "{v}");
+    match v["type"].as_str() {
+        Some("offer" | "answer") => {
+            assert!(
+                v["data"]["sdp"]
+                    .as_str()
+                    .is_some_and(|sdp| sdp.starts_with("v=0"))
+            );
+            assert!(v["data"].get("candidate").is_none(), "{v}");
+        }
+        Some("ice-candidate") => {
+            let c = &v["data"]["candidate"];
+            assert!(
+                c["candidate"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("candidate:")),
+                "{v}"
+            );
+            assert!(
+                c["sdpMid"].is_string() && c["sdpMLineIndex"].is_u64(),
+                "{v}"
+            );
+            assert!(v["data"].get("sdp").is_none(), "{v}");
+        }
+        other => panic!("signal type {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn candidates_before_their_description_are_kept_until_it_comes() {
+    let mut h = Harness::new(&[1, 2]).await;
+    h.candidates_first = true;
+    h.join_all();
+    h.run_until("link 1-2", Harness::all_connected).await;
+    assert!(
+        h.early_candidates >= 2,
+        "both the offer and the answer were preceded by a candidate ({})",
+        h.early_candidates
+    );
+    h.node(2).send(Cmd::Send(1, "late but fine".into()));
+    h.run_until("message", |h| h.total_messages() == 1).await;
+    assert_eq!(h.messages[&1], vec![(2, "late but fine".to_owned())]);
 }
 
 #[tokio::test]
@@ -106,10 +184,7 @@ async fn two_meshes_link_and_exchange_messages_both_ways() {
     h.run_until("link 1-2", Harness::all_connected).await;
     h.node(1).send(Cmd::Send(2, "from one".into()));
     h.node(2).send(Cmd::Send(1, "from two".into()));
-    h.run_until("messages", |h| {
-        h.messages.values().map(Vec::len).sum::<usize>() == 2
-    })
-    .await;
+    h.run_until("messages", |h| h.total_messages() == 2).await;
     assert_eq!(h.messages[&2], vec![(1, "from one".to_owned())]);
     assert_eq!(h.messages[&1], vec![(2, "from two".to_owned())]);
     assert!(h.signals >= 2, "an offer and an answer at least");
@@ -136,10 +211,7 @@ async fn three_meshes_link_pairwise_and_broadcast_protocol_messages() {
         texts.insert(n.user, text.clone());
         n.send(Cmd::Broadcast(text));
     }
-    h.run_until("broadcasts", |h| {
-        h.messages.values().map(Vec::len).sum::<usize>() == 6
-    })
-    .await;
+    h.run_until("broadcasts", |h| h.total_messages() == 6).await;
 
     for n in &h.nodes {
         let got = &h.messages[&n.user];
