@@ -21,6 +21,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 struct Harness {
     nodes: Vec<NodeHandle>,
     outs: mpsc::UnboundedReceiver<(UserId, Out)>,
+    tx: common::Outputs,
+    /// A link may close (a restarted peer's old link is replaced).
+    closed_ok: bool,
     connected: BTreeSet<(UserId, UserId)>,
     messages: BTreeMap<UserId, Vec<(UserId, String)>>,
     signals: usize,
@@ -31,6 +34,15 @@ struct Harness {
 }
 
 impl Harness {
+    /// Stops `user`'s node (its socket closes with it) and starts a fresh one for the user.
+    async fn restart(&mut self, user: UserId) {
+        self.nodes.retain(|n| n.user != user);
+        self.connected.retain(|(a, b)| *a != user && *b != user);
+        self.closed_ok = true;
+        let node = spawn_node(user, self.tx.clone()).await;
+        self.nodes.push(node);
+    }
+
     async fn new(users: &[UserId]) -> Self {
         let (tx, outs) = mpsc::unbounded_channel();
         let mut nodes = Vec::new();
@@ -40,6 +52,8 @@ impl Harness {
         Self {
             nodes,
             outs,
+            tx,
+            closed_ok: false,
             connected: BTreeSet::new(),
             messages: BTreeMap::new(),
             signals: 0,
@@ -68,7 +82,7 @@ impl Harness {
         let result = tokio::time::timeout(TIMEOUT, async {
             while !done(self) {
                 let (user, out) = self.outs.recv().await.expect("nodes stopped");
-                self.handle(user, out);
+                self.handle_quietly(user, out);
             }
         })
         .await;
@@ -95,7 +109,10 @@ impl Harness {
                     self.early_candidates +=
                         usize::from(self.held.iter().any(|h| (h.from, h.to) == pair));
                 }
-                self.node(s.to).send(Cmd::Signal(s));
+                // a signal for a node that is gone is lost, as the server would drop it
+                if let Some(n) = self.nodes.iter().find(|n| n.user == s.to) {
+                    n.send(Cmd::Signal(s));
+                }
                 // the description follows its first candidate
                 let (release, keep) = std::mem::take(&mut self.held)
                     .into_iter()
@@ -112,10 +129,18 @@ impl Harness {
                 self.messages.entry(user).or_default().push((from, text));
             }
             Out::Event(jamz_mesh::MeshEvent::PeerClosed(peer)) => {
-                panic!("{user}: link to {peer} closed");
+                assert!(self.closed_ok, "{user}: link to {peer} closed");
+                self.connected.remove(&(user, peer));
             }
             Out::Event(_) => {}
             Out::Error(e) => panic!("{user}: {e}"),
+        }
+    }
+
+    fn handle_quietly(&mut self, user: UserId, out: Out) {
+        // outputs of a node that has been stopped are stale
+        if self.nodes.iter().any(|n| n.user == user) {
+            self.handle(user, out);
         }
     }
 
@@ -239,4 +264,28 @@ async fn three_meshes_link_pairwise_and_broadcast_protocol_messages() {
             ));
         }
     }
+}
+
+#[tokio::test]
+async fn a_restarted_member_links_again_whichever_side_offers() {
+    let mut h = Harness::new(&[1, 2]).await;
+    h.join_all();
+    h.run_until("first link", Harness::all_connected).await;
+
+    // the answerer (higher id) restarts: the offerer drops the old link and offers anew
+    h.restart(2).await;
+    h.node(1).send(Cmd::RemovePeer(2));
+    h.join_all();
+    h.run_until("link after 2 restarted", Harness::all_connected)
+        .await;
+
+    // the offerer restarts: its new offer replaces the answerer's described link
+    h.restart(1).await;
+    h.join_all();
+    h.run_until("link after 1 restarted", Harness::all_connected)
+        .await;
+
+    h.node(1).send(Cmd::Send(2, "after both restarts".into()));
+    h.run_until("message", |h| h.total_messages() == 1).await;
+    assert_eq!(h.messages[&2], vec![(1, "after both restarts".to_owned())]);
 }

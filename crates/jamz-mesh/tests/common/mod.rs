@@ -15,6 +15,7 @@ pub const SESSION: &str = "mesh-test-session";
 
 pub enum Cmd {
     AddPeer(UserId),
+    RemovePeer(UserId),
     Signal(WebrtcSignal),
     Send(UserId, String),
     Broadcast(String),
@@ -99,6 +100,10 @@ async fn run(
                 let result = match cmd {
                     None => break,
                     Some(Cmd::AddPeer(u)) => mesh.add_peer(now, u),
+                    Some(Cmd::RemovePeer(u)) => {
+                        mesh.remove_peer(u);
+                        Ok(())
+                    }
                     Some(Cmd::Signal(s)) => mesh.handle_signal(now, s),
                     Some(Cmd::Send(u, text)) => mesh.send_text(now, u, &text),
                     Some(Cmd::Broadcast(text)) => mesh.broadcast_text(now, &text).map(|_| ()),
