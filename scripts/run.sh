@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Sets up the machine (scripts/setup.sh), then runs the main job headless: the
+# Sets up what the headless node needs (scripts/setup.sh run), builds only the release
+# `jamz`, then runs the main job headless: the
 # reference backend embedded in `jamz server`, a demo account, group and two
 # generated tracks, and a `jamz node --json` that takes control and plays. Type
-# NODE_CONTROL.md commands (one JSON object per line) on stdin, e.g.
+# control commands (docs/node-control.md; one JSON object per line) on stdin, e.g.
 #   {"cmd":"status"}  {"cmd":"pause"}  {"cmd":"seek","position":30}  {"cmd":"next"}  {"cmd":"quit"}
 # Environment: JAMZ_PORT (5050), JAMZ_DATA (./jamz-data), JAMZ_OUTPUT (default when a
-# sound server answers, else null; or wav:PATH).
+# sound server answers, else null; or wav:PATH). Every step prints how long it took, and
+# the first `playback` event of the node how long it came after the script started.
 set -euo pipefail
+start=$EPOCHREALTIME
 cd "$(dirname "$0")/.."
-scripts/setup.sh
 
 log() { printf '\033[1m[run]\033[0m %s\n' "$*" >&2; }
+# Seconds since $1 (an $EPOCHREALTIME), one decimal.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f s", b - a }'; }
+
+scripts/setup.sh run
+# A toolchain setup.sh just installed with rustup is not on this shell's PATH yet.
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+log "setup: $(since "$start")"
 port=${JAMZ_PORT:-5050}
 data=$(realpath -m "${JAMZ_DATA:-jamz-data}")
 server="http://127.0.0.1:$port"
@@ -18,9 +30,13 @@ mkdir -p "$data/demo"
 export JAMZ_CONFIG_DIR="$data/config" JAMZ_CACHE_DIR="$data/cache"
 
 log "building jamz (release)"
-cargo build --release --locked -q -p jamz-cli
+t=$EPOCHREALTIME
+# Only the binary this script runs: the workspace's test targets are scripts/test.sh's.
+cargo build --release --locked -q -p jamz-cli --bin jamz
+log "build: $(since "$t")"
 jamz="${CARGO_TARGET_DIR:-target}/release/jamz"
 
+t=$EPOCHREALTIME
 "$jamz" server --bind "127.0.0.1:$port" --db "$data/jamz.db" --data-dir "$data/server" > "$data/server.out" 2> "$data/server.log" &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true' EXIT
@@ -29,8 +45,9 @@ for _ in $(seq 1 100); do
   kill -0 $server_pid 2>/dev/null || { cat "$data/server.log" >&2; exit 1; }
   sleep 0.1
 done
-log "embedded server on $server (log: $data/server.log)"
+log "embedded server on $server (log: $data/server.log); server start: $(since "$t")"
 
+t=$EPOCHREALTIME
 "$jamz" login --server "$server" --username demo --password demo-pass >/dev/null 2>&1 ||
   "$jamz" register --server "$server" --username demo --email demo@example.test --password demo-pass >/dev/null
 group=$("$jamz" group list 2>/dev/null | grep -oE '^[0-9a-f]{24}' | head -1 || true)
@@ -42,7 +59,7 @@ if [ -z "$group" ]; then
     "$jamz" upload --group "$group" "$f" >&2
   done
 fi
-log "group $group"
+log "group $group; account, group and demo tracks: $(since "$t")"
 
 output=${JAMZ_OUTPUT:-}
 if [ -z "$output" ]; then
@@ -58,12 +75,16 @@ exec 3<>"$fifo" 4<&0
 # (a background job's stdin would be /dev/null: read the user's through fd 4)
 { cat <&4; echo '{"cmd":"quit"}'; } >&3 &
 echo '{"cmd":"take-control"}' >&3
-played=""
+played="" sounding="" t=$EPOCHREALTIME
 "$jamz" node --server "$server" --group "$group" --name "Demo car" --output "$output" --json <&3 |
   while IFS= read -r line; do
     printf '%s\n' "$line"
     if [ -z "$played" ] && [[ "$line" == *'"event":"controller"'* ]]; then
       played=1
       echo '{"cmd":"play"}' >&3
+    fi
+    if [ -z "$sounding" ] && [[ "$line" == *'"event":"playback"'* && "$line" == *'"playing":true'* ]]; then
+      sounding=1
+      log "first playback event: $(since "$t") after the node started, $(since "$start") after scripts/run.sh started"
     fi
   done

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Sets up the machine (scripts/setup.sh) and runs every test of the project:
+# Sets up the machine (scripts/setup.sh all), builds the workspace with every test target,
+# and runs every test of the project:
 # formatting, clippy, the Rust workspace's tests, the JavaScript peers' tests, the
 # UI's unit tests and the app's end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh all
+# A toolchain setup.sh just installed with rustup is not on this shell's PATH yet.
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+build_start=$EPOCHREALTIME
+cargo build --workspace --all-targets --locked
+printf '\033[1m[test]\033[0m build: %s\n' "$(awk -v a="$build_start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f s", b - a }')" >&2
 
 # Test-time services (a PulseAudio null sink, ...) start here and export their
 # environment to everything below; each hook in scripts/env.d owns one service.
