@@ -1,5 +1,5 @@
-//! Every threshold of the engine, with where its value comes from
-//! (figures: /work/shared/notes/sync-anchors.md and the sources it cites).
+//! Every threshold of the engine, with where its value comes from (the figures and their
+//! sources are given at each constant).
 
 // ------------------------------------------------------------------ DJ timeline
 
@@ -166,6 +166,18 @@ pub const HARD_SYNC_SHORT_MS: f64 = 50.0;
 /// with a 500 ppm trim; at our 500 ppm correction an error of 15 ms that 5 s of soft sync did
 /// not reduce would take 30 s more, so it is cheaper to restart.
 pub const HARD_SYNC_LONG_MS: f64 = 15.0;
+
+/// How far ahead the engine restarts the player after the output reported trouble (a stall,
+/// a restored device, a switched output), ms. Right after such an event the device's latency
+/// figures are not to be trusted, and a start scheduled ahead on the group's timeline is what
+/// lands exactly (as a seek does), while a late start is placed with those figures. The start
+/// also has to reach the player first: fetched from the cache, the file opened and seeked on
+/// a blocking thread (tens of ms on a phone), and a sound server that has just (re)opened a
+/// stream may hold 100-200 ms of buffer. The DJ's lead ([`CONTROL_LEAD_MS`]) covers all of
+/// that and lands on time on every output measured (ALSA, PulseAudio, the null output), so
+/// the restart uses the same figure; a 0.3 s gap after a device came back is not noticed.
+/// A restart for drift does not wait: the output is sound, only the position is off.
+pub const RESTART_LEAD_MS: f64 = CONTROL_LEAD_MS;
 
 /// After a hard re-sync or a start that did not show up, wait this long (ms) before the
 /// next forced restart (a track still downloading must not be restarted in a loop).

@@ -54,6 +54,8 @@ pub struct Engine {
     join_wait: Option<LocalTime>,
     /// The next start is a late joiner's (tighter limits for a few seconds).
     joining: bool,
+    /// The output device is away: nothing can be audible, and no restart would help.
+    output_lost: bool,
     reported_source: Option<ClockSource>,
     reported_samples: u64,
     actions: VecDeque<Action>,
@@ -80,6 +82,7 @@ impl Engine {
             auto_advance: None,
             join_wait: None,
             joining: false,
+            output_lost: false,
             reported_source: None,
             reported_samples: 0,
             actions: VecDeque::new(),
@@ -117,6 +120,16 @@ impl Engine {
             }
             Input::AudioClock { at, heard } => self.on_audio_clock(now, at, heard),
             Input::TrackEnded { track } => self.on_track_ended(now, &track),
+            Input::OutputStalled { gap_ms } => self.restart(now, RestartCause::Stall { gap_ms }),
+            Input::OutputLost => self.output_lost = true,
+            Input::OutputRestored => {
+                self.output_lost = false;
+                self.restart(now, RestartCause::DeviceRestored);
+            }
+            Input::OutputSwitched => {
+                self.output_lost = false;
+                self.restart(now, RestartCause::OutputSwitched);
+            }
             Input::PlaylistLoaded(tracks) => self.set_playlist(tracks),
             Input::RestFailed { message, .. } => self.error(None, SyncError::Rest { message }),
             Input::Tick => {}
@@ -771,13 +784,14 @@ impl Engine {
     }
 
     fn on_audio_clock(&mut self, now: LocalTime, at: LocalTime, heard: Option<Heard>) {
-        if self.join_wait.is_some() || !at.is_finite() {
+        if self.join_wait.is_some() || self.output_lost || !at.is_finite() {
             return;
         }
         let (Some(tl), Some(started)) = (self.timeline.clone(), self.started.clone()) else {
             return;
         };
-        if !tl.playing {
+        // Before a (re)start lands, what is heard is what it replaces.
+        if !tl.playing || at < started.at {
             return;
         }
         let server_at = self.clock.to_server(at);
@@ -794,25 +808,48 @@ impl Engine {
                     Decision::Trim(ppm) => self
                         .actions
                         .push_back(Action::Audio(AudioCommand::SetRateTrim { ppm })),
-                    Decision::Hard => self.hard_resync(&tl, error_ms, now),
+                    Decision::Hard => self.restart(now, RestartCause::Drift { error_ms }),
                 }
             }
             // Silence or another track well after the start: the start was lost (a track
-            // still downloading, a device change). Retry, slowly.
+            // still downloading). Retry, slowly.
             _ => {
                 if now - started.at >= HARD_SYNC_COOLDOWN_MS && self.playout.may_force(now) {
-                    self.playout.forced(now);
-                    self.hard_resync(&tl, f64::NAN, now);
+                    self.restart(now, RestartCause::Silence);
                 }
             }
         }
     }
 
-    fn hard_resync(&mut self, tl: &Timeline, error_ms: f64, now: LocalTime) {
-        self.stats.hard_resyncs += 1;
-        let at = self.clock.to_local(tl.at_server_ms);
-        self.start_player(tl, at, now);
-        self.push_notify(Notification::Resync { error_ms });
+    /// The one way the player is restarted on the current timeline, whatever the cause: the
+    /// playout windows start over, the restart cooldown begins, the statistics count it and
+    /// a `Resync` notification says why. For what the output reported, the start is
+    /// [`RESTART_LEAD_MS`] ahead (or at a pending start's own instant, if later); for drift
+    /// or a lost start it is at once.
+    fn restart(&mut self, now: LocalTime, cause: RestartCause) {
+        if self.join_wait.is_some() || self.started.is_none() {
+            return; // nothing handed to the player yet: its first start is still to come
+        }
+        let Some(tl) = self.timeline.clone().filter(|t| t.playing) else {
+            return;
+        };
+        let anchor = self.clock.to_local(tl.at_server_ms);
+        let at = if cause.is_output_event() {
+            (now + RESTART_LEAD_MS).max(anchor)
+        } else {
+            anchor
+        };
+        if tl.position_at(self.clock.to_server(at.max(now))) >= track_end(&tl.track) {
+            return; // the track ends before the restart would land; the next start follows
+        }
+        if cause.is_output_event() {
+            self.stats.output_restarts += 1;
+        } else {
+            self.stats.hard_resyncs += 1;
+        }
+        self.start_player(&tl, at, now);
+        self.playout.forced(now);
+        self.push_notify(Notification::Resync { cause });
     }
 
     // ------------------------------------------------------------------ timers

@@ -6,7 +6,8 @@ use jamz_proto::ServerEvent;
 use jamz_proto::events::names;
 use jamz_sync::constants::*;
 use jamz_sync::{
-    Action, AudioCommand, ClockSource, Command, Engine, EngineConfig, Heard, Input, RestCall,
+    Action, AudioCommand, ClockSource, Command, Engine, EngineConfig, Heard, Input, Notification,
+    RestCall,
 };
 
 const DJ: i64 = 1;
@@ -632,4 +633,91 @@ fn timestamp_from_long_ago_is_refused_and_a_finished_track_is_not_started() {
     assert!(errors(&actions).is_empty());
     assert!(starts(&actions).is_empty());
     assert!(actions.contains(&Action::Audio(AudioCommand::Stop)));
+}
+
+#[test]
+fn output_events_restart_once_ahead_on_the_timeline_and_only_while_playing() {
+    let (mut e, now) = follower_world(0.0);
+    // Nothing handed to the player yet: nothing to restart.
+    e.handle(now, Input::OutputRestored);
+    assert!(starts(&drain(&mut e)).is_empty());
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 10.0, now)),
+    );
+    let t = now + 5_000.0;
+    for (i, input) in [
+        Input::OutputStalled { gap_ms: 80.0 },
+        Input::OutputRestored,
+        Input::OutputSwitched,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = t + i as f64 * 10_000.0;
+        e.handle(t, input.clone());
+        let actions = drain(&mut e);
+        let st = starts(&actions);
+        assert_eq!(st.len(), 1, "{input:?}: {actions:?}");
+        let (id, position, at) = st[0].clone();
+        assert_eq!(id, "t1");
+        assert!(close(at, t + RESTART_LEAD_MS, 1e-6), "{input:?}: at {at}");
+        assert!(
+            close(position, 10.0 + (at - now) / 1000.0, 1e-6),
+            "{input:?}: the group's position at the restart: {position}"
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Notify(Notification::Resync { .. }))),
+            "{input:?}: announced"
+        );
+        let stats = e.stats();
+        assert_eq!(stats.output_restarts, i as u64 + 1);
+        assert_eq!(stats.hard_resyncs, 0);
+        assert_eq!(stats.starts, 1, "a restart is not a new timeline");
+    }
+    // Paused: nothing plays, nothing to restart.
+    server(
+        &mut e,
+        t + 40_000.0,
+        ServerEvent::MusicPause(relay(DJ, None, 50.0, t + 40_000.0)),
+    );
+    e.handle(t + 41_000.0, Input::OutputSwitched);
+    assert!(starts(&drain(&mut e)).is_empty());
+    assert_eq!(e.stats().output_restarts, 3);
+}
+
+#[test]
+fn a_lost_output_is_not_restarted_until_it_is_back() {
+    let (mut e, now) = follower_world(0.0);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 10.0, now)),
+    );
+    let lost_at = now + 5_000.0;
+    e.handle(lost_at, Input::OutputLost);
+    // Silence for far longer than the lost-start retry's cooldown: the clock queries go on,
+    // nothing restarts.
+    let during = run_until(&mut e, lost_at, lost_at + 4.0 * HARD_SYNC_COOLDOWN_MS);
+    let queries = during
+        .iter()
+        .filter(|(_, a)| *a == Action::Audio(AudioCommand::QueryClock))
+        .count();
+    assert!(queries > 10, "the clock loop runs on: {queries}");
+    for (t, a) in &during {
+        if *a == Action::Audio(AudioCommand::QueryClock) {
+            e.handle(*t, Input::AudioClock { at: *t, heard: None });
+        }
+    }
+    let back = lost_at + 4.0 * HARD_SYNC_COOLDOWN_MS;
+    let silent = drain(&mut e);
+    assert!(starts(&silent).is_empty(), "{silent:?}");
+    assert_eq!(e.stats().hard_resyncs, 0);
+    e.handle(back, Input::OutputRestored);
+    let st = starts(&drain(&mut e));
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(e.stats().output_restarts, 1);
 }

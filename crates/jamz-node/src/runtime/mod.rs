@@ -541,8 +541,8 @@ impl Runtime {
                 tracing::debug!(offset_ms, drift_ppm, ?rtt_ms, ?source, "clock estimate");
                 return;
             }
-            Notification::Resync { error_ms } => {
-                tracing::info!(error_ms, "hard re-sync");
+            Notification::Resync { cause } => {
+                tracing::info!(?cause, "restarted the player on the group's timeline");
                 return;
             }
         };

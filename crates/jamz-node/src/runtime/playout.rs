@@ -1,12 +1,7 @@
-//! The audio side of the loop: playout commands to the player, its clock
-//! reports and events back to the engine, periodic `playback` events, and
-//! realigning after a stall or a device change.
+//! The audio side of the loop: playout commands to the player, and its clock
+//! reports and events back to the engine (which decides every restart).
 
 use super::*;
-
-/// How far ahead a realigning start is scheduled (ms): the engine's control lead,
-/// which lands on time on every output measured.
-pub(super) const REALIGN_LEAD_MS: f64 = jamz_sync::constants::CONTROL_LEAD_MS;
 
 /// While playing, a `playback` event at least this often (ms), so a face can
 /// show a moving position without polling `status`.
@@ -85,37 +80,13 @@ impl Runtime {
         }
     }
 
-    /// Starts the playing track again where the group's timeline has it
-    /// [`REALIGN_LEAD_MS`] from now: after a stall or a device change, this
-    /// device's latency figures are not to be trusted, and a start scheduled
-    /// ahead on the shared timeline is what lands exactly (as a seek does).
-    pub(super) fn realign(&mut self) {
-        if !self.playing {
-            return;
-        }
-        let at = self.now() + REALIGN_LEAD_MS;
-        let Some((id, position)) = self.engine.due_position(at) else {
-            return;
-        };
-        let Some(track) = self.engine.timeline().map(|t| t.track.clone()) else {
-            return;
-        };
-        if track.id != id || position < 0.0 {
-            return;
-        }
-        self.audio.send(AudioJob::Start {
-            track: Box::new(track),
-            position,
-            at_ms: at,
-        });
-    }
-
     pub(super) async fn audio_report(&mut self, report: AudioReport) {
         match report {
             AudioReport::Failed { track, message } => self.emit(audio_error(track, &message)),
             AudioReport::Ended { track } => self.feed(Input::TrackEnded { track }),
             AudioReport::OutputSwitched { spec } => {
                 self.output = spec;
+                self.feed(Input::OutputSwitched);
                 let ev = self.status().await;
                 self.emit(ev);
             }
@@ -124,15 +95,18 @@ impl Runtime {
                     self.emit(audio_error(track, &message));
                 }
                 jamz_audio::PlayerEvent::Stalled { gap } => {
-                    tracing::info!(
-                        ?gap,
-                        "the output stalled; starting again on the group's timeline"
-                    );
-                    self.realign();
+                    tracing::info!(?gap, "the output stalled");
+                    self.feed(Input::OutputStalled {
+                        gap_ms: gap.as_secs_f64() * 1000.0,
+                    });
+                }
+                jamz_audio::PlayerEvent::DeviceLost { message } => {
+                    tracing::info!(%message, "the output device is lost");
+                    self.feed(Input::OutputLost);
                 }
                 other @ jamz_audio::PlayerEvent::DeviceRestored { .. } => {
                     tracing::info!(event = ?other, "player");
-                    self.realign();
+                    self.feed(Input::OutputRestored);
                 }
                 other => tracing::info!(event = ?other, "player"),
             },

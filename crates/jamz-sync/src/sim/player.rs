@@ -2,6 +2,11 @@
 //! advance at `(1 + skew) * (1 + trim)` against true time; a start lands exactly at the
 //! device-local instant asked for, or, if that has passed, at once from where the track is by
 //! then (as `Player::start` does).
+//!
+//! Its output can fail the way real ones do: a *stall* makes the audio late by the gap while
+//! the player's figures do not show it (what it reports stays where it was: the device's
+//! latency figures are off until the next start), a *lost* device plays and reports nothing,
+//! and a device that comes back, like a newly chosen output, plays nothing until started.
 use crate::api::{AudioCommand, Heard};
 
 use super::clock::DeviceClock;
@@ -19,6 +24,9 @@ struct Segment {
 pub struct SimPlayer {
     seg: Option<Segment>,
     trim_ppm: f64,
+    /// How much later than reported the audio is (ms): the stalls since the last start.
+    hidden_delay_ms: f64,
+    lost: bool,
 }
 
 impl SimPlayer {
@@ -26,8 +34,16 @@ impl SimPlayer {
         (1.0 + clock.skew) * (1.0 + self.trim_ppm * 1e-6)
     }
 
-    /// What is audible at true time `t`.
+    /// What is audible at true time `t` (the truth, stalls included).
     pub fn heard(&self, t: f64, clock: &DeviceClock) -> Option<Heard> {
+        self.reported(t - self.hidden_delay_ms, clock)
+    }
+
+    /// What the player says is audible at true time `t` (its figures miss the stalls).
+    pub fn reported(&self, t: f64, clock: &DeviceClock) -> Option<Heard> {
+        if self.lost {
+            return None;
+        }
         let s = self.seg.as_ref()?;
         if t < s.t0 {
             return None;
@@ -40,6 +56,26 @@ impl SimPlayer {
             track: s.track.clone(),
             position,
         })
+    }
+
+    /// The output stalled for `gap_ms`: everything audible from now on is that much late.
+    pub fn stall(&mut self, gap_ms: f64) {
+        if self.seg.is_some() && !self.lost {
+            self.hidden_delay_ms += gap_ms;
+        }
+    }
+
+    /// The device went away: silence, and nothing to report.
+    pub fn lose(&mut self) {
+        self.lost = true;
+    }
+
+    /// A device is open again (the same one come back, or another output chosen): it plays
+    /// nothing until the next start.
+    pub fn reopen(&mut self) {
+        self.lost = false;
+        self.seg = None;
+        self.hidden_delay_ms = 0.0;
     }
 
     /// Applies a command at true time `now`. `QueryClock` is answered by the caller.
@@ -60,6 +96,7 @@ impl SimPlayer {
                         now,
                     )
                 };
+                self.hidden_delay_ms = 0.0;
                 self.seg = Some(Segment {
                     track: track.id.clone(),
                     duration: track.duration,
