@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::child::{ChildRun, play_long_tone, restart_on_the_timeline, rerun};
+use common::child::{ChildRun, play_long_tone, rerun, restart_on_the_timeline};
 use common::pulse::start_pulse;
 use jamz_audio::{OutputSpec, PlayerEvent};
 

@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::child::{ChildRun, play_long_tone, restart_on_the_timeline, rerun};
+use common::child::{ChildRun, play_long_tone, rerun, restart_on_the_timeline};
 use common::pulse::{Pulse, sink_or_skip, start_pulse};
 use jamz_audio::{OutputSpec, PlayerEvent};
 

@@ -68,8 +68,9 @@ pub enum Input {
     /// The Socket.IO link is up with this socket id. The engine then emits
     /// `join-audio-session` itself (the node must not) and starts clock sync.
     Connected { socket_id: String },
-    /// The Socket.IO link is down. Playback goes on by the last clock estimate.
-    Disconnected,
+    /// The Socket.IO link is down (`reason` in words, for the `tier` notification). Playback
+    /// goes on by the last clock estimate.
+    Disconnected { reason: String },
     /// Every decoded server event (`jamz_proto::ServerEvent::decode`). Unknown ones are ignored.
     Server(jamz_proto::ServerEvent),
     /// The ack of a `time-sync {t0}` the engine asked for with [`Action::TimeSync`]:
@@ -178,10 +179,12 @@ pub enum Action {
         data: serde_json::Value,
     },
     /// Emit `time-sync {t0}` with an ack; feed the ack back as [`Input::TimeSyncReply`]
-    /// (with `t3` = local time of arrival), or [`Input::TimeSyncFailed`] on no ack. Several
-    /// may be in flight at once (the burst on connect pipelines up to 16); the engine also
-    /// times them out itself after `TIME_SYNC_TIMEOUT_MS`, so reporting failures is optional.
-    TimeSync { t0: LocalTime },
+    /// (with `t3` = local time of arrival), or [`Input::TimeSyncFailed`] when no ack came
+    /// within `timeout_ms` (the engine's one time-sync timeout,
+    /// `crate::constants::TIME_SYNC_TIMEOUT_MS`; it counts the probe as lost then too, so
+    /// reporting failures is optional). Several may be in flight at once (the burst on
+    /// connect pipelines up to 16).
+    TimeSync { t0: LocalTime, timeout_ms: f64 },
     /// A REST call; feed the answer's playlist back as [`Input::PlaylistLoaded`], a failure as
     /// [`Input::RestFailed`].
     Rest(RestCall),
@@ -305,9 +308,26 @@ pub enum Notification {
         rtt_ms: Option<f64>,
         source: ClockSource,
     },
+    /// How this device reaches the group changed (see [`Tier`]), with why.
+    Tier {
+        tier: Tier,
+        reason: String,
+    },
     /// The player was restarted on the group's timeline, for `cause`. Rare by design;
     /// logged for diagnosis.
-    Resync { cause: RestartCause },
+    Resync {
+        cause: RestartCause,
+    },
+}
+
+/// How this device reaches the group, as the engine judges the link's health: `socket`
+/// while the server link is up and answers, `offline` otherwise (playback goes on by the
+/// last clock estimate). The peer mesh adds its tier here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Socket,
+    Offline,
 }
 
 /// Why the engine restarted the player (every restart has one, see `Engine`'s restart path).

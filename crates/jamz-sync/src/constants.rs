@@ -119,11 +119,22 @@ pub const MAX_DRIFT_PPM: f64 = 500.0;
 /// the burst: about 1 s on a 40-50 ms link, well within [`JOIN_SETTLE_MAX_MS`]).
 pub const CLOCK_READY_SAMPLES: u64 = 12;
 
+/// A connected link whose server has answered `time-sync` before counts as offline after
+/// this many probes in a row got no ack. Engine.IO's own heartbeat takes up to 45 s (the
+/// seeds' 25 s ping interval + 20 s timeout) to declare a dead link; probes go out twice a
+/// second with a [`TIME_SYNC_TIMEOUT_MS`] timeout, so 4 misses mean about 4 s with no answer,
+/// far beyond the ~1 s jitter spikes of LTE and Starlink links, which therefore stay `socket`.
+pub const TIER_OFFLINE_MISSED_REPLIES: u32 = 4;
+
 // ------------------------------------------------------------------ playout
 
 /// How often the engine asks the player for its audible position (ms): within the 100-250 ms
 /// the player's clock is refreshed at and cheap to query.
 pub const AUDIO_CLOCK_INTERVAL_MS: f64 = 200.0;
+
+/// While playing, the engine repeats the `playback` notification this often (ms), so a face
+/// shows a moving position without polling: once a second is what a clock display moves at.
+pub const PLAYBACK_REPORT_PERIOD_MS: f64 = 1_000.0;
 
 /// Errors below this (ms) get no proportional correction: Snapcast's 100 us soft-sync band.
 pub const SOFT_SYNC_DEADBAND_MS: f64 = 0.1;

@@ -66,7 +66,11 @@ fn a_stall_is_answered_by_one_restart_that_puts_the_device_back_in_step() {
         );
         sim.run_until(FAULT_AT_MS + 5_000.0);
         let after = counts(&sim);
-        assert_eq!(after.1, before.1 + 1, "seed {seed}: one restart for one stall");
+        assert_eq!(
+            after.1,
+            before.1 + 1,
+            "seed {seed}: one restart for one stall"
+        );
         assert_eq!(after.0, before.0, "seed {seed}: no hard re-sync on top");
         assert_eq!(after.2, before.2, "seed {seed}: not a new timeline");
         assert!(
@@ -122,7 +126,10 @@ fn a_switched_output_plays_again_in_step_after_one_restart() {
         sim.run_until(FAULT_AT_MS - 1.0);
         let before = counts(&sim);
         sim.run_until(FAULT_AT_MS + 1.0);
-        assert!(sim.heard(DEV).is_none(), "seed {seed}: the new output starts silent");
+        assert!(
+            sim.heard(DEV).is_none(),
+            "seed {seed}: the new output starts silent"
+        );
         sim.run_until(FAULT_AT_MS + 5_000.0);
         let after = counts(&sim);
         assert_eq!(after.1, before.1 + 1, "seed {seed}: one restart");
@@ -154,7 +161,10 @@ fn every_event_of_a_bad_day_gets_exactly_one_restart_and_the_session_stays_in_st
         // each restart.
         for (i, worst) in r.worst_per_device_ms.iter().enumerate() {
             if i != DEV {
-                assert!(*worst < 2.0, "seed {seed}: device {i} off by {worst} ms: {r}");
+                assert!(
+                    *worst < 2.0,
+                    "seed {seed}: device {i} off by {worst} ms: {r}"
+                );
             }
         }
     }

@@ -2,11 +2,6 @@
 //! reports and events back to the engine (which decides every restart).
 
 use super::*;
-
-/// While playing, a `playback` event at least this often (ms), so a face can
-/// show a moving position without polling `status`.
-pub(super) const PLAYBACK_EVENT_PERIOD_MS: f64 = 1000.0;
-
 impl Runtime {
     pub(super) fn audio_command(&mut self, cmd: AudioCommand) {
         match cmd {
@@ -49,46 +44,14 @@ impl Runtime {
         }
     }
 
-    pub(super) fn report_clock(&mut self) {
-        let input = self.clock_input();
-        self.feed(input);
-        self.periodic_playback();
-    }
-
-    /// The engine reports playback on changes only; while audio plays, repeat
-    /// where it is about once a second (from the audio clock, like the engine's).
-    pub(super) fn periodic_playback(&mut self) {
-        if !self.playing {
-            return;
-        }
-        let now = self.now();
-        if self
-            .last_playback
-            .is_some_and(|t| now - t < PLAYBACK_EVENT_PERIOD_MS)
-        {
-            return;
-        }
-        let at = Instant::now();
-        if let Some(p) = self.audio.player().audible_position(at) {
-            self.last_playback = Some(now);
-            self.emit(NodeEvent::Playback {
-                playing: true,
-                track: Some(p.track),
-                position: p.seconds,
-                at: self.clock.ms_at(at),
-            });
-        }
-    }
-
-    pub(super) async fn audio_report(&mut self, report: AudioReport) {
+    pub(super) fn audio_report(&mut self, report: AudioReport) {
         match report {
             AudioReport::Failed { track, message } => self.emit(audio_error(track, &message)),
             AudioReport::Ended { track } => self.feed(Input::TrackEnded { track }),
             AudioReport::OutputSwitched { spec } => {
                 self.output = spec;
                 self.feed(Input::OutputSwitched);
-                let ev = self.status().await;
-                self.emit(ev);
+                self.request_status();
             }
             AudioReport::Player(ev) => match ev {
                 jamz_audio::PlayerEvent::Error { track, message } => {

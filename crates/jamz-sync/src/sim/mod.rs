@@ -545,7 +545,12 @@ impl Simulation {
                 let mut out = Vec::new();
                 self.server.disconnect(&socket, &mut out);
                 self.send_down(out);
-                self.feed(dev, Input::Disconnected);
+                self.feed(
+                    dev,
+                    Input::Disconnected {
+                        reason: "partition".to_string(),
+                    },
+                );
             }
             SimEvent::ToServer { dev, socket, msg } => {
                 let Some(d) = self.devices.get(dev) else {
@@ -629,7 +634,7 @@ impl Simulation {
                 // The player changes first, then reports (as jamz-audio's events come after).
                 let input = match kind {
                     OutputEvent::Stall { gap_ms } => {
-                        d.player.stall(gap_ms);
+                        d.player.stall(gap_ms, self.now);
                         Input::OutputStalled { gap_ms }
                     }
                     OutputEvent::Lost => {
@@ -686,7 +691,7 @@ impl Simulation {
                     Action::Emit { event, data } => {
                         outgoing.push(UpMsg::Emit { name: event, data })
                     }
-                    Action::TimeSync { t0 } => outgoing.push(UpMsg::TimeSync { t0 }),
+                    Action::TimeSync { t0, .. } => outgoing.push(UpMsg::TimeSync { t0 }),
                     Action::Rest(call) => outgoing.push(UpMsg::Rest(call)),
                     Action::Audio(AudioCommand::QueryClock) => {
                         follow_ups.push(Input::AudioClock {
