@@ -1,6 +1,9 @@
 // A small TrafficJamz backend on the official Node `socket.io` package, written
-// from /work/shared/PROTOCOL.md, in memory. It exists to prove that jamz-link
-// speaks real Socket.IO and not only our server's dialect.
+// from the wire protocol (the seeds' backend), in memory. It exists to prove that
+// jamz-link speaks real Socket.IO and not only our server's dialect, and that the
+// clients follow the seeds' flow: a REST playlist change is stored and answered,
+// never broadcast; the client that made it tells the room with `playlist-update`,
+// which this server only relays (it does not store it either).
 //
 // Usage: node tests/js/ref-server.mjs [--port N] [--ping-interval-ms N] [--ping-timeout-ms N]
 // (or env PORT, PING_INTERVAL_MS, PING_TIMEOUT_MS). Port 0 (default) = a free port.

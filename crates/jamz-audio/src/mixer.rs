@@ -126,10 +126,6 @@ impl Mixer {
         }
     }
 
-    pub fn events(&self) -> &Sender<PlayerEvent> {
-        &self.events
-    }
-
     /// Switches to another output rate: the history and clock of the old rate are dropped.
     pub fn reset_rate(&mut self, rate: u32) {
         self.out_rate = rate;

@@ -41,7 +41,8 @@ pub enum PlayerEvent {
     /// The output device went away; playback continues when it comes back (a named device is
     /// tried first, then the default device), reported by `DeviceRestored`.
     DeviceLost { message: String },
-    /// A device is open again; the current track was restarted where the group is now.
+    /// A device is open again. It plays nothing until the next [`Player::start`]: the
+    /// caller, who knows where the group is, decides what plays and from when.
     DeviceRestored { device: String, sample_rate: u32 },
     /// The output stalled for `gap` while playing (see [`crate::STALL_GAP`]): audio was late
     /// by that much, and the device's latency figures may stay off until the next start. A

@@ -150,11 +150,6 @@ impl TrackStream {
         Ok(t)
     }
 
-    /// Rebuilds this stream for another output rate at its current position.
-    pub fn rebuild(&self, out_rate: u32, trim_ppm: f64) -> Result<Self> {
-        TrackStream::prepare(&self.source, self.position_s(), out_rate, trim_ppm)
-    }
-
     /// Position of the next output frame, in seconds of the track.
     pub fn position_s(&self) -> f64 {
         self.src_pos / f64::from(self.src_rate)

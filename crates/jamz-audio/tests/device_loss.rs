@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::child::{ChildRun, play_long_tone, rerun};
+use common::child::{ChildRun, play_long_tone, rerun, restart_on_the_timeline};
 use common::pulse::start_pulse;
 use jamz_audio::{OutputSpec, PlayerEvent};
 
@@ -75,6 +75,7 @@ fn child_plays_and_reports_events() {
             PlayerEvent::DeviceRestored { .. } => {
                 restored = true;
                 println!("EVENT DeviceRestored");
+                restart_on_the_timeline(&player, &dir, t0);
             }
             PlayerEvent::DeviceLost { message } => {
                 assert!(player.audible_position(Instant::now()).is_none());

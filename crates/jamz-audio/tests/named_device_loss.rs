@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::child::{ChildRun, play_long_tone, rerun};
+use common::child::{ChildRun, play_long_tone, rerun, restart_on_the_timeline};
 use common::pulse::{Pulse, sink_or_skip, start_pulse};
 use jamz_audio::{OutputSpec, PlayerEvent};
 
@@ -127,7 +127,7 @@ fn child_plays_on_a_named_device_and_reports_events() {
         return;
     };
     let spec: OutputSpec = spec.parse().unwrap();
-    let (_player, events, _) = play_long_tone(&dir, &spec);
+    let (player, events, t0) = play_long_tone(&dir, &spec);
     let deadline = Instant::now() + TIMEOUT * 3;
     let mut restored = false;
     let mut resumes_left: u32 = std::env::var(CHILD_RESUMES_ENV)
@@ -153,6 +153,7 @@ fn child_plays_on_a_named_device_and_reports_events() {
             PlayerEvent::DeviceRestored { device, .. } => {
                 restored = true;
                 println!("EVENT DeviceRestored {device}");
+                restart_on_the_timeline(&player, &dir, t0);
             }
             PlayerEvent::DeviceLost { message } => println!("EVENT DeviceLost {message}"),
             other => println!("EVENT {other:?}"),

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
 use jamz_cache::Cache;
@@ -40,15 +40,11 @@ pub enum AudioJob {
     LatencyOffset {
         offset: Duration,
     },
-    /// Open another output and carry on there where the group is.
+    /// Open another output (the engine then restarts playback there).
     SwitchOutput {
         spec: OutputSpec,
     },
 }
-
-/// How far ahead a switched output restarts, so its first sound lands on time
-/// (jamz-audio restarts a restored device with the same lead).
-const SWITCH_LEAD: Duration = Duration::from_millis(150);
 
 /// What the audio side reports back to the node.
 #[derive(Debug, Clone)]
@@ -141,11 +137,9 @@ pub fn spawn(
     }
 }
 
-/// What the audio task remembers to carry playback over to another output.
+/// What the audio task carries over to another output.
 #[derive(Default)]
 struct Carried {
-    /// The source last started (a switch restarts it where the group is).
-    source: Option<Source>,
     volume: Option<f32>,
 }
 
@@ -227,12 +221,10 @@ async fn run(
                         let pl = Arc::clone(&player);
                         let at = clock.instant_at(p.at_ms);
                         let source = Source::new(p.track.id.clone(), path);
-                        let started = source.clone();
                         let position = p.position;
                         let r = tokio::task::spawn_blocking(move || pl.start(source, position, at)).await;
                         if matches!(r, Ok(Ok(()))) {
                             failing = None;
-                            carried.source = Some(started);
                         } else if failing.as_deref() != Some(p.track.id.as_str()) {
                             failing = Some(p.track.id.clone());
                             report_blocking(&reports, Some(p.track.id), r);
@@ -255,8 +247,8 @@ async fn run(
     }
 }
 
-/// Opens `spec`, moves the settings over, stops the old output and restarts what
-/// was audible on the new one at the same place on the group's timeline. On
+/// Opens `spec`, moves the settings over and stops the old output; the node's
+/// engine then restarts playback on the new one (it owns every restart). On
 /// failure the old output keeps playing.
 async fn switch_output(
     shared: &SharedPlayer,
@@ -296,17 +288,8 @@ async fn switch_output(
         tracing::warn!(error = %e, "carrying settings to the new output");
     }
     forward_events(&new, reports.clone());
-    let at = Instant::now() + SWITCH_LEAD;
-    let heard = old.audible_position(at);
     old.stop();
-    *shared.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&new);
-    if let (Some(pos), Some(src)) = (heard, carried.source.as_ref())
-        && pos.track == src.id
-    {
-        let src = src.clone();
-        let r = tokio::task::spawn_blocking(move || new.start(src, pos.seconds, at)).await;
-        report_blocking(reports, Some(pos.track), r);
-    }
+    *shared.write().unwrap_or_else(|e| e.into_inner()) = new;
     tracing::info!(output = %label, "switched the audio output");
     let _ = reports.send(AudioReport::OutputSwitched { spec: label });
 }

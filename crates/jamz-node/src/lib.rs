@@ -56,7 +56,4 @@ pub use host::HostedServer;
 pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
 pub use jamz_link::{Progress, RestClient};
-pub use runtime::{
-    CLOCK_REPORT_PERIOD, Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE,
-    TIME_SYNC_TIMEOUT,
-};
+pub use runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE};

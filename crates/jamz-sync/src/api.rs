@@ -68,8 +68,9 @@ pub enum Input {
     /// The Socket.IO link is up with this socket id. The engine then emits
     /// `join-audio-session` itself (the node must not) and starts clock sync.
     Connected { socket_id: String },
-    /// The Socket.IO link is down. Playback goes on by the last clock estimate.
-    Disconnected,
+    /// The Socket.IO link is down (`reason` in words, for the `tier` notification). Playback
+    /// goes on by the last clock estimate.
+    Disconnected { reason: String },
     /// Every decoded server event (`jamz_proto::ServerEvent::decode`). Unknown ones are ignored.
     Server(jamz_proto::ServerEvent),
     /// The ack of a `time-sync {t0}` the engine asked for with [`Action::TimeSync`]:
@@ -91,6 +92,19 @@ pub enum Input {
     AudioClock { at: LocalTime, heard: Option<Heard> },
     /// The player reached the end of `track` (`PlayerEvent::TrackEnded`).
     TrackEnded { track: String },
+    /// The output stalled for `gap_ms` while playing (`PlayerEvent::Stalled`): audio came
+    /// that much late and the device's latency figures may stay off until the next start.
+    /// The engine restarts on the group's timeline.
+    OutputStalled { gap_ms: f64 },
+    /// The output device went away (`PlayerEvent::DeviceLost`): nothing is audible until it
+    /// is back, and the engine does not restart meanwhile.
+    OutputLost,
+    /// A device is open again (`PlayerEvent::DeviceRestored`). The player plays nothing on
+    /// it by itself; the engine restarts on the group's timeline.
+    OutputRestored,
+    /// Another output was opened on the user's request (the old one stopped); the engine
+    /// restarts on the group's timeline there.
+    OutputSwitched,
     /// A playlist from a REST answer (`{success, playlist}` of append/delete/reorder).
     PlaylistLoaded(Vec<Track>),
     /// A REST call asked for with [`Action::Rest`] failed (403, 409, network ...).
@@ -165,10 +179,12 @@ pub enum Action {
         data: serde_json::Value,
     },
     /// Emit `time-sync {t0}` with an ack; feed the ack back as [`Input::TimeSyncReply`]
-    /// (with `t3` = local time of arrival), or [`Input::TimeSyncFailed`] on no ack. Several
-    /// may be in flight at once (the burst on connect pipelines up to 16); the engine also
-    /// times them out itself after `TIME_SYNC_TIMEOUT_MS`, so reporting failures is optional.
-    TimeSync { t0: LocalTime },
+    /// (with `t3` = local time of arrival), or [`Input::TimeSyncFailed`] when no ack came
+    /// within `timeout_ms` (the engine's one time-sync timeout,
+    /// `crate::constants::TIME_SYNC_TIMEOUT_MS`; it counts the probe as lost then too, so
+    /// reporting failures is optional). Several may be in flight at once (the burst on
+    /// connect pipelines up to 16).
+    TimeSync { t0: LocalTime, timeout_ms: f64 },
     /// A REST call; feed the answer's playlist back as [`Input::PlaylistLoaded`], a failure as
     /// [`Input::RestFailed`].
     Rest(RestCall),
@@ -292,11 +308,58 @@ pub enum Notification {
         rtt_ms: Option<f64>,
         source: ClockSource,
     },
-    /// A hard re-sync: the player was restarted because it was `error_ms` off (positive:
-    /// ahead). Rare by design; logged for diagnosis.
+    /// How this device reaches the group changed (see [`Tier`]), with why.
+    Tier {
+        tier: Tier,
+        reason: String,
+    },
+    /// The player was restarted on the group's timeline, for `cause`. Rare by design;
+    /// logged for diagnosis.
     Resync {
+        cause: RestartCause,
+    },
+}
+
+/// How this device reaches the group, as the engine judges the link's health: `socket`
+/// while the server link is up and answers, `offline` otherwise (playback goes on by the
+/// last clock estimate). The peer mesh adds its tier here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Socket,
+    Offline,
+}
+
+/// Why the engine restarted the player (every restart has one, see `Engine`'s restart path).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "cause", rename_all = "kebab-case")]
+pub enum RestartCause {
+    /// The playout error went past the hard limits: `error_ms` off (positive: ahead).
+    Drift {
+        #[serde(rename = "errorMs")]
         error_ms: f64,
     },
+    /// Nothing (or another track) was audible well after a start: the start was lost.
+    Silence,
+    /// The output stalled for `gap_ms`.
+    Stall {
+        #[serde(rename = "gapMs")]
+        gap_ms: f64,
+    },
+    /// The output device came back.
+    DeviceRestored,
+    /// Another output was chosen.
+    OutputSwitched,
+}
+
+impl RestartCause {
+    /// Counted in [`EngineStats::output_restarts`] (else in `hard_resyncs`).
+    pub fn is_output_event(&self) -> bool {
+        matches!(
+            self,
+            Self::Stall { .. } | Self::DeviceRestored | Self::OutputSwitched
+        )
+    }
 }
 
 /// One live connection of a member, as the user sees it (and as the node's `participants`
@@ -313,8 +376,11 @@ pub struct ParticipantView {
 /// Counters for diagnostics and the simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct EngineStats {
-    /// Player restarts forced by a playout error past the hard limits.
+    /// Player restarts forced by a playout error past the hard limits (or a lost start).
     pub hard_resyncs: u64,
+    /// Player restarts for what the output reported: a stall, a restored device, a switched
+    /// output (one each).
+    pub output_restarts: u64,
     /// Starts for a new timeline (play, seek, track change, join).
     pub starts: u64,
     /// The rate trim in force, ppm.

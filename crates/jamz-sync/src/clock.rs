@@ -325,6 +325,12 @@ impl ClockSync {
         }
     }
 
+    /// Probes in a row that got no ack (since the last accepted one), and whether any ever
+    /// did (a server without the extension never answers: that says nothing of the link).
+    pub fn missed_in_a_row(&self) -> Option<u32> {
+        self.ever_replied.then_some(self.failures)
+    }
+
     pub fn next_timeout(&self) -> Option<LocalTime> {
         self.outstanding
             .iter()

@@ -1,5 +1,5 @@
-//! Every threshold of the engine, with where its value comes from
-//! (figures: /work/shared/notes/sync-anchors.md and the sources it cites).
+//! Every threshold of the engine, with where its value comes from (the figures and their
+//! sources are given at each constant).
 
 // ------------------------------------------------------------------ DJ timeline
 
@@ -119,11 +119,22 @@ pub const MAX_DRIFT_PPM: f64 = 500.0;
 /// the burst: about 1 s on a 40-50 ms link, well within [`JOIN_SETTLE_MAX_MS`]).
 pub const CLOCK_READY_SAMPLES: u64 = 12;
 
+/// A connected link whose server has answered `time-sync` before counts as offline after
+/// this many probes in a row got no ack. Engine.IO's own heartbeat takes up to 45 s (the
+/// seeds' 25 s ping interval + 20 s timeout) to declare a dead link; probes go out twice a
+/// second with a [`TIME_SYNC_TIMEOUT_MS`] timeout, so 4 misses mean about 4 s with no answer,
+/// far beyond the ~1 s jitter spikes of LTE and Starlink links, which therefore stay `socket`.
+pub const TIER_OFFLINE_MISSED_REPLIES: u32 = 4;
+
 // ------------------------------------------------------------------ playout
 
 /// How often the engine asks the player for its audible position (ms): within the 100-250 ms
 /// the player's clock is refreshed at and cheap to query.
 pub const AUDIO_CLOCK_INTERVAL_MS: f64 = 200.0;
+
+/// While playing, the engine repeats the `playback` notification this often (ms), so a face
+/// shows a moving position without polling: once a second is what a clock display moves at.
+pub const PLAYBACK_REPORT_PERIOD_MS: f64 = 1_000.0;
 
 /// Errors below this (ms) get no proportional correction: Snapcast's 100 us soft-sync band.
 pub const SOFT_SYNC_DEADBAND_MS: f64 = 0.1;
@@ -166,6 +177,18 @@ pub const HARD_SYNC_SHORT_MS: f64 = 50.0;
 /// with a 500 ppm trim; at our 500 ppm correction an error of 15 ms that 5 s of soft sync did
 /// not reduce would take 30 s more, so it is cheaper to restart.
 pub const HARD_SYNC_LONG_MS: f64 = 15.0;
+
+/// How far ahead the engine restarts the player after the output reported trouble (a stall,
+/// a restored device, a switched output), ms. Right after such an event the device's latency
+/// figures are not to be trusted, and a start scheduled ahead on the group's timeline is what
+/// lands exactly (as a seek does), while a late start is placed with those figures. The start
+/// also has to reach the player first: fetched from the cache, the file opened and seeked on
+/// a blocking thread (tens of ms on a phone), and a sound server that has just (re)opened a
+/// stream may hold 100-200 ms of buffer. The DJ's lead ([`CONTROL_LEAD_MS`]) covers all of
+/// that and lands on time on every output measured (ALSA, PulseAudio, the null output), so
+/// the restart uses the same figure; a 0.3 s gap after a device came back is not noticed.
+/// A restart for drift does not wait: the output is sound, only the position is off.
+pub const RESTART_LEAD_MS: f64 = CONTROL_LEAD_MS;
 
 /// After a hard re-sync or a start that did not show up, wait this long (ms) before the
 /// next forced restart (a track still downloading must not be restarted in a loop).

@@ -3,7 +3,7 @@ use std::collections::VecDeque;
 
 use jamz_proto::events::{
     ControlAction, JoinAudioSession, MusicControl, MusicRelay, MusicSessionState, MusicTakeControl,
-    PositionSync, PositionSyncRelay,
+    PlaylistUpdate, PositionSync, PositionSyncRelay,
 };
 use jamz_proto::{Event, ServerEvent, Track, UserId};
 
@@ -47,6 +47,12 @@ pub struct Engine {
     playout: Playout,
     started: Option<Started>,
     next_audio_query: Option<LocalTime>,
+    /// The next periodic `playback` notification (while playing).
+    next_playback_report: Option<LocalTime>,
+    /// When the playing track ends here (local), if its duration is known.
+    end_timer: Option<LocalTime>,
+    /// The player's last report of what it plays: (local instant, what).
+    last_heard: Option<(LocalTime, Heard)>,
     next_position_sync: Option<LocalTime>,
     /// When the DJ sends the track change at the end of the current track, and for which track.
     auto_advance: Option<(LocalTime, String)>,
@@ -54,6 +60,11 @@ pub struct Engine {
     join_wait: Option<LocalTime>,
     /// The next start is a late joiner's (tighter limits for a few seconds).
     joining: bool,
+    /// The output device is away: nothing can be audible, and no restart would help.
+    output_lost: bool,
+    /// The tier last announced, and why the link went down last.
+    tier: Option<Tier>,
+    down_reason: String,
     reported_source: Option<ClockSource>,
     reported_samples: u64,
     actions: VecDeque<Action>,
@@ -76,10 +87,16 @@ impl Engine {
             playout: Playout::default(),
             started: None,
             next_audio_query: None,
+            next_playback_report: None,
+            end_timer: None,
+            last_heard: None,
             next_position_sync: None,
             auto_advance: None,
             join_wait: None,
             joining: false,
+            output_lost: false,
+            tier: None,
+            down_reason: "connecting".to_string(),
             reported_source: None,
             reported_samples: 0,
             actions: VecDeque::new(),
@@ -98,8 +115,9 @@ impl Engine {
         match input {
             Input::SessionLoaded(s) => self.on_session_loaded(*s),
             Input::Connected { socket_id } => self.on_connected(now, socket_id),
-            Input::Disconnected => {
+            Input::Disconnected { reason } => {
                 self.connected = false;
+                self.down_reason = reason;
                 self.clock.on_disconnected();
             }
             Input::Server(ev) => self.on_server(now, ev),
@@ -117,11 +135,48 @@ impl Engine {
             }
             Input::AudioClock { at, heard } => self.on_audio_clock(now, at, heard),
             Input::TrackEnded { track } => self.on_track_ended(now, &track),
-            Input::PlaylistLoaded(tracks) => self.set_playlist(tracks),
+            Input::OutputStalled { gap_ms } => self.restart(now, RestartCause::Stall { gap_ms }),
+            Input::OutputLost => self.output_lost = true,
+            Input::OutputRestored => {
+                self.output_lost = false;
+                self.restart(now, RestartCause::DeviceRestored);
+            }
+            Input::OutputSwitched => {
+                self.output_lost = false;
+                self.restart(now, RestartCause::OutputSwitched);
+            }
+            Input::PlaylistLoaded(tracks) => self.on_rest_playlist(tracks),
             Input::RestFailed { message, .. } => self.error(None, SyncError::Rest { message }),
             Input::Tick => {}
         }
         self.on_timers(now);
+        self.decide_tier();
+    }
+
+    /// The tier from the link's health: down, or up but silent for
+    /// [`TIER_OFFLINE_MISSED_REPLIES`] time-sync probes in a row, is offline. Announced on
+    /// every change (the first input announces the starting tier).
+    fn decide_tier(&mut self) {
+        let missed = self.clock.missed_in_a_row().unwrap_or(0);
+        let (tier, reason) = if !self.connected {
+            (Tier::Offline, self.down_reason.clone())
+        } else if missed >= TIER_OFFLINE_MISSED_REPLIES {
+            (
+                Tier::Offline,
+                format!("the server stopped answering ({missed} time-sync probes missed)"),
+            )
+        } else {
+            (Tier::Socket, "connected to the server".to_string())
+        };
+        if self.tier != Some(tier) {
+            self.tier = Some(tier);
+            self.push_notify(Notification::Tier { tier, reason });
+        }
+    }
+
+    /// The tier last announced (offline before the first input).
+    pub fn tier(&self) -> Tier {
+        self.tier.unwrap_or(Tier::Offline)
     }
 
     /// The next action for the node, `None` when there is nothing left.
@@ -136,6 +191,8 @@ impl Engine {
             self.clock.next_timeout(),
             self.join_wait,
             self.next_audio_query,
+            self.next_playback_report,
+            self.end_timer,
             self.next_position_sync.filter(|_| dj),
             self.auto_advance.as_ref().map(|(t, _)| *t).filter(|_| dj),
         ]
@@ -188,6 +245,14 @@ impl Engine {
     /// Local time `local` on the server's clock, by the current estimate.
     pub fn to_server_time(&self, local: LocalTime) -> ServerTime {
         self.clock.to_server(local)
+    }
+
+    /// Where the group's timeline stands at local time `now`: the track and its position
+    /// (s), never past the track's end; `None` with nothing loaded.
+    pub fn group_position(&self, now: LocalTime) -> Option<(String, f64)> {
+        let tl = self.timeline.as_ref()?;
+        let position = tl.position_at(self.clock.to_server(now)).max(0.0);
+        Some((tl.track.id.clone(), position.min(track_end(&tl.track))))
     }
 
     /// The position (s) this device should have audible at local time `now`, if playing.
@@ -270,7 +335,9 @@ impl Engine {
             ServerEvent::MusicSeek(r) => self.on_relay(now, ControlAction::Seek, r),
             ServerEvent::MusicTrackChange(r) => self.on_relay(now, ControlAction::TrackChange, r),
             ServerEvent::PositionSync(r) => self.on_position_sync(now, r),
-            ServerEvent::PlaylistUpdate(p) => self.set_playlist(p.playlist),
+            ServerEvent::PlaylistUpdate(p) => {
+                self.set_playlist(p.playlist);
+            }
             ServerEvent::MusicError(e) => self.error(None, SyncError::Server { message: e.error }),
             ServerEvent::WebrtcSignal(_)
             | ServerEvent::LocationUpdate(_)
@@ -660,13 +727,64 @@ impl Engine {
         let Some(tl) = self.timeline.clone().filter(|t| t.playing) else {
             return;
         };
-        let Some(next) = self.playlist.neighbour(&tl.track.id, 1).cloned() else {
-            return; // the last track just ends, everywhere
-        };
         let start = tl.end_at();
+        let Some(next) = self.playlist.neighbour(&tl.track.id, 1).cloned() else {
+            return self.stop_at_playlist_end(now, tl);
+        };
         if let Err(e) = self.dj_control(now, ControlAction::TrackChange, next, 0.0, true, start) {
             self.error(None, e);
         }
+    }
+
+    /// The last track of the playlist ends: the session stops there for everyone. The DJ
+    /// announces it like a pause at the track's end (so web clients stop too), when the end
+    /// has come (not a lead ahead: a pause takes effect on arrival).
+    fn stop_at_playlist_end(&mut self, now: LocalTime, tl: Timeline) {
+        let Some(end) = tl.end_at() else {
+            return;
+        };
+        let end_local = self.clock.to_local(end);
+        if now < end_local {
+            self.auto_advance = Some((end_local, tl.track.id.clone()));
+            return;
+        }
+        let position = track_end(&tl.track);
+        let (track, start) = (tl.track, Some(end));
+        if let Err(e) = self.dj_control(now, ControlAction::Pause, track, position, false, start) {
+            self.error(None, e);
+        }
+    }
+
+    /// The end of the playing track has come on this device. A DJ on line has it in hand
+    /// (track change or the end-of-playlist pause); anyone else stops at the end of the last
+    /// track by itself, as the DJ's pause will say (a web DJ sends none), and never reports a
+    /// position past it.
+    fn on_end_of_track(&mut self, now: LocalTime) {
+        self.end_timer = None;
+        if self.is_dj() && self.connected {
+            return;
+        }
+        let Some(tl) = self.timeline.clone().filter(|t| t.playing) else {
+            return;
+        };
+        let Some(end) = tl.end_at() else {
+            return;
+        };
+        let end_local = self.clock.to_local(end);
+        if now < end_local {
+            self.end_timer = Some(end_local); // the clock estimate moved it
+            return;
+        }
+        if self.playlist.neighbour(&tl.track.id, 1).is_some() {
+            return; // the DJ changes track
+        }
+        self.timeline = Some(Timeline {
+            playing: false,
+            position_s: track_end(&tl.track),
+            at_server_ms: end,
+            ..tl
+        });
+        self.apply_timeline(now);
     }
 
     fn on_track_ended(&mut self, now: LocalTime, track: &str) {
@@ -678,13 +796,18 @@ impl Engine {
         if !ended_unplanned {
             return;
         }
-        if let Some(next) = self
-            .timeline
-            .as_ref()
-            .and_then(|t| self.playlist.neighbour(&t.track.id, 1))
-            .cloned()
-            && let Err(e) = self.dj_control(now, ControlAction::TrackChange, next, 0.0, true, None)
-        {
+        let Some(tl) = self.timeline.clone() else {
+            return;
+        };
+        let r = match self.playlist.neighbour(&tl.track.id, 1).cloned() {
+            Some(next) => self.dj_control(now, ControlAction::TrackChange, next, 0.0, true, None),
+            // The end of the playlist: stop there, for everyone.
+            None => {
+                let position = self.current_position(&tl, now);
+                self.dj_control(now, ControlAction::Pause, tl.track, position, false, None)
+            }
+        };
+        if let Err(e) = r {
             self.error(None, e);
         }
     }
@@ -699,6 +822,8 @@ impl Engine {
         let Some(tl) = self.timeline.clone() else {
             self.started = None;
             self.next_audio_query = None;
+            self.next_playback_report = None;
+            self.end_timer = None;
             self.actions.push_back(Action::Audio(AudioCommand::Stop));
             self.push_notify(Notification::Playback {
                 playing: false,
@@ -711,11 +836,13 @@ impl Engine {
         if !tl.playing {
             self.started = None;
             self.next_audio_query = None;
+            self.next_playback_report = None;
+            self.end_timer = None;
             self.actions.push_back(Action::Audio(AudioCommand::Pause));
             self.push_notify(Notification::Playback {
                 playing: false,
                 track: Some(tl.track.id.clone()),
-                position: tl.position_s,
+                position: tl.position_s.min(track_end(&tl.track)),
                 at: now,
             });
             return;
@@ -726,6 +853,8 @@ impl Engine {
         if due_now >= track_end(&tl.track).min(MAX_TRACK_LENGTH_S) {
             self.started = None;
             self.next_audio_query = None;
+            self.next_playback_report = None;
+            self.end_timer = None;
             self.actions.push_back(Action::Audio(AudioCommand::Stop));
             return;
         }
@@ -736,10 +865,12 @@ impl Engine {
         }
         self.stats.starts += 1;
         self.next_audio_query = Some(at.max(now) + AUDIO_CLOCK_INTERVAL_MS);
+        self.next_playback_report = Some(at.max(now) + PLAYBACK_REPORT_PERIOD_MS);
+        self.end_timer = tl.end_at().map(|end| self.clock.to_local(end));
         self.push_notify(Notification::Playback {
             playing: true,
             track: Some(tl.track.id.clone()),
-            position: tl.position_s,
+            position: tl.position_s.min(track_end(&tl.track)),
             at,
         });
         if let Some(next) = self.playlist.neighbour(&tl.track.id, 1).cloned() {
@@ -758,6 +889,11 @@ impl Engine {
         } else {
             (tl.position_s, at)
         };
+        self.start_at(tl, position, at);
+    }
+
+    /// Hands the player `position` of the timeline's track, due at local `at`.
+    fn start_at(&mut self, tl: &Timeline, position: f64, at: LocalTime) {
         self.playout.reset();
         self.started = Some(Started {
             track_id: tl.track.id.clone(),
@@ -771,13 +907,14 @@ impl Engine {
     }
 
     fn on_audio_clock(&mut self, now: LocalTime, at: LocalTime, heard: Option<Heard>) {
-        if self.join_wait.is_some() || !at.is_finite() {
+        if self.join_wait.is_some() || self.output_lost || !at.is_finite() {
             return;
         }
         let (Some(tl), Some(started)) = (self.timeline.clone(), self.started.clone()) else {
             return;
         };
-        if !tl.playing {
+        // Before a (re)start lands, what is heard is what it replaces.
+        if !tl.playing || at < started.at {
             return;
         }
         let server_at = self.clock.to_server(at);
@@ -788,38 +925,69 @@ impl Engine {
         match heard {
             Some(h) if h.track == tl.track.id && h.position.is_finite() => {
                 let error_ms = (h.position - due) * 1000.0;
+                self.last_heard = Some((at, h));
                 self.stats.last_error_ms = Some(error_ms);
                 match self.playout.observe(at, error_ms, self.clock.drift_ppm()) {
                     Decision::Keep => {}
                     Decision::Trim(ppm) => self
                         .actions
                         .push_back(Action::Audio(AudioCommand::SetRateTrim { ppm })),
-                    Decision::Hard => self.hard_resync(&tl, error_ms, now),
+                    Decision::Hard => self.restart(now, RestartCause::Drift { error_ms }),
                 }
             }
             // Silence or another track well after the start: the start was lost (a track
-            // still downloading, a device change). Retry, slowly.
+            // still downloading). Retry, slowly.
             _ => {
                 if now - started.at >= HARD_SYNC_COOLDOWN_MS && self.playout.may_force(now) {
-                    self.playout.forced(now);
-                    self.hard_resync(&tl, f64::NAN, now);
+                    self.restart(now, RestartCause::Silence);
                 }
             }
         }
     }
 
-    fn hard_resync(&mut self, tl: &Timeline, error_ms: f64, now: LocalTime) {
-        self.stats.hard_resyncs += 1;
-        let at = self.clock.to_local(tl.at_server_ms);
-        self.start_player(tl, at, now);
-        self.push_notify(Notification::Resync { error_ms });
+    /// The one way the player is restarted on the current timeline, whatever the cause: the
+    /// playout windows start over, the restart cooldown begins, the statistics count it and
+    /// a `Resync` notification says why. For what the output reported, the start is
+    /// [`RESTART_LEAD_MS`] ahead (or at a pending start's own instant, if later); for drift
+    /// or a lost start it is at once.
+    fn restart(&mut self, now: LocalTime, cause: RestartCause) {
+        if self.join_wait.is_some() || self.started.is_none() {
+            return; // nothing handed to the player yet: its first start is still to come
+        }
+        let Some(tl) = self.timeline.clone().filter(|t| t.playing) else {
+            return;
+        };
+        let anchor = self.clock.to_local(tl.at_server_ms);
+        let ahead = now + RESTART_LEAD_MS;
+        let lead = cause.is_output_event() && ahead > anchor;
+        let lands = if lead { ahead } else { anchor.max(now) };
+        if tl.position_at(self.clock.to_server(lands)) >= track_end(&tl.track) {
+            return; // the track ends before the restart would land; the next start follows
+        }
+        if cause.is_output_event() {
+            self.stats.output_restarts += 1;
+        } else {
+            self.stats.hard_resyncs += 1;
+        }
+        if lead {
+            let position = tl.position_at(self.clock.to_server(ahead));
+            self.start_at(&tl, position, ahead);
+        } else {
+            // At once (or at a start still to come, which keeps its own instant).
+            self.start_player(&tl, anchor, now);
+        }
+        self.playout.forced(now);
+        self.push_notify(Notification::Resync { cause });
     }
 
     // ------------------------------------------------------------------ timers
 
     fn on_timers(&mut self, now: LocalTime) {
         if let Some(t0) = self.clock.poll_probe(now) {
-            self.actions.push_back(Action::TimeSync { t0 });
+            self.actions.push_back(Action::TimeSync {
+                t0,
+                timeout_ms: TIME_SYNC_TIMEOUT_MS,
+            });
         }
         self.report_clock(now);
         if let Some(deadline) = self.join_wait {
@@ -834,6 +1002,13 @@ impl Engine {
                 .push_back(Action::Audio(AudioCommand::QueryClock));
             self.next_audio_query = Some(now + AUDIO_CLOCK_INTERVAL_MS);
         }
+        if self.end_timer.is_some_and(|t| now >= t) {
+            self.on_end_of_track(now);
+        }
+        if self.next_playback_report.is_some_and(|t| now >= t) {
+            self.next_playback_report = Some(now + PLAYBACK_REPORT_PERIOD_MS);
+            self.report_playback(now);
+        }
         if self.is_dj() && self.connected {
             if self.next_position_sync.is_some_and(|t| now >= t) {
                 self.send_position_sync(now);
@@ -843,6 +1018,28 @@ impl Engine {
                 self.advance_at_end(now);
             }
         }
+    }
+
+    /// The periodic `playback`: what the player last said it plays, carried to `now`, or
+    /// (silent, still loading) where the group is; never past the track's end.
+    fn report_playback(&mut self, now: LocalTime) {
+        let Some(tl) = self.timeline.clone().filter(|t| t.playing) else {
+            self.next_playback_report = None;
+            return;
+        };
+        let fresh = self.last_heard.as_ref().filter(|(at, h)| {
+            h.track == tl.track.id && now >= *at && now - at <= 2.0 * AUDIO_CLOCK_INTERVAL_MS
+        });
+        let position = match fresh {
+            Some((at, h)) => h.position + (now - at) / 1000.0,
+            None => self.current_position(&tl, now),
+        };
+        self.push_notify(Notification::Playback {
+            playing: true,
+            track: Some(tl.track.id.clone()),
+            position: position.min(track_end(&tl.track)),
+            at: now,
+        });
     }
 
     fn report_clock(&mut self, now: LocalTime) {
@@ -943,12 +1140,35 @@ impl Engine {
         self.session_id.clone().ok_or(SyncError::NoSession)
     }
 
-    fn set_playlist(&mut self, tracks: Vec<Track>) {
+    /// Takes a playlist; `false` (and an error notification) if it is refused.
+    fn set_playlist(&mut self, tracks: Vec<Track>) -> bool {
         match self.playlist.replace(tracks) {
-            Ok(()) => self.push_notify(Notification::Playlist {
+            Ok(()) => {
+                self.push_notify(Notification::Playlist {
+                    playlist: self.playlist.tracks().to_vec(),
+                });
+                true
+            }
+            Err(e) => {
+                self.error(None, e);
+                false
+            }
+        }
+    }
+
+    /// The playlist a REST change answered with. In the seeds' flow the server only stores
+    /// a REST change; the client that made it tells the room with `playlist-update`, as the
+    /// web app does (receivers take it as idempotent; a server that also broadcasts REST
+    /// changes just sends the same list twice).
+    fn on_rest_playlist(&mut self, tracks: Vec<Track>) {
+        if !self.set_playlist(tracks) {
+            return;
+        }
+        if let Some(session_id) = self.session_id.clone() {
+            self.emit(&PlaylistUpdate {
+                session_id,
                 playlist: self.playlist.tracks().to_vec(),
-            }),
-            Err(e) => self.error(None, e),
+            });
         }
     }
 

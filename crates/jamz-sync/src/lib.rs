@@ -20,7 +20,7 @@
 //! while let Some(action) = engine.poll() {
 //!     match action {
 //!         Action::Emit { event, data } => { /* socket.emit(event, data) */ let _ = (event, data); }
-//!         Action::TimeSync { t0 } => { /* emit "time-sync" {t0} with an ack */ let _ = t0; }
+//!         Action::TimeSync { t0, .. } => { /* emit "time-sync" {t0} with an ack */ let _ = t0; }
 //!         _ => {}
 //!     }
 //! }

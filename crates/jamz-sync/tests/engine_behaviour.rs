@@ -6,7 +6,8 @@ use jamz_proto::ServerEvent;
 use jamz_proto::events::names;
 use jamz_sync::constants::*;
 use jamz_sync::{
-    Action, AudioCommand, ClockSource, Command, Engine, EngineConfig, Heard, Input, RestCall,
+    Action, AudioCommand, ClockSource, Command, Engine, EngineConfig, Heard, Input, Notification,
+    RestCall, Tier,
 };
 
 const DJ: i64 = 1;
@@ -125,7 +126,7 @@ fn falls_back_to_seeds_rule_without_time_sync() {
                     .map(|(_, a)| a),
             )
             .find_map(|a| match a {
-                Action::TimeSync { t0 } => Some(t0),
+                Action::TimeSync { t0, .. } => Some(t0),
                 _ => None,
             });
         let Some(t0) = t0 else { break };
@@ -632,4 +633,323 @@ fn timestamp_from_long_ago_is_refused_and_a_finished_track_is_not_started() {
     assert!(errors(&actions).is_empty());
     assert!(starts(&actions).is_empty());
     assert!(actions.contains(&Action::Audio(AudioCommand::Stop)));
+}
+
+#[test]
+fn output_events_restart_once_ahead_on_the_timeline_and_only_while_playing() {
+    let (mut e, now) = follower_world(0.0);
+    // Nothing handed to the player yet: nothing to restart.
+    e.handle(now, Input::OutputRestored);
+    assert!(starts(&drain(&mut e)).is_empty());
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 10.0, now)),
+    );
+    let t = now + 5_000.0;
+    for (i, input) in [
+        Input::OutputStalled { gap_ms: 80.0 },
+        Input::OutputRestored,
+        Input::OutputSwitched,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t = t + i as f64 * 10_000.0;
+        e.handle(t, input.clone());
+        let actions = drain(&mut e);
+        let st = starts(&actions);
+        assert_eq!(st.len(), 1, "{input:?}: {actions:?}");
+        let (id, position, at) = st[0].clone();
+        assert_eq!(id, "t1");
+        assert!(close(at, t + RESTART_LEAD_MS, 1e-6), "{input:?}: at {at}");
+        assert!(
+            close(position, 10.0 + (at - now) / 1000.0, 1e-6),
+            "{input:?}: the group's position at the restart: {position}"
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Notify(Notification::Resync { .. }))),
+            "{input:?}: announced"
+        );
+        let stats = e.stats();
+        assert_eq!(stats.output_restarts, i as u64 + 1);
+        assert_eq!(stats.hard_resyncs, 0);
+        assert_eq!(stats.starts, 1, "a restart is not a new timeline");
+    }
+    // Paused: nothing plays, nothing to restart.
+    server(
+        &mut e,
+        t + 40_000.0,
+        ServerEvent::MusicPause(relay(DJ, None, 50.0, t + 40_000.0)),
+    );
+    e.handle(t + 41_000.0, Input::OutputSwitched);
+    assert!(starts(&drain(&mut e)).is_empty());
+    assert_eq!(e.stats().output_restarts, 3);
+}
+
+#[test]
+fn a_lost_output_is_not_restarted_until_it_is_back() {
+    let (mut e, now) = follower_world(0.0);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 10.0, now)),
+    );
+    let lost_at = now + 5_000.0;
+    e.handle(lost_at, Input::OutputLost);
+    // Silence for far longer than the lost-start retry's cooldown: the clock queries go on,
+    // nothing restarts.
+    let during = run_until(&mut e, lost_at, lost_at + 4.0 * HARD_SYNC_COOLDOWN_MS);
+    let queries = during
+        .iter()
+        .filter(|(_, a)| *a == Action::Audio(AudioCommand::QueryClock))
+        .count();
+    assert!(queries > 10, "the clock loop runs on: {queries}");
+    for (t, a) in &during {
+        if *a == Action::Audio(AudioCommand::QueryClock) {
+            e.handle(
+                *t,
+                Input::AudioClock {
+                    at: *t,
+                    heard: None,
+                },
+            );
+        }
+    }
+    let back = lost_at + 4.0 * HARD_SYNC_COOLDOWN_MS;
+    let silent = drain(&mut e);
+    assert!(starts(&silent).is_empty(), "{silent:?}");
+    assert_eq!(e.stats().hard_resyncs, 0);
+    e.handle(back, Input::OutputRestored);
+    let st = starts(&drain(&mut e));
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(e.stats().output_restarts, 1);
+}
+
+fn playbacks(actions: &[(f64, Action)]) -> Vec<(bool, Option<String>, f64)> {
+    actions
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Notify(Notification::Playback {
+                playing,
+                track,
+                position,
+                ..
+            }) => Some((*playing, track.clone(), *position)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_engine_repeats_playback_while_playing_and_stops_when_paused() {
+    let (mut e, now) = dj_world();
+    command(&mut e, now, play());
+    let start = now + CONTROL_LEAD_MS;
+    let until = start + 3.5 * PLAYBACK_REPORT_PERIOD_MS;
+    let repeated = playbacks(&run_until(&mut e, now, until));
+    assert_eq!(repeated.len(), 3, "{repeated:?}");
+    assert!(
+        repeated
+            .iter()
+            .all(|(playing, track, _)| *playing && track.as_deref() == Some("t1"))
+    );
+    assert!(
+        repeated.windows(2).all(|w| w[1].2 > w[0].2),
+        "the position moves: {repeated:?}"
+    );
+    command(&mut e, until, Command::Pause);
+    let after = playbacks(&run_until(&mut e, until, until + 5_000.0));
+    assert!(after.is_empty(), "{after:?}");
+}
+
+#[test]
+fn time_sync_probes_carry_the_engines_timeout() {
+    let mut e = Engine::new(EngineConfig::new(ME, "me").with_session(SESSION));
+    e.handle(
+        0.0,
+        Input::Connected {
+            socket_id: "s".into(),
+        },
+    );
+    let probes: Vec<f64> = drain(&mut e)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::TimeSync { timeout_ms, .. } => Some(timeout_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(!probes.is_empty());
+    assert!(probes.iter().all(|t| *t == TIME_SYNC_TIMEOUT_MS));
+}
+
+fn tiers(actions: &[Action]) -> Vec<(Tier, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(Notification::Tier { tier, reason }) => Some((*tier, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_engine_decides_the_tier_from_the_links_health() {
+    let mut e = Engine::new(EngineConfig::new(ME, "me").with_session(SESSION));
+    e.handle(0.0, Input::Tick);
+    assert_eq!(
+        tiers(&drain(&mut e)),
+        vec![(Tier::Offline, "connecting".to_string())]
+    );
+    e.handle(
+        1.0,
+        Input::Connected {
+            socket_id: "s".into(),
+        },
+    );
+    assert_eq!(tiers(&drain(&mut e))[0].0, Tier::Socket);
+    let now = sync_clock(&mut e, 1.0, 0.0, 20);
+    assert_eq!(e.tier(), Tier::Socket);
+    // The server stops answering: after enough missed probes, offline, with why.
+    let silent = run_until(&mut e, now, now + 20_000.0);
+    let went: Vec<(Tier, String)> = tiers(&silent.into_iter().map(|(_, a)| a).collect::<Vec<_>>());
+    assert_eq!(went.len(), 1, "{went:?}");
+    assert_eq!(went[0].0, Tier::Offline);
+    assert!(went[0].1.contains("stopped answering"), "{went:?}");
+    // It answers again: socket.
+    let now = sync_clock(&mut e, now + 20_000.0, 0.0, 1);
+    assert_eq!(e.tier(), Tier::Socket);
+    e.handle(
+        now,
+        Input::Disconnected {
+            reason: "cable".into(),
+        },
+    );
+    assert_eq!(
+        tiers(&drain(&mut e)),
+        vec![(Tier::Offline, "cable".to_string())]
+    );
+}
+
+#[test]
+fn a_server_without_time_sync_does_not_make_the_link_offline() {
+    let mut e = Engine::new(EngineConfig::new(ME, "me").with_session(SESSION));
+    e.handle(
+        0.0,
+        Input::Connected {
+            socket_id: "s".into(),
+        },
+    );
+    let all = run_until(&mut e, 0.0, 60_000.0);
+    assert_eq!(e.tier(), Tier::Socket, "{:?}", all.len());
+}
+
+#[test]
+fn the_dj_stops_the_session_at_the_end_of_the_playlist_like_a_pause() {
+    let (mut e, now) = world(DJ, 0.0, vec![track(1, 10.0)]);
+    let first = emitted(&command(&mut e, now, play()), names::MUSIC_CONTROL)[0]["timestamp"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let later = run_until(&mut e, now, now + 20_000.0);
+    let controls: Vec<(f64, serde_json::Value)> = later
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Action::Emit { event, data } if *event == names::MUSIC_CONTROL => {
+                Some((*t, data.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(controls.len(), 1, "{controls:?}");
+    let (sent_at, data) = &controls[0];
+    assert_eq!(data["action"], "pause");
+    assert_eq!(data["position"], 10.0);
+    let ts = data["timestamp"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        close(ts, first + 10_000.0, 1e-6),
+        "at the track's end: {ts}"
+    );
+    assert!(
+        *sent_at >= ts - 1.0,
+        "not before the end: sent {sent_at}, end {ts}"
+    );
+    assert!(
+        later
+            .iter()
+            .any(|(_, a)| *a == Action::Audio(AudioCommand::Pause))
+    );
+    let pb = playbacks(&later);
+    assert_eq!(pb.last().map(|p| (p.0, p.2)), Some((false, 10.0)), "{pb:?}");
+    assert!(pb.iter().all(|p| p.2 <= 10.0), "{pb:?}");
+    assert_eq!(e.group_position(now + 20_000.0), Some(("t1".into(), 10.0)));
+}
+
+#[test]
+fn a_follower_stops_at_the_end_of_the_playlist_and_never_reports_past_it() {
+    let (mut e, now) = world(ME, 0.0, vec![track(1, 10.0)]);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 10.0)), 8.0, now)),
+    );
+    // A web DJ sends no pause at the end: the follower stops by itself.
+    let later = run_until(&mut e, now, now + 10_000.0);
+    let pb = playbacks(&later);
+    assert_eq!(pb.last().map(|p| (p.0, p.2)), Some((false, 10.0)), "{pb:?}");
+    assert!(pb.iter().all(|p| p.2 <= 10.0), "{pb:?}");
+    assert!(
+        later
+            .iter()
+            .any(|(_, a)| *a == Action::Audio(AudioCommand::Pause))
+    );
+    assert_eq!(e.group_position(now + 60_000.0), Some(("t1".into(), 10.0)));
+    assert!(
+        e.due_position(now + 60_000.0).is_none(),
+        "not playing any more"
+    );
+}
+
+#[test]
+fn a_follower_does_not_stop_at_the_end_of_a_track_that_has_a_next_one() {
+    let (mut e, now) = world(ME, 0.0, vec![track(1, 10.0), track(2, 10.0)]);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 10.0)), 8.0, now)),
+    );
+    let later = run_until(&mut e, now, now + 5_000.0);
+    assert!(
+        playbacks(&later).iter().all(|p| p.0),
+        "the DJ's track change comes"
+    );
+    assert_eq!(e.group_position(now + 5_000.0), Some(("t1".into(), 10.0)));
+}
+
+#[test]
+fn a_rest_change_is_told_to_the_room_with_playlist_update() {
+    let (mut e, now) = dj_world();
+    let tracks = vec![track(2, 200.0), track(1, 200.0)];
+    e.handle(now, Input::PlaylistLoaded(tracks.clone()));
+    let actions = drain(&mut e);
+    let updates = emitted(&actions, names::PLAYLIST_UPDATE);
+    assert_eq!(updates.len(), 1, "{actions:?}");
+    assert_eq!(updates[0]["sessionId"], SESSION);
+    assert_eq!(updates[0]["playlist"][0]["id"], "t2");
+    assert_eq!(updates[0]["playlist"][1]["id"], "t1");
+    // A playlist from the room is not echoed back; a failed call tells nobody.
+    let relayed = server(&mut e, now, playlist(tracks));
+    assert!(emitted(&relayed, names::PLAYLIST_UPDATE).is_empty());
+    e.handle(
+        now,
+        Input::RestFailed {
+            call: RestCall::Reorder {
+                session_id: SESSION.into(),
+                order: Vec::new(),
+            },
+            message: "403".into(),
+        },
+    );
+    assert!(emitted(&drain(&mut e), names::PLAYLIST_UPDATE).is_empty());
 }

@@ -18,7 +18,7 @@ use super::{Ctl, lock};
 use crate::error::{AudioError, Result};
 use crate::mixer::Mixer;
 use crate::player::PlayerEvent;
-use crate::track::{OUT_CHANNELS, TrackStream};
+use crate::track::OUT_CHANNELS;
 
 /// How often to look for a new default device after the current one is lost: 500 ms makes
 /// recovery feel immediate to a person plugging a cable back in, and costs nothing.
@@ -38,11 +38,6 @@ const NAMED_CHECK_PERIOD: Duration = Duration::from_secs(3);
 
 /// How often the watchdog looks at the callback's heartbeat.
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
-
-/// After a device comes back, playback restarts this far in the future, so that the first
-/// sound lands on its schedule (notes/headless-audio.md: schedule the first sound at least about
-/// 100 ms after `play()`, the first callback may report a latency of 0).
-const RESTART_LEAD: Duration = Duration::from_millis(150);
 
 /// What the monitor thread sends back once the first device is open (or not).
 type Opened = Result<Arc<Mutex<Mixer>>>;
@@ -156,7 +151,7 @@ fn reopen(
     let mut attempt = |w: &Wanted| {
         *generation += 1;
         find(host, w).and_then(|o| {
-            resync(mixer, o.config.sample_rate);
+            reset_for(mixer, o.config.sample_rate);
             build(&o, mixer, ctl_tx, *generation).map(|s| (s, o))
         })
     };
@@ -387,56 +382,12 @@ fn lost(
     let _ = events.send(PlayerEvent::DeviceLost { message });
 }
 
-/// After a gap in output: rebuild the streams for the (possibly new) rate and restart the
-/// current track where the group is now, `RESTART_LEAD` from now.
-fn resync(mixer: &Mutex<Mixer>, rate: u32) {
-    let (cur, pending, next, trim, frontier) = {
-        let mut m = lock(mixer);
-        let frontier = m.render_frontier();
-        let trim = m.trim_ppm;
-        let (c, p, n) = m.take_streams();
-        m.reset_rate(rate);
-        (c, p, n, trim, frontier)
-    };
-    let now = Instant::now();
-    let at = now + RESTART_LEAD;
-    let advance =
-        |from: Instant| (at.saturating_duration_since(from)).as_secs_f64() * (1.0 + trim * 1e-6);
-    // A start still pending keeps its schedule if it can; one whose instant has passed, or the
-    // current track, restarts where the group is at `at`.
-    let scheduled = if let Some(p) = pending {
-        if p.at_instant >= at {
-            Some((p.stream.source.clone(), p.at_position_s, p.at_instant))
-        } else {
-            let pos = p.at_position_s + advance(p.at_instant);
-            Some((p.stream.source.clone(), pos, at))
-        }
-    } else {
-        cur.map(|c| {
-            let pos = c.position_s() + frontier.map(advance).unwrap_or(0.0);
-            (c.source.clone(), pos, at)
-        })
-    };
-    // Open and seek outside the lock.
-    let prepared = scheduled
-        .map(|(src, pos, when)| (TrackStream::prepare(&src, pos, rate, trim), src, pos, when));
-    let next = next.and_then(|n| n.rebuild(rate, trim).ok());
+/// After a gap in output: what was playing or scheduled is dropped (it would come late by the
+/// gap, on figures of another device), and the clock starts over at the new device's rate.
+/// Nothing plays until the caller starts again: it knows where the group is, this crate does
+/// not (it reports `DeviceRestored` and decides nothing).
+fn reset_for(mixer: &Mutex<Mixer>, rate: u32) {
     let mut m = lock(mixer);
-    match prepared {
-        Some((Ok(stream), _, pos, when)) => m.schedule(crate::mixer::Scheduled {
-            stream,
-            at_instant: when,
-            at_position_s: pos,
-        }),
-        Some((Err(e), src, _, _)) => {
-            let _ = m.events().send(PlayerEvent::Error {
-                track: Some(src.id.clone()),
-                message: e.to_string(),
-            });
-        }
-        None => {}
-    }
-    if let Some(t) = next {
-        m.enqueue_next(t);
-    }
+    let _ = m.take_streams();
+    m.reset_rate(rate);
 }

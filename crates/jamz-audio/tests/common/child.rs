@@ -71,11 +71,29 @@ impl ChildRun {
 /// The child halves' playback: a player on `spec` playing a 30 s tone (a FLAC made in `dir`)
 /// from 300 ms from now, with its events and that start instant.
 pub fn play_long_tone(dir: &Path, spec: &OutputSpec) -> (Player, Receiver<PlayerEvent>, Instant) {
-    let tone = sine(RATE as usize * 30, 440.0, 0.3);
-    let src = make_file(dir, "tone", Fmt::Flac, &tone);
     let player = Player::new(spec).unwrap();
     let events = player.events();
     let t0 = Instant::now() + Duration::from_millis(300);
-    player.start(Source::new("tone", &src), 0.0, t0).unwrap();
+    player.start(long_tone(dir), 0.0, t0).unwrap();
     (player, events, t0)
+}
+
+/// What a caller that keeps the group's timeline does on `DeviceRestored` (the player decides
+/// nothing): starts the tone again where a timeline that began at `t0` is, a little ahead so
+/// that the first sound lands on schedule.
+pub fn restart_on_the_timeline(player: &Player, dir: &Path, t0: Instant) {
+    let at = Instant::now() + Duration::from_millis(300);
+    let position = at.saturating_duration_since(t0).as_secs_f64();
+    player.start(long_tone(dir), position, at).unwrap();
+}
+
+/// The 30 s tone of [`play_long_tone`], written to `dir` once.
+fn long_tone(dir: &Path) -> Source {
+    let path = dir.join("tone.flac");
+    if !path.exists() {
+        let tone = sine(RATE as usize * 30, 440.0, 0.3);
+        let made = make_file(dir, "tone", Fmt::Flac, &tone);
+        assert_eq!(made, path, "make_file names files by stem and format");
+    }
+    Source::new("tone", &path)
 }

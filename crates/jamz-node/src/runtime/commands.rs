@@ -3,11 +3,13 @@
 use super::*;
 
 impl Runtime {
-    pub(super) async fn command(&mut self, cmd: NodeCommand) {
+    /// Carries out one command. Nothing here waits for I/O: slow work (the cache,
+    /// listing devices) is spawned and its result comes back as a [`Job`], so
+    /// controls, ticks and link events never queue behind it.
+    pub(super) fn command(&mut self, cmd: NodeCommand) {
         let input = match cmd {
             NodeCommand::Status => {
-                let ev = self.status().await;
-                self.emit(ev);
+                self.request_status();
                 return;
             }
             NodeCommand::TakeControl => Command::TakeControl,
@@ -74,19 +76,18 @@ impl Runtime {
             }
             NodeCommand::CacheLimit { bytes, tracks } => {
                 let (max_tracks, _) = self.cache.limits();
-                let r = self
-                    .cache
-                    .set_limits(tracks.unwrap_or(max_tracks), bytes)
-                    .await;
-                self.after_cache_change(r, "cache-limit").await;
+                let cache = self.cache.clone();
+                self.spawn_cache_change("cache-limit", async move {
+                    cache.set_limits(tracks.unwrap_or(max_tracks), bytes).await
+                });
                 return;
             }
             NodeCommand::CacheClear => {
                 if let Some(c) = self.preload.take() {
                     c.cancel();
                 }
-                let r = self.cache.clear().await;
-                self.after_cache_change(r, "cache-clear").await;
+                let cache = self.cache.clone();
+                self.spawn_cache_change("cache-clear", async move { cache.clear().await });
                 return;
             }
             NodeCommand::Output { spec } => {
@@ -97,42 +98,71 @@ impl Runtime {
                 return;
             }
             NodeCommand::Outputs => {
-                let ev = match tokio::task::spawn_blocking(jamz_audio::output_devices).await {
-                    Ok(Ok(devices)) => NodeEvent::Outputs {
-                        outputs: devices.into_iter().map(OutputView::from).collect(),
-                    },
-                    Ok(Err(e)) => {
-                        NodeEvent::error(format!("listing outputs: {e}"), Some("outputs"))
-                    }
-                    Err(e) => NodeEvent::error(format!("listing outputs: {e}"), Some("outputs")),
-                };
-                self.emit(ev);
+                let jobs = self.jobs.clone();
+                tokio::spawn(async move {
+                    let ev = match tokio::task::spawn_blocking(jamz_audio::output_devices).await {
+                        Ok(Ok(devices)) => NodeEvent::Outputs {
+                            outputs: devices.into_iter().map(OutputView::from).collect(),
+                        },
+                        Ok(Err(e)) => {
+                            NodeEvent::error(format!("listing outputs: {e}"), Some("outputs"))
+                        }
+                        Err(e) => {
+                            NodeEvent::error(format!("listing outputs: {e}"), Some("outputs"))
+                        }
+                    };
+                    let _ = jobs.send(Job::Event(ev));
+                });
                 return;
             }
         };
         self.feed(Input::Command(input));
     }
 
-    /// Answers a cache change with the error, or with a `status` carrying the
-    /// cache's new figures.
-    pub(super) async fn after_cache_change(
+    /// Runs a cache change off the loop; its answer (an error, or a `status` with
+    /// the cache's new figures) comes back as [`Job::CacheChanged`].
+    fn spawn_cache_change(
+        &self,
+        cmd: &'static str,
+        change: impl std::future::Future<Output = Result<(), jamz_cache::CacheError>> + Send + 'static,
+    ) {
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            let result = change.await;
+            let _ = jobs.send(Job::CacheChanged { result, cmd });
+        });
+    }
+
+    /// Answers a cache change with the error, or with a `status`.
+    pub(super) fn after_cache_change(
         &mut self,
         r: Result<(), jamz_cache::CacheError>,
-        cmd: &str,
+        cmd: &'static str,
     ) {
         match r {
-            Ok(()) => {
-                let ev = self.status().await;
-                self.emit(ev);
-            }
+            Ok(()) => self.request_status(),
             Err(e) => self.emit(NodeEvent::error(format!("track cache: {e}"), Some(cmd))),
         }
     }
 
-    pub(super) async fn status(&self) -> NodeEvent {
+    /// A `status` event: the cache's figures are read off the loop, the rest when
+    /// they are in ([`Job::Status`]).
+    pub(super) fn request_status(&self) {
+        let cache = self.cache.clone();
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            let stats = cache.stats().await;
+            let _ = jobs.send(Job::Status(stats));
+        });
+    }
+
+    pub(super) fn status(
+        &self,
+        stats: Result<jamz_cache::CacheStats, jamz_cache::CacheError>,
+    ) -> NodeEvent {
         let heard = self.audio.player().audible_position(Instant::now());
         let (max_tracks, max_bytes) = self.cache.limits();
-        let cache = match self.cache.stats().await {
+        let cache = match stats {
             Ok(s) => CacheSummary {
                 tracks: s.tracks,
                 bytes: s.bytes,
@@ -149,14 +179,20 @@ impl Runtime {
         let stats = self.engine.stats();
         let now = self.now();
         // What is audible; when nothing is (paused, not started), where the
-        // group's timeline stands.
+        // group's timeline stands. Never past the track's end.
         let (track, position) = match heard {
-            Some(h) => (Some(h.track), Some(h.seconds)),
-            None => match self.engine.timeline() {
-                Some(t) => (
-                    Some(t.track.id.clone()),
-                    Some(t.position_at(self.engine.to_server_time(now))),
-                ),
+            Some(h) => {
+                let end = self
+                    .engine
+                    .timeline()
+                    .filter(|t| t.track.id == h.track)
+                    .and_then(|t| t.track.duration)
+                    .filter(|d| d.is_finite() && *d > 0.0)
+                    .unwrap_or(f64::INFINITY);
+                (Some(h.track), Some(h.seconds.min(end)))
+            }
+            None => match self.engine.group_position(now) {
+                Some((track, position)) => (Some(track), Some(position)),
                 None => (self.current.clone(), None),
             },
         };

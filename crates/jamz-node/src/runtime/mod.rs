@@ -38,15 +38,6 @@ pub use config::{LocationSource, NodeAuth, NodeConfig};
 use offline::OutboxFailure;
 use preload::spawn_pinning;
 
-/// How often the player's audible position is reported to the engine. The
-/// engine's playout control wants 100-250 ms (jamz-sync's api.rs); 200 ms keeps
-/// the node's share of one core small.
-pub const CLOCK_REPORT_PERIOD: Duration = Duration::from_millis(200);
-
-/// How long a `time-sync` exchange may take before it counts as failed: far above
-/// any round trip worth using (a satellite link's is about 50 ms, notes/sync-anchors.md).
-pub const TIME_SYNC_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// Time given to `leave-audio-session` and the close handshake on `quit`.
 pub const QUIT_GRACE: Duration = Duration::from_secs(2);
 
@@ -170,7 +161,6 @@ impl Node {
             preload_manual: false,
             auto_preload: config.auto_preload,
             pending: VecDeque::new(),
-            last_playback: None,
             pins: spawn_pinning(cache.clone()),
         };
         if config.location != LocationSource::None {
@@ -299,6 +289,13 @@ enum Job {
     Unreachable(Pending),
     /// The outbox's oldest change was sent (or not).
     OutboxSent(Result<Vec<Track>, OutboxFailure>),
+    /// A cache change (`cmd`) ended.
+    CacheChanged {
+        result: Result<(), jamz_cache::CacheError>,
+        cmd: &'static str,
+    },
+    /// The cache's figures for a `status` event.
+    Status(Result<jamz_cache::CacheStats, jamz_cache::CacheError>),
 }
 
 struct Runtime {
@@ -319,6 +316,7 @@ struct Runtime {
     /// every reconnect).
     room: Option<serde_json::Value>,
     connected: bool,
+    /// The engine's tier, as last announced (for `status`).
     tier: Tier,
     playlist: Vec<Track>,
     playing: bool,
@@ -336,8 +334,6 @@ struct Runtime {
     preload_manual: bool,
     auto_preload: bool,
     pending: VecDeque<Input>,
-    /// When the last `playback` event went out (local ms).
-    last_playback: Option<f64>,
     /// The playlist's ids, for the pinning task (it applies the latest only).
     pins: tokio::sync::watch::Sender<Vec<String>>,
 }
@@ -350,13 +346,7 @@ impl Runtime {
         mut reports: mpsc::UnboundedReceiver<AudioReport>,
         mut jobs: mpsc::UnboundedReceiver<Job>,
     ) -> Result<(), NodeError> {
-        self.emit(NodeEvent::Tier {
-            tier: Tier::Offline,
-            reason: "connecting".into(),
-        });
         let mut link_events = Some(link_events);
-        let mut clock_reports = tokio::time::interval(CLOCK_REPORT_PERIOD);
-        clock_reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self
                 .engine
@@ -368,7 +358,7 @@ impl Runtime {
                     if cmd == NodeCommand::Quit {
                         break;
                     }
-                    self.command(cmd).await;
+                    self.command(cmd);
                 }
                 ev = next_link_event(&mut link_events) => match ev {
                     Some(ev) => self.link_event(ev),
@@ -381,7 +371,7 @@ impl Runtime {
                         }
                     }
                 },
-                Some(report) = reports.recv() => self.audio_report(report).await,
+                Some(report) = reports.recv() => self.audio_report(report),
                 Some(job) = jobs.recv() => match job {
                     Job::Input(i) => self.feed(i),
                     Job::RestDone(i) => {
@@ -396,13 +386,17 @@ impl Runtime {
                         self.keep_for_later(pending);
                     }
                     Job::OutboxSent(r) => self.outbox_sent(r),
+                    Job::CacheChanged { result, cmd } => self.after_cache_change(result, cmd),
+                    Job::Status(stats) => {
+                        let ev = self.status(stats);
+                        self.emit(ev);
+                    }
                     Job::PreloadDone(generation) => {
                         if generation == self.preload_generation {
                             self.preload = None;
                         }
                     }
                 },
-                _ = clock_reports.tick() => self.report_clock(),
                 () = sleep_until_opt(deadline) => self.feed(Input::Tick),
             }
         }
@@ -464,12 +458,13 @@ impl Runtime {
                     tracing::warn!(event, error = %e, "emit failed");
                 }
             }
-            Action::TimeSync { t0 } => {
+            Action::TimeSync { t0, timeout_ms } => {
                 let link = self.link.clone();
                 let jobs = self.jobs.clone();
                 let clock = self.clock;
                 tokio::spawn(async move {
-                    let input = match link.time_sync(t0, TIME_SYNC_TIMEOUT).await {
+                    let timeout = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
+                    let input = match link.time_sync(t0, timeout).await {
                         Ok(r) => Input::TimeSyncReply {
                             t0,
                             t1: r.t1,
@@ -520,7 +515,6 @@ impl Runtime {
             } => {
                 self.playing = playing;
                 self.current = track.clone();
-                self.last_playback = Some(self.now());
                 NodeEvent::Playback {
                     playing,
                     track,
@@ -541,8 +535,18 @@ impl Runtime {
                 tracing::debug!(offset_ms, drift_ppm, ?rtt_ms, ?source, "clock estimate");
                 return;
             }
-            Notification::Resync { error_ms } => {
-                tracing::info!(error_ms, "hard re-sync");
+            Notification::Tier { tier, reason } => {
+                self.tier = match tier {
+                    jamz_sync::Tier::Socket => Tier::Socket,
+                    jamz_sync::Tier::Offline => Tier::Offline,
+                };
+                NodeEvent::Tier {
+                    tier: self.tier,
+                    reason,
+                }
+            }
+            Notification::Resync { cause } => {
+                tracing::info!(?cause, "restarted the player on the group's timeline");
                 return;
             }
         };
@@ -551,14 +555,7 @@ impl Runtime {
 
     fn set_offline(&mut self, reason: String) {
         self.connected = false;
-        if self.tier != Tier::Offline {
-            self.tier = Tier::Offline;
-            self.emit(NodeEvent::Tier {
-                tier: Tier::Offline,
-                reason,
-            });
-        }
-        self.feed(Input::Disconnected);
+        self.feed(Input::Disconnected { reason });
     }
 
     fn link_event(&mut self, ev: LinkEvent) {
@@ -566,13 +563,6 @@ impl Runtime {
             LinkEvent::State(LinkState::Connected { sid, .. }) => {
                 self.connected = true;
                 self.queued = 0;
-                if self.tier != Tier::Socket {
-                    self.tier = Tier::Socket;
-                    self.emit(NodeEvent::Tier {
-                        tier: Tier::Socket,
-                        reason: "connected to the server".into(),
-                    });
-                }
                 self.feed(Input::Connected { socket_id: sid });
                 // Back online: send what changed while away, catch up on what others added.
                 self.flush_outbox();

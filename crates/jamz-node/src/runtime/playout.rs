@@ -1,17 +1,7 @@
-//! The audio side of the loop: playout commands to the player, its clock
-//! reports and events back to the engine, periodic `playback` events, and
-//! realigning after a stall or a device change.
+//! The audio side of the loop: playout commands to the player, and its clock
+//! reports and events back to the engine (which decides every restart).
 
 use super::*;
-
-/// How far ahead a realigning start is scheduled (ms): the engine's control lead,
-/// which lands on time on every output measured.
-pub(super) const REALIGN_LEAD_MS: f64 = jamz_sync::constants::CONTROL_LEAD_MS;
-
-/// While playing, a `playback` event at least this often (ms), so a face can
-/// show a moving position without polling `status`.
-pub(super) const PLAYBACK_EVENT_PERIOD_MS: f64 = 1000.0;
-
 impl Runtime {
     pub(super) fn audio_command(&mut self, cmd: AudioCommand) {
         match cmd {
@@ -54,85 +44,32 @@ impl Runtime {
         }
     }
 
-    pub(super) fn report_clock(&mut self) {
-        let input = self.clock_input();
-        self.feed(input);
-        self.periodic_playback();
-    }
-
-    /// The engine reports playback on changes only; while audio plays, repeat
-    /// where it is about once a second (from the audio clock, like the engine's).
-    pub(super) fn periodic_playback(&mut self) {
-        if !self.playing {
-            return;
-        }
-        let now = self.now();
-        if self
-            .last_playback
-            .is_some_and(|t| now - t < PLAYBACK_EVENT_PERIOD_MS)
-        {
-            return;
-        }
-        let at = Instant::now();
-        if let Some(p) = self.audio.player().audible_position(at) {
-            self.last_playback = Some(now);
-            self.emit(NodeEvent::Playback {
-                playing: true,
-                track: Some(p.track),
-                position: p.seconds,
-                at: self.clock.ms_at(at),
-            });
-        }
-    }
-
-    /// Starts the playing track again where the group's timeline has it
-    /// [`REALIGN_LEAD_MS`] from now: after a stall or a device change, this
-    /// device's latency figures are not to be trusted, and a start scheduled
-    /// ahead on the shared timeline is what lands exactly (as a seek does).
-    pub(super) fn realign(&mut self) {
-        if !self.playing {
-            return;
-        }
-        let at = self.now() + REALIGN_LEAD_MS;
-        let Some((id, position)) = self.engine.due_position(at) else {
-            return;
-        };
-        let Some(track) = self.engine.timeline().map(|t| t.track.clone()) else {
-            return;
-        };
-        if track.id != id || position < 0.0 {
-            return;
-        }
-        self.audio.send(AudioJob::Start {
-            track: Box::new(track),
-            position,
-            at_ms: at,
-        });
-    }
-
-    pub(super) async fn audio_report(&mut self, report: AudioReport) {
+    pub(super) fn audio_report(&mut self, report: AudioReport) {
         match report {
             AudioReport::Failed { track, message } => self.emit(audio_error(track, &message)),
             AudioReport::Ended { track } => self.feed(Input::TrackEnded { track }),
             AudioReport::OutputSwitched { spec } => {
                 self.output = spec;
-                let ev = self.status().await;
-                self.emit(ev);
+                self.feed(Input::OutputSwitched);
+                self.request_status();
             }
             AudioReport::Player(ev) => match ev {
                 jamz_audio::PlayerEvent::Error { track, message } => {
                     self.emit(audio_error(track, &message));
                 }
                 jamz_audio::PlayerEvent::Stalled { gap } => {
-                    tracing::info!(
-                        ?gap,
-                        "the output stalled; starting again on the group's timeline"
-                    );
-                    self.realign();
+                    tracing::info!(?gap, "the output stalled");
+                    self.feed(Input::OutputStalled {
+                        gap_ms: gap.as_secs_f64() * 1000.0,
+                    });
+                }
+                jamz_audio::PlayerEvent::DeviceLost { message } => {
+                    tracing::info!(%message, "the output device is lost");
+                    self.feed(Input::OutputLost);
                 }
                 other @ jamz_audio::PlayerEvent::DeviceRestored { .. } => {
                     tracing::info!(event = ?other, "player");
-                    self.realign();
+                    self.feed(Input::OutputRestored);
                 }
                 other => tracing::info!(event = ?other, "player"),
             },

@@ -49,6 +49,24 @@ pub struct Partition {
     pub to_ms: f64,
 }
 
+/// Trouble on one device's audio output, at a true instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutputFault {
+    pub device: usize,
+    pub at_ms: f64,
+    pub kind: OutputFaultKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputFaultKind {
+    /// The output stalls for this long (ms): late audio, unseen by the player's figures.
+    Stall { gap_ms: f64 },
+    /// The device is lost for this long (ms), then comes back.
+    Lost { for_ms: f64 },
+    /// The user switches to another output.
+    Switch,
+}
+
 /// What to simulate. [`Scenario::new`] gives the standard session: device 0 takes control,
 /// adds the tracks and plays; the others follow; late joiners come in mid-track.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +98,8 @@ pub struct Scenario {
     pub track_duration_s: f64,
     /// Extra commands: (true time ms, device, command).
     pub script: Vec<(f64, usize, Command)>,
+    /// Output stalls, losses and switches.
+    pub output_faults: Vec<OutputFault>,
 }
 
 impl Scenario {
@@ -101,6 +121,7 @@ impl Scenario {
             tracks: 3,
             track_duration_s: 100.0,
             script: Vec::new(),
+            output_faults: Vec::new(),
         }
     }
 
@@ -152,6 +173,8 @@ pub struct Report {
     pub hard_resyncs_steady: u64,
     /// All hard re-syncs.
     pub hard_resyncs_total: u64,
+    /// Restarts for output events (stall, restored device, switched output), per device.
+    pub output_restarts: Vec<u64>,
     /// Error notifications, as (true time ms, device, message).
     pub errors: Vec<(f64, usize, String)>,
     /// Largest |audible - DJ| (ms) of each device over the whole steady state.
@@ -243,7 +266,19 @@ enum SimEvent {
         dev: usize,
         cmd: Command,
     },
+    Output {
+        dev: usize,
+        kind: OutputEvent,
+    },
     Sample,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OutputEvent {
+    Stall { gap_ms: f64 },
+    Lost,
+    Restored,
+    Switched,
 }
 
 struct Queued {
@@ -284,7 +319,9 @@ struct Device {
     joined_at: Option<f64>,
     timer_generation: u64,
     timer_at: Option<f64>,
+    /// True times of hard re-syncs, and the number of restarts for output events.
     resyncs: Vec<f64>,
+    output_restarts: u64,
 }
 
 /// A running simulation; [`Scenario::run`] is the usual entry.
@@ -340,6 +377,7 @@ impl Simulation {
                     timer_generation: 0,
                     timer_at: None,
                     resyncs: Vec::new(),
+                    output_restarts: 0,
                 }
             })
             .collect();
@@ -409,6 +447,25 @@ impl Simulation {
         );
         for (t, dev, cmd) in sc.script.clone() {
             sim.at(t, SimEvent::Command { dev, cmd });
+        }
+        for f in &sc.output_faults {
+            let dev = f.device;
+            match f.kind {
+                OutputFaultKind::Stall { gap_ms } => {
+                    let kind = OutputEvent::Stall { gap_ms };
+                    sim.at(f.at_ms, SimEvent::Output { dev, kind });
+                }
+                OutputFaultKind::Lost { for_ms } => {
+                    let kind = OutputEvent::Lost;
+                    sim.at(f.at_ms, SimEvent::Output { dev, kind });
+                    let kind = OutputEvent::Restored;
+                    sim.at(f.at_ms + for_ms, SimEvent::Output { dev, kind });
+                }
+                OutputFaultKind::Switch => {
+                    let kind = OutputEvent::Switched;
+                    sim.at(f.at_ms, SimEvent::Output { dev, kind });
+                }
+            }
         }
         sim.at(SAMPLE_MS, SimEvent::Sample);
         sim
@@ -488,7 +545,12 @@ impl Simulation {
                 let mut out = Vec::new();
                 self.server.disconnect(&socket, &mut out);
                 self.send_down(out);
-                self.feed(dev, Input::Disconnected);
+                self.feed(
+                    dev,
+                    Input::Disconnected {
+                        reason: "partition".to_string(),
+                    },
+                );
             }
             SimEvent::ToServer { dev, socket, msg } => {
                 let Some(d) = self.devices.get(dev) else {
@@ -565,6 +627,31 @@ impl Simulation {
                 }
             }
             SimEvent::Command { dev, cmd } => self.feed(dev, Input::Command(cmd)),
+            SimEvent::Output { dev, kind } => {
+                let Some(d) = self.devices.get_mut(dev) else {
+                    return;
+                };
+                // The player changes first, then reports (as jamz-audio's events come after).
+                let input = match kind {
+                    OutputEvent::Stall { gap_ms } => {
+                        d.player.stall(gap_ms, self.now);
+                        Input::OutputStalled { gap_ms }
+                    }
+                    OutputEvent::Lost => {
+                        d.player.lose();
+                        Input::OutputLost
+                    }
+                    OutputEvent::Restored => {
+                        d.player.reopen();
+                        Input::OutputRestored
+                    }
+                    OutputEvent::Switched => {
+                        d.player.reopen();
+                        Input::OutputSwitched
+                    }
+                };
+                self.feed(dev, input);
+            }
             SimEvent::Sample => {
                 self.sample();
                 self.at(self.now + SAMPLE_MS, SimEvent::Sample);
@@ -604,16 +691,22 @@ impl Simulation {
                     Action::Emit { event, data } => {
                         outgoing.push(UpMsg::Emit { name: event, data })
                     }
-                    Action::TimeSync { t0 } => outgoing.push(UpMsg::TimeSync { t0 }),
+                    Action::TimeSync { t0, .. } => outgoing.push(UpMsg::TimeSync { t0 }),
                     Action::Rest(call) => outgoing.push(UpMsg::Rest(call)),
                     Action::Audio(AudioCommand::QueryClock) => {
                         follow_ups.push(Input::AudioClock {
                             at: local,
-                            heard: d.player.heard(now, &d.clock),
+                            heard: d.player.reported(now, &d.clock),
                         });
                     }
                     Action::Audio(cmd) => d.player.apply(&cmd, now, &d.clock),
-                    Action::Notify(Notification::Resync { .. }) => d.resyncs.push(now),
+                    Action::Notify(Notification::Resync { cause }) => {
+                        if cause.is_output_event() {
+                            d.output_restarts += 1;
+                        } else {
+                            d.resyncs.push(now);
+                        }
+                    }
                     Action::Notify(Notification::Error { message, .. }) => {
                         self.errors.push((now, dev, message));
                     }
@@ -719,6 +812,7 @@ impl Simulation {
                 .collect(),
             hard_resyncs_steady: steady,
             hard_resyncs_total: total,
+            output_restarts: self.devices.iter().map(|d| d.output_restarts).collect(),
             errors: self.errors.clone(),
             worst_per_device_ms: self.worst.clone(),
         }

@@ -309,15 +309,9 @@ impl SimServer {
             }
         };
         match result {
-            Ok(()) => {
-                out.push((dev, ServerMsg::RestAnswer(Ok(self.playlist.clone()))));
-                let relay = PlaylistRelay {
-                    playlist: self.playlist.clone(),
-                };
-                for m in &self.room {
-                    out.push((m.dev, event(names::PLAYLIST_UPDATE, &relay)));
-                }
-            }
+            // The seeds' flow: the change is stored and answered; the client that made it
+            // tells the others (`playlist-update`).
+            Ok(()) => out.push((dev, ServerMsg::RestAnswer(Ok(self.playlist.clone())))),
             Err(e) => out.push((dev, ServerMsg::RestAnswer(Err(e)))),
         }
     }

@@ -51,7 +51,7 @@ pub fn sync_clock(e: &mut Engine, mut now: LocalTime, offset_ms: f64, samples: u
         let probes: Vec<f64> = drain(e)
             .into_iter()
             .filter_map(|a| match a {
-                Action::TimeSync { t0 } => Some(t0),
+                Action::TimeSync { t0, .. } => Some(t0),
                 _ => None,
             })
             .collect();
