@@ -114,16 +114,14 @@ async fn scenario(base: &str, seed: u64) -> Result<()> {
     };
     assert_eq!(id_of(bob.user.id).as_ref(), bob.sid.as_ref(), "{cp:?}");
     let alice_public = id_of(alice.user.id);
-    assert!(
-        alice_public.is_some() && alice_public != alice.sid,
-        "{cp:?}"
-    );
+    // (Only consistency here: the reference Socket.IO server shows its own
+    // socket ids; that jamz-server's differ is tests/js/server-security.)
+    assert!(alice_public.is_some(), "{cp:?}");
     let joined = alice.wait_for("participant-joined").await?;
     let ServerEvent::ParticipantJoined(joined) = decode(&joined) else {
         unreachable!()
     };
     assert_eq!(joined.user_id, bob.user.id);
-    assert_ne!(Some(&joined.socket_id), bob.sid.as_ref());
 
     carol.connect(base, seed.wrapping_add(2)).await?;
     carol.join(&sid)?;
