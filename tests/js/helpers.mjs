@@ -25,8 +25,13 @@ export function serverBinary() {
  * Starts jamz-server on a free loopback port with a fresh database; or, for a
  * restart, on `bind` over the database and files in `dir`.
  */
-export async function startServer({ extraArgs = [], dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-')), bind = '127.0.0.1:0' } = {}) {
-  const child = spawn(serverBinary(), ['--bind', bind, '--db', path.join(dir, 'jamz.db'), '--data-dir', path.join(dir, 'data'), ...extraArgs], {
+export async function startServer({ extraArgs = [], dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-')), bind = '127.0.0.1:0', fdLimit, db = path.join(dir, 'jamz.db') } = {}) {
+  const args = ['--bind', bind, '--db', db, '--data-dir', path.join(dir, 'data'), ...extraArgs];
+  // `fdLimit`: run under `ulimit -n`, as a small device would.
+  const [cmd, argv] = fdLimit
+    ? ['sh', ['-c', `ulimit -n ${Number(fdLimit)} && exec "$0" "$@"`, serverBinary(), ...args]]
+    : [serverBinary(), args];
+  const child = spawn(cmd, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
@@ -101,4 +106,26 @@ export function connect(base, token, opts = {}) {
   };
   socket.seen = seen;
   return socket;
+}
+
+/**
+ * A PCM WAV file (16-bit mono, 8 kHz) whose samples are `samples` (a Buffer of
+ * little-endian int16 bytes): real audio that the server's probe accepts.
+ */
+export function wav(samples) {
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + samples.length, 4);
+  header.write('WAVE', 8);
+  header.write('fmt ', 12);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(8000, 24);
+  header.writeUInt32LE(16000, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(samples.length, 40);
+  return Buffer.concat([header, samples]);
 }

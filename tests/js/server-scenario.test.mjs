@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { startServer, rest, connect } from './helpers.mjs';
+import { startServer, rest, connect, wav } from './helpers.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -65,6 +65,10 @@ test('the PROTOCOL.md scenario with socket.io-client', async (t) => {
   t.after(() => { a.close(); b.close(); d.close(); });
   await Promise.all([a.next('connect'), b.next('connect'), d.next('connect')]);
 
+  // Others know a socket by its public id, never by its socket.io / Engine.IO id
+  // (that one lets whoever knows it act on the connection); a socket sees its own
+  // entries under the id it already has.
+  let annPublic;
   await t.test('two members join: state, participants, participant-joined', async () => {
     a.emit('join-audio-session', { sessionId, userId: ann.user.id, display_name: 'Ann' });
     const state = await a.next('music-session-state');
@@ -78,9 +82,12 @@ test('the PROTOCOL.md scenario with socket.io-client', async (t) => {
     await b.next('music-session-state');
     const partsB = await b.next('current-participants');
     assert.deepEqual(partsB.participants.map((p) => p.userId).sort(), [ann.user.id, bob.user.id].sort());
+    assert.equal(partsB.participants.find((p) => p.userId === bob.user.id).socketId, b.id, 'bob sees himself by his own id');
+    annPublic = partsB.participants.find((p) => p.userId === ann.user.id).socketId;
+    assert.ok(annPublic && annPublic !== a.id && annPublic !== a.io.engine.id, `ann's public id ${annPublic}`);
     const joined = await a.next('participant-joined');
     assert.equal(joined.userId, bob.user.id);
-    assert.equal(joined.socketId, b.id);
+    assert.ok(joined.socketId && joined.socketId !== b.id && joined.socketId !== b.io.engine.id, `bob's public id ${joined.socketId}`);
     assert.equal(joined.display_name, 'Bob');
 
     d.emit('join-audio-session', { sessionId, userId: dan.user.id, display_name: 'Dan' });
@@ -89,10 +96,10 @@ test('the PROTOCOL.md scenario with socket.io-client', async (t) => {
 
   await t.test('take control: the whole room hears', async () => {
     a.emit('music-take-control', { sessionId, userId: ann.user.id });
-    for (const s of [a, b]) {
+    for (const [s, id] of [[a, a.id], [b, annPublic]]) {
       const changed = await s.next('music-controller-changed');
       assert.equal(changed.userId, ann.user.id);
-      assert.equal(changed.controllerId, a.id);
+      assert.equal(changed.controllerId, id);
     }
   });
 
@@ -105,7 +112,7 @@ test('the PROTOCOL.md scenario with socket.io-client', async (t) => {
     assert.equal(play.track.title, 'Highway Song');
     assert.equal(play.timestamp, now);
     assert.equal(play.userId, ann.user.id);
-    assert.equal(play.controllerId, a.id);
+    assert.equal(play.controllerId, annPublic);
     a.emit('music-control', { sessionId, action: 'pause', position: 3, timestamp: now + 1 });
     assert.equal((await b.next('music-pause')).position, 3);
     a.emit('music-control', { sessionId, action: 'seek', position: 42.5, timestamp: now + 2 });
@@ -223,7 +230,7 @@ test('the PROTOCOL.md scenario with socket.io-client', async (t) => {
     b.emit('join-audio-session', { sessionId, userId: bob.user.id, display_name: 'Bob' });
     const state = await b.next('music-session-state', (s) => s.is_playing);
     assert.equal(state.controller_id, ann.user.id);
-    assert.equal(state.controller_socket_id, a.id);
+    assert.equal(state.controller_socket_id, annPublic);
     assert.equal(state.currently_playing.track.title, 'Highway Song');
     assert.ok(state.currently_playing.position >= 10);
   });
@@ -239,13 +246,14 @@ test('the PROTOCOL.md scenario with socket.io-client', async (t) => {
   });
 
   await t.test('upload, then a ranged download with ETag', async () => {
-    const bytes = randomBytes(64 * 1024);
+    // Real audio (the server probes uploads): a WAV of random samples.
+    const bytes = wav(randomBytes(64 * 1024 - 44));
     const sha = createHash('sha256').update(bytes).digest('hex');
     const form = new FormData();
     form.append('title', 'Uploaded');
     form.append('artist', 'Me');
     form.append('duration', '12.5');
-    form.append('file', new Blob([bytes], { type: 'audio/mpeg' }), 'song.mp3');
+    form.append('file', new Blob([bytes], { type: 'audio/wav' }), 'song.wav');
     const up = await rest(server.url, 'POST', '/api/music/upload', { token: ann.token, body: form });
     assert.equal(up.status, 201, JSON.stringify(up.body));
     assert.equal(up.body.track.sha256, sha);

@@ -1,8 +1,5 @@
 //! Accounts: argon2 password hashes and HS256 JWTs, and the axum extractor that
 //! turns `Authorization: Bearer <JWT>` into the caller's user id.
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jamz_proto::UserId;
@@ -13,7 +10,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long a token stays valid. A road trip lasts days and the app must work
-/// offline in between, so sign-ins are long-lived, like the web app's.
+/// offline in between, so sign-ins are long-lived, like the web app's; a token
+/// is revoked by bumping its user's token version (logout, password change).
 const TOKEN_LIFETIME_SECS: u64 = 30 * 24 * 3600;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,6 +22,16 @@ struct Claims {
     username: String,
     iat: u64,
     exp: u64,
+    /// The user's token version at issue (tokens from before versions: 0).
+    #[serde(default)]
+    ver: i64,
+}
+
+/// Who a valid token was issued to, and under which token version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSubject {
+    pub user: UserId,
+    pub version: i64,
 }
 
 #[derive(Clone)]
@@ -40,7 +48,7 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, user: UserId, username: &str) -> Result<String, ApiError> {
+    pub fn issue(&self, user: UserId, username: &str, version: i64) -> Result<String, ApiError> {
         let iat = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -51,45 +59,36 @@ impl TokenKeys {
             username: username.to_string(),
             iat,
             exp: iat + TOKEN_LIFETIME_SECS,
+            ver: version,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("sign token: {e}")))
     }
 
-    /// The user a token was issued to, or `None` for anything invalid.
-    pub fn verify(&self, token: &str) -> Option<UserId> {
+    /// Whom a token was issued to, or `None` for anything invalid. Whether it
+    /// is still current is [`AppState::current_user`]'s question.
+    pub fn verify(&self, token: &str) -> Option<TokenSubject> {
         let validation = Validation::new(Algorithm::HS256);
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .ok()
-            .map(|data| data.claims.id)
+            .map(|data| TokenSubject {
+                user: data.claims.id,
+                version: data.claims.ver,
+            })
     }
 }
 
-/// Hashes on a blocking thread: argon2 is deliberately slow.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ApiError::Internal(format!("hash password: {e}")))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
-}
-
-pub async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
+impl AppState {
+    /// The user of a token that is valid and not revoked: the user exists (a
+    /// token outliving its user is as bad as a forged one) and its version is
+    /// the user's current one.
+    pub async fn current_user(&self, token: &str) -> Result<Option<UserId>, ApiError> {
+        let Some(subject) = self.keys.verify(token) else {
+            return Ok(None);
+        };
+        let current = self.db.token_version(subject.user).await?;
+        Ok((current == Some(subject.version)).then_some(subject.user))
+    }
 }
 
 /// The authenticated caller of a REST route.
@@ -115,13 +114,9 @@ impl FromRequestParts<AppState> for AuthUser {
                 ApiError::Unauthorized("Authorization must be `Bearer <token>`".into())
             })?;
         let user = state
-            .keys
-            .verify(token.trim())
+            .current_user(token.trim())
+            .await?
             .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
-        // A token outliving its user (database replaced) is as bad as a forged one.
-        if !state.db.user_exists(user).await? {
-            return Err(ApiError::Unauthorized("invalid or expired token".into()));
-        }
         Ok(AuthUser(user))
     }
 }

@@ -27,6 +27,7 @@ pub struct UserRow {
     pub username: String,
     pub email: String,
     pub password_hash: String,
+    pub token_version: i64,
 }
 
 pub struct SessionRow {
@@ -43,7 +44,19 @@ pub struct SessionRow {
 impl Db {
     pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+            crate::fsperm::create_private_dir(dir).map_err(sqlx::Error::Io)?;
+        }
+        // Created (or tightened) as 0600 before SQLite opens it: SQLite gives
+        // the -wal and -shm files the database file's mode.
+        crate::fsperm::private_file()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(sqlx::Error::Io)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            crate::fsperm::make_private(Path::new(&name)).map_err(sqlx::Error::Io)?;
         }
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
@@ -87,18 +100,13 @@ impl Db {
 
     pub async fn user_by_login(&self, login: &str) -> ApiResult<Option<UserRow>> {
         let row = sqlx::query(
-            "SELECT id, username, email, password_hash FROM users WHERE username = ? OR email = ?",
+            "SELECT id, username, email, password_hash, token_version FROM users WHERE username = ? OR email = ?",
         )
         .bind(login)
         .bind(login)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| UserRow {
-            id: r.get(0),
-            username: r.get(1),
-            email: r.get(2),
-            password_hash: r.get(3),
-        }))
+        Ok(row.map(Self::user_row))
     }
 
     pub async fn touch_login(&self, id: UserId) -> ApiResult<()> {
@@ -110,12 +118,55 @@ impl Db {
         Ok(())
     }
 
-    pub async fn user_exists(&self, id: UserId) -> ApiResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
+    /// The user's current token version; `None` if there is no such user.
+    pub async fn token_version(&self, id: UserId) -> ApiResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT token_version FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Revokes every token issued so far; returns the new version.
+    pub async fn bump_token_version(&self, id: UserId) -> ApiResult<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE users SET token_version = token_version + 1 WHERE id = ? RETURNING token_version",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A new password hash; every token issued so far is revoked. Returns the new version.
+    pub async fn set_password(&self, id: UserId, hash: &str) -> ApiResult<i64> {
+        Ok(sqlx::query_scalar(
+            "UPDATE users SET password_hash = ?, token_version = token_version + 1 WHERE id = ? RETURNING token_version",
+        )
+        .bind(hash)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> ApiResult<Option<UserRow>> {
+        let row = sqlx::query(
+            "SELECT id, username, email, password_hash, token_version FROM users WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Self::user_row))
+    }
+
+    fn user_row(r: sqlx::sqlite::SqliteRow) -> UserRow {
+        UserRow {
+            id: r.get(0),
+            username: r.get(1),
+            email: r.get(2),
+            password_hash: r.get(3),
+            token_version: r.get(4),
+        }
     }
 
     pub async fn user_id_by_username(&self, username: &str) -> ApiResult<Option<UserId>> {
@@ -227,6 +278,33 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Removes `user` from the group. Returns whether they were a member.
+    pub async fn remove_member(&self, group: &str, user: UserId) -> ApiResult<bool> {
+        let r = sqlx::query("DELETE FROM group_members WHERE group_id = ? AND user_id = ?")
+            .bind(group)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() > 0 {
+            sqlx::query("UPDATE groups SET updated_at = ? WHERE id = ?")
+                .bind(now_ms())
+                .bind(group)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The group's session id, if it has one.
+    pub async fn session_id_of_group(&self, group: &str) -> ApiResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM sessions WHERE group_id = ?")
+                .bind(group)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     // --------------------------------------------------------------- sessions
@@ -394,11 +472,13 @@ impl Db {
 
     // -------------------------------------------------------------- locations
 
+    /// Stores a fix. `shared_with` is the session and its group where the owner
+    /// shared it; without one the fix is the owner's history only, shown nowhere.
     #[allow(clippy::too_many_arguments)]
     pub async fn add_location(
         &self,
         user: UserId,
-        session: Option<&str>,
+        shared_with: Option<(&str, &str)>,
         latitude: f64,
         longitude: f64,
         accuracy: Option<f64>,
@@ -407,11 +487,12 @@ impl Db {
         timestamp: f64,
     ) -> ApiResult<()> {
         sqlx::query(
-            "INSERT INTO locations (user_id, session_id, latitude, longitude, accuracy, speed, heading, timestamp, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO locations (user_id, session_id, group_id, latitude, longitude, accuracy, speed, heading, timestamp, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(user)
-        .bind(session)
+        .bind(shared_with.map(|(session, _)| session))
+        .bind(shared_with.map(|(_, group)| group))
         .bind(latitude)
         .bind(longitude)
         .bind(accuracy)
@@ -424,12 +505,14 @@ impl Db {
         Ok(())
     }
 
-    /// Every member's last reported position.
+    /// Every member's last position shared with this group (never one shared
+    /// elsewhere: being added to a group is no consent to be tracked in it).
     pub async fn latest_locations(&self, group: &str) -> ApiResult<Vec<Location>> {
         let rows = sqlx::query(
             "SELECT l.user_id, l.latitude, l.longitude, l.accuracy, l.speed, l.heading, l.timestamp
              FROM group_members m
-             JOIN locations l ON l.id = (SELECT MAX(id) FROM locations WHERE user_id = m.user_id)
+             JOIN locations l ON l.id = (SELECT MAX(id) FROM locations
+                                         WHERE user_id = m.user_id AND group_id = m.group_id)
              WHERE m.group_id = ? ORDER BY l.user_id",
         )
         .bind(group)

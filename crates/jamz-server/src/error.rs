@@ -23,6 +23,14 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Too many attempts; retry after this many seconds (429).
+    #[error("too many attempts; retry in {0} s")]
+    Throttled(u64),
+    /// The server is at capacity; retry after this many seconds (503).
+    #[error("the server is busy; retry in {0} s")]
+    Busy(u64),
+    #[error("upload too slow: {0}")]
+    TooSlow(String),
     #[error("range not satisfiable: {0}")]
     RangeNotSatisfiable(String),
     #[error("database: {0}")]
@@ -45,6 +53,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Io(e) if is_disk_full(e) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Database(_) | Self::Io(_) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -60,7 +71,11 @@ fn is_disk_full(e: &std::io::Error) -> bool {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        let retry_after = match self {
+            Self::Throttled(s) | Self::Busy(s) => Some(s),
+            _ => None,
+        };
+        if status.is_server_error() && !matches!(self, Self::Busy(_)) {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::debug!(error = %self, %status, "request refused");
@@ -73,7 +88,14 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        (status, Json(ErrorBody { error: message })).into_response()
+        let mut response = (status, Json(ErrorBody { error: message })).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 

@@ -6,15 +6,20 @@
 mod args;
 mod auth;
 mod clock;
+mod conn;
 mod db;
 mod error;
+mod fsperm;
+mod hasher;
 mod live;
 mod playlist;
+mod probe;
 mod realtime;
 mod rest;
 mod service;
 mod state;
 mod store;
+mod throttle;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -52,6 +57,46 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     pub max_event_bytes: u64,
     pub limits: Limits,
+    /// Threads checking passwords (each check holds about 19 MiB).
+    pub hash_workers: usize,
+    /// Password checks that may wait for a thread; past it, 503.
+    pub hash_queue: usize,
+    /// Login attempts per account, and per client address, per `login_window`.
+    pub login_per_account: u32,
+    pub login_per_address: u32,
+    pub login_window: Duration,
+    /// Time a client has to send a request's head, and to start the next one on
+    /// a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// No byte either way for this long ends a connection. Raised to outlast
+    /// the Engine.IO ping cycle if set lower.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Uploads slower than this (on average, after a grace period) are cut.
+    pub upload_min_bytes_per_sec: u64,
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// A device runs a few sockets and downloads at once; a web app and a node on
+/// one laptop, a few more. Far below what starves the process's descriptors.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// 4 KiB/s: a phone on a weak link still makes it; a client trickling a byte a
+/// second to hold a connection does not.
+pub const DEFAULT_UPLOAD_MIN_BYTES_PER_SEC: u64 = 4096;
+
+/// Password checks that may wait: at a few hundred ms each on 2 cores, the
+/// last of them is answered within a few seconds.
+pub const DEFAULT_HASH_QUEUE: usize = 16;
+pub const DEFAULT_LOGIN_PER_ACCOUNT: u32 = 10;
+pub const DEFAULT_LOGIN_PER_ADDRESS: u32 = 60;
+pub const DEFAULT_LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// About the core count: argon2 is CPU-bound, more threads only add memory.
+pub fn default_hash_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl ServerConfig {
@@ -66,6 +111,16 @@ impl ServerConfig {
             ping_timeout: DEFAULT_PING_TIMEOUT,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             limits: Limits::default(),
+            hash_workers: default_hash_workers(),
+            hash_queue: DEFAULT_HASH_QUEUE,
+            login_per_account: DEFAULT_LOGIN_PER_ACCOUNT,
+            login_per_address: DEFAULT_LOGIN_PER_ADDRESS,
+            login_window: DEFAULT_LOGIN_WINDOW,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            upload_min_bytes_per_sec: DEFAULT_UPLOAD_MIN_BYTES_PER_SEC,
         }
     }
 }
@@ -100,6 +155,7 @@ pub struct BoundServer {
     app: axum::Router,
     io: SocketIo,
     local_addr: SocketAddr,
+    limits: conn::ConnLimits,
 }
 
 /// Opens the database (applying migrations), the file store and the socket.
@@ -144,9 +200,21 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         store,
         live: Arc::new(live::LiveSessions::default()),
         io: io.clone(),
-        playlist_lock: Arc::new(tokio::sync::Mutex::new(())),
         public_url: config.public_url.clone(),
         upload_limit: config.limits.upload,
+        upload_min_rate: config.upload_min_bytes_per_sec,
+        hasher: hasher::Hasher::start(config.hash_workers, config.hash_queue)
+            .map_err(|e| StartError::Other(format!("password threads: {e}")))?,
+        throttle: Arc::new(throttle::Throttle::new(
+            throttle::Rate {
+                attempts: config.login_per_account,
+                window: config.login_window,
+            },
+            throttle::Rate {
+                attempts: config.login_per_address,
+                window: config.login_window,
+            },
+        )),
     };
     realtime::register(state.clone());
     let app = rest::router(state, config.limits)
@@ -162,11 +230,20 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         addr: config.bind,
         source,
     })?;
+    // A websocket is quiet between pings: the idle timeout must outlast a cycle.
+    let ping_cycle = config.ping_interval + config.ping_timeout + Duration::from_secs(5);
+    let limits = conn::ConnLimits {
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout.max(ping_cycle),
+        max_connections: config.max_connections.max(1),
+        max_per_address: config.max_connections_per_address.max(1),
+    };
     Ok(BoundServer {
         listener,
         app,
         io,
         local_addr,
+        limits,
     })
 }
 
@@ -181,12 +258,11 @@ impl BoundServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let io = self.io.clone();
-        let result = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                io.close().await;
-            })
-            .await;
+        let result = conn::serve(self.listener, self.app, self.limits, async move {
+            shutdown.await;
+            io.close().await;
+        })
+        .await;
         tracing::info!("server stopped");
         result
     }
@@ -194,7 +270,7 @@ impl BoundServer {
 
 /// The token-signing secret kept beside the data, created on first start.
 fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<String> {
-    std::fs::create_dir_all(data_dir)?;
+    fsperm::create_private_dir(data_dir)?;
     let path = data_dir.join("jwt-secret");
     match std::fs::read_to_string(&path) {
         Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().to_string()),
@@ -207,11 +283,11 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<String> 
     let tmp = data_dir.join("jwt-secret.tmp");
     {
         use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp)?;
+        let mut f = fsperm::private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(secret.as_bytes())?;
         f.sync_all()?;
     }

@@ -1,7 +1,7 @@
 //! Per-session state kept in memory: the DJ (mirrored from the database) and
 //! playback (PROTOCOL.md: playing and position live in server memory).
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use jamz_proto::{Track, UserId};
 
@@ -44,21 +44,50 @@ pub struct LiveSession {
     pub playback: Playback,
 }
 
+/// One session's state and the lock that serializes its playlist writes. Each
+/// session has its own: a huge reorder in one group never delays another.
+#[derive(Default)]
+struct Slot {
+    live: Mutex<LiveSession>,
+    playlist: Arc<tokio::sync::Mutex<()>>,
+}
+
 #[derive(Default)]
 pub struct LiveSessions {
-    sessions: Mutex<HashMap<String, LiveSession>>,
+    /// Held only to find or insert a slot, never while working on one.
+    sessions: RwLock<HashMap<String, Arc<Slot>>>,
 }
 
 impl LiveSessions {
+    fn slot(&self, session_id: &str) -> Arc<Slot> {
+        // A poisoned lock means a panic elsewhere while holding it; the map is
+        // still consistent (inserts are single calls), keep serving.
+        if let Some(slot) = self
+            .sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session_id)
+        {
+            return slot.clone();
+        }
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(session_id.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Runs `f` on the session's live state, creating it empty if absent.
     pub fn with<R>(&self, session_id: &str, f: impl FnOnce(&mut LiveSession) -> R) -> R {
-        // A poisoned lock means a panic elsewhere while holding it; the data is
-        // plain values, still consistent enough to keep serving.
-        let mut map = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(map.entry(session_id.to_string()).or_default())
+        let slot = self.slot(session_id);
+        let mut live = slot.live.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut live)
+    }
+
+    /// Serializes read-modify-write of this session's playlist.
+    pub async fn lock_playlist(&self, session_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.slot(session_id).playlist.clone().lock_owned().await
     }
 
     pub fn playback_now(&self, session_id: &str) -> (Playback, f64) {

@@ -23,6 +23,28 @@ use crate::state::{AppState, room};
 #[derive(Debug, Clone, Copy)]
 struct SocketUser(UserId);
 
+/// The id other members know a socket by. Never the Engine.IO session id: that
+/// one is a bearer credential for the transport (whoever knows it may post
+/// packets into the session, upgrade it to a websocket or close it), so it is
+/// shown to nobody but its own client, which already has it from the handshake.
+#[derive(Debug, Clone)]
+struct PublicId(String);
+
+impl PublicId {
+    /// 128 random bits, base64url like socket.io's own ids.
+    fn random() -> Self {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes: [u8; 22] = rand::random();
+        Self(
+            bytes
+                .iter()
+                .map(|b| char::from(ALPHABET[usize::from(b & 63)]))
+                .collect(),
+        )
+    }
+}
+
 /// The session a socket has joined.
 #[derive(Debug, Clone)]
 struct Joined {
@@ -66,11 +88,14 @@ pub fn register(state: AppState) {
                 .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string))
                 .ok_or(AuthFailed)?;
             let token = token.strip_prefix("Bearer ").unwrap_or(&token);
-            let user = state.keys.verify(token).ok_or(AuthFailed)?;
-            if !state.db.user_exists(user).await.unwrap_or(false) {
-                return Err(AuthFailed);
-            }
+            let user = state
+                .current_user(token)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(AuthFailed)?;
             s.extensions.insert(SocketUser(user));
+            s.extensions.insert(PublicId::random());
             attach_worker(state, &s);
             Ok::<(), AuthFailed>(())
         }
@@ -132,6 +157,26 @@ fn attach_worker(state: AppState, s: &SocketRef) {
 
 fn user_of(s: &SocketRef) -> Option<UserId> {
     s.extensions.get::<SocketUser>().map(|u| u.0)
+}
+
+/// The socket's id as other members see it.
+fn public_id(s: &SocketRef) -> String {
+    s.extensions
+        .get::<PublicId>()
+        .map(|p| p.0)
+        .unwrap_or_default()
+}
+
+/// `id` (a public id) as `s` itself is shown it: its own public id becomes the
+/// handshake id its client already knows, so that "is that me?" checks of
+/// existing clients (the DJ recognising itself) keep working; any other id is
+/// left as it is.
+fn as_seen_by(s: &SocketRef, id: String) -> String {
+    if !id.is_empty() && id == public_id(s) {
+        s.id.to_string()
+    } else {
+        id
+    }
 }
 
 fn refuse(s: &SocketRef, message: impl Into<String>) {
@@ -244,17 +289,18 @@ async fn join(
             emit_to_self(
                 s,
                 names::MUSIC_SESSION_STATE,
-                &service::session_state(state, &row),
+                &session_state_for(state, s, &row),
             );
             emit_to_self(s, names::CURRENT_PARTICIPANTS, &participants_of(s, &row.id));
             return Ok(());
         }
         leave_current(state, s).await;
     }
-    let display_name = e.display_name.clone();
+    let display_name = service::check_display_name(e.display_name.clone()).map_err(api_message)?;
+    let me = public_id(s);
     state
         .db
-        .participant_joined(&row.id, user, s.id.as_str(), display_name.as_deref())
+        .participant_joined(&row.id, user, &me, display_name.as_deref())
         .await
         .map_err(api_message)?;
     s.join(room(&row.id));
@@ -267,17 +313,17 @@ async fn join(
     let mut controller_moved = false;
     if let Some(c) = service::controller(state, &row)
         && c.user == user
-        && c.socket_id != s.id.as_str()
+        && c.socket_id != me
     {
         state.live.with(&row.id, |live| {
             live.controller = Some(Controller {
                 user,
-                socket_id: s.id.to_string(),
+                socket_id: me.clone(),
             })
         });
         state
             .db
-            .set_controller(&row.id, user, s.id.as_str())
+            .set_controller(&row.id, user, &me)
             .await
             .map_err(api_message)?;
         controller_moved = true;
@@ -285,24 +331,35 @@ async fn join(
     emit_to_self(
         s,
         names::MUSIC_SESSION_STATE,
-        &service::session_state(state, &row),
+        &session_state_for(state, s, &row),
     );
     emit_to_self(s, names::CURRENT_PARTICIPANTS, &participants_of(s, &row.id));
     let joined = ParticipantInfo {
-        socket_id: s.id.to_string(),
+        socket_id: me.clone(),
         user_id: user,
         display_name,
     };
     emit_to_others(s, &row.id, names::PARTICIPANT_JOINED, &joined).await;
     if controller_moved {
         let changed = MusicControllerChanged {
-            controller_id: s.id.to_string(),
+            controller_id: me,
             user_id: user,
             timestamp: now_ms_f64(),
         };
         emit_to_others(s, &row.id, names::MUSIC_CONTROLLER_CHANGED, &changed).await;
     }
     Ok(())
+}
+
+/// The session state as `s` is shown it (its own id as its handshake id).
+fn session_state_for(
+    state: &AppState,
+    s: &SocketRef,
+    row: &crate::db::SessionRow,
+) -> jamz_proto::events::MusicSessionState {
+    let mut st = service::session_state(state, row);
+    st.controller_socket_id = st.controller_socket_id.map(|id| as_seen_by(s, id));
+    st
 }
 
 /// Everyone connected to the session's room, the asker included.
@@ -315,7 +372,7 @@ fn participants_of(s: &SocketRef, session_id: &str) -> CurrentParticipants {
             let user = user_of(&other)?;
             let joined = other.extensions.get::<Joined>()?;
             Some(ParticipantInfo {
-                socket_id: other.id.to_string(),
+                socket_id: as_seen_by(s, public_id(&other)),
                 user_id: user,
                 display_name: joined.display_name,
             })
@@ -331,6 +388,33 @@ async fn leave(state: &AppState, s: &SocketRef, e: LeaveAudioSession) -> Result<
     Ok(())
 }
 
+/// Takes `user`'s sockets out of the session (they left its group): each leaves
+/// the room as if it had sent `leave-audio-session`.
+pub async fn evict(state: &AppState, session_id: &str, user: UserId) {
+    let sockets: Vec<SocketRef> = state
+        .io
+        .to(room(session_id))
+        .sockets()
+        .into_iter()
+        .filter(|s| user_of(s) == Some(user))
+        .collect();
+    for s in sockets {
+        leave_current(state, &s).await;
+    }
+}
+
+/// Disconnects every socket of `user` (their tokens were revoked).
+pub fn disconnect_user(state: &AppState, user: UserId) {
+    for s in state.io.sockets() {
+        if user_of(&s) == Some(user) {
+            let id = s.id;
+            if let Err(e) = s.disconnect() {
+                tracing::debug!(socket = %id, error = %e, "disconnect failed");
+            }
+        }
+    }
+}
+
 /// Leaves the joined session, if any: history row closed, the others told.
 async fn leave_current(state: &AppState, s: &SocketRef) {
     let Some(joined) = s.extensions.remove::<Joined>() else {
@@ -339,13 +423,13 @@ async fn leave_current(state: &AppState, s: &SocketRef) {
     let Some(user) = user_of(s) else { return };
     if let Err(e) = state
         .db
-        .participant_left(&joined.session_id, s.id.as_str())
+        .participant_left(&joined.session_id, &public_id(s))
         .await
     {
         tracing::error!(socket = %s.id, error = %e, "could not record leave");
     }
     let left = ParticipantLeft {
-        socket_id: s.id.to_string(),
+        socket_id: public_id(s),
         user_id: user,
     };
     emit_to_others(s, &joined.session_id, names::PARTICIPANT_LEFT, &left).await;
@@ -364,30 +448,33 @@ async fn take_control(
         .await
         .map_err(api_message)?;
     service::controller(state, &row); // load before overwriting
+    let me = public_id(s);
     state
         .db
-        .set_controller(&row.id, user, s.id.as_str())
+        .set_controller(&row.id, user, &me)
         .await
         .map_err(api_message)?;
     state.live.with(&row.id, |live| {
         live.controller = Some(Controller {
             user,
-            socket_id: s.id.to_string(),
+            socket_id: me.clone(),
         })
     });
-    let changed = MusicControllerChanged {
+    let timestamp = now_ms_f64();
+    tracing::info!(socket = %s.id, user, session = %row.id, "took control");
+    // The taker hears its own handshake id, the room the public one.
+    let to_self = MusicControllerChanged {
         controller_id: s.id.to_string(),
         user_id: user,
-        timestamp: now_ms_f64(),
+        timestamp,
     };
-    tracing::info!(socket = %s.id, user, session = %row.id, "took control");
-    if let Err(err) = s
-        .within(room(&row.id))
-        .emit(names::MUSIC_CONTROLLER_CHANGED, &changed)
-        .await
-    {
-        tracing::warn!(error = %err, "broadcast music-controller-changed failed");
-    }
+    emit_to_self(s, names::MUSIC_CONTROLLER_CHANGED, &to_self);
+    let to_others = MusicControllerChanged {
+        controller_id: me,
+        user_id: user,
+        timestamp,
+    };
+    emit_to_others(s, &row.id, names::MUSIC_CONTROLLER_CHANGED, &to_others).await;
     Ok(())
 }
 
@@ -418,6 +505,9 @@ async fn control(
 ) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
     check_position(e.position)?;
+    if let Some(t) = &e.track {
+        service::check_track(t).map_err(api_message)?;
+    }
     require_dj(state, &joined.session_id, user)?;
     use jamz_proto::events::ControlAction::*;
     let now = now_ms_f64();
@@ -442,7 +532,7 @@ async fn control(
         position: e.position,
         track,
         timestamp: e.timestamp,
-        controller_id: Some(s.id.to_string()),
+        controller_id: Some(public_id(s)),
         user_id: Some(user),
     };
     emit_to_others(s, &joined.session_id, e.action.relay_event(), &relay).await;
@@ -517,6 +607,10 @@ async fn location_update(
 ) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
     jamz_proto::validate_coordinates(e.latitude, e.longitude)?;
+    // Membership may have ended since the join (the member left the group).
+    let row = service::member_session(state, &joined.session_id, user)
+        .await
+        .map_err(api_message)?;
     for (name, v) in [
         ("accuracy", e.accuracy),
         ("speed", e.speed),
@@ -530,7 +624,7 @@ async fn location_update(
         .db
         .add_location(
             user,
-            Some(&joined.session_id),
+            Some((&row.id, &row.group_id)),
             e.latitude,
             e.longitude,
             e.accuracy,

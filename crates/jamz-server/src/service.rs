@@ -141,22 +141,86 @@ async fn broadcast_playlist(
     }
 }
 
-/// Checks a proposed track and gives it an id if it has none.
-pub fn prepare_track(mut track: Track, added_by: UserId) -> ApiResult<Track> {
-    if track.title.trim().is_empty() {
-        return Err(ApiError::Unprocessable("a track needs a title".into()));
+/// Longest title or artist of a track (characters).
+pub const MAX_TAG_CHARS: usize = 300;
+/// Longest URL (track, album art, preview).
+pub const MAX_URL_CHARS: usize = 2048;
+/// Longest id-like field (track id, YouTube id, content hash).
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest display name in a session.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+fn check_len(name: &str, value: &str, max: usize) -> ApiResult<()> {
+    if value.chars().count() > max {
+        return Err(ApiError::Unprocessable(format!(
+            "{name} is longer than {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Only web URLs: a `javascript:` or `file:` URL handed to a browser's player
+/// or `<img>` is an attack, not a track.
+fn check_url(name: &str, value: &str) -> ApiResult<()> {
+    check_len(name, value, MAX_URL_CHARS)?;
+    let v = value.trim().to_ascii_lowercase();
+    if v.is_empty() || v.starts_with("http://") || v.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "{name} must be an http or https URL"
+        )))
+    }
+}
+
+/// The limits every track obeys, wherever it comes from (REST, a playlist or a
+/// control event).
+pub fn check_track(track: &Track) -> ApiResult<()> {
+    check_len("track id", &track.id, MAX_ID_CHARS)?;
+    check_len("title", &track.title, MAX_TAG_CHARS)?;
+    check_len("artist", &track.artist, MAX_TAG_CHARS)?;
+    check_url("url", &track.url)?;
+    for (name, v) in [
+        ("album_art", &track.album_art),
+        ("spotify_preview_url", &track.spotify_preview_url),
+    ] {
+        if let Some(v) = v {
+            check_url(name, v)?;
+        }
+    }
+    for (name, v) in [("youtube_id", &track.youtube_id), ("sha256", &track.sha256)] {
+        if let Some(v) = v {
+            check_len(name, v, MAX_ID_CHARS)?;
+        }
     }
     if track.duration.is_some_and(|d| !d.is_finite() || d < 0.0) {
         return Err(ApiError::Unprocessable(
             "track duration must be a non-negative number".into(),
         ));
     }
+    Ok(())
+}
+
+/// A display name as stored and relayed: trimmed, within the limit.
+pub fn check_display_name(name: Option<String>) -> ApiResult<Option<String>> {
+    let name = name.map(|n| n.trim().to_string());
+    if let Some(n) = &name {
+        check_len("display_name", n, MAX_DISPLAY_NAME_CHARS)?;
+    }
+    Ok(name)
+}
+
+/// Checks a proposed track and gives it an id if it has none. `uploaded_by` is
+/// the caller (from the token), whatever the client wrote there.
+pub fn prepare_track(mut track: Track, added_by: UserId) -> ApiResult<Track> {
+    if track.title.trim().is_empty() {
+        return Err(ApiError::Unprocessable("a track needs a title".into()));
+    }
+    check_track(&track)?;
     if track.id.trim().is_empty() {
         track.id = new_object_id();
     }
-    if track.uploaded_by.is_none() {
-        track.uploaded_by = Some(added_by);
-    }
+    track.uploaded_by = Some(added_by);
     Ok(track)
 }
 
@@ -173,7 +237,7 @@ pub async fn append_track(
     track: Track,
     origin: Origin<'_>,
 ) -> ApiResult<(Vec<Track>, bool)> {
-    let _guard = state.playlist_lock.lock().await;
+    let _guard = state.live.lock_playlist(session_id).await;
     let row = state
         .db
         .session(session_id)
@@ -195,7 +259,7 @@ pub async fn remove_track(
     user: UserId,
     track_id: &str,
 ) -> ApiResult<Vec<Track>> {
-    let _guard = state.playlist_lock.lock().await;
+    let _guard = state.live.lock_playlist(session_id).await;
     let row = member_session(state, session_id, user).await?;
     if !is_dj(state, &row, user) {
         return Err(ApiError::Forbidden("only the DJ may delete tracks".into()));
@@ -220,7 +284,7 @@ pub async fn reorder_tracks(
     user: UserId,
     order: &[String],
 ) -> ApiResult<Vec<Track>> {
-    let _guard = state.playlist_lock.lock().await;
+    let _guard = state.live.lock_playlist(session_id).await;
     let row = member_session(state, session_id, user).await?;
     if !is_dj(state, &row, user) {
         return Err(ApiError::Forbidden("only the DJ may reorder tracks".into()));
@@ -240,11 +304,22 @@ pub async fn replace_playlist(
     proposed: Vec<Track>,
     socket: &socketioxide::extract::SocketRef,
 ) -> ApiResult<Vec<Track>> {
-    let _guard = state.playlist_lock.lock().await;
+    let _guard = state.live.lock_playlist(session_id).await;
     let row = member_session(state, session_id, user).await?;
     let mut prepared = Vec::with_capacity(proposed.len());
     for t in proposed {
         prepared.push(prepare_track(t, user)?);
+    }
+    // A track already in the playlist keeps who added it.
+    let added_by: std::collections::HashMap<&str, Option<UserId>> = row
+        .playlist
+        .iter()
+        .map(|t| (t.id.as_str(), t.uploaded_by))
+        .collect();
+    for t in &mut prepared {
+        if let Some(by) = added_by.get(t.id.as_str()) {
+            t.uploaded_by = *by;
+        }
     }
     let list = if is_dj(state, &row, user) {
         playlist::dedupe(prepared)
@@ -254,4 +329,67 @@ pub async fn replace_playlist(
     state.db.save_playlist(session_id, &list).await?;
     broadcast_playlist(state, session_id, &list, Origin::Socket(socket)).await;
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn track(i: usize) -> Track {
+        Track {
+            id: format!("t{i}"),
+            title: format!("Track {i}"),
+            url: format!("http://cdn.example/{i}.mp3"),
+            ..Track::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_sessions_append_completes_while_a_huge_reorder_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::test_state(dir.path()).await;
+        let ann = state
+            .db
+            .create_user("ann", "ann@e.test", "x")
+            .await
+            .unwrap();
+        state.db.create_group("ga", "A", "", ann).await.unwrap();
+        state.db.create_group("gb", "B", "", ann).await.unwrap();
+        let a = state.db.session_for_group("ga", ann).await.unwrap().id;
+        let b = state.db.session_for_group("gb", ann).await.unwrap().id;
+        let tracks: Vec<Track> = (0..40_000).map(track).collect();
+        state.db.save_playlist(&a, &tracks).await.unwrap();
+        state.live.with(&a, |live| {
+            live.controller_loaded = true;
+            live.controller = Some(Controller {
+                user: ann,
+                socket_id: "dj".into(),
+            });
+        });
+        let order: Vec<String> = tracks.iter().rev().map(|t| t.id.clone()).collect();
+
+        // Session A's playlist is busy (held here), so its 40,000-track reorder
+        // is in flight: started and waiting inside A.
+        let held = state.live.lock_playlist(&a).await;
+        let reorder = tokio::spawn({
+            let (state, a) = (state.clone(), a.clone());
+            async move { reorder_tracks(&state, &a, ann, &order).await }
+        });
+        // Session B's append finishes meanwhile: it never waits for A.
+        let appended = tokio::time::timeout(
+            Duration::from_secs(60),
+            append_track(&state, &b, track(1), Origin::Rest),
+        )
+        .await
+        .expect("B's append waited for A's reorder")
+        .unwrap();
+        assert!(appended.1);
+        assert_eq!(appended.0.len(), 1);
+        assert!(!reorder.is_finished(), "A's reorder was still in flight");
+        drop(held);
+        let reordered = reorder.await.unwrap().unwrap();
+        assert_eq!(reordered.first().map(|t| t.id.as_str()), Some("t39999"));
+        assert_eq!(reordered.last().map(|t| t.id.as_str()), Some("t0"));
+    }
 }

@@ -16,8 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::new_object_id;
 use crate::state::AppState;
 
-/// Longest accepted text field (title, artist) in an upload.
-const MAX_TAG_CHARS: usize = 300;
+use crate::service::MAX_TAG_CHARS;
 
 fn mime_for(file_name: &str, declared: Option<&str>) -> ApiResult<String> {
     if let Some(m) = declared.map(str::to_ascii_lowercase) {
@@ -57,19 +56,45 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn text_field(name: &str, value: String) -> ApiResult<String> {
-    let value = value.trim().to_string();
+/// A short text field of the form, read with a byte cap: the whole upload
+/// limit must not be spendable on a "title".
+async fn text_field(
+    name: &str,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> ApiResult<String> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_err)? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_TAG_CHARS * 4 {
+            return Err(too_long(name));
+        }
+    }
+    let value = String::from_utf8(bytes)
+        .map_err(|_| ApiError::BadRequest(format!("{name} is not UTF-8")))?
+        .trim()
+        .to_string();
     if value.chars().count() > MAX_TAG_CHARS {
-        return Err(ApiError::Unprocessable(format!(
-            "{name} is longer than {MAX_TAG_CHARS} characters"
-        )));
+        return Err(too_long(name));
     }
     Ok(value)
 }
 
+fn too_long(name: &str) -> ApiError {
+    ApiError::Unprocessable(format!("{name} is longer than {MAX_TAG_CHARS} characters"))
+}
+
+fn multipart_err(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge("upload exceeds the size limit".into())
+    } else {
+        ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    }
+}
+
 /// How much of a refused upload is read before answering: a client that sent
-/// a small body gets the 401 instead of a reset connection (EPIPE).
-const REFUSED_UPLOAD_DRAIN_BYTES: usize = 256 * 1024;
+/// a body not far over the limit (or a small one without a token) gets the
+/// 401/413/415 instead of a reset connection (EPIPE).
+pub const REFUSED_UPLOAD_DRAIN_BYTES: usize = 1024 * 1024;
 
 pub async fn upload(
     State(state): State<AppState>,
@@ -80,56 +105,71 @@ pub async fn upload(
     let user = match auth {
         Ok(AuthUser(user)) => user,
         Err(e) => {
-            let mut drained = 0;
-            while drained < REFUSED_UPLOAD_DRAIN_BYTES {
-                match form.next_field().await {
-                    Ok(Some(mut field)) => {
-                        while let Ok(Some(chunk)) = field.chunk().await {
-                            drained += chunk.len();
-                            if drained >= REFUSED_UPLOAD_DRAIN_BYTES {
-                                break;
-                            }
-                        }
-                    }
-                    _ => break,
-                }
-            }
+            drain(&mut form).await;
             return Err(e);
         }
     };
-    let multipart_err = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge("upload exceeds the size limit".into())
-        } else {
-            ApiError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    match store_upload(&state, &headers, user, &mut form).await {
+        Ok(stored) => Ok(stored),
+        Err(e) => {
+            drain(&mut form).await;
+            Err(e)
         }
-    };
+    }
+}
+
+/// Reads (and drops) what is left of a refused upload, up to
+/// [`REFUSED_UPLOAD_DRAIN_BYTES`], so that the client reads the answer.
+async fn drain(form: &mut Multipart) {
+    let mut drained = 0;
+    while drained < REFUSED_UPLOAD_DRAIN_BYTES {
+        match form.next_field().await {
+            Ok(Some(mut field)) => {
+                while let Ok(Some(chunk)) = field.chunk().await {
+                    drained += chunk.len();
+                    if drained >= REFUSED_UPLOAD_DRAIN_BYTES {
+                        break;
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+}
+
+async fn store_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: jamz_proto::UserId,
+    form: &mut Multipart,
+) -> ApiResult<(StatusCode, Json<TrackResponse>)> {
     let (mut title, mut artist, mut duration) = (None, None, None);
     let mut stored = None;
     while let Some(field) = form.next_field().await.map_err(multipart_err)? {
         match field.name().unwrap_or("") {
             "file" => {
                 let file_name = field.file_name().unwrap_or("upload").to_string();
-                let mime = mime_for(&file_name, field.content_type())?;
-                let stream = field.map_err(|e| e.body_text());
-                let file = state
+                // A declared type that is not audio is refused early; the type
+                // stored and served is the one the probe finds.
+                mime_for(&file_name, field.content_type())?;
+                let stream = field.map_err(multipart_err);
+                let probe_name = file_name.clone();
+                let (file, mime) = state
                     .store
-                    .put(Box::pin(stream), state_upload_limit(&state))
+                    .put(
+                        Box::pin(stream),
+                        state.upload_limit,
+                        state.upload_min_rate,
+                        move |path| {
+                            crate::probe::audio_type(path, &probe_name)
+                                .map_err(ApiError::UnsupportedMediaType)
+                        },
+                    )
                     .await?;
-                stored = Some((file, mime, file_name));
+                stored = Some((file, mime.to_string(), file_name));
             }
-            "title" => {
-                title = Some(text_field(
-                    "title",
-                    field.text().await.map_err(multipart_err)?,
-                )?)
-            }
-            "artist" => {
-                artist = Some(text_field(
-                    "artist",
-                    field.text().await.map_err(multipart_err)?,
-                )?)
-            }
+            "title" => title = Some(text_field("title", field).await?),
+            "artist" => artist = Some(text_field("artist", field).await?),
             "duration" => {
                 let text = field.text().await.map_err(multipart_err)?;
                 let d: f64 = text.trim().parse().map_err(|_| {
@@ -153,20 +193,20 @@ pub async fn upload(
         ));
     };
     state.db.add_file(&file.key, file.size, &mime, user).await?;
-    let stem = file_name
+    // The file name is the title of last resort: cut to the tag limit.
+    let stem: String = file_name
         .rsplit_once('.')
         .map_or(file_name.as_str(), |(s, _)| s)
-        .to_string();
+        .trim()
+        .chars()
+        .take(MAX_TAG_CHARS)
+        .collect();
     let track = Track {
         id: new_object_id(),
         title: title.filter(|t| !t.is_empty()).unwrap_or(stem),
         artist: artist.unwrap_or_default(),
         source: TrackSource::Upload,
-        url: format!(
-            "{}/api/music/files/{}",
-            base_url(&state, &headers),
-            file.key
-        ),
+        url: format!("{}/api/music/files/{}", base_url(state, headers), file.key),
         duration,
         size: Some(file.size),
         sha256: Some(file.key.clone()),
@@ -177,10 +217,6 @@ pub async fn upload(
     state.db.add_track(&track, &file.key).await?;
     tracing::info!(user, key = %file.key, size = file.size, "upload stored");
     Ok((StatusCode::CREATED, Json(TrackResponse { track })))
-}
-
-fn state_upload_limit(state: &AppState) -> u64 {
-    state.upload_limit
 }
 
 /// A parsed `Range: bytes=...` header (one range; several are answered whole).
@@ -243,7 +279,14 @@ pub async fn download(
     if header_str(header::IF_NONE_MATCH)
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            ],
+        )
+            .into_response());
     }
     let mut file = tokio::fs::File::open(&path).await?;
     let len = file.metadata().await?.len();
@@ -256,6 +299,7 @@ pub async fn download(
         b.header(header::ETAG, &etag)
             .header(header::ACCEPT_RANGES, "bytes")
             .header(header::CONTENT_TYPE, &mime)
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
             .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
     };
     let response = match parse_range(range_header, len) {

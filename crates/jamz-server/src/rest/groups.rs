@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jamz_proto::rest::{AddMemberRequest, CreateGroupRequest, GroupResponse, GroupsResponse};
 
-use super::ApiJson;
+use super::{ApiJson, ClientAddr};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::service::new_object_id;
@@ -55,6 +55,7 @@ pub async fn create(
 pub async fn add_member(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path(group_id): Path<String>,
     ApiJson(body): ApiJson<AddMemberRequest>,
 ) -> ApiResult<Json<GroupResponse>> {
@@ -63,11 +64,18 @@ pub async fn add_member(
         .group(&group_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no group {group_id}")))?;
-    if group.creator_id != user {
+    // A creator who left the group is no longer its admin.
+    if group.creator_id != user || !group.members.contains(&user) {
         return Err(ApiError::Forbidden(
             "only the group's creator may add members".into(),
         ));
     }
+    // "No user named X" tells which names exist: lookups are limited like
+    // logins, per caller and per address.
+    state
+        .throttle
+        .attempt(&format!("lookup:{user}"), addr)
+        .map_err(|t| ApiError::Throttled(t.retry_after_secs))?;
     let member = state
         .db
         .user_id_by_username(body.username.trim())
@@ -80,4 +88,26 @@ pub async fn add_member(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no group {group_id}")))?;
     Ok(Json(GroupResponse { group }))
+}
+
+/// (ext) `DELETE /api/groups/:groupId/members/me`: the caller leaves the group.
+/// Their sockets leave its session and their positions are no longer shown in it.
+pub async fn leave(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(group_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if state.db.group(&group_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no group {group_id}")));
+    }
+    if !state.db.remove_member(&group_id, user).await? {
+        return Err(ApiError::Forbidden(
+            "you are not a member of this group".into(),
+        ));
+    }
+    if let Some(session) = state.db.session_id_of_group(&group_id).await? {
+        crate::realtime::evict(&state, &session, user).await;
+    }
+    tracing::info!(user, group = %group_id, "left group");
+    Ok(Json(serde_json::json!({"success": true})))
 }

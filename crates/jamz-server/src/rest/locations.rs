@@ -32,14 +32,17 @@ pub async fn report(
     check_optional("accuracy", body.accuracy)?;
     check_optional("speed", body.speed)?;
     check_optional("heading", body.heading)?;
-    if let Some(session) = &body.session_id {
-        service::member_session(&state, session, user).await?;
-    }
+    let shared_with = match &body.session_id {
+        Some(session) => Some(service::member_session(&state, session, user).await?),
+        None => None,
+    };
     state
         .db
         .add_location(
             user,
-            body.session_id.as_deref(),
+            shared_with
+                .as_ref()
+                .map(|row| (row.id.as_str(), row.group_id.as_str())),
             body.latitude,
             body.longitude,
             body.accuracy,

@@ -36,13 +36,19 @@ impl Default for Limits {
 pub fn router(state: AppState, limits: Limits) -> Router {
     let upload = Router::new()
         .route("/api/music/upload", post(files::upload))
-        // The multipart envelope adds a little to the file itself.
-        .layer(DefaultBodyLimit::max(limits.upload as usize + 64 * 1024));
+        // The multipart envelope adds a little to the file itself; past the
+        // limit, a refused upload is still read for a while (see files::drain).
+        .layer(DefaultBodyLimit::max(
+            limits.upload as usize + 64 * 1024 + files::REFUSED_UPLOAD_DRAIN_BYTES,
+        ));
     Router::new()
         .route("/api/auth/register", post(accounts::register))
         .route("/api/auth/login", post(accounts::login))
+        .route("/api/auth/logout", post(accounts::logout))
+        .route("/api/auth/password", post(accounts::change_password))
         .route("/api/groups", get(groups::list).post(groups::create))
         .route("/api/groups/{group_id}/members", post(groups::add_member))
+        .route("/api/groups/{group_id}/members/me", delete(groups::leave))
         .route(
             "/api/groups/{group_id}/locations/latest",
             get(locations::latest),
@@ -65,7 +71,36 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(DefaultBodyLimit::max(limits.json_body))
         .merge(upload)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::map_response(nosniff))
         .with_state(state)
+}
+
+/// No response is to be sniffed into another type (an upload served as HTML).
+async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The client's IP address (from the connection), for per-address limits.
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| ApiError::Internal("no client address on the request".into()))?;
+        Ok(Self(addr))
+    }
 }
 
 /// A JSON body decoded by jamz-proto: malformed JSON is a 400, a wrong or
