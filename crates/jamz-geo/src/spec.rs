@@ -1,6 +1,6 @@
 //! The `--location` spec: which source, and how to open it.
 //!
-//! `none` | `manual` | `gpsd[:HOST[:PORT]]` | `nmea:DEVICE[@BAUD]` |
+//! `none` | `manual` | `gpsd` | `gpsd:HOST[:PORT]` | `nmea:DEVICE[@BAUD]` |
 //! `replay:FILE.nmea[@SPEED]` | `replay:FILE.gpx[@SPEED]` | `auto`
 
 use std::fmt;
@@ -60,7 +60,13 @@ impl FromStr for LocationSpec {
             ("none", None) => Ok(LocationSpec::None),
             ("manual", None) => Ok(LocationSpec::Manual),
             ("auto", None) => Ok(LocationSpec::Auto),
-            ("gpsd", arg) => parse_gpsd(arg.unwrap_or("")).map_err(bad),
+            ("gpsd", None) => parse_gpsd("").map_err(bad),
+            // `gpsd:` with nothing after it is more likely a forgotten host than a wish
+            // for the default: say so.
+            ("gpsd", Some("")) => Err(bad(
+                "expected gpsd:HOST[:PORT] (or `gpsd` alone for localhost:2947)".into(),
+            )),
+            ("gpsd", Some(arg)) => parse_gpsd(arg).map_err(bad),
             ("nmea", Some(arg)) => {
                 let (device, baud) = split_suffix(arg);
                 if device.is_empty() {
@@ -255,7 +261,6 @@ mod tests {
             port: p,
         };
         assert_eq!(ok("gpsd"), gpsd("localhost", 2947));
-        assert_eq!(ok("gpsd:"), gpsd("localhost", 2947));
         assert_eq!(ok("gpsd:car.local"), gpsd("car.local", 2947));
         assert_eq!(ok("gpsd:10.0.0.2:3000"), gpsd("10.0.0.2", 3000));
         assert_eq!(ok("gpsd:[::1]:3000"), gpsd("::1", 3000));
@@ -322,6 +327,7 @@ mod tests {
             ("", "expected none"),
             ("gps", "expected none"),
             ("none:x", "expected none"),
+            ("gpsd:", "gpsd:HOST"),
             ("gpsd:host:0", "port `0`"),
             ("gpsd:host:99999", "port `99999`"),
             ("gpsd:[::1", "closing `]`"),
