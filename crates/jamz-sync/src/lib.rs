@@ -31,6 +31,7 @@
 pub mod api;
 mod clock;
 pub mod constants;
+pub mod convoy;
 mod engine;
 mod error;
 mod playlist;

@@ -24,29 +24,21 @@ pub enum NodeAuth {
     },
 }
 
-/// Where location fixes come from (`--location`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocationSource {
-    None,
-    Replay(PathBuf),
-    Gpsd(String),
+/// Where location fixes come from (`--location`): a jamz-geo source spec
+/// (`none`, `manual`, `auto`, `gpsd:HOST:PORT`, `nmea:DEVICE[@BAUD]`, `replay:FILE[@SPEED]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocationSource(pub jamz_geo::LocationSpec);
+
+impl LocationSource {
+    /// No source (the default).
+    #[allow(non_upper_case_globals)]
+    pub const None: LocationSource = LocationSource(jamz_geo::LocationSpec::None);
 }
 
 impl FromStr for LocationSource {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "none" {
-            return Ok(LocationSource::None);
-        }
-        if let Some(f) = s.strip_prefix("replay:").filter(|f| !f.is_empty()) {
-            return Ok(LocationSource::Replay(PathBuf::from(f)));
-        }
-        if let Some(a) = s.strip_prefix("gpsd:").filter(|a| !a.is_empty()) {
-            return Ok(LocationSource::Gpsd(a.to_owned()));
-        }
-        Err(format!(
-            "location source `{s}`: expected replay:FILE.nmea, gpsd:HOST:PORT or none"
-        ))
+        s.parse().map(LocationSource).map_err(|e| e.to_string())
     }
 }
 
@@ -102,11 +94,18 @@ mod tests {
         assert_eq!("none".parse(), Ok(LocationSource::None));
         assert_eq!(
             "replay:/tmp/a.nmea".parse(),
-            Ok(LocationSource::Replay("/tmp/a.nmea".into()))
+            Ok(LocationSource(jamz_geo::LocationSpec::Replay {
+                file: "/tmp/a.nmea".into(),
+                format: jamz_geo::ReplayFormat::Nmea,
+                speed: jamz_geo::ReplaySpeed::Scaled(1.0),
+            }))
         );
         assert_eq!(
             "gpsd:localhost:2947".parse(),
-            Ok(LocationSource::Gpsd("localhost:2947".into()))
+            Ok(LocationSource(jamz_geo::LocationSpec::Gpsd {
+                host: "localhost".into(),
+                port: 2947,
+            }))
         );
         for bad in ["", "replay:", "gps", "gpsd:"] {
             assert!(bad.parse::<LocationSource>().is_err(), "{bad:?}");

@@ -30,6 +30,7 @@ use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 
 mod commands;
 mod config;
+mod location;
 mod offline;
 mod playout;
 mod preload;
@@ -163,15 +164,7 @@ impl Node {
             pending: VecDeque::new(),
             pins: spawn_pinning(cache.clone()),
         };
-        if config.location != LocationSource::None {
-            rt.emit(NodeEvent::error(
-                format!(
-                    "location source {:?} is not available yet (it comes with jamz-geo); manual fixes with the `location` command work",
-                    config.location
-                ),
-                None,
-            ));
-        }
+        let location = location::spawn(config.location.0.clone(), &cmd_tx, rt.events.clone());
         if let Some(message) = output_error {
             rt.emit(NodeEvent::error(message, None));
         }
@@ -182,7 +175,11 @@ impl Node {
             rt.emit_outbox();
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
-        let task = tokio::spawn(rt.run(cmd_rx, link_events, reports_rx, jobs_rx));
+        let task = tokio::spawn(async move {
+            // The location source stops with the runtime.
+            let _location = location;
+            rt.run(cmd_rx, link_events, reports_rx, jobs_rx).await
+        });
         Ok(Node {
             commands: Commander(cmd_tx),
             events: events_rx,
