@@ -1,6 +1,6 @@
 // A browser mesh peer for jamz-mesh's interop test: headless Chromium with one standard
 // RTCPeerConnection and a `music-control` DataChannel. Signaling is carried by whoever runs
-// this script, as JSON lines over stdio, in PROTOCOL.md's `webrtc-signal` payload shape:
+// this script, as JSON lines over stdio, in docs/protocol.md's `webrtc-signal` payload shape:
 //   stdin:  {"signal": {sessionId, from, to, type, data}} | {"send": "text"} | {"quit": true}
 //   stdout: {"signal": {...}} | {"event": "open"|"message"|"state"|"ready", ...} | {"error": "..."}
 // Usage: node tests/js/browser-peer.mjs --me ID --peer ID --session ID [--offer] [--no-mdns]

@@ -1,4 +1,4 @@
-// The whole PROTOCOL.md scenario against a real jamz-server process, driven by
+// The whole docs/protocol.md scenario against a real jamz-server process, driven by
 // the official socket.io-client: proof that the server speaks real Socket.IO
 // to the web app's own client library.
 import { test, before, after } from 'node:test';
@@ -17,7 +17,7 @@ async function register(name) {
   return r.body;
 }
 
-test('the PROTOCOL.md scenario with socket.io-client', async (t) => {
+test('the docs/protocol.md scenario with socket.io-client', async (t) => {
   const ann = await register('ann');
   const bob = await register('bob');
   const carl = await register('carl'); // never a member

@@ -1,5 +1,5 @@
 // A DJ the way the web app is one: the official socket.io-client with its default
-// transports (long-polling, then upgrade), the event shapes of PROTOCOL.md, and
+// transports (long-polling, then upgrade), the event shapes of docs/protocol.md, and
 // "play now" timestamps from its own clock (Date.now()), as the seeds' web client
 // sends them. Driven by tests/tests/node_web_dj.rs, which checks that a native node
 // follows it. Prints one JSON line per timeline anchor it sets:

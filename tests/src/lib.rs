@@ -123,7 +123,7 @@ impl TestServer {
     }
 }
 
-/// `tests/js/ref-server.mjs`: PROTOCOL.md on the official Node `socket.io`
+/// `tests/js/ref-server.mjs`: docs/protocol.md on the official Node `socket.io`
 /// server, in memory. Killed on drop.
 pub struct RefServer {
     pub child: Child,

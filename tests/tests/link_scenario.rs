@@ -1,4 +1,4 @@
-//! The whole PROTOCOL.md scenario with `jamz-link` as the client, written once and
+//! The whole docs/protocol.md scenario with `jamz-link` as the client, written once and
 //! run against two servers: `jamz-server`, and a reference server on the official
 //! Node `socket.io` package (`tests/js/ref-server.mjs`), which proves that the
 //! client speaks real Socket.IO and not only our server's dialect.
@@ -410,7 +410,7 @@ async fn scenario(base: &str, seed: u64) -> Result<()> {
             timestamp: now_ms(),
         })
         .await;
-    // PROTOCOL.md: a validation failure is a 400 or a 422 with {"error"}
+    // docs/protocol.md: a validation failure is a 400 or a 422 with {"error"}
     assert!(
         matches!(
             bad.as_ref().err().and_then(LinkError::status),

@@ -1,5 +1,5 @@
 //! Interoperability with the web app: the DJ is a web-app client (the official
-//! `socket.io-client` with its default transports, the event shapes of PROTOCOL.md,
+//! `socket.io-client` with its default transports, the event shapes of docs/protocol.md,
 //! "play now" timestamps from its own clock: tests/js/web-dj.mjs) and a native node
 //! (`jamz node --json --output wav:...`) follows it. The web DJ prints the timeline
 //! anchors it set (position P at Unix time T); the native node's WAV, put on the

@@ -11,12 +11,12 @@ use crate::output::{self, OutputHandle, lock};
 use crate::spec::OutputSpec;
 use crate::track::{Source, TrackStream};
 
-/// The rate trim band: +-1000 ppm (+-0.1 %), the band of the sync design (ARCHITECTURE.md:
+/// The rate trim band: +-1000 ppm (+-0.1 %), the band of the sync design (docs/architecture.md:
 /// "ratio within +-0.1 %"); Snapcast corrects within +-0.05 %. Past it, the engine seeks.
 pub const MAX_RATE_TRIM_PPM: f64 = 1000.0;
 
 /// Largest per-device latency offset accepted: 2 s, far above the 150-300 ms Bluetooth car
-/// stereos add (notes/sync-anchors.md), and below anything that could only be a unit mistake.
+/// stereos add (docs/architecture.md (timing figures)), and below anything that could only be a unit mistake.
 pub const MAX_LATENCY_OFFSET: Duration = Duration::from_secs(2);
 
 /// Largest volume gain: 1.0 is full scale (no amplification, so no clipping is introduced).

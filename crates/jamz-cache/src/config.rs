@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// The seeds' web cache keeps at most 50 tracks (seeds/architecture.md, "Cache Full
+/// The seeds' web cache keeps at most 50 tracks (docs/protocol.md (playback timing), "Cache Full
 /// (50 tracks): LRU eviction"); the native cache keeps the same default.
 pub const DEFAULT_MAX_TRACKS: usize = 50;
 

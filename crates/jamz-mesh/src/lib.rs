@@ -1,5 +1,5 @@
 //! The peer mesh, sans-IO: one WebRTC peer connection per pair of session members, each
-//! with a `music-control` DataChannel (ordered, 3 retransmissions), as PROTOCOL.md's
+//! with a `music-control` DataChannel (ordered, 3 retransmissions), as docs/protocol.md's
 //! "Peer mesh" gives it.
 //!
 //! Like the engine, a [`Mesh`] never reads a clock and owns no socket. Its owner (the node)

@@ -1,4 +1,4 @@
-//! Mesh messages: PROTOCOL.md's envelope `{type, action?, data, sequence, from, epoch?, sig?}`
+//! Mesh messages: docs/protocol.md's envelope `{type, action?, data, sequence, from, epoch?, sig?}`
 //! as JSON text on `music-control`, with the rules every receiver applies alike: over 64 KiB
 //! is refused, a `(from, sequence)` seen before is dropped (a message may arrive over the
 //! socket and over the mesh, or over two mesh paths), a type this version does not know is

@@ -3,7 +3,7 @@
 //! UDP socket open `music-control` and exchange a message each way, with Chromium's mDNS
 //! hiding of host addresses on (its default: `.local` candidates) and off, with either side
 //! making the offer. Signaling is carried by this test as JSON lines over the script's stdio,
-//! in PROTOCOL.md's `webrtc-signal` shape.
+//! in docs/protocol.md's `webrtc-signal` shape.
 //!
 //! Without chromium (or playwright-core) the test prints why and passes, unless
 //! `JAMZ_REQUIRE_CHROMIUM` is set: then it fails with the reason.

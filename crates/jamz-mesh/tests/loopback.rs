@@ -154,7 +154,7 @@ impl Harness {
     }
 }
 
-/// PROTOCOL.md's `webrtc-signal` payload, exactly as a browser produces it.
+/// docs/protocol.md's `webrtc-signal` payload, exactly as a browser produces it.
 fn assert_protocol_shape(s: &WebrtcSignal) {
     let v = serde_json::to_value(s).unwrap();
     assert_eq!(v["sessionId"], common::SESSION);

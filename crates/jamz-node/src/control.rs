@@ -1,4 +1,4 @@
-//! The JSON-lines control interface of a node (`../shared/NODE_CONTROL.md`): one
+//! The JSON-lines control interface of a node (`docs/node-control.md`): one
 //! [`NodeCommand`] per line in, one [`NodeEvent`] per line out.
 //!
 //! [`parse_command`] never fails hard: a line that is not a command becomes a
@@ -68,7 +68,7 @@ pub enum NodeCommand {
     },
     /// Leave the session and exit 0.
     Quit,
-    // Beyond NODE_CONTROL.md (README "Node control: additions"): the settings a
+    // Beyond docs/node-control.md (README "Node control: additions"): the settings a
     // user changes while a session runs.
     /// How much later than the group this device's sound leaves the speakers
     /// (a Bluetooth link, a car's head unit), 0 ..= 2000 ms: the node plays that
@@ -275,7 +275,7 @@ pub struct CacheSummary {
     pub bytes: u64,
     pub hits: u64,
     pub misses: u64,
-    /// The size limits (beyond NODE_CONTROL.md).
+    /// The size limits (beyond docs/node-control.md).
     #[serde(default)]
     pub max_bytes: u64,
     #[serde(default)]
@@ -313,10 +313,10 @@ pub struct StatusView {
     pub peers: u32,
     pub cache: CacheSummary,
     pub queued: u64,
-    /// The audio output in use (beyond NODE_CONTROL.md).
+    /// The audio output in use (beyond docs/node-control.md).
     #[serde(default)]
     pub output: String,
-    /// The output latency offset in use, ms (beyond NODE_CONTROL.md).
+    /// The output latency offset in use, ms (beyond docs/node-control.md).
     #[serde(default)]
     pub latency_offset_ms: f64,
 }
@@ -404,11 +404,11 @@ pub enum NodeEvent {
         done: u64,
         total: u64,
     },
-    /// Beyond NODE_CONTROL.md: the answer to `outputs`.
+    /// Beyond docs/node-control.md: the answer to `outputs`.
     Outputs {
         outputs: Vec<OutputView>,
     },
-    /// Beyond NODE_CONTROL.md: the changes waiting for the server, oldest first
+    /// Beyond docs/node-control.md: the changes waiting for the server, oldest first
     /// (sent whenever the list changes; empty once all went through).
     Outbox {
         pending: Vec<PendingView>,

@@ -1,6 +1,6 @@
-//! Socket.IO events (PROTOCOL.md, "Socket.IO"), both directions.
+//! Socket.IO events (docs/protocol.md, "Socket.IO"), both directions.
 //!
-//! Field spellings follow PROTOCOL.md message by message (`sessionId` but
+//! Field spellings follow docs/protocol.md message by message (`sessionId` but
 //! `display_name`); the other spelling of each field is accepted on decode.
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -441,7 +441,7 @@ impl ServerEvent {
         }
     }
 
-    /// The event's payload as JSON, in PROTOCOL.md's spelling.
+    /// The event's payload as JSON, in docs/protocol.md's spelling.
     pub fn to_json(&self) -> serde_json::Value {
         fn j<T: Serialize>(v: &T) -> serde_json::Value {
             // Serializing these plain structs cannot fail: every map key is a string.

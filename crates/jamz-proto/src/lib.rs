@@ -1,10 +1,10 @@
-//! Wire types of TrafficJamz's protocol (`PROTOCOL.md`): the shared objects, the
+//! Wire types of TrafficJamz's protocol (`docs/protocol.md`): the shared objects, the
 //! REST bodies, the Socket.IO events and the peer-mesh messages, as serde types.
 //!
 //! Decoding is lenient where the protocol asks for it: both spellings of every
 //! field (snake_case and camelCase, and legacy names such as `fileUrl` for `url`)
 //! are read, unknown fields are ignored. Wrong types are rejected by [`decode`] with
-//! a [`ProtoError`] that names the field. Encoding emits the spelling PROTOCOL.md
+//! a [`ProtoError`] that names the field. Encoding emits the spelling docs/protocol.md
 //! shows for each message.
 
 mod decode;

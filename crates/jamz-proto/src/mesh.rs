@@ -1,4 +1,4 @@
-//! Peer-mesh DataChannel messages (PROTOCOL.md, "Peer mesh").
+//! Peer-mesh DataChannel messages (docs/protocol.md, "Peer mesh").
 use serde::{Deserialize, Serialize};
 
 use crate::events::ControlAction;

@@ -27,7 +27,7 @@ pub enum TrackSource {
     Unknown,
 }
 
-/// A playable track. Encodes as PROTOCOL.md's `Track`.
+/// A playable track. Encodes as docs/protocol.md's `Track`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(from = "TrackWire")]
 pub struct Track {

@@ -1,4 +1,4 @@
-//! Bodies of the REST routes (PROTOCOL.md, "REST").
+//! Bodies of the REST routes (docs/protocol.md, "REST").
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Group, Location, Session, Track, User};

@@ -342,7 +342,7 @@ impl Db {
         row.map(Self::session_row).transpose()
     }
 
-    /// The group's session, created on first call (PROTOCOL.md: GET
+    /// The group's session, created on first call (docs/protocol.md: GET
     /// /api/audio/sessions/group/:groupId).
     pub async fn session_for_group(&self, group: &str, creator: UserId) -> ApiResult<SessionRow> {
         let now = now_ms();

@@ -1,5 +1,5 @@
 //! The server's error type and how it reaches a REST client: a status code and
-//! `{"error": "..."}` (PROTOCOL.md, Conventions).
+//! `{"error": "..."}` (docs/protocol.md, Conventions).
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

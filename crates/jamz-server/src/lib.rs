@@ -1,5 +1,5 @@
 //! The reference TrafficJamz backend: every REST route and Socket.IO event of
-//! `PROTOCOL.md`, on SQLite and a content-addressed file store.
+//! `docs/protocol.md`, on SQLite and a content-addressed file store.
 //!
 //! Run it as the `jamz-server` binary, or embed it (the app's "this device
 //! hosts the session" mode) with [`bind`] and [`BoundServer::run`].

@@ -1,5 +1,5 @@
 //! Per-session state kept in memory: the DJ (mirrored from the database) and
-//! playback (PROTOCOL.md: playing and position live in server memory).
+//! playback (docs/protocol.md: playing and position live in server memory).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 

@@ -7,7 +7,7 @@ use std::io::Write;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Reference TrafficJamz backend (REST + Socket.IO, PROTOCOL.md)"
+    about = "Reference TrafficJamz backend (REST + Socket.IO, docs/protocol.md)"
 )]
 struct Args {
     #[command(flatten)]

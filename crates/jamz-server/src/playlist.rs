@@ -1,10 +1,10 @@
-//! The playlist rules of PROTOCOL.md: any member appends, only the DJ deletes or
+//! The playlist rules of docs/protocol.md: any member appends, only the DJ deletes or
 //! reorders, duplicates (same url, else same title+artist) are dropped.
 use std::collections::{HashMap, HashSet};
 
 use jamz_proto::Track;
 
-/// The duplicate keys of a playlist (PROTOCOL.md: same url, else same
+/// The duplicate keys of a playlist (docs/protocol.md: same url, else same
 /// title+artist, case-insensitive and trimmed), for O(1) checks: a 10,000-track
 /// `playlist-update` compared pairwise took half a minute.
 #[derive(Default)]

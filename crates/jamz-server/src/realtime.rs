@@ -1,4 +1,4 @@
-//! The Socket.IO side of PROTOCOL.md: authentication at CONNECT, session rooms,
+//! The Socket.IO side of docs/protocol.md: authentication at CONNECT, session rooms,
 //! DJ authority, relays, and the `time-sync` clock probe.
 use jamz_proto::events::{
     CurrentParticipants, JoinAudioSession, LeaveAudioSession, LocationRelay, LocationUpdate,
@@ -57,7 +57,7 @@ struct AuthFailed;
 
 impl std::fmt::Display for AuthFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Exactly what PROTOCOL.md says a refused client sees.
+        // Exactly what docs/protocol.md says a refused client sees.
         f.write_str("Authentication failed")
     }
 }

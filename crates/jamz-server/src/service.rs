@@ -109,7 +109,7 @@ pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
 pub enum Origin<'a> {
     /// A REST call: everyone in the room hears.
     Rest,
-    /// A socket event: everyone but that socket hears (PROTOCOL.md: "the others").
+    /// A socket event: everyone but that socket hears (docs/protocol.md: "the others").
     Socket(&'a socketioxide::extract::SocketRef),
 }
 

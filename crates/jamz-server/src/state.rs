@@ -56,7 +56,7 @@ impl AppState {
     }
 }
 
-/// The Socket.IO room of a session (PROTOCOL.md: `audio-<sessionId>`).
+/// The Socket.IO room of a session (docs/protocol.md: `audio-<sessionId>`).
 pub fn room(session_id: &str) -> String {
     format!("audio-{session_id}")
 }

@@ -11,7 +11,7 @@
 //!   (NTP steps and manual clock changes do not reach the engine).
 //! - [`ServerTime`]: milliseconds on the server's clock, the group clock every device
 //!   converts to and from with its estimated offset.
-//! - A protocol `timestamp` is milliseconds on its *sender's* clock (PROTOCOL.md). Our own
+//! - A protocol `timestamp` is milliseconds on its *sender's* clock (docs/protocol.md). Our own
 //!   engines send server-clock timestamps (local + estimated offset).
 use jamz_proto::{Session, Track, UserId};
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ pub enum Input {
     /// The `time-sync {t0}` got no ack (timeout, or the server lacks the extension). After
     /// a few of these with no reply ever, the engine falls back to the seeds' rule.
     TimeSyncFailed { t0: LocalTime },
-    /// A command of the local user (NODE_CONTROL.md).
+    /// A command of the local user (docs/node-control.md).
     Command(Command),
     /// The player's audible position at local instant `at` (`Player::audible_position`),
     /// `None` when nothing is audible. Answer [`AudioCommand::QueryClock`] with it; sending it
@@ -122,7 +122,7 @@ pub struct Heard {
     pub position: f64,
 }
 
-/// The local user's commands (NODE_CONTROL.md); DJ-only ones are refused with an error
+/// The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
 /// notification when this user is not the DJ.
 // A few commands a minute: the size of `Add(Track)` costs nothing, a Box would cost every caller.
 #[allow(clippy::large_enum_variant)]
@@ -153,7 +153,7 @@ pub enum Command {
 }
 
 impl Command {
-    /// The NODE_CONTROL.md name of the command, for `error` events.
+    /// The docs/node-control.md name of the command, for `error` events.
     pub fn name(&self) -> &'static str {
         match self {
             Self::TakeControl => "take-control",
@@ -172,7 +172,7 @@ impl Command {
 /// What the engine asks the node to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Emit a Socket.IO event to the server, `event` in PROTOCOL.md spelling
+    /// Emit a Socket.IO event to the server, `event` in docs/protocol.md spelling
     /// (`jamz_proto::events::names`), `data` its payload.
     Emit {
         event: &'static str,
@@ -190,11 +190,11 @@ pub enum Action {
     Rest(RestCall),
     /// Drive the player.
     Audio(AudioCommand),
-    /// Tell the user (NODE_CONTROL.md events; serializes as one JSON line).
+    /// Tell the user (docs/node-control.md events; serializes as one JSON line).
     Notify(Notification),
 }
 
-/// REST calls of the playlist (PROTOCOL.md, "REST"); the session id is the engine's.
+/// REST calls of the playlist (docs/protocol.md, "REST"); the session id is the engine's.
 // Rare, like commands: kept unboxed for the node's convenience.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -264,7 +264,7 @@ pub struct ClockEstimate {
     pub source: ClockSource,
 }
 
-/// Events for the user (NODE_CONTROL.md spelling; serialize with serde_json for `--json`).
+/// Events for the user (docs/node-control.md spelling; serialize with serde_json for `--json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Notification {
@@ -363,7 +363,7 @@ impl RestartCause {
 }
 
 /// One live connection of a member, as the user sees it (and as the node's `participants`
-/// event lists it: NODE_CONTROL.md spelling).
+/// event lists it: docs/node-control.md spelling).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantView {
     #[serde(rename = "userId")]

@@ -24,11 +24,11 @@ pub const MAX_PAST_TIMESTAMP_MS: f64 = 86_400_000.0;
 /// Positions beyond this (s) are refused even for tracks of unknown duration (24 h).
 pub const MAX_TRACK_LENGTH_S: f64 = 86_400.0;
 
-/// The DJ's `music-position-sync` period (ms): seeds/architecture.md, "Position Sync (Every
+/// The DJ's `music-position-sync` period (ms): docs/protocol.md (playback timing), "Position Sync (Every
 /// 5 seconds)".
 pub const POSITION_SYNC_PERIOD_MS: f64 = 5_000.0;
 
-/// The same on high-latency links (ms): seeds/architecture.md, "Satellite Network
+/// The same on high-latency links (ms): docs/protocol.md (playback timing), "Satellite Network
 /// Optimization": `isSatelliteNetwork() ? 3000 : 5000`.
 pub const HIGH_LATENCY_POSITION_SYNC_PERIOD_MS: f64 = 3_000.0;
 
@@ -83,7 +83,7 @@ pub const TIME_SYNC_INTERVAL_MS: f64 = 500.0;
 pub const TIME_SYNC_TIMEOUT_MS: f64 = 2_000.0;
 
 /// This many failures in a row with no ack ever means the server lacks the extension: the
-/// engine falls back to the seeds' rule (PROTOCOL.md, "Time sync").
+/// engine falls back to the seeds' rule (docs/protocol.md, "Time sync").
 pub const TIME_SYNC_GIVE_UP_AFTER: u32 = 3;
 
 /// After falling back, probe again this often (ms), in case the server gains the extension.
@@ -112,7 +112,7 @@ pub const MAX_DRIFT_STDERR_PPM: f64 = 20.0;
 pub const CLOCK_FLAT_WINDOW_MS: f64 = 10_000.0;
 
 /// Fitted drifts beyond this (ppm) are rejected as noise: quartz is within +-100 ppm
-/// (phones measured at 2-11 ppm, notes/sync-anchors.md).
+/// (phones measured at 2-11 ppm, docs/architecture.md (timing figures)).
 pub const MAX_DRIFT_PPM: f64 = 500.0;
 
 /// Samples needed before a joiner trusts the time-sync estimate enough to start (most of

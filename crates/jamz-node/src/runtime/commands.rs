@@ -1,4 +1,4 @@
-//! The node's commands (NODE_CONTROL.md and our additions) and its `status`.
+//! The node's commands (docs/node-control.md and our additions) and its `status`.
 
 use super::*;
 

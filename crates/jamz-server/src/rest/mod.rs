@@ -1,4 +1,4 @@
-//! The REST routes of PROTOCOL.md and the pieces they share.
+//! The REST routes of docs/protocol.md and the pieces they share.
 mod accounts;
 mod files;
 mod groups;
