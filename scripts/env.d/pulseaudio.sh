@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by scripts/test.sh: starts a private PulseAudio with a null sink named "jamz_test" for
-# jamz-audio's real-time tests (docs/architecture.md (real-time audio without a sound card)) and exports what they need:
+# jamz-audio's real-time tests (docs/architecture.md, real-time audio without a sound card) and exports what they need:
 #   PULSE_SERVER, XDG_RUNTIME_DIR   where clients (cpal via ALSA's pulse plugin, parec) connect
 #   PULSE_SINK, JAMZ_PULSE_SINK     the null sink; its monitor is "$JAMZ_PULSE_SINK.monitor"
 # Idempotent (reuses a daemon that already answers). Never fails the run: if PulseAudio cannot
@@ -11,7 +11,7 @@ jamz_pulse_start() {
   local dir=/tmp/jamz-pulse
   local sink=jamz_test
   # 50 kHz: one frame is exactly 20 us, so the null sink does not drift against the monotonic
-  # clock (a 48 kHz sink ran 75-740 ppm fast; docs/architecture.md (real-time audio without a sound card)).
+  # clock (a 48 kHz sink ran 75-740 ppm fast; docs/architecture.md ("real-time audio without a sound card")).
   local rate=50000
   if ! command -v pulseaudio >/dev/null 2>&1 || ! command -v pactl >/dev/null 2>&1; then
     echo "[pulseaudio] not installed: real-time audio tests will be skipped" >&2

@@ -19,7 +19,7 @@ use node_support::{Click, Comparison, World, click_track, find_clicks, position_
 use serde_json::json;
 
 /// The null sinks' rate (scripts/env.d/pulseaudio.sh pins 50 kHz: no drift
-/// against the monotonic clock, docs/architecture.md (real-time audio without a sound card)); parec records at it.
+/// against the monotonic clock, docs/architecture.md ("real-time audio without a sound card")); parec records at it.
 const SINK_RATE: u32 = 50_000;
 
 /// Loose bound on |offset| after the seek (both streams running). Looser than

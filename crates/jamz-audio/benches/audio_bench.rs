@@ -204,7 +204,7 @@ fn main() {
             start_latency(&OutputSpec::Null, p);
             if let Some(sink) = std::env::var_os("JAMZ_PULSE_SINK") {
                 // A low-latency reader on the monitor keeps the null sink from rendering 2 s ahead
-                // (docs/architecture.md (real-time audio without a sound card)), as a real device would not.
+                // (docs/architecture.md, real-time audio without a sound card), as a real device would not.
                 let mut parec = Command::new("parec")
                     .arg("-d")
                     .arg(format!("{}.monitor", sink.to_string_lossy()))

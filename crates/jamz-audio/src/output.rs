@@ -21,7 +21,7 @@ use crate::track::OUT_CHANNELS;
 mod device;
 
 /// Sample rate of the `null` and `wav:` outputs: 48 kHz, the rate of nearly every device and of
-/// the PulseAudio null sink's clients in docs/architecture.md (real-time audio without a sound card).
+/// the PulseAudio null sink's clients in docs/architecture.md ("real-time audio without a sound card").
 pub const PACED_RATE: u32 = 48_000;
 
 /// Frames per paced "callback": 480 frames = 10 ms at 48 kHz, close to a real device's period

@@ -16,7 +16,7 @@ use crate::track::{Source, TrackStream};
 pub const MAX_RATE_TRIM_PPM: f64 = 1000.0;
 
 /// Largest per-device latency offset accepted: 2 s, far above the 150-300 ms Bluetooth car
-/// stereos add (docs/architecture.md (timing figures)), and below anything that could only be a unit mistake.
+/// stereos add (docs/architecture.md, timing figures), and below anything that could only be a unit mistake.
 pub const MAX_LATENCY_OFFSET: Duration = Duration::from_secs(2);
 
 /// Largest volume gain: 1.0 is full scale (no amplification, so no clipping is introduced).

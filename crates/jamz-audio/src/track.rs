@@ -18,7 +18,7 @@ pub(crate) const OUT_CHANNELS: usize = 2;
 
 /// Output frames per resampler call. 256 frames is 5.3 ms at 48 kHz: small enough that a trim
 /// change takes effect within one device callback (cpal's ALSA path uses 512-frame callbacks,
-/// docs/architecture.md (real-time audio without a sound card)), large enough to keep the per-call overhead low.
+/// docs/architecture.md ("real-time audio without a sound card")), large enough to keep the per-call overhead low.
 const RESAMPLER_CHUNK: usize = 256;
 
 /// Sinc filter length (taps). rubato's docs call 256 "a good starting point"; 128 halves the cost

@@ -15,11 +15,11 @@ use jamz_audio::{
 };
 
 /// Bound on every wait. A new stream on a PulseAudio sink can stall ~2 s before its first
-/// buffers flow (docs/architecture.md (real-time audio without a sound card)), so this is far above any healthy start.
+/// buffers flow (docs/architecture.md, real-time audio without a sound card), so this is far above any healthy start.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Schedule the first sound this far ahead: the first callbacks may report latency 0 before
-/// the stream is polled (docs/architecture.md (real-time audio without a sound card)).
+/// the stream is polled (docs/architecture.md, real-time audio without a sound card).
 const LEAD: Duration = Duration::from_millis(300);
 
 /// The listed real devices (everything after the synthetic "System default" entry).

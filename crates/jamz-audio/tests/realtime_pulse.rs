@@ -15,12 +15,12 @@ use common::{Fmt, RATE, make_file};
 use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
 
 /// The null sink's rate (scripts/env.d/pulseaudio.sh pins it: 50 kHz does not drift against
-/// the monotonic clock, docs/architecture.md (real-time audio without a sound card)). parec records at it to avoid a resampler.
+/// the monotonic clock, docs/architecture.md ("real-time audio without a sound card")). parec records at it to avoid a resampler.
 const SINK_RATE: u32 = 50_000;
 
 /// Schedule the click this far ahead: the first callbacks may report latency 0 before the
 /// stream is polled, so the first sound goes at least ~100 ms after play()
-/// (docs/architecture.md (real-time audio without a sound card)).
+/// (docs/architecture.md, real-time audio without a sound card).
 const LEAD: Duration = Duration::from_millis(600);
 
 /// Where the click sits in its file.
@@ -31,7 +31,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Loose sanity bound on the arrival error. It is a correctness bound, not a speed one: a clock
 /// model that ignored the device latency (~23 ms reported here) would miss it, while the error
-/// itself (printed) is about 1 ms: docs/architecture.md (real-time audio without a sound card) measured 0.2-0.4 ms, and our estimate
+/// itself (printed) is about 1 ms: docs/architecture.md ("real-time audio without a sound card") measured 0.2-0.4 ms, and our estimate
 /// of the recording's clock is biased early by up to parec's requested latency (the null sink
 /// renders, and so posts to its monitor, that far ahead of the play instant).
 const MAX_ERROR: Duration = Duration::from_millis(15);

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-/// The seeds' web cache keeps at most 50 tracks (docs/protocol.md (playback timing), "Cache Full
-/// (50 tracks): LRU eviction"); the native cache keeps the same default.
+/// The web app's cache keeps at most 50 tracks, with LRU eviction (docs/architecture.md,
+/// "real components": the track cache); the native cache keeps the same default.
 pub const DEFAULT_MAX_TRACKS: usize = 50;
 
 /// 2 GiB: 50 tracks of a long DJ mix (~40 MB each at 128 kbit/s for 40 min) fit, while

@@ -112,7 +112,7 @@ pub const MAX_DRIFT_STDERR_PPM: f64 = 20.0;
 pub const CLOCK_FLAT_WINDOW_MS: f64 = 10_000.0;
 
 /// Fitted drifts beyond this (ppm) are rejected as noise: quartz is within +-100 ppm
-/// (phones measured at 2-11 ppm, docs/architecture.md (timing figures)).
+/// (phones measured at 2-11 ppm, docs/architecture.md ("timing figures")).
 pub const MAX_DRIFT_PPM: f64 = 500.0;
 
 /// Samples needed before a joiner trusts the time-sync estimate enough to start (most of

@@ -28,7 +28,7 @@ const RETRY_PERIOD: Duration = Duration::from_millis(500);
 /// PulseAudio plugin does not report the server going away as a device error (checked here: it
 /// floods the error callback with I/O errors and the data callbacks stop), so errors alone
 /// cannot detect it. 3 s is above the 1.8-2 s a new stream can stall on a PulseAudio sink before
-/// its first buffers flow (docs/architecture.md (real-time audio without a sound card); seen here too), so a slow start is not taken
+/// its first buffers flow (docs/architecture.md ("real-time audio without a sound card"); seen here too), so a slow start is not taken
 /// for a loss.
 const STALL_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -197,7 +197,7 @@ where
     T: SizedSample + FromSample<f32> + Send + 'static,
 {
     let ch = usize::from(o.config.channels.max(1));
-    // cpal's StreamInstant and Instant run at the same rate (docs/architecture.md (real-time audio without a sound card)); pair them
+    // cpal's StreamInstant and Instant run at the same rate (docs/architecture.md, real-time audio without a sound card); pair them
     // once, when the stream is built, and map every playback timestamp through that pair.
     let pair: Arc<Mutex<Option<(StreamInstant, Instant)>>> = Arc::new(Mutex::new(None));
     let cb_pair = pair.clone();
