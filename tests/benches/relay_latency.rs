@@ -110,7 +110,7 @@ async fn main() -> Result<()> {
             let (link, mut events) = SocketClient::connect(
                 SocketConfig::new(server.url.clone()).token(auth.token.clone()),
             )?;
-            link.join_session(&JoinAudioSession {
+            link.send(&JoinAudioSession {
                 session_id: session.id.clone(),
                 user_id: Some(auth.user.id),
                 display_name: Some(auth.user.username.clone()),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use jamz_proto::events::{JoinAudioSession, TimeSync, TimeSyncReply};
+use jamz_proto::events::{TimeSync, TimeSyncReply};
 use jamz_proto::{Event, ProtoError, ServerEvent};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -37,10 +37,10 @@ impl SocketClient {
         jamz_proto::decode(first).map_err(|e| LinkError::Proto(e.in_event(E::NAME)))
     }
 
-    /// Joins a session's room and declares it the room to re-join after every
-    /// reconnect.
-    pub fn join_session(&self, join: &JoinAudioSession) -> Result<(), LinkError> {
-        self.join_room(JoinAudioSession::NAME, to_value(join)?)
+    /// Emits a typed event ahead of the held queue (see
+    /// [`SocketClient::emit_first`]).
+    pub fn send_first<E: Event>(&self, event: &E) -> Result<(), LinkError> {
+        self.emit_first(E::NAME, to_value(event)?)
     }
 
     /// (ext) One `time-sync` exchange: sends `t0` (ms, the caller's clock) and

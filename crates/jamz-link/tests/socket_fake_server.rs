@@ -259,11 +259,9 @@ async fn malformed_frames_drop_the_connection_and_it_comes_back() {
 #[tokio::test]
 async fn queue_overflow_is_reported_and_the_rest_flushes_in_order_after_the_rejoin() {
     let fake = Fake::start().await;
-    let cfg = config(&fake.url).queue_capacity(3);
+    let cfg = config(&fake.url).queue_capacity(3).hold_queue(true);
     let (link, mut ev) = SocketClient::connect(cfg).unwrap();
     // Not accepted yet: the link is connecting, so everything is queued.
-    link.join_room("join-audio-session", json!({"sessionId": "S"}))
-        .unwrap();
     for i in 0..5 {
         link.emit("e", json!(i)).unwrap();
     }
@@ -278,7 +276,15 @@ async fn queue_overflow_is_reported_and_the_rest_flushes_in_order_after_the_rejo
         vec![json!(0), json!(1)],
         "the oldest are dropped, and said so"
     );
+    // The caller joins on every connection, then releases what waited.
+    let rejoin = |link: &SocketClient| {
+        link.emit_first("join-audio-session", json!({"sessionId": "S"}))
+            .unwrap();
+        link.release_queue().unwrap();
+    };
     let (mut c, _) = fake.accept_connected("s").await;
+    state(&mut ev, connected).await;
+    rejoin(&link);
     assert_eq!(
         c.recv().await,
         r#"42["join-audio-session",{"sessionId":"S"}]"#
@@ -292,6 +298,8 @@ async fn queue_overflow_is_reported_and_the_rest_flushes_in_order_after_the_rejo
     state(&mut ev, |s| matches!(s, LinkState::Disconnected { .. })).await;
     link.emit("e", json!(9)).unwrap();
     let (mut c, _) = fake.accept_connected("s").await;
+    state(&mut ev, connected).await;
+    rejoin(&link);
     assert_eq!(
         c.recv().await,
         r#"42["join-audio-session",{"sessionId":"S"}]"#

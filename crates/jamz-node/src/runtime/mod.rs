@@ -12,7 +12,7 @@ use jamz_cache::{Cache, CancellationToken};
 use jamz_link::{
     DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
 };
-use jamz_proto::events::{JoinAudioSession, LeaveAudioSession, LocationUpdate, names};
+use jamz_proto::events::{LeaveAudioSession, LocationUpdate, names};
 use jamz_proto::{ServerEvent, Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
@@ -114,21 +114,14 @@ impl Node {
                 .token(token)
                 // Only a car's newest position matters: fixes queued while
                 // offline must not crowd real changes out of the queue.
-                .latest_only([names::LOCATION_UPDATE, names::MUSIC_POSITION_SYNC]),
+                .latest_only([names::LOCATION_UPDATE, names::MUSIC_POSITION_SYNC])
+                // What waited offline goes out after the engine's join (see
+                // `link_event`): the server refuses room events from a socket
+                // that has not joined yet.
+                .hold_queue(true),
         )?;
         let clock = LocalClock::new();
         let display_name = config.display_name.clone().unwrap_or(username);
-        // Declare the room before the first connection: the link then joins first
-        // on every (re)connection, before it sends what was queued while offline
-        // (a command given before the link is up would otherwise reach the server
-        // from a socket that is not in the room yet, and be refused).
-        let join = JoinAudioSession {
-            session_id: session.id.clone(),
-            user_id: Some(user_id),
-            display_name: Some(display_name.clone()),
-        };
-        link.join_session(&join)?;
-        let room = serde_json::to_value(&join).ok();
         let session_id = session.id.clone();
         let engine =
             Engine::new(EngineConfig::new(user_id, display_name).with_session(session.id.clone()));
@@ -155,7 +148,6 @@ impl Node {
             events: events_tx,
             jobs: jobs_tx,
             session_id: session.id.clone(),
-            room,
             connected: false,
             tier: Tier::Offline,
             playlist: session.music.playlist.clone(),
@@ -315,9 +307,6 @@ struct Runtime {
     events: mpsc::UnboundedSender<NodeEvent>,
     jobs: mpsc::UnboundedSender<Job>,
     session_id: String,
-    /// The `join-audio-session` declared to the link (re-sent by it first after
-    /// every reconnect).
-    room: Option<serde_json::Value>,
     connected: bool,
     tier: Tier,
     playlist: Vec<Track>,
@@ -446,14 +435,9 @@ impl Runtime {
     fn act(&mut self, action: Action) {
         match action {
             Action::Emit { event, data } if event == names::JOIN_AUDIO_SESSION => {
-                // The engine joins on every `Connected`; the link has already
-                // re-joined the declared room by then. Only a different join (other
-                // session or name) goes out, and becomes the declared room.
-                if self.room.as_ref() != Some(&data) {
-                    if let Err(e) = self.link.join_room(event, data.clone()) {
-                        tracing::warn!(error = %e, "join failed");
-                    }
-                    self.room = Some(data);
+                // Ahead of what the link holds since the connection.
+                if let Err(e) = self.link.emit_first(event, data) {
+                    tracing::warn!(error = %e, "join failed");
                 }
             }
             Action::Emit { event, data } => {
@@ -573,7 +557,11 @@ impl Runtime {
                         reason: "connected to the server".into(),
                     });
                 }
+                // The engine joins; then what waited offline may follow.
                 self.feed(Input::Connected { socket_id: sid });
+                if let Err(e) = self.link.release_queue() {
+                    tracing::warn!(error = %e, "release of the offline queue failed");
+                }
                 // Back online: send what changed while away, catch up on what others added.
                 self.flush_outbox();
                 self.auto_preload();
