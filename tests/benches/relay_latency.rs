@@ -54,7 +54,11 @@ async fn wait_for(events: &mut LinkEvents, name: &str) -> Result<serde_json::Val
     tokio::time::timeout(WAIT, async {
         while let Some(ev) = events.recv().await {
             match ev {
-                LinkEvent::Message(m) if m.name == name => return Ok(m.into_data()),
+                LinkEvent::Event { raw: m, .. } | LinkEvent::BadEvent { raw: m, .. }
+                    if m.name == name =>
+                {
+                    return Ok(m.into_data());
+                }
                 LinkEvent::State(LinkState::Refused { message }) => bail!("refused: {message}"),
                 _ => {}
             }
@@ -152,7 +156,7 @@ async fn main() -> Result<()> {
                     let Some(ev) = m.events.recv().await else {
                         break;
                     };
-                    let LinkEvent::Message(msg) = ev else {
+                    let LinkEvent::Event { raw: msg, .. } = ev else {
                         continue;
                     };
                     if msg.name != names::MUSIC_SEEK {

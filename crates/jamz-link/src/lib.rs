@@ -33,7 +33,8 @@
 //! # let _ = reply;
 //! while let Some(ev) = events.recv().await {
 //!     match ev {
-//!         LinkEvent::Message(m) => println!("{:?}", m.decode()),
+//!         LinkEvent::Event { event, .. } => println!("{event:?}"),
+//!         LinkEvent::BadEvent { error, .. } => eprintln!("not the protocol: {error}"),
 //!         LinkEvent::State(LinkState::Connected { sid, .. }) => {
 //!             // Every connection joins first, then sends what waited.
 //!             link.send_first(&join)?;

@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use jamz_proto::{ProtoError, ServerEvent};
+
 use crate::config::SocketConfig;
 use crate::error::LinkError;
 use crate::session::{
@@ -73,7 +75,20 @@ impl AckSender {
 #[derive(Debug)]
 pub enum LinkEvent {
     State(LinkState),
-    Message(ServerMessage),
+    /// A server event, decoded (a name this version does not know arrives as
+    /// [`ServerEvent::Unknown`]). `raw` is its wire form, with the ack the server
+    /// asked for, if any.
+    Event {
+        /// Boxed: some events (a session state with its playlist) are large.
+        event: Box<ServerEvent>,
+        raw: ServerMessage,
+    },
+    /// A server event whose payload breaks the protocol: `error` names the event
+    /// and the field at fault. Not delivered as an event.
+    BadEvent {
+        error: ProtoError,
+        raw: ServerMessage,
+    },
     /// The outgoing queue was full while disconnected: these events were dropped.
     QueueOverflow {
         dropped: Vec<OutgoingEvent>,
@@ -497,7 +512,7 @@ impl Driver {
             SessionEvent::Message { name, args, ack } => {
                 let ack = ack
                     .and_then(|ticket| self.cmd_tx.upgrade().map(|cmd| AckSender { ticket, cmd }));
-                LinkEvent::Message(ServerMessage { name, args, ack })
+                ServerMessage { name, args, ack }.into()
             }
             SessionEvent::QueueOverflow { dropped } => LinkEvent::QueueOverflow { dropped },
             SessionEvent::Warning(w) => LinkEvent::Warning(w),

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::LinkError;
-use crate::socket::{ServerMessage, SocketClient};
+use crate::socket::{LinkEvent, ServerMessage, SocketClient};
 
 fn to_value<E: Event>(event: &E) -> Result<Value, LinkError> {
     serde_json::to_value(event).map_err(|source| LinkError::Encode {
@@ -48,6 +48,19 @@ impl SocketClient {
     /// acks: that is an [`LinkError::AckTimeout`].
     pub async fn time_sync(&self, t0: f64, timeout: Duration) -> Result<TimeSyncReply, LinkError> {
         self.request(&TimeSync { t0 }, timeout).await
+    }
+}
+
+impl From<ServerMessage> for LinkEvent {
+    /// Decodes a server event: the typed event, or the reason it is not one.
+    fn from(raw: ServerMessage) -> Self {
+        match raw.decode() {
+            Ok(event) => LinkEvent::Event {
+                event: Box::new(event),
+                raw,
+            },
+            Err(error) => LinkEvent::BadEvent { error, raw },
+        }
     }
 }
 

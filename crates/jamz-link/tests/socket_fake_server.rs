@@ -11,6 +11,7 @@ use jamz_link::{
     DisconnectReason, LinkError, LinkEvent, LinkEvents, LinkState, ReconnectPolicy, SocketClient,
     SocketConfig,
 };
+use jamz_proto::ServerEvent;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -132,7 +133,7 @@ async fn state(ev: &mut LinkEvents, pred: impl Fn(&LinkState) -> bool) -> LinkSt
 
 async fn message(ev: &mut LinkEvents) -> jamz_link::ServerMessage {
     loop {
-        if let LinkEvent::Message(m) = next(ev).await {
+        if let LinkEvent::Event { raw: m, .. } = next(ev).await {
             return m;
         }
     }
@@ -224,7 +225,7 @@ async fn binary_packets_are_refused_and_the_link_survives() {
                 assert!(w.contains("binary"), "{w}");
                 warned = true;
             }
-            LinkEvent::Message(m) => {
+            LinkEvent::Event { raw: m, .. } => {
                 assert_eq!(m.name, "after");
                 break;
             }
@@ -453,5 +454,48 @@ async fn with_no_queue_an_event_emitted_offline_is_dropped_at_once() {
             assert_eq!(dropped[0].name, "q");
             break;
         }
+    }
+}
+
+#[tokio::test]
+async fn server_events_arrive_decoded_and_a_bad_payload_is_its_own_event() {
+    let (_fake, _link, mut ev, mut c) = up("s").await;
+    c.send(r#"42["participant-left",{"socketId":"x","userId":7}]"#)
+        .await;
+    c.send(r#"42["participant-left",{"socketId":"x","userId":"seven"}]"#)
+        .await;
+    c.send(r#"42["some-extension",{"a":1}]"#).await;
+    match next(&mut ev).await {
+        LinkEvent::Event { event, raw } => {
+            let ServerEvent::ParticipantLeft(left) = *event else {
+                panic!("{event:?}")
+            };
+            assert_eq!(left.user_id, 7);
+            assert_eq!(left.socket_id, "x");
+            assert_eq!(raw.name, "participant-left");
+        }
+        other => panic!("{other:?}"),
+    }
+    match next(&mut ev).await {
+        LinkEvent::BadEvent { error, raw } => {
+            assert_eq!(raw.name, "participant-left");
+            assert_eq!(error.field(), Some("userId"), "{error}");
+            let message = error.to_string();
+            assert!(
+                message.contains("participant-left") && message.contains("userId"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match next(&mut ev).await {
+        LinkEvent::Event { event, .. } => {
+            let ServerEvent::Unknown { name, data } = *event else {
+                panic!("{event:?}")
+            };
+            assert_eq!(name, "some-extension");
+            assert_eq!(data, json!({"a": 1}));
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -168,7 +168,7 @@ impl Member {
     /// a server message).
     fn skip(&mut self, ev: LinkEvent) {
         let what = match ev {
-            LinkEvent::Message(m) => m.name,
+            LinkEvent::Event { raw: m, .. } | LinkEvent::BadEvent { raw: m, .. } => m.name,
             LinkEvent::State(s) => {
                 eprintln!("{}: {s:?}", self.name);
                 format!("state {s:?}")
@@ -187,7 +187,11 @@ impl Member {
         let deadline = Instant::now() + WAIT;
         loop {
             match self.next_before(deadline, &format!("{name:?}")).await? {
-                LinkEvent::Message(m) if m.name == name => return Ok(m),
+                LinkEvent::Event { raw: m, .. } | LinkEvent::BadEvent { raw: m, .. }
+                    if m.name == name =>
+                {
+                    return Ok(m);
+                }
                 other => self.skip(other),
             }
         }

@@ -585,25 +585,23 @@ impl Runtime {
                 }
             }
             LinkEvent::State(state) => tracing::debug!(?state, "link"),
-            LinkEvent::Message(m) => match m.decode() {
-                Ok(ev) => {
-                    if let ServerEvent::LocationUpdate(l) = &ev {
-                        self.emit(NodeEvent::Location {
-                            user_id: l.user_id,
-                            latitude: l.latitude,
-                            longitude: l.longitude,
-                            speed: l.speed,
-                            heading: l.heading,
-                            together: Vec::new(),
-                        });
-                    }
-                    self.feed(Input::Server(ev));
+            LinkEvent::Event { event: ev, .. } => {
+                if let ServerEvent::LocationUpdate(l) = &*ev {
+                    self.emit(NodeEvent::Location {
+                        user_id: l.user_id,
+                        latitude: l.latitude,
+                        longitude: l.longitude,
+                        speed: l.speed,
+                        heading: l.heading,
+                        together: Vec::new(),
+                    });
                 }
-                Err(e) => self.emit(NodeEvent::error(
-                    format!("bad `{}` event from the server: {e}", m.name),
-                    None,
-                )),
-            },
+                self.feed(Input::Server(*ev));
+            }
+            LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
+                format!("bad `{}` event from the server: {error}", raw.name),
+                None,
+            )),
             LinkEvent::QueueOverflow { dropped } => {
                 self.emit(NodeEvent::error(
                     format!(
