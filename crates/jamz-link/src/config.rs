@@ -20,7 +20,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// a hostile `open` packet from overflowing timer arithmetic.
 pub const MAX_PING_MS: u64 = 3_600_000;
 
-/// The Socket.IO path of the protocol (docs/PROTOCOL.md).
+/// The Socket.IO path of the protocol (docs/protocol.md).
 pub const DEFAULT_PATH: &str = "/socket.io/";
 
 /// How to reach the server and how to behave.

@@ -1,6 +1,6 @@
 //! The backend link of TrafficJamz native: a REST client ([`RestClient`]) and a
 //! Socket.IO v5 / Engine.IO v4 client over websockets ([`SocketClient`]), both
-//! speaking the protocol of docs/PROTOCOL.md.
+//! speaking the protocol of docs/protocol.md.
 //!
 //! The Socket.IO client is split the way quinn splits from quinn-proto: a
 //! sans-IO [`Session`](session::Session) (frames and time in, frames, transport

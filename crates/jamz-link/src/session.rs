@@ -225,7 +225,8 @@ impl Session {
         let mut s = Self {
             backoff: Backoff::new(config.reconnect, seed),
             config,
-            phase: Phase::Refused,
+            // Replaced at once by the first attempt.
+            phase: Phase::Closed,
             queue: VecDeque::new(),
             pending: HashMap::new(),
             next_ack_id: 0,

@@ -12,13 +12,12 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use jamz_proto::{ProtoError, ServerEvent};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-use jamz_proto::{ProtoError, ServerEvent};
 
 use crate::config::SocketConfig;
 use crate::error::LinkError;
@@ -38,7 +37,7 @@ pub struct ServerMessage {
 }
 
 impl ServerMessage {
-    /// The first argument (every PROTOCOL.md event has exactly one), or `null`.
+    /// The first argument (every event of the protocol has exactly one), or `null`.
     pub fn data(&self) -> &Value {
         self.args.first().unwrap_or(&Value::Null)
     }
