@@ -54,7 +54,11 @@ async fn wait_for(events: &mut LinkEvents, name: &str) -> Result<serde_json::Val
     tokio::time::timeout(WAIT, async {
         while let Some(ev) = events.recv().await {
             match ev {
-                LinkEvent::Message(m) if m.name == name => return Ok(m.into_data()),
+                LinkEvent::Event { raw: m, .. } | LinkEvent::BadEvent { raw: m, .. }
+                    if m.name == name =>
+                {
+                    return Ok(m.into_data());
+                }
                 LinkEvent::State(LinkState::Refused { message }) => bail!("refused: {message}"),
                 _ => {}
             }
@@ -110,7 +114,7 @@ async fn main() -> Result<()> {
             let (link, mut events) = SocketClient::connect(
                 SocketConfig::new(server.url.clone()).token(auth.token.clone()),
             )?;
-            link.join_session(&JoinAudioSession {
+            link.send(&JoinAudioSession {
                 session_id: session.id.clone(),
                 user_id: Some(auth.user.id),
                 display_name: Some(auth.user.username.clone()),
@@ -152,7 +156,7 @@ async fn main() -> Result<()> {
                     let Some(ev) = m.events.recv().await else {
                         break;
                     };
-                    let LinkEvent::Message(msg) = ev else {
+                    let LinkEvent::Event { raw: msg, .. } = ev else {
                         continue;
                     };
                     if msg.name != names::MUSIC_SEEK {

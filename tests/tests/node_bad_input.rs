@@ -62,7 +62,7 @@ async fn bad_input_is_an_error_event_and_the_node_goes_on() -> Result<()> {
     })
     .await?;
     tokio::spawn(async move { while dj_events.recv().await.is_some() {} });
-    dj.join_session(&JoinAudioSession {
+    dj.send(&JoinAudioSession {
         session_id: session.id.clone(),
         user_id: Some(auth.user.id),
         display_name: Some("bad dj".into()),

@@ -1,6 +1,11 @@
 //! The backend link of TrafficJamz native: a REST client ([`RestClient`]) and a
 //! Socket.IO v5 / Engine.IO v4 client over websockets ([`SocketClient`]), both
-//! speaking PROTOCOL.md.
+//! speaking the protocol of docs/protocol.md.
+//!
+//! The Socket.IO client is split the way quinn splits from quinn-proto: a
+//! sans-IO [`Session`](session::Session) (frames and time in, frames, transport
+//! orders, a timeout and events out) decides everything, and the tokio driver in
+//! [`socket`] only moves bytes and sleeps until the session's next timeout.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jamz_link::LinkError> {
@@ -13,21 +18,29 @@
 //! let group = rest.create_group("road trip", None).await?;
 //! let session = rest.session_for_group(&group.id).await?;
 //!
-//! let (link, mut events) =
-//!     SocketClient::connect(SocketConfig::new(rest.base_url()).token(auth.token))?;
-//! // The room to be in; re-joined automatically after every reconnect.
-//! link.join_session(&JoinAudioSession {
+//! // Events emitted while offline wait after each (re)connection until released,
+//! // so that the room is joined before they reach the server.
+//! let (link, mut events) = SocketClient::connect(
+//!     SocketConfig::new(rest.base_url()).token(auth.token).hold_queue(true),
+//! )?;
+//! let join = JoinAudioSession {
 //!     session_id: session.id.clone(),
 //!     user_id: Some(auth.user.id),
 //!     display_name: Some("alice".into()),
-//! })?;
+//! };
 //! link.send(&MusicTakeControl { session_id: session.id.clone(), user_id: Some(auth.user.id) })?;
 //! let reply = link.time_sync(0.0, Duration::from_secs(2)).await?; // acked event
 //! # let _ = reply;
 //! while let Some(ev) = events.recv().await {
 //!     match ev {
-//!         LinkEvent::Message(m) => println!("{:?}", m.decode()),
-//!         LinkEvent::State(LinkState::Connected { sid, .. }) => println!("connected as {sid}"),
+//!         LinkEvent::Event { event, .. } => println!("{event:?}"),
+//!         LinkEvent::BadEvent { error, .. } => eprintln!("not the protocol: {error}"),
+//!         LinkEvent::State(LinkState::Connected { sid, .. }) => {
+//!             // Every connection joins first, then sends what waited.
+//!             link.send_first(&join)?;
+//!             link.release_queue()?;
+//!             println!("connected as {sid}");
+//!         }
 //!         LinkEvent::QueueOverflow { dropped } => println!("lost while offline: {dropped:?}"),
 //!         other => println!("{other:?}"),
 //!     }
@@ -36,16 +49,17 @@
 //! ```
 
 pub mod backoff;
+pub mod config;
 pub mod error;
 pub mod packet;
 pub mod rest;
+pub mod session;
 pub mod socket;
 mod typed;
 
 pub use backoff::ReconnectPolicy;
+pub use config::{OUTGOING_QUEUE_CAPACITY, SocketConfig};
 pub use error::LinkError;
 pub use rest::{Download, Progress, RestClient, Upload};
-pub use socket::{
-    AckSender, DisconnectReason, LinkEvent, LinkEvents, LinkState, OUTGOING_QUEUE_CAPACITY,
-    OutgoingEvent, ServerMessage, SocketClient, SocketConfig,
-};
+pub use session::{DisconnectReason, LinkState, OutgoingEvent, Session};
+pub use socket::{AckSender, LinkEvent, LinkEvents, ServerMessage, SocketClient};

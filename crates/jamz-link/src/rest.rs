@@ -1,4 +1,4 @@
-//! A typed client for every REST route of PROTOCOL.md (reqwest + rustls).
+//! A typed client for every REST route of the protocol (docs/protocol.md), on reqwest + rustls.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

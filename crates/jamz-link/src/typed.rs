@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use jamz_proto::events::{JoinAudioSession, TimeSync, TimeSyncReply};
+use jamz_proto::events::{TimeSync, TimeSyncReply};
 use jamz_proto::{Event, ProtoError, ServerEvent};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::LinkError;
-use crate::socket::{ServerMessage, SocketClient};
+use crate::socket::{LinkEvent, ServerMessage, SocketClient};
 
 fn to_value<E: Event>(event: &E) -> Result<Value, LinkError> {
     serde_json::to_value(event).map_err(|source| LinkError::Encode {
@@ -37,10 +37,10 @@ impl SocketClient {
         jamz_proto::decode(first).map_err(|e| LinkError::Proto(e.in_event(E::NAME)))
     }
 
-    /// Joins a session's room and declares it the room to re-join after every
-    /// reconnect.
-    pub fn join_session(&self, join: &JoinAudioSession) -> Result<(), LinkError> {
-        self.join_room(JoinAudioSession::NAME, to_value(join)?)
+    /// Emits a typed event ahead of the held queue (see
+    /// [`SocketClient::emit_first`]).
+    pub fn send_first<E: Event>(&self, event: &E) -> Result<(), LinkError> {
+        self.emit_first(E::NAME, to_value(event)?)
     }
 
     /// (ext) One `time-sync` exchange: sends `t0` (ms, the caller's clock) and
@@ -48,6 +48,19 @@ impl SocketClient {
     /// acks: that is an [`LinkError::AckTimeout`].
     pub async fn time_sync(&self, t0: f64, timeout: Duration) -> Result<TimeSyncReply, LinkError> {
         self.request(&TimeSync { t0 }, timeout).await
+    }
+}
+
+impl From<ServerMessage> for LinkEvent {
+    /// Decodes a server event: the typed event, or the reason it is not one.
+    fn from(raw: ServerMessage) -> Self {
+        match raw.decode() {
+            Ok(event) => LinkEvent::Event {
+                event: Box::new(event),
+                raw,
+            },
+            Err(error) => LinkEvent::BadEvent { error, raw },
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use jamz_link::{
     DisconnectReason, LinkError, LinkEvent, LinkEvents, LinkState, ReconnectPolicy, SocketClient,
     SocketConfig,
 };
+use jamz_proto::ServerEvent;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -132,7 +133,7 @@ async fn state(ev: &mut LinkEvents, pred: impl Fn(&LinkState) -> bool) -> LinkSt
 
 async fn message(ev: &mut LinkEvents) -> jamz_link::ServerMessage {
     loop {
-        if let LinkEvent::Message(m) = next(ev).await {
+        if let LinkEvent::Event { raw: m, .. } = next(ev).await {
             return m;
         }
     }
@@ -224,7 +225,7 @@ async fn binary_packets_are_refused_and_the_link_survives() {
                 assert!(w.contains("binary"), "{w}");
                 warned = true;
             }
-            LinkEvent::Message(m) => {
+            LinkEvent::Event { raw: m, .. } => {
                 assert_eq!(m.name, "after");
                 break;
             }
@@ -259,11 +260,9 @@ async fn malformed_frames_drop_the_connection_and_it_comes_back() {
 #[tokio::test]
 async fn queue_overflow_is_reported_and_the_rest_flushes_in_order_after_the_rejoin() {
     let fake = Fake::start().await;
-    let cfg = config(&fake.url).queue_capacity(3);
+    let cfg = config(&fake.url).queue_capacity(3).hold_queue(true);
     let (link, mut ev) = SocketClient::connect(cfg).unwrap();
     // Not accepted yet: the link is connecting, so everything is queued.
-    link.join_room("join-audio-session", json!({"sessionId": "S"}))
-        .unwrap();
     for i in 0..5 {
         link.emit("e", json!(i)).unwrap();
     }
@@ -278,7 +277,15 @@ async fn queue_overflow_is_reported_and_the_rest_flushes_in_order_after_the_rejo
         vec![json!(0), json!(1)],
         "the oldest are dropped, and said so"
     );
+    // The caller joins on every connection, then releases what waited.
+    let rejoin = |link: &SocketClient| {
+        link.emit_first("join-audio-session", json!({"sessionId": "S"}))
+            .unwrap();
+        link.release_queue().unwrap();
+    };
     let (mut c, _) = fake.accept_connected("s").await;
+    state(&mut ev, connected).await;
+    rejoin(&link);
     assert_eq!(
         c.recv().await,
         r#"42["join-audio-session",{"sessionId":"S"}]"#
@@ -292,6 +299,8 @@ async fn queue_overflow_is_reported_and_the_rest_flushes_in_order_after_the_rejo
     state(&mut ev, |s| matches!(s, LinkState::Disconnected { .. })).await;
     link.emit("e", json!(9)).unwrap();
     let (mut c, _) = fake.accept_connected("s").await;
+    state(&mut ev, connected).await;
+    rejoin(&link);
     assert_eq!(
         c.recv().await,
         r#"42["join-audio-session",{"sessionId":"S"}]"#
@@ -445,5 +454,48 @@ async fn with_no_queue_an_event_emitted_offline_is_dropped_at_once() {
             assert_eq!(dropped[0].name, "q");
             break;
         }
+    }
+}
+
+#[tokio::test]
+async fn server_events_arrive_decoded_and_a_bad_payload_is_its_own_event() {
+    let (_fake, _link, mut ev, mut c) = up("s").await;
+    c.send(r#"42["participant-left",{"socketId":"x","userId":7}]"#)
+        .await;
+    c.send(r#"42["participant-left",{"socketId":"x","userId":"seven"}]"#)
+        .await;
+    c.send(r#"42["some-extension",{"a":1}]"#).await;
+    match next(&mut ev).await {
+        LinkEvent::Event { event, raw } => {
+            let ServerEvent::ParticipantLeft(left) = *event else {
+                panic!("{event:?}")
+            };
+            assert_eq!(left.user_id, 7);
+            assert_eq!(left.socket_id, "x");
+            assert_eq!(raw.name, "participant-left");
+        }
+        other => panic!("{other:?}"),
+    }
+    match next(&mut ev).await {
+        LinkEvent::BadEvent { error, raw } => {
+            assert_eq!(raw.name, "participant-left");
+            assert_eq!(error.field(), Some("userId"), "{error}");
+            let message = error.to_string();
+            assert!(
+                message.contains("participant-left") && message.contains("userId"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match next(&mut ev).await {
+        LinkEvent::Event { event, .. } => {
+            let ServerEvent::Unknown { name, data } = *event else {
+                panic!("{event:?}")
+            };
+            assert_eq!(name, "some-extension");
+            assert_eq!(data, json!({"a": 1}));
+        }
+        other => panic!("{other:?}"),
     }
 }

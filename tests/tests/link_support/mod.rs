@@ -37,6 +37,9 @@ pub struct Member {
     pub sid: Option<String>,
     /// Names of events skipped by the waits, in order (to assert absences).
     pub skipped: Vec<String>,
+    /// The session joined: joined again first on every connection (as the node's
+    /// engine does), before the link releases what it queued meanwhile.
+    pub room: Option<JoinAudioSession>,
 }
 
 impl Member {
@@ -60,6 +63,7 @@ impl Member {
             events: None,
             sid: None,
             skipped: Vec::new(),
+            room: None,
         })
     }
 
@@ -67,7 +71,8 @@ impl Member {
     pub fn config(&self, base: &str, seed: u64) -> Result<SocketConfig> {
         Ok(SocketConfig::new(base)
             .token(self.rest.token().context("no token")?)
-            .seed(seed))
+            .seed(seed)
+            .hold_queue(true))
     }
 
     /// Opens the link with this member's token and waits for `Connected`.
@@ -103,12 +108,30 @@ impl Member {
         self.link.as_ref().expect("not connected")
     }
 
-    pub fn join(&self, session_id: &str) -> Result<()> {
-        self.link().join_session(&JoinAudioSession {
+    /// Joins the session now (if connected) and after every reconnection.
+    pub fn join(&mut self, session_id: &str) -> Result<()> {
+        let join = JoinAudioSession {
             session_id: session_id.into(),
             user_id: Some(self.user.id),
             display_name: Some(self.name.clone()),
-        })?;
+        };
+        self.link().send_first(&join)?;
+        self.room = Some(join);
+        Ok(())
+    }
+
+    /// No more joining after reconnections (leaving is the caller's business).
+    pub fn forget_room(&mut self) {
+        self.room = None;
+    }
+
+    /// A new connection: join first, then release what the link held.
+    fn on_connected(&self) -> Result<()> {
+        let link = self.link();
+        if let Some(join) = &self.room {
+            link.send_first(join)?;
+        }
+        link.release_queue()?;
         Ok(())
     }
 
@@ -125,7 +148,7 @@ impl Member {
     /// the timeout error.
     async fn next_before(&mut self, deadline: Instant, what: &str) -> Result<LinkEvent> {
         let ev = self.events.as_mut().context("no link")?;
-        tokio::time::timeout_at(deadline, ev.recv())
+        let ev = tokio::time::timeout_at(deadline, ev.recv())
             .await
             .map_err(|_| {
                 anyhow!(
@@ -134,14 +157,18 @@ impl Member {
                     self.skipped
                 )
             })?
-            .ok_or_else(|| anyhow!("{}: link task ended", self.name))
+            .ok_or_else(|| anyhow!("{}: link task ended", self.name))?;
+        if matches!(ev, LinkEvent::State(LinkState::Connected { .. })) {
+            self.on_connected()?;
+        }
+        Ok(ev)
     }
 
     /// Remembers an event a wait was not looking for (and logs it, unless it is
     /// a server message).
     fn skip(&mut self, ev: LinkEvent) {
         let what = match ev {
-            LinkEvent::Message(m) => m.name,
+            LinkEvent::Event { raw: m, .. } | LinkEvent::BadEvent { raw: m, .. } => m.name,
             LinkEvent::State(s) => {
                 eprintln!("{}: {s:?}", self.name);
                 format!("state {s:?}")
@@ -160,7 +187,11 @@ impl Member {
         let deadline = Instant::now() + WAIT;
         loop {
             match self.next_before(deadline, &format!("{name:?}")).await? {
-                LinkEvent::Message(m) if m.name == name => return Ok(m),
+                LinkEvent::Event { raw: m, .. } | LinkEvent::BadEvent { raw: m, .. }
+                    if m.name == name =>
+                {
+                    return Ok(m);
+                }
                 other => self.skip(other),
             }
         }

@@ -12,7 +12,7 @@ use jamz_cache::{Cache, CancellationToken};
 use jamz_link::{
     DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
 };
-use jamz_proto::events::{JoinAudioSession, LeaveAudioSession, LocationUpdate, names};
+use jamz_proto::events::{LeaveAudioSession, LocationUpdate, names};
 use jamz_proto::{ServerEvent, Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
@@ -106,21 +106,14 @@ impl Node {
                 .token(token)
                 // Only a car's newest position matters: fixes queued while
                 // offline must not crowd real changes out of the queue.
-                .latest_only([names::LOCATION_UPDATE, names::MUSIC_POSITION_SYNC]),
+                .latest_only([names::LOCATION_UPDATE, names::MUSIC_POSITION_SYNC])
+                // What waited offline goes out after the engine's join (see
+                // `link_event`): the server refuses room events from a socket
+                // that has not joined yet.
+                .hold_queue(true),
         )?;
         let clock = LocalClock::new();
         let display_name = config.display_name.clone().unwrap_or(username);
-        // Declare the room before the first connection: the link then joins first
-        // on every (re)connection, before it sends what was queued while offline
-        // (a command given before the link is up would otherwise reach the server
-        // from a socket that is not in the room yet, and be refused).
-        let join = JoinAudioSession {
-            session_id: session.id.clone(),
-            user_id: Some(user_id),
-            display_name: Some(display_name.clone()),
-        };
-        link.join_session(&join)?;
-        let room = serde_json::to_value(&join).ok();
         let session_id = session.id.clone();
         let engine =
             Engine::new(EngineConfig::new(user_id, display_name).with_session(session.id.clone()));
@@ -147,7 +140,6 @@ impl Node {
             events: events_tx,
             jobs: jobs_tx,
             session_id: session.id.clone(),
-            room,
             connected: false,
             tier: Tier::Offline,
             playlist: session.music.playlist.clone(),
@@ -309,9 +301,6 @@ struct Runtime {
     events: mpsc::UnboundedSender<NodeEvent>,
     jobs: mpsc::UnboundedSender<Job>,
     session_id: String,
-    /// The `join-audio-session` declared to the link (re-sent by it first after
-    /// every reconnect).
-    room: Option<serde_json::Value>,
     connected: bool,
     /// The engine's tier, as last announced (for `status`).
     tier: Tier,
@@ -437,14 +426,9 @@ impl Runtime {
     fn act(&mut self, action: Action) {
         match action {
             Action::Emit { event, data } if event == names::JOIN_AUDIO_SESSION => {
-                // The engine joins on every `Connected`; the link has already
-                // re-joined the declared room by then. Only a different join (other
-                // session or name) goes out, and becomes the declared room.
-                if self.room.as_ref() != Some(&data) {
-                    if let Err(e) = self.link.join_room(event, data.clone()) {
-                        tracing::warn!(error = %e, "join failed");
-                    }
-                    self.room = Some(data);
+                // Ahead of what the link holds since the connection.
+                if let Err(e) = self.link.emit_first(event, data) {
+                    tracing::warn!(error = %e, "join failed");
                 }
             }
             Action::Emit { event, data } => {
@@ -560,7 +544,11 @@ impl Runtime {
             LinkEvent::State(LinkState::Connected { sid, .. }) => {
                 self.connected = true;
                 self.queued = 0;
+                // The engine joins; then what waited offline may follow.
                 self.feed(Input::Connected { socket_id: sid });
+                if let Err(e) = self.link.release_queue() {
+                    tracing::warn!(error = %e, "release of the offline queue failed");
+                }
                 // Back online: send what changed while away, catch up on what others added.
                 self.flush_outbox();
                 self.auto_preload();
@@ -584,25 +572,23 @@ impl Runtime {
                 }
             }
             LinkEvent::State(state) => tracing::debug!(?state, "link"),
-            LinkEvent::Message(m) => match m.decode() {
-                Ok(ev) => {
-                    if let ServerEvent::LocationUpdate(l) = &ev {
-                        self.emit(NodeEvent::Location {
-                            user_id: l.user_id,
-                            latitude: l.latitude,
-                            longitude: l.longitude,
-                            speed: l.speed,
-                            heading: l.heading,
-                            together: Vec::new(),
-                        });
-                    }
-                    self.feed(Input::Server(ev));
+            LinkEvent::Event { event: ev, .. } => {
+                if let ServerEvent::LocationUpdate(l) = &*ev {
+                    self.emit(NodeEvent::Location {
+                        user_id: l.user_id,
+                        latitude: l.latitude,
+                        longitude: l.longitude,
+                        speed: l.speed,
+                        heading: l.heading,
+                        together: Vec::new(),
+                    });
                 }
-                Err(e) => self.emit(NodeEvent::error(
-                    format!("bad `{}` event from the server: {e}", m.name),
-                    None,
-                )),
-            },
+                self.feed(Input::Server(*ev));
+            }
+            LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
+                format!("bad `{}` event from the server: {error}", raw.name),
+                None,
+            )),
             LinkEvent::QueueOverflow { dropped } => {
                 self.emit(NodeEvent::error(
                     format!(
