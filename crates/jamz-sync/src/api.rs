@@ -301,6 +301,7 @@ pub enum Notification {
 
 /// One live connection of a member, as the user sees it (and as the node's `participants`
 /// event lists it: NODE_CONTROL.md spelling).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantView {
     #[serde(rename = "userId")]
