@@ -23,6 +23,7 @@ done
 step() { printf '\n\033[1m[test]\033[0m %s\n' "$*" >&2; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
+scripts/check-layering.sh
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"

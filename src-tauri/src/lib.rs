@@ -1,11 +1,10 @@
 //! The TrafficJamz app shell: Tauri commands and events between `ui/` and
-//! `jamz-node`, and plugin setup. No business logic lives here.
+//! `jamz-node`, and plugin setup. No business logic lives here: every command
+//! forwards to one method of [`jamz_node::app::App`], kept as Tauri state.
 //!
-//! - Account and group commands forward to `jamz_node::account` / the REST client.
-//! - `open_session` starts a [`jamz_node::Node`]; its events reach the UI as the
-//!   `node-event` event (the `NODE_CONTROL.md` vocabulary), except `progress`,
-//!   which streams through the `ipc::Channel` the UI passed in.
-//! - `node_command` forwards one [`jamz_node::NodeCommand`].
+//! - `open_session` starts a node; its events reach the UI as the `node-event`
+//!   event (the node control vocabulary), except `progress`, which streams
+//!   through the `ipc::Channel` the UI passed in.
 //! - `host_session` runs the reference server in-process (a car with no internet).
 
 mod commands;
@@ -39,8 +38,13 @@ pub fn run() {
     let result = builder
         .setup(|app| {
             use tauri::Manager;
-            let state = commands::AppState::new(app.handle())?;
-            app.manage(state);
+            // The platform's per-app directories unless JAMZ_CONFIG_DIR / JAMZ_CACHE_DIR say.
+            let paths = app.path();
+            let dirs = jamz_node::directories::Dirs::resolve(
+                || paths.app_config_dir().ok(),
+                || paths.app_cache_dir().ok().map(|d| d.join("tracks")),
+            )?;
+            app.manage(jamz_node::app::App::new(dirs)?);
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![

@@ -164,8 +164,8 @@ describe("session", () => {
   it("enables DJ controls only for the DJ and sends take-control, play and seek", async () => {
     const calls = await openSession();
     await emit("node-event", { event: "playlist", playlist: [
-      { id: "a", title: "Alpha", artist: "X", duration: 200 },
-      { id: "b", title: "Beta", artist: "Y", duration: 100 },
+      { id: "a", title: "Alpha", artist: "X", source: "upload", duration: 200 },
+      { id: "b", title: "Beta", artist: "Y", source: "upload", duration: 100 },
     ] });
     await until(() => root.querySelectorAll("[data-track]").length === 2, "the playlist");
     expect(button(root, "[data-action=play]").disabled).toBe(true);
@@ -191,7 +191,7 @@ describe("session", () => {
     const calls = await openSession();
     await emit("node-event", { event: "controller", userId: 1 });
     await emit("node-event", { event: "playlist", playlist: [
-      { id: "a", title: "Alpha", artist: "" }, { id: "b", title: "Beta", artist: "" }, { id: "c", title: "Gamma", artist: "" },
+      { id: "a", title: "Alpha", artist: "", source: "upload" }, { id: "b", title: "Beta", artist: "", source: "upload" }, { id: "c", title: "Gamma", artist: "", source: "upload" },
     ] });
     await until(() => root.querySelectorAll("[data-track]").length === 3, "the playlist");
     const a = root.querySelector<HTMLElement>("[data-track=a]")!;

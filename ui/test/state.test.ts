@@ -8,7 +8,7 @@ import { memoryStorage } from "./helpers";
 describe("session state", () => {
   it("extrapolates the position while playing and holds it when paused", () => {
     const s = initialState(1);
-    apply(s, { event: "playlist", playlist: [{ id: "a", title: "A", artist: "", duration: 100 }] }, 0);
+    apply(s, { event: "playlist", playlist: [{ id: "a", title: "A", artist: "", source: "upload", duration: 100 }] }, 0);
     apply(s, { event: "playback", playing: true, track: "a", position: 10, at: 0 }, 1000);
     expect(positionAt(s, 3000)).toBeCloseTo(12);
     expect(positionAt(s, 1_000_000)).toBe(100);

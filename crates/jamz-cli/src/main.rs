@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use jamz_node::account::{self, CredentialStore};
-use jamz_node::tracks;
 use jamz_node::{LocationSource, NodeAuth, NodeConfig};
+use jamz_node::{host, tracks};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "TrafficJamz headless client and admin tool")]
@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Runs the reference backend (jamz-server) in this process.
-    Server(jamz_server::ServerArgs),
+    Server(host::ServerArgs),
     /// Creates an account and saves its token.
     Register {
         #[arg(long, env = "JAMZ_SERVER", default_value = "http://127.0.0.1:5050")]
@@ -219,7 +219,7 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 fn outputs(json: bool) -> Result<()> {
-    let list = jamz_audio::output_devices().context("listing audio outputs")?;
+    let list = jamz_node::output_devices().context("listing audio outputs")?;
     if json {
         println!("{}", serde_json::to_string(&list)?);
         return Ok(());
@@ -236,15 +236,13 @@ fn outputs(json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn server(a: jamz_server::ServerArgs) -> Result<()> {
-    let server = jamz_server::bind(a.into_config())
-        .await
-        .context("starting the server")?;
-    println!("jamz-server listening on http://{}", server.local_addr());
-    server
-        .run(jamz_server::stop_signal())
-        .await
-        .context("serving")?;
+async fn server(a: host::ServerArgs) -> Result<()> {
+    host::serve(
+        a,
+        |addr| println!("jamz-server listening on http://{addr}"),
+        host::stop_signal(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -430,7 +428,7 @@ async fn node(a: NodeArgs) -> Result<()> {
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).
     let commander = node.commander();
     tokio::spawn(async move {
-        jamz_server::stop_signal().await;
+        host::stop_signal().await;
         let _ = commander.send(jamz_node::NodeCommand::Quit);
     });
     if a.json {

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NodeError;
 
-/// Overrides the config directory (tests, several identities on one machine).
-pub const CONFIG_DIR_ENV: &str = "JAMZ_CONFIG_DIR";
+pub use crate::directories::CONFIG_DIR_ENV;
 
 /// File name of the saved credentials inside the config directory.
 pub const CREDENTIALS_FILE: &str = "credentials.json";
@@ -37,11 +36,7 @@ impl CredentialStore {
     /// `$JAMZ_CONFIG_DIR`, else the platform config dir + `jamz`
     /// (`~/.config/jamz` on Linux).
     pub fn default_location() -> Result<Self, NodeError> {
-        if let Some(dir) = std::env::var_os(CONFIG_DIR_ENV).filter(|d| !d.is_empty()) {
-            return Ok(Self::at(PathBuf::from(dir)));
-        }
-        let base = dirs::config_dir().ok_or(NodeError::NoConfigDir)?;
-        Ok(Self::at(base.join("jamz")))
+        Ok(Self::at(crate::directories::config_dir()?))
     }
 
     /// A store in `dir`.

@@ -15,6 +15,7 @@ use serde_json::Value;
 pub const MAX_COMMAND_LINE: usize = 4 * 1024 * 1024;
 
 /// A command, one JSON object per line on stdin.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum NodeCommand {
@@ -269,6 +270,7 @@ pub fn parse_command(line: &str) -> Result<NodeCommand, CommandError> {
 pub use jamz_sync::api::ParticipantView;
 
 /// The `cache` object of a `status` event.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct CacheSummary {
     pub tracks: u64,
@@ -283,6 +285,7 @@ pub struct CacheSummary {
 }
 
 /// How the node reaches the group.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
@@ -292,6 +295,7 @@ pub enum Tier {
 }
 
 /// A peer connection's state.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PeerState {
@@ -301,6 +305,7 @@ pub enum PeerState {
 }
 
 /// The `status` event's fields.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusView {
     pub tier: Tier,
@@ -322,15 +327,21 @@ pub struct StatusView {
 }
 
 /// One change waiting for the server, as the `outbox` event lists it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingView {
     /// `add`, `upload`, `remove` or `reorder`.
+    #[cfg_attr(
+        feature = "ts",
+        ts(type = r#""add" | "upload" | "remove" | "reorder""#)
+    )]
     pub action: String,
     /// What to show a person: a track's title, a file's name.
     pub label: String,
 }
 
 /// One output device, as the `outputs` event lists it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputView {
     /// The spec to pass to `output` (`default`, `device:ID`).
@@ -351,6 +362,7 @@ impl From<jamz_audio::OutputDevice> for OutputView {
 }
 
 /// An event, one JSON object per line on stdout.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum NodeEvent {

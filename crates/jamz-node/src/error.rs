@@ -1,6 +1,8 @@
-//! The node's one error type.
+//! The node's one error type, and the stable code each face branches on.
 
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 /// What failed in the node, and on what.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,12 @@ pub enum NodeError {
     Host(String),
     #[error("the node's runtime stopped: {0}")]
     Stopped(String),
+    #[error("no session is open")]
+    NoSession,
+    #[error("a session is already open: leave it first")]
+    SessionOpen,
+    #[error("this device already hosts a session at {0}")]
+    AlreadyHosting(String),
 }
 
 impl NodeError {
@@ -38,6 +46,141 @@ impl NodeError {
         NodeError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// What a face branches on.
+    pub fn code(&self) -> ErrorCode {
+        use jamz_link::LinkError;
+        match self {
+            NodeError::Link(LinkError::Http { status, .. }) => ErrorCode::of_http(*status),
+            NodeError::Link(LinkError::Request { .. } | LinkError::WebSocket(_)) => {
+                ErrorCode::Unreachable
+            }
+            NodeError::Link(LinkError::Url { .. }) => ErrorCode::BadUrl,
+            NodeError::Link(_) => ErrorCode::Link,
+            NodeError::NotLoggedIn { .. } => ErrorCode::NotLoggedIn,
+            NodeError::Audio(_) => ErrorCode::Audio,
+            NodeError::Cache(_) => ErrorCode::Cache,
+            NodeError::Invalid(_) => ErrorCode::Invalid,
+            NodeError::Stopped(_) => ErrorCode::Stopped,
+            NodeError::Host(_) => ErrorCode::Host,
+            NodeError::NoSession => ErrorCode::NoSession,
+            NodeError::SessionOpen => ErrorCode::SessionOpen,
+            NodeError::AlreadyHosting(_) => ErrorCode::AlreadyHosting,
+            NodeError::Io { .. }
+            | NodeError::Credentials { .. }
+            | NodeError::NoConfigDir
+            | NodeError::NoCacheDir => ErrorCode::Node,
+        }
+    }
+}
+
+/// A stable, machine-readable name for a kind of failure (the app's `code`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The backend refused the request's content (HTTP 400, 422).
+    BadRequest,
+    /// HTTP 401: a wrong password or an expired token.
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooLarge,
+    /// Any other HTTP status.
+    ServerError,
+    /// The backend cannot be reached at all.
+    Unreachable,
+    BadUrl,
+    /// Another failure of the backend link.
+    Link,
+    NotLoggedIn,
+    Audio,
+    Cache,
+    Invalid,
+    Stopped,
+    Host,
+    /// Files and directories of this device.
+    Node,
+    NoSession,
+    SessionOpen,
+    AlreadyHosting,
+}
+
+impl ErrorCode {
+    /// The code of an HTTP status the backend answered.
+    fn of_http(status: u16) -> Self {
+        match status {
+            400 | 422 => ErrorCode::BadRequest,
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::TooLarge,
+            _ => ErrorCode::ServerError,
+        }
+    }
+}
+
+/// An error as a face hands it on: the code to branch on and a message for people.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorView {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl From<&NodeError> for ErrorView {
+    fn from(e: &NodeError) -> Self {
+        ErrorView {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<NodeError> for ErrorView {
+    fn from(e: NodeError) -> Self {
+        ErrorView::from(&e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_serialize_as_code_and_message() {
+        let v = serde_json::to_value(ErrorView::from(NodeError::NoSession)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"code": "no-session", "message": "no session is open"})
+        );
+    }
+
+    #[test]
+    fn http_statuses_map_to_codes_the_ui_branches_on() {
+        let e = NodeError::Link(jamz_link::LinkError::Http {
+            method: "POST".into(),
+            path: "/api/auth/login".into(),
+            status: 401,
+            message: "bad password".into(),
+        });
+        let v = serde_json::to_value(ErrorView::from(e)).unwrap();
+        assert_eq!(v["code"], "unauthorized");
+        assert!(v["message"].as_str().unwrap().contains("bad password"));
+        for (status, code) in [
+            (400, "bad-request"),
+            (403, "forbidden"),
+            (404, "not-found"),
+            (409, "conflict"),
+            (413, "too-large"),
+            (500, "server-error"),
+        ] {
+            let v = serde_json::to_value(ErrorCode::of_http(status)).unwrap();
+            assert_eq!(v, code, "{status}");
         }
     }
 }

@@ -1,10 +1,14 @@
 //! "This device hosts the session": the reference server (jamz-server) in this
 //! process, for a convoy with no internet whose cars share this device's hotspot.
-//! Both faces use it: the app's host switch and `jamz server`'s embedded mode.
+//! Both faces use it: the app's host switch and `jamz server`.
+//! Only with the `host` feature: a build that never hosts links no server.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
+
+/// `jamz server`'s arguments, and what stops a server (Ctrl-C, SIGTERM).
+pub use jamz_server::{ServerArgs, stop_signal};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -77,6 +81,23 @@ impl HostedServer {
             None => Ok(()),
         }
     }
+}
+
+/// `jamz server`: binds, tells `listening` the address, and serves in the
+/// foreground until `stop` completes.
+pub async fn serve(
+    args: ServerArgs,
+    listening: impl FnOnce(SocketAddr),
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let server = jamz_server::bind(args.into_config())
+        .await
+        .map_err(|e| NodeError::Host(format!("starting the server: {e}")))?;
+    listening(server.local_addr());
+    server
+        .run(stop)
+        .await
+        .map_err(|e| NodeError::Host(format!("serving: {e}")))
 }
 
 impl Drop for HostedServer {

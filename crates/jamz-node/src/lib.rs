@@ -8,10 +8,15 @@
 //!   audio output, connects the link and runs the engine; drive it with
 //!   [`NodeCommand`]s and read [`NodeEvent`]s (the `NODE_CONTROL.md` vocabulary).
 //! - [`json::serve`] is `jamz node --json`: the same over JSON lines.
-//! - [`host::HostedServer`] runs the reference server in this process ("this
-//!   device hosts the session").
+//! - `host::HostedServer` (the `host` feature) runs the reference server in this
+//!   process ("this device hosts the session"); `host::serve` is `jamz server`.
 //! - [`account`] keeps the login token (mode 0600) and holds the REST helpers;
-//!   [`tracks`] uploads files with their tags and maps tracks onto the cache.
+//!   [`tracks`] uploads files with their tags and maps tracks onto the cache;
+//!   [`directories`] says where a face keeps its files.
+//! - [`app::App`] is the facade of a face that keeps state between commands (the
+//!   Tauri shell): accounts, the one session, cache administration, hosting;
+//!   [`ErrorView`] is an error as a face hands it on (a stable [`ErrorCode`]).
+//! - `ui_types` (the `ts` feature) writes the UI's TypeScript types.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jamz_node::NodeError> {
@@ -36,22 +41,28 @@
 //! ```
 
 pub mod account;
+pub mod app;
 pub mod audio;
 pub mod clock;
 pub mod control;
+pub mod directories;
 mod error;
+#[cfg(feature = "host")]
 pub mod host;
 pub mod json;
 pub mod outbox;
 mod runtime;
 pub mod tracks;
+#[cfg(feature = "ts")]
+pub mod ui_types;
 
 pub use clock::LocalClock;
 pub use control::{
     CacheSummary, CommandError, NodeCommand, NodeEvent, OutputView, ParticipantView, PeerState,
     PendingView, StatusView, Tier, parse_command,
 };
-pub use error::NodeError;
+pub use error::{ErrorCode, ErrorView, NodeError};
+#[cfg(feature = "host")]
 pub use host::HostedServer;
 pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;

@@ -1,7 +1,7 @@
 //! Tracks between the adapters: uploads (tags read by jamz-audio), the wire
 //! `Track` mapped onto the cache's `CacheTrack`, and the cache's location.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use jamz_cache::{Cache, CacheConfig, CacheTrack};
@@ -10,16 +10,7 @@ use jamz_proto::Track;
 
 use crate::error::NodeError;
 
-/// Overrides the cache directory.
-pub const CACHE_DIR_ENV: &str = "JAMZ_CACHE_DIR";
-
-/// `$JAMZ_CACHE_DIR`, else the platform cache dir + `jamz` (`~/.cache/jamz`).
-pub fn default_cache_dir() -> Result<PathBuf, NodeError> {
-    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    Ok(dirs::cache_dir().ok_or(NodeError::NoCacheDir)?.join("jamz"))
-}
+pub use crate::directories::{CACHE_DIR_ENV, cache_dir as default_cache_dir};
 
 /// Opens the track cache in `dir` (default: [`default_cache_dir`]).
 pub async fn open_cache(dir: Option<&Path>) -> Result<Cache, NodeError> {

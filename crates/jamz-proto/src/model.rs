@@ -8,6 +8,7 @@ pub type UserId = i64;
 
 /// A date as the backends send it: milliseconds since the Unix epoch, or an
 /// ISO-8601 string (MongoDB dates serialized by the web backend).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum DateValue {
@@ -15,6 +16,7 @@ pub enum DateValue {
     Text(String),
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackSource {
@@ -28,8 +30,10 @@ pub enum TrackSource {
 }
 
 /// A playable track. Encodes as docs/protocol.md's `Track`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(from = "TrackWire")]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 pub struct Track {
     /// Empty when the track has not been given an id yet (a client proposing
     /// it); then it is left out on the wire and the server assigns one.
@@ -40,6 +44,7 @@ pub struct Track {
     pub source: TrackSource,
     /// Empty for sources played by id (YouTube); then left out on the wire.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
     pub url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub youtube_id: Option<String>,
@@ -148,6 +153,7 @@ pub struct User {
     pub email: String,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     #[serde(alias = "_id", alias = "groupId", alias = "group_id")]

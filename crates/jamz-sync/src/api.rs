@@ -364,6 +364,7 @@ impl RestartCause {
 
 /// One live connection of a member, as the user sees it (and as the node's `participants`
 /// event lists it: docs/node-control.md spelling).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantView {
     #[serde(rename = "userId")]

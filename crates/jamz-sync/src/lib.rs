@@ -7,9 +7,9 @@
 //! (scheduled start, rate trim for small errors, hard re-sync past limits).
 //!
 //! Time and events come in through [`Engine::handle`], actions go out through
-//! [`Engine::poll`]; see [`api`] for the contract. [`sim`] runs many engines over a simulated
-//! server and network in virtual time; `cargo bench -p jamz-sync --bench sync_sim` prints
-//! its figures.
+//! [`Engine::poll`]; see [`api`] for the contract. `sim` (the `sim` feature: this crate's
+//! tests, benches and examples) runs many engines over a simulated server and network in
+//! virtual time; `cargo bench -p jamz-sync --bench sync_sim` prints its figures.
 //!
 //! ```
 //! use jamz_sync::{Action, Engine, EngineConfig, Input};
@@ -36,6 +36,7 @@ mod engine;
 mod error;
 mod playlist;
 mod playout;
+#[cfg(feature = "sim")]
 pub mod sim;
 mod timeline;
 

@@ -7,6 +7,7 @@ import type {
   Account,
   AppInfo,
   CacheInfo,
+  ErrorView,
   Group,
   Hosted,
   NodeCommand,
@@ -31,7 +32,7 @@ export class BackendError extends Error {
   }
 }
 
-function isCodedError(e: unknown): e is { code: string; message: string } {
+function isCodedError(e: unknown): e is ErrorView {
   return (
     typeof e === "object" &&
     e !== null &&

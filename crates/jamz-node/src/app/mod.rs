@@ -1,0 +1,102 @@
+//! The facade both faces stand on: what a face that lives longer than one
+//! command keeps (the app), and what it may ask. The Tauri shell registers one
+//! command per method and forwards; errors reach it as [`NodeError`]s whose
+//! [`NodeError::code`] it hands on.
+//!
+//! - [`accounts`]: register, log in and out, groups.
+//! - [`session`]: at most one running node, its events to an [`EventSink`].
+//! - [`cache_admin`]: the track cache while no session holds it.
+//! - `hosting` (the `host` feature): this device runs the session's server.
+
+pub mod accounts;
+pub mod cache_admin;
+#[cfg(feature = "host")]
+pub mod hosting;
+pub mod session;
+
+use serde::{Deserialize, Serialize};
+
+pub use accounts::{AccountView, LoginArgs, RegisterArgs};
+pub use cache_admin::CacheInfo;
+#[cfg(feature = "host")]
+pub use hosting::HOST_PORT_ENV;
+pub use session::{EventSink, OpenArgs, SessionEnded, SessionView};
+
+use crate::account::CredentialStore;
+use crate::control::OutputView;
+use crate::directories::Dirs;
+use crate::error::NodeError;
+
+/// A hosted session as the UI shows it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostedView {
+    /// The URL this device uses.
+    pub url: String,
+    pub port: u16,
+    /// What the other cars type in: this device's address on each of its networks.
+    pub lan_urls: Vec<String>,
+}
+
+/// What the app shows about itself.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    pub version: String,
+    pub mobile: bool,
+    pub hosting: Option<HostedView>,
+    /// The group whose session is running.
+    pub session_group: Option<String>,
+}
+
+/// What a long-lived face keeps between commands.
+pub struct App {
+    dirs: Dirs,
+    store: CredentialStore,
+    session: session::SessionSlot,
+    #[cfg(feature = "host")]
+    hosting: hosting::Hosting,
+}
+
+impl App {
+    /// An app keeping its files in `dirs`.
+    pub fn new(dirs: Dirs) -> Result<App, NodeError> {
+        Ok(App {
+            store: dirs.credentials(),
+            #[cfg(feature = "host")]
+            hosting: hosting::Hosting::new(dirs.hosted_session())?,
+            session: session::SessionSlot::default(),
+            dirs,
+        })
+    }
+
+    pub fn dirs(&self) -> &Dirs {
+        &self.dirs
+    }
+
+    /// `version` and `mobile` are the shell's to say.
+    pub async fn info(&self, version: String, mobile: bool) -> AppInfo {
+        #[cfg(feature = "host")]
+        let hosting = self.hosting.view().await;
+        #[cfg(not(feature = "host"))]
+        let hosting = None;
+        AppInfo {
+            version,
+            mobile,
+            hosting,
+            session_group: self.session.group().await,
+        }
+    }
+
+    /// The output devices of this machine (`id` is what [`OpenArgs::output`] and
+    /// the node's `output` command take).
+    pub async fn outputs(&self) -> Result<Vec<OutputView>, NodeError> {
+        // Listing probes the audio host's devices: blocking, off the async threads.
+        let devices = tokio::task::spawn_blocking(crate::output_devices)
+            .await
+            .map_err(|e| NodeError::Stopped(format!("listing outputs: {e}")))??;
+        Ok(devices.into_iter().map(OutputView::from).collect())
+    }
+}

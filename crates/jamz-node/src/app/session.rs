@@ -1,0 +1,167 @@
+//! The session lock: at most one node runs in a face, and the track cache is
+//! either that node's or the face's (see [`super::cache_admin`]).
+
+use jamz_proto::UserId;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, MutexGuard};
+use tokio::task::JoinHandle;
+
+use super::App;
+use crate::control::{NodeCommand, NodeEvent};
+use crate::error::NodeError;
+use crate::runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig};
+
+/// What `open_session` takes (the app's session form).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(optional_fields))]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenArgs {
+    pub group_id: String,
+    pub display_name: Option<String>,
+    /// `default`, `null`, `wav:PATH` or `device:ID` (jamz-audio's output spec).
+    pub output: Option<String>,
+    /// `none`, `replay:FILE`, `gpsd:HOST:PORT` (manual and mobile fixes arrive as commands).
+    pub location: Option<String>,
+    /// Extra output latency, 0-2000 ms.
+    pub latency_offset_ms: Option<f64>,
+    /// Cache size limit, MiB.
+    pub cache_max_mib: Option<u64>,
+    /// Cache the playlist in the background while online (default: on).
+    pub auto_preload: Option<bool>,
+}
+
+/// The session a node joined.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub group_id: String,
+    pub user_id: UserId,
+    pub session_id: String,
+}
+
+/// Sent once when the node stops, after its last event.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnded {
+    /// Why it stopped; `null` on a clean leave.
+    pub reason: Option<String>,
+}
+
+/// Where a running node's events go, in order.
+pub trait EventSink: Send + 'static {
+    fn event(&mut self, event: NodeEvent);
+    fn ended(&mut self, ended: SessionEnded);
+}
+
+pub(super) struct OpenSession {
+    commander: Commander,
+    group_id: String,
+    task: JoinHandle<()>,
+}
+
+impl OpenSession {
+    fn running(&self) -> bool {
+        !self.task.is_finished()
+    }
+}
+
+/// The one session of a face.
+#[derive(Default)]
+pub(super) struct SessionSlot(Mutex<Option<OpenSession>>);
+
+impl SessionSlot {
+    pub(super) async fn group(&self) -> Option<String> {
+        let slot = self.0.lock().await;
+        slot.as_ref()
+            .filter(|s| s.running())
+            .map(|s| s.group_id.clone())
+    }
+
+    /// The slot, held empty: no session starts while the guard lives.
+    pub(super) async fn idle(&self) -> Result<MutexGuard<'_, Option<OpenSession>>, NodeError> {
+        let slot = self.0.lock().await;
+        if slot.as_ref().is_some_and(OpenSession::running) {
+            return Err(NodeError::SessionOpen);
+        }
+        Ok(slot)
+    }
+}
+
+impl App {
+    /// Starts the node for a group with the saved login; its events go to `sink`
+    /// until it stops.
+    pub async fn open_session(
+        &self,
+        args: OpenArgs,
+        mut sink: impl EventSink,
+    ) -> Result<SessionView, NodeError> {
+        let mut slot = self.session.idle().await?;
+        let creds = self.store.load()?.ok_or_else(|| NodeError::NotLoggedIn {
+            server: "any server".into(),
+        })?;
+        let location: LocationSource = args
+            .location
+            .as_deref()
+            .unwrap_or("none")
+            .parse()
+            .map_err(NodeError::Invalid)?;
+        let mut config = NodeConfig::new(
+            creds.server.clone(),
+            NodeAuth::Token {
+                token: creds.token,
+                user_id: creds.user_id,
+                username: creds.username,
+            },
+            args.group_id.clone(),
+        );
+        config.display_name = args.display_name.filter(|n| !n.trim().is_empty());
+        config.output = args.output.as_deref().unwrap_or("default").parse()?;
+        config.cache_dir = Some(self.dirs.cache.clone());
+        config.location = location;
+        config.latency_offset_ms = args.latency_offset_ms.unwrap_or(0.0);
+        config.cache_max_bytes = args.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024));
+        config.auto_preload = args.auto_preload.unwrap_or(true);
+        let mut node = Node::start(config).await?;
+        let view = SessionView {
+            group_id: args.group_id.clone(),
+            user_id: node.user_id(),
+            session_id: node.session_id().to_owned(),
+        };
+        let commander = node.commander();
+        let task = tokio::spawn(async move {
+            while let Some(ev) = node.next_event().await {
+                sink.event(ev);
+            }
+            let reason = node.join().await.err().map(|e| e.to_string());
+            sink.ended(SessionEnded { reason });
+        });
+        *slot = Some(OpenSession {
+            commander,
+            group_id: args.group_id,
+            task,
+        });
+        Ok(view)
+    }
+
+    /// Leaves the session (the node's `quit`) and waits for the node to stop.
+    pub async fn leave_session(&self) -> Result<(), NodeError> {
+        let Some(session) = self.session.0.lock().await.take() else {
+            return Ok(());
+        };
+        // A node that already stopped has nothing to leave.
+        let _ = session.commander.send(NodeCommand::Quit);
+        session
+            .task
+            .await
+            .map_err(|e| NodeError::Stopped(format!("the session's task failed: {e}")))
+    }
+
+    /// Forwards one command to the running node.
+    pub async fn command(&self, command: NodeCommand) -> Result<(), NodeError> {
+        command.validate().map_err(NodeError::Invalid)?;
+        let slot = self.session.0.lock().await;
+        let session = slot.as_ref().ok_or(NodeError::NoSession)?;
+        session.commander.send(command)
+    }
+}

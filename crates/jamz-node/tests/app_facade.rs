@@ -1,0 +1,145 @@
+//! The facade the Tauri shell forwards to, driven as the shell drives it: a real
+//! server in this process, the saved login in a temporary config directory, one
+//! session whose events reach a sink, and the cache refused while it runs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use jamz_node::app::{App, EventSink, LoginArgs, OpenArgs, SessionEnded};
+use jamz_node::directories::Dirs;
+use jamz_node::{ErrorCode, NodeCommand, NodeError, NodeEvent};
+use tokio::sync::mpsc;
+
+mod support;
+
+use support::{WAIT, world};
+
+/// What the sink saw, in order: `Ok(event)`, then `Err(end)`.
+struct ChannelSink(mpsc::UnboundedSender<Result<NodeEvent, SessionEnded>>);
+
+impl EventSink for ChannelSink {
+    fn event(&mut self, event: NodeEvent) {
+        let _ = self.0.send(Ok(event));
+    }
+    fn ended(&mut self, ended: SessionEnded) {
+        let _ = self.0.send(Err(ended));
+    }
+}
+
+fn code(e: NodeError) -> ErrorCode {
+    e.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_session_at_a_time_and_the_cache_only_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _, group) = world(dir.path()).await;
+    let app = App::new(Dirs {
+        config: dir.path().join("config"),
+        cache: dir.path().join("cache"),
+    })
+    .unwrap();
+
+    assert_eq!(app.current_account().unwrap(), None);
+    let args = OpenArgs {
+        group_id: group.clone(),
+        output: Some("null".into()),
+        ..OpenArgs::default()
+    };
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let e = app.open_session(args.clone(), ChannelSink(tx)).await;
+    assert_eq!(code(e.unwrap_err()), ErrorCode::NotLoggedIn);
+
+    let bad = LoginArgs {
+        server: url.clone(),
+        username: "ann".into(),
+        password: "wrong".into(),
+    };
+    assert_eq!(
+        code(app.login(bad).await.unwrap_err()),
+        ErrorCode::Unauthorized
+    );
+    let login = LoginArgs {
+        server: format!(" {url} "),
+        username: "ann".into(),
+        password: "pw".into(),
+    };
+    let account = app.login(login).await.unwrap();
+    assert_eq!(account.server, url, "the server is saved trimmed");
+    assert_eq!(app.current_account().unwrap(), Some(account.clone()));
+    let groups = app.groups().await.unwrap();
+    assert!(groups.iter().any(|g| g.id == group), "{groups:?}");
+
+    let empty = app.cache_info().await.unwrap();
+    assert_eq!((empty.tracks, empty.bytes), (0, 0));
+    assert_eq!(
+        code(app.command(NodeCommand::Status).await.unwrap_err()),
+        ErrorCode::NoSession
+    );
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let view = app
+        .open_session(args.clone(), ChannelSink(tx))
+        .await
+        .unwrap();
+    assert_eq!(view.user_id, account.user_id);
+    assert_eq!(view.group_id, group);
+    let ready = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ready, Ok(NodeEvent::Ready { .. })), "{ready:?}");
+    let info = app.info("1.2.3".into(), false).await;
+    assert_eq!(info.session_group.as_deref(), Some(group.as_str()));
+
+    // The session holds the lock: no second session, no cache administration.
+    let (tx2, _rx2) = mpsc::unbounded_channel();
+    let e = app.open_session(args, ChannelSink(tx2)).await.unwrap_err();
+    assert_eq!(code(e), ErrorCode::SessionOpen);
+    assert_eq!(
+        code(app.cache_info().await.unwrap_err()),
+        ErrorCode::SessionOpen
+    );
+    assert_eq!(
+        code(app.cache_clear().await.unwrap_err()),
+        ErrorCode::SessionOpen
+    );
+    let e = app
+        .command(NodeCommand::Volume { level: 2.0 })
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), ErrorCode::Invalid);
+
+    // Commands reach the node, and its answers the sink.
+    app.command(NodeCommand::Status).await.unwrap();
+    let status = tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.recv().await.expect("sink closed") {
+                Ok(NodeEvent::Status(s)) => return s,
+                Ok(_) => {}
+                Err(end) => panic!("ended before a status: {end:?}"),
+            }
+        }
+    })
+    .await
+    .expect("no status in time");
+    assert_eq!(status.output, "null");
+
+    app.leave_session().await.unwrap();
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err(end) = rx.recv().await.expect("sink closed before the end") {
+                return end;
+            }
+        }
+    })
+    .await
+    .expect("no end in time");
+    assert_eq!(end, SessionEnded { reason: None });
+    assert_eq!(app.info("1.2.3".into(), false).await.session_group, None);
+
+    // Free again: the cache is the face's.
+    let cleared = app.cache_clear().await.unwrap();
+    assert_eq!(cleared.tracks, 0);
+    assert_eq!(cleared.dir, dir.path().join("cache").to_string_lossy());
+    app.logout().unwrap();
+    assert_eq!(app.current_account().unwrap(), None);
+}

@@ -1,0 +1,205 @@
+// Generated from the Rust types by jamz-node's `ui_types` (the `ts` feature): do not edit.
+// After changing one of them: JAMZ_UPDATE_TS=1 cargo test -p jamz-node --test ui_types
+
+/**
+ * A date as the backends send it: milliseconds since the Unix epoch, or an
+ * ISO-8601 string (MongoDB dates serialized by the web backend).
+ */
+export type DateValue = number | string;
+
+export type TrackSource = "upload" | "youtube" | "spotify" | "unknown";
+
+/**
+ * A playable track. Encodes as PROTOCOL.md's `Track`.
+ */
+export type Track = { 
+/**
+ * Empty when the track has not been given an id yet (a client proposing
+ * it); then it is left out on the wire and the server assigns one.
+ */
+id: string, title: string, artist: string, source: TrackSource, 
+/**
+ * Empty for sources played by id (YouTube); then left out on the wire.
+ */
+url?: string, youtube_id?: string, spotify_preview_url?: string, album_art?: string, 
+/**
+ * Seconds.
+ */
+duration?: number, 
+/**
+ * Bytes of the file behind `url`.
+ */
+size?: number, 
+/**
+ * Lower-case hex SHA-256 of the file behind `url`.
+ */
+sha256?: string, uploaded_by?: number, created_at?: DateValue, };
+
+export type Group = { id: string, name: string, description: string, creator_id: number, members: Array<number>, created_at?: DateValue | null, };
+
+/**
+ * One live connection of a member, as the user sees it (and as the node's `participants`
+ * event lists it: NODE_CONTROL.md spelling).
+ */
+export type ParticipantView = { userId: number, display_name: string | null, socketId: string, };
+
+/**
+ * A command, one JSON object per line on stdin.
+ */
+export type NodeCommand = { "cmd": "status" } | { "cmd": "take-control" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "remove", track: string, } | { "cmd": "reorder", order: Array<string>, } | { "cmd": "play", track?: string | null, position?: number | null, } | { "cmd": "pause" } | { "cmd": "seek", position: number, } | { "cmd": "next" } | { "cmd": "previous" } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, };
+
+/**
+ * An event, one JSON object per line on stdout.
+ */
+export type NodeEvent = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "playback", playing: boolean, track: string | null, 
+/**
+ * Seconds, this device's audio clock.
+ */
+position: number, 
+/**
+ * Milliseconds, the local clock.
+ */
+at: number, } | { "event": "status" } & StatusView | { "event": "tier", tier: Tier, reason: string, } | { "event": "peer", userId: number, state: PeerState, } | { "event": "location", userId: number, latitude: number, longitude: number, speed: number | null, heading: number | null, together: Array<number>, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "error", message: string, cmd?: string | null, };
+
+/**
+ * The `status` event's fields.
+ */
+export type StatusView = { tier: Tier, playing: boolean, track: string | null, 
+/**
+ * Seconds, this device's audio clock (`null` when nothing is loaded).
+ */
+position: number | null, clock_offset_ms: number | null, drift_ms: number | null, peers: number, cache: CacheSummary, queued: number, 
+/**
+ * The audio output in use (beyond NODE_CONTROL.md).
+ */
+output: string, 
+/**
+ * The output latency offset in use, ms (beyond NODE_CONTROL.md).
+ */
+latency_offset_ms: number, };
+
+/**
+ * The `cache` object of a `status` event.
+ */
+export type CacheSummary = { tracks: number, bytes: number, hits: number, misses: number, 
+/**
+ * The size limits (beyond NODE_CONTROL.md).
+ */
+max_bytes: number, max_tracks: number, };
+
+/**
+ * How the node reaches the group.
+ */
+export type Tier = "socket" | "mesh" | "offline";
+
+/**
+ * A peer connection's state.
+ */
+export type PeerState = "connecting" | "connected" | "closed";
+
+/**
+ * One change waiting for the server, as the `outbox` event lists it.
+ */
+export type PendingView = { 
+/**
+ * `add`, `upload`, `remove` or `reorder`.
+ */
+action: "add" | "upload" | "remove" | "reorder", 
+/**
+ * What to show a person: a track's title, a file's name.
+ */
+label: string, };
+
+/**
+ * One output device, as the `outputs` event lists it.
+ */
+export type OutputView = { 
+/**
+ * The spec to pass to `output` (`default`, `device:ID`).
+ */
+id: string, 
+/**
+ * What to show a person.
+ */
+name: string, is_default: boolean, };
+
+/**
+ * What the app shows about itself.
+ */
+export type AppInfo = { version: string, mobile: boolean, hosting: HostedView | null, 
+/**
+ * The group whose session is running.
+ */
+sessionGroup: string | null, };
+
+/**
+ * A hosted session as the UI shows it.
+ */
+export type HostedView = { 
+/**
+ * The URL this device uses.
+ */
+url: string, port: number, 
+/**
+ * What the other cars type in: this device's address on each of its networks.
+ */
+lanUrls: Array<string>, };
+
+/**
+ * The signed-in account as the UI sees it (never the token).
+ */
+export type AccountView = { server: string, username: string, userId: number, };
+
+/**
+ * What `open_session` takes (the app's session form).
+ */
+export type OpenArgs = { groupId: string, displayName?: string, 
+/**
+ * `default`, `null`, `wav:PATH` or `device:ID` (jamz-audio's output spec).
+ */
+output?: string, 
+/**
+ * `none`, `replay:FILE`, `gpsd:HOST:PORT` (manual and mobile fixes arrive as commands).
+ */
+location?: string, 
+/**
+ * Extra output latency, 0-2000 ms.
+ */
+latencyOffsetMs?: number, 
+/**
+ * Cache size limit, MiB.
+ */
+cacheMaxMib?: number, 
+/**
+ * Cache the playlist in the background while online (default: on).
+ */
+autoPreload?: boolean, };
+
+/**
+ * The session a node joined.
+ */
+export type SessionView = { groupId: string, userId: number, sessionId: string, };
+
+/**
+ * Sent once when the node stops, after its last event.
+ */
+export type SessionEnded = { 
+/**
+ * Why it stopped; `null` on a clean leave.
+ */
+reason: string | null, };
+
+/**
+ * The track cache on disk.
+ */
+export type CacheInfo = { dir: string, tracks: number, bytes: number, };
+
+/**
+ * An error as a face hands it on: the code to branch on and a message for people.
+ */
+export type ErrorView = { code: ErrorCode, message: string, };
+
+/**
+ * A stable, machine-readable name for a kind of failure (the app's `code`).
+ */
+export type ErrorCode = "bad-request" | "unauthorized" | "forbidden" | "not-found" | "conflict" | "too-large" | "server-error" | "unreachable" | "bad-url" | "link" | "not-logged-in" | "audio" | "cache" | "invalid" | "stopped" | "host" | "node" | "no-session" | "session-open" | "already-hosting";
