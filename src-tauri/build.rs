@@ -1,4 +1,4 @@
-//! Capabilities live in the top-level `capabilities/` (ARCHITECTURE.md's layout).
+//! Capabilities live in the top-level `capabilities/` (docs/architecture.md's layout).
 //! The app's own commands get `allow-<command>` permissions, so a window may call
 //! only the commands its capability lists (least privilege).
 

@@ -23,7 +23,7 @@ describe("backend", () => {
     expect((err as BackendError).message).toBe("wrong password");
   });
 
-  it("forwards node commands as the NODE_CONTROL.md objects", async () => {
+  it("forwards node commands as the docs/node-control.md objects", async () => {
     const calls = fakeBackend({ node_command: () => null });
     await backend.command({ cmd: "seek", position: 42.5 });
     expect(calls[0]).toEqual({ cmd: "node_command", args: { command: { cmd: "seek", position: 42.5 } } });

@@ -72,7 +72,7 @@ enum Cmd {
         #[command(subcommand)]
         action: CacheCmd,
     },
-    /// Runs a headless node in a group's session (see NODE_CONTROL.md).
+    /// Runs a headless node in a group's session (see docs/node-control.md).
     Node(NodeArgs),
     /// Lists the audio outputs: one per line, the spec to pass to `node --output` and
     /// the device's name.

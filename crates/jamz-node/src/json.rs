@@ -1,5 +1,5 @@
 //! The JSON-lines face of a node: commands from a reader (stdin), events to a
-//! writer (stdout), exactly as `NODE_CONTROL.md` specifies. A bad line is
+//! writer (stdout), exactly as `docs/node-control.md` specifies. A bad line is
 //! answered with an `error` event and the node goes on. End of input is `quit`.
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};

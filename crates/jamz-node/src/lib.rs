@@ -6,7 +6,7 @@
 //!
 //! - [`Node::start`] logs in, finds the group's session, opens the cache and the
 //!   audio output, connects the link and runs the engine; drive it with
-//!   [`NodeCommand`]s and read [`NodeEvent`]s (the `NODE_CONTROL.md` vocabulary).
+//!   [`NodeCommand`]s and read [`NodeEvent`]s (the `docs/node-control.md` vocabulary).
 //! - [`json::serve`] is `jamz node --json`: the same over JSON lines.
 //! - `host::HostedServer` (the `host` feature) runs the reference server in this
 //!   process ("this device hosts the session"); `host::serve` is `jamz server`.

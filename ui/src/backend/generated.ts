@@ -10,7 +10,7 @@ export type DateValue = number | string;
 export type TrackSource = "upload" | "youtube" | "spotify" | "unknown";
 
 /**
- * A playable track. Encodes as PROTOCOL.md's `Track`.
+ * A playable track. Encodes as docs/protocol.md's `Track`.
  */
 export type Track = { 
 /**
@@ -39,7 +39,7 @@ export type Group = { id: string, name: string, description: string, creator_id:
 
 /**
  * One live connection of a member, as the user sees it (and as the node's `participants`
- * event lists it: NODE_CONTROL.md spelling).
+ * event lists it: docs/node-control.md spelling).
  */
 export type ParticipantView = { userId: number, display_name: string | null, socketId: string, };
 
@@ -70,11 +70,11 @@ export type StatusView = { tier: Tier, playing: boolean, track: string | null,
  */
 position: number | null, clock_offset_ms: number | null, drift_ms: number | null, peers: number, cache: CacheSummary, queued: number, 
 /**
- * The audio output in use (beyond NODE_CONTROL.md).
+ * The audio output in use (beyond docs/node-control.md).
  */
 output: string, 
 /**
- * The output latency offset in use, ms (beyond NODE_CONTROL.md).
+ * The output latency offset in use, ms (beyond docs/node-control.md).
  */
 latency_offset_ms: number, };
 
@@ -83,7 +83,7 @@ latency_offset_ms: number, };
  */
 export type CacheSummary = { tracks: number, bytes: number, hits: number, misses: number, 
 /**
- * The size limits (beyond NODE_CONTROL.md).
+ * The size limits (beyond docs/node-control.md).
  */
 max_bytes: number, max_tracks: number, };
 
