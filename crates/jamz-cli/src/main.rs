@@ -128,7 +128,8 @@ struct NodeArgs {
     output: String,
     #[arg(long, env = "JAMZ_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-    /// replay:FILE.nmea | gpsd:HOST:PORT | none
+    /// Where this car's position comes from (docs/node-control.md, `--location`):
+    /// none | manual | auto | gpsd[:HOST[:PORT]] | nmea:DEVICE[@BAUD] | replay:FILE.nmea or .gpx[@SPEED|@max]
     #[arg(long, default_value = "none")]
     location: String,
     /// How much later than reported this output's sound is heard (a Bluetooth
