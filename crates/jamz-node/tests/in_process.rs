@@ -3,31 +3,12 @@
 //! pipes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jamz_node::{LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, Tier};
+use jamz_node::{Node, NodeCommand, NodeEvent, Tier};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod support;
 
-use support::{WAIT, next_matching, quit, world};
-
-fn config(url: &str, group: &str, dir: &std::path::Path) -> NodeConfig {
-    NodeConfig {
-        server: url.into(),
-        auth: NodeAuth::Password {
-            username: "ann".into(),
-            password: "pw".into(),
-        },
-        store: None,
-        group_id: group.into(),
-        display_name: Some("Ann's car".into()),
-        output: "null".parse().unwrap(),
-        cache_dir: Some(dir.join("cache")),
-        location: LocationSource::None,
-        latency_offset_ms: 0.0,
-        cache_max_bytes: None,
-        auto_preload: false,
-    }
-}
+use support::{WAIT, ann_config as config, next_matching, quit, world};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_takes_control_and_reports_status() {

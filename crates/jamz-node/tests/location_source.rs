@@ -10,29 +10,16 @@ use std::time::Duration;
 use jamz_geo::Fix;
 use jamz_geo::fix::destination;
 use jamz_geo::nmea::fix_sentences;
-use jamz_node::{LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
+use jamz_node::{LocationSource, Node, NodeCommand, NodeConfig, NodeEvent};
 
 mod support;
 
-use support::{next_matching, quit, world};
+use support::{ann_config, next_matching, quit, world};
 
 fn config(url: &str, group: &str, dir: &Path, location: &str) -> NodeConfig {
-    NodeConfig {
-        server: url.into(),
-        auth: NodeAuth::Password {
-            username: "ann".into(),
-            password: "pw".into(),
-        },
-        store: None,
-        group_id: group.into(),
-        display_name: Some("Ann's car".into()),
-        output: "null".parse().unwrap(),
-        cache_dir: Some(dir.join("cache")),
-        location: location.parse::<LocationSource>().unwrap(),
-        latency_offset_ms: 0.0,
-        cache_max_bytes: None,
-        auto_preload: false,
-    }
+    let mut config = ann_config(url, group, dir);
+    config.location = location.parse::<LocationSource>().unwrap();
+    config
 }
 
 /// `n` fixes a second northward at 15 m/s from 2026-12-01T21:11:05Z.

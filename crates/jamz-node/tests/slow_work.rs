@@ -4,30 +4,11 @@
 //! the control has been answered; only then is the index let go.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jamz_node::{LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
+use jamz_node::{Node, NodeCommand, NodeEvent};
 
 mod support;
 
-use support::{next_matching, quit, world};
-
-fn config(url: &str, group: &str, dir: &std::path::Path) -> NodeConfig {
-    NodeConfig {
-        server: url.into(),
-        auth: NodeAuth::Password {
-            username: "ann".into(),
-            password: "pw".into(),
-        },
-        store: None,
-        group_id: group.into(),
-        display_name: Some("Ann's car".into()),
-        output: "null".parse().unwrap(),
-        cache_dir: Some(dir.join("cache")),
-        location: LocationSource::None,
-        latency_offset_ms: 0.0,
-        cache_max_bytes: None,
-        auto_preload: false,
-    }
-}
+use support::{ann_config as config, next_matching, quit, world};
 
 /// Is this the answer to the `cache-clear` (its `status`, or its error)?
 fn clear_answer(e: &NodeEvent) -> bool {

@@ -5,8 +5,21 @@
 use std::path::Path;
 use std::time::Duration;
 
-use jamz_node::{Node, NodeEvent, RestClient};
+use jamz_node::{Node, NodeAuth, NodeConfig, NodeEvent, RestClient};
 use jamz_proto::rest::AuthResponse;
+
+/// A node of `ann` ("Ann's car") in `group`, silent (`null` output), its cache under `dir`.
+pub fn ann_config(url: &str, group: &str, dir: &Path) -> NodeConfig {
+    let auth = NodeAuth::Password {
+        username: "ann".into(),
+        password: "pw".into(),
+    };
+    let mut config = NodeConfig::new(url, auth, group);
+    config.display_name = Some("Ann's car".into());
+    config.output = "null".parse().unwrap();
+    config.cache_dir = Some(dir.join("cache"));
+    config
+}
 
 /// Bound on each wait for an event.
 pub const WAIT: Duration = Duration::from_secs(30);
