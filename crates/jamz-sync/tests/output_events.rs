@@ -41,6 +41,23 @@ fn counts(sim: &Simulation) -> (u64, u64, u64) {
     (st.hard_resyncs, st.output_restarts, st.starts)
 }
 
+/// After one output event: exactly one restart of the player, no hard re-sync on top
+/// (`before`: [`counts`] just before the event), and the device back within 1 ms.
+fn assert_one_restart_back_in_step(seed: u64, sim: &Simulation, before: (u64, u64, u64)) {
+    let after = counts(sim);
+    assert_eq!(
+        after.1,
+        before.1 + 1,
+        "seed {seed}: one restart for one event"
+    );
+    assert_eq!(after.0, before.0, "seed {seed}: no hard re-sync on top");
+    assert!(
+        offset_ms(sim).is_some_and(|o| o < 1.0),
+        "seed {seed}: back in step: {:?}",
+        offset_ms(sim)
+    );
+}
+
 #[test]
 fn a_stall_is_answered_by_one_restart_that_puts_the_device_back_in_step() {
     let gap_ms = 80.0;
@@ -65,19 +82,8 @@ fn a_stall_is_answered_by_one_restart_that_puts_the_device_back_in_step() {
             "seed {seed}: the stall made the audio late: {late:?}"
         );
         sim.run_until(FAULT_AT_MS + 5_000.0);
-        let after = counts(&sim);
-        assert_eq!(
-            after.1,
-            before.1 + 1,
-            "seed {seed}: one restart for one stall"
-        );
-        assert_eq!(after.0, before.0, "seed {seed}: no hard re-sync on top");
-        assert_eq!(after.2, before.2, "seed {seed}: not a new timeline");
-        assert!(
-            offset_ms(&sim).is_some_and(|o| o < 1.0),
-            "seed {seed}: back in step: {:?}",
-            offset_ms(&sim)
-        );
+        assert_one_restart_back_in_step(seed, &sim, before);
+        assert_eq!(counts(&sim).2, before.2, "seed {seed}: not a new timeline");
         let r = sim.report();
         assert!(r.errors.is_empty(), "seed {seed}: {:?}", r.errors);
         assert_eq!(r.output_restarts[DEV], 1, "seed {seed}: {r}");
@@ -104,14 +110,7 @@ fn a_lost_device_is_not_restarted_while_away_and_once_when_it_returns() {
         assert!(sim.heard(DEV).is_none(), "seed {seed}: silent while away");
         assert_eq!(counts(&sim), before, "seed {seed}: no restart while away");
         sim.run_until(FAULT_AT_MS + away_ms + 5_000.0);
-        let after = counts(&sim);
-        assert_eq!(after.1, before.1 + 1, "seed {seed}: one restart on return");
-        assert_eq!(after.0, before.0, "seed {seed}: no hard re-sync on top");
-        assert!(
-            offset_ms(&sim).is_some_and(|o| o < 1.0),
-            "seed {seed}: back in step: {:?}",
-            offset_ms(&sim)
-        );
+        assert_one_restart_back_in_step(seed, &sim, before);
         let r = sim.report();
         assert!(r.errors.is_empty(), "seed {seed}: {:?}", r.errors);
         assert_eq!(r.output_restarts.iter().sum::<u64>(), 1, "seed {seed}: {r}");
@@ -131,14 +130,7 @@ fn a_switched_output_plays_again_in_step_after_one_restart() {
             "seed {seed}: the new output starts silent"
         );
         sim.run_until(FAULT_AT_MS + 5_000.0);
-        let after = counts(&sim);
-        assert_eq!(after.1, before.1 + 1, "seed {seed}: one restart");
-        assert_eq!(after.0, before.0, "seed {seed}: no hard re-sync on top");
-        assert!(
-            offset_ms(&sim).is_some_and(|o| o < 1.0),
-            "seed {seed}: in step on the new output: {:?}",
-            offset_ms(&sim)
-        );
+        assert_one_restart_back_in_step(seed, &sim, before);
     }
 }
 
