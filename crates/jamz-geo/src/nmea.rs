@@ -212,6 +212,16 @@ pub fn sentence(body: &str) -> String {
     format!("${body}*{cs:02X}")
 }
 
+/// A log of `fixes` as a receiver with 9 satellites in view would write it: RMC and GGA per
+/// fix, CRLF line ends. What the replay source, gpsd and gpsfake read.
+pub fn log_of(fixes: &[Fix]) -> String {
+    fixes
+        .iter()
+        .flat_map(|f| fix_sentences(f, 9))
+        .map(|line| line + "\r\n")
+        .collect()
+}
+
 /// The RMC and GGA sentences a receiver with `satellites` in view would send for `fix`.
 /// Tests and simulators use it to write drives that gpsd and [`NmeaDecoder`] read back.
 pub fn fix_sentences(fix: &Fix, satellites: u32) -> [String; 2] {

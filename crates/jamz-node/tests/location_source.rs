@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jamz_geo::Fix;
 use jamz_geo::fix::destination;
-use jamz_geo::nmea::fix_sentences;
+use jamz_geo::nmea::log_of;
 use jamz_node::{LocationSource, Node, NodeCommand, NodeConfig, NodeEvent};
 
 mod support;
@@ -32,14 +32,6 @@ fn drive(n: usize) -> Vec<Fix> {
             f.heading = Some(0.0);
             f
         })
-        .collect()
-}
-
-fn nmea_log(fixes: &[Fix]) -> String {
-    fixes
-        .iter()
-        .flat_map(|f| fix_sentences(f, 9))
-        .map(|l| l + "\r\n")
         .collect()
 }
 
@@ -73,7 +65,7 @@ async fn a_replayed_drive_becomes_this_cars_location_events() {
     let (url, _, group) = world(dir.path()).await;
     let drive = drive(60);
     let log = dir.path().join("drive.nmea");
-    std::fs::write(&log, nmea_log(&drive)).unwrap();
+    std::fs::write(&log, log_of(&drive)).unwrap();
     // At once: the sharing rule then thins by distance only, whatever the machine's load.
     let spec = format!("replay:{}@max", log.display());
     let mut node = Node::start(config(&url, &group, dir.path(), &spec))
@@ -190,8 +182,8 @@ async fn the_node_reports_gpsd_fixes_and_survives_a_gpsd_restart() {
     let (first, second) = drive.split_at(60);
     let log1 = dir.path().join("first.nmea");
     let log2 = dir.path().join("second.nmea");
-    std::fs::write(&log1, nmea_log(first)).unwrap();
-    std::fs::write(&log2, nmea_log(second)).unwrap();
+    std::fs::write(&log1, log_of(first)).unwrap();
+    std::fs::write(&log2, log_of(second)).unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

@@ -2,7 +2,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use jamz_geo::fix::{bearing_deg, destination};
-use jamz_geo::nmea::fix_sentences;
 use jamz_geo::{Fix, LocationSource, SourceEvent};
 
 /// 2026-12-01T21:11:05Z.
@@ -41,16 +40,8 @@ pub fn city_drive() -> Vec<Fix> {
 }
 
 /// The drive as an NMEA log (RMC + GGA a fix, CRLF line ends, correct checksums).
-pub fn nmea_log(fixes: &[Fix]) -> String {
-    let mut s = String::new();
-    for f in fixes {
-        for line in fix_sentences(f, 9) {
-            s.push_str(&line);
-            s.push_str("\r\n");
-        }
-    }
-    s
-}
+#[allow(unused_imports)] // not every test binary writes a log
+pub use jamz_geo::nmea::log_of as nmea_log;
 
 /// Whether `got` is `want` as a receiver would report it (positions to ~0.2 m: NMEA
 /// carries 1e-5 minutes).
