@@ -205,10 +205,7 @@ pub struct CommandError {
 impl CommandError {
     /// The `error` event answering it.
     pub fn to_event(&self) -> NodeEvent {
-        NodeEvent::Error {
-            message: self.message.clone(),
-            cmd: self.cmd.clone(),
-        }
+        NodeEvent::error(self.message.clone(), self.cmd.as_deref())
     }
 }
 
@@ -284,15 +281,8 @@ pub struct CacheSummary {
     pub max_tracks: u64,
 }
 
-/// How the node reaches the group.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Socket,
-    Mesh,
-    Offline,
-}
+/// How the node reaches the group: the engine decides it.
+pub use jamz_sync::{Notification, Tier};
 
 /// A peer connection's state.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -361,42 +351,14 @@ impl From<jamz_audio::OutputDevice> for OutputView {
     }
 }
 
-/// An event, one JSON object per line on stdout.
+/// An event, one JSON object per line on stdout: the engine's [`Notification`]s as they
+/// are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
+/// and what only the node knows.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum NodeEvent {
-    Ready {
-        #[serde(rename = "userId")]
-        user_id: UserId,
-        #[serde(rename = "sessionId")]
-        session_id: String,
-        #[serde(rename = "socketId")]
-        socket_id: String,
-    },
-    Participants {
-        participants: Vec<ParticipantView>,
-    },
-    Playlist {
-        playlist: Vec<Track>,
-    },
-    Controller {
-        #[serde(rename = "userId")]
-        user_id: Option<UserId>,
-    },
-    Playback {
-        playing: bool,
-        track: Option<String>,
-        /// Seconds, this device's audio clock.
-        position: f64,
-        /// Milliseconds, the local clock.
-        at: f64,
-    },
     Status(StatusView),
-    Tier {
-        tier: Tier,
-        reason: String,
-    },
     Peer {
         #[serde(rename = "userId")]
         user_id: UserId,
@@ -425,20 +387,18 @@ pub enum NodeEvent {
     Outbox {
         pending: Vec<PendingView>,
     },
-    Error {
-        message: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        cmd: Option<String>,
-    },
+    /// What the engine tells the user, spelled once (jamz-sync's `Notification`).
+    #[serde(untagged)]
+    Session(Notification),
 }
 
 impl NodeEvent {
     /// An `error` event.
     pub fn error(message: impl Into<String>, cmd: Option<&str>) -> Self {
-        NodeEvent::Error {
+        NodeEvent::Session(Notification::Error {
             message: message.into(),
             cmd: cmd.map(str::to_owned),
-        }
+        })
     }
 
     /// The event as one line of JSON (no newline).
@@ -612,22 +572,22 @@ mod tests {
 
     #[test]
     fn events_use_node_control_spelling() {
-        let ready = NodeEvent::Ready {
+        let ready = NodeEvent::Session(Notification::Ready {
             user_id: 7,
             session_id: "s".into(),
             socket_id: "k".into(),
-        };
+        });
         assert_eq!(
             serde_json::to_value(&ready).unwrap(),
             json!({"event":"ready","userId":7,"sessionId":"s","socketId":"k"})
         );
-        let p = NodeEvent::Participants {
+        let p = NodeEvent::Session(Notification::Participants {
             participants: vec![ParticipantView {
                 user_id: 1,
                 display_name: Some("Ann".into()),
                 socket_id: "a".into(),
             }],
-        };
+        });
         assert_eq!(
             serde_json::to_value(&p).unwrap(),
             json!({"event":"participants","participants":[{"userId":1,"display_name":"Ann","socketId":"a"}]})

@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jamz_node::NodeError> {
-//! use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
+//! use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, Notification};
 //!
 //! let mut config = NodeConfig::new(
 //!     "http://127.0.0.1:5050",
@@ -32,7 +32,7 @@
 //! let mut node = Node::start(config).await?;
 //! node.send(NodeCommand::TakeControl)?;
 //! while let Some(ev) = node.next_event().await {
-//!     if let NodeEvent::Controller { .. } = ev {
+//!     if let NodeEvent::Session(Notification::Controller { .. }) = ev {
 //!         node.send(NodeCommand::Quit)?;
 //!     }
 //! }
@@ -58,8 +58,8 @@ pub mod ui_types;
 
 pub use clock::LocalClock;
 pub use control::{
-    CacheSummary, CommandError, NodeCommand, NodeEvent, OutputView, ParticipantView, PeerState,
-    PendingView, StatusView, Tier, parse_command,
+    CacheSummary, CommandError, NodeCommand, NodeEvent, Notification, OutputView, ParticipantView,
+    PeerState, PendingView, StatusView, Tier, parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};
 #[cfg(feature = "host")]

@@ -36,6 +36,9 @@ pub fn typescript() -> String {
         jamz_proto::Track,
         jamz_proto::Group,
         jamz_sync::api::ParticipantView,
+        jamz_sync::Notification,
+        jamz_sync::api::ClockSource,
+        jamz_sync::api::RestartCause,
         // The node control vocabulary.
         crate::NodeCommand,
         crate::NodeEvent,

@@ -3,6 +3,7 @@
 //! session whose events reach a sink, and the cache refused while it runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use jamz_node::Notification;
 use jamz_node::app::{App, EventSink, LoginArgs, OpenArgs, SessionEnded};
 use jamz_node::directories::Dirs;
 use jamz_node::{ErrorCode, NodeCommand, NodeError, NodeEvent};
@@ -101,8 +102,11 @@ async fn one_session_at_a_time_and_the_cache_only_without_it() {
         .unwrap();
     assert_eq!(view.user_id, account.user_id);
     assert_eq!(view.group_id, group);
-    let ready = next_event(&mut rx, "ready", |e| matches!(e, NodeEvent::Ready { .. })).await;
-    let NodeEvent::Ready { user_id, .. } = ready else {
+    let ready = next_event(&mut rx, "ready", |e| {
+        matches!(e, NodeEvent::Session(Notification::Ready { .. }))
+    })
+    .await;
+    let NodeEvent::Session(Notification::Ready { user_id, .. }) = ready else {
         unreachable!()
     };
     assert_eq!(user_id, account.user_id);

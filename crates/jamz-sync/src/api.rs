@@ -238,7 +238,8 @@ pub enum AudioCommand {
 }
 
 /// Where the engine's server clock estimate comes from, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClockSource {
     /// NTP-style `time-sync` exchanges, lowest round trips kept.
@@ -264,8 +265,11 @@ pub struct ClockEstimate {
     pub source: ClockSource,
 }
 
-/// Events for the user (docs/node-control.md spelling; serialize with serde_json for `--json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Events for the user, in docs/node-control.md spelling: the node's `--json` events and
+/// the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
+/// each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Notification {
     /// Joined (or re-joined) the session.
@@ -298,8 +302,8 @@ pub enum Notification {
     /// A refused command or a bad event; the engine goes on. `cmd` names the command.
     Error {
         message: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cmd: Option<&'static str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cmd: Option<String>,
     },
     /// The server clock estimate improved or changed source.
     ClockEstimate {
@@ -321,17 +325,21 @@ pub enum Notification {
 }
 
 /// How this device reaches the group, as the engine judges the link's health: `socket`
-/// while the server link is up and answers, `offline` otherwise (playback goes on by the
-/// last clock estimate). The peer mesh adds its tier here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// while the server link is up and answers, `mesh` while only peers carry the session,
+/// `offline` otherwise (playback goes on by the last clock estimate).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Socket,
+    /// Reserved for the peer mesh: the engine does not choose it yet.
+    Mesh,
     Offline,
 }
 
 /// Why the engine restarted the player (every restart has one, see `Engine`'s restart path).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cause", rename_all = "kebab-case")]
 pub enum RestartCause {
     /// The playout error went past the hard limits: `error_ms` off (positive: ahead).

@@ -1227,7 +1227,7 @@ impl Engine {
     fn error(&mut self, cmd: Option<&'static str>, e: SyncError) {
         self.push_notify(Notification::Error {
             message: e.to_string(),
-            cmd,
+            cmd: cmd.map(str::to_owned),
         });
     }
 }
