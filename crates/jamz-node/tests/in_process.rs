@@ -3,7 +3,7 @@
 //! pipes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jamz_node::Notification;
+use jamz_node::{Command, Notification};
 use jamz_node::{Node, NodeCommand, NodeEvent, Tier};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -24,7 +24,8 @@ async fn a_node_joins_takes_control_and_reports_status() {
         unreachable!()
     };
     assert_eq!(user_id, node.user_id());
-    node.send(NodeCommand::TakeControl).unwrap();
+    node.send(NodeCommand::Session(Command::TakeControl))
+        .unwrap();
     next_matching(
         &mut node,
         "the DJ role",
@@ -39,7 +40,7 @@ async fn a_node_joins_takes_control_and_reports_status() {
     assert_eq!(s.tier, Tier::Socket);
     assert!(!s.playing);
     // DJ commands on an empty playlist are refused, and the node goes on.
-    node.send(NodeCommand::Next).unwrap();
+    node.send(NodeCommand::Session(Command::Next)).unwrap();
     next_matching(
         &mut node,
         "the error for next",

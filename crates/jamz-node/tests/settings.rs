@@ -4,7 +4,7 @@
 //! its own `location`, its username as display name when started with a token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jamz_node::Notification;
+use jamz_node::{Command, Notification};
 use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
 
 mod support;
@@ -56,7 +56,8 @@ async fn settings_apply_while_the_session_plays() {
     // A track, played.
     let tone = dir.path().join("tone.wav");
     write_tone(&tone, 30);
-    node.send(NodeCommand::TakeControl).unwrap();
+    node.send(NodeCommand::Session(Command::TakeControl))
+        .unwrap();
     next_matching(
         &mut node,
         "the DJ role",
@@ -81,10 +82,10 @@ async fn settings_apply_while_the_session_plays() {
     // The uploaded file went into this device's cache: it is never downloaded back.
     let s = status(&mut node, "the cache after the upload", |_| true).await;
     assert_eq!((s.cache.tracks, s.cache.misses), (1, 0), "{:?}", s.cache);
-    node.send(NodeCommand::Play {
+    node.send(NodeCommand::Session(Command::Play {
         track: Some(track.clone()),
         position: Some(0.0),
-    })
+    }))
     .unwrap();
     next_matching(&mut node, "playing", |e| {
         matches!(

@@ -4,7 +4,7 @@
 //! the control has been answered; only then is the index let go.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jamz_node::Notification;
+use jamz_node::{Command, Notification};
 use jamz_node::{Node, NodeCommand, NodeEvent};
 
 mod support;
@@ -33,7 +33,8 @@ async fn a_control_is_answered_while_a_cache_clear_waits() {
     index.execute_batch("BEGIN IMMEDIATE").unwrap();
 
     node.send(NodeCommand::CacheClear).unwrap();
-    node.send(NodeCommand::TakeControl).unwrap();
+    node.send(NodeCommand::Session(Command::TakeControl))
+        .unwrap();
     // The control's answer comes while the clear is still blocked: nothing of the clear
     // may come first.
     let first = next_matching(&mut node, "the DJ role or the clear's answer", |e| {

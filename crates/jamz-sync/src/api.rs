@@ -123,17 +123,23 @@ pub struct Heard {
 }
 
 /// The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
-/// notification when this user is not the DJ.
+/// notification when this user is not the DJ. Spelled as the node's control lines spell them
+/// (jamz-node's `NodeCommand::Session` carries them as they are), except `Add`: a line names a
+/// file or a track, which the node uploads or checks before it hands the engine a `Track`.
 // A few commands a minute: the size of `Add(Track)` costs nothing, a Box would cost every caller.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Command {
     /// Become the DJ (`music-take-control`). Takes effect on `music-controller-changed`.
     TakeControl,
     /// DJ: play `track` (an id in the playlist; `None`: the current one, else the first) from
     /// `position` seconds (`None`: where it was paused, else 0).
     Play {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         track: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<f64>,
     },
     /// DJ: pause everyone.
@@ -145,6 +151,7 @@ pub enum Command {
     /// DJ: the previous track of the playlist.
     Previous,
     /// Anyone: append a track that already has a `url` (uploaded by the node).
+    #[serde(skip)]
     Add(Track),
     /// DJ: remove a track by id.
     Remove { track: String },
@@ -153,6 +160,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// The names of the commands a control line can spell as they are (all but `add`).
+    pub const NAMES: [&'static str; 8] = [
+        "take-control",
+        "play",
+        "pause",
+        "seek",
+        "next",
+        "previous",
+        "remove",
+        "reorder",
+    ];
+
     /// The docs/node-control.md name of the command, for `error` events.
     pub fn name(&self) -> &'static str {
         match self {

@@ -51,6 +51,14 @@ export type ParticipantView = { userId: number, display_name: string | null, soc
 export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, };
 
 /**
+ * The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
+ * notification when this user is not the DJ. Spelled as the node's control lines spell them
+ * (jamz-node's `NodeCommand::Session` carries them as they are), except `Add`: a line names a
+ * file or a track, which the node uploads or checks before it hands the engine a `Track`.
+ */
+export type Command = { "cmd": "take-control" } | { "cmd": "play", track?: string | null, position?: number | null, } | { "cmd": "pause" } | { "cmd": "seek", position: number, } | { "cmd": "next" } | { "cmd": "previous" } | { "cmd": "remove", track: string, } | { "cmd": "reorder", order: Array<string>, };
+
+/**
  * Where the engine's server clock estimate comes from, best first.
  */
 export type ClockSource = "time-sync" | "session-state" | "seeds-rule";
@@ -63,7 +71,7 @@ export type RestartCause = { "cause": "drift", errorMs: number, } | { "cause": "
 /**
  * A command, one JSON object per line on stdin.
  */
-export type NodeCommand = { "cmd": "status" } | { "cmd": "take-control" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "remove", track: string, } | { "cmd": "reorder", order: Array<string>, } | { "cmd": "play", track?: string | null, position?: number | null, } | { "cmd": "pause" } | { "cmd": "seek", position: number, } | { "cmd": "next" } | { "cmd": "previous" } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, };
+export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | Command;
 
 /**
  * An event, one JSON object per line on stdout: the engine's [`Notification`]s as they

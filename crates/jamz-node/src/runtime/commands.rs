@@ -12,7 +12,6 @@ impl Runtime {
                 self.request_status();
                 return;
             }
-            NodeCommand::TakeControl => Command::TakeControl,
             NodeCommand::Add {
                 track: Some(track), ..
             } => Command::Add(*track),
@@ -29,13 +28,6 @@ impl Runtime {
                 ));
                 return;
             }
-            NodeCommand::Remove { track } => Command::Remove { track },
-            NodeCommand::Reorder { order } => Command::Reorder { order },
-            NodeCommand::Play { track, position } => Command::Play { track, position },
-            NodeCommand::Pause => Command::Pause,
-            NodeCommand::Seek { position } => Command::Seek { position },
-            NodeCommand::Next => Command::Next,
-            NodeCommand::Previous => Command::Previous,
             NodeCommand::Volume { level } => {
                 self.audio.send(AudioJob::Volume {
                     level: level as f32,
@@ -115,6 +107,7 @@ impl Runtime {
                 });
                 return;
             }
+            NodeCommand::Session(command) => command,
         };
         self.feed(Input::Command(input));
     }
