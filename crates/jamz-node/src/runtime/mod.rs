@@ -394,7 +394,7 @@ impl Runtime {
         if let Some(c) = self.preload.take() {
             c.cancel();
         }
-        self.audio.send(AudioJob::Stop);
+        self.audio.send(AudioJob::Playout(AudioCommand::Stop));
         let _ = self.link.send(&LeaveAudioSession {
             session_id: self.session_id.clone(),
         });
