@@ -274,14 +274,14 @@ impl Cache {
             let Some(entry) = entry else {
                 return Err(CacheError::NotCached { id });
             };
-            if expected_sha256.is_some_and(|sha| sha != entry.sha256) {
+            if expected_sha256.is_some_and(|sha| sha != entry.stored.sha256) {
                 tracing::info!(track = %id, "cached file has other content than the track now names");
                 return Err(CacheError::NotCached { id });
             }
-            let path = inner.layout.file(&entry.sha256);
+            let path = inner.layout.file(&entry.stored.sha256);
             let opened = File::open(&path).and_then(|f| f.metadata().map(|m| (f, m.len())));
             match opened {
-                Ok((file, len)) if len == entry.size => Ok(TrackReader::complete(&id, file, len, path)),
+                Ok((file, len)) if len == entry.stored.size => Ok(TrackReader::complete(&id, file, len, path)),
                 other => {
                     tracing::warn!(track = %id, ?path, ok = other.is_ok(), "indexed file missing or wrong size; dropping the row");
                     if let Ok(Some(r)) = index.remove(&id) {

@@ -33,8 +33,8 @@ async fn miss_downloads_and_verifies_then_hits_without_network() {
     let s = cache.stats().await.unwrap();
     assert_eq!((s.tracks, s.bytes, s.hits, s.misses), (1, 300_000, 1, 1));
     let e = cache.entry("song1").await.unwrap().unwrap();
-    assert_eq!(e.title.as_deref(), Some("Title song1"));
-    assert_eq!(e.sha256, sha_hex(&data));
+    assert_eq!(e.stored.title.as_deref(), Some("Title song1"));
+    assert_eq!(e.stored.sha256, sha_hex(&data));
     assert_eq!(list(&dir.path().join("partial")), Vec::<String>::new());
 }
 
