@@ -527,7 +527,7 @@ pub(crate) fn record_committed(
     };
     let (max_tracks, max_bytes) = inner.limits();
     let removed = {
-        let mut index = inner.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut index = inner.index()?;
         let inserted = index
             .insert(&entry)
             .map_err(|e| CacheError::index(&track.id, "recording the cached track", &e));

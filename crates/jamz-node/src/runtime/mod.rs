@@ -399,6 +399,10 @@ impl Runtime {
             session_id: self.session_id.clone(),
         });
         let _ = tokio::time::timeout(QUIT_GRACE, self.link.close()).await;
+        // Tasks (the audio worker, preloads, fetches) may still hold clones of the cache:
+        // closing it releases the directory now, so the face may administer it as soon as
+        // `Node::join` returns.
+        self.cache.close().await;
         tracing::info!("node stopped");
     }
 
