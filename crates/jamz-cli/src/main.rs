@@ -2,6 +2,7 @@
 //! jamz-node: parsing arguments, progress bars and printing are here; everything
 //! else is in the node.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -114,30 +115,30 @@ struct NodeArgs {
     #[arg(long, env = "JAMZ_SERVER")]
     server: Option<String>,
     /// With --password: log in as this user (default: the saved token).
-    #[arg(long)]
+    #[arg(long, env = "JAMZ_USERNAME")]
     username: Option<String>,
     #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    #[arg(long)]
+    #[arg(long, env = "JAMZ_GROUP")]
     group: String,
     /// Display name in the session.
-    #[arg(long)]
+    #[arg(long, env = "JAMZ_NAME")]
     name: Option<String>,
     /// default | device:ID (see `jamz outputs`) | null | wav:PATH
-    #[arg(long, default_value = "default")]
+    #[arg(long, env = "JAMZ_OUTPUT", default_value = "default")]
     output: String,
     #[arg(long, env = "JAMZ_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Where this car's position comes from (docs/node-control.md, `--location`):
     /// none | manual | auto | gpsd[:HOST[:PORT]] | nmea:DEVICE[@BAUD] | replay:FILE.nmea or .gpx[@SPEED|@max]
-    #[arg(long, default_value = "none")]
+    #[arg(long, env = "JAMZ_LOCATION", default_value = "none")]
     location: String,
     /// How much later than reported this output's sound is heard (a Bluetooth
     /// car stereo: 150-300), 0-2000 ms.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, env = "JAMZ_LATENCY_OFFSET_MS", default_value_t = 0.0)]
     latency_offset_ms: f64,
     /// Track cache size limit, MiB (default 2048).
-    #[arg(long)]
+    #[arg(long, env = "JAMZ_CACHE_MAX_MIB")]
     cache_max_mib: Option<u64>,
     /// Cache every playlist track in the background while online.
     #[arg(long)]
@@ -145,6 +146,10 @@ struct NodeArgs {
     /// JSON lines: commands on stdin, events on stdout.
     #[arg(long)]
     json: bool,
+    /// Read no commands (a service): run until SIGTERM or Ctrl-C. The default when stdin
+    /// is /dev/null (or another device that is not a terminal).
+    #[arg(long)]
+    no_stdin: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -432,10 +437,39 @@ async fn node(a: NodeArgs) -> Result<()> {
         host::stop_signal().await;
         let _ = commander.send(jamz_node::NodeCommand::Quit);
     });
+    let stdin = (!a.no_stdin && stdin_carries_commands()).then(tokio::io::stdin);
     if a.json {
-        jamz_node::json::serve(node, tokio::io::stdin(), tokio::io::stdout()).await?;
+        jamz_node::json::serve_json(node, stdin, tokio::io::stdout()).await?;
     } else {
-        jamz_node::json::serve_plain(node, tokio::io::stdin(), tokio::io::stdout()).await?;
+        let status = if std::io::stdout().is_terminal() {
+            jamz_node::json::StatusDisplay::InPlace
+        } else {
+            jamz_node::json::StatusDisplay::OnRequest
+        };
+        jamz_node::json::serve_human(node, stdin, tokio::io::stdout(), status).await?;
     }
     Ok(())
+}
+
+/// Whether stdin is where commands come from: a terminal, a pipe or a file. A service
+/// manager gives /dev/null (a character device that is no terminal): reading it would
+/// end at once, and end of input means quit.
+fn stdin_carries_commands() -> bool {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let dev_null = std::fs::metadata("/proc/self/fd/0")
+            .or_else(|_| std::fs::metadata("/dev/stdin"))
+            .map(|m| m.file_type().is_char_device())
+            .unwrap_or(false);
+        !dev_null
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
 }

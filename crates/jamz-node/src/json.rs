@@ -1,12 +1,14 @@
-//! The JSON-lines face of a node: commands from a reader (stdin), events to a
-//! writer (stdout), exactly as `docs/node-control.md` specifies. A bad line is
-//! answered with an `error` event and the node goes on. End of input is `quit`.
+//! The faces of a headless node: JSON lines (commands from a reader (stdin), events to a
+//! writer (stdout), exactly as `docs/node-control.md` specifies) and the same for people
+//! (word commands, events in words: [`serve_human`]). A bad line is answered with an
+//! `error` and the node goes on. End of input is `quit`.
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::control::{MAX_COMMAND_LINE, NodeCommand, NodeEvent, parse_command};
 use crate::error::NodeError;
+use crate::human::{HELP, HumanView, WordLine, parse_word_command};
 use crate::runtime::Node;
 
 /// Reads one line of at most [`MAX_COMMAND_LINE`] bytes; a longer one is drained
@@ -58,102 +60,188 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    serve_with(node, input, output, |e| e.to_line()).await
+    serve_json(node, Some(input), output).await
 }
 
-/// Like [`serve`], with events printed for people (`event: {json}`).
-pub async fn serve_plain<R, W>(node: Node, input: R, output: W) -> Result<(), NodeError>
+/// Like [`serve`]; with no `input` (a service) the node runs until it is told to quit
+/// otherwise (a signal).
+pub async fn serve_json<R, W>(node: Node, input: Option<R>, output: W) -> Result<(), NodeError>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    serve_with(node, input, output, |e| {
-        let line = e.to_line();
-        match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(serde_json::Value::Object(mut m)) => {
-                let name = m
-                    .remove("event")
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                format!("{name}: {}", serde_json::Value::Object(m))
-            }
-            _ => line,
+    let mut format = |e: &NodeEvent| {
+        let mut line = e.to_line();
+        line.push('\n');
+        line
+    };
+    serve_with(node, input, output, json_line, &mut format, None).await
+}
+
+/// How [`serve_human`] shows the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusDisplay {
+    /// A terminal: one status line, refreshed in place every second.
+    InPlace,
+    /// A log (a file, the journal): the status only when asked (`status`).
+    OnRequest,
+}
+
+/// Runs `node` for a person: word commands (`play`, `seek 42`, `help`; a line starting
+/// with `{` is a JSON command) from `input`, events told in words on `output`
+/// ([`crate::human`]). With no `input` (a service), the node runs until it is told to
+/// quit otherwise (a signal). End of `input` is `quit`.
+pub async fn serve_human<R, W>(
+    node: Node,
+    input: Option<R>,
+    output: W,
+    status: StatusDisplay,
+) -> Result<(), NodeError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let mut view = HumanView::new();
+    let in_place = status == StatusDisplay::InPlace;
+    let mut format = move |e: &NodeEvent| {
+        // On a terminal every line first clears the status line it replaces.
+        let clear = if in_place { "\r\x1b[K" } else { "" };
+        match e {
+            NodeEvent::Status(s) if in_place => format!("{clear}{}", view.status_line(s)),
+            NodeEvent::Status(s) => format!("{}\n", view.status_line(s)),
+            ev => view
+                .lines(ev)
+                .into_iter()
+                .map(|l| format!("{clear}{l}\n"))
+                .collect(),
         }
-    })
-    .await
+    };
+    let refresh = in_place.then_some(STATUS_REFRESH);
+    serve_with(node, input, output, word_line, &mut format, refresh).await
+}
+
+/// How often the in-place status line is refreshed.
+const STATUS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a line of input asks.
+enum Parsed {
+    Command(NodeCommand),
+    /// Text for the output (help).
+    Text(String),
+}
+
+fn json_line(line: &str) -> Result<Parsed, NodeEvent> {
+    parse_command(line)
+        .map(Parsed::Command)
+        .map_err(|e| e.to_event())
+}
+
+fn word_line(line: &str) -> Result<Parsed, NodeEvent> {
+    match parse_word_command(line) {
+        Ok(WordLine::Command(c)) => Ok(Parsed::Command(c)),
+        Ok(WordLine::Help) => Ok(Parsed::Text(format!("{HELP}\n"))),
+        Err(message) => Err(NodeEvent::error(message, None)),
+    }
+}
+
+/// Either an event or text from the input side, for the output.
+enum Local {
+    Event(NodeEvent),
+    Text(String),
 }
 
 async fn serve_with<R, W>(
     mut node: Node,
-    input: R,
+    input: Option<R>,
     mut output: W,
-    format: impl Fn(&NodeEvent) -> String,
+    parse: fn(&str) -> Result<Parsed, NodeEvent>,
+    format: &mut (dyn FnMut(&NodeEvent) -> String + Send),
+    status_every: Option<std::time::Duration>,
 ) -> Result<(), NodeError>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let commands = node.commander();
-    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<NodeEvent>();
-    let reader = tokio::spawn(async move {
-        let mut reader = BufReader::new(input);
-        let mut buf = Vec::new();
-        loop {
-            match read_bounded_line(&mut reader, &mut buf).await {
-                Ok(Some(Ok(line))) => {
-                    if line.is_empty() {
-                        continue;
-                    }
-                    match parse_command(&line) {
-                        Ok(cmd) => {
-                            let quit = cmd == NodeCommand::Quit;
-                            if commands.send(cmd).is_err() || quit {
-                                return;
+    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Local>();
+    let reader = input.map(|input| {
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(input);
+            let mut buf = Vec::new();
+            loop {
+                match read_bounded_line(&mut reader, &mut buf).await {
+                    Ok(Some(Ok(line))) => {
+                        if line.is_empty() {
+                            continue;
+                        }
+                        match parse(&line) {
+                            Ok(Parsed::Command(cmd)) => {
+                                let quit = cmd == NodeCommand::Quit;
+                                if commands.send(cmd).is_err() || quit {
+                                    return;
+                                }
+                            }
+                            Ok(Parsed::Text(text)) => {
+                                let _ = local_tx.send(Local::Text(text));
+                            }
+                            Err(e) => {
+                                let _ = local_tx.send(Local::Event(e));
                             }
                         }
-                        Err(e) => {
-                            let _ = local_tx.send(e.to_event());
-                        }
+                    }
+                    Ok(Some(Err(len))) => {
+                        let _ = local_tx.send(Local::Event(NodeEvent::error(
+                            format!(
+                                "command line of {len} bytes is over the limit of {MAX_COMMAND_LINE}"
+                            ),
+                            None,
+                        )));
+                    }
+                    Ok(None) => {
+                        tracing::info!("end of input: quitting");
+                        let _ = commands.send(NodeCommand::Quit);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading commands failed: quitting");
+                        let _ = commands.send(NodeCommand::Quit);
+                        return;
                     }
                 }
-                Ok(Some(Err(len))) => {
-                    let _ = local_tx.send(NodeEvent::error(
-                        format!(
-                            "command line of {len} bytes is over the limit of {MAX_COMMAND_LINE}"
-                        ),
-                        None,
-                    ));
-                }
-                Ok(None) => {
-                    tracing::info!("end of input: quitting");
-                    let _ = commands.send(NodeCommand::Quit);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading commands failed: quitting");
-                    let _ = commands.send(NodeCommand::Quit);
+            }
+        })
+    });
+    let refresher = status_every.map(|every| {
+        let commands = node.commander();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                if commands.send(NodeCommand::Status).is_err() {
                     return;
                 }
             }
-        }
+        })
     });
     let mut write_failed = None;
     loop {
-        let ev = tokio::select! {
+        let text = tokio::select! {
             biased;
-            Some(ev) = local_rx.recv() => ev,
+            Some(local) = local_rx.recv() => match local {
+                Local::Event(ev) => format(&ev),
+                Local::Text(text) => text,
+            },
             ev = node.next_event() => match ev {
-                Some(ev) => ev,
+                Some(ev) => format(&ev),
                 None => break,
             },
         };
-        if write_failed.is_some() {
+        if write_failed.is_some() || text.is_empty() {
             continue;
         }
-        let mut line = format(&ev);
-        line.push('\n');
         let r = async {
-            output.write_all(line.as_bytes()).await?;
+            output.write_all(text.as_bytes()).await?;
             output.flush().await
         }
         .await;
@@ -164,6 +252,11 @@ where
             write_failed = Some(e);
         }
     }
-    reader.abort();
+    if let Some(r) = reader {
+        r.abort();
+    }
+    if let Some(r) = refresher {
+        r.abort();
+    }
     node.join().await
 }

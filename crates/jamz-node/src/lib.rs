@@ -49,6 +49,7 @@ pub mod directories;
 mod error;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod human;
 pub mod json;
 pub mod outbox;
 mod runtime;
