@@ -16,8 +16,6 @@ use serde_json::Value;
 pub const MAX_COMMAND_LINE: usize = 4 * 1024 * 1024;
 
 /// A command, one JSON object per line on stdin.
-// A few commands a minute: the size of the engine's `Command` costs nothing.
-#[allow(clippy::large_enum_variant)]
 // `remote = "Self"`: the derives write inherent `serialize`/`deserialize` for the node's own
 // commands, and the trait impls below pass the engine's as [`Command`]s, as they are. Not
 // serde's `untagged` variant: with it, a wrong field of any command would only be "did not

@@ -15,8 +15,6 @@ commands: play [TRACK] | pause | next | previous | seek SECONDS|M:SS | volume 0-
           dj (take control) | add FILE | status | help | quit   (or a JSON command line)";
 
 /// What a word line asks.
-// Typed by a person: the size of a `NodeCommand` costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum WordLine {
     Command(NodeCommand),

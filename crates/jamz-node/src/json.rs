@@ -130,17 +130,17 @@ enum Parsed {
     Text(String),
 }
 
-fn json_line(line: &str) -> Result<Parsed, NodeEvent> {
+fn json_line(line: &str) -> Result<Parsed, Box<NodeEvent>> {
     parse_command(line)
         .map(Parsed::Command)
-        .map_err(|e| e.to_event())
+        .map_err(|e| Box::new(e.to_event()))
 }
 
-fn word_line(line: &str) -> Result<Parsed, NodeEvent> {
+fn word_line(line: &str) -> Result<Parsed, Box<NodeEvent>> {
     match parse_word_command(line) {
         Ok(WordLine::Command(c)) => Ok(Parsed::Command(c)),
         Ok(WordLine::Help) => Ok(Parsed::Text(format!("{HELP}\n"))),
-        Err(message) => Err(NodeEvent::error(message, None)),
+        Err(message) => Err(Box::new(NodeEvent::error(message, None))),
     }
 }
 
@@ -154,7 +154,7 @@ async fn serve_with<R, W>(
     mut node: Node,
     input: Option<R>,
     mut output: W,
-    parse: fn(&str) -> Result<Parsed, NodeEvent>,
+    parse: fn(&str) -> Result<Parsed, Box<NodeEvent>>,
     format: &mut (dyn FnMut(&NodeEvent) -> String + Send),
     status_every: Option<std::time::Duration>,
 ) -> Result<(), NodeError>
@@ -185,7 +185,7 @@ where
                                 let _ = local_tx.send(Local::Text(text));
                             }
                             Err(e) => {
-                                let _ = local_tx.send(Local::Event(e));
+                                let _ = local_tx.send(Local::Event(*e));
                             }
                         }
                     }

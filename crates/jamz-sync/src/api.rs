@@ -126,8 +126,6 @@ pub struct Heard {
 /// notification when this user is not the DJ. Spelled as the node's control lines spell them
 /// (jamz-node's `NodeCommand::Session` carries them as they are), except `Add`: a line names a
 /// file or a track, which the node uploads or checks before it hands the engine a `Track`.
-// A few commands a minute: the size of `Add(Track)` costs nothing, a Box would cost every caller.
-#[allow(clippy::large_enum_variant)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
@@ -152,7 +150,7 @@ pub enum Command {
     Previous,
     /// Anyone: append a track that already has a `url` (uploaded by the node).
     #[serde(skip)]
-    Add(Track),
+    Add(Box<Track>),
     /// DJ: remove a track by id.
     Remove { track: String },
     /// DJ: reorder the playlist; `order` must be a permutation of the current ids.

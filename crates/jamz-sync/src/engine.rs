@@ -597,8 +597,10 @@ impl Engine {
             Command::Add(track) => {
                 let session_id = self.session()?;
                 self.playlist.check_append(&track)?;
-                self.actions
-                    .push_back(Action::Rest(RestCall::AppendTrack { session_id, track }));
+                self.actions.push_back(Action::Rest(RestCall::AppendTrack {
+                    session_id,
+                    track: *track,
+                }));
             }
             Command::Remove { track } => {
                 self.require_dj("remove tracks")?;

@@ -339,11 +339,11 @@ fn duplicate_is_refused_by_url_then_by_title_and_artist() {
         ..track(9, 10.0)
     };
     for t in [same_url, same_song] {
-        let actions = command(&mut e, now, Command::Add(t));
+        let actions = command(&mut e, now, Command::Add(Box::new(t)));
         assert!(errors(&actions)[0].contains("already in the playlist"));
         assert!(!actions.iter().any(|a| matches!(a, Action::Rest(_))));
     }
-    let actions = command(&mut e, now, Command::Add(track(3, 10.0)));
+    let actions = command(&mut e, now, Command::Add(Box::new(track(3, 10.0))));
     assert!(
         actions
             .iter()

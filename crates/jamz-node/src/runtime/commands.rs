@@ -14,7 +14,7 @@ impl Runtime {
             }
             NodeCommand::Add {
                 track: Some(track), ..
-            } => Command::Add(*track),
+            } => Command::Add(track),
             NodeCommand::Add {
                 path: Some(path), ..
             } => {

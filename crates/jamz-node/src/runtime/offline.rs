@@ -189,7 +189,7 @@ impl Runtime {
         tokio::spawn(async move {
             match upload_and_cache(&rest, &cache, &path, &jobs).await {
                 Ok(track) => {
-                    let _ = jobs.send(Job::Input(Input::Command(Command::Add(track))));
+                    let _ = jobs.send(Job::Input(Input::Command(Command::Add(Box::new(track)))));
                 }
                 Err(NodeError::Link(e)) if e.is_unreachable() => {
                     let _ = jobs.send(Job::Unreachable(Pending::Upload { path }));

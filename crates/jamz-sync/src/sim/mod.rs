@@ -240,6 +240,8 @@ enum UpMsg {
     Rest(RestCall),
 }
 
+// The simulation's own queue: a track inline in a REST call costs nothing here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum SimEvent {
     Connect {
@@ -431,7 +433,7 @@ impl Simulation {
                 1_500.0 + 100.0 * i as f64,
                 SimEvent::Command {
                     dev: 0,
-                    cmd: Command::Add(track),
+                    cmd: Command::Add(Box::new(track)),
                 },
             );
         }
