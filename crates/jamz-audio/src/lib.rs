@@ -30,6 +30,7 @@ mod clock;
 mod decode;
 mod devices;
 mod error;
+mod mp4_edit;
 mod mixer;
 mod output;
 mod player;
