@@ -444,19 +444,22 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared::new(RATE));
         let m = Mixer::new(RATE, shared.clone(), tx);
-        let (reader, producer) = ring::open(&Source::new("t", path), 0.0, RATE, 0.0, ring::RING_BLOCKS).unwrap();
-        assert!(
-            shared
-                .send(
-                    1,
-                    Cmd::Schedule(Scheduled {
-                        reader,
-                        at_instant: t0,
-                        at_position_s: 0.0,
-                    })
-                )
-                .is_ok()
-        );
+        let (reader, producer) = ring::open(
+            &Source::new("t", path),
+            0.0,
+            RATE,
+            0.0,
+            ring::PREFILL_BLOCKS,
+        )
+        .unwrap();
+        assert!(shared.send(
+            1,
+            Cmd::Schedule(Scheduled {
+                reader,
+                at_instant: t0,
+                at_position_s: 0.0,
+            })
+        ));
         (m, producer, rx)
     }
 
@@ -527,8 +530,8 @@ mod tests {
         let shared = m.shared.clone();
         let mut out = vec![0.0f32; PERIOD * OUT_CHANNELS];
         let mut at = t0;
-        // The decode side is not refilled: the ring (RING_BLOCKS blocks) runs dry.
-        let ring_frames = ring::RING_BLOCKS * ring::BLOCK_FRAMES;
+        // The decode side is not refilled: the ring (PREFILL_BLOCKS blocks) runs dry.
+        let ring_frames = ring::PREFILL_BLOCKS * ring::BLOCK_FRAMES;
         let periods = ring_frames / PERIOD + 3;
         let mut silent_tail = false;
         for _ in 0..periods {
@@ -539,7 +542,7 @@ mod tests {
         let stats = shared.callback_stats();
         let rendered = (periods * PERIOD) as u64;
         assert!(silent_tail, "the last period is silence");
-        // The ring held up to RING_BLOCKS blocks (the first one short: the resampler's delay was
+        // The ring held up to PREFILL_BLOCKS blocks (the first one short: the resampler's delay was
         // dropped from it); everything after them was an underrun.
         let dry = rendered - ring_frames as u64;
         assert!(

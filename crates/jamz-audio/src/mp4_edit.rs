@@ -60,7 +60,10 @@ pub(crate) fn read_edit<R: Read + Seek>(mut input: R) -> Option<RawEdit> {
     }
     let moov = find_top_level(&mut input, b"moov")?;
     let movie_timescale = child(&moov, b"mvhd").and_then(timescale_of_header)?;
-    for trak in children(&moov).filter(|(t, _)| t == b"trak").map(|(_, b)| b) {
+    for trak in children(&moov)
+        .filter(|(t, _)| t == b"trak")
+        .map(|(_, b)| b)
+    {
         let mdia = child(trak, b"mdia")?;
         let is_audio = child(mdia, b"hdlr").is_some_and(|h| h.get(8..12) == Some(b"soun"));
         if !is_audio {
@@ -270,7 +273,10 @@ mod tests {
             read_edit(Cursor::new(mp4(&[(1000, 1024), (1000, 50_000)], b"soun"))),
             None
         );
-        assert_eq!(read_edit(Cursor::new(mp4(&[(500, -1), (2000, 0)], b"soun"))), None);
+        assert_eq!(
+            read_edit(Cursor::new(mp4(&[(500, -1), (2000, 0)], b"soun"))),
+            None
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub enum PlayerEvent {
 ///
 /// Every method is cheap except [`Player::start`], [`Player::seek`], [`Player::resume`] and
 /// [`Player::enqueue_next`], which open and seek the file and decode its first 170 ms on the
-/// calling thread; a decode thread of the track's own keeps decoding ahead of the audio
+/// calling thread; a decode thread of the track's own keeps 0.5 s decoded ahead of the audio
 /// callback, which only copies (see the crate docs). No method takes a lock the audio
 /// callback waits on. All take `&self`; a `Player` can be shared between threads.
 pub struct Player {
@@ -119,7 +119,9 @@ impl Player {
     /// Queues `cmd` for the audio callback; returns its sequence number.
     fn send(&self, c: &mut Control, cmd: Cmd) -> Result<u64> {
         let seq = c.seq + 1;
-        self.shared.send(seq, cmd).map_err(|_| AudioError::Busy)?;
+        if !self.shared.send(seq, cmd) {
+            return Err(AudioError::Busy);
+        }
         c.seq = seq;
         Ok(seq)
     }
@@ -292,7 +294,7 @@ impl Player {
 
     /// Plays slightly faster (positive) or slower (negative), in parts per million, within
     /// +-[`MAX_RATE_TRIM_PPM`]. Applied to the audio decoded from now on, which is heard
-    /// after what is decoded ahead (at most 170 ms), with no seek; positions stay exact.
+    /// after what is decoded ahead (at most 0.5 s), with no seek; positions stay exact.
     pub fn set_rate_trim(&self, ppm: f64) -> Result<()> {
         if !ppm.is_finite() || ppm.abs() > MAX_RATE_TRIM_PPM {
             return Err(AudioError::RateTrimOutOfRange {

@@ -24,12 +24,18 @@ use crate::track::{OUT_CHANNELS, Source, TrackStream};
 /// made at one rate step.
 pub(crate) const BLOCK_FRAMES: usize = crate::track::RESAMPLER_CHUNK;
 
-/// Blocks per track, at least: 32 x 256 frames = 170 ms at 48 kHz decoded ahead. A decode
-/// thread that is not scheduled for that long (two busy loops on a two-core machine delay a
-/// waking thread by a few ms) still leaves the callback something to copy. It is also how long
-/// a rate trim takes to be heard: the engine asks for positions every 200 ms and corrects by
-/// 20 % of the error per second, so a 170 ms delay in its loop changes nothing it can see.
-pub(crate) const RING_BLOCKS: usize = 32;
+/// Blocks per track, at least: 96 x 256 frames = 0.5 s at 48 kHz decoded ahead. On a
+/// two-core machine with every core busy (the benchmark's load on top of other builds), a
+/// 170 ms ring ran dry in two of four 10 s runs: a waking thread can wait that long for a
+/// core. It is also how long a rate trim takes to be heard: the engine asks for positions
+/// every 200 ms and corrects by 20 % of the error per second, so half a second of delay in
+/// that loop changes nothing it can see.
+pub(crate) const RING_BLOCKS: usize = 96;
+
+/// Blocks decoded on the caller's thread when a track is opened, before it is scheduled:
+/// 32 blocks (170 ms at 48 kHz) are far more than a start needs before its decode thread
+/// runs, and keep `start()` quick; the thread fills the rest.
+pub(crate) const PREFILL_BLOCKS: usize = 32;
 
 /// A device asking for large buffers (a sound server's stream without a low-latency reader
 /// can ask for tenths of a second at once) gets a ring of this many of its largest buffers,
@@ -42,8 +48,8 @@ pub(crate) fn ring_blocks(period_frames: usize) -> usize {
     RING_BLOCKS.max((RING_PERIODS * period_frames).div_ceil(BLOCK_FRAMES))
 }
 
-/// How often a decode thread tops its ring up: 5 ms refills a 170 ms ring long before it
-/// drains, and a sleeping thread costs nothing.
+/// How often a decode thread tops its ring up: 5 ms refills the ring long before it drains,
+/// and a sleeping thread costs nothing.
 const FILL_PERIOD: Duration = Duration::from_millis(5);
 
 /// A piece of a track at the output rate.
@@ -137,8 +143,8 @@ impl std::fmt::Debug for Reader {
     }
 }
 
-/// Opens `source` at `position_s` and fills its whole ring on the calling thread (so the first
-/// frames are ready the moment the reader is scheduled); the producer keeps it full.
+/// Opens `source` at `position_s` and fills the start of its ring on the calling thread (so the
+/// first frames are ready the moment the reader is scheduled); the producer keeps it full.
 pub(crate) fn open(
     source: &Source,
     position_s: f64,
@@ -171,18 +177,26 @@ pub(crate) fn open(
         ring,
         done: false,
     };
-    producer.fill(trim_ppm);
+    producer.fill_up_to(trim_ppm, PREFILL_BLOCKS);
     Ok((reader, producer))
 }
 
 impl Producer {
     /// Fills every free block; false once the track's last block is queued.
     pub fn fill(&mut self, trim_ppm: f64) -> bool {
+        self.fill_up_to(trim_ppm, usize::MAX)
+    }
+
+    /// Fills at most `blocks` free blocks; false once the track's last block is queued.
+    fn fill_up_to(&mut self, trim_ppm: f64, blocks: usize) -> bool {
         if self.done {
             return false;
         }
         self.stream.set_trim(trim_ppm);
-        while let Some(mut b) = self.ring.free.pop() {
+        for _ in 0..blocks {
+            let Some(mut b) = self.ring.free.pop() else {
+                break;
+            };
             b.src_pos = self.stream.src_pos();
             let (frames, step) = self.stream.pull_block(&mut b.samples);
             b.frames = frames;

@@ -102,9 +102,10 @@ impl Shared {
         }
     }
 
-    /// Queues a command; gives it back if the queue is full.
-    pub fn send(&self, seq: u64, cmd: Cmd) -> Result<(), Cmd> {
-        self.cmds.push((seq, cmd)).map_err(|(_, c)| c)
+    /// Queues a command; false (and the command dropped here, on the control side) if the
+    /// queue is full.
+    pub fn send(&self, seq: u64, cmd: Cmd) -> bool {
+        self.cmds.push((seq, cmd)).is_ok()
     }
 
     pub fn next_cmd(&self) -> Option<(u64, Cmd)> {
@@ -193,8 +194,7 @@ impl Shared {
 
     /// Records the size of a buffer a callback asked for.
     pub fn record_period(&self, frames: usize) {
-        self.max_period
-            .fetch_max(frames as u64, Ordering::Relaxed);
+        self.max_period.fetch_max(frames as u64, Ordering::Relaxed);
     }
 
     /// Blocks a new track's ring gets on this output.

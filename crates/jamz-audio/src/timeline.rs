@@ -128,7 +128,11 @@ impl Timeline {
     /// audible then (silence, paused, or before any output).
     pub fn audible_position(&self, at: Instant, trim_ppm: f64) -> Option<Position> {
         // A pending start answers for instants at or after its schedule.
-        if let Some(p) = self.pending.as_ref().and_then(|p| p.position_at(at, trim_ppm)) {
+        if let Some(p) = self
+            .pending
+            .as_ref()
+            .and_then(|p| p.position_at(at, trim_ppm))
+        {
             return Some(p);
         }
         let frame_f = self.frame_of(at)? + INSTANT_ROUNDING_FRAMES;
