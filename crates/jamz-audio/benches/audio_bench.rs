@@ -1,9 +1,12 @@
 //! Figures, not assertions: decode speed per format next to ffmpeg on the same files in the same
-//! run, and command-to-first-sample latency. `cargo bench -p jamz-audio`.
+//! run, command-to-first-sample latency, and the audio callback's time and underruns, idle and
+//! with every core busy. `cargo bench -p jamz-audio`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Fmt, RATE};
@@ -20,6 +23,8 @@ const SECONDS: usize = 60;
 const RUNS: usize = 3;
 /// Scheduled-start trials for the latency figure.
 const LATENCY_TRIALS: usize = 10;
+/// Playback time per callback-time run: a few thousand callbacks.
+const CALLBACK_RUN: Duration = Duration::from_secs(10);
 
 /// The bench's signal: a sine per channel and a little noise, as floats for `write_wav16`.
 fn music() -> Vec<f32> {
@@ -192,11 +197,95 @@ fn start_latency(spec: &OutputSpec, file: &Path) {
     );
 }
 
+/// Busy loops on every core until dropped: the machine a car's laptop is when something else
+/// runs on it.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Plays `file` for CALLBACK_RUN and prints what the callback took: its time per buffer (it
+/// only copies decoded audio; decoding and resampling run on the track's own thread) and the
+/// underruns (buffers the decode thread had not filled in time).
+fn callback_time(spec: &OutputSpec, label: &str, file: &Path, busy: bool) {
+    let player = match Player::new(spec) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("{spec}: not measured: {e}");
+            return;
+        }
+    };
+    let _load = busy.then(Load::start);
+    let before = player.callback_stats();
+    player
+        .start(Source::new("bench", file), 0.0, Instant::now())
+        .unwrap();
+    std::thread::sleep(CALLBACK_RUN);
+    let s = player.callback_stats();
+    player.stop();
+    let callbacks = s.callbacks - before.callbacks;
+    let per_hour = (s.underruns - before.underruns) as f64 * 3600.0 / CALLBACK_RUN.as_secs_f64();
+    println!(
+        "{:<8} {label:<7} {:>5} {:>6} callbacks: mean {:>6.1} us, max {:>7.1} us | underruns {} ({} frames), {per_hour:.0}/hour",
+        spec.to_string(),
+        if busy { "busy" } else { "idle" },
+        callbacks,
+        s.mean.as_secs_f64() * 1e6,
+        s.max.as_secs_f64() * 1e6,
+        s.underruns - before.underruns,
+        s.underrun_frames - before.underrun_frames,
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; a filter argument is accepted and ignored.
     let dir = tempfile::tempdir().unwrap();
     let files = make_files(dir.path());
     decode_speed(&files);
+    println!(
+        "\n== audio callback: time per buffer and underruns over {} s of playback (44.1 kHz files resampled to the output rate)",
+        CALLBACK_RUN.as_secs()
+    );
+    for (name, p) in &files {
+        if *name == "mp3" || *name == "aac/m4a" {
+            for busy in [false, true] {
+                callback_time(&OutputSpec::Null, name, p, busy);
+                if std::env::var_os("JAMZ_PULSE_SINK").is_some() {
+                    callback_time(&OutputSpec::Default, name, p, busy);
+                }
+            }
+        }
+    }
     println!("\n== command-to-first-sample latency, local file, {LATENCY_TRIALS} trials");
     for (name, p) in &files {
         if *name == "flac" || *name == "mp3" {

@@ -15,6 +15,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::units::{TimeBase, Timestamp};
 
 use crate::error::{AudioError, Result};
+use crate::mp4_edit::{self, RawEdit};
 
 /// How many packets in a row may fail to decode before the file is declared corrupt. A lossy
 /// stream with a damaged frame is still worth playing (the decoder resynchronises on the next
@@ -101,8 +102,14 @@ pub struct Decoder {
     track_id: u32,
     time_base: TimeBase,
     info: AudioInfo,
-    /// Frame index (in the file's timeline) of the first frame the next chunk returns.
+    /// Frame index (in the decoded stream, priming included) of the first frame the next
+    /// chunk returns.
     position: u64,
+    /// Decoded frames before the audio (an MP4 edit list's priming); positions outside are
+    /// counted from the first frame after them.
+    lead: u64,
+    /// Decoded frame (priming included) where the audio ends, if the edit list says.
+    end: Option<u64>,
     /// After a seek: frames to drop until `position` reaches this target.
     seek_target: Option<u64>,
     /// Reusable output buffer.
@@ -188,18 +195,26 @@ pub(crate) fn map_err(path: &Path, e: SymError) -> AudioError {
 impl Decoder {
     /// Opens a file, finds its first audio track and prepares a decoder for it.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::from_reader(path, probe(path)?)
+        let edit = File::open(path)
+            .ok()
+            .and_then(|f| mp4_edit::read_edit(std::io::BufReader::new(f)));
+        Self::from_reader(path, probe(path)?, edit)
     }
 
     /// Decodes a file held in memory (an upload, a cache entry being checked). `name` is used in
     /// errors, and its extension (if any) hints the format.
     pub fn from_bytes(name: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Self> {
         let name = name.as_ref();
+        let edit = mp4_edit::read_edit(std::io::Cursor::new(&bytes));
         let reader = probe_source(name, Box::new(std::io::Cursor::new(bytes)))?;
-        Self::from_reader(name, reader)
+        Self::from_reader(name, reader, edit)
     }
 
-    fn from_reader(path: &Path, reader: Box<dyn FormatReader>) -> Result<Self> {
+    fn from_reader(
+        path: &Path,
+        reader: Box<dyn FormatReader>,
+        edit: Option<RawEdit>,
+    ) -> Result<Self> {
         let unsupported = |detail: &str| AudioError::Unsupported {
             path: path.to_owned(),
             detail: detail.to_string(),
@@ -227,11 +242,18 @@ impl Decoder {
             .time_base
             .or_else(|| TimeBase::try_from_recip(sample_rate))
             .unwrap_or_default();
-        let frames = track.num_frames.or_else(|| {
+        let stream_frames = track.num_frames.or_else(|| {
             track
                 .duration
                 .map(|d| ts_to_frames_u(time_base, sample_rate, d.get()))
         });
+        let edit = edit.map(|e| e.at_rate(sample_rate));
+        let lead = edit.map_or(0, |e| e.skip);
+        let frames = match edit.and_then(|e| e.frames) {
+            Some(f) => Some(f),
+            None => stream_frames.map(|f| f.saturating_sub(lead)),
+        };
+        let end = edit.and_then(|e| e.frames).map(|f| f + lead);
         let info = AudioInfo {
             sample_rate,
             channels,
@@ -247,6 +269,8 @@ impl Decoder {
             time_base,
             info,
             position: 0,
+            lead,
+            end,
             seek_target: None,
             buf: Vec::new(),
             primed: false,
@@ -271,9 +295,15 @@ impl Decoder {
         &self.path
     }
 
-    /// Frame index of the first frame the next [`Decoder::next_chunk`] returns.
+    /// Frame index of the first frame the next [`Decoder::next_chunk`] returns (frame 0 is
+    /// the first frame of the audio, after any encoder priming).
     pub fn position(&self) -> u64 {
-        self.seek_target.unwrap_or(self.position)
+        self.raw_position() - self.lead
+    }
+
+    /// The same, counted in the decoded stream (priming included).
+    fn raw_position(&self) -> u64 {
+        self.seek_target.unwrap_or(self.position).max(self.lead)
     }
 
     /// Seeks so that the next chunk starts exactly at `frame`: the container seeks to the packet
@@ -297,10 +327,11 @@ impl Decoder {
         } else {
             LOSSY_SEEK_PREROLL_FRAMES
         };
+        let raw = frame + self.lead;
         let ts = frames_to_ts(
             self.time_base,
             self.info.sample_rate,
-            frame.saturating_sub(preroll),
+            raw.saturating_sub(preroll),
         );
         let track_id = self.track_id;
         let reader = &mut self.reader;
@@ -325,7 +356,7 @@ impl Decoder {
             seeked.actual_ts.get(),
         )
         .max(0) as u64;
-        self.seek_target = Some(frame);
+        self.seek_target = Some(raw);
         self.reanchor = true;
         Ok(())
     }
@@ -356,22 +387,34 @@ impl Decoder {
             }
             let ch = self.info.channels.max(1);
             let frames = (self.buf.len() / ch) as u64;
-            if let Some(target) = self.seek_target {
-                if self.position + frames <= target {
-                    self.position += frames;
-                    continue;
-                }
-                let skip = target.saturating_sub(self.position);
-                self.seek_target = None;
-                self.position += frames;
-                let start = (skip as usize) * ch;
-                return Ok(Some(&self.buf[start..]));
-            }
+            let first = self.position;
             self.position += frames;
-            if frames == 0 {
+            // The frames wanted: from a seek target or the end of the priming, to the end of
+            // the edit.
+            let from = self.seek_target.unwrap_or(0).max(self.lead);
+            if first + frames <= from {
                 continue;
             }
-            return Ok(Some(&self.buf));
+            self.seek_target = None;
+            let mut upto = frames;
+            if let Some(end) = self.end {
+                if first >= end {
+                    self.eof = true;
+                    self.position = end;
+                    return Ok(None);
+                }
+                if end - first < frames {
+                    upto = end - first;
+                    // Encoder padding after the audio: this chunk is the last.
+                    self.eof = true;
+                    self.position = end;
+                }
+            }
+            let start = from.saturating_sub(first);
+            if start >= upto {
+                continue;
+            }
+            return Ok(Some(&self.buf[start as usize * ch..upto as usize * ch]));
         }
     }
 
@@ -488,8 +531,8 @@ impl Decoder {
     /// is truncated, and says so.
     fn check_complete(&self) -> Result<()> {
         match self.info.frames {
-            Some(total) if self.position + TRUNCATION_SLACK_FRAMES < total => Err(self.corrupt(
-                format!("truncated: ends at frame {} of {total}", self.position),
+            Some(total) if self.position() + TRUNCATION_SLACK_FRAMES < total => Err(self.corrupt(
+                format!("truncated: ends at frame {} of {total}", self.position()),
             )),
             _ => Ok(()),
         }

@@ -45,6 +45,10 @@ pub enum AudioError {
     /// The resampler refused its parameters.
     #[error("resampler: {0}")]
     Resampler(String),
+    /// The output has not taken the commands already sent (its callbacks stopped; the device
+    /// monitor reports that as a lost device).
+    #[error("the audio output is not taking commands")]
+    Busy,
     /// The player's output thread has stopped.
     #[error("the player has shut down")]
     Closed,

@@ -31,10 +31,14 @@ mod decode;
 mod devices;
 mod error;
 mod mixer;
+mod mp4_edit;
 mod output;
 mod player;
+mod ring;
+mod shared;
 mod spec;
 mod tags;
+mod timeline;
 mod track;
 
 pub use clock::{ClockAnchor, frames_to_duration, unix_time_of};
@@ -46,6 +50,7 @@ pub use output::{PACED_RATE, WavSchedule};
 pub use player::{
     MAX_LATENCY_OFFSET, MAX_RATE_TRIM_PPM, MAX_VOLUME, Player, PlayerEvent, Position,
 };
+pub use shared::CallbackStats;
 pub use spec::OutputSpec;
 pub use tags::{Cover, Tags, read_tags};
 pub use track::Source;

@@ -1,19 +1,24 @@
 //! The render core shared by every output: scheduled starts, gapless queue, volume and
-//! de-click ramps, rate trim, and the history that maps output frames to track positions.
+//! de-click ramps, and the timeline that maps output frames to track positions.
 //!
 //! It is sans-IO: an output (cpal callback, or a paced thread for `null`/`wav:`) calls
 //! [`Mixer::render`] with a buffer and the instant its first frame reaches the listener's
-//! device; everything else follows from frame counting.
+//! device; everything else follows from frame counting. It runs on the audio thread, so it
+//! only copies decoded audio out of each track's ring ([`crate::ring`]), takes control calls
+//! from a lock-free queue and reads settings from atomics ([`crate::shared`]): it never
+//! decodes, resamples, allocates for audio, or waits on a lock.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
 use crate::clock::ClockAnchor;
-use crate::player::{PlayerEvent, Position};
-use crate::track::{OUT_CHANNELS, TrackStream};
+use crate::player::PlayerEvent;
+use crate::ring::{Pulled, Reader};
+use crate::shared::{Cmd, Shared};
+use crate::timeline::{PendingStart, Segment, Timeline};
+use crate::track::OUT_CHANNELS;
 
 /// Length of the de-click fades (start, stop, seek, pause): 5 ms. Below about 2 ms a cut still
 /// clicks audibly; above about 10 ms the fade is heard as a fade. 5 ms is the usual choice in
@@ -24,35 +29,10 @@ pub(crate) const DECLICK: Duration = Duration::from_millis(5);
 /// long enough that a jump from 0 to 1 has no step (a step is what clicks).
 pub(crate) const VOLUME_RAMP: Duration = Duration::from_millis(20);
 
-/// Output history kept to answer `audible_position` for instants already rendered: 2 s is far
-/// above any device latency (Bluetooth 150-300 ms plus the buffer).
-const HISTORY: Duration = Duration::from_secs(2);
-
-/// Two history segments play at the same rate if their seconds-per-frame differ by less than
-/// this: a 0.001 ppm trim difference at 48 kHz is ~2e-14 s/frame, so 1e-15 only merges equal
-/// rates (up to float rounding).
-const SAME_RATE_EPSILON: f64 = 1e-15;
-
-/// Two history segments are contiguous in the track if the second starts within 1 ns of where
-/// the first ends: float rounding is far below, a real jump (one frame = 21 us) far above.
-const CONTIGUOUS_EPSILON_S: f64 = 1e-9;
-
-/// A stretch of output frames that played one track at one rate.
-#[derive(Debug, Clone)]
-struct Segment {
-    start_frame: u64,
-    frames: u64,
-    track: Arc<str>,
-    /// Track position of `start_frame`, seconds.
-    position_s: f64,
-    /// Track seconds per output frame.
-    seconds_per_frame: f64,
-}
-
 /// A start waiting for its instant.
 #[derive(Debug)]
 pub(crate) struct Scheduled {
-    pub stream: TrackStream,
+    pub reader: Reader,
     /// Audible instant of the stream's first frame.
     pub at_instant: Instant,
     /// Track position (seconds) the stream was prepared at.
@@ -65,72 +45,62 @@ pub const STALL_GAP: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 struct Fading {
-    stream: TrackStream,
+    reader: Reader,
     gain: f32,
 }
 
-#[derive(Debug)]
 pub(crate) struct Mixer {
-    pub out_rate: u32,
-    /// Output frame index of the next frame to render.
-    frames_rendered: u64,
-    clock: Option<ClockAnchor>,
-    latency_offset: Duration,
-    current: Option<TrackStream>,
+    tl: Timeline,
+    shared: Arc<Shared>,
+    current: Option<Reader>,
     /// Fade-in gain of the current track (0 -> 1 over DECLICK after a start).
     current_gain: f32,
+    /// The current track's `TrackStarted` is sent: at its first frame that plays, which a
+    /// late start skipping ahead reaches only once its decode thread has caught up.
+    announced: bool,
     pending: Option<Scheduled>,
-    next: Option<TrackStream>,
+    next: Option<Reader>,
     fading: Vec<Fading>,
-    volume_target: f32,
     volume: f32,
-    pub trim_ppm: f64,
-    history: VecDeque<Segment>,
     events: Sender<PlayerEvent>,
     scratch: Vec<f32>,
     /// Where the latest rendered buffer started (its first frame and playback instant); the
-    /// next buffer is due `frames_rendered - frame` frames later. The same as `clock` except
-    /// that `reset_rate` keeps it: the first buffer on a reopened device is still checked
-    /// against the last one before the loss.
+    /// next buffer is due `frames_rendered - frame` frames later. The same as the timeline's
+    /// clock except that `reset_rate` keeps it: the first buffer on a reopened device is still
+    /// checked against the last one before the loss.
     last_buffer: Option<ClockAnchor>,
-    /// Latency the device reported at the last callback (playback - callback timestamp).
-    pub device_latency: Option<Duration>,
-    /// Wall-clock instant of the latest render call (the output watchdog reads it).
-    pub last_callback: Option<Instant>,
-    /// Set while the output device is lost: nothing is audible, so no position is reported.
-    pub device_lost: bool,
 }
 
+/// Room kept for tracks fading out at once (a few quick seeks in a row); more are dropped cut.
+const MAX_FADING: usize = 8;
+
+/// Largest buffer the scratch space is made for up front (frames): cpal periods here are
+/// 512-1024 frames; a larger one grows it once.
+const SCRATCH_FRAMES: usize = 8192;
+
 impl Mixer {
-    pub fn new(out_rate: u32, events: Sender<PlayerEvent>) -> Self {
+    pub fn new(out_rate: u32, shared: Arc<Shared>, events: Sender<PlayerEvent>) -> Self {
         Mixer {
-            out_rate,
-            frames_rendered: 0,
-            clock: None,
-            latency_offset: Duration::ZERO,
+            tl: Timeline::new(out_rate),
+            shared,
             current: None,
             current_gain: 1.0,
+            announced: true,
             pending: None,
             next: None,
-            fading: Vec::new(),
-            volume_target: 1.0,
+            fading: Vec::with_capacity(MAX_FADING),
             volume: 1.0,
-            trim_ppm: 0.0,
-            history: VecDeque::new(),
             events,
-            scratch: Vec::new(),
+            scratch: vec![0.0; SCRATCH_FRAMES * OUT_CHANNELS],
             last_buffer: None,
-            device_latency: None,
-            last_callback: None,
-            device_lost: false,
         }
     }
 
     /// Switches to another output rate: the history and clock of the old rate are dropped.
     pub fn reset_rate(&mut self, rate: u32) {
-        self.out_rate = rate;
-        self.history.clear();
-        self.clock = None;
+        self.tl.reset_rate(rate);
+        self.shared.set_out_rate(rate);
+        self.shared.publish(&self.tl);
     }
 
     fn emit(&self, ev: PlayerEvent) {
@@ -138,179 +108,123 @@ impl Mixer {
         let _ = self.events.send(ev);
     }
 
-    pub fn set_latency_offset(&mut self, offset: Duration) {
-        self.latency_offset = offset;
-    }
-
-    pub fn latency_offset(&self) -> Duration {
-        self.latency_offset
-    }
-
-    /// Audible instant of output frame `frame`, if the clock is anchored.
-    fn audible_instant(&self, frame: u64) -> Option<Instant> {
-        self.clock
-            .map(|c| c.instant_of(frame, self.out_rate) + self.latency_offset)
-    }
-
-    /// Audible instant of the next frame to render: anything scheduled before it is late.
-    pub fn render_frontier(&self) -> Option<Instant> {
-        self.audible_instant(self.frames_rendered)
-    }
-
-    pub fn schedule(&mut self, s: Scheduled) {
-        self.pending = Some(s);
-    }
-
-    pub fn take_next(&mut self) -> Option<TrackStream> {
-        self.next.take()
-    }
-
-    pub fn enqueue_next(&mut self, t: TrackStream) {
-        self.next = Some(t);
-    }
-
-    pub fn set_volume(&mut self, v: f32) {
-        self.volume_target = v;
-    }
-
-    pub fn set_trim(&mut self, ppm: f64) {
-        self.trim_ppm = ppm;
-        for t in [self.current.as_mut(), self.next.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            t.set_trim(ppm);
-        }
-        if let Some(p) = self.pending.as_mut() {
-            p.stream.set_trim(ppm);
+    /// Hands a reader to the decode threads to drop (memory is not freed on the audio thread).
+    fn retire(&self, r: Reader) {
+        if let Err(r) = self.shared.retired.push(r) {
+            drop(r);
         }
     }
 
-    /// Stops the current track with a fade; returns it (for its source and position).
-    pub fn stop(&mut self) -> Option<(crate::Source, f64)> {
-        self.pending = None;
-        let cur = self.current.take()?;
-        let info = (cur.source.clone(), cur.position_s());
-        self.fading.push(Fading {
-            stream: cur,
-            gain: self.current_gain,
+    fn fade_out(&mut self, reader: Reader, gain: f32) {
+        if self.fading.len() < MAX_FADING {
+            self.fading.push(Fading { reader, gain });
+        } else {
+            self.retire(reader);
+        }
+    }
+
+    /// Carries out the control calls queued since the last callback.
+    pub fn apply_commands(&mut self) {
+        while let Some((seq, cmd)) = self.shared.next_cmd() {
+            self.tl.applied = seq;
+            match cmd {
+                Cmd::Schedule(s) => {
+                    if let Some(old) = self.pending.replace(s) {
+                        self.retire(old.reader);
+                    }
+                }
+                Cmd::Next(r) => {
+                    if let Some(old) = self.next.replace(r) {
+                        self.retire(old);
+                    }
+                }
+                Cmd::Stop => self.stop(),
+                Cmd::StopAll => {
+                    self.stop();
+                    if let Some(old) = self.next.take() {
+                        self.retire(old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the current track with a fade and drops a pending start.
+    fn stop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.retire(p.reader);
+        }
+        if let Some(cur) = self.current.take() {
+            self.fade_out(cur, self.current_gain);
+        }
+    }
+
+    /// Drops everything playing or scheduled (the output is switching to another device).
+    pub fn drop_streams(&mut self) {
+        self.apply_commands();
+        let readers: Vec<Reader> = self
+            .fading
+            .drain(..)
+            .map(|f| f.reader)
+            .chain(self.current.take())
+            .chain(self.pending.take().map(|p| p.reader))
+            .chain(self.next.take())
+            .collect();
+        for r in readers {
+            self.retire(r);
+        }
+        self.publish();
+    }
+
+    /// Publishes the timeline for the control side.
+    fn publish(&mut self) {
+        self.tl.pending = self.pending.as_ref().map(|p| PendingStart {
+            track: p.reader.id.clone(),
+            at_instant: p.at_instant,
+            at_position_s: p.at_position_s,
         });
-        Some(info)
-    }
-
-    /// Everything that would have to be re-prepared for another output rate.
-    pub fn take_streams(
-        &mut self,
-    ) -> (Option<TrackStream>, Option<Scheduled>, Option<TrackStream>) {
-        self.fading.clear();
-        (self.current.take(), self.pending.take(), self.next.take())
-    }
-
-    pub fn current_source(&self) -> Option<&crate::Source> {
-        self.current
+        self.tl.current = self
+            .current
             .as_ref()
-            .map(|t| &t.source)
-            .or_else(|| self.pending.as_ref().map(|p| &p.stream.source))
-    }
-
-    /// Where the listener is at `at`: the track and its position, or `None` if nothing is
-    /// audible then (silence, paused, or before any output).
-    pub fn audible_position(&self, at: Instant) -> Option<Position> {
-        if self.device_lost {
-            return None;
-        }
-        // A pending start answers for instants at or after its schedule.
-        if let Some(p) = &self.pending
-            && at >= p.at_instant
-        {
-            let dt = (at - p.at_instant).as_secs_f64();
-            return Some(Position {
-                track: p.stream.id.to_string(),
-                seconds: p.at_position_s + dt * (1.0 + self.trim_ppm * 1e-6),
-            });
-        }
-        let frame_f = self.frame_of(at)?;
-        if frame_f < 0.0 {
-            return None;
-        }
-        let seg_at = |s: &Segment| Position {
-            track: s.track.to_string(),
-            seconds: s.position_s + (frame_f - s.start_frame as f64) * s.seconds_per_frame,
-        };
-        for s in self.history.iter().rev() {
-            let end = (s.start_frame + s.frames) as f64;
-            if frame_f >= s.start_frame as f64 && frame_f < end {
-                return Some(seg_at(s));
-            }
-            if frame_f >= end {
-                // Past the last rendered segment: predict if that track is still playing and
-                // the segment reaches the render frontier.
-                let still = s.start_frame + s.frames == self.frames_rendered
-                    && self.current.as_ref().is_some_and(|c| c.id == s.track);
-                return still.then(|| seg_at(s));
-            }
-        }
-        None
-    }
-
-    fn push_history(&mut self, seg: Segment) {
-        if seg.frames == 0 {
-            return;
-        }
-        if let Some(last) = self.history.back_mut()
-            && last.track == seg.track
-            && last.start_frame + last.frames == seg.start_frame
-            && (last.seconds_per_frame - seg.seconds_per_frame).abs() < SAME_RATE_EPSILON
-        {
-            let expected = last.position_s + last.frames as f64 * last.seconds_per_frame;
-            if (expected - seg.position_s).abs() < CONTIGUOUS_EPSILON_S {
-                last.frames += seg.frames;
-                return;
-            }
-        }
-        self.history.push_back(seg);
-        let keep_from = self
-            .frames_rendered
-            .saturating_sub((HISTORY.as_secs_f64() * f64::from(self.out_rate)) as u64);
-        while self
-            .history
-            .front()
-            .is_some_and(|s| s.start_frame + s.frames < keep_from)
-        {
-            self.history.pop_front();
-        }
+            .map(|c| (c.id.clone(), c.position_s()));
+        self.shared.publish(&self.tl);
     }
 
     /// Renders `out.len() / 2` stereo frames whose first frame reaches the device at
     /// `playback` (before the per-device latency offset).
     pub fn render(&mut self, out: &mut [f32], playback: Instant) {
+        self.apply_commands();
+        self.tl.latency_offset = self.shared.latency_offset();
+        let volume_target = self.shared.volume();
         let frames = out.len() / OUT_CHANNELS;
+        self.shared.record_period(frames);
         let anchor = ClockAnchor {
-            frame: self.frames_rendered,
+            frame: self.tl.frames_rendered,
             instant: playback,
         };
-        self.clock = Some(anchor);
+        self.tl.clock = Some(anchor);
         self.detect_stall(playback);
         self.last_buffer = Some(anchor);
-        self.last_callback = Some(Instant::now());
+        self.shared.beat();
         out.fill(0.0);
-        let rate = f64::from(self.out_rate);
+        let rate = f64::from(self.tl.out_rate);
         let declick_step = 1.0 / (DECLICK.as_secs_f64() * rate).max(1.0) as f32;
         let vol_step = 1.0 / (VOLUME_RAMP.as_secs_f64() * rate).max(1.0) as f32;
 
+        let mut underrun = 0u64;
         let mut i = 0;
         while i < frames {
-            let frame = self.frames_rendered + i as u64;
+            let frame = self.tl.frames_rendered + i as u64;
             // 1. A scheduled start that is due at or before this frame.
             let mut block_end = frames;
             if let Some(p) = &self.pending {
                 // The clock was anchored above.
-                let due = self.frame_of(p.at_instant).unwrap_or(0.0);
+                let due = self.tl.frame_of(p.at_instant).unwrap_or(0.0);
                 if due <= frame as f64 {
                     self.activate_pending(frame, due);
                     continue;
                 }
-                let rel = (due.ceil() as u64).saturating_sub(self.frames_rendered) as usize;
+                let rel = (due.ceil() as u64).saturating_sub(self.tl.frames_rendered) as usize;
                 block_end = block_end.min(rel.max(i + 1));
             }
             let n = block_end - i;
@@ -321,38 +235,64 @@ impl Mixer {
                 let Some(cur) = self.current.as_mut() else {
                     break;
                 };
-                let seg_start = frame + filled as u64;
-                let pos = cur.position_s();
-                let spf = cur.seconds_per_frame();
-                let got = cur.pull(&mut block[filled * OUT_CHANNELS..]);
-                let track = cur.id.clone();
-                self.push_history(Segment {
-                    start_frame: seg_start,
-                    frames: got as u64,
-                    track,
-                    position_s: pos,
-                    seconds_per_frame: spf,
-                });
-                // De-click fade-in.
-                for f in 0..got {
-                    if self.current_gain >= 1.0 {
+                match cur.pull(&mut block[filled * OUT_CHANNELS..]) {
+                    Pulled::Frames {
+                        frames: got,
+                        position_s,
+                        seconds_per_frame,
+                    } => {
+                        let track = cur.id.clone();
+                        if !self.announced {
+                            self.announced = true;
+                            let at = self
+                                .tl
+                                .audible_instant(frame + filled as u64)
+                                .unwrap_or_else(Instant::now);
+                            let _ = self.events.send(PlayerEvent::TrackStarted {
+                                track: track.to_string(),
+                                at,
+                            });
+                        }
+                        self.tl.push_history(Segment {
+                            start_frame: frame + filled as u64,
+                            frames: got as u64,
+                            track,
+                            position_s,
+                            seconds_per_frame,
+                        });
+                        // De-click fade-in.
+                        for f in 0..got {
+                            if self.current_gain >= 1.0 {
+                                break;
+                            }
+                            let k = (filled + f) * OUT_CHANNELS;
+                            for c in 0..OUT_CHANNELS {
+                                block[k + c] *= self.current_gain;
+                            }
+                            self.current_gain = (self.current_gain + declick_step).min(1.0);
+                        }
+                        filled += got;
+                    }
+                    Pulled::Underrun => {
+                        // Silence for the rest of this stretch; the track skips as many frames
+                        // when its audio arrives, so it stays on its timeline. Before its first
+                        // frame, this is a late start catching up, not an underrun.
+                        let missing = (n - filled) as u64;
+                        cur.skip(missing);
+                        if self.announced {
+                            underrun += missing;
+                        }
                         break;
                     }
-                    let k = (filled + f) * OUT_CHANNELS;
-                    for c in 0..OUT_CHANNELS {
-                        block[k + c] *= self.current_gain;
-                    }
-                    self.current_gain = (self.current_gain + declick_step).min(1.0);
-                }
-                filled += got;
-                if filled < n {
-                    self.end_current();
+                    Pulled::Ended => self.end_current(),
                 }
             }
             // 3. Tracks fading out after a stop, seek or replacement.
-            self.scratch.resize(n * OUT_CHANNELS, 0.0);
+            if self.scratch.len() < n * OUT_CHANNELS {
+                self.scratch.resize(n * OUT_CHANNELS, 0.0);
+            }
             for fade in &mut self.fading {
-                let got = fade.stream.pull(&mut self.scratch[..n * OUT_CHANNELS]);
+                let got = fade.reader.pull_all(&mut self.scratch[..n * OUT_CHANNELS]);
                 for f in 0..got {
                     if fade.gain <= 0.0 {
                         break;
@@ -367,11 +307,19 @@ impl Mixer {
                     fade.gain = 0.0;
                 }
             }
-            self.fading.retain(|f| f.gain > 0.0);
+            let mut k = 0;
+            while k < self.fading.len() {
+                if self.fading[k].gain > 0.0 {
+                    k += 1;
+                } else {
+                    let done = self.fading.swap_remove(k);
+                    self.retire(done.reader);
+                }
+            }
             // 4. Volume, ramped.
             for f in 0..n {
-                if self.volume != self.volume_target {
-                    let d = self.volume_target - self.volume;
+                if self.volume != volume_target {
+                    let d = volume_target - self.volume;
                     self.volume += d.clamp(-vol_step, vol_step);
                 }
                 if self.volume != 1.0 {
@@ -382,19 +330,11 @@ impl Mixer {
             }
             i = block_end;
         }
-        self.frames_rendered += frames as u64;
-    }
-
-    /// Output frame (fractional) whose audible instant is `at`, if the clock is anchored.
-    fn frame_of(&self, at: Instant) -> Option<f64> {
-        let c = self.clock?;
-        let base = c.instant + self.latency_offset;
-        let rate = f64::from(self.out_rate);
-        Some(if at >= base {
-            c.frame as f64 + (at - base).as_secs_f64() * rate
-        } else {
-            c.frame as f64 - (base - at).as_secs_f64() * rate
-        })
+        self.tl.frames_rendered += frames as u64;
+        if underrun > 0 {
+            self.shared.record_underrun(underrun);
+        }
+        self.publish();
     }
 
     /// A buffer due much later than the previous one ended: the output stalled (an underrun,
@@ -407,7 +347,7 @@ impl Mixer {
             return;
         };
         let expected = Duration::from_secs_f64(
-            (self.frames_rendered - prev.frame) as f64 / f64::from(self.out_rate.max(1)),
+            (self.tl.frames_rendered - prev.frame) as f64 / f64::from(self.tl.out_rate.max(1)),
         );
         let Some(gap) = playback
             .checked_duration_since(prev.instant)
@@ -428,30 +368,23 @@ impl Mixer {
         };
         let late = (frame as f64 - due).floor();
         if late >= 1.0 {
-            tracing::debug!(track = %p.stream.id, late_frames = late, "late start: skipping ahead");
-            p.stream.discard(late as usize);
+            tracing::debug!(track = %p.reader.id, late_frames = late, "late start: skipping ahead");
+            p.reader.skip(late as u64);
         }
         if let Some(old) = self.current.take() {
-            self.fading.push(Fading {
-                stream: old,
-                gain: self.current_gain,
-            });
+            self.fade_out(old, self.current_gain);
         }
-        let at = self.audible_instant(frame).unwrap_or(p.at_instant);
-        self.emit(PlayerEvent::TrackStarted {
-            track: p.stream.id.to_string(),
-            at,
-        });
-        self.current = Some(p.stream);
+        self.current = Some(p.reader);
         self.current_gain = 0.0;
+        self.announced = false;
     }
 
     /// The current track ran out: report it and move to the queued one (gapless).
     fn end_current(&mut self) {
-        let Some(mut cur) = self.current.take() else {
+        let Some(cur) = self.current.take() else {
             return;
         };
-        if let Some(e) = cur.error.take() {
+        if let Some(e) = cur.take_error() {
             self.emit(PlayerEvent::Error {
                 track: Some(cur.id.to_string()),
                 message: e.to_string(),
@@ -460,9 +393,11 @@ impl Mixer {
         self.emit(PlayerEvent::TrackEnded {
             track: cur.id.to_string(),
         });
+        self.retire(cur);
         if let Some(next) = self.next.take() {
             let at = self
-                .audible_instant(self.frames_rendered)
+                .tl
+                .audible_instant(self.tl.frames_rendered)
                 .unwrap_or_else(Instant::now);
             self.emit(PlayerEvent::TrackStarted {
                 track: next.id.to_string(),
@@ -471,6 +406,7 @@ impl Mixer {
             self.current = Some(next);
             // Gapless: no fade-in, the next track's first sample follows the last one.
             self.current_gain = 1.0;
+            self.announced = true;
         }
     }
 }
@@ -479,16 +415,18 @@ impl Mixer {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::ring::{self, Producer};
     use crate::track::Source;
 
     const RATE: u32 = 48_000;
     const PERIOD: usize = 480;
 
-    /// A mixer with a 2 s tone scheduled at `t0`, and its event queue.
+    /// A mixer with a 2 s tone scheduled at `t0`, the tone's decode side (filled by hand: no
+    /// decode thread runs here), and the event queue.
     fn playing_mixer(
         dir: &std::path::Path,
         t0: Instant,
-    ) -> (Mixer, crossbeam_channel::Receiver<PlayerEvent>) {
+    ) -> (Mixer, Producer, crossbeam_channel::Receiver<PlayerEvent>) {
         let path = dir.join("tone.wav");
         let spec = hound::WavSpec {
             channels: 2,
@@ -504,14 +442,25 @@ mod tests {
         }
         w.finalize().unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut m = Mixer::new(RATE, tx);
-        let stream = TrackStream::prepare(&Source::new("t", path), 0.0, RATE, 0.0).unwrap();
-        m.schedule(Scheduled {
-            stream,
-            at_instant: t0,
-            at_position_s: 0.0,
-        });
-        (m, rx)
+        let shared = Arc::new(Shared::new(RATE));
+        let m = Mixer::new(RATE, shared.clone(), tx);
+        let (reader, producer) = ring::open(
+            &Source::new("t", path),
+            0.0,
+            RATE,
+            0.0,
+            ring::PREFILL_BLOCKS,
+        )
+        .unwrap();
+        assert!(shared.send(
+            1,
+            Cmd::Schedule(Scheduled {
+                reader,
+                at_instant: t0,
+                at_position_s: 0.0,
+            })
+        ));
+        (m, producer, rx)
     }
 
     fn period() -> Duration {
@@ -522,11 +471,12 @@ mod tests {
     fn a_jump_in_the_playback_timeline_is_reported_as_a_stall() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = Instant::now() + Duration::from_secs(1);
-        let (mut m, events) = playing_mixer(dir.path(), t0);
+        let (mut m, mut producer, events) = playing_mixer(dir.path(), t0);
         let mut out = vec![0.0f32; PERIOD * OUT_CHANNELS];
         let mut at = t0;
         // Steady periods: no stall.
         for _ in 0..20 {
+            producer.fill(0.0);
             m.render(&mut out, at);
             at += period();
         }
@@ -564,11 +514,56 @@ mod tests {
     #[test]
     fn an_idle_output_that_stalls_reports_nothing() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut m = Mixer::new(RATE, tx);
+        let mut m = Mixer::new(RATE, Arc::new(Shared::new(RATE)), tx);
         let mut out = vec![0.0f32; PERIOD * OUT_CHANNELS];
         let t = Instant::now();
         m.render(&mut out, t);
         m.render(&mut out, t + Duration::from_secs(2));
         assert_eq!(rx.try_iter().count(), 0);
+    }
+
+    #[test]
+    fn an_underrun_plays_silence_counts_it_and_keeps_the_track_on_its_timeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now() + Duration::from_secs(1);
+        let (mut m, mut producer, _events) = playing_mixer(dir.path(), t0);
+        let shared = m.shared.clone();
+        let mut out = vec![0.0f32; PERIOD * OUT_CHANNELS];
+        let mut at = t0;
+        // The decode side is not refilled: the ring (PREFILL_BLOCKS blocks) runs dry.
+        let ring_frames = ring::PREFILL_BLOCKS * ring::BLOCK_FRAMES;
+        let periods = ring_frames / PERIOD + 3;
+        let mut silent_tail = false;
+        for _ in 0..periods {
+            m.render(&mut out, at);
+            silent_tail = out.iter().all(|s| *s == 0.0);
+            at += period();
+        }
+        let stats = shared.callback_stats();
+        let rendered = (periods * PERIOD) as u64;
+        assert!(silent_tail, "the last period is silence");
+        // The ring held up to PREFILL_BLOCKS blocks (the first one short: the resampler's delay was
+        // dropped from it); everything after them was an underrun.
+        let dry = rendered - ring_frames as u64;
+        assert!(
+            (dry..dry + ring::BLOCK_FRAMES as u64).contains(&stats.underrun_frames),
+            "{stats:?}, {dry} frames expected at least"
+        );
+        assert!(stats.underruns >= 1, "{stats:?}");
+        // The audio comes back: the track resumes where its timeline is, not where it stopped.
+        producer.fill(0.0);
+        let resumed_at = at;
+        m.render(&mut out, at);
+        assert!(out.iter().any(|s| *s != 0.0), "the track plays again");
+        let heard = shared
+            .published()
+            .audible_position(resumed_at, 0.0)
+            .unwrap();
+        let want = (resumed_at - t0).as_secs_f64();
+        assert!(
+            (heard.seconds - want).abs() < 1e-6,
+            "after the underrun the track is at {} s, its timeline at {want} s",
+            heard.seconds
+        );
     }
 }

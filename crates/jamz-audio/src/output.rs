@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AudioError, Result};
 use crate::mixer::Mixer;
 use crate::player::PlayerEvent;
+use crate::shared::Shared;
 use crate::spec::OutputSpec;
 use crate::track::OUT_CHANNELS;
 
@@ -94,26 +95,29 @@ impl Drop for OutputHandle {
     }
 }
 
-/// Opens the output named by `spec`; returns its rate, the handle and a shared mixer.
+/// Opens the output named by `spec`; returns what the player shares with its mixer, and the
+/// handle.
 pub(crate) fn open(
     spec: &OutputSpec,
     events: Sender<PlayerEvent>,
-) -> Result<(Arc<Mutex<Mixer>>, OutputHandle)> {
+) -> Result<(Arc<Shared>, OutputHandle)> {
     let (stop_tx, stop_rx) = mpsc::sync_channel::<Ctl>(CTL_CAPACITY);
     match spec {
         OutputSpec::Null | OutputSpec::Wav(_) => {
-            let mixer = Arc::new(Mutex::new(Mixer::new(PACED_RATE, events)));
+            let shared = Arc::new(Shared::new(PACED_RATE));
+            // The paced thread is the mixer's only user: it owns it.
+            let mixer = Mixer::new(PACED_RATE, shared.clone(), events);
             let sink = match spec {
                 OutputSpec::Wav(path) => Some(WavSink::create(path)?),
                 _ => None,
             };
-            let m = mixer.clone();
+            let sh = shared.clone();
             let thread = std::thread::Builder::new()
                 .name("jamz-audio-paced".into())
-                .spawn(move || paced_loop(&m, sink, &stop_rx))
+                .spawn(move || paced_loop(mixer, &sh, sink, &stop_rx))
                 .map_err(|e| AudioError::Device(format!("cannot start output thread: {e}")))?;
             Ok((
-                mixer,
+                shared,
                 OutputHandle {
                     stop: stop_tx,
                     thread: Some(thread),
@@ -125,9 +129,9 @@ pub(crate) fn open(
                 OutputSpec::Device(id) => device::Wanted::Device(id.clone()),
                 _ => device::Wanted::Default,
             };
-            let (mixer, thread) = device::spawn(wanted, events, stop_tx.clone(), stop_rx)?;
+            let (shared, thread) = device::spawn(wanted, events, stop_tx.clone(), stop_rx)?;
             Ok((
-                mixer,
+                shared,
                 OutputHandle {
                     stop: stop_tx,
                     thread: Some(thread),
@@ -198,7 +202,12 @@ impl WavSink {
 
 /// The `null`/`wav:` output: renders one period at a time, paced against `Instant`, each
 /// period's playback instant being `t0 + frames_written / rate` exactly.
-fn paced_loop(mixer: &Mutex<Mixer>, mut sink: Option<WavSink>, stop: &mpsc::Receiver<Ctl>) {
+fn paced_loop(
+    mut mixer: Mixer,
+    shared: &Shared,
+    mut sink: Option<WavSink>,
+    stop: &mpsc::Receiver<Ctl>,
+) {
     let rate = u64::from(PACED_RATE);
     let period = crate::clock::frames_to_duration(PACED_PERIOD_FRAMES, rate);
     // Frame 0 plays one lead after now, as a device's first buffer would.
@@ -228,11 +237,10 @@ fn paced_loop(mixer: &Mutex<Mixer>, mut sink: Option<WavSink>, stop: &mpsc::Rece
                 Ok(_) | Err(mpsc::TryRecvError::Disconnected) => break,
             }
         }
-        {
-            let mut m = lock(mixer);
-            m.device_latency = Some(period * PACED_LEAD_PERIODS as u32);
-            m.render(&mut buf, playback);
-        }
+        let began = Instant::now();
+        shared.set_device_latency(Some(period * PACED_LEAD_PERIODS as u32));
+        mixer.render(&mut buf, playback);
+        shared.record_callback(began.elapsed());
         if let Some(s) = sink.as_mut()
             && let Err(e) = s.write(&buf)
         {

@@ -1,15 +1,18 @@
 //! The public face: a [`Player`] on one output, driven by the sync engine.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
 use crate::error::{AudioError, Result};
-use crate::mixer::{Mixer, Scheduled};
-use crate::output::{self, OutputHandle, lock};
+use crate::mixer::Scheduled;
+use crate::output::{self, OutputHandle};
+use crate::ring;
+use crate::shared::{CallbackStats, Cmd, Shared};
 use crate::spec::OutputSpec;
-use crate::track::{Source, TrackStream};
+use crate::timeline::PendingStart;
+use crate::track::Source;
 
 /// The rate trim band: +-1000 ppm (+-0.1 %), the band of the sync design (docs/architecture.md:
 /// "ratio within +-0.1 %"); Snapcast corrects within +-0.05 %. Past it, the engine seeks.
@@ -58,15 +61,31 @@ pub enum PlayerEvent {
 /// Plays tracks on one output with a sample-accurate clock.
 ///
 /// Every method is cheap except [`Player::start`], [`Player::seek`], [`Player::resume`] and
-/// [`Player::enqueue_next`], which open and seek the file on the calling thread (never in the
-/// audio callback). All take `&self`; a `Player` can be shared between threads.
+/// [`Player::enqueue_next`], which open and seek the file and decode its first 170 ms on the
+/// calling thread; a decode thread of the track's own keeps 0.5 s decoded ahead of the audio
+/// callback, which only copies (see the crate docs). No method takes a lock the audio
+/// callback waits on. All take `&self`; a `Player` can be shared between threads.
 pub struct Player {
-    mixer: Arc<Mutex<Mixer>>,
+    shared: Arc<Shared>,
     events: Receiver<crate::PlayerEvent>,
     spec: OutputSpec,
-    paused: Mutex<Option<(Source, f64)>>,
+    control: Mutex<Control>,
     // Last: dropping the handle stops the output thread.
     _output: OutputHandle,
+}
+
+/// What the control side remembers of the commands it sent.
+#[derive(Default)]
+struct Control {
+    /// Sequence number of the latest command sent.
+    seq: u64,
+    /// The latest start sent, with its sequence number: until the mixer has applied it,
+    /// positions at and after its instant are answered from it.
+    sent_start: Option<(u64, PendingStart)>,
+    /// The track of the latest start, and the one queued to follow it.
+    started: Option<Source>,
+    queued: Option<Source>,
+    paused: Option<(Source, f64)>,
 }
 
 impl std::fmt::Debug for Player {
@@ -81,14 +100,30 @@ impl Player {
     /// Opens the output and starts its clock (silence until something is started).
     pub fn new(spec: &OutputSpec) -> Result<Self> {
         let (tx, rx) = output::event_channel();
-        let (mixer, handle) = output::open(spec, tx)?;
+        let (shared, handle) = output::open(spec, tx)?;
         Ok(Player {
-            mixer,
+            shared,
             events: rx,
             spec: spec.clone(),
-            paused: Mutex::new(None),
+            control: Mutex::new(Control::default()),
             _output: handle,
         })
+    }
+
+    fn control(&self) -> MutexGuard<'_, Control> {
+        // Control is only ever updated field by field with plain values: a poisoned one is
+        // still consistent enough to go on with.
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `cmd` for the audio callback; returns its sequence number.
+    fn send(&self, c: &mut Control, cmd: Cmd) -> Result<u64> {
+        let seq = c.seq + 1;
+        if !self.shared.send(seq, cmd) {
+            return Err(AudioError::Busy);
+        }
+        c.seq = seq;
+        Ok(seq)
     }
 
     /// The event stream (track ended, device lost/restored, errors). Clones share one queue.
@@ -98,7 +133,7 @@ impl Player {
 
     /// The output's sample rate (the device's, or 48 kHz for `null`/`wav:`).
     pub fn sample_rate(&self) -> u32 {
-        lock(&self.mixer).out_rate
+        self.shared.out_rate()
     }
 
     /// The output this player was opened on.
@@ -108,7 +143,13 @@ impl Player {
 
     /// Latency the device last reported (from its callback to the DAC), without the offset.
     pub fn device_latency(&self) -> Option<Duration> {
-        lock(&self.mixer).device_latency
+        self.shared.device_latency()
+    }
+
+    /// How the audio callback has done so far: callbacks, underruns (a track's decode thread
+    /// fell behind), and the time each callback took.
+    pub fn callback_stats(&self) -> CallbackStats {
+        self.shared.callback_stats()
     }
 
     /// Plays `source` so that the frame at `at_position_s` is audible at `at_instant`
@@ -121,12 +162,11 @@ impl Player {
                 "start position {at_position_s} s"
             )));
         }
-        let (rate, trim, frontier) = {
-            let m = lock(&self.mixer);
-            (m.out_rate, m.trim_ppm, m.render_frontier())
-        };
+        let rate = self.shared.out_rate();
+        let trim = self.shared.trim.get();
+        let frontier = self.shared.published().render_frontier();
         // Late already (a late joiner, or a start for "now"): seek to where the track is at the
-        // render frontier, plus a little for the time we take to open the file here.
+        // render frontier; the mixer skips what opening the file here took on top.
         let (pos, when) = match frontier {
             Some(f) if f > at_instant => {
                 let late = (f - at_instant).as_secs_f64() * (1.0 + trim * 1e-6);
@@ -134,46 +174,78 @@ impl Player {
             }
             _ => (at_position_s, at_instant),
         };
-        let stream = TrackStream::prepare(&source, pos, rate, trim)?;
-        if let Ok(mut p) = self.paused.lock() {
-            *p = None;
-        }
-        lock(&self.mixer).schedule(Scheduled {
-            stream,
+        self.shared.drop_retired();
+        let blocks = self.shared.ring_blocks();
+        let (reader, producer) = ring::open(&source, pos, rate, trim, blocks)?;
+        ring::spawn_decode_ahead(
+            producer,
+            self.shared.trim.clone(),
+            self.shared.retired.clone(),
+        )?;
+        let pending = PendingStart {
+            track: reader.id.clone(),
             at_instant: when,
             at_position_s: pos,
-        });
+        };
+        let mut c = self.control();
+        let seq = self.send(
+            &mut c,
+            Cmd::Schedule(Scheduled {
+                reader,
+                at_instant: when,
+                at_position_s: pos,
+            }),
+        )?;
+        c.sent_start = Some((seq, pending));
+        c.started = Some(source);
+        c.paused = None;
         Ok(())
     }
 
-    /// Seeks the current track: its frame at `position_s` becomes audible at `at_instant`.
+    /// Seeks the track last started (or the one playing, or the paused one): its frame at
+    /// `position_s` becomes audible at `at_instant`.
     pub fn seek(&self, position_s: f64, at_instant: Instant) -> Result<()> {
-        let src = lock(&self.mixer).current_source().cloned();
-        let src = src
-            .or_else(|| {
-                self.paused
-                    .lock()
-                    .ok()
-                    .and_then(|p| p.as_ref().map(|(s, _)| s.clone()))
-            })
-            .ok_or_else(|| AudioError::InvalidArgument("seek with nothing playing".into()))?;
+        let src = {
+            let c = self.control();
+            let tl = self.shared.published();
+            let unapplied = c.sent_start.as_ref().is_some_and(|(s, _)| *s > tl.applied);
+            if unapplied || tl.pending.is_some() {
+                c.started.clone()
+            } else if let Some((id, _)) = &tl.current {
+                [&c.started, &c.queued]
+                    .into_iter()
+                    .flatten()
+                    .find(|s| *s.id == **id)
+                    .cloned()
+            } else {
+                c.paused.as_ref().map(|(s, _)| s.clone())
+            }
+        };
+        let src =
+            src.ok_or_else(|| AudioError::InvalidArgument("seek with nothing playing".into()))?;
         self.start(src, position_s, at_instant)
     }
 
     /// Pauses (5 ms fade-out). Returns where it paused: the track and its position.
     pub fn pause(&self) -> Option<Position> {
-        let now = Instant::now();
-        let mut m = lock(&self.mixer);
-        let heard = m.audible_position(now);
-        let (src, rendered_pos) = m.stop()?;
-        drop(m);
+        let heard = self.audible_position(Instant::now());
+        let mut c = self.control();
+        let current = self.shared.published().current.clone();
+        if let Err(e) = self.send(&mut c, Cmd::Stop) {
+            tracing::warn!(error = %e, "pause: the output takes no commands");
+        }
+        c.sent_start = None;
+        let (id, rendered) = current?;
+        let src = [&c.started, &c.queued]
+            .into_iter()
+            .flatten()
+            .find(|s| *s.id == *id)
+            .cloned()?;
         let pos = heard
             .filter(|h| h.track == src.id)
             .map(|h| h.seconds)
-            .unwrap_or(rendered_pos);
-        if let Ok(mut p) = self.paused.lock() {
-            *p = Some((src.clone(), pos));
-        }
+            .or(rendered)?;
+        c.paused = Some((src.clone(), pos));
         Some(Position {
             track: src.id,
             seconds: pos,
@@ -183,33 +255,46 @@ impl Player {
     /// Resumes a paused track from where it paused, audible at `at_instant`.
     pub fn resume(&self, at_instant: Instant) -> Result<()> {
         let (src, pos) = self
+            .control()
             .paused
-            .lock()
-            .ok()
-            .and_then(|p| p.clone())
+            .clone()
             .ok_or_else(|| AudioError::InvalidArgument("resume with nothing paused".into()))?;
         self.start(src, pos, at_instant)
     }
 
     /// Stops playback (5 ms fade-out) and forgets the paused position and the queue.
     pub fn stop(&self) {
-        let mut m = lock(&self.mixer);
-        m.stop();
-        let _ = m.take_next();
-        if let Ok(mut p) = self.paused.lock() {
-            *p = None;
+        let mut c = self.control();
+        if let Err(e) = self.send(&mut c, Cmd::StopAll) {
+            tracing::warn!(error = %e, "stop: the output takes no commands");
         }
+        c.sent_start = None;
+        c.queued = None;
+        c.paused = None;
     }
 
     /// The track and position audible at `at_instant`, or `None` if nothing is (paused,
     /// silence, not started yet, device lost). Exact for instants already rendered (the last
     /// 2 s); for later instants it predicts from the current rate, or from a pending start.
     pub fn audible_position(&self, at_instant: Instant) -> Option<Position> {
-        lock(&self.mixer).audible_position(at_instant)
+        if self.shared.device_lost() {
+            return None;
+        }
+        let trim = self.shared.trim.get();
+        let sent = self.control().sent_start.clone();
+        let tl = self.shared.published();
+        if let Some((seq, p)) = sent
+            && seq > tl.applied
+            && let Some(pos) = p.position_at(at_instant, trim)
+        {
+            return Some(pos);
+        }
+        tl.audible_position(at_instant, trim)
     }
 
     /// Plays slightly faster (positive) or slower (negative), in parts per million, within
-    /// +-[`MAX_RATE_TRIM_PPM`]. Takes effect within one resampler chunk (5 ms), with no seek.
+    /// +-[`MAX_RATE_TRIM_PPM`]. Applied to the audio decoded from now on, which is heard
+    /// after what is decoded ahead (at most 0.5 s), with no seek; positions stay exact.
     pub fn set_rate_trim(&self, ppm: f64) -> Result<()> {
         if !ppm.is_finite() || ppm.abs() > MAX_RATE_TRIM_PPM {
             return Err(AudioError::RateTrimOutOfRange {
@@ -217,13 +302,13 @@ impl Player {
                 max: MAX_RATE_TRIM_PPM,
             });
         }
-        lock(&self.mixer).set_trim(ppm);
+        self.shared.trim.set(ppm);
         Ok(())
     }
 
     /// The rate trim in force, ppm.
     pub fn rate_trim(&self) -> f64 {
-        lock(&self.mixer).trim_ppm
+        self.shared.trim.get()
     }
 
     /// Sets the volume (0.0 silent .. 1.0 full), reached by a 20 ms ramp (no clicks).
@@ -231,19 +316,26 @@ impl Player {
         if !volume.is_finite() || !(0.0..=MAX_VOLUME).contains(&volume) {
             return Err(AudioError::InvalidArgument(format!("volume {volume}")));
         }
-        lock(&self.mixer).set_volume(volume);
+        self.shared.set_volume(volume);
         Ok(())
     }
 
     /// Queues `source` to follow the current track with no gap (its first frame right after the
     /// current track's last). Replaces an earlier queued track.
     pub fn enqueue_next(&self, source: Source) -> Result<()> {
-        let (rate, trim) = {
-            let m = lock(&self.mixer);
-            (m.out_rate, m.trim_ppm)
-        };
-        let stream = TrackStream::prepare(&source, 0.0, rate, trim)?;
-        lock(&self.mixer).enqueue_next(stream);
+        let rate = self.shared.out_rate();
+        let trim = self.shared.trim.get();
+        self.shared.drop_retired();
+        let blocks = self.shared.ring_blocks();
+        let (reader, producer) = ring::open(&source, 0.0, rate, trim, blocks)?;
+        ring::spawn_decode_ahead(
+            producer,
+            self.shared.trim.clone(),
+            self.shared.retired.clone(),
+        )?;
+        let mut c = self.control();
+        self.send(&mut c, Cmd::Next(reader))?;
+        c.queued = Some(source);
         Ok(())
     }
 
@@ -255,13 +347,13 @@ impl Player {
                 "latency offset {offset:?} above {MAX_LATENCY_OFFSET:?}"
             )));
         }
-        lock(&self.mixer).set_latency_offset(offset);
+        self.shared.set_latency_offset(offset);
         Ok(())
     }
 
     /// The latency offset in force.
     pub fn latency_offset(&self) -> Duration {
-        lock(&self.mixer).latency_offset()
+        self.shared.latency_offset()
     }
 }
 

@@ -19,7 +19,7 @@ pub(crate) const OUT_CHANNELS: usize = 2;
 /// Output frames per resampler call. 256 frames is 5.3 ms at 48 kHz: small enough that a trim
 /// change takes effect within one device callback (cpal's ALSA path uses 512-frame callbacks,
 /// docs/architecture.md ("real-time audio without a sound card")), large enough to keep the per-call overhead low.
-const RESAMPLER_CHUNK: usize = 256;
+pub(crate) const RESAMPLER_CHUNK: usize = 256;
 
 /// Sinc filter length (taps). rubato's docs call 256 "a good starting point"; 128 halves the cost
 /// and still puts the stop band well above 90 dB with a Blackman-Harris window, which is below
@@ -55,7 +55,6 @@ impl Source {
 /// A prepared, positioned source producing stereo frames at the output rate.
 pub(crate) struct TrackStream {
     pub id: Arc<str>,
-    pub source: Source,
     decoder: Decoder,
     src_rate: u32,
     src_ch: usize,
@@ -70,6 +69,8 @@ pub(crate) struct TrackStream {
     fifo_step: f64,
     /// Source frames per output frame at the current trim.
     step: f64,
+    /// The trim `step` was made for, ppm.
+    trim_ppm: f64,
     /// Position (source frames, file timeline) of the next output frame.
     src_pos: f64,
     /// Source frame where the file ended, once the decoder reached it.
@@ -124,7 +125,6 @@ impl TrackStream {
         let step = 1.0 / r;
         let mut t = TrackStream {
             id: Arc::from(source.id.as_str()),
-            source: source.clone(),
             decoder,
             src_rate,
             src_ch,
@@ -135,6 +135,7 @@ impl TrackStream {
             out_off: 0,
             fifo_step: step,
             step,
+            trim_ppm,
             src_pos: start_frame as f64,
             end_frame: None,
             error: None,
@@ -150,22 +151,26 @@ impl TrackStream {
         Ok(t)
     }
 
-    /// Position of the next output frame, in seconds of the track.
-    pub fn position_s(&self) -> f64 {
-        self.src_pos / f64::from(self.src_rate)
+    /// The file's sample rate.
+    pub fn src_rate(&self) -> u32 {
+        self.src_rate
     }
 
-    /// Seconds of track per output frame at the current trim.
-    pub fn seconds_per_frame(&self) -> f64 {
-        self.step / f64::from(self.src_rate)
+    /// Position of the next output frame, in source frames (the file's timeline).
+    pub fn src_pos(&self) -> f64 {
+        self.src_pos
     }
 
     /// Applies a rate trim from the next resampler chunk on (no ramp: a step of at most
     /// 1000 ppm is a 1.7-cent pitch change and leaves the waveform continuous).
     pub fn set_trim(&mut self, trim_ppm: f64) {
+        if trim_ppm == self.trim_ppm {
+            return;
+        }
         let r = ratio(self.src_rate, self.out_rate, trim_ppm);
         if self.resampler.set_resample_ratio(r, false).is_ok() {
             self.step = 1.0 / r;
+            self.trim_ppm = trim_ppm;
         }
     }
 
@@ -194,33 +199,44 @@ impl TrackStream {
         let want = out.len() / OUT_CHANNELS;
         let mut done = 0;
         while done < want {
-            if self.finished() {
+            let (n, _) = self.pull_block(&mut out[done * OUT_CHANNELS..]);
+            if n == 0 {
                 break;
             }
-            if self.out_off * OUT_CHANNELS >= self.out_fifo.len() && !self.produce_chunk() {
-                break;
-            }
-            let avail = self.out_fifo.len() / OUT_CHANNELS - self.out_off;
-            let mut n = avail.min(want - done);
-            if let Some(end) = self.end_frame {
-                // Stop exactly at the file's last frame, not at the resampler's flushed tail.
-                let left = ((end as f64 - self.src_pos) / self.fifo_step)
-                    .ceil()
-                    .max(0.0) as usize;
-                n = n.min(left);
-                if n == 0 {
-                    self.src_pos = end as f64;
-                    break;
-                }
-            }
-            let from = self.out_off * OUT_CHANNELS;
-            out[done * OUT_CHANNELS..(done + n) * OUT_CHANNELS]
-                .copy_from_slice(&self.out_fifo[from..from + n * OUT_CHANNELS]);
-            self.out_off += n;
-            self.src_pos += n as f64 * self.fifo_step;
             done += n;
         }
         done
+    }
+
+    /// Fills the start of `out` with frames of one resampler chunk (all at one step); returns
+    /// how many frames were written (0 at the end of the track) and their step (source frames
+    /// per output frame).
+    pub fn pull_block(&mut self, out: &mut [f32]) -> (usize, f64) {
+        let want = out.len() / OUT_CHANNELS;
+        if want == 0 || self.finished() {
+            return (0, self.fifo_step);
+        }
+        if self.out_off * OUT_CHANNELS >= self.out_fifo.len() && !self.produce_chunk() {
+            return (0, self.fifo_step);
+        }
+        let avail = self.out_fifo.len() / OUT_CHANNELS - self.out_off;
+        let mut n = avail.min(want);
+        if let Some(end) = self.end_frame {
+            // Stop exactly at the file's last frame, not at the resampler's flushed tail.
+            let left = ((end as f64 - self.src_pos) / self.fifo_step)
+                .ceil()
+                .max(0.0) as usize;
+            n = n.min(left);
+            if n == 0 {
+                self.src_pos = end as f64;
+                return (0, self.fifo_step);
+            }
+        }
+        let from = self.out_off * OUT_CHANNELS;
+        out[..n * OUT_CHANNELS].copy_from_slice(&self.out_fifo[from..from + n * OUT_CHANNELS]);
+        self.out_off += n;
+        self.src_pos += n as f64 * self.fifo_step;
+        (n, self.fifo_step)
     }
 
     /// Runs the resampler once into `out_fifo`. False when nothing more can come.

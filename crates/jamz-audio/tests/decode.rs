@@ -67,6 +67,36 @@ fn lossy_formats_decode_close_to_ffmpeg() {
     }
 }
 
+/// Every format of the same audio lands on the same frame as the WAV: the encoders' priming
+/// (AAC's 1024 frames, stated by the MP4 edit list; LAME's delay, stated in its header) is
+/// dropped, so a car playing the M4A and a phone playing the MP3 of one track are in step.
+#[test]
+fn every_format_lands_on_the_same_frame_as_the_wav() {
+    let dir = common::tempdir();
+    // Broadband noise: it decorrelates one frame away, so the best lag is unambiguous even
+    // through a lossy codec (a sine would look almost as good one frame off).
+    let mut rng = common::Rng::new(SEED);
+    let src: Vec<f32> = (0..RATE as usize * 3 * 2)
+        .map(|_| 0.3 * rng.unit())
+        .collect();
+    let reference = decode_file(&make_file(dir.path(), "noise", Fmt::Wav, &src))
+        .unwrap()
+        .samples;
+    for fmt in Fmt::ALL {
+        let path = make_file(dir.path(), "noise", fmt, &src);
+        let ours = decode_file(&path).unwrap();
+        let (lag, snr) = best_alignment(&ours.samples, &reference, PRIMING_TOLERANCE_FRAMES);
+        let len_diff = ours.frames() as i64 - (reference.len() / 2) as i64;
+        println!(
+            "{fmt:?}: {lag:+} frames from the WAV (SNR there {snr:.1} dB), length {len_diff:+} frames"
+        );
+        assert_eq!(
+            lag, 0,
+            "{fmt:?} decodes {lag:+} frames off the WAV (seed {SEED:#x})"
+        );
+    }
+}
+
 /// Two decoders of the same lossy bitstream differ only by float rounding and, for AAC, by the
 /// spectral-band details of the decoder: 40 dB is far below rounding noise (~100 dB) and far
 /// above what a wrong decode (misalignment, dropped frames) gives (< 10 dB).

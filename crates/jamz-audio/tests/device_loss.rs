@@ -62,8 +62,10 @@ fn child_plays_and_reports_events() {
                 let pos = player.audible_position(at).unwrap();
                 let want = (at - t0).as_secs_f64();
                 println!(
-                    "RESUMED at {:.3} s of the track, {:.3} s after the start",
-                    pos.seconds, want
+                    "RESUMED at {:.3} s of the track, {:.3} s after the start ({:?})",
+                    pos.seconds,
+                    want,
+                    player.callback_stats()
                 );
                 assert!(
                     (pos.seconds - want).abs() < 0.01,

@@ -18,6 +18,7 @@ use super::{Ctl, lock};
 use crate::error::{AudioError, Result};
 use crate::mixer::Mixer;
 use crate::player::PlayerEvent;
+use crate::shared::Shared;
 use crate::track::OUT_CHANNELS;
 
 /// How often to look for a new default device after the current one is lost: 500 ms makes
@@ -40,7 +41,7 @@ const NAMED_CHECK_PERIOD: Duration = Duration::from_secs(3);
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
 
 /// What the monitor thread sends back once the first device is open (or not).
-type Opened = Result<Arc<Mutex<Mixer>>>;
+type Opened = Result<Arc<Shared>>;
 
 /// Which device an output wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,14 +66,14 @@ pub(super) fn spawn(
     events: Sender<PlayerEvent>,
     ctl_tx: mpsc::SyncSender<Ctl>,
     ctl: mpsc::Receiver<Ctl>,
-) -> Result<(Arc<Mutex<Mixer>>, JoinHandle<()>)> {
+) -> Result<(Arc<Shared>, JoinHandle<()>)> {
     let (ready_tx, ready_rx) = bounded::<Opened>(1);
     let thread = std::thread::Builder::new()
         .name("jamz-audio-device".into())
         .spawn(move || monitor(&wanted, events, ctl_tx, ctl, ready_tx))
         .map_err(|e| AudioError::Device(format!("cannot start output thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok(mixer)) => Ok((mixer, thread)),
+        Ok(Ok(shared)) => Ok((shared, thread)),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
@@ -144,15 +145,15 @@ fn find_named(host: &cpal::Host, id: &str) -> Result<cpal::Device> {
 fn reopen(
     host: &cpal::Host,
     wanted: &Wanted,
-    mixer: &Arc<Mutex<Mixer>>,
+    out: &Out,
     ctl_tx: &mpsc::SyncSender<Ctl>,
     generation: &mut u64,
 ) -> Result<(cpal::Stream, Opening)> {
     let mut attempt = |w: &Wanted| {
         *generation += 1;
         find(host, w).and_then(|o| {
-            reset_for(mixer, o.config.sample_rate);
-            build(&o, mixer, ctl_tx, *generation).map(|s| (s, o))
+            reset_for(&out.mixer, o.config.sample_rate);
+            build(&o, out, ctl_tx, *generation).map(|s| (s, o))
         })
     };
     match wanted {
@@ -164,18 +165,27 @@ fn reopen(
     }
 }
 
-/// Builds and starts a stream on `o` rendering from `mixer`.
+/// The mixer and what it shares with the player. The mixer sits behind a mutex only so that a
+/// new stream can take it over after a device loss: the stream's callback is its one user while
+/// the stream runs, so the callback never waits for it.
+#[derive(Clone)]
+struct Out {
+    mixer: Arc<Mutex<Mixer>>,
+    shared: Arc<Shared>,
+}
+
+/// Builds and starts a stream on `o` rendering from `out`'s mixer.
 fn build(
     o: &Opening,
-    mixer: &Arc<Mutex<Mixer>>,
+    out: &Out,
     errors: &mpsc::SyncSender<Ctl>,
     generation: u64,
 ) -> Result<cpal::Stream> {
     let stream = match o.format {
-        SampleFormat::F32 => build_typed::<f32>(o, mixer, errors, generation),
-        SampleFormat::I16 => build_typed::<i16>(o, mixer, errors, generation),
-        SampleFormat::I32 => build_typed::<i32>(o, mixer, errors, generation),
-        SampleFormat::U16 => build_typed::<u16>(o, mixer, errors, generation),
+        SampleFormat::F32 => build_typed::<f32>(o, out, errors, generation),
+        SampleFormat::I16 => build_typed::<i16>(o, out, errors, generation),
+        SampleFormat::I32 => build_typed::<i32>(o, out, errors, generation),
+        SampleFormat::U16 => build_typed::<u16>(o, out, errors, generation),
         other => Err(AudioError::Device(format!(
             "{}: unsupported sample format {other}",
             o.name
@@ -189,7 +199,7 @@ fn build(
 
 fn build_typed<T>(
     o: &Opening,
-    mixer: &Arc<Mutex<Mixer>>,
+    out: &Out,
     errors: &mpsc::SyncSender<Ctl>,
     generation: u64,
 ) -> Result<cpal::Stream>
@@ -201,9 +211,12 @@ where
     // once, when the stream is built, and map every playback timestamp through that pair.
     let pair: Arc<Mutex<Option<(StreamInstant, Instant)>>> = Arc::new(Mutex::new(None));
     let cb_pair = pair.clone();
-    let m = mixer.clone();
-    let mut stereo: Vec<f32> = Vec::new();
+    let m = out.mixer.clone();
+    let shared = out.shared.clone();
+    // Room for the usual periods up front: growing it would allocate on the audio thread.
+    let mut stereo: Vec<f32> = Vec::with_capacity(8192 * OUT_CHANNELS);
     let data_cb = move |data: &mut [T], info: &OutputCallbackInfo| {
+        let began = Instant::now();
         let frames = data.len() / ch;
         stereo.resize(frames * OUT_CHANNELS, 0.0);
         let ts = info.timestamp();
@@ -217,11 +230,8 @@ where
                 .checked_sub(si.saturating_duration_since(ts.playback))
                 .unwrap_or(inst),
         };
-        {
-            let mut mx = lock(&m);
-            mx.device_latency = ts.playback.checked_duration_since(ts.callback);
-            mx.render(&mut stereo, playback);
-        }
+        shared.set_device_latency(ts.playback.checked_duration_since(ts.callback));
+        lock(&m).render(&mut stereo, playback);
         for (f, frame) in data.chunks_exact_mut(ch).enumerate() {
             let (l, r) = (stereo[f * 2], stereo[f * 2 + 1]);
             if ch == 1 {
@@ -236,6 +246,7 @@ where
                 });
             }
         }
+        shared.record_callback(began.elapsed());
     };
     let errors = errors.clone();
     let err_cb = move |e: cpal::Error| {
@@ -267,16 +278,21 @@ fn monitor(
     // Each stream gets a generation number, so a late error from a dropped stream is ignored.
     let mut generation = 0u64;
     let first = find(&host, wanted).and_then(|o| {
-        let mixer = Arc::new(Mutex::new(Mixer::new(o.config.sample_rate, events.clone())));
-        let stream = build(&o, &mixer, &ctl_tx, generation)?;
-        lock(&mixer).last_callback = Some(Instant::now());
+        let shared = Arc::new(Shared::new(o.config.sample_rate));
+        let mixer = Mixer::new(o.config.sample_rate, shared.clone(), events.clone());
+        let out = Out {
+            mixer: Arc::new(Mutex::new(mixer)),
+            shared,
+        };
+        out.shared.beat();
+        let stream = build(&o, &out, &ctl_tx, generation)?;
         tracing::info!(device = %o.name, rate = o.config.sample_rate, channels = o.config.channels, "output open");
-        Ok((mixer, stream))
+        Ok((out, stream))
     });
-    let (mixer, mut stream) = match first {
-        Ok((m, s)) => {
-            let _ = ready.send(Ok(m.clone()));
-            (m, Some(s))
+    let (out, mut stream) = match first {
+        Ok((out, s)) => {
+            let _ = ready.send(Ok(out.shared.clone()));
+            (out, Some(s))
         }
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -304,7 +320,7 @@ fn monitor(
                 );
                 if g == generation && stream.is_some() && fatal {
                     tracing::warn!(error = %e, "output device lost");
-                    lost(&mixer, &events, &mut stream, e.to_string());
+                    lost(&out.shared, &events, &mut stream, e.to_string());
                     next_retry = Instant::now() + RETRY_PERIOD;
                 } else {
                     tracing::debug!(error = %e, "output stream");
@@ -315,11 +331,10 @@ fn monitor(
         // Checked on every turn, not only on timeouts: a stream in trouble may flood us with
         // errors while its callbacks have stopped.
         if stream.is_some() {
-            let last = lock(&mixer).last_callback;
-            if last.is_some_and(|t| t.elapsed() > STALL_TIMEOUT) {
+            if out.shared.since_last_callback() > STALL_TIMEOUT {
                 let msg = format!("output stalled: no callback for {STALL_TIMEOUT:?}");
                 tracing::warn!("{msg}");
-                lost(&mixer, &events, &mut stream, msg);
+                lost(&out.shared, &events, &mut stream, msg);
                 next_retry = Instant::now() + RETRY_PERIOD;
             }
             if on_fallback
@@ -329,15 +344,20 @@ fn monitor(
                 next_named_check = Instant::now() + NAMED_CHECK_PERIOD;
                 if find_named(&host, id).is_ok() {
                     tracing::info!(device = %id, "output device is back; moving playback to it");
-                    lock(&mixer).device_lost = true;
+                    out.shared.set_device_lost(true);
                     stream = None;
                     next_retry = Instant::now();
                     continue;
                 }
             }
-        } else if Instant::now() >= next_retry {
+        } else {
+            // No callback runs while the device is away: carry out the control calls here, so
+            // the queue does not fill (what they start is dropped when a device opens again).
+            lock(&out.mixer).apply_commands();
+        }
+        if stream.is_none() && Instant::now() >= next_retry {
             next_retry = Instant::now() + RETRY_PERIOD;
-            match reopen(&host, wanted, &mixer, &ctl_tx, &mut generation) {
+            match reopen(&host, wanted, &out, &ctl_tx, &mut generation) {
                 Ok((s, o)) => {
                     on_fallback = false;
                     match wanted {
@@ -351,12 +371,9 @@ fn monitor(
                         }
                         _ => tracing::info!(device = %o.name, "output device restored"),
                     }
-                    {
-                        let mut m = lock(&mixer);
-                        m.device_lost = false;
-                        // The heartbeat restarts with the new stream.
-                        m.last_callback = Some(Instant::now());
-                    }
+                    out.shared.set_device_lost(false);
+                    // The heartbeat restarts with the new stream.
+                    out.shared.beat();
                     stream = Some(s);
                     let _ = events.send(PlayerEvent::DeviceRestored {
                         device: o.name.clone(),
@@ -372,12 +389,12 @@ fn monitor(
 
 /// Marks the device lost, drops its stream and tells the caller.
 fn lost(
-    mixer: &Mutex<Mixer>,
+    shared: &Shared,
     events: &Sender<PlayerEvent>,
     stream: &mut Option<cpal::Stream>,
     message: String,
 ) {
-    lock(mixer).device_lost = true;
+    shared.set_device_lost(true);
     *stream = None;
     let _ = events.send(PlayerEvent::DeviceLost { message });
 }
@@ -388,6 +405,6 @@ fn lost(
 /// not (it reports `DeviceRestored` and decides nothing).
 fn reset_for(mixer: &Mutex<Mixer>, rate: u32) {
     let mut m = lock(mixer);
-    let _ = m.take_streams();
+    m.drop_streams();
     m.reset_rate(rate);
 }
