@@ -39,6 +39,7 @@ mod playout;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod timeline;
+pub mod trust;
 
 pub use api::*;
 pub use engine::Engine;
