@@ -10,7 +10,7 @@ mod link_support;
 
 use anyhow::{Context, Result};
 use jamz_e2e::TestServer;
-use jamz_mesh::message::{Outgoing, Received, Receiver};
+use jamz_mesh::message::{Outgoing, Receiver};
 use jamz_proto::ServerEvent;
 use jamz_proto::events::ControlAction;
 use jamz_proto::grant::ControllerGrant;
