@@ -423,15 +423,11 @@ fn grants_learned_over_the_mesh_move_control_forward_only() {
     );
     assert_eq!(gate.learn_grant(&carol_older), Ok(false));
     assert_eq!(gate.server_controller(), Some(DJ));
-    let carol_newer = ControllerGrant {
-        epoch: 6,
-        ..carol_older
-    };
     let carol_newer = grant_by(
         &server_signer(),
         SESSION,
         CAROL,
-        carol_newer.epoch,
+        6,
         Some(&carol_device()),
         NOW as u64 + HOUR,
     );
