@@ -33,6 +33,11 @@ pub struct SocketConfig {
     /// Sent as the CONNECT auth payload `{token}`; updatable with
     /// [`SocketClient::set_token`](crate::SocketClient::set_token).
     pub token: Option<String>,
+    /// **(ext)** This device's Ed25519 public key (hex), sent as `deviceKey` beside the
+    /// token in every CONNECT: the server names it in the controller grant when this
+    /// device takes control (docs/protocol.md, "Controller grants"). Other servers
+    /// ignore it.
+    pub device_key: Option<String>,
     pub reconnect: ReconnectPolicy,
     /// Seed of the jitter RNG; `None` draws one.
     pub seed: Option<u64>,
@@ -55,6 +60,7 @@ impl SocketConfig {
             url: url.into(),
             path: DEFAULT_PATH.to_owned(),
             token: None,
+            device_key: None,
             reconnect: ReconnectPolicy::default(),
             seed: None,
             queue_capacity: OUTGOING_QUEUE_CAPACITY,
@@ -76,6 +82,12 @@ impl SocketConfig {
 
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Presents this device's public key at every CONNECT (see [`Self::device_key`]).
+    pub fn device_key(mut self, key: impl Into<String>) -> Self {
+        self.device_key = Some(key.into());
         self
     }
 

@@ -237,6 +237,15 @@ impl RestClient {
         Ok(r.group)
     }
 
+    /// **(ext)** `GET /api/mesh/grant-key`: the key the server signs controller grants
+    /// with (docs/protocol.md, "Controller grants"). A server without the extension
+    /// answers 404: the caller carries on without (peers then obey the DJ on direct
+    /// links only).
+    pub async fn grant_key(&self) -> Result<jamz_proto::grant::GrantKey, LinkError> {
+        self.call(Method::GET, "/api/mesh/grant-key", None::<&()>)
+            .await
+    }
+
     /// `GET /api/audio/sessions/group/:groupId` (created on first call).
     pub async fn session_for_group(&self, group_id: &str) -> Result<Session, LinkError> {
         let path = format!("/api/audio/sessions/group/{}", seg(group_id));

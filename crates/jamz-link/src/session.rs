@@ -665,10 +665,13 @@ impl Session {
         };
         match packet {
             EioPacket::Open(o) if open.is_none() => {
-                let auth = match token {
+                let mut auth = match token {
                     Some(t) => json!({ "token": t }),
                     None => json!({}),
                 };
+                if let Some(key) = &self.config.device_key {
+                    auth["deviceKey"] = json!(key);
+                }
                 *open = Some(o);
                 self.send_packet(&SioPacket::main(SioKind::Connect(Some(auth))));
             }

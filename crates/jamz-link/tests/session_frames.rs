@@ -669,3 +669,16 @@ fn close_says_goodbye_and_reports_what_was_queued() {
         }]
     ));
 }
+
+#[test]
+fn a_device_key_goes_beside_the_token_in_connect() {
+    let t0 = Instant::now();
+    let key = "ab".repeat(32);
+    let mut s = Session::new(config().device_key(key.clone()), 1, t0);
+    assert_eq!(io(&mut s), vec![Did::Connect]);
+    text(&mut s, t0, OPEN);
+    let frames = sent(&mut s);
+    assert_eq!(frames.len(), 1);
+    let auth: Value = serde_json::from_str(frames[0].strip_prefix("40").unwrap()).unwrap();
+    assert_eq!(auth, json!({"token": "good", "deviceKey": key}));
+}

@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::grant::ControllerGrant;
 use crate::model::{MusicState, Track, UserId};
 use crate::{ProtoError, decode};
 
@@ -259,6 +260,10 @@ pub struct MusicSessionState {
     /// The server's clock when it sent this, ms (absent from servers without it).
     #[serde(default, alias = "serverTime", skip_serializing_if = "Option::is_none")]
     pub server_time: Option<f64>,
+    /// **(ext)** The server-signed grant of the current DJ (absent from servers without
+    /// it, and while nobody controls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<ControllerGrant>,
 }
 event!(MusicSessionState, names::MUSIC_SESSION_STATE);
 
@@ -297,6 +302,9 @@ pub struct MusicControllerChanged {
     #[serde(rename = "userId", alias = "user_id")]
     pub user_id: UserId,
     pub timestamp: f64,
+    /// **(ext)** The new DJ's server-signed grant (absent from servers without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<ControllerGrant>,
 }
 event!(MusicControllerChanged, names::MUSIC_CONTROLLER_CHANGED);
 

@@ -10,6 +10,7 @@
 mod decode;
 mod error;
 pub mod events;
+pub mod grant;
 pub mod mesh;
 pub mod model;
 pub mod rest;

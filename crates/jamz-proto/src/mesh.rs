@@ -72,6 +72,10 @@ pub struct MeshControllerChanged {
     #[serde(rename = "userId", alias = "user_id")]
     pub user_id: UserId,
     pub epoch: u64,
+    /// **(ext)** The server's grant for this DJ and epoch, passed on so that a peer that
+    /// missed `music-controller-changed` can still check relayed messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::grant::ControllerGrant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -37,6 +37,10 @@ pub struct SessionRow {
     pub playlist: Vec<Track>,
     pub controller_id: Option<UserId>,
     pub controller_socket_id: Option<String>,
+    /// The change of control the DJ came with (0: never changed).
+    pub controller_epoch: u64,
+    /// The DJ device's public key (hex), if its client presented one.
+    pub controller_device_key: Option<String>,
     pub created_at: i64,
     pub last_activity: i64,
 }
@@ -326,10 +330,13 @@ impl Db {
             controller_socket_id: r.get(5),
             created_at: r.get(6),
             last_activity: r.get(7),
+            // Written only by `set_controller`, which counts up from 0.
+            controller_epoch: u64::try_from(r.get::<i64, _>(8)).unwrap_or(0),
+            controller_device_key: r.get(9),
         })
     }
 
-    const SESSION_COLUMNS: &'static str = "id, group_id, creator_id, playlist_json, controller_id, controller_socket_id, created_at, last_activity";
+    const SESSION_COLUMNS: &'static str = "id, group_id, creator_id, playlist_json, controller_id, controller_socket_id, created_at, last_activity, controller_epoch, controller_device_key";
 
     pub async fn session(&self, id: &str) -> ApiResult<Option<SessionRow>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -379,22 +386,28 @@ impl Db {
         Ok(())
     }
 
+    /// Makes `user` (on `socket_id`, with `device_key`) the DJ: a change of control,
+    /// so the session's epoch grows by one. Returns the new epoch.
     pub async fn set_controller(
         &self,
         session: &str,
         user: UserId,
         socket_id: &str,
-    ) -> ApiResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET controller_id = ?, controller_socket_id = ?, last_activity = ? WHERE id = ?",
+        device_key: Option<&str>,
+    ) -> ApiResult<u64> {
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE sessions SET controller_id = ?, controller_socket_id = ?, controller_device_key = ?,
+                 controller_epoch = controller_epoch + 1, last_activity = ?
+             WHERE id = ? RETURNING controller_epoch",
         )
         .bind(user)
         .bind(socket_id)
+        .bind(device_key)
         .bind(now_ms())
         .bind(session)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(u64::try_from(epoch).unwrap_or(0))
     }
 
     pub async fn touch_session(&self, session: &str) -> ApiResult<()> {

@@ -10,6 +10,7 @@ mod conn;
 mod db;
 mod error;
 mod fsperm;
+mod grants;
 mod hasher;
 mod live;
 mod playlist;
@@ -185,6 +186,8 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         Some(s) => s.clone(),
         None => load_or_create_secret(&config.data_dir).map_err(data_dir_err)?,
     };
+    let grant_signer =
+        grants::GrantSigner::load_or_create(&config.data_dir).map_err(data_dir_err)?;
     let (layer, io) = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
@@ -197,6 +200,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
     let state = state::AppState {
         db,
         keys: auth::TokenKeys::from_secret(secret.as_bytes()),
+        grants: Arc::new(grant_signer),
         store,
         live: Arc::new(live::LiveSessions::default()),
         io: io.clone(),

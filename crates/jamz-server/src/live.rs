@@ -11,6 +11,10 @@ use crate::clock::now_ms_f64;
 pub struct Controller {
     pub user: UserId,
     pub socket_id: String,
+    /// The change of control that made this DJ (docs/protocol.md, "Controller grants").
+    pub epoch: u64,
+    /// The DJ device's public key (hex), if its client presented one.
+    pub device_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

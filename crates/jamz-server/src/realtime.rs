@@ -45,6 +45,11 @@ impl PublicId {
     }
 }
 
+/// The public key a socket's client presented in its CONNECT auth (`deviceKey`, hex):
+/// the device's own Ed25519 key, named in the grant when this socket's user takes control.
+#[derive(Debug, Clone)]
+struct DeviceKey(String);
+
 /// The session a socket has joined.
 #[derive(Debug, Clone)]
 struct Joined {
@@ -83,8 +88,9 @@ pub fn register(state: AppState) {
     let auth = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let state = state.clone();
         async move {
+            let auth = auth.ok();
             let token = auth
-                .ok()
+                .as_ref()
                 .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string))
                 .ok_or(AuthFailed)?;
             let token = token.strip_prefix("Bearer ").unwrap_or(&token);
@@ -96,6 +102,23 @@ pub fn register(state: AppState) {
                 .ok_or(AuthFailed)?;
             s.extensions.insert(SocketUser(user));
             s.extensions.insert(PublicId::random());
+            if let Some(text) = auth
+                .as_ref()
+                .and_then(|a| a.get("deviceKey"))
+                .and_then(Value::as_str)
+            {
+                // A bad key costs the client its grant's key, not its connection: it
+                // still plays, and its relayed messages are refused by every peer.
+                match crate::grants::parse_device_key(text) {
+                    Some(key) => {
+                        s.extensions.insert(DeviceKey(key));
+                    }
+                    None => tracing::warn!(
+                        user,
+                        "CONNECT deviceKey is not a 32-byte Ed25519 public key in hex; ignored"
+                    ),
+                }
+            }
             attach_worker(state, &s);
             Ok::<(), AuthFailed>(())
         }
@@ -310,23 +333,12 @@ async fn join(
     });
     tracing::info!(socket = %s.id, user, session = %row.id, "joined");
     // A DJ reconnecting on a new socket keeps the role; its socket id follows.
-    let mut controller_moved = false;
+    let mut controller_moved = None;
     if let Some(c) = service::controller(state, &row)
         && c.user == user
         && c.socket_id != me
     {
-        state.live.with(&row.id, |live| {
-            live.controller = Some(Controller {
-                user,
-                socket_id: me.clone(),
-            })
-        });
-        state
-            .db
-            .set_controller(&row.id, user, &me)
-            .await
-            .map_err(api_message)?;
-        controller_moved = true;
+        controller_moved = Some(set_controller(state, s, &row.id, user).await?);
     }
     emit_to_self(
         s,
@@ -340,11 +352,12 @@ async fn join(
         display_name,
     };
     emit_to_others(s, &row.id, names::PARTICIPANT_JOINED, &joined).await;
-    if controller_moved {
+    if let Some(c) = controller_moved {
         let changed = MusicControllerChanged {
             controller_id: me,
             user_id: user,
             timestamp: now_ms_f64(),
+            grant: service::grant_for(state, &row.id, &c),
         };
         emit_to_others(s, &row.id, names::MUSIC_CONTROLLER_CHANGED, &changed).await;
     }
@@ -449,33 +462,53 @@ async fn take_control(
         .map_err(api_message)?;
     service::controller(state, &row); // load before overwriting
     let me = public_id(s);
-    state
-        .db
-        .set_controller(&row.id, user, &me)
-        .await
-        .map_err(api_message)?;
-    state.live.with(&row.id, |live| {
-        live.controller = Some(Controller {
-            user,
-            socket_id: me.clone(),
-        })
-    });
+    let c = set_controller(state, s, &row.id, user).await?;
     let timestamp = now_ms_f64();
-    tracing::info!(socket = %s.id, user, session = %row.id, "took control");
+    tracing::info!(socket = %s.id, user, session = %row.id, epoch = c.epoch, "took control");
+    let grant = service::grant_for(state, &row.id, &c);
     // The taker hears its own handshake id, the room the public one.
     let to_self = MusicControllerChanged {
         controller_id: s.id.to_string(),
         user_id: user,
         timestamp,
+        grant: grant.clone(),
     };
     emit_to_self(s, names::MUSIC_CONTROLLER_CHANGED, &to_self);
     let to_others = MusicControllerChanged {
         controller_id: me,
         user_id: user,
         timestamp,
+        grant,
     };
     emit_to_others(s, &row.id, names::MUSIC_CONTROLLER_CHANGED, &to_others).await;
     Ok(())
+}
+
+/// Makes `user` on socket `s` the DJ: a change of control, so a new epoch, with the
+/// device key `s` presented at CONNECT (persisted, then live).
+async fn set_controller(
+    state: &AppState,
+    s: &SocketRef,
+    session_id: &str,
+    user: UserId,
+) -> Result<Controller, String> {
+    let socket_id = public_id(s);
+    let device_key = s.extensions.get::<DeviceKey>().map(|k| k.0);
+    let epoch = state
+        .db
+        .set_controller(session_id, user, &socket_id, device_key.as_deref())
+        .await
+        .map_err(api_message)?;
+    let c = Controller {
+        user,
+        socket_id,
+        epoch,
+        device_key,
+    };
+    state
+        .live
+        .with(session_id, |live| live.controller = Some(c.clone()));
+    Ok(c)
 }
 
 /// The DJ check for playback events: the session's controller is a user, so

@@ -37,6 +37,8 @@ pub fn controller(state: &AppState, session: &SessionRow) -> Option<Controller> 
             live.controller = session.controller_id.map(|user| Controller {
                 user,
                 socket_id: session.controller_socket_id.clone().unwrap_or_default(),
+                epoch: session.controller_epoch,
+                device_key: session.controller_device_key.clone(),
             });
         }
         live.controller.clone()
@@ -102,9 +104,26 @@ pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
             controller_id: ctrl.as_ref().map(|c| c.user),
             is_playing,
         },
+        grant: ctrl.as_ref().and_then(|c| grant_for(state, &row.id, c)),
         controller_socket_id: ctrl.map(|c| c.socket_id),
         server_time: Some(now),
     }
+}
+
+/// A fresh grant for the DJ `c` of session `session_id` (docs/protocol.md, "Controller
+/// grants").
+pub fn grant_for(
+    state: &AppState,
+    session_id: &str,
+    c: &Controller,
+) -> Option<jamz_proto::grant::ControllerGrant> {
+    state.grants.grant(
+        session_id,
+        c.user,
+        c.epoch,
+        c.device_key.as_deref(),
+        u64::try_from(crate::clock::now_ms()).unwrap_or(0),
+    )
 }
 
 /// Who sent a change, for deciding who hears about it.
@@ -367,6 +386,8 @@ mod tests {
             live.controller = Some(Controller {
                 user: ann,
                 socket_id: "dj".into(),
+                epoch: 1,
+                device_key: None,
             });
         });
         let order: Vec<String> = tracks.iter().rev().map(|t| t.id.clone()).collect();

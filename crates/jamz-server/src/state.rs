@@ -6,6 +6,7 @@ use socketioxide::SocketIo;
 use crate::auth::TokenKeys;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::grants::GrantSigner;
 use crate::hasher::Hasher;
 use crate::live::LiveSessions;
 use crate::store::FileStore;
@@ -15,6 +16,8 @@ use crate::throttle::Throttle;
 pub struct AppState {
     pub db: Db,
     pub keys: TokenKeys,
+    /// Signs controller grants (docs/protocol.md, "Controller grants").
+    pub grants: Arc<GrantSigner>,
     pub store: FileStore,
     pub live: Arc<LiveSessions>,
     pub io: SocketIo,
@@ -70,6 +73,7 @@ pub async fn test_state(dir: &std::path::Path) -> AppState {
     AppState {
         db: Db::open(&dir.join("jamz.db")).await.unwrap(),
         keys: TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef"),
+        grants: Arc::new(GrantSigner::from_seed([7; 32])),
         store: FileStore::open(&dir.join("files")).unwrap(),
         live: Arc::new(LiveSessions::default()),
         io,

@@ -6,6 +6,9 @@
 //! estimate (`time-sync`, lowest round trips, drift fitted), and this device's playout plan
 //! (scheduled start, rate trim for small errors, hard re-sync past limits).
 //!
+//! Who may be obeyed over the peer mesh (controller grants, signed relayed messages, the
+//! DJ succession rule while the server is gone) is [`trust`], a pure module of its own.
+//!
 //! Time and events come in through [`Engine::handle`], actions go out through
 //! [`Engine::poll`]; see [`api`] for the contract. `sim` (the `sim` feature: this crate's
 //! tests, benches and examples) runs many engines over a simulated server and network in
@@ -39,6 +42,7 @@ mod playout;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod timeline;
+pub mod trust;
 
 pub use api::*;
 pub use engine::Engine;

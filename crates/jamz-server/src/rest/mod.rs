@@ -67,6 +67,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
         .route("/api/music/files/{key}", get(files::download))
         .route("/api/locations", post(locations::report))
+        .route("/api/mesh/grant-key", get(sessions::grant_key))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(limits.json_body))
         .merge(upload)

@@ -68,3 +68,12 @@ pub async fn reorder(
         playlist,
     }))
 }
+
+/// `GET /api/mesh/grant-key` (ext): the public key controller grants are signed with. No
+/// token: it is public, and peers fetch it to check grants later, offline.
+pub async fn grant_key(State(state): State<AppState>) -> Json<jamz_proto::grant::GrantKey> {
+    Json(jamz_proto::grant::GrantKey {
+        algorithm: jamz_proto::grant::ALGORITHM.to_owned(),
+        public_key: state.grants.public_key_hex(),
+    })
+}

@@ -175,6 +175,7 @@ impl SimServer {
                     },
                     controller_socket_id: self.controller.as_ref().map(|c| c.1.clone()),
                     server_time: self.server_time_in_state.then_some(now),
+                    grant: None,
                 };
                 out.push((dev, event(names::MUSIC_SESSION_STATE, &state)));
                 let list = CurrentParticipants {
@@ -200,6 +201,7 @@ impl SimServer {
                     controller_id: socket.to_string(),
                     user_id: user,
                     timestamp: now,
+                    grant: None,
                 };
                 for m in &self.room {
                     out.push((m.dev, event(names::MUSIC_CONTROLLER_CHANGED, &c)));

@@ -103,6 +103,7 @@ pub fn controller_is(user: UserId) -> ServerEvent {
         controller_id: socket_of(user),
         user_id: user,
         timestamp: 0.0,
+        grant: None,
     })
 }
 
@@ -156,6 +157,7 @@ pub fn session_state(
         },
         controller_socket_id: dj.map(socket_of),
         server_time,
+        grant: None,
     })
 }
 
