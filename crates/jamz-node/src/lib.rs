@@ -58,8 +58,8 @@ pub mod ui_types;
 
 pub use clock::LocalClock;
 pub use control::{
-    CacheSummary, CommandError, NodeCommand, NodeEvent, OutputView, ParticipantView, PeerState,
-    PendingView, StatusView, Tier, parse_command,
+    CacheSummary, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent, OutputView,
+    ParticipantView, PeerState, PendingView, StatusView, Tier, parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};
 #[cfg(feature = "host")]

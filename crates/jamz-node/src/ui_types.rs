@@ -45,6 +45,8 @@ pub fn typescript() -> String {
         crate::PeerState,
         crate::PendingView,
         crate::OutputView,
+        crate::LocationEvent,
+        crate::EtaView,
         // The app's commands.
         crate::app::AppInfo,
         crate::app::HostedView,

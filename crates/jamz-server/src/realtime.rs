@@ -1,11 +1,10 @@
 //! The Socket.IO side of docs/protocol.md: authentication at CONNECT, session rooms,
 //! DJ authority, relays, and the `time-sync` clock probe.
 use jamz_proto::events::{
-    ConvoyKind, ConvoyRelay, ConvoyUpdate, CurrentParticipants, JoinAudioSession, LeaveAudioSession,
-    LocationRelay, LocationUpdate,
-    MusicControl, MusicControllerChanged, MusicError, MusicRelay, MusicTakeControl,
-    ParticipantInfo, ParticipantLeft, PlaylistUpdate, PositionSync, PositionSyncRelay, TimeSync,
-    TimeSyncReply, WebrtcSignal, names,
+    ConvoyKind, ConvoyRelay, ConvoyUpdate, CurrentParticipants, JoinAudioSession,
+    LeaveAudioSession, LocationRelay, LocationUpdate, MusicControl, MusicControllerChanged,
+    MusicError, MusicRelay, MusicTakeControl, ParticipantInfo, ParticipantLeft, PlaylistUpdate,
+    PositionSync, PositionSyncRelay, TimeSync, TimeSyncReply, WebrtcSignal, names,
 };
 use jamz_proto::{ClientEvent, UserId};
 use serde_json::Value;

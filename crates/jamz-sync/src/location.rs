@@ -14,7 +14,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use jamz_proto::UserId;
-use jamz_proto::events::{ConvoyKind, ConvoyRelay, ConvoyUpdate, Event, LocationRelay, LocationUpdate};
+use jamz_proto::events::{
+    ConvoyKind, ConvoyRelay, ConvoyUpdate, Event, LocationRelay, LocationUpdate,
+};
 use jamz_proto::rest::LocationReport;
 use serde::Serialize;
 
@@ -293,11 +295,16 @@ impl LocationState {
                 }
                 self.own_fix(now, pos, ctx);
             }
-            LocationInput::Share { enabled: true, for_ms } => {
+            LocationInput::Share {
+                enabled: true,
+                for_ms,
+            } => {
                 if let Some(ms) = for_ms
                     && !(ms.is_finite() && ms > 0.0)
                 {
-                    return Err(format!("the sharing duration must be positive, got {ms} ms"));
+                    return Err(format!(
+                        "the sharing duration must be positive, got {ms} ms"
+                    ));
                 }
                 if !self.sharing {
                     // The first fix after turning it on goes out at once.

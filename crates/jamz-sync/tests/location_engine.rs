@@ -88,12 +88,19 @@ fn nothing_is_sent_until_sharing_is_on_and_then_by_the_rule() {
     // Off: this car's fix is shown here only.
     let a = loc(&mut e, 1_000.0, LocationInput::Fix(north(0.0, 15.0)));
     assert!(emitted(&a, names::LOCATION_UPDATE).is_empty());
-    assert!(matches!(events(&a)[..], [LocationEvent::Location { user_id: ME, .. }]));
+    assert!(matches!(
+        events(&a)[..],
+        [LocationEvent::Location { user_id: ME, .. }]
+    ));
 
     let a = share(&mut e, 2_000.0, None);
     assert!(matches!(
         events(&a)[..],
-        [LocationEvent::Sharing { enabled: true, until: None, .. }]
+        [LocationEvent::Sharing {
+            enabled: true,
+            until: None,
+            ..
+        }]
     ));
     // On: the first fix at once, then every 50 m or 5 s, whichever first.
     let a = loc(&mut e, 2_500.0, LocationInput::Fix(north(10.0, 15.0)));
@@ -102,7 +109,10 @@ fn nothing_is_sent_until_sharing_is_on_and_then_by_the_rule() {
     assert_eq!(sent[0]["sessionId"], SESSION);
     let a = loc(&mut e, 3_500.0, LocationInput::Fix(north(25.0, 15.0)));
     assert!(emitted(&a, names::LOCATION_UPDATE).is_empty(), "15 m, 1 s");
-    assert!(events(&a).is_empty(), "held back fixes are not shown either");
+    assert!(
+        events(&a).is_empty(),
+        "held back fixes are not shown either"
+    );
     let a = loc(&mut e, 6_000.0, LocationInput::Fix(north(62.0, 15.0)));
     assert_eq!(emitted(&a, names::LOCATION_UPDATE).len(), 1, "52 m");
     // Stopped: sent once where it stands, then not while stationary.
@@ -138,7 +148,11 @@ fn turning_sharing_off_or_running_out_tells_the_others_at_once() {
         ev,
         LocationEvent::Sharing { enabled: false, reason, .. } if reason.contains("ran out")
     )));
-    let a = loc(&mut e, now + 10_000.0, LocationInput::Fix(north(500.0, 15.0)));
+    let a = loc(
+        &mut e,
+        now + 10_000.0,
+        LocationInput::Fix(north(500.0, 15.0)),
+    );
     assert!(emitted(&a, names::LOCATION_UPDATE).is_empty());
 
     // Turned on and off by hand.
@@ -207,12 +221,12 @@ fn fixes_the_socket_could_not_carry_go_to_rest_when_it_is_back() {
         },
     );
     let a = drain(&mut e);
-    let join = a
-        .iter()
-        .position(|x| matches!(x, Action::Emit { event, .. } if *event == names::JOIN_AUDIO_SESSION));
-    let newest = a.iter().position(
-        |x| matches!(x, Action::Emit { event, .. } if *event == names::LOCATION_UPDATE),
+    let join = a.iter().position(
+        |x| matches!(x, Action::Emit { event, .. } if *event == names::JOIN_AUDIO_SESSION),
     );
+    let newest = a
+        .iter()
+        .position(|x| matches!(x, Action::Emit { event, .. } if *event == names::LOCATION_UPDATE));
     assert!(join < newest, "the join goes first");
     // The unconfirmed one and every offline one but the newest, in order, by REST; the
     // newest over the socket.
@@ -311,7 +325,11 @@ fn the_regroup_point_reports_etas_and_only_the_dj_or_setter_clears_it() {
     server(
         &mut e,
         0.0,
-        convoy(5, ConvoyKind::RegroupSet, Some((point.latitude, point.longitude))),
+        convoy(
+            5,
+            ConvoyKind::RegroupSet,
+            Some((point.latitude, point.longitude)),
+        ),
     );
     let mut etas = Vec::new();
     let mut now = 0.0;
@@ -320,7 +338,10 @@ fn the_regroup_point_reports_etas_and_only_the_dj_or_setter_clears_it() {
         let a = server(&mut e, now, relay(5, north(20.0 * f64::from(s), 20.0)));
         let ticks = run_ticks(&mut e, now, now + 999.0);
         for ev in events(&a).into_iter().chain(events(&ticks)) {
-            if let LocationEvent::Regroup { set_by, etas: list, .. } = ev {
+            if let LocationEvent::Regroup {
+                set_by, etas: list, ..
+            } = ev
+            {
                 assert_eq!(set_by, 5);
                 if let Some(eta) = list.iter().find(|x| x.user_id == 5).and_then(|x| x.eta_s) {
                     etas.push(eta);
@@ -332,14 +353,22 @@ fn the_regroup_point_reports_etas_and_only_the_dj_or_setter_clears_it() {
     assert!(etas.windows(2).all(|w| w[1] <= w[0]), "ETAs fall: {etas:?}");
     // Car 7 (not the DJ, not the setter) cannot clear it; the DJ can.
     let a = server(&mut e, now, convoy(7, ConvoyKind::RegroupClear, None));
-    assert!(!events(&a).iter().any(|x| matches!(x, LocationEvent::RegroupCleared { .. })));
+    assert!(
+        !events(&a)
+            .iter()
+            .any(|x| matches!(x, LocationEvent::RegroupCleared { .. }))
+    );
     let a = server(&mut e, now, convoy(DJ, ConvoyKind::RegroupClear, None));
     assert!(events(&a).contains(&LocationEvent::RegroupCleared { user_id: DJ }));
     // This user (not the DJ, not the setter) may not clear one set by someone else.
     server(
         &mut e,
         now,
-        convoy(5, ConvoyKind::RegroupSet, Some((point.latitude, point.longitude))),
+        convoy(
+            5,
+            ConvoyKind::RegroupSet,
+            Some((point.latitude, point.longitude)),
+        ),
     );
     let a = loc(&mut e, now, LocationInput::ClearRegroup);
     assert_eq!(errors(&a).len(), 1, "{a:?}");

@@ -46,7 +46,7 @@ export type ParticipantView = { userId: number, display_name: string | null, soc
 /**
  * A command, one JSON object per line on stdin.
  */
-export type NodeCommand = { "cmd": "status" } | { "cmd": "take-control" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "remove", track: string, } | { "cmd": "reorder", order: Array<string>, } | { "cmd": "play", track?: string | null, position?: number | null, } | { "cmd": "pause" } | { "cmd": "seek", position: number, } | { "cmd": "next" } | { "cmd": "previous" } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, };
+export type NodeCommand = { "cmd": "status" } | { "cmd": "take-control" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "remove", track: string, } | { "cmd": "reorder", order: Array<string>, } | { "cmd": "play", track?: string | null, position?: number | null, } | { "cmd": "pause" } | { "cmd": "seek", position: number, } | { "cmd": "next" } | { "cmd": "previous" } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, };
 
 /**
  * An event, one JSON object per line on stdout.
@@ -59,7 +59,7 @@ position: number,
 /**
  * Milliseconds, the local clock.
  */
-at: number, } | { "event": "status" } & StatusView | { "event": "tier", tier: Tier, reason: string, } | { "event": "peer", userId: number, state: PeerState, } | { "event": "location", userId: number, latitude: number, longitude: number, speed: number | null, heading: number | null, together: Array<number>, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "error", message: string, cmd?: string | null, };
+at: number, } | { "event": "status" } & StatusView | { "event": "tier", tier: Tier, reason: string, } | { "event": "peer", userId: number, state: PeerState, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "error", message: string, cmd?: string | null, } | LocationEvent;
 
 /**
  * The `status` event's fields.
@@ -124,6 +124,24 @@ id: string,
 name: string, is_default: boolean, };
 
 /**
+ * Location notifications (docs/node-control.md spelling; each serializes as one event).
+ */
+export type LocationEvent = { "event": "location", userId: number, latitude: number, longitude: number, speed: number | null, heading: number | null, together: Array<number>, } | { "event": "location-off", userId: number, } | { "event": "sharing", enabled: boolean, until: number | null, reason: string, } | { "event": "together", groups: Array<Array<number>>, } | { "event": "regroup", latitude: number, longitude: number, setBy: number, etas: Array<EtaView>, } | { "event": "regroup-cleared", userId: number, } | { "event": "falling-behind", userId: number, behind_m: number, } | { "event": "caught-up", userId: number, };
+
+/**
+ * One car's way to the regroup point, as the `regroup` event lists it.
+ */
+export type EtaView = { userId: number, 
+/**
+ * Straight-line distance, m.
+ */
+distance_m: number, 
+/**
+ * Rough time to get there, s; `null` for a car that is not moving.
+ */
+eta_s: number | null, arrived: boolean, };
+
+/**
  * What the app shows about itself.
  */
 export type AppInfo = { version: string, mobile: boolean, hosting: HostedView | null, 
@@ -173,7 +191,11 @@ cacheMaxMib?: number,
 /**
  * Cache the playlist in the background while online (default: on).
  */
-autoPreload?: boolean, };
+autoPreload?: boolean, 
+/**
+ * Share this car's position with the group from the start (default: off).
+ */
+shareLocation?: boolean, };
 
 /**
  * The session a node joined.

@@ -12,8 +12,8 @@ use jamz_cache::{Cache, CancellationToken};
 use jamz_link::{
     DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
 };
-use jamz_proto::events::{LeaveAudioSession, LocationUpdate, names};
-use jamz_proto::{ServerEvent, Track, UserId};
+use jamz_proto::events::{LeaveAudioSession, names};
+use jamz_proto::{Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
     Action, AudioCommand, Command, EngineConfig, Heard, Input, Notification, RestCall,
@@ -115,8 +115,10 @@ impl Node {
         let clock = LocalClock::new();
         let display_name = config.display_name.clone().unwrap_or(username);
         let session_id = session.id.clone();
-        let engine =
-            Engine::new(EngineConfig::new(user_id, display_name).with_session(session.id.clone()));
+        let mut engine_config =
+            EngineConfig::new(user_id, display_name).with_session(session.id.clone());
+        engine_config.location = config.location_rules;
+        let engine = Engine::new(engine_config);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
@@ -124,7 +126,6 @@ impl Node {
         drop(player);
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
-            user_id,
             output: if output_error.is_some() {
                 OutputSpec::Null.to_string()
             } else {
@@ -167,6 +168,12 @@ impl Node {
             rt.emit_outbox();
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
+        if config.share_location {
+            rt.feed(Input::Location(jamz_sync::location::LocationInput::Share {
+                enabled: true,
+                for_ms: config.share_for_s.map(|s| s * 1000.0),
+            }));
+        }
         let task = tokio::spawn(async move {
             // The location source stops with the runtime.
             let _location = location;
@@ -288,7 +295,6 @@ enum Job {
 }
 
 struct Runtime {
-    user_id: UserId,
     /// The audio output in use (`OutputSpec`'s spelling).
     output: String,
     latency_offset_ms: f64,
@@ -463,6 +469,7 @@ impl Runtime {
             Action::Rest(call) => self.rest_call(call),
             Action::Audio(cmd) => self.audio_command(cmd),
             Action::Notify(n) => self.notify(n),
+            Action::ReportLocations { reports } => self.report_locations(reports),
         }
     }
 
@@ -530,6 +537,7 @@ impl Runtime {
                 tracing::info!(?cause, "restarted the player on the group's timeline");
                 return;
             }
+            Notification::Location(ev) => NodeEvent::Location(ev),
         };
         self.emit(ev);
     }
@@ -572,19 +580,7 @@ impl Runtime {
                 }
             }
             LinkEvent::State(state) => tracing::debug!(?state, "link"),
-            LinkEvent::Event { event: ev, .. } => {
-                if let ServerEvent::LocationUpdate(l) = &*ev {
-                    self.emit(NodeEvent::Location {
-                        user_id: l.user_id,
-                        latitude: l.latitude,
-                        longitude: l.longitude,
-                        speed: l.speed,
-                        heading: l.heading,
-                        together: Vec::new(),
-                    });
-                }
-                self.feed(Input::Server(*ev));
-            }
+            LinkEvent::Event { event: ev, .. } => self.feed(Input::Server(*ev)),
             LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
                 format!("bad `{}` event from the server: {error}", raw.name),
                 None,
