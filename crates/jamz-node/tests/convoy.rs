@@ -349,3 +349,112 @@ async fn a_drive_with_the_server_away_leaves_no_hole_in_its_history() {
     quit(node).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_is_off_until_turned_on_and_off_is_seen_by_the_others_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, group, _server) = server_with(dir.path(), &["ann", "bob"]).await;
+    let mut ann = car(&url, &group, dir.path(), "ann", "manual");
+    ann.share_location = false;
+    let mut a = Node::start(ann).await.unwrap();
+    let mut b = Node::start(car(&url, &group, dir.path(), "bob", "manual"))
+        .await
+        .unwrap();
+    let ua = a.user_id();
+    let fix = |m: f64| {
+        let (latitude, longitude) = destination(START.0, START.1, 0.0, m);
+        NodeCommand::Location {
+            latitude,
+            longitude,
+            speed: Some(15.0),
+            heading: Some(0.0),
+        }
+    };
+    // Both in the room before anything is shared: Bob hears Ann join.
+    next_matching(&mut b, "ann in the session", |e| {
+        matches!(e, NodeEvent::Participants { participants } if participants.iter().any(|p| p.user_id == ua))
+    })
+    .await;
+    // Off: Ann's fix is shown on her node only.
+    a.send(fix(0.0)).unwrap();
+    next_matching(
+        &mut a,
+        "ann's own fix",
+        |e| matches!(location(e), Some(LocationEvent::Location { user_id, .. }) if *user_id == ua),
+    )
+    .await;
+    // On for an hour: the next fix reaches Bob.
+    a.send(NodeCommand::ShareLocation {
+        enabled: true,
+        duration_s: Some(3600.0),
+    })
+    .unwrap();
+    next_matching(&mut a, "sharing on", |e| {
+        matches!(
+            location(e),
+            Some(LocationEvent::Sharing {
+                enabled: true,
+                until: Some(_),
+                ..
+            })
+        )
+    })
+    .await;
+    a.send(fix(100.0)).unwrap();
+    let seen = next_matching(
+        &mut b,
+        "ann's shared fix",
+        |e| matches!(location(e), Some(LocationEvent::Location { user_id, .. }) if *user_id == ua),
+    )
+    .await;
+    let Some(LocationEvent::Location { latitude, .. }) = location(&seen) else {
+        unreachable!()
+    };
+    let (want, _) = destination(START.0, START.1, 0.0, 100.0);
+    assert!(
+        (latitude - want).abs() < 1e-9,
+        "bob got the shared fix, not the private one"
+    );
+    // Off: Bob is told at once and drops her marker.
+    a.send(NodeCommand::ShareLocation {
+        enabled: false,
+        duration_s: None,
+    })
+    .unwrap();
+    next_matching(
+        &mut b,
+        "ann's location-off",
+        |e| matches!(location(e), Some(LocationEvent::LocationOff { user_id }) if *user_id == ua),
+    )
+    .await;
+    // Nothing of hers after that. A regroup point she sets after a new fix travels the same
+    // socket, handled and relayed in order: had the fix been sent, Bob would get it first.
+    a.send(fix(300.0)).unwrap();
+    next_matching(
+        &mut a,
+        "ann's own later fix",
+        |e| matches!(location(e), Some(LocationEvent::Location { user_id, .. }) if *user_id == ua),
+    )
+    .await;
+    a.send(NodeCommand::Regroup {
+        latitude: START.0,
+        longitude: START.1,
+    })
+    .unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let ev = b.next_event().await.expect("bob's node stopped");
+            match location(&ev) {
+                Some(LocationEvent::Location { user_id, .. }) => {
+                    assert_ne!(*user_id, ua, "a fix of ann's reached bob after she stopped");
+                }
+                Some(LocationEvent::Regroup { set_by, .. }) if *set_by == ua => return,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("ann's regroup point never reached bob");
+    quit(a).await;
+    quit(b).await;
+}
