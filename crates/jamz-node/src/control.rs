@@ -463,6 +463,11 @@ pub enum NodeEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cmd: Option<String>,
     },
+    /// Beyond docs/node-control.md: everyone's last known position as an earlier run
+    /// kept it (sent once at start, when there are any), for a map with no link.
+    LastPositions {
+        positions: Vec<crate::positions::KnownPosition>,
+    },
     /// Positions and the convoy: `location` (with `together`), `location-off`, `sharing`,
     /// `together`, `regroup`, `regroup-cleared`, `falling-behind`, `caught-up`; the
     /// engine's own events, each with its own `event` name.

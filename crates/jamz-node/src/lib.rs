@@ -51,6 +51,7 @@ mod error;
 pub mod host;
 pub mod json;
 pub mod outbox;
+pub mod positions;
 mod runtime;
 pub mod tracks;
 #[cfg(feature = "ts")]

@@ -47,6 +47,7 @@ pub fn typescript() -> String {
         crate::OutputView,
         crate::LocationEvent,
         crate::EtaView,
+        crate::positions::KnownPosition,
         // The app's commands.
         crate::app::AppInfo,
         crate::app::HostedView,

@@ -215,6 +215,20 @@ async fn three_cars_together_one_leaves_at_a_junction_and_stops_behind() {
     for n in [a, b, c] {
         quit(n).await;
     }
+    // Ann's node starts again: the last positions it kept come first, for the map.
+    let mut again = car(&url, &group, dir.path(), "ann", "manual");
+    again.share_location = false;
+    let mut a = Node::start(again).await.unwrap();
+    let ev = next_matching(&mut a, "the kept positions", |e| {
+        matches!(e, NodeEvent::LastPositions { .. })
+    })
+    .await;
+    let NodeEvent::LastPositions { positions } = ev else {
+        unreachable!()
+    };
+    let users: Vec<i64> = positions.iter().map(|p| p.user_id).collect();
+    assert_eq!(users, all, "everyone's last position was kept");
+    quit(a).await;
 }
 
 /// This car's own `location` events (the fixes the sharing rule produced) until `pred`

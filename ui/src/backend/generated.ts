@@ -59,7 +59,7 @@ position: number,
 /**
  * Milliseconds, the local clock.
  */
-at: number, } | { "event": "status" } & StatusView | { "event": "tier", tier: Tier, reason: string, } | { "event": "peer", userId: number, state: PeerState, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "error", message: string, cmd?: string | null, } | LocationEvent;
+at: number, } | { "event": "status" } & StatusView | { "event": "tier", tier: Tier, reason: string, } | { "event": "peer", userId: number, state: PeerState, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "last-positions", positions: Array<KnownPosition>, } | LocationEvent;
 
 /**
  * The `status` event's fields.
@@ -140,6 +140,15 @@ distance_m: number,
  * Rough time to get there, s; `null` for a car that is not moving.
  */
 eta_s: number | null, arrived: boolean, };
+
+/**
+ * One member's last position, with when this device learnt it.
+ */
+export type KnownPosition = { userId: number, latitude: number, longitude: number, speed: number | null, heading: number | null, 
+/**
+ * Milliseconds since the Unix epoch (this device's clock) when it arrived.
+ */
+at: number, };
 
 /**
  * What the app shows about itself.

@@ -6,11 +6,12 @@
 use jamz_geo::{GeoError, LocationSource, LocationSpec, SourceEvent, SourceStatus};
 use jamz_proto::rest::LocationReport;
 use jamz_sync::api::Input;
-use jamz_sync::location::LocationInput;
+use jamz_sync::location::{LocationEvent, LocationInput};
 use tokio::sync::mpsc;
 
 use super::{Job, Runtime};
 use crate::control::{NodeCommand, NodeEvent};
+use crate::positions::KnownPosition;
 
 /// The running source task; dropping it stops the source.
 pub(super) struct LocationTask(tokio::task::JoinHandle<()>);
@@ -99,6 +100,38 @@ async fn forward(
 }
 
 impl Runtime {
+    /// Keeps everyone's last position for a map with no link (and forgets a car that
+    /// stopped sharing).
+    pub(super) fn remember_position(&mut self, ev: &LocationEvent) {
+        match ev {
+            LocationEvent::Location {
+                user_id,
+                latitude,
+                longitude,
+                speed,
+                heading,
+                ..
+            } => self.positions.update(KnownPosition {
+                user_id: *user_id,
+                latitude: *latitude,
+                longitude: *longitude,
+                speed: *speed,
+                heading: *heading,
+                at: self.now(),
+            }),
+            LocationEvent::LocationOff { user_id } => self.positions.remove(*user_id),
+            _ => return,
+        }
+        self.save_positions(false);
+    }
+
+    pub(super) fn save_positions(&mut self, force: bool) {
+        let now = self.now();
+        if let Err(e) = self.positions.save_if_due(now, force) {
+            tracing::warn!(error = %e, "cannot keep the last known positions");
+        }
+    }
+
     /// Posts the fixes one after another, in order. What an unreachable server did not
     /// take goes back to the engine for the next connection; a fix the server refuses
     /// (out of range, not a member any more) is reported and skipped.

@@ -26,6 +26,7 @@ use crate::clock::LocalClock;
 use crate::control::{CacheSummary, NodeCommand, NodeEvent, OutputView, StatusView, Tier};
 use crate::error::NodeError;
 use crate::outbox::{Outbox, Pending};
+use crate::positions::LastPositions;
 use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 
 mod commands;
@@ -92,6 +93,8 @@ impl Node {
         };
         let cache = open_cache(Some(&cache_dir)).await?;
         let (outbox, outbox_problem) = Outbox::open(&cache_dir, rest.base_url(), &session.id)?;
+        let (positions, positions_problem) =
+            LastPositions::open(&cache_dir, rest.base_url(), &session.id);
         if let Some(bytes) = config.cache_max_bytes {
             let (tracks, _) = cache.limits();
             cache.set_limits(tracks, bytes).await?;
@@ -156,6 +159,7 @@ impl Node {
             auto_preload: config.auto_preload,
             pending: VecDeque::new(),
             pins: spawn_pinning(cache.clone()),
+            positions,
         };
         let location = location::spawn(config.location.0.clone(), &cmd_tx, rt.events.clone());
         if let Some(message) = output_error {
@@ -166,6 +170,13 @@ impl Node {
         }
         if !rt.outbox.is_empty() {
             rt.emit_outbox();
+        }
+        if let Some(message) = positions_problem {
+            rt.emit(NodeEvent::error(message, Some("location")));
+        }
+        let known = rt.positions.all();
+        if !known.is_empty() {
+            rt.emit(NodeEvent::LastPositions { positions: known });
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
         if config.share_location {
@@ -328,6 +339,8 @@ struct Runtime {
     pending: VecDeque<Input>,
     /// The playlist's ids, for the pinning task (it applies the latest only).
     pins: tokio::sync::watch::Sender<Vec<String>>,
+    /// Everyone's last position, kept on disk for a map with no link.
+    positions: LastPositions,
 }
 
 impl Runtime {
@@ -401,6 +414,7 @@ impl Runtime {
             c.cancel();
         }
         self.audio.send(AudioJob::Stop);
+        self.save_positions(true);
         let _ = self.link.send(&LeaveAudioSession {
             session_id: self.session_id.clone(),
         });
@@ -537,7 +551,10 @@ impl Runtime {
                 tracing::info!(?cause, "restarted the player on the group's timeline");
                 return;
             }
-            Notification::Location(ev) => NodeEvent::Location(ev),
+            Notification::Location(ev) => {
+                self.remember_position(&ev);
+                NodeEvent::Location(ev)
+            }
         };
         self.emit(ev);
     }
