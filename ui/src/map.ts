@@ -24,6 +24,13 @@ export class ConvoyMap {
 
   update(points: readonly MemberPosition[], names: (userId: number) => string, me: number | null): void {
     const map = this.ensure();
+    // A car that stopped sharing leaves the map rather than stay as a stale marker.
+    for (const [user, m] of this.markers) {
+      if (!points.some((p) => p.userId === user)) {
+        m.remove();
+        this.markers.delete(user);
+      }
+    }
     for (const p of points) {
       const label = names(p.userId);
       let m = this.markers.get(p.userId);
