@@ -4,20 +4,21 @@
 import L from "leaflet";
 import type { MemberPosition } from "./session-state";
 
-const TILE_URL = "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png";
-
 export class ConvoyMap {
   private map: L.Map | null = null;
   private readonly markers = new Map<number, L.CircleMarker>();
   /** Markers when the view was last fitted: refit when a car joins the map. */
   private fittedTo = 0;
 
-  constructor(private readonly el: HTMLElement) {}
+  /** `tiles`: a tile URL template from the settings, or empty for no tile server. */
+  constructor(private readonly el: HTMLElement, private readonly tiles: string = "") {}
 
   private ensure(): L.Map {
     if (this.map) return this.map;
     const map = L.map(this.el, { keyboard: true, attributionControl: true, zoomControl: true }).setView([47.0, 8.0], 5);
-    L.tileLayer(TILE_URL, { maxZoom: 18, attribution: "© OpenStreetMap contributors" }).addTo(map);
+    if (this.tiles) {
+      L.tileLayer(this.tiles, { maxZoom: 18, attribution: "© OpenStreetMap contributors" }).addTo(map);
+    }
     this.map = map;
     return map;
   }

@@ -89,6 +89,14 @@ describe("settings", () => {
     expect(loadSettings(st)).toEqual(DEFAULT_SETTINGS);
   });
 
+  it("keeps a map tile URL only when Leaflet can use it", () => {
+    const osm = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: osm }).mapTiles).toBe(osm);
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "ftp://x/{z}/{x}/{y}" }).mapTiles).toBe("");
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "https://x/tiles.png" }).mapTiles).toBe("");
+    expect(DEFAULT_SETTINGS.mapTiles).toBe("");
+  });
+
   it("maps the location source to the node's option", () => {
     expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "gpsd", locationArg: "car:2947" })).toBe("gpsd:car:2947");
     expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "manual" })).toBe("none");

@@ -263,7 +263,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     );
     if (pts.length > 0 || mapView) {
       try {
-        mapView ??= new ConvoyMap(mapEl);
+        mapView ??= new ConvoyMap(mapEl, ctx.settings.mapTiles);
         mapView.update(pts, nameOf, st.me);
       } catch (e: unknown) {
         // The list above still shows every position.
