@@ -254,11 +254,8 @@ fn convoy_updates_decode_both_ways_and_an_unknown_kind_is_kept_as_unknown() {
         json!({"userId": 3, "kind": "location-off"}),
         "optional fields are left out"
     );
-    let later = ServerEvent::decode(
-        names::CONVOY_UPDATE,
-        json!({"userId": 3, "kind": "honk"}),
-    )
-    .unwrap();
+    let later =
+        ServerEvent::decode(names::CONVOY_UPDATE, json!({"userId": 3, "kind": "honk"})).unwrap();
     let ServerEvent::ConvoyUpdate(later) = later else {
         panic!("not a convoy-update")
     };
