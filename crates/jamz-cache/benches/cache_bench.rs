@@ -9,7 +9,8 @@ mod support;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use jamz_cache::index::{Index, NewEntry};
+use jamz_cache::StoredTrack;
+use jamz_cache::index::Index;
 use jamz_cache::{Cache, CacheConfig, CacheTrack};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use support::*;
@@ -139,8 +140,8 @@ async fn fill_throughput() {
     );
 }
 
-fn entry(i: usize, sha: String) -> NewEntry {
-    NewEntry {
+fn entry(i: usize, sha: String) -> StoredTrack {
+    StoredTrack {
         id: format!("track-{i}"),
         url: format!("http://example.invalid/api/music/files/{i}"),
         etag: Some(format!("\"{sha}\"")),

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
@@ -68,11 +68,26 @@ pub(crate) struct Inner {
     misses: AtomicU64,
     root_cancel: CancellationToken,
     reconcile: ReconcileReport,
-    /// Held for the cache's lifetime: one process per directory.
-    _lock: File,
+    /// The directory's lock, held until [`Cache::close`] (or the last clone drops): one
+    /// process per directory.
+    lock: Mutex<Option<File>>,
+    /// Set by [`Cache::close`]: every later index operation fails with
+    /// [`CacheError::Closed`], so a clone left in some task cannot touch the directory
+    /// once another `Cache` may own it.
+    closed: AtomicBool,
 }
 
 impl Inner {
+    /// The index, for one operation; refused once the cache is closed (checked under the
+    /// index's mutex, so an operation either ran before [`Cache::close`] or sees it).
+    pub(crate) fn index(&self) -> Result<MutexGuard<'_, Index>, CacheError> {
+        let index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(CacheError::Closed);
+        }
+        Ok(index)
+    }
+
     pub fn limits(&self) -> (usize, u64) {
         *self.limits.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -127,8 +142,7 @@ async fn on_index<T: Send + 'static>(
     let inner = Arc::clone(inner);
     let id2 = id.to_owned();
     tokio::task::spawn_blocking(move || {
-        let index = Arc::clone(&inner.index);
-        let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut index = inner.index()?;
         f(&inner, &mut index).map_err(|e| CacheError::index(&id2, during, &e))
     })
     .await
@@ -165,7 +179,8 @@ impl Cache {
                 misses: AtomicU64::new(0),
                 root_cancel: CancellationToken::new(),
                 reconcile,
-                _lock: lock,
+                lock: Mutex::new(Some(lock)),
+                closed: AtomicBool::new(false),
             }),
         })
     }
@@ -196,6 +211,7 @@ impl Cache {
     /// (or the download failed before any: `Offline`, `HttpStatus`, ...); the reader
     /// waits for later bytes. The download continues if the reader is dropped.
     pub async fn get_or_fetch(&self, track: &CacheTrack) -> Result<TrackReader, CacheError> {
+        self.refuse_if_closed()?;
         track.validate()?;
         match self.open_complete(&track.id, track.expected_sha256()).await {
             Ok(reader) => {
@@ -243,9 +259,60 @@ impl Cache {
         }
     }
 
+    /// Closes the cache for every clone: stops the downloads and waits for them and for
+    /// the index operation in progress, then releases the directory's lock, so that
+    /// [`Cache::open`] of the same directory succeeds at once (a session ends, the app
+    /// administers its cache). Clones still held somewhere answer every later
+    /// operation with [`CacheError::Closed`].
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.root_cancel.cancel();
+        let running: Vec<Arc<Shared>> = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|d| Arc::clone(&d.shared))
+            .collect();
+        for shared in running {
+            let _ = wait_done(&shared).await;
+        }
+        let inner = Arc::clone(&self.inner);
+        let released = tokio::task::spawn_blocking(move || {
+            // Taking the index's mutex waits for the operation in progress.
+            drop(inner.index.lock().unwrap_or_else(PoisonError::into_inner));
+            inner
+                .lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        })
+        .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "releasing the cache's lock failed");
+        }
+        tracing::info!(dir = ?self.inner.layout.root, "cache closed");
+    }
+
+    /// A download must not start on a closed cache (its index would refuse the result).
+    fn refuse_if_closed(&self) -> Result<(), CacheError> {
+        if self.is_closed() {
+            Err(CacheError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether [`Cache::close`] was called (on this or another clone).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
     /// Waits until the track is cached (downloading it if needed) and returns the
     /// path of its verified file.
     pub async fn fetch_to_path(&self, track: &CacheTrack) -> Result<PathBuf, CacheError> {
+        self.refuse_if_closed()?;
         track.validate()?;
         if let Ok(r) = self.open_complete(&track.id, track.expected_sha256()).await
             && let Some(p) = r.final_path()
@@ -267,21 +334,21 @@ impl Cache {
         let inner = Arc::clone(&self.inner);
         let id = id.to_owned();
         tokio::task::spawn_blocking(move || {
-            let mut index = inner.index.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut index = inner.index()?;
             let entry = index
                 .get(&id)
                 .map_err(|e| CacheError::index(&id, "looking the track up", &e))?;
             let Some(entry) = entry else {
                 return Err(CacheError::NotCached { id });
             };
-            if expected_sha256.is_some_and(|sha| sha != entry.sha256) {
+            if expected_sha256.is_some_and(|sha| sha != entry.stored.sha256) {
                 tracing::info!(track = %id, "cached file has other content than the track now names");
                 return Err(CacheError::NotCached { id });
             }
-            let path = inner.layout.file(&entry.sha256);
+            let path = inner.layout.file(&entry.stored.sha256);
             let opened = File::open(&path).and_then(|f| f.metadata().map(|m| (f, m.len())));
             match opened {
-                Ok((file, len)) if len == entry.size => Ok(TrackReader::complete(&id, file, len, path)),
+                Ok((file, len)) if len == entry.stored.size => Ok(TrackReader::complete(&id, file, len, path)),
                 other => {
                     tracing::warn!(track = %id, ?path, ok = other.is_ok(), "indexed file missing or wrong size; dropping the row");
                     if let Ok(Some(r)) = index.remove(&id) {

@@ -12,10 +12,11 @@ use crate::cache::Inner;
 use crate::config::MAX_RETRY_BACKOFF;
 use crate::error::CacheError;
 use crate::http::{etag_sha256, is_strong_etag, parse_content_range};
-use crate::index::{NewEntry, PartialRow};
+use crate::index::PartialRow;
 use crate::layout::{now_ms, remove_file_if_exists};
 use crate::shared::Shared;
 use crate::track::CacheTrack;
+use crate::track::StoredTrack;
 use crate::writer::{Committed, PartialWriter};
 
 type Writer = Arc<Mutex<PartialWriter>>;
@@ -512,7 +513,7 @@ pub(crate) fn record_committed(
     committed: &Committed,
     etag: Option<String>,
 ) -> Result<PathBuf, CacheError> {
-    let entry = NewEntry {
+    let entry = StoredTrack {
         id: track.id.clone(),
         url: track.url.clone(),
         etag,
@@ -526,7 +527,7 @@ pub(crate) fn record_committed(
     };
     let (max_tracks, max_bytes) = inner.limits();
     let removed = {
-        let mut index = inner.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut index = inner.index()?;
         let inserted = index
             .insert(&entry)
             .map_err(|e| CacheError::index(&track.id, "recording the cached track", &e));

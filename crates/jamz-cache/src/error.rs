@@ -80,6 +80,10 @@ pub enum CacheError {
     #[error("cache directory {dir} is in use by another process")]
     Locked { dir: String },
 
+    /// The cache was closed (its session ended): this handle can do nothing more.
+    #[error("the cache was closed")]
+    Closed,
+
     /// The download was cancelled (preload cancelled, `remove`, `clear`, `shutdown`).
     #[error("track {id}: download cancelled")]
     Cancelled { id: String },

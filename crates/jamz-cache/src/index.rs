@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::track::CachedEntry;
+use crate::track::{CachedEntry, StoredTrack};
 
 /// Schema migrations; `PRAGMA user_version` holds how many have been applied.
 const MIGRATIONS: &[&str] = &[
@@ -54,21 +54,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const ENTRY_COLUMNS: &str = "id, url, etag, sha256, size, mime, title, artist, duration, \
                              cached_at, last_played, play_count, pinned";
-
-/// A row to insert for a newly completed track.
-#[derive(Debug, Clone)]
-pub struct NewEntry {
-    pub id: String,
-    pub url: String,
-    pub etag: Option<String>,
-    pub sha256: String,
-    pub size: u64,
-    pub mime: Option<String>,
-    pub title: Option<String>,
-    pub artist: Option<String>,
-    pub duration: Option<f64>,
-    pub cached_at: i64,
-}
 
 /// A download in progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,16 +101,18 @@ fn to_u64(v: i64) -> u64 {
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<CachedEntry> {
     Ok(CachedEntry {
-        id: row.get(0)?,
-        url: row.get(1)?,
-        etag: row.get(2)?,
-        sha256: row.get(3)?,
-        size: to_u64(row.get(4)?),
-        mime: row.get(5)?,
-        title: row.get(6)?,
-        artist: row.get(7)?,
-        duration: row.get(8)?,
-        cached_at: row.get(9)?,
+        stored: StoredTrack {
+            id: row.get(0)?,
+            url: row.get(1)?,
+            etag: row.get(2)?,
+            sha256: row.get(3)?,
+            size: to_u64(row.get(4)?),
+            mime: row.get(5)?,
+            title: row.get(6)?,
+            artist: row.get(7)?,
+            duration: row.get(8)?,
+            cached_at: row.get(9)?,
+        },
         last_played: row.get(10)?,
         play_count: to_u64(row.get(11)?),
         pinned: row.get::<_, i64>(12)? != 0,
@@ -203,7 +190,7 @@ impl Index {
 
     /// Inserts (or replaces) a complete track as the most recently used. Returns the
     /// row it replaced, if that row pointed at another file.
-    pub fn insert(&mut self, e: &NewEntry) -> rusqlite::Result<Option<Removed>> {
+    pub fn insert(&mut self, e: &StoredTrack) -> rusqlite::Result<Option<Removed>> {
         let tx = self.conn.transaction()?;
         let old = file_of(&tx, &e.id)?;
         let file_known = sha_referenced(&tx, &e.sha256)?;
@@ -543,8 +530,8 @@ fn totals(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
 mod tests {
     use super::*;
 
-    fn entry(id: &str, sha: &str, size: u64) -> NewEntry {
-        NewEntry {
+    fn entry(id: &str, sha: &str, size: u64) -> StoredTrack {
+        StoredTrack {
             id: id.into(),
             url: format!("http://x/{id}"),
             etag: None,
@@ -575,7 +562,10 @@ mod tests {
         }
         let idx = Index::open(&path).unwrap();
         assert_eq!(idx.schema_version().unwrap(), 1);
-        assert_eq!(idx.get("a").unwrap().unwrap().title.as_deref(), Some("A"));
+        assert_eq!(
+            idx.get("a").unwrap().unwrap().stored.title.as_deref(),
+            Some("A")
+        );
     }
 
     #[test]
@@ -589,7 +579,12 @@ mod tests {
         let gone = idx.evict(2, u64::MAX, Some("c")).unwrap();
         let ids: Vec<_> = gone.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["d", "a"]);
-        let left: Vec<_> = idx.entries().unwrap().into_iter().map(|e| e.id).collect();
+        let left: Vec<_> = idx
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.stored.id)
+            .collect();
         assert_eq!(left, ["b", "c"]);
     }
 

@@ -68,4 +68,4 @@ pub use preload::{PreloadProgress, PreloadReport};
 pub use reader::TrackReader;
 pub use reconcile::ReconcileReport;
 pub use tokio_util::sync::CancellationToken;
-pub use track::{CacheTrack, CachedEntry};
+pub use track::{CacheTrack, CachedEntry, StoredTrack};

@@ -76,13 +76,13 @@ impl Cache {
             if let Ok(Some(entry)) = self.entry(&track.id).await
                 && track
                     .expected_sha256()
-                    .is_none_or(|sha| sha == entry.sha256)
+                    .is_none_or(|sha| sha == entry.stored.sha256)
                 && self.contains(&track.id).await.unwrap_or(false)
             {
                 if track.size.is_none() {
-                    p.bytes_total += entry.size;
+                    p.bytes_total += entry.stored.size;
                 }
-                p.bytes_done += entry.size;
+                p.bytes_done += entry.stored.size;
                 p.items_done += 1;
                 report.already_cached.push(track.id.clone());
                 progress(&p);

@@ -1,4 +1,4 @@
-//! What the cache is given (`CacheTrack`) and what it knows (`CachedEntry`).
+//! What the cache is given (`CacheTrack`) and what it knows (`StoredTrack`, `CachedEntry`).
 
 use crate::error::CacheError;
 
@@ -57,9 +57,10 @@ pub(crate) fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// One complete, verified track in the index.
+/// What the index stores of one complete, verified track file: written once, when
+/// the download completes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CachedEntry {
+pub struct StoredTrack {
     pub id: String,
     pub url: String,
     pub etag: Option<String>,
@@ -72,6 +73,12 @@ pub struct CachedEntry {
     pub duration: Option<f64>,
     /// Milliseconds since the Unix epoch.
     pub cached_at: i64,
+}
+
+/// One complete, verified track in the index: what was stored, and how it was used since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedEntry {
+    pub stored: StoredTrack,
     /// Milliseconds since the Unix epoch; `None` until first played.
     pub last_played: Option<i64>,
     pub play_count: u64,

@@ -219,7 +219,7 @@ async fn sigkill_at_random_moments_never_serves_a_wrong_file() {
         let entries = cache.entries().await.unwrap();
         for f in &files {
             assert!(
-                entries.iter().any(|e| &e.sha256 == f),
+                entries.iter().any(|e| &e.stored.sha256 == f),
                 "{ctx}: unindexed file {f}"
             );
         }

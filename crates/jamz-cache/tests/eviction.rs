@@ -7,7 +7,7 @@ use jamz_cache::{Cache, CacheConfig};
 use support::*;
 
 fn ids(entries: &[jamz_cache::CachedEntry]) -> Vec<&str> {
-    entries.iter().map(|e| e.id.as_str()).collect()
+    entries.iter().map(|e| e.stored.id.as_str()).collect()
 }
 
 async fn cache_with(dir: &std::path::Path, max_tracks: usize, max_bytes: u64) -> Cache {

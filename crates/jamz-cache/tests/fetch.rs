@@ -33,8 +33,8 @@ async fn miss_downloads_and_verifies_then_hits_without_network() {
     let s = cache.stats().await.unwrap();
     assert_eq!((s.tracks, s.bytes, s.hits, s.misses), (1, 300_000, 1, 1));
     let e = cache.entry("song1").await.unwrap().unwrap();
-    assert_eq!(e.title.as_deref(), Some("Title song1"));
-    assert_eq!(e.sha256, sha_hex(&data));
+    assert_eq!(e.stored.title.as_deref(), Some("Title song1"));
+    assert_eq!(e.stored.sha256, sha_hex(&data));
     assert_eq!(list(&dir.path().join("partial")), Vec::<String>::new());
 }
 
@@ -459,4 +459,45 @@ async fn a_reader_past_bytes_that_changed_on_the_server_gets_an_error_not_a_mix(
     // The cache itself ends up with the new content only.
     let path = cache.fetch_to_path(&track).await.unwrap();
     assert_eq!(std::fs::read(path).unwrap(), v2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_stops_downloads_and_frees_the_directory_at_once() {
+    let server = TestServer::start().await;
+    let (stalled, _) = server.add_track("stalled", 9, 200_000);
+    let (song, data) = server.add_track("song", 10, 50_000);
+    server.close_gate_at(50_000);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open_cache(dir.path()).await;
+    assert_eq!(fetch_all(&cache, &song).await, data);
+    // A clone held by some task, and a download stuck mid-file.
+    let lingering = cache.clone();
+    let downloading = {
+        let c = cache.clone();
+        tokio::spawn(async move { c.fetch_to_path(&stalled).await })
+    };
+    let second = Cache::open(dir.path(), test_config()).await;
+    assert!(
+        matches!(second, Err(CacheError::Locked { .. })),
+        "{second:?}"
+    );
+
+    cache.close().await;
+    // The download was stopped, not left to hold the directory.
+    let stopped = tokio::time::timeout(Duration::from_secs(10), downloading)
+        .await
+        .expect("the download did not stop")
+        .unwrap();
+    assert!(stopped.is_err(), "{stopped:?}");
+    // Another cache owns the directory at once, with what was cached.
+    let reopened = Cache::open(dir.path(), test_config()).await.unwrap();
+    assert_eq!(read_cached(&reopened, "song").await, data);
+    // The old handles touch nothing any more.
+    assert!(lingering.is_closed());
+    assert!(matches!(lingering.stats().await, Err(CacheError::Closed)));
+    assert!(matches!(
+        lingering.fetch_to_path(&song).await,
+        Err(CacheError::Closed)
+    ));
+    server.open_gate();
 }

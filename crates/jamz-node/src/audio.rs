@@ -13,25 +13,20 @@ use std::time::Duration;
 use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
 use jamz_cache::Cache;
 use jamz_proto::Track;
+use jamz_sync::AudioCommand;
 use tokio::sync::mpsc;
 
 use crate::clock::LocalClock;
 use crate::tracks::cache_track;
 
 /// What the node asks of the audio side.
+// A few jobs a second at most: a start's `Track` inline costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum AudioJob {
-    /// Play `track` so that `position` (s) is audible at local time `at_ms`.
-    Start {
-        track: Box<Track>,
-        position: f64,
-        at_ms: f64,
-    },
-    Pause,
-    Stop,
-    RateTrim {
-        ppm: f64,
-    },
+    /// What the engine decided for the player: start (at a local instant), pause, stop,
+    /// rate trim. The runtime answers `Preload` and `QueryClock` itself.
+    Playout(AudioCommand),
     Volume {
         level: f32,
     },
@@ -115,7 +110,7 @@ fn forward_events(player: &Player, reports: mpsc::UnboundedSender<AudioReport>) 
 
 struct Pending {
     generation: u64,
-    track: Box<Track>,
+    track: Track,
     position: f64,
     at_ms: f64,
 }
@@ -164,7 +159,7 @@ async fn run(
             job = jobs.recv() => {
                 let Some(job) = job else { return };
                 match job {
-                    AudioJob::Start { track, position, at_ms } => {
+                    AudioJob::Playout(AudioCommand::Start { track, position, at: at_ms }) => {
                         generation += 1;
                         let g = generation;
                         let ct = cache_track(&track);
@@ -180,17 +175,17 @@ async fn run(
                         });
                         pending = Some(Pending { generation: g, track, position, at_ms });
                     }
-                    AudioJob::Pause => {
+                    AudioJob::Playout(AudioCommand::Pause) => {
                         generation += 1;
                         pending = None;
                         let _ = player.pause();
                     }
-                    AudioJob::Stop => {
+                    AudioJob::Playout(AudioCommand::Stop) => {
                         generation += 1;
                         pending = None;
                         player.stop();
                     }
-                    AudioJob::RateTrim { ppm } => {
+                    AudioJob::Playout(AudioCommand::SetRateTrim { ppm }) => {
                         if let Err(e) = player.set_rate_trim(ppm) {
                             let _ = reports.send(AudioReport::Failed { track: None, message: e.to_string() });
                         }
@@ -208,6 +203,9 @@ async fn run(
                     }
                     AudioJob::SwitchOutput { spec } => {
                         switch_output(&shared, spec, &carried, &reports).await;
+                    }
+                    AudioJob::Playout(other @ (AudioCommand::Preload(_) | AudioCommand::QueryClock)) => {
+                        tracing::debug!(command = ?other, "not the audio task's: the runtime answers it");
                     }
                 }
             }

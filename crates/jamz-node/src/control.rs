@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use jamz_proto::{Track, UserId};
+pub use jamz_sync::Command;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -15,14 +16,18 @@ use serde_json::Value;
 pub const MAX_COMMAND_LINE: usize = 4 * 1024 * 1024;
 
 /// A command, one JSON object per line on stdin.
+// A few commands a minute: the size of the engine's `Command` costs nothing.
+#[allow(clippy::large_enum_variant)]
+// `remote = "Self"`: the derives write inherent `serialize`/`deserialize` for the node's own
+// commands, and the trait impls below pass the engine's as [`Command`]s, as they are. Not
+// serde's `untagged` variant: with it, a wrong field of any command would only be "did not
+// match any variant" instead of the field's own error.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case")]
+#[serde(tag = "cmd", rename_all = "kebab-case", remote = "Self")]
 pub enum NodeCommand {
     /// Answer one `status` event now.
     Status,
-    /// Become the DJ.
-    TakeControl,
     /// `{"cmd":"add","path":...}`: read tags, upload, append; or
     /// `{"cmd":"add","track":{...}}`: append a track that already has a URL.
     Add {
@@ -31,31 +36,8 @@ pub enum NodeCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         track: Option<Box<Track>>,
     },
-    /// DJ only.
-    Remove {
-        track: String,
-    },
-    /// DJ only.
-    Reorder {
-        order: Vec<String>,
-    },
-    /// DJ: play `track` (default: the current one) from `position` (default 0).
-    Play {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        track: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        position: Option<f64>,
-    },
-    Pause,
-    Seek {
-        position: f64,
-    },
-    Next,
-    Previous,
     /// Local only, 0.0 ..= 1.0.
-    Volume {
-        level: f64,
-    },
+    Volume { level: f64 },
     /// Cache the whole playlist, with `progress` events.
     Preload,
     /// A manual location fix (sent to the others by the sharing rule while sharing is on).
@@ -74,10 +56,7 @@ pub enum NodeCommand {
         duration_s: Option<f64>,
     },
     /// Sets the group's regroup point (anyone may).
-    Regroup {
-        latitude: f64,
-        longitude: f64,
-    },
+    Regroup { latitude: f64, longitude: f64 },
     /// Clears the regroup point (the DJ, or whoever set it).
     RegroupClear,
     /// Leave the session and exit 0.
@@ -87,9 +66,7 @@ pub enum NodeCommand {
     /// How much later than the group this device's sound leaves the speakers
     /// (a Bluetooth link, a car's head unit), 0 ..= 2000 ms: the node plays that
     /// much earlier.
-    LatencyOffset {
-        ms: f64,
-    },
+    LatencyOffset { ms: f64 },
     /// The cache's size limit in bytes (and optionally in tracks); evicts at once.
     CacheLimit {
         bytes: u64,
@@ -101,16 +78,43 @@ pub enum NodeCommand {
     CacheClear,
     /// Switches the audio output (`default`, `null`, `wav:PATH`, `device:ID`)
     /// without leaving the session; playback carries on where the group is.
-    Output {
-        spec: String,
-    },
+    Output { spec: String },
     /// Answers an `outputs` event: the output devices this machine has.
     Outputs,
     /// Caches every playlist track in the background while online, as tracks are
     /// added (for the stretches with no coverage); `progress` events as `preload`.
-    AutoPreload {
-        enabled: bool,
-    },
+    AutoPreload { enabled: bool },
+    /// The session's own commands (`take-control`, `play`, `pause`, `seek`, `next`,
+    /// `previous`, `remove`, `reorder`): the engine's [`Command`]s, spelled once.
+    #[serde(skip_serializing, skip_deserializing)]
+    #[cfg_attr(feature = "ts", ts(untagged))]
+    Session(Command),
+}
+
+impl Serialize for NodeCommand {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NodeCommand::Session(command) => command.serialize(serializer),
+            own => NodeCommand::serialize(own, serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeCommand {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let engine_command = value
+            .get("cmd")
+            .and_then(Value::as_str)
+            .is_some_and(|name| Command::NAMES.contains(&name));
+        if engine_command {
+            Command::deserialize(value)
+                .map(NodeCommand::Session)
+                .map_err(serde::de::Error::custom)
+        } else {
+            NodeCommand::deserialize(value).map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 /// Largest output latency offset accepted, as jamz-audio's `set_latency_offset`.
@@ -125,15 +129,7 @@ impl NodeCommand {
     pub fn name(&self) -> &'static str {
         match self {
             NodeCommand::Status => "status",
-            NodeCommand::TakeControl => "take-control",
             NodeCommand::Add { .. } => "add",
-            NodeCommand::Remove { .. } => "remove",
-            NodeCommand::Reorder { .. } => "reorder",
-            NodeCommand::Play { .. } => "play",
-            NodeCommand::Pause => "pause",
-            NodeCommand::Seek { .. } => "seek",
-            NodeCommand::Next => "next",
-            NodeCommand::Previous => "previous",
             NodeCommand::Volume { .. } => "volume",
             NodeCommand::Preload => "preload",
             NodeCommand::Location { .. } => "location",
@@ -147,6 +143,7 @@ impl NodeCommand {
             NodeCommand::Output { .. } => "output",
             NodeCommand::Outputs => "outputs",
             NodeCommand::AutoPreload { .. } => "auto-preload",
+            NodeCommand::Session(c) => c.name(),
         }
     }
 
@@ -165,10 +162,12 @@ impl NodeCommand {
                 (Some(_), None) | (None, Some(_)) => Ok(()),
                 _ => Err("add needs exactly one of `path` and `track`".into()),
             },
-            NodeCommand::Play {
+            NodeCommand::Session(Command::Play {
                 position: Some(p), ..
-            } => finite_non_negative("position", *p),
-            NodeCommand::Seek { position } => finite_non_negative("position", *position),
+            }) => finite_non_negative("position", *p),
+            NodeCommand::Session(Command::Seek { position }) => {
+                finite_non_negative("position", *position)
+            }
             NodeCommand::Volume { level } => {
                 if level.is_finite() && (0.0..=1.0).contains(level) {
                     Ok(())
@@ -247,10 +246,7 @@ pub struct CommandError {
 impl CommandError {
     /// The `error` event answering it.
     pub fn to_event(&self) -> NodeEvent {
-        NodeEvent::Error {
-            message: self.message.clone(),
-            cmd: self.cmd.clone(),
-        }
+        NodeEvent::error(self.message.clone(), self.cmd.as_deref())
     }
 }
 
@@ -326,15 +322,8 @@ pub struct CacheSummary {
     pub max_tracks: u64,
 }
 
-/// How the node reaches the group.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Socket,
-    Mesh,
-    Offline,
-}
+/// How the node reaches the group: the engine decides it.
+pub use jamz_sync::{Notification, Tier};
 
 /// A peer connection's state.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -403,42 +392,14 @@ impl From<jamz_audio::OutputDevice> for OutputView {
     }
 }
 
-/// An event, one JSON object per line on stdout.
+/// An event, one JSON object per line on stdout: the engine's [`Notification`]s as they
+/// are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
+/// and what only the node knows.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum NodeEvent {
-    Ready {
-        #[serde(rename = "userId")]
-        user_id: UserId,
-        #[serde(rename = "sessionId")]
-        session_id: String,
-        #[serde(rename = "socketId")]
-        socket_id: String,
-    },
-    Participants {
-        participants: Vec<ParticipantView>,
-    },
-    Playlist {
-        playlist: Vec<Track>,
-    },
-    Controller {
-        #[serde(rename = "userId")]
-        user_id: Option<UserId>,
-    },
-    Playback {
-        playing: bool,
-        track: Option<String>,
-        /// Seconds, this device's audio clock.
-        position: f64,
-        /// Milliseconds, the local clock.
-        at: f64,
-    },
     Status(StatusView),
-    Tier {
-        tier: Tier,
-        reason: String,
-    },
     Peer {
         #[serde(rename = "userId")]
         user_id: UserId,
@@ -458,21 +419,14 @@ pub enum NodeEvent {
     Outbox {
         pending: Vec<PendingView>,
     },
-    Error {
-        message: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        cmd: Option<String>,
-    },
     /// Beyond docs/node-control.md: everyone's last known position as an earlier run
     /// kept it (sent once at start, when there are any), for a map with no link.
     LastPositions {
         positions: Vec<crate::positions::KnownPosition>,
     },
-    /// Positions and the convoy: `location` (with `together`), `location-off`, `sharing`,
-    /// `together`, `regroup`, `regroup-cleared`, `falling-behind`, `caught-up`; the
-    /// engine's own events, each with its own `event` name.
+    /// What the engine tells the user, spelled once (jamz-sync's `Notification`).
     #[serde(untagged)]
-    Location(LocationEvent),
+    Session(Notification),
 }
 
 pub use jamz_sync::location::{EtaView, LocationEvent};
@@ -480,10 +434,10 @@ pub use jamz_sync::location::{EtaView, LocationEvent};
 impl NodeEvent {
     /// An `error` event.
     pub fn error(message: impl Into<String>, cmd: Option<&str>) -> Self {
-        NodeEvent::Error {
+        NodeEvent::Session(Notification::Error {
             message: message.into(),
             cmd: cmd.map(str::to_owned),
-        }
+        })
     }
 
     /// The event as one line of JSON (no newline).
@@ -505,7 +459,10 @@ mod tests {
     fn every_command_of_node_control_parses() {
         let lines = [
             (r#"{"cmd":"status"}"#, NodeCommand::Status),
-            (r#"{"cmd":"take-control"}"#, NodeCommand::TakeControl),
+            (
+                r#"{"cmd":"take-control"}"#,
+                NodeCommand::Session(Command::TakeControl),
+            ),
             (
                 r#"{"cmd":"add","path":"/music/a.mp3"}"#,
                 NodeCommand::Add {
@@ -515,35 +472,38 @@ mod tests {
             ),
             (
                 r#"{"cmd":"remove","track":"t1"}"#,
-                NodeCommand::Remove { track: "t1".into() },
+                NodeCommand::Session(Command::Remove { track: "t1".into() }),
             ),
             (
                 r#"{"cmd":"reorder","order":["b","a"]}"#,
-                NodeCommand::Reorder {
+                NodeCommand::Session(Command::Reorder {
                     order: vec!["b".into(), "a".into()],
-                },
+                }),
             ),
             (
                 r#"{"cmd":"play","track":"t1","position":0.0}"#,
-                NodeCommand::Play {
+                NodeCommand::Session(Command::Play {
                     track: Some("t1".into()),
                     position: Some(0.0),
-                },
+                }),
             ),
             (
                 r#"{"cmd":"play"}"#,
-                NodeCommand::Play {
+                NodeCommand::Session(Command::Play {
                     track: None,
                     position: None,
-                },
+                }),
             ),
-            (r#"{"cmd":"pause"}"#, NodeCommand::Pause),
+            (r#"{"cmd":"pause"}"#, NodeCommand::Session(Command::Pause)),
             (
                 r#"{"cmd":"seek","position":42.5}"#,
-                NodeCommand::Seek { position: 42.5 },
+                NodeCommand::Session(Command::Seek { position: 42.5 }),
             ),
-            (r#"{"cmd":"next"}"#, NodeCommand::Next),
-            (r#"{"cmd":"previous"}"#, NodeCommand::Previous),
+            (r#"{"cmd":"next"}"#, NodeCommand::Session(Command::Next)),
+            (
+                r#"{"cmd":"previous"}"#,
+                NodeCommand::Session(Command::Previous),
+            ),
             (
                 r#"{"cmd":"volume","level":0.8}"#,
                 NodeCommand::Volume { level: 0.8 },
@@ -600,6 +560,9 @@ mod tests {
         ];
         for (line, want) in lines {
             assert_eq!(parse_command(line).unwrap(), want, "{line}");
+            // Written back (as the app sends them), the line reads as the same command.
+            let written = serde_json::to_string(&want).unwrap();
+            assert_eq!(parse_command(&written).unwrap(), want, "{written}");
         }
         let add =
             parse_command(r#"{"cmd":"add","track":{"id":"x","title":"T","url":"http://h/f"}}"#)
@@ -687,22 +650,22 @@ mod tests {
 
     #[test]
     fn events_use_node_control_spelling() {
-        let ready = NodeEvent::Ready {
+        let ready = NodeEvent::Session(Notification::Ready {
             user_id: 7,
             session_id: "s".into(),
             socket_id: "k".into(),
-        };
+        });
         assert_eq!(
             serde_json::to_value(&ready).unwrap(),
             json!({"event":"ready","userId":7,"sessionId":"s","socketId":"k"})
         );
-        let p = NodeEvent::Participants {
+        let p = NodeEvent::Session(Notification::Participants {
             participants: vec![ParticipantView {
                 user_id: 1,
                 display_name: Some("Ann".into()),
                 socket_id: "a".into(),
             }],
-        };
+        });
         assert_eq!(
             serde_json::to_value(&p).unwrap(),
             json!({"event":"participants","participants":[{"userId":1,"display_name":"Ann","socketId":"a"}]})
@@ -735,23 +698,23 @@ mod tests {
         let back: NodeEvent = serde_json::from_str(&s.to_line()).unwrap();
         assert_eq!(back, s);
         // The engine's location events keep their own names, both ways.
-        let l = NodeEvent::Location(LocationEvent::Location {
+        let l = NodeEvent::Session(Notification::Location(LocationEvent::Location {
             user_id: 3,
             latitude: 48.1,
             longitude: 11.5,
             speed: Some(20.0),
             heading: None,
             together: vec![4],
-        });
+        }));
         assert_eq!(
             serde_json::to_value(&l).unwrap(),
             json!({"event":"location","userId":3,"latitude":48.1,"longitude":11.5,"speed":20.0,"heading":null,"together":[4]})
         );
         assert_eq!(serde_json::from_str::<NodeEvent>(&l.to_line()).unwrap(), l);
-        let b = NodeEvent::Location(LocationEvent::FallingBehind {
+        let b = NodeEvent::Session(Notification::Location(LocationEvent::FallingBehind {
             user_id: 5,
             behind_m: 2500.0,
-        });
+        }));
         assert_eq!(
             serde_json::to_value(&b).unwrap(),
             json!({"event":"falling-behind","userId":5,"behind_m":2500.0})

@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jamz_node::NodeError> {
-//! use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent};
+//! use jamz_node::{Command, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, Notification};
 //!
 //! let mut config = NodeConfig::new(
 //!     "http://127.0.0.1:5050",
@@ -30,9 +30,9 @@
 //! config.display_name = Some("Ann's car".into());
 //! config.output = "null".parse()?;
 //! let mut node = Node::start(config).await?;
-//! node.send(NodeCommand::TakeControl)?;
+//! node.send(NodeCommand::Session(Command::TakeControl))?;
 //! while let Some(ev) = node.next_event().await {
-//!     if let NodeEvent::Controller { .. } = ev {
+//!     if let NodeEvent::Session(Notification::Controller { .. }) = ev {
 //!         node.send(NodeCommand::Quit)?;
 //!     }
 //! }
@@ -59,8 +59,9 @@ pub mod ui_types;
 
 pub use clock::LocalClock;
 pub use control::{
-    CacheSummary, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent, OutputView,
-    ParticipantView, PeerState, PendingView, StatusView, Tier, parse_command,
+    CacheSummary, Command, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent,
+    Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
+    parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};
 #[cfg(feature = "host")]

@@ -36,6 +36,10 @@ pub fn typescript() -> String {
         jamz_proto::Track,
         jamz_proto::Group,
         jamz_sync::api::ParticipantView,
+        jamz_sync::Notification,
+        jamz_sync::Command,
+        jamz_sync::api::ClockSource,
+        jamz_sync::api::RestartCause,
         // The node control vocabulary.
         crate::NodeCommand,
         crate::NodeEvent,

@@ -12,8 +12,8 @@ use jamz_geo::Fix;
 use jamz_geo::fix::destination;
 use jamz_geo::nmea::log_of;
 use jamz_node::{
-    LocationEvent, LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, RestClient,
-    Tier,
+    LocationEvent, LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent,
+    Notification, RestClient, Tier,
 };
 use support::{WAIT, next_matching, quit};
 
@@ -107,7 +107,7 @@ fn car(url: &str, group: &str, dir: &Path, name: &str, replay: &str) -> NodeConf
 
 fn location(e: &NodeEvent) -> Option<&LocationEvent> {
     match e {
-        NodeEvent::Location(l) => Some(l),
+        NodeEvent::Session(Notification::Location(l)) => Some(l),
         _ => None,
     }
 }
@@ -263,7 +263,7 @@ async fn collect_until(
 }
 
 fn tier_is(e: &NodeEvent, want: Tier) -> bool {
-    matches!(e, NodeEvent::Tier { tier, .. } if *tier == want)
+    matches!(e, NodeEvent::Session(Notification::Tier { tier, .. }) if *tier == want)
 }
 
 /// The server's stored fixes of `user`.
@@ -386,7 +386,7 @@ async fn sharing_is_off_until_turned_on_and_off_is_seen_by_the_others_at_once() 
     };
     // Both in the room before anything is shared: Bob hears Ann join.
     next_matching(&mut b, "ann in the session", |e| {
-        matches!(e, NodeEvent::Participants { participants } if participants.iter().any(|p| p.user_id == ua))
+        matches!(e, NodeEvent::Session(Notification::Participants { participants }) if participants.iter().any(|p| p.user_id == ua))
     })
     .await;
     // Off: Ann's fix is shown on her node only.

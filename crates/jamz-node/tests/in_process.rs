@@ -3,6 +3,7 @@
 //! pipes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use jamz_node::{Command, Notification};
 use jamz_node::{Node, NodeCommand, NodeEvent, Tier};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -15,16 +16,20 @@ async fn a_node_joins_takes_control_and_reports_status() {
     let dir = tempfile::tempdir().unwrap();
     let (url, _, group) = world(dir.path()).await;
     let mut node = Node::start(config(&url, &group, dir.path())).await.unwrap();
-    let ready = next_matching(&mut node, "ready", |e| matches!(e, NodeEvent::Ready { .. })).await;
-    let NodeEvent::Ready { user_id, .. } = ready else {
+    let ready = next_matching(&mut node, "ready", |e| {
+        matches!(e, NodeEvent::Session(Notification::Ready { .. }))
+    })
+    .await;
+    let NodeEvent::Session(Notification::Ready { user_id, .. }) = ready else {
         unreachable!()
     };
     assert_eq!(user_id, node.user_id());
-    node.send(NodeCommand::TakeControl).unwrap();
+    node.send(NodeCommand::Session(Command::TakeControl))
+        .unwrap();
     next_matching(
         &mut node,
         "the DJ role",
-        |e| matches!(e, NodeEvent::Controller { user_id: Some(u) } if *u == user_id),
+        |e| matches!(e, NodeEvent::Session(Notification::Controller { user_id: Some(u) }) if *u == user_id),
     )
     .await;
     node.send(NodeCommand::Status).unwrap();
@@ -35,11 +40,11 @@ async fn a_node_joins_takes_control_and_reports_status() {
     assert_eq!(s.tier, Tier::Socket);
     assert!(!s.playing);
     // DJ commands on an empty playlist are refused, and the node goes on.
-    node.send(NodeCommand::Next).unwrap();
+    node.send(NodeCommand::Session(Command::Next)).unwrap();
     next_matching(
         &mut node,
         "the error for next",
-        |e| matches!(e, NodeEvent::Error { cmd: Some(c), .. } if c == "next"),
+        |e| matches!(e, NodeEvent::Session(Notification::Error { cmd: Some(c), .. }) if c == "next"),
     )
     .await;
     quit(node).await;

@@ -3,6 +3,7 @@
 //! cannot start is an `error` event and the node goes on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use jamz_node::Notification;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -40,14 +41,14 @@ async fn own_fix(node: &mut Node, user: i64, drive: &[Fix]) -> (f64, f64) {
     let ev = next_matching(
         node,
         "a location event",
-        |e| matches!(e, NodeEvent::Location(LocationEvent::Location { user_id, .. }) if *user_id == user),
+        |e| matches!(e, NodeEvent::Session(Notification::Location(LocationEvent::Location { user_id, .. })) if *user_id == user),
     )
     .await;
-    let NodeEvent::Location(LocationEvent::Location {
+    let NodeEvent::Session(Notification::Location(LocationEvent::Location {
         latitude,
         longitude,
         ..
-    }) = ev
+    })) = ev
     else {
         unreachable!()
     };
@@ -97,10 +98,10 @@ async fn a_source_that_cannot_start_is_an_error_and_the_node_goes_on() {
     let ev = next_matching(
         &mut node,
         "the location error",
-        |e| matches!(e, NodeEvent::Error { cmd: Some(c), .. } if c == "location"),
+        |e| matches!(e, NodeEvent::Session(Notification::Error { cmd: Some(c), .. }) if c == "location"),
     )
     .await;
-    let NodeEvent::Error { message, .. } = ev else {
+    let NodeEvent::Session(Notification::Error { message, .. }) = ev else {
         unreachable!()
     };
     assert!(message.contains("missing.nmea"), "{message}");
@@ -201,7 +202,7 @@ async fn the_node_reports_gpsd_fixes_and_survives_a_gpsd_restart() {
     next_matching(
         &mut node,
         "the lost gpsd",
-        |e| matches!(e, NodeEvent::Error { cmd: Some(c), .. } if c == "location"),
+        |e| matches!(e, NodeEvent::Session(Notification::Error { cmd: Some(c), .. }) if c == "location"),
     )
     .await;
     let gpsd = Gpsfake::start(&log2, port, &dir.path().join("gpsfake2.out"));

@@ -4,6 +4,7 @@
 
 mod support;
 
+use jamz_node::Notification;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -53,10 +54,10 @@ async fn offline(node: &mut Node) {
     next_matching(node, "the offline tier", |e| {
         matches!(
             e,
-            NodeEvent::Tier {
+            NodeEvent::Session(Notification::Tier {
                 tier: Tier::Offline,
                 ..
-            }
+            })
         )
     })
     .await;
@@ -66,7 +67,7 @@ async fn playlist_of(node: &mut Node, want: &[&str]) {
     next_matching(
         node,
         &format!("the playlist {want:?}"),
-        |e| matches!(e, NodeEvent::Playlist { playlist } if titles(playlist) == want),
+        |e| matches!(e, NodeEvent::Session(Notification::Playlist { playlist }) if titles(playlist) == want),
     )
     .await;
 }
@@ -114,10 +115,10 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     next_matching(&mut node, "the socket tier", |e| {
         matches!(
             e,
-            NodeEvent::Tier {
+            NodeEvent::Session(Notification::Tier {
                 tier: Tier::Socket,
                 ..
-            }
+            })
         )
     })
     .await;

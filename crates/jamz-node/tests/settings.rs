@@ -4,7 +4,8 @@
 //! its own `location`, its username as display name when started with a token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jamz_node::{LocationEvent, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
+use jamz_node::{Command, LocationEvent, Notification};
+use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
 
 mod support;
 
@@ -43,7 +44,7 @@ async fn settings_apply_while_the_session_plays() {
 
     // Started with a token: the session knows the node by its username.
     next_matching(&mut node, "participants naming ann", |e| {
-        matches!(e, NodeEvent::Participants { participants }
+        matches!(e, NodeEvent::Session(Notification::Participants { participants })
             if participants.iter().any(|p| p.user_id == me && p.display_name.as_deref() == Some("ann")))
     })
     .await;
@@ -55,11 +56,12 @@ async fn settings_apply_while_the_session_plays() {
     // A track, played.
     let tone = dir.path().join("tone.wav");
     write_tone(&tone, 30);
-    node.send(NodeCommand::TakeControl).unwrap();
+    node.send(NodeCommand::Session(Command::TakeControl))
+        .unwrap();
     next_matching(
         &mut node,
         "the DJ role",
-        |e| matches!(e, NodeEvent::Controller { user_id: Some(u) } if *u == me),
+        |e| matches!(e, NodeEvent::Session(Notification::Controller { user_id: Some(u) }) if *u == me),
     )
     .await;
     node.send(NodeCommand::Add {
@@ -70,36 +72,39 @@ async fn settings_apply_while_the_session_plays() {
     let ev = next_matching(
         &mut node,
         "the playlist with the tone",
-        |e| matches!(e, NodeEvent::Playlist { playlist } if playlist.len() == 1),
+        |e| matches!(e, NodeEvent::Session(Notification::Playlist { playlist }) if playlist.len() == 1),
     )
     .await;
-    let NodeEvent::Playlist { playlist } = ev else {
+    let NodeEvent::Session(Notification::Playlist { playlist }) = ev else {
         unreachable!()
     };
     let track = playlist[0].id.clone();
     // The uploaded file went into this device's cache: it is never downloaded back.
     let s = status(&mut node, "the cache after the upload", |_| true).await;
     assert_eq!((s.cache.tracks, s.cache.misses), (1, 0), "{:?}", s.cache);
-    node.send(NodeCommand::Play {
+    node.send(NodeCommand::Session(Command::Play {
         track: Some(track.clone()),
         position: Some(0.0),
-    })
+    }))
     .unwrap();
     next_matching(&mut node, "playing", |e| {
-        matches!(e, NodeEvent::Playback { playing: true, .. })
+        matches!(
+            e,
+            NodeEvent::Session(Notification::Playback { playing: true, .. })
+        )
     })
     .await;
 
     // While it plays, `playback` repeats with a moving position, unasked.
     let mut positions = Vec::new();
     while positions.len() < 3 {
-        if let NodeEvent::Playback {
+        if let NodeEvent::Session(Notification::Playback {
             playing: true,
             position,
             track: Some(t),
             ..
-        } = next_matching(&mut node, "a periodic playback", |e| {
-            matches!(e, NodeEvent::Playback { .. })
+        }) = next_matching(&mut node, "a periodic playback", |e| {
+            matches!(e, NodeEvent::Session(Notification::Playback { .. }))
         })
         .await
         {
@@ -148,19 +153,25 @@ async fn settings_apply_while_the_session_plays() {
     )
     .await;
     let before = match next_matching(&mut node, "playback on the new output", |e| {
-        matches!(e, NodeEvent::Playback { playing: true, .. })
+        matches!(
+            e,
+            NodeEvent::Session(Notification::Playback { playing: true, .. })
+        )
     })
     .await
     {
-        NodeEvent::Playback { position, .. } => position,
+        NodeEvent::Session(Notification::Playback { position, .. }) => position,
         _ => unreachable!(),
     };
     let after = match next_matching(&mut node, "more playback on the new output", |e| {
-        matches!(e, NodeEvent::Playback { playing: true, .. })
+        matches!(
+            e,
+            NodeEvent::Session(Notification::Playback { playing: true, .. })
+        )
     })
     .await
     {
-        NodeEvent::Playback { position, .. } => position,
+        NodeEvent::Session(Notification::Playback { position, .. }) => position,
         _ => unreachable!(),
     };
     assert!(after > before, "{before} then {after}");
@@ -176,7 +187,7 @@ async fn settings_apply_while_the_session_plays() {
     next_matching(
         &mut node,
         "the output error",
-        |e| matches!(e, NodeEvent::Error { message, .. } if message.contains("no-such-device")),
+        |e| matches!(e, NodeEvent::Session(Notification::Error { message, .. }) if message.contains("no-such-device")),
     )
     .await;
     let s = status(&mut node, "status after the failed switch", |_| true).await;
@@ -198,7 +209,7 @@ async fn settings_apply_while_the_session_plays() {
     })
     .unwrap();
     next_matching(&mut node, "its own location", |e| {
-        matches!(e, NodeEvent::Location(LocationEvent::Location { user_id, latitude, .. }) if *user_id == me && *latitude == 47.37)
+        matches!(e, NodeEvent::Session(Notification::Location(LocationEvent::Location { user_id, latitude, .. })) if *user_id == me && *latitude == 47.37)
     })
     .await;
 
@@ -240,7 +251,7 @@ async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently
     config.cache_dir = Some(dir.path().join("cache"));
     let mut node = Node::start(config).await.unwrap();
     next_matching(&mut node, "the output error", |e| {
-        matches!(e, NodeEvent::Error { message, .. } if message.contains("no-such-device") && message.contains("silently"))
+        matches!(e, NodeEvent::Session(Notification::Error { message, .. }) if message.contains("no-such-device") && message.contains("silently"))
     })
     .await;
     let s = status(&mut node, "a status", |_| true).await;
@@ -280,10 +291,10 @@ async fn with_auto_preload_a_track_another_car_adds_is_cached_without_playing() 
     next_matching(&mut bo, "bo's tier", |e| {
         matches!(
             e,
-            NodeEvent::Tier {
+            NodeEvent::Session(Notification::Tier {
                 tier: jamz_node::Tier::Socket,
                 ..
-            }
+            })
         )
     })
     .await;

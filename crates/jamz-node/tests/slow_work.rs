@@ -4,6 +4,7 @@
 //! the control has been answered; only then is the index let go.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use jamz_node::{Command, Notification};
 use jamz_node::{Node, NodeCommand, NodeEvent};
 
 mod support;
@@ -13,7 +14,7 @@ use support::{ann_config as config, next_matching, quit, world};
 /// Is this the answer to the `cache-clear` (its `status`, or its error)?
 fn clear_answer(e: &NodeEvent) -> bool {
     matches!(e, NodeEvent::Status(_))
-        || matches!(e, NodeEvent::Error { cmd: Some(c), .. } if c == "cache-clear")
+        || matches!(e, NodeEvent::Session(Notification::Error { cmd: Some(c), .. }) if c == "cache-clear")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,22 +23,26 @@ async fn a_control_is_answered_while_a_cache_clear_waits() {
     let (url, _, group) = world(dir.path()).await;
     let mut node = Node::start(config(&url, &group, dir.path())).await.unwrap();
     let me = node.user_id();
-    next_matching(&mut node, "ready", |e| matches!(e, NodeEvent::Ready { .. })).await;
+    next_matching(&mut node, "ready", |e| {
+        matches!(e, NodeEvent::Session(Notification::Ready { .. }))
+    })
+    .await;
 
     // Hold the index: every write of the cache now waits for this transaction.
     let index = rusqlite::Connection::open(dir.path().join("cache").join("index.sqlite3")).unwrap();
     index.execute_batch("BEGIN IMMEDIATE").unwrap();
 
     node.send(NodeCommand::CacheClear).unwrap();
-    node.send(NodeCommand::TakeControl).unwrap();
+    node.send(NodeCommand::Session(Command::TakeControl))
+        .unwrap();
     // The control's answer comes while the clear is still blocked: nothing of the clear
     // may come first.
     let first = next_matching(&mut node, "the DJ role or the clear's answer", |e| {
-        clear_answer(e) || matches!(e, NodeEvent::Controller { user_id: Some(u) } if *u == me)
+        clear_answer(e) || matches!(e, NodeEvent::Session(Notification::Controller { user_id: Some(u) }) if *u == me)
     })
     .await;
     assert!(
-        matches!(first, NodeEvent::Controller { .. }),
+        matches!(first, NodeEvent::Session(Notification::Controller { .. })),
         "the control waited for the cache: {first:?}"
     );
 

@@ -5,8 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CurrentlyPlaying, Track, UserId};
-use crate::wire_helpers::null_as_default;
+use crate::model::{MusicState, Track, UserId};
 use crate::{ProtoError, decode};
 
 /// Event names, exactly as on the wire.
@@ -283,17 +282,12 @@ impl ClientEvent {
 /// The state a joiner (or a re-joiner) receives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MusicSessionState {
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub playlist: Vec<Track>,
-    #[serde(default, alias = "currentlyPlaying")]
-    pub currently_playing: Option<CurrentlyPlaying>,
-    /// The DJ's user id.
-    #[serde(default, alias = "controllerId")]
-    pub controller_id: Option<UserId>,
+    /// The session's music, as the session object carries it (same fields, same spellings).
+    #[serde(flatten)]
+    pub music: MusicState,
+    /// The DJ's socket id (public, see docs/protocol.md).
     #[serde(default, alias = "controllerSocketId")]
     pub controller_socket_id: Option<String>,
-    #[serde(default, alias = "isPlaying", deserialize_with = "null_as_default")]
-    pub is_playing: bool,
     /// The server's clock when it sent this, ms (absent from servers without it).
     #[serde(default, alias = "serverTime", skip_serializing_if = "Option::is_none")]
     pub server_time: Option<f64>,

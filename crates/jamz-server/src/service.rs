@@ -96,11 +96,13 @@ pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
     let ctrl = controller(state, row);
     let (current, is_playing, now) = currently_playing(state, &row.id);
     MusicSessionState {
-        playlist: row.playlist.clone(),
-        currently_playing: current,
-        controller_id: ctrl.as_ref().map(|c| c.user),
+        music: MusicState {
+            playlist: row.playlist.clone(),
+            currently_playing: current,
+            controller_id: ctrl.as_ref().map(|c| c.user),
+            is_playing,
+        },
         controller_socket_id: ctrl.map(|c| c.socket_id),
-        is_playing,
         server_time: Some(now),
     }
 }

@@ -129,17 +129,23 @@ pub struct Heard {
 }
 
 /// The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
-/// notification when this user is not the DJ.
+/// notification when this user is not the DJ. Spelled as the node's control lines spell them
+/// (jamz-node's `NodeCommand::Session` carries them as they are), except `Add`: a line names a
+/// file or a track, which the node uploads or checks before it hands the engine a `Track`.
 // A few commands a minute: the size of `Add(Track)` costs nothing, a Box would cost every caller.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Command {
     /// Become the DJ (`music-take-control`). Takes effect on `music-controller-changed`.
     TakeControl,
     /// DJ: play `track` (an id in the playlist; `None`: the current one, else the first) from
     /// `position` seconds (`None`: where it was paused, else 0).
     Play {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         track: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<f64>,
     },
     /// DJ: pause everyone.
@@ -151,6 +157,7 @@ pub enum Command {
     /// DJ: the previous track of the playlist.
     Previous,
     /// Anyone: append a track that already has a `url` (uploaded by the node).
+    #[serde(skip)]
     Add(Track),
     /// DJ: remove a track by id.
     Remove { track: String },
@@ -159,6 +166,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// The names of the commands a control line can spell as they are (all but `add`).
+    pub const NAMES: [&'static str; 8] = [
+        "take-control",
+        "play",
+        "pause",
+        "seek",
+        "next",
+        "previous",
+        "remove",
+        "reorder",
+    ];
+
     /// The docs/node-control.md name of the command, for `error` events.
     pub fn name(&self) -> &'static str {
         match self {
@@ -250,7 +269,8 @@ pub enum AudioCommand {
 }
 
 /// Where the engine's server clock estimate comes from, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClockSource {
     /// NTP-style `time-sync` exchanges, lowest round trips kept.
@@ -276,8 +296,11 @@ pub struct ClockEstimate {
     pub source: ClockSource,
 }
 
-/// Events for the user (docs/node-control.md spelling; serialize with serde_json for `--json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Events for the user, in docs/node-control.md spelling: the node's `--json` events and
+/// the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
+/// each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Notification {
     /// Joined (or re-joined) the session.
@@ -310,8 +333,8 @@ pub enum Notification {
     /// A refused command or a bad event; the engine goes on. `cmd` names the command.
     Error {
         message: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cmd: Option<&'static str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cmd: Option<String>,
     },
     /// The server clock estimate improved or changed source.
     ClockEstimate {
@@ -337,17 +360,21 @@ pub enum Notification {
 }
 
 /// How this device reaches the group, as the engine judges the link's health: `socket`
-/// while the server link is up and answers, `offline` otherwise (playback goes on by the
-/// last clock estimate). The peer mesh adds its tier here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// while the server link is up and answers, `mesh` while only peers carry the session,
+/// `offline` otherwise (playback goes on by the last clock estimate).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Socket,
+    /// Reserved for the peer mesh: the engine does not choose it yet.
+    Mesh,
     Offline,
 }
 
 /// Why the engine restarted the player (every restart has one, see `Engine`'s restart path).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cause", rename_all = "kebab-case")]
 pub enum RestartCause {
     /// The playout error went past the hard limits: `error_ms` off (positive: ahead).

@@ -365,8 +365,8 @@ impl Engine {
         if let Some(t) = s.server_time {
             self.clock.on_session_state(t, now);
         }
-        self.set_playlist(s.playlist);
-        self.set_controller(s.controller_id.map(|user_id| Controller {
+        self.set_playlist(s.music.playlist);
+        self.set_controller(s.music.controller_id.map(|user_id| Controller {
             user_id,
             socket_id: s.controller_socket_id.clone(),
         }));
@@ -383,6 +383,7 @@ impl Engine {
             .filter(|t| t.is_finite())
             .unwrap_or_else(|| self.clock.to_server(now));
         let current = s
+            .music
             .currently_playing
             .and_then(|cp| cp.track.map(|t| (t, cp.position)));
         let Some((track, position)) = current else {
@@ -401,7 +402,7 @@ impl Engine {
             return self.error(None, e);
         }
         if let Some(ours) = &self.timeline {
-            let same = ours.track.id == track.id && ours.playing == s.is_playing;
+            let same = ours.track.id == track.id && ours.playing == s.music.is_playing;
             let close =
                 (ours.position_at(anchor) - position).abs() * 1000.0 < SESSION_STATE_TOLERANCE_MS;
             // The DJ is the authority; a re-joiner keeps its exact anchor over the server's
@@ -413,7 +414,7 @@ impl Engine {
         }
         let tl = Timeline {
             track,
-            playing: s.is_playing,
+            playing: s.music.is_playing,
             position_s: position,
             at_server_ms: anchor,
             precise: false,
@@ -1268,7 +1269,7 @@ impl Engine {
     fn error(&mut self, cmd: Option<&'static str>, e: SyncError) {
         self.push_notify(Notification::Error {
             message: e.to_string(),
-            cmd,
+            cmd: cmd.map(str::to_owned),
         });
     }
 }

@@ -238,7 +238,7 @@ impl LocationState {
                 if let Err(message) = self.input(now, i, ctx) {
                     self.notify(Notification::Error {
                         message,
-                        cmd: Some(name),
+                        cmd: Some(name.to_owned()),
                     });
                 }
             }

@@ -602,7 +602,7 @@ fn notifications_serialize_as_node_control_events() {
     );
     let e = jamz_sync::Notification::Error {
         message: "nope".into(),
-        cmd: Some("play"),
+        cmd: Some("play".into()),
     };
     assert_eq!(
         json(&e),

@@ -44,22 +44,41 @@ export type Group = { id: string, name: string, description: string, creator_id:
 export type ParticipantView = { userId: number, display_name: string | null, socketId: string, };
 
 /**
- * A command, one JSON object per line on stdin.
+ * Events for the user, in docs/node-control.md spelling: the node's `--json` events and
+ * the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
+ * each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
  */
-export type NodeCommand = { "cmd": "status" } | { "cmd": "take-control" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "remove", track: string, } | { "cmd": "reorder", order: Array<string>, } | { "cmd": "play", track?: string | null, position?: number | null, } | { "cmd": "pause" } | { "cmd": "seek", position: number, } | { "cmd": "next" } | { "cmd": "previous" } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, };
+export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | LocationEvent;
 
 /**
- * An event, one JSON object per line on stdout.
+ * The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
+ * notification when this user is not the DJ. Spelled as the node's control lines spell them
+ * (jamz-node's `NodeCommand::Session` carries them as they are), except `Add`: a line names a
+ * file or a track, which the node uploads or checks before it hands the engine a `Track`.
  */
-export type NodeEvent = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "playback", playing: boolean, track: string | null, 
+export type Command = { "cmd": "take-control" } | { "cmd": "play", track?: string | null, position?: number | null, } | { "cmd": "pause" } | { "cmd": "seek", position: number, } | { "cmd": "next" } | { "cmd": "previous" } | { "cmd": "remove", track: string, } | { "cmd": "reorder", order: Array<string>, };
+
 /**
- * Seconds, this device's audio clock.
+ * Where the engine's server clock estimate comes from, best first.
  */
-position: number, 
+export type ClockSource = "time-sync" | "session-state" | "seeds-rule";
+
 /**
- * Milliseconds, the local clock.
+ * Why the engine restarted the player (every restart has one, see `Engine`'s restart path).
  */
-at: number, } | { "event": "status" } & StatusView | { "event": "tier", tier: Tier, reason: string, } | { "event": "peer", userId: number, state: PeerState, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "last-positions", positions: Array<KnownPosition>, } | LocationEvent;
+export type RestartCause = { "cause": "drift", errorMs: number, } | { "cause": "silence" } | { "cause": "stall", gapMs: number, } | { "cause": "device-restored" } | { "cause": "output-switched" };
+
+/**
+ * A command, one JSON object per line on stdin.
+ */
+export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | Command;
+
+/**
+ * An event, one JSON object per line on stdout: the engine's [`Notification`]s as they
+ * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
+ * and what only the node knows.
+ */
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | Notification;
 
 /**
  * The `status` event's fields.
@@ -88,7 +107,9 @@ export type CacheSummary = { tracks: number, bytes: number, hits: number, misses
 max_bytes: number, max_tracks: number, };
 
 /**
- * How the node reaches the group.
+ * How this device reaches the group, as the engine judges the link's health: `socket`
+ * while the server link is up and answers, `mesh` while only peers carry the session,
+ * `offline` otherwise (playback goes on by the last clock estimate).
  */
 export type Tier = "socket" | "mesh" | "offline";
 

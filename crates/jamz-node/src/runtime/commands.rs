@@ -14,7 +14,6 @@ impl Runtime {
                 self.request_status();
                 return;
             }
-            NodeCommand::TakeControl => Command::TakeControl,
             NodeCommand::Add {
                 track: Some(track), ..
             } => Command::Add(*track),
@@ -31,13 +30,6 @@ impl Runtime {
                 ));
                 return;
             }
-            NodeCommand::Remove { track } => Command::Remove { track },
-            NodeCommand::Reorder { order } => Command::Reorder { order },
-            NodeCommand::Play { track, position } => Command::Play { track, position },
-            NodeCommand::Pause => Command::Pause,
-            NodeCommand::Seek { position } => Command::Seek { position },
-            NodeCommand::Next => Command::Next,
-            NodeCommand::Previous => Command::Previous,
             NodeCommand::Volume { level } => {
                 self.audio.send(AudioJob::Volume {
                     level: level as f32,
@@ -145,6 +137,7 @@ impl Runtime {
                 });
                 return;
             }
+            NodeCommand::Session(command) => command,
         };
         self.feed(Input::Command(input));
     }

@@ -413,12 +413,16 @@ impl Runtime {
         if let Some(c) = self.preload.take() {
             c.cancel();
         }
-        self.audio.send(AudioJob::Stop);
+        self.audio.send(AudioJob::Playout(AudioCommand::Stop));
         self.save_positions(true);
         let _ = self.link.send(&LeaveAudioSession {
             session_id: self.session_id.clone(),
         });
         let _ = tokio::time::timeout(QUIT_GRACE, self.link.close()).await;
+        // Tasks (the audio worker, preloads, fetches) may still hold clones of the cache:
+        // closing it releases the directory now, so the face may administer it as soon as
+        // `Node::join` returns.
+        self.cache.close().await;
         tracing::info!("node stopped");
     }
 
@@ -488,46 +492,19 @@ impl Runtime {
     }
 
     fn notify(&mut self, n: Notification) {
-        let ev = match n {
-            Notification::Ready {
-                user_id,
-                session_id,
-                socket_id,
-            } => NodeEvent::Ready {
-                user_id,
-                session_id,
-                socket_id,
-            },
+        match &n {
             Notification::Playlist { playlist } => {
-                self.pin_playlist(&playlist);
-                let changed = self.playlist != playlist;
-                self.playlist = playlist.clone();
-                if changed {
+                self.pin_playlist(playlist);
+                if self.playlist != *playlist {
+                    self.playlist = playlist.clone();
                     self.auto_preload();
                 }
-                NodeEvent::Playlist { playlist }
             }
-            Notification::Controller { user_id } => NodeEvent::Controller { user_id },
-            Notification::Participants { participants } => NodeEvent::Participants { participants },
-            Notification::Playback {
-                playing,
-                track,
-                position,
-                at,
-            } => {
-                self.playing = playing;
+            Notification::Playback { playing, track, .. } => {
+                self.playing = *playing;
                 self.current = track.clone();
-                NodeEvent::Playback {
-                    playing,
-                    track,
-                    position,
-                    at,
-                }
             }
-            Notification::Error { message, cmd } => NodeEvent::Error {
-                message,
-                cmd: cmd.map(str::to_owned),
-            },
+            Notification::Tier { tier, .. } => self.tier = *tier,
             Notification::ClockEstimate {
                 offset_ms,
                 drift_ppm,
@@ -537,26 +514,17 @@ impl Runtime {
                 tracing::debug!(offset_ms, drift_ppm, ?rtt_ms, ?source, "clock estimate");
                 return;
             }
-            Notification::Tier { tier, reason } => {
-                self.tier = match tier {
-                    jamz_sync::Tier::Socket => Tier::Socket,
-                    jamz_sync::Tier::Offline => Tier::Offline,
-                };
-                NodeEvent::Tier {
-                    tier: self.tier,
-                    reason,
-                }
-            }
             Notification::Resync { cause } => {
                 tracing::info!(?cause, "restarted the player on the group's timeline");
                 return;
             }
-            Notification::Location(ev) => {
-                self.remember_position(&ev);
-                NodeEvent::Location(ev)
-            }
-        };
-        self.emit(ev);
+            Notification::Location(ev) => self.remember_position(ev),
+            Notification::Ready { .. }
+            | Notification::Controller { .. }
+            | Notification::Participants { .. }
+            | Notification::Error { .. } => {}
+        }
+        self.emit(NodeEvent::Session(n));
     }
 
     fn set_offline(&mut self, reason: String) {

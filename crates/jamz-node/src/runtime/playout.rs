@@ -5,18 +5,10 @@ use super::*;
 impl Runtime {
     pub(super) fn audio_command(&mut self, cmd: AudioCommand) {
         match cmd {
-            AudioCommand::Start {
-                track,
-                position,
-                at,
-            } => self.audio.send(AudioJob::Start {
-                track: Box::new(track),
-                position,
-                at_ms: at,
-            }),
-            AudioCommand::Pause => self.audio.send(AudioJob::Pause),
-            AudioCommand::Stop => self.audio.send(AudioJob::Stop),
-            AudioCommand::SetRateTrim { ppm } => self.audio.send(AudioJob::RateTrim { ppm }),
+            AudioCommand::Start { .. }
+            | AudioCommand::Pause
+            | AudioCommand::Stop
+            | AudioCommand::SetRateTrim { .. } => self.audio.send(AudioJob::Playout(cmd)),
             AudioCommand::Preload(track) => {
                 let cache = self.cache.clone();
                 tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! account and a group on it, and bounded waits for events.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use jamz_node::Notification;
 use std::path::Path;
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ pub async fn next_matching(
     tokio::time::timeout(WAIT, async {
         loop {
             let ev = node.next_event().await.expect("node stopped");
-            if let NodeEvent::Error { message, cmd } = &ev {
+            if let NodeEvent::Session(Notification::Error { message, cmd }) = &ev {
                 eprintln!("node error ({cmd:?}): {message}");
             }
             if pred(&ev) {
