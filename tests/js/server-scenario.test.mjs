@@ -201,6 +201,22 @@ test('the docs/protocol.md scenario with socket.io-client', async (t) => {
     assert.match((await b.next('music-error')).error, /longitude/);
   });
 
+  await t.test('convoy-update (ext) is relayed with the sender and checked', async () => {
+    b.emit('convoy-update', { sessionId, kind: 'regroup-set', latitude: 45.7, longitude: -122.5 });
+    const set = await a.next('convoy-update', (x) => x.kind === 'regroup-set');
+    assert.equal(set.userId, bob.user.id);
+    assert.equal(set.latitude, 45.7);
+    b.emit('convoy-update', { sessionId, kind: 'location-off' });
+    const off = await a.next('convoy-update', (x) => x.kind === 'location-off');
+    assert.equal(off.userId, bob.user.id);
+    b.emit('convoy-update', { sessionId, kind: 'regroup-set', latitude: 95, longitude: 0 });
+    assert.match((await b.next('music-error')).error, /latitude/);
+    b.emit('convoy-update', { sessionId, kind: 'regroup-set' });
+    assert.match((await b.next('music-error')).error, /needs latitude/);
+    b.emit('convoy-update', { sessionId, kind: 'honk' });
+    assert.match((await b.next('music-error')).error, /unknown/);
+  });
+
   await t.test('time-sync is acked with server times', async () => {
     const t0 = Date.now();
     const reply = await a.timeout(5000).emitWithAck('time-sync', { t0 });

@@ -78,6 +78,8 @@ async fn every_nodes_wav_follows_the_djs_timeline() -> Result<()> {
         v["what"] == "preload" && v["done"] == 2 && v["total"] == 2
     })
     .await?;
+    n1.send(json!({"cmd":"share-location","enabled":true}))
+        .await?;
     n1.send(
         json!({"cmd":"location","latitude":48.137,"longitude":11.575,"speed":27.5,"heading":90}),
     )

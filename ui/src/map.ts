@@ -4,26 +4,34 @@
 import L from "leaflet";
 import type { MemberPosition } from "./session-state";
 
-const TILE_URL = "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png";
-
 export class ConvoyMap {
   private map: L.Map | null = null;
   private readonly markers = new Map<number, L.CircleMarker>();
   /** Markers when the view was last fitted: refit when a car joins the map. */
   private fittedTo = 0;
 
-  constructor(private readonly el: HTMLElement) {}
+  /** `tiles`: a tile URL template from the settings, or empty for no tile server. */
+  constructor(private readonly el: HTMLElement, private readonly tiles: string = "") {}
 
   private ensure(): L.Map {
     if (this.map) return this.map;
     const map = L.map(this.el, { keyboard: true, attributionControl: true, zoomControl: true }).setView([47.0, 8.0], 5);
-    L.tileLayer(TILE_URL, { maxZoom: 18, attribution: "© OpenStreetMap contributors" }).addTo(map);
+    if (this.tiles) {
+      L.tileLayer(this.tiles, { maxZoom: 18, attribution: "© OpenStreetMap contributors" }).addTo(map);
+    }
     this.map = map;
     return map;
   }
 
   update(points: readonly MemberPosition[], names: (userId: number) => string, me: number | null): void {
     const map = this.ensure();
+    // A car that stopped sharing leaves the map rather than stay as a stale marker.
+    for (const [user, m] of this.markers) {
+      if (!points.some((p) => p.userId === user)) {
+        m.remove();
+        this.markers.delete(user);
+      }
+    }
     for (const p of points) {
       const label = names(p.userId);
       let m = this.markers.get(p.userId);

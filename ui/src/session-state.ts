@@ -1,11 +1,19 @@
 // The session as the UI shows it, folded from node events. Pure: no DOM, no backend.
 
-import type { CacheSummary, NodeEvent, Participant, PendingChange, PeerState, Tier, Track, UserId } from "./backend";
+import type { CacheSummary, EtaView, NodeEvent, Participant, PendingChange, PeerState, Tier, Track, UserId } from "./backend";
 
 export type LinkState = "socket" | "peer" | "offline";
 
 /** A member's last fix: the node's `location` event without its tag. */
 export type MemberPosition = Omit<Extract<NodeEvent, { event: "location" }>, "event">;
+
+/** The group's meeting point and each car's way there. */
+export interface Regroup {
+  latitude: number;
+  longitude: number;
+  setBy: UserId;
+  etas: EtaView[];
+}
 
 export interface SessionState {
   me: UserId | null;
@@ -26,6 +34,13 @@ export interface SessionState {
   output: string;
   latencyOffsetMs: number;
   positions: Map<UserId, MemberPosition>;
+  /** Whether this device shares its position (off until the user turns it on). */
+  sharing: boolean;
+  /** The groups of cars travelling together. */
+  together: UserId[][];
+  regroup: Regroup | null;
+  /** Cars falling behind the group, by how far (m). */
+  behind: Map<UserId, number>;
   lastError: string | null;
   /** Changes made offline, waiting for the server (oldest first). */
   pending: PendingChange[];
@@ -49,6 +64,10 @@ export function initialState(me: UserId | null = null): SessionState {
     output: "",
     latencyOffsetMs: 0,
     positions: new Map(),
+    sharing: false,
+    together: [],
+    regroup: null,
+    behind: new Map(),
     lastError: null,
     pending: [],
   };
@@ -100,6 +119,36 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
         const { event: _, ...fix } = ev;
         s.positions.set(ev.userId, fix);
       }
+      break;
+    case "location-off":
+      s.positions.delete(ev.userId);
+      s.behind.delete(ev.userId);
+      break;
+    case "last-positions":
+      // Kept from an earlier run: shown until a live fix replaces them.
+      for (const p of ev.positions) {
+        if (!s.positions.has(p.userId)) {
+          s.positions.set(p.userId, { userId: p.userId, latitude: p.latitude, longitude: p.longitude, speed: p.speed, heading: p.heading, together: [] });
+        }
+      }
+      break;
+    case "sharing":
+      s.sharing = ev.enabled;
+      break;
+    case "together":
+      s.together = ev.groups;
+      break;
+    case "regroup":
+      s.regroup = { latitude: ev.latitude, longitude: ev.longitude, setBy: ev.setBy, etas: ev.etas };
+      break;
+    case "regroup-cleared":
+      s.regroup = null;
+      break;
+    case "falling-behind":
+      s.behind.set(ev.userId, ev.behind_m);
+      break;
+    case "caught-up":
+      s.behind.delete(ev.userId);
       break;
     case "error":
       s.lastError = ev.cmd ? `${ev.cmd}: ${ev.message}` : ev.message;

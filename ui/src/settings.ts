@@ -17,6 +17,8 @@ export interface Settings {
   hosting: boolean;
   /** Cache every playlist track in the background while online. */
   autoPreload: boolean;
+  /** Map tiles (`https://.../{z}/{x}/{y}.png`); empty: cars on a blank map, no tile server. */
+  mapTiles: string;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -29,6 +31,7 @@ export const DEFAULT_SETTINGS: Settings = {
   displayName: "",
   hosting: false,
   autoPreload: true,
+  mapTiles: "",
 };
 
 const KEY = "trafficjamz.settings";
@@ -57,7 +60,15 @@ export function sanitize(s: Settings): Settings {
     ...s,
     latencyOffsetMs: Math.round(Math.min(MAX_LATENCY_OFFSET_MS, Math.max(0, latency))),
     cacheLimitMiB: Math.round(Math.max(MIN_CACHE_MIB, cache)),
+    mapTiles: validTileUrl(s.mapTiles) ? s.mapTiles.trim() : "",
   };
+}
+
+/** A tile URL template Leaflet can use: http(s) with `{z}`, `{x}` and `{y}`. */
+export function validTileUrl(url: unknown): url is string {
+  if (typeof url !== "string") return false;
+  const u = url.trim();
+  return /^https?:\/\//.test(u) && ["{z}", "{x}", "{y}"].every((p) => u.includes(p));
 }
 
 export function saveSettings(s: Settings, storage: Storage = localStorage): void {

@@ -246,6 +246,25 @@ describe("session", () => {
     expect(root.querySelector("[data-testid=distances] [data-user='1']")?.textContent).toBe("ann: 47.37690, 8.54170");
   });
 
+  it("turns sharing on and off, and shows together, the meeting point's ETAs and a car falling behind", async () => {
+    const calls = await openSession();
+    button(root, "[data-action=share-location]").click();
+    await until(() => commands(calls).length === 1, "the share-location command");
+    expect(commands(calls)[0]).toEqual({ cmd: "share-location", enabled: true });
+    await emit("node-event", { event: "sharing", enabled: true, until: null, reason: "turned on" });
+    await until(() => button(root, "[data-action=share-location]").textContent === "Stop sharing my position", "the button to stop");
+    await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [1] });
+    await emit("node-event", { event: "together", groups: [[1, 2]] });
+    await emit("node-event", { event: "regroup", latitude: 47.4, longitude: 8.55, setBy: 2, etas: [{ userId: 2, distance_m: 1500, eta_s: 120, arrived: false }] });
+    await emit("node-event", { event: "falling-behind", userId: 3, behind_m: 2400 });
+    await until(() => root.querySelector(".behind") !== null, "the alert");
+    expect(root.querySelector(".together")?.textContent).toBe("Together: ann, user 2");
+    expect(root.querySelector(".eta")?.textContent).toBe("user 2: 1.50 km, about 2 min");
+    expect(root.querySelector(".behind")?.textContent).toBe("user 3 is falling behind (2.40 km)");
+    await emit("node-event", { event: "location-off", userId: 2 });
+    await until(() => root.querySelector("[data-testid=distances] [data-user='2']:not(.eta)") === null, "user 2's marker gone");
+  });
+
   it("applies output, latency offset and cache size at once, without leaving the session", async () => {
     const calls = await openSession();
     button(root, "[data-action=settings]").click();

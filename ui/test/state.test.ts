@@ -33,6 +33,26 @@ describe("session state", () => {
     expect(moved(["a", "b"], 9, 0)).toEqual(["a", "b"]);
   });
 
+  it("folds the convoy: together, the meeting point, a car behind, a car that stopped sharing", () => {
+    const s = initialState(1);
+    apply(s, { event: "last-positions", positions: [{ userId: 3, latitude: 48, longitude: 11, speed: null, heading: null, at: 0 }] }, 0);
+    apply(s, { event: "location", userId: 2, latitude: 48.1, longitude: 11.5, speed: 20, heading: 0, together: [1] }, 0);
+    apply(s, { event: "together", groups: [[1, 2]] }, 0);
+    apply(s, { event: "regroup", latitude: 48.2, longitude: 11.6, setBy: 2, etas: [{ userId: 2, distance_m: 1000, eta_s: 65, arrived: false }] }, 0);
+    apply(s, { event: "falling-behind", userId: 3, behind_m: 2500 }, 0);
+    apply(s, { event: "sharing", enabled: true, until: null, reason: "turned on" }, 0);
+    expect([...s.positions.keys()].sort()).toEqual([2, 3]);
+    expect(s.together).toEqual([[1, 2]]);
+    expect(s.regroup?.etas[0]?.eta_s).toBe(65);
+    expect(s.behind.get(3)).toBe(2500);
+    expect(s.sharing).toBe(true);
+    apply(s, { event: "location-off", userId: 3 }, 0);
+    apply(s, { event: "regroup-cleared", userId: 2 }, 0);
+    expect([...s.positions.keys()]).toEqual([2]);
+    expect(s.behind.size).toBe(0);
+    expect(s.regroup).toBeNull();
+  });
+
   it("formats times", () => {
     expect(formatTime(0)).toBe("0:00");
     expect(formatTime(125.9)).toBe("2:05");
@@ -67,6 +87,14 @@ describe("settings", () => {
     expect(loadSettings(st).latencyOffsetMs).toBe(35);
     st.setItem("trafficjamz.settings", "{nope");
     expect(loadSettings(st)).toEqual(DEFAULT_SETTINGS);
+  });
+
+  it("keeps a map tile URL only when Leaflet can use it", () => {
+    const osm = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: osm }).mapTiles).toBe(osm);
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "ftp://x/{z}/{x}/{y}" }).mapTiles).toBe("");
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "https://x/tiles.png" }).mapTiles).toBe("");
+    expect(DEFAULT_SETTINGS.mapTiles).toBe("");
   });
 
   it("maps the location source to the node's option", () => {

@@ -143,6 +143,12 @@ struct NodeArgs {
     /// Cache every playlist track in the background while online.
     #[arg(long)]
     auto_preload: bool,
+    /// Share this car's position with the group from the start (off by default).
+    #[arg(long)]
+    share_location: bool,
+    /// With --share-location: stop sharing by itself after this many seconds.
+    #[arg(long, requires = "share_location")]
+    share_for_s: Option<f64>,
     /// JSON lines: commands on stdin, events on stdout.
     #[arg(long)]
     json: bool,
@@ -429,6 +435,9 @@ async fn node(a: NodeArgs) -> Result<()> {
         latency_offset_ms: a.latency_offset_ms,
         cache_max_bytes: a.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024)),
         auto_preload: a.auto_preload,
+        share_location: a.share_location,
+        share_for_s: a.share_for_s,
+        location_rules: Default::default(),
     };
     let node = jamz_node::Node::start(config).await?;
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).

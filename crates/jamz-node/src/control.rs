@@ -38,7 +38,7 @@ pub enum NodeCommand {
     Volume { level: f64 },
     /// Cache the whole playlist, with `progress` events.
     Preload,
-    /// A manual location fix.
+    /// A manual location fix (sent to the others by the sharing rule while sharing is on).
     Location {
         latitude: f64,
         longitude: f64,
@@ -47,6 +47,16 @@ pub enum NodeCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heading: Option<f64>,
     },
+    /// Location sharing on (for `duration_s` seconds, or until turned off) or off.
+    ShareLocation {
+        enabled: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_s: Option<f64>,
+    },
+    /// Sets the group's regroup point (anyone may).
+    Regroup { latitude: f64, longitude: f64 },
+    /// Clears the regroup point (the DJ, or whoever set it).
+    RegroupClear,
     /// Leave the session and exit 0.
     Quit,
     // Beyond docs/node-control.md (README "Node control: additions"): the settings a
@@ -121,6 +131,9 @@ impl NodeCommand {
             NodeCommand::Volume { .. } => "volume",
             NodeCommand::Preload => "preload",
             NodeCommand::Location { .. } => "location",
+            NodeCommand::ShareLocation { .. } => "share-location",
+            NodeCommand::Regroup { .. } => "regroup",
+            NodeCommand::RegroupClear => "regroup-clear",
             NodeCommand::Quit => "quit",
             NodeCommand::LatencyOffset { .. } => "latency-offset",
             NodeCommand::CacheLimit { .. } => "cache-limit",
@@ -163,8 +176,34 @@ impl NodeCommand {
             NodeCommand::Location {
                 latitude,
                 longitude,
-                ..
+                speed,
+                heading,
+            } => {
+                jamz_proto::validate_coordinates(*latitude, *longitude)?;
+                match (speed, heading) {
+                    (Some(v), _) if !v.is_finite() || *v < 0.0 => {
+                        Err(format!("speed must be a finite number >= 0, got {v}"))
+                    }
+                    (_, Some(h)) if !h.is_finite() => {
+                        Err(format!("heading must be a finite number, got {h}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            NodeCommand::Regroup {
+                latitude,
+                longitude,
             } => jamz_proto::validate_coordinates(*latitude, *longitude),
+            NodeCommand::ShareLocation {
+                duration_s: Some(d),
+                ..
+            } => {
+                if d.is_finite() && *d > 0.0 {
+                    Ok(())
+                } else {
+                    Err(format!("duration_s must be a positive number, got {d}"))
+                }
+            }
             NodeCommand::LatencyOffset { ms } => {
                 if ms.is_finite() && (0.0..=MAX_LATENCY_OFFSET_MS).contains(ms) {
                     Ok(())
@@ -364,15 +403,6 @@ pub enum NodeEvent {
         user_id: UserId,
         state: PeerState,
     },
-    Location {
-        #[serde(rename = "userId")]
-        user_id: UserId,
-        latitude: f64,
-        longitude: f64,
-        speed: Option<f64>,
-        heading: Option<f64>,
-        together: Vec<UserId>,
-    },
     Progress {
         what: String,
         done: u64,
@@ -387,10 +417,17 @@ pub enum NodeEvent {
     Outbox {
         pending: Vec<PendingView>,
     },
+    /// Beyond docs/node-control.md: everyone's last known position as an earlier run
+    /// kept it (sent once at start, when there are any), for a map with no link.
+    LastPositions {
+        positions: Vec<crate::positions::KnownPosition>,
+    },
     /// What the engine tells the user, spelled once (jamz-sync's `Notification`).
     #[serde(untagged)]
     Session(Notification),
 }
+
+pub use jamz_sync::location::{EtaView, LocationEvent};
 
 impl NodeEvent {
     /// An `error` event.
@@ -479,6 +516,21 @@ mod tests {
                     heading: Some(90.0),
                 },
             ),
+            (
+                r#"{"cmd":"share-location","enabled":true,"duration_s":3600}"#,
+                NodeCommand::ShareLocation {
+                    enabled: true,
+                    duration_s: Some(3600.0),
+                },
+            ),
+            (
+                r#"{"cmd":"regroup","latitude":48.2,"longitude":11.6}"#,
+                NodeCommand::Regroup {
+                    latitude: 48.2,
+                    longitude: 11.6,
+                },
+            ),
+            (r#"{"cmd":"regroup-clear"}"#, NodeCommand::RegroupClear),
             (r#"{"cmd":"quit"}"#, NodeCommand::Quit),
             (
                 r#"{"cmd":"latency-offset","ms":120}"#,
@@ -543,6 +595,21 @@ mod tests {
                 r#"{"cmd":"location","latitude":91,"longitude":0}"#,
                 Some("location"),
                 "latitude",
+            ),
+            (
+                r#"{"cmd":"share-location","enabled":true,"duration_s":0}"#,
+                Some("share-location"),
+                "positive",
+            ),
+            (
+                r#"{"cmd":"regroup","latitude":0,"longitude":181}"#,
+                Some("regroup"),
+                "longitude",
+            ),
+            (
+                r#"{"cmd":"location","latitude":1,"longitude":1,"speed":-3}"#,
+                Some("location"),
+                "speed",
             ),
             (
                 r#"{"cmd":"latency-offset","ms":2001}"#,
@@ -628,5 +695,28 @@ mod tests {
         );
         let back: NodeEvent = serde_json::from_str(&s.to_line()).unwrap();
         assert_eq!(back, s);
+        // The engine's location events keep their own names, both ways.
+        let l = NodeEvent::Session(Notification::Location(LocationEvent::Location {
+            user_id: 3,
+            latitude: 48.1,
+            longitude: 11.5,
+            speed: Some(20.0),
+            heading: None,
+            together: vec![4],
+        }));
+        assert_eq!(
+            serde_json::to_value(&l).unwrap(),
+            json!({"event":"location","userId":3,"latitude":48.1,"longitude":11.5,"speed":20.0,"heading":null,"together":[4]})
+        );
+        assert_eq!(serde_json::from_str::<NodeEvent>(&l.to_line()).unwrap(), l);
+        let b = NodeEvent::Session(Notification::Location(LocationEvent::FallingBehind {
+            user_id: 5,
+            behind_m: 2500.0,
+        }));
+        assert_eq!(
+            serde_json::to_value(&b).unwrap(),
+            json!({"event":"falling-behind","userId":5,"behind_m":2500.0})
+        );
+        assert_eq!(serde_json::from_str::<NodeEvent>(&b.to_line()).unwrap(), b);
     }
 }

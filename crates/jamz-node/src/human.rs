@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use jamz_proto::{Track, UserId};
+use jamz_sync::location::LocationEvent;
 
 use crate::control::{Command, NodeCommand, NodeEvent, Notification, PeerState, StatusView, Tier};
 
@@ -119,6 +120,8 @@ pub struct HumanView {
     join_untold: bool,
     /// The DJ changed before their name was known: told with the participants.
     dj_untold: bool,
+    /// The regroup point told last (it is repeated every few seconds with new ETAs).
+    regroup: Option<(UserId, f64, f64)>,
 }
 
 impl HumanView {
@@ -160,7 +163,7 @@ impl HumanView {
                 };
                 vec![format!("Peer {}: {state}", self.name(*user_id))]
             }
-            NodeEvent::Location { .. } => Vec::new(),
+            NodeEvent::LastPositions { .. } => Vec::new(),
             NodeEvent::Progress { what, done, total } => {
                 if done == total {
                     vec![format!("{what}: done ({total})")]
@@ -279,7 +282,52 @@ impl HumanView {
                 Some(c) => format!("Error ({c}): {message}"),
                 None => format!("Error: {message}"),
             }],
+            Notification::Location(l) => self.location(l),
             Notification::ClockEstimate { .. } | Notification::Resync { .. } => Vec::new(),
+        }
+    }
+
+    /// Positions change every few seconds: only the convoy's news is told.
+    fn location(&mut self, l: &LocationEvent) -> Vec<String> {
+        match l {
+            LocationEvent::Location { .. } | LocationEvent::Together { .. } => Vec::new(),
+            LocationEvent::LocationOff { user_id } => {
+                vec![format!(
+                    "{} stopped sharing their location",
+                    self.name(*user_id)
+                )]
+            }
+            LocationEvent::Sharing {
+                enabled, reason, ..
+            } => vec![if *enabled {
+                format!("Sharing your location: {reason}")
+            } else {
+                format!("Not sharing your location: {reason}")
+            }],
+            LocationEvent::Regroup {
+                set_by,
+                latitude,
+                longitude,
+                ..
+            } => {
+                let point = Some((*set_by, *latitude, *longitude));
+                if std::mem::replace(&mut self.regroup, point) == point {
+                    return Vec::new();
+                }
+                vec![format!("Regroup point set by {}", self.name(*set_by))]
+            }
+            LocationEvent::RegroupCleared { user_id } => {
+                self.regroup = None;
+                vec![format!("Regroup point cleared by {}", self.name(*user_id))]
+            }
+            LocationEvent::FallingBehind { user_id, behind_m } => vec![format!(
+                "{} is falling behind ({:.1} km)",
+                self.name(*user_id),
+                behind_m / 1000.0
+            )],
+            LocationEvent::CaughtUp { user_id } => {
+                vec![format!("{} caught up", self.name(*user_id))]
+            }
         }
     }
 

@@ -52,6 +52,7 @@ pub mod host;
 pub mod human;
 pub mod json;
 pub mod outbox;
+pub mod positions;
 mod runtime;
 pub mod tracks;
 #[cfg(feature = "ts")]
@@ -59,8 +60,9 @@ pub mod ui_types;
 
 pub use clock::LocalClock;
 pub use control::{
-    CacheSummary, Command, CommandError, NodeCommand, NodeEvent, Notification, OutputView,
-    ParticipantView, PeerState, PendingView, StatusView, Tier, parse_command,
+    CacheSummary, Command, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent,
+    Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
+    parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};
 #[cfg(feature = "host")]

@@ -163,7 +163,7 @@ impl Outbox {
 }
 
 /// A stable file key for (server, session): FNV-1a, not std's randomly seeded hasher.
-fn key(server: &str, session_id: &str) -> u64 {
+pub(crate) fn key(server: &str, session_id: &str) -> u64 {
     struct Fnv(u64);
     impl Hasher for Fnv {
         fn finish(&self) -> u64 {

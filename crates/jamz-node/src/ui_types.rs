@@ -49,6 +49,9 @@ pub fn typescript() -> String {
         crate::PeerState,
         crate::PendingView,
         crate::OutputView,
+        crate::LocationEvent,
+        crate::EtaView,
+        crate::positions::KnownPosition,
         // The app's commands.
         crate::app::AppInfo,
         crate::app::HostedView,

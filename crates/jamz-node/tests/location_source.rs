@@ -11,7 +11,7 @@ use std::time::Duration;
 use jamz_geo::Fix;
 use jamz_geo::fix::destination;
 use jamz_geo::nmea::log_of;
-use jamz_node::{LocationSource, Node, NodeCommand, NodeConfig, NodeEvent};
+use jamz_node::{LocationEvent, LocationSource, Node, NodeCommand, NodeConfig, NodeEvent};
 
 mod support;
 
@@ -41,14 +41,14 @@ async fn own_fix(node: &mut Node, user: i64, drive: &[Fix]) -> (f64, f64) {
     let ev = next_matching(
         node,
         "a location event",
-        |e| matches!(e, NodeEvent::Location { user_id, .. } if *user_id == user),
+        |e| matches!(e, NodeEvent::Session(Notification::Location(LocationEvent::Location { user_id, .. })) if *user_id == user),
     )
     .await;
-    let NodeEvent::Location {
+    let NodeEvent::Session(Notification::Location(LocationEvent::Location {
         latitude,
         longitude,
         ..
-    } = ev
+    })) = ev
     else {
         unreachable!()
     };

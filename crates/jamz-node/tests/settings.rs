@@ -4,7 +4,7 @@
 //! its own `location`, its username as display name when started with a token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use jamz_node::{Command, Notification};
+use jamz_node::{Command, LocationEvent, Notification};
 use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
 
 mod support;
@@ -209,7 +209,7 @@ async fn settings_apply_while_the_session_plays() {
     })
     .unwrap();
     next_matching(&mut node, "its own location", |e| {
-        matches!(e, NodeEvent::Location { user_id, latitude, .. } if *user_id == me && *latitude == 47.37)
+        matches!(e, NodeEvent::Session(Notification::Location(LocationEvent::Location { user_id, latitude, .. })) if *user_id == me && *latitude == 47.37)
     })
     .await;
 

@@ -20,6 +20,8 @@ pub mod names {
     pub const WEBRTC_SIGNAL: &str = "webrtc-signal";
     pub const LOCATION_UPDATE: &str = "location-update";
     pub const TIME_SYNC: &str = "time-sync";
+    /// (ext) Convoy signals: location sharing stopped, the regroup point set or cleared.
+    pub const CONVOY_UPDATE: &str = "convoy-update";
 
     pub const MUSIC_SESSION_STATE: &str = "music-session-state";
     pub const CURRENT_PARTICIPANTS: &str = "current-participants";
@@ -194,6 +196,34 @@ pub struct LocationUpdate {
 }
 event!(LocationUpdate, names::LOCATION_UPDATE);
 
+/// (ext) What a convoy signal says. A kind this version does not know is kept as
+/// [`ConvoyKind::Unknown`] and ignored by receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvoyKind {
+    /// The sender stopped sharing its position: remove its marker now.
+    LocationOff,
+    /// The sender set the regroup point at `latitude`, `longitude`.
+    RegroupSet,
+    /// The sender cleared the regroup point.
+    RegroupClear,
+    #[serde(other)]
+    Unknown,
+}
+
+/// (ext) `convoy-update {sessionId, kind, latitude?, longitude?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvoyUpdate {
+    #[serde(rename = "sessionId", alias = "session_id")]
+    pub session_id: String,
+    pub kind: ConvoyKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+}
+event!(ConvoyUpdate, names::CONVOY_UPDATE);
+
 /// (ext) A clock probe; the server's ack is a [`TimeSyncReply`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TimeSync {
@@ -222,6 +252,7 @@ pub enum ClientEvent {
     WebrtcSignal(WebrtcSignal),
     LocationUpdate(LocationUpdate),
     TimeSync(TimeSync),
+    ConvoyUpdate(ConvoyUpdate),
 }
 
 impl ClientEvent {
@@ -241,6 +272,7 @@ impl ClientEvent {
             names::WEBRTC_SIGNAL => Self::WebrtcSignal(d(data)?),
             names::LOCATION_UPDATE => Self::LocationUpdate(d(data)?),
             names::TIME_SYNC => Self::TimeSync(d(data)?),
+            names::CONVOY_UPDATE => Self::ConvoyUpdate(d(data)?),
             _ => return Ok(None),
         }))
     }
@@ -358,6 +390,25 @@ pub struct LocationRelay {
     pub timestamp: f64,
 }
 
+/// (ext) A relayed `convoy-update`: the sender's `userId` added by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvoyRelay {
+    #[serde(rename = "userId", alias = "user_id")]
+    pub user_id: UserId,
+    #[serde(
+        rename = "sessionId",
+        alias = "session_id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub session_id: Option<String>,
+    pub kind: ConvoyKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MusicError {
     pub error: String,
@@ -386,6 +437,7 @@ pub enum ServerEvent {
     PlaylistUpdate(PlaylistRelay),
     WebrtcSignal(WebrtcSignal),
     LocationUpdate(LocationRelay),
+    ConvoyUpdate(ConvoyRelay),
     MusicError(MusicError),
     /// An event this version does not know: kept, never an error.
     Unknown {
@@ -414,6 +466,7 @@ impl ServerEvent {
             names::PLAYLIST_UPDATE => Self::PlaylistUpdate(d(name, data)?),
             names::WEBRTC_SIGNAL => Self::WebrtcSignal(d(name, data)?),
             names::LOCATION_UPDATE => Self::LocationUpdate(d(name, data)?),
+            names::CONVOY_UPDATE => Self::ConvoyUpdate(d(name, data)?),
             names::MUSIC_ERROR => Self::MusicError(d(name, data)?),
             _ => Self::Unknown {
                 name: name.to_string(),
@@ -438,6 +491,7 @@ impl ServerEvent {
             Self::PlaylistUpdate(_) => names::PLAYLIST_UPDATE,
             Self::WebrtcSignal(_) => names::WEBRTC_SIGNAL,
             Self::LocationUpdate(_) => names::LOCATION_UPDATE,
+            Self::ConvoyUpdate(_) => names::CONVOY_UPDATE,
             Self::MusicError(_) => names::MUSIC_ERROR,
             Self::Unknown { name, .. } => name,
         }
@@ -463,6 +517,7 @@ impl ServerEvent {
             Self::PlaylistUpdate(v) => j(v),
             Self::WebrtcSignal(v) => j(v),
             Self::LocationUpdate(v) => j(v),
+            Self::ConvoyUpdate(v) => j(v),
             Self::MusicError(v) => j(v),
             Self::Unknown { data, .. } => data.clone(),
         }

@@ -258,3 +258,39 @@ proptest! {
         let _ = jamz_proto::decode_slice::<MeshEnvelope>(&bytes);
     }
 }
+
+#[test]
+fn convoy_updates_decode_both_ways_and_an_unknown_kind_is_kept_as_unknown() {
+    use jamz_proto::events::{ConvoyKind, names};
+    let c = ClientEvent::decode(
+        names::CONVOY_UPDATE,
+        json!({"sessionId": "s", "kind": "regroup-set", "latitude": 48.2, "longitude": 11.6}),
+    )
+    .unwrap()
+    .unwrap();
+    let ClientEvent::ConvoyUpdate(c) = c else {
+        panic!("not a convoy-update: {c:?}")
+    };
+    assert_eq!(c.kind, ConvoyKind::RegroupSet);
+    assert_eq!(c.latitude, Some(48.2));
+    let off = ServerEvent::decode(
+        names::CONVOY_UPDATE,
+        json!({"userId": 3, "kind": "location-off"}),
+    )
+    .unwrap();
+    assert_eq!(
+        off.to_json(),
+        json!({"userId": 3, "kind": "location-off"}),
+        "optional fields are left out"
+    );
+    let later =
+        ServerEvent::decode(names::CONVOY_UPDATE, json!({"userId": 3, "kind": "honk"})).unwrap();
+    let ServerEvent::ConvoyUpdate(later) = later else {
+        panic!("not a convoy-update")
+    };
+    assert_eq!(later.kind, ConvoyKind::Unknown);
+    assert!(
+        ClientEvent::decode(names::CONVOY_UPDATE, json!({"sessionId": "s"})).is_err(),
+        "kind is required"
+    );
+}

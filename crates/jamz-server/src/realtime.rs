@@ -1,10 +1,10 @@
 //! The Socket.IO side of docs/protocol.md: authentication at CONNECT, session rooms,
 //! DJ authority, relays, and the `time-sync` clock probe.
 use jamz_proto::events::{
-    CurrentParticipants, JoinAudioSession, LeaveAudioSession, LocationRelay, LocationUpdate,
-    MusicControl, MusicControllerChanged, MusicError, MusicRelay, MusicTakeControl,
-    ParticipantInfo, ParticipantLeft, PlaylistUpdate, PositionSync, PositionSyncRelay, TimeSync,
-    TimeSyncReply, WebrtcSignal, names,
+    ConvoyKind, ConvoyRelay, ConvoyUpdate, CurrentParticipants, JoinAudioSession,
+    LeaveAudioSession, LocationRelay, LocationUpdate, MusicControl, MusicControllerChanged,
+    MusicError, MusicRelay, MusicTakeControl, ParticipantInfo, ParticipantLeft, PlaylistUpdate,
+    PositionSync, PositionSyncRelay, TimeSync, TimeSyncReply, WebrtcSignal, names,
 };
 use jamz_proto::{ClientEvent, UserId};
 use serde_json::Value;
@@ -265,6 +265,7 @@ async fn dispatch(state: &AppState, s: &SocketRef, name: &str, data: Value, ack:
         ClientEvent::PlaylistUpdate(e) => playlist_update(state, s, user, e).await,
         ClientEvent::WebrtcSignal(e) => webrtc_signal(s, user, e),
         ClientEvent::LocationUpdate(e) => location_update(state, s, user, e).await,
+        ClientEvent::ConvoyUpdate(e) => convoy_update(s, user, e).await,
     };
     if let Err(message) = result {
         refuse(s, message);
@@ -678,5 +679,30 @@ async fn location_update(
         timestamp: e.timestamp,
     };
     emit_to_others(s, &joined.session_id, names::LOCATION_UPDATE, &relay).await;
+    Ok(())
+}
+
+/// (ext) Relays a convoy signal to the room with the sender's user id. Nothing is
+/// stored: a regroup point lives in the cars (docs/protocol.md, "Convoy").
+async fn convoy_update(s: &SocketRef, user: UserId, e: ConvoyUpdate) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    match (e.kind, e.latitude, e.longitude) {
+        (ConvoyKind::RegroupSet, Some(lat), Some(lon)) => {
+            jamz_proto::validate_coordinates(lat, lon)?;
+        }
+        (ConvoyKind::RegroupSet, _, _) => {
+            return Err("regroup-set needs latitude and longitude".to_string());
+        }
+        (ConvoyKind::Unknown, _, _) => return Err("unknown convoy-update kind".to_string()),
+        _ => {}
+    }
+    let relay = ConvoyRelay {
+        user_id: user,
+        session_id: Some(joined.session_id.clone()),
+        kind: e.kind,
+        latitude: e.latitude,
+        longitude: e.longitude,
+    };
+    emit_to_others(s, &joined.session_id, names::CONVOY_UPDATE, &relay).await;
     Ok(())
 }

@@ -38,6 +38,8 @@ pub struct EngineConfig {
     /// Force the position-sync period for high-latency links (3 s instead of 5 s); `None`
     /// decides from the measured round trip (`crate::constants::HIGH_LATENCY_RTT_MS`).
     pub high_latency_link: Option<bool>,
+    /// Location sharing and the convoy's settings.
+    pub location: crate::location::LocationConfig,
 }
 
 impl EngineConfig {
@@ -49,6 +51,7 @@ impl EngineConfig {
             session_id: None,
             control_lead_ms: crate::constants::CONTROL_LEAD_MS,
             high_latency_link: None,
+            location: crate::location::LocationConfig::default(),
         }
     }
 
@@ -109,6 +112,9 @@ pub enum Input {
     PlaylistLoaded(Vec<Track>),
     /// A REST call asked for with [`Action::Rest`] failed (403, 409, network ...).
     RestFailed { call: RestCall, message: String },
+    /// Location: this car's fixes, sharing on/off, the regroup point
+    /// ([`crate::location`]).
+    Location(crate::location::LocationInput),
     /// The time of `Engine::next_timeout()` has come.
     Tick,
 }
@@ -209,6 +215,12 @@ pub enum Action {
     Audio(AudioCommand),
     /// Tell the user (docs/node-control.md events; serializes as one JSON line).
     Notify(Notification),
+    /// `POST /api/locations` each fix, in order (fixes the socket could not carry, for the
+    /// server's history). Those not taken because the server is unreachable go back as
+    /// `Input::Location(LocationInput::ReportFailed)`.
+    ReportLocations {
+        reports: Vec<jamz_proto::rest::LocationReport>,
+    },
 }
 
 /// REST calls of the playlist (docs/protocol.md, "REST"); the session id is the engine's.
@@ -339,6 +351,10 @@ pub enum Notification {
     Resync {
         cause: RestartCause,
     },
+    /// Positions, sharing, together, the regroup point, falling behind: each its own
+    /// event (`location`, `regroup`, ...), serialized as [`crate::location::LocationEvent`].
+    #[serde(untagged)]
+    Location(crate::location::LocationEvent),
 }
 
 /// How this device reaches the group, as the engine judges the link's health: `socket`

@@ -11,6 +11,7 @@ use crate::api::*;
 use crate::clock::ClockSync;
 use crate::constants::*;
 use crate::error::{DjName, SyncError};
+use crate::location::{Ctx, Happening, LocationState};
 use crate::playlist::Playlist;
 use crate::playout::{Decision, Playout};
 use crate::timeline::Timeline;
@@ -69,11 +70,14 @@ pub struct Engine {
     reported_samples: u64,
     actions: VecDeque<Action>,
     stats: EngineStats,
+    /// Location sharing and the convoy.
+    location: LocationState,
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         Self {
+            location: LocationState::new(cfg.location),
             session_id: cfg.session_id.clone(),
             cfg,
             socket_id: None,
@@ -114,17 +118,22 @@ impl Engine {
         }
         match input {
             Input::SessionLoaded(s) => self.on_session_loaded(*s),
-            Input::Connected { socket_id } => self.on_connected(now, socket_id),
+            Input::Connected { socket_id } => {
+                self.on_connected(now, socket_id);
+                self.location_happened(now, Happening::Connected);
+            }
             Input::Disconnected { reason } => {
                 self.connected = false;
                 self.down_reason = reason;
                 self.clock.on_disconnected();
+                self.location_happened(now, Happening::Disconnected);
             }
             Input::Server(ev) => self.on_server(now, ev),
             Input::TimeSyncReply { t0, t1, t2, t3 } => {
                 if self.clock.on_reply(t0, t1, t2, t3) {
                     self.stats.time_sync_samples = self.clock.samples();
                 }
+                self.location_happened(now, Happening::Confirmed(t0));
             }
             Input::TimeSyncFailed { t0 } => self.clock.on_failed(t0, now),
             Input::Command(c) => {
@@ -147,9 +156,11 @@ impl Engine {
             }
             Input::PlaylistLoaded(tracks) => self.on_rest_playlist(tracks),
             Input::RestFailed { message, .. } => self.error(None, SyncError::Rest { message }),
+            Input::Location(i) => self.location_happened(now, Happening::Input(i)),
             Input::Tick => {}
         }
         self.on_timers(now);
+        self.location_happened(now, Happening::Tick);
         self.decide_tier();
     }
 
@@ -195,6 +206,7 @@ impl Engine {
             self.end_timer,
             self.next_position_sync.filter(|_| dj),
             self.auto_advance.as_ref().map(|(t, _)| *t).filter(|_| dj),
+            self.location.next_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -318,10 +330,14 @@ impl Engine {
                 if self.is_dj() {
                     self.send_position_sync(now);
                 }
+                self.location_happened(now, Happening::Joined);
             }
             ServerEvent::ParticipantLeft(p) => {
                 self.participants.retain(|q| q.socket_id != p.socket_id);
                 self.notify_participants();
+                if !self.participants.iter().any(|q| q.user_id == p.user_id) {
+                    self.location_happened(now, Happening::Left(p.user_id));
+                }
             }
             ServerEvent::MusicControllerChanged(c) => {
                 self.set_controller(Some(Controller {
@@ -339,9 +355,9 @@ impl Engine {
                 self.set_playlist(p.playlist);
             }
             ServerEvent::MusicError(e) => self.error(None, SyncError::Server { message: e.error }),
-            ServerEvent::WebrtcSignal(_)
-            | ServerEvent::LocationUpdate(_)
-            | ServerEvent::Unknown { .. } => {}
+            ServerEvent::LocationUpdate(l) => self.location_happened(now, Happening::Remote(&l)),
+            ServerEvent::ConvoyUpdate(c) => self.location_happened(now, Happening::Convoy(&c)),
+            ServerEvent::WebrtcSignal(_) | ServerEvent::Unknown { .. } => {}
         }
     }
 
@@ -1078,6 +1094,31 @@ impl Engine {
                 source: e.source,
             });
         }
+    }
+
+    // ------------------------------------------------------------------ location
+
+    /// Whether this device shares its position now.
+    pub fn location_sharing(&self) -> bool {
+        self.location.sharing()
+    }
+
+    /// This car's fixes waiting for the server (sent by REST when the link is back).
+    pub fn locations_waiting(&self) -> usize {
+        self.location.waiting()
+    }
+
+    /// Hands something that happened to the location part; its actions follow.
+    fn location_happened(&mut self, now: LocalTime, h: Happening<'_>) {
+        let ctx = Ctx {
+            user: self.cfg.user_id,
+            session: self.session_id.as_deref(),
+            connected: self.connected,
+            server_now: self.clock.to_server(now),
+            dj: self.controller.as_ref().map(|c| c.user_id),
+        };
+        self.location.handle(now, h, &ctx);
+        self.actions.extend(self.location.drain());
     }
 
     // ------------------------------------------------------------------ helpers

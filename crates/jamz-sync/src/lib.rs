@@ -37,6 +37,7 @@ pub mod constants;
 pub mod convoy;
 mod engine;
 mod error;
+pub mod location;
 mod playlist;
 mod playout;
 #[cfg(feature = "sim")]

@@ -48,7 +48,7 @@ export type ParticipantView = { userId: number, display_name: string | null, soc
  * the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
  * each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
  */
-export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, };
+export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | LocationEvent;
 
 /**
  * The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
@@ -71,14 +71,14 @@ export type RestartCause = { "cause": "drift", errorMs: number, } | { "cause": "
 /**
  * A command, one JSON object per line on stdin.
  */
-export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | Command;
+export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | Command;
 
 /**
  * An event, one JSON object per line on stdout: the engine's [`Notification`]s as they
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, } | { "event": "location", userId: number, latitude: number, longitude: number, speed: number | null, heading: number | null, together: Array<number>, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | Notification;
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | Notification;
 
 /**
  * The `status` event's fields.
@@ -145,6 +145,33 @@ id: string,
 name: string, is_default: boolean, };
 
 /**
+ * Location notifications (docs/node-control.md spelling; each serializes as one event).
+ */
+export type LocationEvent = { "event": "location", userId: number, latitude: number, longitude: number, speed: number | null, heading: number | null, together: Array<number>, } | { "event": "location-off", userId: number, } | { "event": "sharing", enabled: boolean, until: number | null, reason: string, } | { "event": "together", groups: Array<Array<number>>, } | { "event": "regroup", latitude: number, longitude: number, setBy: number, etas: Array<EtaView>, } | { "event": "regroup-cleared", userId: number, } | { "event": "falling-behind", userId: number, behind_m: number, } | { "event": "caught-up", userId: number, };
+
+/**
+ * One car's way to the regroup point, as the `regroup` event lists it.
+ */
+export type EtaView = { userId: number, 
+/**
+ * Straight-line distance, m.
+ */
+distance_m: number, 
+/**
+ * Rough time to get there, s; `null` for a car that is not moving.
+ */
+eta_s: number | null, arrived: boolean, };
+
+/**
+ * One member's last position, with when this device learnt it.
+ */
+export type KnownPosition = { userId: number, latitude: number, longitude: number, speed: number | null, heading: number | null, 
+/**
+ * Milliseconds since the Unix epoch (this device's clock) when it arrived.
+ */
+at: number, };
+
+/**
  * What the app shows about itself.
  */
 export type AppInfo = { version: string, mobile: boolean, hosting: HostedView | null, 
@@ -194,7 +221,11 @@ cacheMaxMib?: number,
 /**
  * Cache the playlist in the background while online (default: on).
  */
-autoPreload?: boolean, };
+autoPreload?: boolean, 
+/**
+ * Share this car's position with the group from the start (default: off).
+ */
+shareLocation?: boolean, };
 
 /**
  * The session a node joined.

@@ -226,15 +226,44 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     void ctx.backend.devicePosition().then(sendFix, (e: unknown) => showError(error, e));
   });
   devicePos.hidden = ctx.settings.locationMode !== "device";
+  // Sharing is off until the user turns it on; off tells the others at once.
+  const shareBtn = btn("Share my position", "share-location", () => {
+    send({ cmd: "share-location", enabled: !st.sharing });
+  });
+  const meetHere = btn("Meet at this position", "regroup", () => {
+    send({ cmd: "regroup", latitude: Number(lat.value), longitude: Number(lon.value) });
+  });
+  const clearMeet = btn("Clear meeting point", "regroup-clear", () => send({ cmd: "regroup-clear" }));
+  const convoyLines = (): HTMLElement[] => {
+    const out: HTMLElement[] = [];
+    for (const g of st.together) {
+      out.push(h("li", { class: "together" }, `Together: ${g.map(nameOf).join(", ")}`));
+    }
+    for (const [user, m] of st.behind) {
+      out.push(h("li", { class: "behind", role: "alert" }, `${nameOf(user)} is falling behind (${formatDistance(m)})`));
+    }
+    const r = st.regroup;
+    if (r) {
+      out.push(h("li", { class: "regroup" }, `Meeting point (set by ${nameOf(r.setBy)}): ${r.latitude.toFixed(5)}, ${r.longitude.toFixed(5)}`));
+      for (const e of r.etas) {
+        const eta = e.arrived ? "arrived" : e.eta_s !== null ? `about ${Math.max(1, Math.round(e.eta_s / 60))} min` : "not moving";
+        out.push(h("li", { class: "eta", "data-user": e.userId }, `${nameOf(e.userId)}: ${formatDistance(e.distance_m)}, ${eta}`));
+      }
+    }
+    return out;
+  };
   const renderMap = (): void => {
+    shareBtn.textContent = st.sharing ? "Stop sharing my position" : "Share my position";
+    clearMeet.hidden = st.regroup === null;
     const pts = [...st.positions.values()];
     distances.replaceChildren(
+      ...convoyLines(),
       ...pts.map((p) => h("li", { "data-user": p.userId }, `${nameOf(p.userId)}: ${p.latitude.toFixed(5)}, ${p.longitude.toFixed(5)}${p.speed !== null ? ` · ${Math.round(p.speed * 3.6)} km/h` : ""}`)),
       ...pairwiseDistances(pts).map((d) => h("li", { class: "distance" }, `${nameOf(d.a)} ↔ ${nameOf(d.b)}: ${formatDistance(d.meters)}`)),
     );
-    if (pts.length > 0) {
+    if (pts.length > 0 || mapView) {
       try {
-        mapView ??= new ConvoyMap(mapEl);
+        mapView ??= new ConvoyMap(mapEl, ctx.settings.mapTiles);
         mapView.update(pts, nameOf, st.me);
       } catch (e: unknown) {
         // The list above still shows every position.
@@ -292,7 +321,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         section("pl", "Playlist", h("div", { class: "row" }, pick, addByPath), uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
         section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
-        section("map", "Map", mapEl, fix, devicePos, distances),
+        section("map", "Map", mapEl, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
       )),
   );
 
@@ -309,7 +338,9 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         break;
       case "status": ctx.banner.set(st.tier, st.queued); renderCache(); renderNowPlaying(); renderPeople(); renderInUse(); break;
       case "tier": ctx.banner.set(st.tier, st.queued, ev.reason); renderPeople(); break;
-      case "location": renderMap(); renderPeople(); break;
+      case "location": case "location-off": case "last-positions": case "sharing": case "together":
+      case "regroup": case "regroup-cleared": case "falling-behind": case "caught-up":
+        renderMap(); renderPeople(); break;
       case "error": error.textContent = st.lastError; break;
       case "outbox": renderPending(); break;
       case "progress": case "outputs": break;

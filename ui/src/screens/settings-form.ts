@@ -54,6 +54,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       }[m])));
   const locationArg = h("input", { name: "location-arg", value: s.locationArg, placeholder: "file path or host:port" });
   const displayName = h("input", { name: "display-name", value: s.displayName });
+  const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tile.openstreetmap.org/{z}/{x}/{y}.png" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
   const hint = live
@@ -68,6 +69,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     field("Location source", mode),
     field("Location file or address", locationArg),
     field("Name in the session", displayName),
+    field("Map tiles URL (empty: no tile server, cars on a blank map)", mapTiles),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save")),
     saved, error);
@@ -84,6 +86,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       locationMode: mode.value as LocationMode,
       locationArg: locationArg.value.trim(),
       displayName: displayName.value.trim(),
+      mapTiles: mapTiles.value.trim(),
     });
     latency.value = String(next.latencyOffsetMs);
     cacheLimit.value = String(next.cacheLimitMiB);

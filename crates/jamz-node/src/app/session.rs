@@ -28,6 +28,8 @@ pub struct OpenArgs {
     pub cache_max_mib: Option<u64>,
     /// Cache the playlist in the background while online (default: on).
     pub auto_preload: Option<bool>,
+    /// Share this car's position with the group from the start (default: off).
+    pub share_location: Option<bool>,
 }
 
 /// The session a node joined.
@@ -122,6 +124,7 @@ impl App {
         config.latency_offset_ms = args.latency_offset_ms.unwrap_or(0.0);
         config.cache_max_bytes = args.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024));
         config.auto_preload = args.auto_preload.unwrap_or(true);
+        config.share_location = args.share_location.unwrap_or(false);
         let mut node = Node::start(config).await?;
         let view = SessionView {
             group_id: args.group_id.clone(),

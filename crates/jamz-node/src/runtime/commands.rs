@@ -1,6 +1,8 @@
 //! The node's commands (docs/node-control.md and our additions) and its `status`.
 
 use super::*;
+use jamz_sync::convoy::Position;
+use jamz_sync::location::LocationInput;
 
 impl Runtime {
     /// Carries out one command. Nothing here waits for I/O: slow work (the cache,
@@ -55,7 +57,35 @@ impl Runtime {
                 speed,
                 heading,
             } => {
-                self.location(latitude, longitude, speed, heading);
+                let fix = Position {
+                    latitude,
+                    longitude,
+                    speed,
+                    heading,
+                };
+                self.feed(Input::Location(LocationInput::Fix(fix)));
+                return;
+            }
+            NodeCommand::ShareLocation {
+                enabled,
+                duration_s,
+            } => {
+                let for_ms = duration_s.map(|s| s * 1000.0);
+                self.feed(Input::Location(LocationInput::Share { enabled, for_ms }));
+                return;
+            }
+            NodeCommand::Regroup {
+                latitude,
+                longitude,
+            } => {
+                self.feed(Input::Location(LocationInput::SetRegroup {
+                    latitude,
+                    longitude,
+                }));
+                return;
+            }
+            NodeCommand::RegroupClear => {
+                self.feed(Input::Location(LocationInput::ClearRegroup));
                 return;
             }
             NodeCommand::Quit => return,
@@ -203,42 +233,5 @@ impl Runtime {
             output: self.output.clone(),
             latency_offset_ms: self.latency_offset_ms,
         })
-    }
-
-    pub(super) fn location(
-        &mut self,
-        latitude: f64,
-        longitude: f64,
-        speed: Option<f64>,
-        heading: Option<f64>,
-    ) {
-        let fix = LocationUpdate {
-            session_id: self.session_id.clone(),
-            latitude,
-            longitude,
-            accuracy: None,
-            speed,
-            heading,
-            timestamp: self.now(),
-        };
-        if !self.connected {
-            self.queued += 1;
-        }
-        if let Err(e) = self.link.send(&fix) {
-            self.emit(NodeEvent::error(
-                format!("cannot send the fix: {e}"),
-                Some("location"),
-            ));
-            return;
-        }
-        // The server relays a fix to the others only: show this device's own too.
-        self.emit(NodeEvent::Location {
-            user_id: self.user_id,
-            latitude,
-            longitude,
-            speed,
-            heading,
-            together: Vec::new(),
-        });
     }
 }

@@ -63,6 +63,13 @@ pub struct NodeConfig {
     pub cache_max_bytes: Option<u64>,
     /// Cache the playlist in the background while online (`auto-preload`).
     pub auto_preload: bool,
+    /// Share this car's position from the start (`share-location`; off by default).
+    pub share_location: bool,
+    /// Stop sharing by itself after this many seconds (with `share_location`).
+    pub share_for_s: Option<f64>,
+    /// The sharing rule's and the convoy's settings (the product's defaults; tests
+    /// shorten the `together` window).
+    pub location_rules: jamz_sync::location::LocationConfig,
 }
 
 impl NodeConfig {
@@ -81,6 +88,9 @@ impl NodeConfig {
             latency_offset_ms: 0.0,
             cache_max_bytes: None,
             auto_preload: false,
+            share_location: false,
+            share_for_s: None,
+            location_rules: jamz_sync::location::LocationConfig::default(),
         }
     }
 }

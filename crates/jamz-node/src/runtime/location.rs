@@ -1,13 +1,17 @@
-//! The `--location` source: a jamz-geo source whose fixes go into the node through the
-//! same path as the `location` command, thinned by the engine's sharing rule
-//! (jamz-sync's `SharePolicy`: every 5 s or 50 m, not while stationary).
+//! The `--location` source: a jamz-geo source whose fixes go into the engine through
+//! the same path as the `location` command (the engine's sharing rule decides what is
+//! shown and sent); and the fixes the socket could not carry, posted to the server's
+//! history (`POST /api/locations`) when the engine asks.
 
 use jamz_geo::{GeoError, LocationSource, LocationSpec, SourceEvent, SourceStatus};
-use jamz_sync::convoy::{Position, SharePolicy};
+use jamz_proto::rest::LocationReport;
+use jamz_sync::api::Input;
+use jamz_sync::location::{LocationEvent, LocationInput};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
+use super::{Job, Runtime};
 use crate::control::{NodeCommand, NodeEvent};
+use crate::positions::KnownPosition;
 
 /// The running source task; dropping it stops the source.
 pub(super) struct LocationTask(tokio::task::JoinHandle<()>);
@@ -50,24 +54,12 @@ async fn forward(
     events: &mpsc::UnboundedSender<NodeEvent>,
 ) {
     let name = source.describe();
-    let start = Instant::now();
-    let mut share = SharePolicy::default();
     // Tell about a lost receiver once per outage, not at every retry.
     let mut down = false;
     loop {
         match source.next_event().await {
             Ok(SourceEvent::Fix(fix)) => {
                 down = false;
-                let pos = Position {
-                    latitude: fix.latitude,
-                    longitude: fix.longitude,
-                    speed: fix.speed,
-                    heading: fix.heading,
-                };
-                let now = start.elapsed().as_secs_f64() * 1000.0;
-                if share.offer(now, &pos).is_none() {
-                    continue;
-                }
                 let Some(tx) = commands.upgrade() else { return };
                 let cmd = NodeCommand::Location {
                     latitude: fix.latitude,
@@ -104,5 +96,68 @@ async fn forward(
                 return;
             }
         }
+    }
+}
+
+impl Runtime {
+    /// Keeps everyone's last position for a map with no link (and forgets a car that
+    /// stopped sharing).
+    pub(super) fn remember_position(&mut self, ev: &LocationEvent) {
+        match ev {
+            LocationEvent::Location {
+                user_id,
+                latitude,
+                longitude,
+                speed,
+                heading,
+                ..
+            } => self.positions.update(KnownPosition {
+                user_id: *user_id,
+                latitude: *latitude,
+                longitude: *longitude,
+                speed: *speed,
+                heading: *heading,
+                at: self.now(),
+            }),
+            LocationEvent::LocationOff { user_id } => self.positions.remove(*user_id),
+            _ => return,
+        }
+        self.save_positions(false);
+    }
+
+    pub(super) fn save_positions(&mut self, force: bool) {
+        let now = self.now();
+        if let Err(e) = self.positions.save_if_due(now, force) {
+            tracing::warn!(error = %e, "cannot keep the last known positions");
+        }
+    }
+
+    /// Posts the fixes one after another, in order. What an unreachable server did not
+    /// take goes back to the engine for the next connection; a fix the server refuses
+    /// (out of range, not a member any more) is reported and skipped.
+    pub(super) fn report_locations(&self, reports: Vec<LocationReport>) {
+        let rest = self.rest.clone();
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            for (i, report) in reports.iter().enumerate() {
+                match rest.post_location(report).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_unreachable() => {
+                        tracing::info!(error = %e, left = reports.len() - i, "location history waits for the server");
+                        let rest_of = reports[i..].to_vec();
+                        let input =
+                            Input::Location(LocationInput::ReportFailed { reports: rest_of });
+                        let _ = jobs.send(Job::Input(input));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = jobs.send(Job::Event(NodeEvent::error(
+                            format!("the server refused a fix kept while offline: {e}"),
+                            Some("location"),
+                        )));
+                    }
+                }
+            }
+        });
     }
 }

@@ -12,8 +12,8 @@ use jamz_cache::{Cache, CancellationToken};
 use jamz_link::{
     DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
 };
-use jamz_proto::events::{LeaveAudioSession, LocationUpdate, names};
-use jamz_proto::{ServerEvent, Track, UserId};
+use jamz_proto::events::{LeaveAudioSession, names};
+use jamz_proto::{Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
     Action, AudioCommand, Command, EngineConfig, Heard, Input, Notification, RestCall,
@@ -26,6 +26,7 @@ use crate::clock::LocalClock;
 use crate::control::{CacheSummary, NodeCommand, NodeEvent, OutputView, StatusView, Tier};
 use crate::error::NodeError;
 use crate::outbox::{Outbox, Pending};
+use crate::positions::LastPositions;
 use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 
 mod commands;
@@ -92,6 +93,8 @@ impl Node {
         };
         let cache = open_cache(Some(&cache_dir)).await?;
         let (outbox, outbox_problem) = Outbox::open(&cache_dir, rest.base_url(), &session.id)?;
+        let (positions, positions_problem) =
+            LastPositions::open(&cache_dir, rest.base_url(), &session.id);
         if let Some(bytes) = config.cache_max_bytes {
             let (tracks, _) = cache.limits();
             cache.set_limits(tracks, bytes).await?;
@@ -115,8 +118,10 @@ impl Node {
         let clock = LocalClock::new();
         let display_name = config.display_name.clone().unwrap_or(username);
         let session_id = session.id.clone();
-        let engine =
-            Engine::new(EngineConfig::new(user_id, display_name).with_session(session.id.clone()));
+        let mut engine_config =
+            EngineConfig::new(user_id, display_name).with_session(session.id.clone());
+        engine_config.location = config.location_rules;
+        let engine = Engine::new(engine_config);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
@@ -124,7 +129,6 @@ impl Node {
         drop(player);
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
-            user_id,
             output: if output_error.is_some() {
                 OutputSpec::Null.to_string()
             } else {
@@ -155,6 +159,7 @@ impl Node {
             auto_preload: config.auto_preload,
             pending: VecDeque::new(),
             pins: spawn_pinning(cache.clone()),
+            positions,
         };
         let location = location::spawn(config.location.0.clone(), &cmd_tx, rt.events.clone());
         if let Some(message) = output_error {
@@ -166,7 +171,20 @@ impl Node {
         if !rt.outbox.is_empty() {
             rt.emit_outbox();
         }
+        if let Some(message) = positions_problem {
+            rt.emit(NodeEvent::error(message, Some("location")));
+        }
+        let known = rt.positions.all();
+        if !known.is_empty() {
+            rt.emit(NodeEvent::LastPositions { positions: known });
+        }
         rt.feed(Input::SessionLoaded(Box::new(session)));
+        if config.share_location {
+            rt.feed(Input::Location(jamz_sync::location::LocationInput::Share {
+                enabled: true,
+                for_ms: config.share_for_s.map(|s| s * 1000.0),
+            }));
+        }
         let task = tokio::spawn(async move {
             // The location source stops with the runtime.
             let _location = location;
@@ -288,7 +306,6 @@ enum Job {
 }
 
 struct Runtime {
-    user_id: UserId,
     /// The audio output in use (`OutputSpec`'s spelling).
     output: String,
     latency_offset_ms: f64,
@@ -322,6 +339,8 @@ struct Runtime {
     pending: VecDeque<Input>,
     /// The playlist's ids, for the pinning task (it applies the latest only).
     pins: tokio::sync::watch::Sender<Vec<String>>,
+    /// Everyone's last position, kept on disk for a map with no link.
+    positions: LastPositions,
 }
 
 impl Runtime {
@@ -395,6 +414,7 @@ impl Runtime {
             c.cancel();
         }
         self.audio.send(AudioJob::Playout(AudioCommand::Stop));
+        self.save_positions(true);
         let _ = self.link.send(&LeaveAudioSession {
             session_id: self.session_id.clone(),
         });
@@ -467,6 +487,7 @@ impl Runtime {
             Action::Rest(call) => self.rest_call(call),
             Action::Audio(cmd) => self.audio_command(cmd),
             Action::Notify(n) => self.notify(n),
+            Action::ReportLocations { reports } => self.report_locations(reports),
         }
     }
 
@@ -497,6 +518,7 @@ impl Runtime {
                 tracing::info!(?cause, "restarted the player on the group's timeline");
                 return;
             }
+            Notification::Location(ev) => self.remember_position(ev),
             Notification::Ready { .. }
             | Notification::Controller { .. }
             | Notification::Participants { .. }
@@ -543,19 +565,7 @@ impl Runtime {
                 }
             }
             LinkEvent::State(state) => tracing::debug!(?state, "link"),
-            LinkEvent::Event { event: ev, .. } => {
-                if let ServerEvent::LocationUpdate(l) = &*ev {
-                    self.emit(NodeEvent::Location {
-                        user_id: l.user_id,
-                        latitude: l.latitude,
-                        longitude: l.longitude,
-                        speed: l.speed,
-                        heading: l.heading,
-                        together: Vec::new(),
-                    });
-                }
-                self.feed(Input::Server(*ev));
-            }
+            LinkEvent::Event { event: ev, .. } => self.feed(Input::Server(*ev)),
             LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
                 format!("bad `{}` event from the server: {error}", raw.name),
                 None,

@@ -712,7 +712,8 @@ impl Simulation {
                     Action::Notify(Notification::Error { message, .. }) => {
                         self.errors.push((now, dev, message));
                     }
-                    Action::Notify(_) => {}
+                    // The simulated server has no location history.
+                    Action::Notify(_) | Action::ReportLocations { .. } => {}
                 }
             }
             if follow_ups.is_empty() {

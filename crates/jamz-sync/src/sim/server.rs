@@ -270,7 +270,9 @@ impl SimServer {
                     ));
                 }
             }
-            ClientEvent::WebrtcSignal(_) | ClientEvent::LocationUpdate(_) => {}
+            ClientEvent::WebrtcSignal(_)
+            | ClientEvent::LocationUpdate(_)
+            | ClientEvent::ConvoyUpdate(_) => {}
         }
     }
 
