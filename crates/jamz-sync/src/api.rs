@@ -109,6 +109,19 @@ pub enum Input {
     PlaylistLoaded(Vec<Track>),
     /// A REST call asked for with [`Action::Rest`] failed (403, 409, network ...).
     RestFailed { call: RestCall, message: String },
+    /// The mesh's `music-control` channel to `user` is open (docs/protocol.md, "Peer mesh"),
+    /// with the round trip measured so far if any. Also sent again when the round trip is
+    /// measured anew.
+    PeerUp { user: UserId, rtt_ms: Option<f64> },
+    /// The mesh link to `user` closed (or the member left).
+    PeerDown { user: UserId },
+    /// A mesh message that arrived on the direct link to `link`, already de-duplicated by
+    /// `(from, sequence)` by the mesh adapter. `message.from` is who says they wrote it;
+    /// the engine decides whether to believe it ([`crate::mesh::accept_control`]).
+    Mesh {
+        link: UserId,
+        message: Box<jamz_proto::mesh::MeshEnvelope>,
+    },
     /// The time of `Engine::next_timeout()` has come.
     Tick,
 }
@@ -192,6 +205,22 @@ pub enum Action {
     Audio(AudioCommand),
     /// Tell the user (docs/node-control.md events; serializes as one JSON line).
     Notify(Notification),
+    /// Send a mesh message: to one peer (`to`), or to every connected peer (`None`). The
+    /// node stamps it with this member's next sequence number (docs/protocol.md, "Peer
+    /// mesh").
+    Mesh {
+        to: Option<UserId>,
+        message: MeshOut,
+    },
+}
+
+/// A mesh message for the node to stamp and send: the envelope's `type`, `action` and
+/// `data` (docs/protocol.md, "Peer mesh").
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeshOut {
+    pub kind: &'static str,
+    pub action: Option<jamz_proto::events::ControlAction>,
+    pub data: serde_json::Value,
 }
 
 /// REST calls of the playlist (docs/protocol.md, "REST"); the session id is the engine's.
@@ -320,13 +349,15 @@ pub enum Notification {
     },
 }
 
-/// How this device reaches the group, as the engine judges the link's health: `socket`
-/// while the server link is up and answers, `offline` otherwise (playback goes on by the
-/// last clock estimate). The peer mesh adds its tier here.
+/// How this device reaches the group, as the engine judges both transports' health:
+/// `socket` while the server link is up and answers; `mesh` when it does not but at least
+/// one peer's mesh link is open (the DJ's controls still arrive); `offline` with neither
+/// (playback goes on by the last clock estimate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Socket,
+    Mesh,
     Offline,
 }
 

@@ -34,6 +34,7 @@ pub mod constants;
 pub mod convoy;
 mod engine;
 mod error;
+pub mod mesh;
 mod playlist;
 mod playout;
 #[cfg(feature = "sim")]
