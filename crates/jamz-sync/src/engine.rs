@@ -1,11 +1,11 @@
 //! The engine: session state, the rules, the DJ's timeline, and this device's playout.
 use std::collections::VecDeque;
 
-use jamz_proto::events::TimeSyncReply;
 use jamz_proto::events::{
     ControlAction, JoinAudioSession, MusicControl, MusicRelay, MusicSessionState, MusicTakeControl,
     PlaylistUpdate, PositionSync, PositionSyncRelay,
 };
+use jamz_proto::events::{TimeSync, TimeSyncReply};
 use jamz_proto::mesh::{
     MeshControl, MeshEnvelope, MeshPayload, MeshPositionSync, StateHello, kinds,
 };
@@ -48,7 +48,16 @@ pub struct Engine {
     participants: Vec<ParticipantView>,
     controller: Option<Controller>,
     timeline: Option<Timeline>,
+    /// The server clock estimate in use: the server's own, or (while the server is away)
+    /// the one drawn from `time-sync` with the DJ over the mesh (see `mesh_clock`).
     clock: ClockSync,
+    /// The estimate not in use: the mesh's while it settles, the server's while the
+    /// mesh's is in use.
+    spare_clock: ClockSync,
+    /// `clock` is the one drawn over the mesh.
+    clock_via_mesh: bool,
+    /// The peer probed over the mesh for the server's time (the DJ), while the server is away.
+    mesh_ref: Option<UserId>,
     playout: Playout,
     started: Option<Started>,
     next_audio_query: Option<LocalTime>,
@@ -96,6 +105,9 @@ impl Engine {
             controller: None,
             timeline: None,
             clock: ClockSync::default(),
+            spare_clock: ClockSync::default(),
+            clock_via_mesh: false,
+            mesh_ref: None,
             playout: Playout::default(),
             started: None,
             next_audio_query: None,
@@ -133,15 +145,15 @@ impl Engine {
             Input::Disconnected { reason } => {
                 self.connected = false;
                 self.down_reason = reason;
-                self.clock.on_disconnected();
+                self.server_clock().on_disconnected();
             }
             Input::Server(ev) => self.on_server(now, ev),
             Input::TimeSyncReply { t0, t1, t2, t3 } => {
-                if self.clock.on_reply(t0, t1, t2, t3) {
-                    self.stats.time_sync_samples = self.clock.samples();
+                if self.server_clock().on_reply(t0, t1, t2, t3) {
+                    self.stats.time_sync_samples = self.server_clock().samples();
                 }
             }
-            Input::TimeSyncFailed { t0 } => self.clock.on_failed(t0, now),
+            Input::TimeSyncFailed { t0 } => self.server_clock().on_failed(t0, now),
             Input::Command(c) => {
                 let name = c.name();
                 if let Err(e) = self.on_command(now, c) {
@@ -167,6 +179,7 @@ impl Engine {
             Input::Mesh { link, message } => self.on_mesh(now, link, *message),
             Input::Tick => {}
         }
+        self.mesh_clock(now);
         self.on_timers(now);
         self.decide_tier();
     }
@@ -176,7 +189,12 @@ impl Engine {
     /// not); else the mesh while a peer's link is open; else offline. Announced on every
     /// change (the first input announces the starting tier).
     fn decide_tier(&mut self) {
-        let missed = self.clock.missed_in_a_row().unwrap_or(0);
+        let server_clock = if self.clock_via_mesh {
+            &self.spare_clock
+        } else {
+            &self.clock
+        };
+        let missed = server_clock.missed_in_a_row().unwrap_or(0);
         let socket_down = if !self.connected {
             Some(self.down_reason.clone())
         } else if missed >= TIER_OFFLINE_MISSED_REPLIES {
@@ -216,6 +234,7 @@ impl Engine {
         let dj = self.is_dj() && self.reaches_group();
         [
             self.clock.next_timeout(),
+            self.spare_clock.next_timeout(),
             self.join_wait,
             self.next_audio_query,
             self.next_playback_report,
@@ -312,6 +331,13 @@ impl Engine {
     }
 
     fn on_connected(&mut self, now: LocalTime, socket_id: String) {
+        // The server is back: its own estimate again, carried on by its new exchanges.
+        if self.mesh_ref.take().is_some() {
+            self.mesh_clock_mut().on_disconnected();
+        }
+        if std::mem::take(&mut self.clock_via_mesh) {
+            std::mem::swap(&mut self.clock, &mut self.spare_clock);
+        }
         if let Some(old) = self.socket_id.replace(socket_id) {
             self.old_sockets.push_back(old);
             while self.old_sockets.len() > OLD_SOCKETS_KEPT {
@@ -674,11 +700,66 @@ impl Engine {
                 };
                 self.mesh_send(Some(link), kinds::TIME_SYNC_REPLY, None, &reply);
             }
-            MeshPayload::TimeSyncReply(_)
-            | MeshPayload::StateHello(_)
+            MeshPayload::TimeSyncReply(r) => {
+                if self.mesh_ref == Some(link) {
+                    self.mesh_clock_mut().on_reply(r.t0, r.t1, r.t2, now);
+                }
+            }
+            MeshPayload::StateHello(_)
             | MeshPayload::ControllerChanged(_)
             | MeshPayload::LocationUpdate(_)
             | MeshPayload::Unknown => {}
+        }
+    }
+
+    /// The server's own clock estimate, whichever slot it is in.
+    fn server_clock(&mut self) -> &mut ClockSync {
+        if self.clock_via_mesh {
+            &mut self.spare_clock
+        } else {
+            &mut self.clock
+        }
+    }
+
+    /// The estimate drawn over the mesh, whichever slot it is in.
+    fn mesh_clock_mut(&mut self) -> &mut ClockSync {
+        if self.clock_via_mesh {
+            &mut self.clock
+        } else {
+            &mut self.spare_clock
+        }
+    }
+
+    /// One clock while the server is gone: a follower runs `time-sync` with the DJ over
+    /// the mesh, and the DJ answers with its estimate of the server's clock, so the
+    /// group stays on the server's timeline (converted, not restarted). Once that
+    /// estimate settles it replaces the server's, which froze when the socket went down;
+    /// when the server returns, its own estimate is back in use.
+    fn mesh_clock(&mut self, now: LocalTime) {
+        let wanted = match self.controller() {
+            Some(dj) if !self.connected && !self.is_dj() && self.peers.is_up(dj) => Some(dj),
+            _ => None,
+        };
+        if wanted != self.mesh_ref {
+            self.mesh_ref = wanted;
+            if wanted.is_some() {
+                if !self.clock_via_mesh {
+                    self.spare_clock = ClockSync::default();
+                }
+                self.mesh_clock_mut().on_connected(now);
+            } else {
+                self.mesh_clock_mut().on_disconnected();
+            }
+        }
+        let Some(dj) = self.mesh_ref else {
+            return;
+        };
+        if let Some(t0) = self.mesh_clock_mut().poll_probe(now) {
+            self.mesh_send(Some(dj), kinds::TIME_SYNC, None, &TimeSync { t0 });
+        }
+        if !self.clock_via_mesh && self.spare_clock.settled() {
+            std::mem::swap(&mut self.clock, &mut self.spare_clock);
+            self.clock_via_mesh = true;
         }
     }
 
@@ -1227,7 +1308,7 @@ impl Engine {
     // ------------------------------------------------------------------ timers
 
     fn on_timers(&mut self, now: LocalTime) {
-        if let Some(t0) = self.clock.poll_probe(now) {
+        if let Some(t0) = self.server_clock().poll_probe(now) {
             self.actions.push_back(Action::TimeSync {
                 t0,
                 timeout_ms: TIME_SYNC_TIMEOUT_MS,

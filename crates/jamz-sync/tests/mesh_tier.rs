@@ -7,7 +7,9 @@ use common::*;
 use jamz_proto::ServerEvent;
 use jamz_proto::events::{ControlAction, names};
 use jamz_proto::mesh::{MeshEnvelope, kinds};
-use jamz_sync::{Action, AudioCommand, Command, Engine, Input, MeshOut, Notification, Tier};
+use jamz_sync::{
+    Action, AudioCommand, ClockSource, Command, Engine, Input, MeshOut, Notification, Tier,
+};
 
 const DJ: i64 = 1;
 const ME: i64 = 2;
@@ -16,8 +18,13 @@ const OTHER: i64 = 3;
 /// `user`'s engine with a known clock (server 500 ms ahead), DJ = user 1, two tracks, and
 /// the mesh links to `peers` open.
 fn world(user: i64, peers: &[i64]) -> (Engine, f64) {
+    world_at(user, 500.0, peers)
+}
+
+/// [`world`] with the server `offset` ms ahead of this engine's clock.
+fn world_at(user: i64, offset: f64, peers: &[i64]) -> (Engine, f64) {
     let mut e = connected(user, 0.0);
-    let now = sync_clock(&mut e, 0.0, 500.0, 20);
+    let now = sync_clock(&mut e, 0.0, offset, 20);
     server(&mut e, now, controller_is(DJ));
     server(
         &mut e,
@@ -390,4 +397,71 @@ fn when_the_server_returns_its_stale_memory_does_not_undo_the_djs_mesh_controls(
     let replay = server(&mut me, now + 5_100.0, replayed);
     assert_eq!(pauses(&replay), 0);
     assert_eq!(me.tier(), Tier::Socket);
+}
+
+#[test]
+fn with_the_server_gone_the_clock_follows_the_dj_on_the_servers_timeline() {
+    // The DJ's clock reads 300 ms behind ours; the server is 500 ms ahead of the DJ's,
+    // so 200 ms ahead of ours. Both know it from the server (1 ms each way).
+    let (mut dj, dj_now) = world_at(DJ, 500.0, &[ME]);
+    let (mut me, me_now) = world_at(ME, 200.0, &[DJ]);
+    let start = me_now.max(dj_now + 300.0) + 1.0;
+    let before = me.clock_estimate(start);
+    assert!(close(before.offset_ms, 200.0, 0.5), "{before:?}");
+    disconnect(&mut dj, start - 300.0);
+    disconnect(&mut me, start);
+    // Over the mesh: 5 ms each way. Run 10 s of our timers, carrying the probes.
+    let mut now = start;
+    let mut sequence = 0;
+    let mut probes = 0;
+    while now < start + 10_000.0 {
+        now = me.next_timeout().expect("probing").max(now);
+        me.handle(now, Input::Tick);
+        for (to, m) in mesh_out(&drain(&mut me)) {
+            if to != Some(DJ) || m.kind != kinds::TIME_SYNC {
+                continue;
+            }
+            probes += 1;
+            sequence += 1;
+            dj.handle(
+                now - 300.0 + 5.0,
+                Input::Mesh {
+                    link: ME,
+                    message: envelope(ME, sequence, &m),
+                },
+            );
+            for (to, reply) in mesh_out(&drain(&mut dj)) {
+                assert_eq!(to, Some(ME));
+                me.handle(
+                    now + 10.0,
+                    Input::Mesh {
+                        link: DJ,
+                        message: envelope(DJ, sequence, &reply),
+                    },
+                );
+            }
+            now += 10.0;
+        }
+    }
+    let after = me.clock_estimate(now);
+    eprintln!("{probes} probes over the mesh; before {before:?}, after {after:?}");
+    assert!(probes > 12, "{probes}");
+    assert_eq!(after.source, ClockSource::TimeSync);
+    assert!(
+        after.rtt_ms.is_some_and(|r| close(r, 10.0, 0.5)),
+        "the estimate in use is the mesh's: {after:?}"
+    );
+    assert!(
+        close(after.offset_ms, 200.0, 1.0),
+        "still the server's timeline: {after:?}"
+    );
+    // The server returns: its own estimate again.
+    me.handle(
+        now,
+        Input::Connected {
+            socket_id: "back".into(),
+        },
+    );
+    let back = me.clock_estimate(now);
+    assert!(back.rtt_ms.is_some_and(|r| close(r, 2.0, 0.5)), "{back:?}");
 }

@@ -31,6 +31,7 @@ use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 mod commands;
 mod config;
 mod location;
+mod mesh;
 mod offline;
 mod playout;
 mod preload;
@@ -123,6 +124,18 @@ impl Node {
         let audio = audio::spawn(Arc::clone(&player), cache.clone(), clock, reports_tx);
         drop(player);
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        // The peer mesh: a node without it still plays (socket and offline tiers).
+        let mesh_ip = mesh::route_to(rest.base_url()).await;
+        let mesh = mesh::spawn(
+            session.id.clone(),
+            user_id,
+            &[mesh_ip],
+            link.clone(),
+            jobs_tx.clone(),
+        )
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "no peer mesh"))
+        .ok();
         let mut rt = Runtime {
             user_id,
             output: if output_error.is_some() {
@@ -155,6 +168,7 @@ impl Node {
             auto_preload: config.auto_preload,
             pending: VecDeque::new(),
             pins: spawn_pinning(cache.clone()),
+            mesh,
         };
         let location = location::spawn(config.location.0.clone(), &cmd_tx, rt.events.clone());
         if let Some(message) = output_error {
@@ -322,6 +336,8 @@ struct Runtime {
     pending: VecDeque<Input>,
     /// The playlist's ids, for the pinning task (it applies the latest only).
     pins: tokio::sync::watch::Sender<Vec<String>>,
+    /// The peer mesh's task (`None` if its sockets could not be bound).
+    mesh: Option<mesh::MeshHandle>,
 }
 
 impl Runtime {
@@ -463,6 +479,7 @@ impl Runtime {
             Action::Rest(call) => self.rest_call(call),
             Action::Audio(cmd) => self.audio_command(cmd),
             Action::Notify(n) => self.notify(n),
+            Action::Mesh { to, message } => self.mesh_send(to, message),
         }
     }
 
@@ -487,7 +504,10 @@ impl Runtime {
                 NodeEvent::Playlist { playlist }
             }
             Notification::Controller { user_id } => NodeEvent::Controller { user_id },
-            Notification::Participants { participants } => NodeEvent::Participants { participants },
+            Notification::Participants { participants } => {
+                self.mesh_members(&participants);
+                NodeEvent::Participants { participants }
+            }
             Notification::Playback {
                 playing,
                 track,
@@ -519,6 +539,7 @@ impl Runtime {
             Notification::Tier { tier, reason } => {
                 self.tier = match tier {
                     jamz_sync::Tier::Socket => Tier::Socket,
+                    jamz_sync::Tier::Mesh => Tier::Mesh,
                     jamz_sync::Tier::Offline => Tier::Offline,
                 };
                 NodeEvent::Tier {
@@ -536,6 +557,7 @@ impl Runtime {
 
     fn set_offline(&mut self, reason: String) {
         self.connected = false;
+        self.mesh_online(false);
         self.feed(Input::Disconnected { reason });
     }
 
@@ -544,6 +566,7 @@ impl Runtime {
             LinkEvent::State(LinkState::Connected { sid, .. }) => {
                 self.connected = true;
                 self.queued = 0;
+                self.mesh_online(true);
                 // The engine joins; then what waited offline may follow.
                 self.feed(Input::Connected { socket_id: sid });
                 if let Err(e) = self.link.release_queue() {
@@ -583,7 +606,10 @@ impl Runtime {
                         together: Vec::new(),
                     });
                 }
-                self.feed(Input::Server(*ev));
+                match *ev {
+                    ServerEvent::WebrtcSignal(signal) => self.mesh_signal(signal),
+                    ev => self.feed(Input::Server(ev)),
+                }
             }
             LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
                 format!("bad `{}` event from the server: {error}", raw.name),
