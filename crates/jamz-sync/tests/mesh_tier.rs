@@ -1,6 +1,7 @@
 //! The engine's side of the peer mesh: the tier from both transports, the DJ's controls
 //! over the socket and the mesh at once, one application per control whichever copy comes
 //! first, who may steer over the mesh, and the server's return.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use common::*;
