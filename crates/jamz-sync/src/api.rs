@@ -115,6 +115,19 @@ pub enum Input {
     /// Location: this car's fixes, sharing on/off, the regroup point
     /// ([`crate::location`]).
     Location(crate::location::LocationInput),
+    /// The mesh's `music-control` channel to `user` is open (docs/protocol.md, "Peer mesh"),
+    /// with the round trip measured so far if any. Also sent again when the round trip is
+    /// measured anew.
+    PeerUp { user: UserId, rtt_ms: Option<f64> },
+    /// The mesh link to `user` closed (or the member left).
+    PeerDown { user: UserId },
+    /// A mesh message that arrived on the direct link to `link`, already de-duplicated by
+    /// `(from, sequence)` by the mesh adapter. `message.from` is who says they wrote it;
+    /// the engine decides whether to believe it ([`crate::mesh::accept_control`]).
+    Mesh {
+        link: UserId,
+        message: Box<jamz_proto::mesh::MeshEnvelope>,
+    },
     /// The time of `Engine::next_timeout()` has come.
     Tick,
 }
@@ -221,6 +234,22 @@ pub enum Action {
     ReportLocations {
         reports: Vec<jamz_proto::rest::LocationReport>,
     },
+    /// Send a mesh message: to one peer (`to`), or to every connected peer (`None`). The
+    /// node stamps it with this member's next sequence number (docs/protocol.md, "Peer
+    /// mesh").
+    Mesh {
+        to: Option<UserId>,
+        message: MeshOut,
+    },
+}
+
+/// A mesh message for the node to stamp and send: the envelope's `type`, `action` and
+/// `data` (docs/protocol.md, "Peer mesh").
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeshOut {
+    pub kind: &'static str,
+    pub action: Option<jamz_proto::events::ControlAction>,
+    pub data: serde_json::Value,
 }
 
 /// REST calls of the playlist (docs/protocol.md, "REST"); the session id is the engine's.
@@ -357,15 +386,15 @@ pub enum Notification {
     Location(crate::location::LocationEvent),
 }
 
-/// How this device reaches the group, as the engine judges the link's health: `socket`
-/// while the server link is up and answers, `mesh` while only peers carry the session,
-/// `offline` otherwise (playback goes on by the last clock estimate).
+/// How this device reaches the group, as the engine judges both transports' health:
+/// `socket` while the server link is up and answers; `mesh` when it does not but at least
+/// one peer's mesh link is open (the DJ's controls still arrive); `offline` with neither
+/// (playback goes on by the last clock estimate).
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Socket,
-    /// Reserved for the peer mesh: the engine does not choose it yet.
     Mesh,
     Offline,
 }

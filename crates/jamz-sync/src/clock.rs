@@ -361,6 +361,11 @@ impl ClockSync {
         }
     }
 
+    /// Whether the time-sync estimate stands on enough exchanges (whatever the link).
+    pub fn settled(&self) -> bool {
+        self.filter.fit.is_some() && self.samples >= CLOCK_READY_SAMPLES
+    }
+
     /// Whether a joiner may start: a time-sync estimate from a few exchanges, or no hope of
     /// one (the server lacks the extension, or we are offline).
     pub fn ready(&self) -> bool {

@@ -5,6 +5,10 @@ use jamz_proto::events::{
     ControlAction, JoinAudioSession, MusicControl, MusicRelay, MusicSessionState, MusicTakeControl,
     PlaylistUpdate, PositionSync, PositionSyncRelay,
 };
+use jamz_proto::events::{TimeSync, TimeSyncReply};
+use jamz_proto::mesh::{
+    MeshControl, MeshEnvelope, MeshPayload, MeshPositionSync, StateHello, kinds,
+};
 use jamz_proto::{Event, ServerEvent, Track, UserId};
 
 use crate::api::*;
@@ -12,6 +16,7 @@ use crate::clock::ClockSync;
 use crate::constants::*;
 use crate::error::{DjName, SyncError};
 use crate::location::{Ctx, Happening, LocationState};
+use crate::mesh::{Peers, RecentControls, accept_control, fnv1a};
 use crate::playlist::Playlist;
 use crate::playout::{Decision, Playout};
 use crate::timeline::Timeline;
@@ -44,7 +49,16 @@ pub struct Engine {
     participants: Vec<ParticipantView>,
     controller: Option<Controller>,
     timeline: Option<Timeline>,
+    /// The server clock estimate in use: the server's own, or (while the server is away)
+    /// the one drawn from `time-sync` with the DJ over the mesh (see `mesh_clock`).
     clock: ClockSync,
+    /// The estimate not in use: the mesh's while it settles, the server's while the
+    /// mesh's is in use.
+    spare_clock: ClockSync,
+    /// `clock` is the one drawn over the mesh.
+    clock_via_mesh: bool,
+    /// The peer probed over the mesh for the server's time (the DJ), while the server is away.
+    mesh_ref: Option<UserId>,
     playout: Playout,
     started: Option<Started>,
     next_audio_query: Option<LocalTime>,
@@ -68,6 +82,13 @@ pub struct Engine {
     down_reason: String,
     reported_source: Option<ClockSource>,
     reported_samples: u64,
+    /// The peers whose mesh link is open.
+    peers: Peers,
+    /// Controls applied lately, to recognise the socket and mesh copies of one.
+    recent: RecentControls,
+    /// The timeline came from the DJ over the mesh since the socket was lost: the
+    /// server's memory, when it returns, may be older than it.
+    mesh_timeline: bool,
     actions: VecDeque<Action>,
     stats: EngineStats,
     /// Location sharing and the convoy.
@@ -88,6 +109,9 @@ impl Engine {
             controller: None,
             timeline: None,
             clock: ClockSync::default(),
+            spare_clock: ClockSync::default(),
+            clock_via_mesh: false,
+            mesh_ref: None,
             playout: Playout::default(),
             started: None,
             next_audio_query: None,
@@ -103,6 +127,9 @@ impl Engine {
             down_reason: "connecting".to_string(),
             reported_source: None,
             reported_samples: 0,
+            peers: Peers::default(),
+            recent: RecentControls::default(),
+            mesh_timeline: false,
             actions: VecDeque::new(),
             stats: EngineStats::default(),
         }
@@ -125,17 +152,17 @@ impl Engine {
             Input::Disconnected { reason } => {
                 self.connected = false;
                 self.down_reason = reason;
-                self.clock.on_disconnected();
+                self.server_clock().on_disconnected();
                 self.location_happened(now, Happening::Disconnected);
             }
             Input::Server(ev) => self.on_server(now, ev),
             Input::TimeSyncReply { t0, t1, t2, t3 } => {
-                if self.clock.on_reply(t0, t1, t2, t3) {
-                    self.stats.time_sync_samples = self.clock.samples();
+                if self.server_clock().on_reply(t0, t1, t2, t3) {
+                    self.stats.time_sync_samples = self.server_clock().samples();
                 }
                 self.location_happened(now, Happening::Confirmed(t0));
             }
-            Input::TimeSyncFailed { t0 } => self.clock.on_failed(t0, now),
+            Input::TimeSyncFailed { t0 } => self.server_clock().on_failed(t0, now),
             Input::Command(c) => {
                 let name = c.name();
                 if let Err(e) = self.on_command(now, c) {
@@ -157,27 +184,45 @@ impl Engine {
             Input::PlaylistLoaded(tracks) => self.on_rest_playlist(tracks),
             Input::RestFailed { message, .. } => self.error(None, SyncError::Rest { message }),
             Input::Location(i) => self.location_happened(now, Happening::Input(i)),
+            Input::PeerUp { user, rtt_ms } => self.on_peer_up(now, user, rtt_ms),
+            Input::PeerDown { user } => self.peers.down(user),
+            Input::Mesh { link, message } => self.on_mesh(now, link, *message),
             Input::Tick => {}
         }
+        self.mesh_clock(now);
         self.on_timers(now);
         self.location_happened(now, Happening::Tick);
         self.decide_tier();
     }
 
-    /// The tier from the link's health: down, or up but silent for
-    /// [`TIER_OFFLINE_MISSED_REPLIES`] time-sync probes in a row, is offline. Announced on
-    /// every change (the first input announces the starting tier).
+    /// The tier from both transports' health: the socket while it is up and answers (down,
+    /// or up but silent for [`TIER_OFFLINE_MISSED_REPLIES`] time-sync probes in a row, is
+    /// not); else the mesh while a peer's link is open; else offline. Announced on every
+    /// change (the first input announces the starting tier).
     fn decide_tier(&mut self) {
-        let missed = self.clock.missed_in_a_row().unwrap_or(0);
-        let (tier, reason) = if !self.connected {
-            (Tier::Offline, self.down_reason.clone())
-        } else if missed >= TIER_OFFLINE_MISSED_REPLIES {
-            (
-                Tier::Offline,
-                format!("the server stopped answering ({missed} time-sync probes missed)"),
-            )
+        let server_clock = if self.clock_via_mesh {
+            &self.spare_clock
         } else {
-            (Tier::Socket, "connected to the server".to_string())
+            &self.clock
+        };
+        let missed = server_clock.missed_in_a_row().unwrap_or(0);
+        let socket_down = if !self.connected {
+            Some(self.down_reason.clone())
+        } else if missed >= TIER_OFFLINE_MISSED_REPLIES {
+            Some(format!(
+                "the server stopped answering ({missed} time-sync probes missed)"
+            ))
+        } else {
+            None
+        };
+        let (tier, reason) = match socket_down {
+            None => (Tier::Socket, "connected to the server".to_string()),
+            Some(why) if self.peers.any() => {
+                let n = self.peers.count();
+                let peers = if n == 1 { "peer" } else { "peers" };
+                (Tier::Mesh, format!("{why}; {n} {peers} on the mesh"))
+            }
+            Some(why) => (Tier::Offline, why),
         };
         if self.tier != Some(tier) {
             self.tier = Some(tier);
@@ -197,9 +242,10 @@ impl Engine {
 
     /// When to call `handle(t, Input::Tick)` next.
     pub fn next_timeout(&self) -> Option<LocalTime> {
-        let dj = self.is_dj() && self.connected;
+        let dj = self.is_dj() && self.reaches_group();
         [
             self.clock.next_timeout(),
+            self.spare_clock.next_timeout(),
             self.join_wait,
             self.next_audio_query,
             self.next_playback_report,
@@ -297,6 +343,13 @@ impl Engine {
     }
 
     fn on_connected(&mut self, now: LocalTime, socket_id: String) {
+        // The server is back: its own estimate again, carried on by its new exchanges.
+        if self.mesh_ref.take().is_some() {
+            self.mesh_clock_mut().on_disconnected();
+        }
+        if std::mem::take(&mut self.clock_via_mesh) {
+            std::mem::swap(&mut self.clock, &mut self.spare_clock);
+        }
         if let Some(old) = self.socket_id.replace(socket_id) {
             self.old_sockets.push_back(old);
             while self.old_sockets.len() > OLD_SOCKETS_KEPT {
@@ -346,10 +399,12 @@ impl Engine {
                 }));
                 self.refresh_dj(now, true);
             }
-            ServerEvent::MusicPlay(r) => self.on_relay(now, ControlAction::Play, r),
-            ServerEvent::MusicPause(r) => self.on_relay(now, ControlAction::Pause, r),
-            ServerEvent::MusicSeek(r) => self.on_relay(now, ControlAction::Seek, r),
-            ServerEvent::MusicTrackChange(r) => self.on_relay(now, ControlAction::TrackChange, r),
+            ServerEvent::MusicPlay(r) => self.on_relay(now, ControlAction::Play, r, false),
+            ServerEvent::MusicPause(r) => self.on_relay(now, ControlAction::Pause, r, false),
+            ServerEvent::MusicSeek(r) => self.on_relay(now, ControlAction::Seek, r, false),
+            ServerEvent::MusicTrackChange(r) => {
+                self.on_relay(now, ControlAction::TrackChange, r, false)
+            }
             ServerEvent::PositionSync(r) => self.on_position_sync(now, r),
             ServerEvent::PlaylistUpdate(p) => {
                 self.set_playlist(p.playlist);
@@ -362,6 +417,10 @@ impl Engine {
     }
 
     fn on_session_state(&mut self, now: LocalTime, s: MusicSessionState) {
+        // The server's memory of playback is older than what the same DJ said over the
+        // mesh while the server was away (the DJ's link replays those controls to it next).
+        let keep_mesh_timeline =
+            std::mem::take(&mut self.mesh_timeline) && s.music.controller_id == self.controller();
         if let Some(t) = s.server_time {
             self.clock.on_session_state(t, now);
         }
@@ -387,7 +446,7 @@ impl Engine {
             .currently_playing
             .and_then(|cp| cp.track.map(|t| (t, cp.position)));
         let Some((track, position)) = current else {
-            if self.timeline.is_some() && !self.is_dj() {
+            if self.timeline.is_some() && !self.is_dj() && !keep_mesh_timeline {
                 self.timeline = None;
                 self.apply_timeline(now);
             }
@@ -407,7 +466,7 @@ impl Engine {
                 (ours.position_at(anchor) - position).abs() * 1000.0 < SESSION_STATE_TOLERANCE_MS;
             // The DJ is the authority; a re-joiner keeps its exact anchor over the server's
             // approximate memory.
-            if self.is_dj() || (same && close) {
+            if self.is_dj() || (same && close) || keep_mesh_timeline {
                 self.refresh_dj(now, false);
                 return;
             }
@@ -428,7 +487,9 @@ impl Engine {
         self.apply_timeline(now);
     }
 
-    fn on_relay(&mut self, now: LocalTime, action: ControlAction, r: MusicRelay) {
+    /// A control relayed by the server, or (`via_mesh`) sent by the DJ over the mesh. The
+    /// DJ sends one control over both: the second copy to arrive is dropped here.
+    fn on_relay(&mut self, now: LocalTime, action: ControlAction, r: MusicRelay, via_mesh: bool) {
         if let Err(e) = self
             .check_sender(r.user_id)
             .and_then(|()| self.check_timestamp(now, r.timestamp))
@@ -441,6 +502,15 @@ impl Engine {
         };
         if let Err(e) = check_position(&track, r.position) {
             return self.error(None, e);
+        }
+        if !self
+            .recent
+            .first_time(action, &track.id, r.position, r.timestamp)
+        {
+            return; // its other copy came first
+        }
+        if via_mesh && !self.connected {
+            self.mesh_timeline = true;
         }
         let was_playing = self.timeline.as_ref().map(|t| t.playing);
         let playing = match action {
@@ -512,6 +582,223 @@ impl Engine {
             && self.clock.to_server(now) >= tl.at_server_ms;
         if !soft {
             self.apply_timeline(now);
+        }
+    }
+
+    // ------------------------------------------------------------------ the peer mesh
+
+    /// Whether the DJ's words reach anyone: over the socket or over an open mesh link.
+    fn reaches_group(&self) -> bool {
+        self.connected || self.peers.any()
+    }
+
+    /// How many peers' mesh links are open.
+    pub fn mesh_peers(&self) -> usize {
+        self.peers.count()
+    }
+
+    fn on_peer_up(&mut self, now: LocalTime, user: UserId, rtt_ms: Option<f64>) {
+        let new = !self.peers.is_up(user);
+        self.peers.up(user, rtt_ms);
+        if !new {
+            return;
+        }
+        // A new channel: say where we stand (docs/protocol.md, `state-hello`).
+        let ids: Vec<&str> = self
+            .playlist
+            .tracks()
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
+        let (playing, position) = match &self.timeline {
+            Some(tl) => (tl.playing, self.current_position(tl, now)),
+            None => (false, 0.0),
+        };
+        let hello = StateHello {
+            playlist_hash: format!("{:016x}", fnv1a(ids.join("\n").as_bytes())),
+            controller: self.controller(),
+            epoch: 0,
+            playing,
+            position,
+            timestamp: self.clock.to_server(now),
+        };
+        self.mesh_send(Some(user), kinds::STATE_HELLO, None, &hello);
+        // A DJ gives a peer that comes up while the server is away the exact anchor.
+        if self.is_dj() && !self.connected {
+            self.send_position_sync(now);
+        }
+    }
+
+    /// A mesh message from the direct link to `link` (already de-duplicated by sequence).
+    fn on_mesh(&mut self, now: LocalTime, link: UserId, message: MeshEnvelope) {
+        let payload = match message.payload() {
+            Ok(p) => p,
+            Err(e) => {
+                return self.error(
+                    None,
+                    SyncError::BadMesh {
+                        link,
+                        message: e.to_string(),
+                    },
+                );
+            }
+        };
+        let from = message.from;
+        match payload {
+            MeshPayload::MusicControl(action, c) => {
+                if let Err(e) = accept_control(link, from, self.controller()) {
+                    return self.error(None, e);
+                }
+                let track = match (c.track, c.track_id) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(id)) => match self.playlist.get(&id) {
+                        Some(t) => Some(t.clone()),
+                        None => return self.error(None, SyncError::UnknownTrack { id }),
+                    },
+                    (None, None) => None,
+                };
+                let relay = MusicRelay {
+                    position: c.position,
+                    track,
+                    timestamp: c.timestamp,
+                    controller_id: None,
+                    user_id: Some(from),
+                };
+                self.on_relay(now, action, relay, true);
+            }
+            MeshPayload::PositionSync(p) => {
+                if let Err(e) = accept_control(link, from, self.controller()) {
+                    return self.error(None, e);
+                }
+                let other_track = match (&p.track_id, &self.timeline) {
+                    (Some(id), Some(tl)) => *id != tl.track.id,
+                    _ => false,
+                };
+                if other_track {
+                    return; // a sync of the track before the latest change
+                }
+                if !self.connected {
+                    self.mesh_timeline = true;
+                }
+                let relay = PositionSyncRelay {
+                    position: p.position,
+                    timestamp: p.timestamp,
+                    user_id: Some(from),
+                };
+                self.on_position_sync(now, relay);
+            }
+            MeshPayload::PlaylistUpdate(p) => {
+                // The DJ may send any playlist; anyone else on its own link only appends.
+                let appends = from == link
+                    && p.playlist.len() >= self.playlist.len()
+                    && self
+                        .playlist
+                        .tracks()
+                        .iter()
+                        .zip(&p.playlist)
+                        .all(|(a, b)| a.id == b.id);
+                match accept_control(link, from, self.controller()) {
+                    Ok(()) => {
+                        self.set_playlist(p.playlist);
+                    }
+                    Err(_) if appends => {
+                        self.set_playlist(p.playlist);
+                    }
+                    Err(e) => self.error(None, e),
+                }
+            }
+            MeshPayload::TimeSync(t) => {
+                // Anyone may ask where the server's clock stands by our estimate.
+                let at = self.clock.to_server(now);
+                let reply = TimeSyncReply {
+                    t0: t.t0,
+                    t1: at,
+                    t2: at,
+                };
+                self.mesh_send(Some(link), kinds::TIME_SYNC_REPLY, None, &reply);
+            }
+            MeshPayload::TimeSyncReply(r) => {
+                if self.mesh_ref == Some(link) {
+                    self.mesh_clock_mut().on_reply(r.t0, r.t1, r.t2, now);
+                }
+            }
+            MeshPayload::StateHello(_)
+            | MeshPayload::ControllerChanged(_)
+            | MeshPayload::LocationUpdate(_)
+            | MeshPayload::Unknown => {}
+        }
+    }
+
+    /// The server's own clock estimate, whichever slot it is in.
+    fn server_clock(&mut self) -> &mut ClockSync {
+        if self.clock_via_mesh {
+            &mut self.spare_clock
+        } else {
+            &mut self.clock
+        }
+    }
+
+    /// The estimate drawn over the mesh, whichever slot it is in.
+    fn mesh_clock_mut(&mut self) -> &mut ClockSync {
+        if self.clock_via_mesh {
+            &mut self.clock
+        } else {
+            &mut self.spare_clock
+        }
+    }
+
+    /// One clock while the server is gone: a follower runs `time-sync` with the DJ over
+    /// the mesh, and the DJ answers with its estimate of the server's clock, so the
+    /// group stays on the server's timeline (converted, not restarted). Once that
+    /// estimate settles it replaces the server's, which froze when the socket went down;
+    /// when the server returns, its own estimate is back in use.
+    fn mesh_clock(&mut self, now: LocalTime) {
+        let wanted = match self.controller() {
+            Some(dj) if !self.connected && !self.is_dj() && self.peers.is_up(dj) => Some(dj),
+            _ => None,
+        };
+        if wanted != self.mesh_ref {
+            self.mesh_ref = wanted;
+            if wanted.is_some() {
+                if !self.clock_via_mesh {
+                    self.spare_clock = ClockSync::default();
+                }
+                self.mesh_clock_mut().on_connected(now);
+            } else {
+                self.mesh_clock_mut().on_disconnected();
+            }
+        }
+        let Some(dj) = self.mesh_ref else {
+            return;
+        };
+        if let Some(t0) = self.mesh_clock_mut().poll_probe(now) {
+            self.mesh_send(Some(dj), kinds::TIME_SYNC, None, &TimeSync { t0 });
+        }
+        if !self.clock_via_mesh && self.spare_clock.settled() {
+            std::mem::swap(&mut self.clock, &mut self.spare_clock);
+            self.clock_via_mesh = true;
+        }
+    }
+
+    fn mesh_send<T: serde::Serialize>(
+        &mut self,
+        to: Option<UserId>,
+        kind: &'static str,
+        action: Option<ControlAction>,
+        data: &T,
+    ) {
+        match serde_json::to_value(data) {
+            Ok(data) => self.actions.push_back(Action::Mesh {
+                to,
+                message: MeshOut { kind, action, data },
+            }),
+            // Plain structs with string keys always serialize; this cannot happen.
+            Err(err) => self.error(
+                None,
+                SyncError::Server {
+                    message: format!("cannot encode mesh {kind}: {err}"),
+                },
+            ),
         }
     }
 
@@ -672,6 +959,18 @@ impl Engine {
             track: Some(track.clone()),
             timestamp: start,
         });
+        // The same control over the mesh at once: receivers apply whichever copy comes
+        // first, so losing the server loses no control.
+        if self.peers.any() {
+            let control = MeshControl {
+                position,
+                track_id: Some(track.id.clone()),
+                track: Some(track.clone()),
+                timestamp: start,
+                from: Some(self.cfg.user_id),
+            };
+            self.mesh_send(None, kinds::MUSIC_CONTROL, Some(action), &control);
+        }
         self.timeline = Some(Timeline {
             track,
             playing,
@@ -728,12 +1027,21 @@ impl Engine {
             return;
         };
         let position = tl.position_at(server_now);
-        if !self.connected || server_now < tl.at_server_ms || position > track_end(&tl.track) {
+        if !self.reaches_group() || server_now < tl.at_server_ms || position > track_end(&tl.track)
+        {
             return;
         }
         let Some(session_id) = self.session_id.clone() else {
             return;
         };
+        if !self.connected && self.peers.any() {
+            let sync = MeshPositionSync {
+                position,
+                track_id: Some(tl.track.id.clone()),
+                timestamp: server_now,
+            };
+            self.mesh_send(None, kinds::POSITION_SYNC, None, &sync);
+        }
         self.emit(&PositionSync {
             session_id,
             position,
@@ -780,7 +1088,7 @@ impl Engine {
     /// position past it.
     fn on_end_of_track(&mut self, now: LocalTime) {
         self.end_timer = None;
-        if self.is_dj() && self.connected {
+        if self.is_dj() && self.reaches_group() {
             return;
         }
         let Some(tl) = self.timeline.clone().filter(|t| t.playing) else {
@@ -1019,7 +1327,7 @@ impl Engine {
     // ------------------------------------------------------------------ timers
 
     fn on_timers(&mut self, now: LocalTime) {
-        if let Some(t0) = self.clock.poll_probe(now) {
+        if let Some(t0) = self.server_clock().poll_probe(now) {
             self.actions.push_back(Action::TimeSync {
                 t0,
                 timeout_ms: TIME_SYNC_TIMEOUT_MS,
@@ -1045,7 +1353,7 @@ impl Engine {
             self.next_playback_report = Some(now + PLAYBACK_REPORT_PERIOD_MS);
             self.report_playback(now);
         }
-        if self.is_dj() && self.connected {
+        if self.is_dj() && self.reaches_group() {
             if self.next_position_sync.is_some_and(|t| now >= t) {
                 self.send_position_sync(now);
                 self.next_position_sync = Some(now + self.position_sync_period());

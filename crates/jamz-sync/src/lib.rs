@@ -38,6 +38,7 @@ pub mod convoy;
 mod engine;
 mod error;
 pub mod location;
+pub mod mesh;
 mod playlist;
 mod playout;
 #[cfg(feature = "sim")]

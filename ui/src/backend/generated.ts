@@ -107,9 +107,10 @@ export type CacheSummary = { tracks: number, bytes: number, hits: number, misses
 max_bytes: number, max_tracks: number, };
 
 /**
- * How this device reaches the group, as the engine judges the link's health: `socket`
- * while the server link is up and answers, `mesh` while only peers carry the session,
- * `offline` otherwise (playback goes on by the last clock estimate).
+ * How this device reaches the group, as the engine judges both transports' health:
+ * `socket` while the server link is up and answers; `mesh` when it does not but at least
+ * one peer's mesh link is open (the DJ's controls still arrive); `offline` with neither
+ * (playback goes on by the last clock estimate).
  */
 export type Tier = "socket" | "mesh" | "offline";
 

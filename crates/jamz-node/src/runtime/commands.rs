@@ -227,7 +227,7 @@ impl Runtime {
             position,
             clock_offset_ms: Some(clock.offset_ms),
             drift_ms: stats.last_error_ms,
-            peers: 0,
+            peers: self.mesh_peers(),
             cache,
             queued: self.queued + self.rest_in_flight + self.outbox.len() as u64,
             output: self.output.clone(),

@@ -13,7 +13,7 @@ use jamz_link::{
     DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
 };
 use jamz_proto::events::{LeaveAudioSession, names};
-use jamz_proto::{Track, UserId};
+use jamz_proto::{ServerEvent, Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
     Action, AudioCommand, Command, EngineConfig, Heard, Input, Notification, RestCall,
@@ -32,6 +32,7 @@ use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 mod commands;
 mod config;
 mod location;
+mod mesh;
 mod offline;
 mod playout;
 mod preload;
@@ -128,6 +129,18 @@ impl Node {
         let audio = audio::spawn(Arc::clone(&player), cache.clone(), clock, reports_tx);
         drop(player);
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        // The peer mesh: a node without it still plays (socket and offline tiers).
+        let mesh_ip = mesh::route_to(rest.base_url()).await;
+        let mesh = mesh::spawn(
+            session.id.clone(),
+            user_id,
+            &[mesh_ip],
+            link.clone(),
+            jobs_tx.clone(),
+        )
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "no peer mesh"))
+        .ok();
         let mut rt = Runtime {
             output: if output_error.is_some() {
                 OutputSpec::Null.to_string()
@@ -160,6 +173,7 @@ impl Node {
             pending: VecDeque::new(),
             pins: spawn_pinning(cache.clone()),
             positions,
+            mesh,
         };
         let location = location::spawn(config.location.0.clone(), &cmd_tx, rt.events.clone());
         if let Some(message) = output_error {
@@ -341,6 +355,8 @@ struct Runtime {
     pins: tokio::sync::watch::Sender<Vec<String>>,
     /// Everyone's last position, kept on disk for a map with no link.
     positions: LastPositions,
+    /// The peer mesh's task (`None` if its sockets could not be bound).
+    mesh: Option<mesh::MeshHandle>,
 }
 
 impl Runtime {
@@ -488,6 +504,7 @@ impl Runtime {
             Action::Audio(cmd) => self.audio_command(cmd),
             Action::Notify(n) => self.notify(n),
             Action::ReportLocations { reports } => self.report_locations(reports),
+            Action::Mesh { to, message } => self.mesh_send(to, message),
         }
     }
 
@@ -500,6 +517,7 @@ impl Runtime {
                     self.auto_preload();
                 }
             }
+            Notification::Participants { participants } => self.mesh_members(participants),
             Notification::Playback { playing, track, .. } => {
                 self.playing = *playing;
                 self.current = track.clone();
@@ -521,7 +539,6 @@ impl Runtime {
             Notification::Location(ev) => self.remember_position(ev),
             Notification::Ready { .. }
             | Notification::Controller { .. }
-            | Notification::Participants { .. }
             | Notification::Error { .. } => {}
         }
         self.emit(NodeEvent::Session(n));
@@ -529,6 +546,7 @@ impl Runtime {
 
     fn set_offline(&mut self, reason: String) {
         self.connected = false;
+        self.mesh_online(false);
         self.feed(Input::Disconnected { reason });
     }
 
@@ -537,6 +555,7 @@ impl Runtime {
             LinkEvent::State(LinkState::Connected { sid, .. }) => {
                 self.connected = true;
                 self.queued = 0;
+                self.mesh_online(true);
                 // The engine joins; then what waited offline may follow.
                 self.feed(Input::Connected { socket_id: sid });
                 if let Err(e) = self.link.release_queue() {
@@ -565,7 +584,10 @@ impl Runtime {
                 }
             }
             LinkEvent::State(state) => tracing::debug!(?state, "link"),
-            LinkEvent::Event { event: ev, .. } => self.feed(Input::Server(*ev)),
+            LinkEvent::Event { event: ev, .. } => match *ev {
+                ServerEvent::WebrtcSignal(signal) => self.mesh_signal(signal),
+                ev => self.feed(Input::Server(ev)),
+            },
             LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
                 format!("bad `{}` event from the server: {error}", raw.name),
                 None,

@@ -714,6 +714,9 @@ impl Simulation {
                     }
                     // The simulated server has no location history.
                     Action::Notify(_) | Action::ReportLocations { .. } => {}
+                    // The simulated devices have no mesh (the engine's mesh side is
+                    // covered by tests/mesh_tier.rs).
+                    Action::Mesh { .. } => {}
                 }
             }
             if follow_ups.is_empty() {

@@ -1,0 +1,429 @@
+//! The peer mesh's driver: one tokio task that owns the UDP sockets and a sans-IO
+//! [`jamz_mesh::Mesh`], fed by the node loop (the participants, the server's
+//! `webrtc-signal`s, the engine's mesh messages) and feeding it back (links up and down,
+//! messages from peers, `peer` events). The WebRTC work (DTLS handshakes, SCTP) runs
+//! here, never on the node loop.
+//!
+//! Links are signalled through the server while it is reachable and survive its loss.
+//! Every member of the participant list gets a link (the lower user id offers); a member
+//! that leaves the list keeps its open link until it closes (after a server restart
+//! the list fills again as members rejoin, and their links must not be torn down
+//! meanwhile); a closed link to someone still in the list is set up again.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jamz_link::SocketClient;
+use jamz_mesh::{Mesh, MeshConfig, MeshEvent, Outgoing, Received, Receiver};
+use jamz_proto::UserId;
+use jamz_proto::events::{WebrtcSignal, names};
+use jamz_sync::api::{Input, MeshOut};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::Job;
+use crate::control::{NodeEvent, PeerState};
+use crate::error::NodeError;
+
+/// The largest datagram read (UDP's limit; the mesh's own are about 1200 bytes).
+const MAX_DATAGRAM: usize = 65_536;
+
+/// What the node loop asks of the mesh task.
+#[derive(Debug)]
+pub(super) enum MeshJob {
+    /// The session's members now (from the participant list).
+    Members(BTreeSet<UserId>),
+    /// A `webrtc-signal` the server relayed.
+    Signal(WebrtcSignal),
+    /// The engine's message, to stamp and send (to one peer, or to all).
+    Send {
+        to: Option<UserId>,
+        message: MeshOut,
+    },
+    /// Whether the server link is up: signals go out only then (queued ones would reach
+    /// peers stale, and an old offer replaces a live link).
+    Online(bool),
+}
+
+/// The node loop's handle on the mesh task (it stops when this is dropped).
+#[derive(Debug, Clone)]
+pub(super) struct MeshHandle {
+    jobs: mpsc::UnboundedSender<MeshJob>,
+    /// How many links are open, for `status.peers`.
+    connected: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl MeshHandle {
+    pub fn send(&self, job: MeshJob) {
+        if self.jobs.send(job).is_err() {
+            tracing::debug!("the mesh task has stopped");
+        }
+    }
+
+    pub fn connected_peers(&self) -> u32 {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The local address the system routes to the server from: the one host candidate a
+/// node advertises by default (a loopback server gives a loopback mesh, as in tests).
+pub(super) async fn route_to(server: &str) -> IpAddr {
+    let host = server
+        .split_once("://")
+        .map_or(server, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let with_port = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
+    let target = match tokio::net::lookup_host(with_port).await {
+        Ok(mut addrs) => addrs.next(),
+        Err(e) => {
+            tracing::warn!(error = %e, server, "cannot resolve the server for the mesh address");
+            None
+        }
+    };
+    let local = async {
+        let target = target?;
+        let any: IpAddr = if target.is_ipv4() {
+            Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        let probe = UdpSocket::bind((any, 0)).await.ok()?;
+        probe.connect(target).await.ok()?;
+        probe.local_addr().ok().map(|a| a.ip())
+    };
+    local.await.unwrap_or(Ipv4Addr::LOCALHOST.into())
+}
+
+/// Binds one UDP socket per address and starts the mesh task.
+pub(super) async fn spawn(
+    session_id: String,
+    user: UserId,
+    addresses: &[IpAddr],
+    link: SocketClient,
+    jobs_back: mpsc::UnboundedSender<Job>,
+) -> Result<MeshHandle, NodeError> {
+    let mut sockets = Vec::new();
+    for ip in addresses {
+        let socket = UdpSocket::bind((*ip, 0))
+            .await
+            .map_err(|e| NodeError::Invalid(format!("cannot bind a mesh socket on {ip}: {e}")))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| NodeError::Invalid(format!("mesh socket on {ip}: {e}")))?;
+        sockets.push((local, Arc::new(socket)));
+    }
+    let mesh = Mesh::new(MeshConfig {
+        session_id,
+        local_user: user,
+        local_candidates: sockets.iter().map(|(a, _)| *a).collect(),
+        ice_servers: Vec::new(),
+    });
+    tracing::info!(addresses = ?mesh_addresses(&sockets), "mesh sockets bound");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (datagrams_tx, datagrams_rx) = mpsc::unbounded_channel();
+    for (local, socket) in &sockets {
+        tokio::spawn(read_socket(
+            *local,
+            Arc::clone(socket),
+            datagrams_tx.clone(),
+        ));
+    }
+    let connected = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    // Sequence numbers grow across restarts of this member: they start at the Unix time.
+    let first = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    let driver = Driver {
+        mesh,
+        sockets,
+        link,
+        jobs_back,
+        online: false,
+        members: BTreeSet::new(),
+        outgoing: Outgoing::new(user, first),
+        receiver: Receiver::new(),
+        connected: Arc::clone(&connected),
+        dropped: 0,
+    };
+    tokio::spawn(driver.run(rx, datagrams_rx));
+    Ok(MeshHandle {
+        jobs: tx,
+        connected,
+    })
+}
+
+fn mesh_addresses(sockets: &[(SocketAddr, Arc<UdpSocket>)]) -> Vec<SocketAddr> {
+    sockets.iter().map(|(a, _)| *a).collect()
+}
+
+/// A datagram in: (from, to which local socket, bytes).
+type Datagram = (SocketAddr, SocketAddr, Vec<u8>);
+
+async fn read_socket(
+    local: SocketAddr,
+    socket: Arc<UdpSocket>,
+    out: mpsc::UnboundedSender<Datagram>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = out.closed() => return, // the mesh task stopped: free the socket
+        };
+        match received {
+            Ok((n, source)) => {
+                if out.send((source, local, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            // ICMP port-unreachable from a peer that went away shows up as an error on
+            // some systems: not fatal to the socket.
+            Err(e) => {
+                tracing::debug!(error = %e, %local, "mesh socket read");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+struct Driver {
+    mesh: Mesh,
+    sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    link: SocketClient,
+    jobs_back: mpsc::UnboundedSender<Job>,
+    online: bool,
+    members: BTreeSet<UserId>,
+    outgoing: Outgoing,
+    receiver: Receiver,
+    connected: Arc<std::sync::atomic::AtomicU32>,
+    /// Messages and signals refused (bad, duplicate, not ours), for the logs.
+    dropped: u64,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut jobs: mpsc::UnboundedReceiver<MeshJob>,
+        mut datagrams: mpsc::UnboundedReceiver<Datagram>,
+    ) {
+        loop {
+            self.flush();
+            let deadline = self
+                .mesh
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                job = jobs.recv() => match job {
+                    Some(job) => self.job(job),
+                    None => break,
+                },
+                Some((source, local, bytes)) = datagrams.recv() => {
+                    self.mesh.handle_datagram(Instant::now(), source, local, &bytes);
+                }
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    self.mesh.handle_timeout(Instant::now());
+                }
+            }
+        }
+        tracing::debug!(dropped = self.dropped, "mesh task stopped");
+    }
+
+    fn job(&mut self, job: MeshJob) {
+        let now = Instant::now();
+        let result = match job {
+            MeshJob::Members(members) => {
+                let mine = self.mesh.local_user();
+                let members: BTreeSet<UserId> =
+                    members.into_iter().filter(|u| *u != mine).collect();
+                // A member who (re)joins has no link on its side: if we offer, offer anew
+                // (our first offer may have gone out before it was in the room, and the
+                // server refused to relay it), unless our link to it is open.
+                for user in members.difference(&self.members) {
+                    let open = self.mesh.peer_state(*user) == Some(jamz_mesh::LinkState::Connected);
+                    if self.mesh.offers_to(*user) && !open {
+                        self.mesh.remove_peer(*user);
+                    }
+                }
+                self.members = members;
+                let mut result = Ok(());
+                for user in self.members.clone() {
+                    if let Err(e) = self.mesh.add_peer(now, user) {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+            MeshJob::Signal(signal) => self.mesh.handle_signal(now, signal),
+            MeshJob::Send { to, message } => {
+                match self
+                    .outgoing
+                    .encode(message.kind, message.action, message.data, None)
+                {
+                    Ok(text) => match to {
+                        Some(user) => self.mesh.send_text(now, user, &text),
+                        None => self.mesh.broadcast_text(now, &text).map(|_| ()),
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, kind = message.kind, "mesh message not sent");
+                        Ok(())
+                    }
+                }
+            }
+            MeshJob::Online(online) => {
+                self.online = online;
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.dropped += 1;
+            tracing::debug!(error = %e, "mesh");
+        }
+    }
+
+    /// Carries out what the mesh has to say: datagrams, signals, events (an event may
+    /// set a link up again, which has more to say: until nothing is left).
+    fn flush(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(t) = self.mesh.poll_transmit() {
+                busy = true;
+                let Some((_, socket)) = self.sockets.iter().find(|(a, _)| *a == t.source) else {
+                    continue;
+                };
+                // UDP: a full send buffer drops the datagram like the network would.
+                if let Err(e) = socket.try_send_to(&t.contents, t.destination) {
+                    tracing::trace!(error = %e, to = %t.destination, "mesh datagram not sent");
+                }
+            }
+            while let Some(signal) = self.mesh.poll_signal() {
+                busy = true;
+                self.signal(&signal);
+            }
+            while let Some(event) = self.mesh.poll_event() {
+                busy = true;
+                self.event(event);
+            }
+            if !busy {
+                break;
+            }
+        }
+        let open = self
+            .mesh
+            .peers()
+            .filter(|(_, s)| *s == jamz_mesh::LinkState::Connected)
+            .count();
+        self.connected.store(
+            u32::try_from(open).unwrap_or(u32::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn signal(&self, signal: &WebrtcSignal) {
+        if !self.online {
+            return;
+        }
+        match serde_json::to_value(signal) {
+            Ok(data) => {
+                if let Err(e) = self.link.emit(names::WEBRTC_SIGNAL, data) {
+                    tracing::debug!(error = %e, "webrtc-signal not sent");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "webrtc-signal not encoded"),
+        }
+    }
+
+    fn event(&mut self, event: MeshEvent) {
+        match event {
+            MeshEvent::PeerConnecting(user) => self.peer(user, PeerState::Connecting),
+            MeshEvent::PeerConnected(user) => {
+                self.peer(user, PeerState::Connected);
+                self.back(Job::Input(Input::PeerUp { user, rtt_ms: None }));
+            }
+            MeshEvent::PeerClosed(user) => {
+                self.peer(user, PeerState::Closed);
+                self.back(Job::Input(Input::PeerDown { user }));
+                if self.members.contains(&user)
+                    && let Err(e) = self.mesh.add_peer(Instant::now(), user)
+                {
+                    tracing::debug!(error = %e, user, "mesh link not set up again");
+                }
+            }
+            MeshEvent::Message { from, text } => match self.receiver.receive(text.as_bytes()) {
+                Ok(Received::Message(envelope, _)) => self.back(Job::Input(Input::Mesh {
+                    link: from,
+                    message: envelope,
+                })),
+                Ok(Received::Duplicate { .. }) => {}
+                Ok(Received::Ignored { kind }) => tracing::debug!(kind, from, "mesh type ignored"),
+                Err(e) => {
+                    self.dropped += 1;
+                    tracing::debug!(error = %e, from, "mesh message refused");
+                }
+            },
+            MeshEvent::Dropped { from, reason } => {
+                self.dropped += 1;
+                tracing::debug!(?from, reason, "mesh input dropped");
+            }
+        }
+    }
+
+    fn peer(&self, user: UserId, state: PeerState) {
+        self.back(Job::Event(NodeEvent::Peer {
+            user_id: user,
+            state,
+        }));
+    }
+
+    fn back(&self, job: Job) {
+        let _ = self.jobs_back.send(job);
+    }
+}
+
+/// The node loop's side: small hooks called from `runtime/mod.rs`.
+impl super::Runtime {
+    /// The engine's mesh message.
+    pub(super) fn mesh_send(&self, to: Option<UserId>, message: MeshOut) {
+        if let Some(mesh) = &self.mesh {
+            mesh.send(MeshJob::Send { to, message });
+        }
+    }
+
+    /// The participant list changed: every member gets a link.
+    pub(super) fn mesh_members(&self, participants: &[jamz_sync::api::ParticipantView]) {
+        if let Some(mesh) = &self.mesh {
+            mesh.send(MeshJob::Members(
+                participants.iter().map(|p| p.user_id).collect(),
+            ));
+        }
+    }
+
+    /// A `webrtc-signal` from the server.
+    pub(super) fn mesh_signal(&self, signal: WebrtcSignal) {
+        if let Some(mesh) = &self.mesh {
+            mesh.send(MeshJob::Signal(signal));
+        }
+    }
+
+    /// The server link went up or down.
+    pub(super) fn mesh_online(&self, online: bool) {
+        if let Some(mesh) = &self.mesh {
+            mesh.send(MeshJob::Online(online));
+        }
+    }
+
+    /// How many peers' links are open (`status.peers`).
+    pub(super) fn mesh_peers(&self) -> u32 {
+        self.mesh.as_ref().map_or(0, MeshHandle::connected_peers)
+    }
+}
