@@ -52,6 +52,7 @@ pub mod host;
 pub mod json;
 pub mod outbox;
 mod runtime;
+pub mod secrets;
 pub mod tracks;
 #[cfg(feature = "ts")]
 pub mod ui_types;
@@ -68,3 +69,4 @@ pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
 pub use jamz_link::{Progress, RestClient};
 pub use runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE};
+pub use secrets::TokenStore;

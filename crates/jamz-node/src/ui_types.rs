@@ -45,10 +45,12 @@ pub fn typescript() -> String {
         crate::PeerState,
         crate::PendingView,
         crate::OutputView,
+        crate::TokenStore,
         // The app's commands.
         crate::app::AppInfo,
         crate::app::HostedView,
         crate::app::AccountView,
+        crate::app::LogoutOutcome,
         crate::app::OpenArgs,
         crate::app::SessionView,
         crate::app::SessionEnded,

@@ -165,6 +165,7 @@ async fn one_session_at_a_time_and_the_cache_only_without_it() {
     .expect("the cache stayed locked after the session ended");
     assert_eq!(cleared.tracks, 0);
     assert_eq!(cleared.dir, dir.path().join("cache").to_string_lossy());
-    app.logout().unwrap();
+    let out = app.logout().await.unwrap();
+    assert!(out.revoked_on_server, "{out:?}");
     assert_eq!(app.current_account().unwrap(), None);
 }
