@@ -15,6 +15,8 @@ const COMMANDS: &[&str] = &[
     "list_groups",
     "create_group",
     "add_member",
+    "change_password",
+    "leave_group",
     "open_session",
     "leave_session",
     "node_command",

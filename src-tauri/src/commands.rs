@@ -1,8 +1,8 @@
 //! The app's commands: each forwards to [`jamz_node::app::App`].
 
 use jamz_node::app::{
-    AccountView, App, AppInfo, CacheInfo, EventSink, HostedView, LoginArgs, OpenArgs, RegisterArgs,
-    SessionEnded, SessionView,
+    AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView, LoginArgs,
+    LogoutOutcome, OpenArgs, RegisterArgs, SessionEnded, SessionView,
 };
 use jamz_node::{NodeCommand, NodeEvent, OutputView};
 use jamz_proto::Group;
@@ -57,8 +57,21 @@ pub async fn current_account(state: State<'_, App>) -> AppResult<Option<AccountV
 }
 
 #[tauri::command]
-pub async fn logout(state: State<'_, App>) -> AppResult<()> {
-    Ok(state.logout()?)
+pub async fn logout(state: State<'_, App>) -> AppResult<LogoutOutcome> {
+    Ok(state.logout().await?)
+}
+
+#[tauri::command]
+pub async fn change_password(
+    state: State<'_, App>,
+    args: ChangePasswordArgs,
+) -> AppResult<AccountView> {
+    Ok(state.change_password(args).await?)
+}
+
+#[tauri::command]
+pub async fn leave_group(state: State<'_, App>, group_id: String) -> AppResult<()> {
+    Ok(state.leave_group(&group_id).await?)
 }
 
 #[tauri::command]

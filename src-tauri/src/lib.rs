@@ -56,6 +56,8 @@ pub fn run() {
             commands::login,
             commands::current_account,
             commands::logout,
+            commands::change_password,
+            commands::leave_group,
             commands::list_groups,
             commands::create_group,
             commands::add_member,

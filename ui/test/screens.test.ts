@@ -6,7 +6,7 @@ import type { Ctx } from "../src/app";
 import { startApp } from "../src/start";
 import { button, fakeBackend, input, memoryStorage, until } from "./helpers";
 
-const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1 };
+const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1, tokenStore: "keyring" };
 const OUTPUTS = [
   { id: "default", name: "System default", is_default: true },
   { id: "device:alsa:pulse", name: "PulseAudio Sound Server", is_default: false },
@@ -140,6 +140,23 @@ describe("groups", () => {
     button(first, "[data-action=open-session]").click();
     await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
     expect(screen()).toBe("session");
+  });
+
+  it("lists the groups one is in, says where the login is kept, and leaves one", async () => {
+    let groups = [GROUP, { ...GROUP, id: "g2", name: "Convoy" }];
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      list_groups: () => groups,
+      leave_group: (a) => { groups = groups.filter((g) => g.id !== a.groupId); return null; },
+    });
+    await app(memoryStorage());
+    await until(() => root.querySelectorAll("li.group").length === 2, "both groups");
+    expect(root.querySelector("[data-testid=signed-in]")?.textContent).toContain("system keyring");
+    const second = root.querySelector<HTMLElement>("li.group[data-group=g2]")!;
+    button(second, "[data-action=leave-group]").click();
+    await until(() => root.querySelectorAll("li.group").length === 1, "one group left");
+    expect(calls.find((c) => c.cmd === "leave_group")?.args).toEqual({ groupId: "g2" });
+    expect(root.querySelector("li.group[data-group=g1]")).not.toBeNull();
   });
 });
 

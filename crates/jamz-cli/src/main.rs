@@ -35,7 +35,8 @@ enum Cmd {
         #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
         password: String,
     },
-    /// Logs in and saves the token (platform config dir, mode 0600).
+    /// Logs in and saves the token (the OS keyring; where none answers, the
+    /// platform config dir, mode 0600).
     Login {
         #[arg(long, env = "JAMZ_SERVER", default_value = "http://127.0.0.1:5050")]
         server: String,
@@ -44,7 +45,20 @@ enum Cmd {
         #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
         password: String,
     },
-    /// Groups: create, list, add a member.
+    /// Logs out: the server revokes every token of the account (all its
+    /// devices), and the saved login is forgotten here.
+    Logout,
+    /// Changes the password; every other device must log in again, this one
+    /// keeps a fresh token.
+    Password {
+        /// The current password.
+        #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
+        current: String,
+        /// The new password.
+        #[arg(long = "new", env = "JAMZ_NEW_PASSWORD", hide_env_values = true)]
+        new_password: String,
+    },
+    /// Groups: create, list, add a member, leave.
     Group {
         #[command(subcommand)]
         action: GroupCmd,
@@ -95,6 +109,10 @@ enum GroupCmd {
     AddMember {
         group: String,
         username: String,
+    },
+    /// Leaves a group (its session and map no longer include you).
+    Leave {
+        group: String,
     },
 }
 
@@ -202,7 +220,7 @@ async fn run(cli: Cli) -> Result<()> {
                 "registered {} (user {}); token saved in {}",
                 c.username,
                 c.user_id,
-                store.path().display()
+                where_saved(&store)?
             );
             Ok(())
         }
@@ -217,7 +235,31 @@ async fn run(cli: Cli) -> Result<()> {
                 "logged in as {} (user {}); token saved in {}",
                 c.username,
                 c.user_id,
-                store.path().display()
+                where_saved(&store)?
+            );
+            Ok(())
+        }
+        Cmd::Logout => {
+            let store = CredentialStore::default_location()?;
+            let outcome = account::logout(&store).await?;
+            match (outcome.revoked_on_server, outcome.problem) {
+                (true, _) => println!("logged out; the server revoked every token of the account"),
+                (false, Some(p)) => {
+                    println!("logged out on this device; the token could not be revoked: {p}")
+                }
+                (false, None) => println!("logged out on this device"),
+            }
+            Ok(())
+        }
+        Cmd::Password {
+            current,
+            new_password,
+        } => {
+            let store = CredentialStore::default_location()?;
+            let c = account::change_password(&store, &current, &new_password).await?;
+            println!(
+                "password changed for {}; other devices must log in again",
+                c.username
             );
             Ok(())
         }
@@ -228,6 +270,14 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Node(a) => node(a).await,
         Cmd::Outputs { json } => outputs(json),
     }
+}
+
+/// Where the saved token went, in words.
+fn where_saved(store: &CredentialStore) -> Result<String> {
+    Ok(match store.token_store()? {
+        Some(jamz_node::TokenStore::Keyring) => "the OS keyring".to_owned(),
+        _ => store.path().display().to_string(),
+    })
 }
 
 fn outputs(json: bool) -> Result<()> {
@@ -278,6 +328,10 @@ async fn group(action: GroupCmd) -> Result<()> {
         GroupCmd::AddMember { group, username } => {
             let g = rest.add_member(&group, &username).await?;
             println!("{}\t{}\t{} members", g.id, g.name, g.members.len());
+        }
+        GroupCmd::Leave { group } => {
+            rest.leave_group(&group).await?;
+            println!("left {group}");
         }
     }
     Ok(())

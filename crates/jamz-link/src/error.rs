@@ -16,6 +16,30 @@ pub enum LinkError {
         status: u16,
         message: String,
     },
+    /// The server kept answering 429 (too many attempts) or 503 (at capacity)
+    /// and the [`crate::RetryPolicy`] allowed no further wait.
+    #[error(
+        "{method} {path}: HTTP {status}: {message}; gave up after {attempts} attempt(s){}",
+        wait_hint(.retry_after)
+    )]
+    Throttled {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+        attempts: u32,
+        /// What the server's last `Retry-After` asked for.
+        retry_after: Option<Duration>,
+    },
+    /// The server refused an upload's body: too large (413), too slow (408),
+    /// or not audio its decoders accept (415).
+    #[error("upload of {file:?} refused: {reason} (HTTP {status}: {message})")]
+    UploadRefused {
+        file: String,
+        status: u16,
+        reason: &'static str,
+        message: String,
+    },
     /// The request could not be made or its body not read (connection refused,
     /// timeout, TLS ...).
     #[error("{method} {path}: {source}")]
@@ -95,7 +119,9 @@ impl LinkError {
     /// The HTTP status, when the server answered with an error status.
     pub fn status(&self) -> Option<u16> {
         match self {
-            LinkError::Http { status, .. } => Some(*status),
+            LinkError::Http { status, .. }
+            | LinkError::Throttled { status, .. }
+            | LinkError::UploadRefused { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -112,8 +138,18 @@ impl LinkError {
                     || source.is_body()
             }
             LinkError::Http { status, .. } => matches!(status, 502..=504),
+            // The server said to come back later.
+            LinkError::Throttled { .. } => true,
             LinkError::Timeout(_) | LinkError::WebSocket(_) | LinkError::Closed => true,
             _ => false,
         }
+    }
+}
+
+/// ", try again in N s" when the server said how long to wait.
+fn wait_hint(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!("; the server asks to wait {} s", d.as_secs().max(1)),
+        None => String::new(),
     }
 }

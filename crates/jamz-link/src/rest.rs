@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use jamz_proto::rest::{
-    AddMemberRequest, AddTrackRequest, AuthResponse, CreateGroupRequest, GroupResponse,
-    GroupsResponse, LatestLocationsResponse, LocationReport, LoginRequest, PlaylistResponse,
-    RegisterRequest, ReorderRequest, SessionResponse, TrackResponse,
+    AddMemberRequest, AddTrackRequest, AuthResponse, ChangePasswordRequest, CreateGroupRequest,
+    GroupResponse, GroupsResponse, LatestLocationsResponse, LocationReport, LoginRequest,
+    PlaylistResponse, RegisterRequest, ReorderRequest, SessionResponse, TrackResponse,
 };
 use jamz_proto::{Group, Location, Session, Track};
 use reqwest::header::{AUTHORIZATION, CONTENT_RANGE, ETAG, RANGE};
@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::LinkError;
+use crate::retry::{self, RetryPolicy};
 
 /// Time allowed to open a TCP (+TLS) connection: a car on a weak cell link can
 /// take several seconds; beyond 10 s the link is better reported as down.
@@ -38,6 +39,7 @@ pub struct RestClient {
     http: reqwest::Client,
     base: url::Url,
     token: Arc<RwLock<Option<String>>>,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for RestClient {
@@ -115,7 +117,20 @@ impl RestClient {
             http,
             base,
             token: Arc::new(RwLock::new(None)),
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// This client waiting on 429 and 503 as `policy` says (default:
+    /// [`RetryPolicy::default`]).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How this client waits on 429 and 503.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     /// The backend's base URL (also what [`crate::SocketConfig::new`] takes).
@@ -164,11 +179,14 @@ impl RestClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<R, LinkError> {
-        let mut rb = self.request(method.clone(), path)?;
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let resp = send(rb, &method, path).await?;
+        let build = || {
+            let rb = self.request(method.clone(), path)?;
+            Ok(match body {
+                Some(b) => rb.json(b),
+                None => rb,
+            })
+        };
+        let resp = self.send(build, &method, path).await?;
         read_json(resp, &method, path).await
     }
 
@@ -205,6 +223,30 @@ impl RestClient {
             password: password.into(),
         };
         self.authenticate("/api/auth/login", &body).await
+    }
+
+    /// (ext) `POST /api/auth/logout`: revokes every token of this account (on
+    /// all its devices) and forgets the token here.
+    pub async fn logout(&self) -> Result<(), LinkError> {
+        let _: serde_json::Value = self
+            .call(Method::POST, "/api/auth/logout", None::<&()>)
+            .await?;
+        self.set_token(None);
+        Ok(())
+    }
+
+    /// (ext) `POST /api/auth/password`: every earlier token is revoked; keeps
+    /// the fresh one the server answers with.
+    pub async fn change_password(
+        &self,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<AuthResponse, LinkError> {
+        let body = ChangePasswordRequest {
+            current_password: current_password.into(),
+            new_password: new_password.into(),
+        };
+        self.authenticate("/api/auth/password", &body).await
     }
 
     /// `GET /api/groups`
@@ -244,6 +286,13 @@ impl RestClient {
     pub async fn grant_key(&self) -> Result<jamz_proto::grant::GrantKey, LinkError> {
         self.call(Method::GET, "/api/mesh/grant-key", None::<&()>)
             .await
+    }
+
+    /// (ext) `DELETE /api/groups/:groupId/members/me`: leaves the group.
+    pub async fn leave_group(&self, group_id: &str) -> Result<(), LinkError> {
+        let path = format!("/api/groups/{}/members/me", seg(group_id));
+        let _: serde_json::Value = self.call(Method::DELETE, &path, None::<&()>).await?;
+        Ok(())
     }
 
     /// `GET /api/audio/sessions/group/:groupId` (created on first call).
@@ -297,47 +346,23 @@ impl RestClient {
         Ok(r.playlist)
     }
 
-    /// `POST /api/music/upload` (multipart), reporting progress per chunk.
+    /// `POST /api/music/upload` (multipart), reporting progress per chunk. A
+    /// refusal of the file itself (413, 408, 415) is [`LinkError::UploadRefused`].
     pub async fn upload(&self, upload: Upload) -> Result<Track, LinkError> {
         let path = "/api/music/upload";
         let method = Method::POST;
-        let total = upload.data.len() as u64;
-        let progress = upload.progress.clone();
-        let data = upload.data.clone();
-        let chunks: Vec<Bytes> = (0..data.len())
-            .step_by(UPLOAD_CHUNK)
-            .map(|start| data.slice(start..(start + UPLOAD_CHUNK).min(data.len())))
-            .collect();
-        let mut sent = 0u64;
-        let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
-            sent += c.len() as u64;
-            if let Some(p) = &progress {
-                p(sent, total);
-            }
-            Ok::<Bytes, std::io::Error>(c)
-        }));
-        let mut part =
-            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
-                .file_name(upload.file_name.clone());
-        if let Some(ct) = &upload.content_type {
-            part = part
-                .mime_str(ct)
-                .map_err(request_error(method.as_str(), path))?;
-        }
-        let mut form = reqwest::multipart::Form::new().part("file", part);
-        if let Some(t) = upload.title {
-            form = form.text("title", t);
-        }
-        if let Some(a) = upload.artist {
-            form = form.text("artist", a);
-        }
-        if let Some(d) = upload.duration {
-            form = form.text("duration", d.to_string());
-        }
-        // No total timeout (unlike `request`): a large file on a slow link may
-        // take long; the read timeout still catches a silent server.
-        let rb = self.authorized(self.http.post(self.url(path)?).multipart(form));
-        let resp = send(rb, &method, path).await?;
+        // A 429/503 answer means the server took nothing: the form is built
+        // again (from the shared bytes) for each attempt.
+        let build = || {
+            let form = upload_form(&upload).map_err(request_error(method.as_str(), path))?;
+            // No total timeout (unlike `request`): a large file on a slow link
+            // may take long; the read timeout still catches a silent server.
+            Ok(self.authorized(self.http.post(self.url(path)?).multipart(form)))
+        };
+        let resp = self
+            .send(build, &method, path)
+            .await
+            .map_err(|e| upload_refused(e, &upload.file_name))?;
         let r: TrackResponse = read_json(resp, &method, path).await?;
         Ok(r.track)
     }
@@ -399,27 +424,30 @@ impl RestClient {
         url: &str,
         range: Option<(u64, Option<u64>)>,
     ) -> Result<reqwest::Response, LinkError> {
-        let target = self.url(url)?;
-        let same_origin = target.origin() == self.base.origin();
-        let mut rb = self.http.get(target);
-        if same_origin {
-            rb = self.authorized(rb);
-        }
-        if let Some((start, end)) = range {
-            let spec = match end {
-                Some(end) => format!("bytes={start}-{end}"),
-                None => format!("bytes={start}-"),
-            };
-            rb = rb.header(RANGE, spec);
-        }
-        send(rb, &Method::GET, url).await
+        let build = || {
+            let target = self.url(url)?;
+            let same_origin = target.origin() == self.base.origin();
+            let mut rb = self.http.get(target);
+            if same_origin {
+                rb = self.authorized(rb);
+            }
+            if let Some((start, end)) = range {
+                let spec = match end {
+                    Some(end) => format!("bytes={start}-{end}"),
+                    None => format!("bytes={start}-"),
+                };
+                rb = rb.header(RANGE, spec);
+            }
+            Ok(rb)
+        };
+        self.send(build, &Method::GET, url).await
     }
 
     /// `POST /api/locations`
     pub async fn post_location(&self, report: &LocationReport) -> Result<(), LinkError> {
         let path = "/api/locations";
-        let rb = self.request(Method::POST, path)?.json(report);
-        send(rb, &Method::POST, path).await?;
+        let build = || Ok(self.request(Method::POST, path)?.json(report));
+        self.send(build, &Method::POST, path).await?;
         Ok(())
     }
 
@@ -431,28 +459,112 @@ impl RestClient {
     }
 }
 
-/// Sends and turns an error status into [`LinkError::Http`] with the server's
-/// `{"error"}` message.
-async fn send(
-    rb: reqwest::RequestBuilder,
-    method: &Method,
-    path: &str,
-) -> Result<reqwest::Response, LinkError> {
-    let resp = rb
-        .send()
-        .await
-        .map_err(request_error(method.as_str(), path))?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(resp);
+/// The multipart form of an upload; its body reports progress per chunk.
+fn upload_form(upload: &Upload) -> Result<reqwest::multipart::Form, reqwest::Error> {
+    let total = upload.data.len() as u64;
+    let progress = upload.progress.clone();
+    let data = upload.data.clone();
+    let chunks: Vec<Bytes> = (0..data.len())
+        .step_by(UPLOAD_CHUNK)
+        .map(|start| data.slice(start..(start + UPLOAD_CHUNK).min(data.len())))
+        .collect();
+    let mut sent = 0u64;
+    let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
+        sent += c.len() as u64;
+        if let Some(p) = &progress {
+            p(sent, total);
+        }
+        Ok::<Bytes, std::io::Error>(c)
+    }));
+    let mut part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
+            .file_name(upload.file_name.clone());
+    if let Some(ct) = &upload.content_type {
+        part = part.mime_str(ct)?;
     }
-    let text = resp.text().await.unwrap_or_default();
-    Err(LinkError::Http {
-        method: method.to_string(),
-        path: path.into(),
-        status: status.as_u16(),
-        message: error_message(status, &text),
-    })
+    let mut form = reqwest::multipart::Form::new().part("file", part);
+    if let Some(t) = &upload.title {
+        form = form.text("title", t.clone());
+    }
+    if let Some(a) = &upload.artist {
+        form = form.text("artist", a.clone());
+    }
+    if let Some(d) = upload.duration {
+        form = form.text("duration", d.to_string());
+    }
+    Ok(form)
+}
+
+/// An upload's error status said in words: what was wrong with the file.
+fn upload_refused(e: LinkError, file: &str) -> LinkError {
+    let reason = match e.status() {
+        Some(413) => "the file is larger than the server accepts",
+        Some(408) => "the link was too slow: the server stopped waiting for the file",
+        Some(415) => "the server does not recognise the file as audio it can play",
+        _ => return e,
+    };
+    match e {
+        LinkError::Http {
+            status, message, ..
+        } => LinkError::UploadRefused {
+            file: file.to_owned(),
+            status,
+            reason,
+            message,
+        },
+        other => other,
+    }
+}
+
+impl RestClient {
+    /// Sends what `build` makes; on 429 or 503 waits as the server's
+    /// `Retry-After` and this client's [`RetryPolicy`] allow and sends again.
+    /// An error status becomes [`LinkError::Http`] with the server's
+    /// `{"error"}` message, or [`LinkError::Throttled`] once it gave up waiting.
+    async fn send(
+        &self,
+        build: impl Fn() -> Result<reqwest::RequestBuilder, LinkError>,
+        method: &Method,
+        path: &str,
+    ) -> Result<reqwest::Response, LinkError> {
+        let mut retries = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            let resp = build()?
+                .send()
+                .await
+                .map_err(request_error(method.as_str(), path))?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            let after = retry::retry_after(resp.headers());
+            let text = resp.text().await.unwrap_or_default();
+            let message = error_message(status, &text);
+            if !retry::is_retryable(status.as_u16()) {
+                return Err(LinkError::Http {
+                    method: method.to_string(),
+                    path: path.into(),
+                    status: status.as_u16(),
+                    message,
+                });
+            }
+            let Some(wait) = self.retry.next_wait(retries, waited, after) else {
+                return Err(LinkError::Throttled {
+                    method: method.to_string(),
+                    path: path.into(),
+                    status: status.as_u16(),
+                    message,
+                    attempts: retries + 1,
+                    retry_after: after,
+                });
+            };
+            tracing::info!(%method, path, status = status.as_u16(), ?wait, "the server asks to wait; trying again");
+            tokio::time::sleep(wait).await;
+            retries += 1;
+            waited += wait;
+        }
+    }
 }
 
 /// Reads the body of a successful answer and decodes it as `R`.

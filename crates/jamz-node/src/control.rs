@@ -4,6 +4,7 @@
 //! [`parse_command`] never fails hard: a line that is not a command becomes a
 //! [`CommandError`] whose [`CommandError::to_event`] is the `error` event to answer.
 
+use crate::secrets::TokenStore;
 use std::path::PathBuf;
 
 use jamz_proto::{Track, UserId};
@@ -353,6 +354,11 @@ pub struct StatusView {
     /// The output latency offset in use, ms (beyond docs/node-control.md).
     #[serde(default)]
     pub latency_offset_ms: f64,
+    /// Where the saved login's token is kept: `keyring` (the OS keyring) or
+    /// `file` (the 0600 credentials file, where no keyring answers); `null`
+    /// when the node was given a password (beyond docs/node-control.md).
+    #[serde(default)]
+    pub token_store: Option<TokenStore>,
 }
 
 /// One change waiting for the server, as the `outbox` event lists it.
@@ -680,6 +686,7 @@ mod tests {
             queued: 0,
             output: "null".into(),
             latency_offset_ms: 0.0,
+            token_store: Some(TokenStore::File),
         });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");

@@ -69,7 +69,7 @@ impl Dirs {
 
     /// The saved login.
     pub fn credentials(&self) -> CredentialStore {
-        CredentialStore::at(&self.config)
+        CredentialStore::with_os_keyring(&self.config)
     }
 
     /// A session this device hosts keeps its database and files here (reused, so

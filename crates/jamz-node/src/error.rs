@@ -53,7 +53,11 @@ impl NodeError {
     pub fn code(&self) -> ErrorCode {
         use jamz_link::LinkError;
         match self {
-            NodeError::Link(LinkError::Http { status, .. }) => ErrorCode::of_http(*status),
+            NodeError::Link(
+                LinkError::Http { status, .. }
+                | LinkError::Throttled { status, .. }
+                | LinkError::UploadRefused { status, .. },
+            ) => ErrorCode::of_http(*status),
             NodeError::Link(LinkError::Request { .. } | LinkError::WebSocket(_)) => {
                 ErrorCode::Unreachable
             }
@@ -89,6 +93,13 @@ pub enum ErrorCode {
     NotFound,
     Conflict,
     TooLarge,
+    /// HTTP 429 or 503 after the client waited as long as it may: too many
+    /// attempts, or the server is busy; try again later.
+    Throttled,
+    /// HTTP 408: an upload too slow for the server.
+    TooSlow,
+    /// HTTP 415: an upload that is not audio the server can play.
+    NotAudio,
     /// Any other HTTP status.
     ServerError,
     /// The backend cannot be reached at all.
@@ -119,6 +130,9 @@ impl ErrorCode {
             404 => ErrorCode::NotFound,
             409 => ErrorCode::Conflict,
             413 => ErrorCode::TooLarge,
+            408 => ErrorCode::TooSlow,
+            415 => ErrorCode::NotAudio,
+            429 | 503 => ErrorCode::Throttled,
             _ => ErrorCode::ServerError,
         }
     }
@@ -177,6 +191,10 @@ mod tests {
             (404, "not-found"),
             (409, "conflict"),
             (413, "too-large"),
+            (408, "too-slow"),
+            (415, "not-audio"),
+            (429, "throttled"),
+            (503, "throttled"),
             (500, "server-error"),
         ] {
             let v = serde_json::to_value(ErrorCode::of_http(status)).unwrap();

@@ -406,6 +406,7 @@ mod tests {
             queued: 0,
             output: "null".into(),
             latency_offset_ms: 0.0,
+            token_store: None,
         }
     }
 

@@ -54,6 +54,7 @@ pub mod json;
 pub mod outbox;
 pub mod positions;
 mod runtime;
+pub mod secrets;
 pub mod tracks;
 #[cfg(feature = "ts")]
 pub mod ui_types;
@@ -71,3 +72,4 @@ pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
 pub use jamz_link::{Progress, RestClient};
 pub use runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE};
+pub use secrets::TokenStore;

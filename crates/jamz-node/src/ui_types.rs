@@ -52,10 +52,12 @@ pub fn typescript() -> String {
         crate::LocationEvent,
         crate::EtaView,
         crate::positions::KnownPosition,
+        crate::TokenStore,
         // The app's commands.
         crate::app::AppInfo,
         crate::app::HostedView,
         crate::app::AccountView,
+        crate::app::LogoutOutcome,
         crate::app::OpenArgs,
         crate::app::SessionView,
         crate::app::SessionEnded,

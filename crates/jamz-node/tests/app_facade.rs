@@ -156,6 +156,7 @@ async fn one_session_at_a_time_and_the_cache_only_without_it() {
     let cleared = app.cache_clear().await.unwrap();
     assert_eq!(cleared.tracks, 0);
     assert_eq!(cleared.dir, dir.path().join("cache").to_string_lossy());
-    app.logout().unwrap();
+    let out = app.logout().await.unwrap();
+    assert!(out.revoked_on_server, "{out:?}");
     assert_eq!(app.current_account().unwrap(), None);
 }

@@ -16,6 +16,16 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// (ext) Body of `POST /api/auth/password`; the answer is an [`AuthResponse`]
+/// with a fresh token (every earlier one is revoked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePasswordRequest {
+    #[serde(alias = "currentPassword")]
+    pub current_password: String,
+    #[serde(alias = "newPassword")]
+    pub new_password: String,
+}
+
 /// Answer of register (201) and login (200).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthResponse {

@@ -95,7 +95,13 @@ output: string,
 /**
  * The output latency offset in use, ms (beyond docs/node-control.md).
  */
-latency_offset_ms: number, };
+latency_offset_ms: number, 
+/**
+ * Where the saved login's token is kept: `keyring` (the OS keyring) or
+ * `file` (the 0600 credentials file, where no keyring answers); `null`
+ * when the node was given a password (beyond docs/node-control.md).
+ */
+token_store: TokenStore | null, };
 
 /**
  * The `cache` object of a `status` event.
@@ -173,6 +179,11 @@ export type KnownPosition = { userId: number, latitude: number, longitude: numbe
 at: number, };
 
 /**
+ * Which store holds the saved login's token (shown by `status` and the app).
+ */
+export type TokenStore = "keyring" | "file";
+
+/**
  * What the app shows about itself.
  */
 export type AppInfo = { version: string, mobile: boolean, hosting: HostedView | null, 
@@ -197,7 +208,25 @@ lanUrls: Array<string>, };
 /**
  * The signed-in account as the UI sees it (never the token).
  */
-export type AccountView = { server: string, username: string, userId: number, };
+export type AccountView = { server: string, username: string, userId: number, 
+/**
+ * Where the token is kept on this device.
+ */
+tokenStore: TokenStore, };
+
+/**
+ * How a logout went: the saved login is always forgotten on this device; the
+ * server revokes the account's tokens when it can be reached.
+ */
+export type LogoutOutcome = { 
+/**
+ * The server revoked every token of the account (on all its devices).
+ */
+revokedOnServer: boolean, 
+/**
+ * Why it could not, when it could not.
+ */
+problem: string | null, };
 
 /**
  * What `open_session` takes (the app's session form).
@@ -255,4 +284,4 @@ export type ErrorView = { code: ErrorCode, message: string, };
 /**
  * A stable, machine-readable name for a kind of failure (the app's `code`).
  */
-export type ErrorCode = "bad-request" | "unauthorized" | "forbidden" | "not-found" | "conflict" | "too-large" | "server-error" | "unreachable" | "bad-url" | "link" | "not-logged-in" | "audio" | "cache" | "invalid" | "stopped" | "host" | "node" | "no-session" | "session-open" | "already-hosting";
+export type ErrorCode = "bad-request" | "unauthorized" | "forbidden" | "not-found" | "conflict" | "too-large" | "throttled" | "too-slow" | "not-audio" | "server-error" | "unreachable" | "bad-url" | "link" | "not-logged-in" | "audio" | "cache" | "invalid" | "stopped" | "host" | "node" | "no-session" | "session-open" | "already-hosting";

@@ -10,6 +10,7 @@ import type {
   ErrorView,
   Group,
   Hosted,
+  LogoutOutcome,
   NodeCommand,
   NodeEvent,
   OpenSessionArgs,
@@ -66,13 +67,18 @@ export const backend = {
   login: (server: string, username: string, password: string): Promise<Account> =>
     call("login", { args: { server, username, password } }),
   currentAccount: (): Promise<Account | null> => call("current_account"),
-  logout: (): Promise<void> => call("logout"),
+  /** Revokes the account's tokens on the server (when it answers) and forgets the login here. */
+  logout: (): Promise<LogoutOutcome> => call("logout"),
+  changePassword: (currentPassword: string, newPassword: string): Promise<Account> =>
+    call("change_password", { args: { currentPassword, newPassword } }),
 
   listGroups: (): Promise<Group[]> => call("list_groups"),
   createGroup: (name: string, description?: string): Promise<Group> =>
     call("create_group", { name, description: description ?? null }),
   addMember: (groupId: string, username: string): Promise<Group> =>
     call("add_member", { groupId, username }),
+  /** Leaves a group: its session and map no longer include this account. */
+  leaveGroup: (groupId: string): Promise<void> => call("leave_group", { groupId }),
 
   /** Starts the node; `onProgress` receives upload and preload progress. */
   openSession: (args: OpenSessionArgs, onProgress: (p: ProgressEvent) => void): Promise<SessionInfo> => {

@@ -1,4 +1,5 @@
-// Groups: create, add members by username, open the session.
+// Groups: the ones this account is in; create, add members by username, leave,
+// open the session.
 
 import type { Group } from "../backend";
 import type { Screen } from "../app";
@@ -29,7 +30,12 @@ export const groupsScreen: Screen = (root, ctx) => {
     });
     const open = h("button", { type: "button", class: "primary", "data-action": "open-session" }, "Open session");
     open.addEventListener("click", () => ctx.go({ screen: "session", groupId: g.id, groupName: g.name }));
-    return h("li", { class: "group card", "data-group": g.id }, h("h2", {}, g.name), g.description ? h("p", {}, g.description) : null, count, add, open);
+    // Leaving takes this account out of the group's session and map at once.
+    const leave = h("button", { type: "button", "data-action": "leave-group" }, "Leave group");
+    leave.addEventListener("click", () => {
+      void ctx.backend.leaveGroup(g.id).then(() => refresh(), (err: unknown) => showError(error, err));
+    });
+    return h("li", { class: "group card", "data-group": g.id }, h("h2", {}, g.name), g.description ? h("p", {}, g.description) : null, count, add, h("span", { class: "row" }, open, leave));
   };
 
   const refresh = async (): Promise<void> => {
@@ -95,7 +101,9 @@ export const groupsScreen: Screen = (root, ctx) => {
     h("main", { class: "screen groups-screen", "data-screen": "groups" },
       h("header", { class: "row spread" },
         h("h1", { tabindex: -1 }, "Groups"),
-        h("span", { class: "muted" }, ctx.account ? `Signed in as ${ctx.account.username}` : ""),
+        h("span", { class: "muted", "data-testid": "signed-in" }, ctx.account
+          ? `Signed in as ${ctx.account.username}${ctx.account.tokenStore === "keyring" ? " (kept in the system keyring)" : " (kept in a private file on this device)"}`
+          : ""),
         h("span", { class: "row" }, settings, signOut)),
       hosting, create, error, list),
   );

@@ -16,7 +16,8 @@ pub mod session;
 
 use serde::{Deserialize, Serialize};
 
-pub use accounts::{AccountView, LoginArgs, RegisterArgs};
+pub use crate::account::LogoutOutcome;
+pub use accounts::{AccountView, ChangePasswordArgs, LoginArgs, RegisterArgs};
 pub use cache_admin::CacheInfo;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;

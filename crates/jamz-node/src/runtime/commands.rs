@@ -232,6 +232,7 @@ impl Runtime {
             queued: self.queued + self.rest_in_flight + self.outbox.len() as u64,
             output: self.output.clone(),
             latency_offset_ms: self.latency_offset_ms,
+            token_store: self.token_store,
         })
     }
 }

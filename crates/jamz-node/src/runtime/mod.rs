@@ -27,6 +27,7 @@ use crate::control::{CacheSummary, NodeCommand, NodeEvent, OutputView, StatusVie
 use crate::error::NodeError;
 use crate::outbox::{Outbox, Pending};
 use crate::positions::LastPositions;
+use crate::secrets::TokenStore;
 use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
 
 mod commands;
@@ -84,6 +85,7 @@ impl Node {
             setting.validate().map_err(NodeError::Invalid)?;
         }
         let (rest, user_id, username) = login(&config).await?;
+        let token_store = saved_token_store(&config);
         let token = rest
             .token()
             .ok_or_else(|| NodeError::Invalid("login gave no token".into()))?;
@@ -142,6 +144,7 @@ impl Node {
         .inspect_err(|e| tracing::warn!(error = %e, "no peer mesh"))
         .ok();
         let mut rt = Runtime {
+            token_store,
             output: if output_error.is_some() {
                 OutputSpec::Null.to_string()
             } else {
@@ -299,6 +302,18 @@ async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), Node
     }
 }
 
+/// Which store holds the token a [`NodeAuth::Saved`] node logged in with.
+fn saved_token_store(config: &NodeConfig) -> Option<TokenStore> {
+    if !matches!(config.auth, NodeAuth::Saved) {
+        return None;
+    }
+    let store = match &config.store {
+        Some(s) => s.clone(),
+        None => CredentialStore::default_location().ok()?,
+    };
+    store.token_store().ok().flatten()
+}
+
 /// Results of work done off the loop, fed back in order of completion.
 enum Job {
     Input(Input),
@@ -320,6 +335,9 @@ enum Job {
 }
 
 struct Runtime {
+    /// Where the saved login's token is kept (for `status`); `None` when the
+    /// node was given a password or a token.
+    token_store: Option<TokenStore>,
     /// The audio output in use (`OutputSpec`'s spelling).
     output: String,
     latency_offset_ms: f64,

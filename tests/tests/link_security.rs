@@ -1,0 +1,211 @@
+//! The REST client against the server's protections (a real jamz-server
+//! process): it waits out 429/503 as `Retry-After` says and gives up with a
+//! clear error past its bounds, says why an upload was refused, and carries
+//! the account routes (logout, password change, leaving a group).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use jamz_e2e::TestServer;
+use jamz_link::{LinkError, RestClient, RetryPolicy, Upload};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn register(base: &str, name: &str) -> Result<RestClient> {
+    let rest = RestClient::new(base)?;
+    rest.register(name, &format!("{name}@example.test"), PASSWORD)
+        .await?;
+    Ok(rest)
+}
+
+/// One wrong password empties a one-attempt bucket.
+async fn spend_the_only_attempt(base: &str, name: &str) -> Result<()> {
+    let e = RestClient::new(base)?
+        .with_retry(RetryPolicy::never())
+        .login(name, "wrong")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_login_waits_for_retry_after_and_then_succeeds() -> Result<()> {
+    let server = TestServer::start_with_args(&[
+        "--login-attempts-per-account",
+        "1",
+        "--login-window-secs",
+        "1",
+    ])
+    .await?;
+    register(&server.url, "ann").await?;
+    spend_the_only_attempt(&server.url, "ann").await?;
+
+    // Without waiting: the 429 is reported at once, with the server's wait.
+    let e = RestClient::new(&server.url)?
+        .with_retry(RetryPolicy::never())
+        .login("ann", PASSWORD)
+        .await
+        .unwrap_err();
+    match &e {
+        LinkError::Throttled {
+            status,
+            attempts,
+            retry_after,
+            ..
+        } => {
+            assert_eq!(*status, 429);
+            assert_eq!(*attempts, 1);
+            assert_eq!(*retry_after, Some(Duration::from_secs(1)));
+        }
+        other => panic!("expected Throttled, got {other:?}"),
+    }
+    assert!(e.is_unreachable(), "a throttled call may succeed later");
+    let text = e.to_string();
+    assert!(text.contains("HTTP 429"), "{text}");
+    assert!(text.contains("gave up after 1 attempt"), "{text}");
+    assert!(text.contains("wait 1 s"), "{text}");
+
+    // The default policy waits the second the server asks for and gets in.
+    let rest = RestClient::new(&server.url)?;
+    let auth = rest.login("ann", PASSWORD).await?;
+    assert_eq!(auth.user.username, "ann");
+    assert_eq!(rest.token().as_deref(), Some(auth.token.as_str()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_longer_than_the_policy_allows_is_a_clear_error_at_once() -> Result<()> {
+    let server = TestServer::start_with_args(&[
+        "--login-attempts-per-account",
+        "1",
+        "--login-window-secs",
+        "600",
+    ])
+    .await?;
+    register(&server.url, "bob").await?;
+    spend_the_only_attempt(&server.url, "bob").await?;
+    let policy = RetryPolicy::default();
+    let e = RestClient::new(&server.url)?
+        .with_retry(policy)
+        .login("bob", PASSWORD)
+        .await
+        .unwrap_err();
+    match &e {
+        LinkError::Throttled {
+            status: 429,
+            attempts: 1,
+            retry_after: Some(wait),
+            ..
+        } => assert!(*wait > policy.max_wait, "{wait:?}"),
+        other => panic!("expected Throttled at once, got {other:?}"),
+    }
+    eprintln!("  {e}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_uploads_say_why() -> Result<()> {
+    let server = TestServer::start_with_args(&["--max-upload-mib", "1"]).await?;
+    let rest = register(&server.url, "cat").await?;
+
+    let big = Upload {
+        file_name: "big.wav".into(),
+        data: Bytes::from(vec![0u8; 2 * 1024 * 1024]),
+        ..Upload::default()
+    };
+    let e = rest.upload(big).await.unwrap_err();
+    match &e {
+        LinkError::UploadRefused { file, status, .. } => {
+            assert_eq!(file, "big.wav");
+            assert_eq!(*status, 413);
+        }
+        other => panic!("expected UploadRefused 413, got {other:?}"),
+    }
+    assert!(
+        e.to_string().contains("larger than the server accepts"),
+        "{e}"
+    );
+
+    let noise = Upload {
+        file_name: "noise.mp3".into(),
+        data: Bytes::from_static(b"this is not audio at all, only text pretending"),
+        ..Upload::default()
+    };
+    let e = rest.upload(noise).await.unwrap_err();
+    assert_eq!(e.status(), Some(415), "{e}");
+    assert!(
+        matches!(e, LinkError::UploadRefused { .. }),
+        "expected UploadRefused, got {e:?}"
+    );
+    assert!(
+        e.to_string().contains("not recognise the file as audio"),
+        "{e}"
+    );
+    eprintln!("  {e}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_password_change_revoke_the_old_tokens() -> Result<()> {
+    let server = TestServer::start().await?;
+    let rest = register(&server.url, "dan").await?;
+    let first = rest.token().unwrap();
+
+    // A password change: the old token is refused, the fresh one is kept.
+    rest.change_password(PASSWORD, "a new and longer one")
+        .await?;
+    let second = rest.token().unwrap();
+    assert_ne!(first, second);
+    rest.groups().await?;
+    let old = RestClient::new(&server.url)?;
+    old.set_token(Some(first));
+    assert_eq!(old.groups().await.unwrap_err().status(), Some(401));
+    let e = rest
+        .change_password("not the current one", "x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+    let e = RestClient::new(&server.url)?
+        .login("dan", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401), "the old password still works: {e}");
+
+    // Logout: this client forgets its token and the server refuses it.
+    let other_device = RestClient::new(&server.url)?;
+    other_device.login("dan", "a new and longer one").await?;
+    rest.logout().await?;
+    assert_eq!(rest.token(), None);
+    let stale = RestClient::new(&server.url)?;
+    stale.set_token(Some(second));
+    assert_eq!(stale.groups().await.unwrap_err().status(), Some(401));
+    // Logout is everywhere: the other device's token is revoked too.
+    assert_eq!(other_device.groups().await.unwrap_err().status(), Some(401));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_leaves_a_group() -> Result<()> {
+    let server = TestServer::start().await?;
+    let eve = register(&server.url, "eve").await?;
+    let fay = register(&server.url, "fay").await?;
+    let group = eve.create_group("road trip", None).await?;
+    eve.add_member(&group.id, "fay").await?;
+    assert!(fay.groups().await?.iter().any(|g| g.id == group.id));
+
+    fay.leave_group(&group.id).await?;
+    assert!(!fay.groups().await?.iter().any(|g| g.id == group.id));
+    // Not a member any more: leaving again is refused.
+    assert_eq!(
+        fay.leave_group(&group.id).await.unwrap_err().status(),
+        Some(403)
+    );
+    assert_eq!(
+        fay.leave_group("no-such-group").await.unwrap_err().status(),
+        Some(404)
+    );
+    Ok(())
+}
