@@ -118,22 +118,17 @@ async fn kill_and_restart(seed: u64) -> Result<()> {
         let ServerEvent::MusicSessionState(state) = state.decode()? else {
             unreachable!()
         };
-        let titles: Vec<_> = state
-            .music
-            .playlist
-            .iter()
-            .map(|t| t.title.as_str())
-            .collect();
+        let titles: Vec<_> = state.playlist.iter().map(|t| t.title.as_str()).collect();
         assert_eq!(titles, ["One", "Two"], "{}: persisted playlist", m.name);
         assert_eq!(
-            state.music.controller_id,
+            state.controller_id,
             Some(dj),
             "{}: persisted controller",
             m.name
         );
         eprintln!(
             "{}: re-joined, state {:?} / controller {:?}",
-            m.name, titles, state.music.controller_id
+            m.name, titles, state.controller_id
         );
     }
     let reply = probe.await??;

@@ -28,7 +28,7 @@ fn now_ms() -> f64 {
 
 fn state_grant(m: &jamz_link::ServerMessage) -> (Option<i64>, Option<ControllerGrant>) {
     match m.decode().unwrap() {
-        ServerEvent::MusicSessionState(s) => (s.music.controller_id, s.grant),
+        ServerEvent::MusicSessionState(s) => (s.controller_id, s.grant),
         other => panic!("not a session state: {other:?}"),
     }
 }

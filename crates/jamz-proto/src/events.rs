@@ -6,7 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::grant::ControllerGrant;
-use crate::model::{MusicState, Track, UserId};
+use crate::model::{CurrentlyPlaying, Track, UserId};
+use crate::wire_helpers::null_as_default;
 use crate::{ProtoError, decode};
 
 /// Event names, exactly as on the wire.
@@ -283,9 +284,18 @@ impl ClientEvent {
 /// The state a joiner (or a re-joiner) receives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MusicSessionState {
-    /// The session's music, as the session object carries it (same fields, same spellings).
-    #[serde(flatten)]
-    pub music: MusicState,
+    // The fields of the session's `MusicState`, spelled out rather than `#[serde(flatten)]`:
+    // a flattened struct is decoded from a buffer, and a decoding error then no longer
+    // names the field (`playlist[1].id`) that `jamz_proto::decode` promises.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub playlist: Vec<Track>,
+    #[serde(default, alias = "currentlyPlaying")]
+    pub currently_playing: Option<CurrentlyPlaying>,
+    /// The DJ's user id.
+    #[serde(default, alias = "controllerId")]
+    pub controller_id: Option<UserId>,
+    #[serde(default, alias = "isPlaying", deserialize_with = "null_as_default")]
+    pub is_playing: bool,
     /// The DJ's socket id (public, see docs/protocol.md).
     #[serde(default, alias = "controllerSocketId")]
     pub controller_socket_id: Option<String>,

@@ -115,7 +115,7 @@ fn server_event_unknown_names_are_kept() {
 #[test]
 fn session_state_accepts_null_currently_playing_and_missing_server_time() {
     let s: MusicSessionState = decode(json!({"playlist": [], "currently_playing": null, "controller_id": null, "is_playing": false})).unwrap();
-    assert!(s.music.currently_playing.is_none());
+    assert!(s.currently_playing.is_none());
     assert!(s.server_time.is_none());
 }
 
@@ -125,13 +125,10 @@ fn session_state_reads_both_spellings_and_nulls_and_writes_the_documented_one() 
         "currentlyPlaying": {"track": {"id": "t", "title": "T"}, "position": 4.5},
         "controllerId": 3, "controllerSocketId": "pub-3", "isPlaying": null, "serverTime": 12.5}))
     .unwrap();
-    assert!(s.music.playlist.is_empty());
-    assert_eq!(s.music.controller_id, Some(3));
-    assert!(!s.music.is_playing);
-    assert_eq!(
-        s.music.currently_playing.as_ref().map(|c| c.position),
-        Some(4.5)
-    );
+    assert!(s.playlist.is_empty());
+    assert_eq!(s.controller_id, Some(3));
+    assert!(!s.is_playing);
+    assert_eq!(s.currently_playing.as_ref().map(|c| c.position), Some(4.5));
     assert_eq!(s.controller_socket_id.as_deref(), Some("pub-3"));
     assert_eq!(s.server_time, Some(12.5));
     let written = serde_json::to_value(&s).unwrap();
@@ -145,7 +142,15 @@ fn session_state_reads_both_spellings_and_nulls_and_writes_the_documented_one() 
     ] {
         assert!(written.get(key).is_some(), "{key} missing from {written}");
     }
-    assert!(written.get("music").is_none(), "flattened: {written}");
+    assert!(written.get("music").is_none(), "{written}");
+}
+
+#[test]
+fn a_bad_track_in_the_session_state_is_named_by_its_path() {
+    let err = decode::<MusicSessionState>(json!({"playlist": [{"id": "a", "title": "A"},
+        {"id": 5, "title": "B"}], "is_playing": false}))
+    .unwrap_err();
+    assert_eq!(err.field(), Some("playlist[1].id"), "{err}");
 }
 
 #[test]

@@ -98,12 +98,10 @@ pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
     let ctrl = controller(state, row);
     let (current, is_playing, now) = currently_playing(state, &row.id);
     MusicSessionState {
-        music: MusicState {
-            playlist: row.playlist.clone(),
-            currently_playing: current,
-            controller_id: ctrl.as_ref().map(|c| c.user),
-            is_playing,
-        },
+        playlist: row.playlist.clone(),
+        currently_playing: current,
+        controller_id: ctrl.as_ref().map(|c| c.user),
+        is_playing,
         grant: ctrl.as_ref().and_then(|c| grant_for(state, &row.id, c)),
         controller_socket_id: ctrl.map(|c| c.socket_id),
         server_time: Some(now),

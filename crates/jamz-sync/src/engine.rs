@@ -420,12 +420,12 @@ impl Engine {
         // The server's memory of playback is older than what the same DJ said over the
         // mesh while the server was away (the DJ's link replays those controls to it next).
         let keep_mesh_timeline =
-            std::mem::take(&mut self.mesh_timeline) && s.music.controller_id == self.controller();
+            std::mem::take(&mut self.mesh_timeline) && s.controller_id == self.controller();
         if let Some(t) = s.server_time {
             self.clock.on_session_state(t, now);
         }
-        self.set_playlist(s.music.playlist);
-        self.set_controller(s.music.controller_id.map(|user_id| Controller {
+        self.set_playlist(s.playlist);
+        self.set_controller(s.controller_id.map(|user_id| Controller {
             user_id,
             socket_id: s.controller_socket_id.clone(),
         }));
@@ -442,7 +442,6 @@ impl Engine {
             .filter(|t| t.is_finite())
             .unwrap_or_else(|| self.clock.to_server(now));
         let current = s
-            .music
             .currently_playing
             .and_then(|cp| cp.track.map(|t| (t, cp.position)));
         let Some((track, position)) = current else {
@@ -461,7 +460,7 @@ impl Engine {
             return self.error(None, e);
         }
         if let Some(ours) = &self.timeline {
-            let same = ours.track.id == track.id && ours.playing == s.music.is_playing;
+            let same = ours.track.id == track.id && ours.playing == s.is_playing;
             let close =
                 (ours.position_at(anchor) - position).abs() * 1000.0 < SESSION_STATE_TOLERANCE_MS;
             // The DJ is the authority; a re-joiner keeps its exact anchor over the server's
@@ -473,7 +472,7 @@ impl Engine {
         }
         let tl = Timeline {
             track,
-            playing: s.music.is_playing,
+            playing: s.is_playing,
             position_s: position,
             at_server_ms: anchor,
             precise: false,

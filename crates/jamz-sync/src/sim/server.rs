@@ -5,7 +5,7 @@ use jamz_proto::events::{
     MusicRelay, MusicSessionState, ParticipantInfo, ParticipantLeft, PlaylistRelay,
     PositionSyncRelay, names,
 };
-use jamz_proto::{CurrentlyPlaying, MusicState, Track, UserId};
+use jamz_proto::{CurrentlyPlaying, Track, UserId};
 use serde::Serialize;
 
 use crate::api::RestCall;
@@ -158,21 +158,19 @@ impl SimServer {
                 self.room.push(me);
                 let p = &self.playback;
                 let state = MusicSessionState {
-                    music: MusicState {
-                        playlist: self.playlist.clone(),
-                        currently_playing: p.track.clone().map(|track| CurrentlyPlaying {
-                            track: Some(track),
-                            position: if p.playing {
-                                p.position + ((now - p.at_ms) / 1000.0).max(0.0)
-                            } else {
-                                p.position
-                            },
-                            started_at: None,
-                            controlled_by: None,
-                        }),
-                        controller_id: self.controller.as_ref().map(|c| c.0),
-                        is_playing: p.playing,
-                    },
+                    playlist: self.playlist.clone(),
+                    currently_playing: p.track.clone().map(|track| CurrentlyPlaying {
+                        track: Some(track),
+                        position: if p.playing {
+                            p.position + ((now - p.at_ms) / 1000.0).max(0.0)
+                        } else {
+                            p.position
+                        },
+                        started_at: None,
+                        controlled_by: None,
+                    }),
+                    controller_id: self.controller.as_ref().map(|c| c.0),
+                    is_playing: p.playing,
                     controller_socket_id: self.controller.as_ref().map(|c| c.1.clone()),
                     server_time: self.server_time_in_state.then_some(now),
                     grant: None,

@@ -4,7 +4,7 @@
 use jamz_proto::events::{
     MusicControllerChanged, MusicRelay, MusicSessionState, ParticipantInfo, PositionSyncRelay,
 };
-use jamz_proto::{CurrentlyPlaying, MusicState, ServerEvent, Track, UserId};
+use jamz_proto::{CurrentlyPlaying, ServerEvent, Track, UserId};
 use jamz_sync::{
     Action, AudioCommand, Command, Engine, EngineConfig, Input, LocalTime, Notification, ServerTime,
 };
@@ -144,17 +144,15 @@ pub fn session_state(
     server_time: Option<f64>,
 ) -> ServerEvent {
     ServerEvent::MusicSessionState(MusicSessionState {
-        music: MusicState {
-            playlist: tracks,
-            is_playing: playing.is_some(),
-            currently_playing: playing.map(|(t, position)| CurrentlyPlaying {
-                track: Some(t),
-                position,
-                started_at: None,
-                controlled_by: None,
-            }),
-            controller_id: dj,
-        },
+        playlist: tracks,
+        is_playing: playing.is_some(),
+        currently_playing: playing.map(|(t, position)| CurrentlyPlaying {
+            track: Some(t),
+            position,
+            started_at: None,
+            controlled_by: None,
+        }),
+        controller_id: dj,
         controller_socket_id: dj.map(socket_of),
         server_time,
         grant: None,
