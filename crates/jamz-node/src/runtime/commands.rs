@@ -170,7 +170,8 @@ impl Runtime {
 
     /// A `status` event: the cache's figures are read off the loop, the rest when
     /// they are in ([`Job::Status`]).
-    pub(super) fn request_status(&self) {
+    pub(super) fn request_status(&mut self) {
+        self.status_in_flight += 1;
         let cache = self.cache.clone();
         let jobs = self.jobs.clone();
         tokio::spawn(async move {

@@ -145,6 +145,7 @@ impl Node {
         .ok();
         let mut rt = Runtime {
             token_store,
+            status_in_flight: 0,
             output: if output_error.is_some() {
                 OutputSpec::Null.to_string()
             } else {
@@ -338,6 +339,8 @@ struct Runtime {
     /// Where the saved login's token is kept (for `status`); `None` when the
     /// node was given a password or a token.
     token_store: Option<TokenStore>,
+    /// `status` answers asked for and not yet emitted (see `answer_status_in_flight`).
+    status_in_flight: usize,
     /// The audio output in use (`OutputSpec`'s spelling).
     output: String,
     latency_offset_ms: f64,
@@ -395,6 +398,9 @@ impl Runtime {
                 cmd = commands.recv() => {
                     let Some(cmd) = cmd else { break };
                     if cmd == NodeCommand::Quit {
+                        // A `status` asked just before `quit` (`echo '{"cmd":"status"}' |
+                        // jamz node --json`, then end of input) is answered first.
+                        self.answer_status_in_flight(&mut jobs).await;
                         break;
                     }
                     self.command(cmd);
@@ -427,6 +433,7 @@ impl Runtime {
                     Job::OutboxSent(r) => self.outbox_sent(r),
                     Job::CacheChanged { result, cmd } => self.after_cache_change(result, cmd),
                     Job::Status(stats) => {
+                        self.status_in_flight = self.status_in_flight.saturating_sub(1);
                         let ev = self.status(stats);
                         self.emit(ev);
                     }
@@ -441,6 +448,23 @@ impl Runtime {
         }
         self.quit().await;
         Ok(())
+    }
+
+    /// Waits (at most [`QUIT_GRACE`]) for the `status` answers still on their way; other
+    /// jobs are dropped: the node is stopping, and what must survive is on disk.
+    async fn answer_status_in_flight(&mut self, jobs: &mut mpsc::UnboundedReceiver<Job>) {
+        let deadline = tokio::time::Instant::now() + QUIT_GRACE;
+        while self.status_in_flight > 0 {
+            match tokio::time::timeout_at(deadline, jobs.recv()).await {
+                Ok(Some(Job::Status(stats))) => {
+                    self.status_in_flight -= 1;
+                    let ev = self.status(stats);
+                    self.emit(ev);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
     }
 
     async fn quit(&mut self) {
