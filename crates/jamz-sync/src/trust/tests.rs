@@ -554,7 +554,8 @@ proptest! {
             0 => changed.sequence = seq.wrapping_sub(delta),
             1 => changed.data["position"] = json!(position + delta as f64),
             2 => changed.action = Some(ControlAction::Play),
-            _ => changed.data["trackId"] = json!(format!("t{delta}")),
+            // Never the track the message named (`t1`): a change, whatever `delta` is.
+            _ => changed.data["trackId"] = json!(format!("other-{delta}")),
         }
         prop_assert_eq!(gate.judge(NOW, BOB, &changed), Err(Rejection::BadSignature));
     }
