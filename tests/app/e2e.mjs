@@ -173,7 +173,9 @@ async function main() {
     }, 30000, 200);
     log("node playback", JSON.stringify(bo.latest.get("playback")));
 
-    // 6. the map: a fix by hand from each car
+    // 6. the map: a fix by hand from each car (sharing is off until each turns it on)
+    bo.send({ cmd: "share-location", enabled: true });
+    await wd.click("[data-action=share-location]");
     bo.send({ cmd: "location", latitude: 47.3869, longitude: 8.5417 });
     await wd.type("input[name=latitude]", "47.3769");
     await wd.type("input[name=longitude]", "8.5417");
