@@ -17,27 +17,13 @@
 #[path = "../tests/node_support/mod.rs"]
 mod node_support;
 
+use jamz_e2e::bench::{env_usize, percentile};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures_util::future::join_all;
 use node_support::{NodeProc, World, click_track};
 use serde_json::{Value, json};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// When each follower showed a `playback` event matching `pred`.
 async fn arrivals(

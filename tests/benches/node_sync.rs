@@ -16,23 +16,9 @@
 mod node_support;
 
 use anyhow::Result;
+use jamz_e2e::bench::{env_usize, percentile};
 use node_support::{Comparison, World, click_track, wav_clicks};
 use serde_json::json;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 async fn round(nodes: usize, round: usize) -> Result<Vec<f64>> {
     let world = World::new(nodes).await?;

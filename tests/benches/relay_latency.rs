@@ -10,6 +10,7 @@
 //! from the DJ's emit to each listener's receipt of the relayed `music-seek`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use jamz_e2e::bench::{env_usize, percentile};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,13 +38,6 @@ fn now_ms() -> f64 {
         * 1000.0
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Member {
     link: SocketClient,
     events: LinkEvents,
@@ -67,14 +61,6 @@ async fn wait_for(events: &mut LinkEvents, name: &str) -> Result<serde_json::Val
     })
     .await
     .with_context(|| format!("timed out waiting for {name}"))?
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
 }
 
 #[tokio::main]

@@ -44,6 +44,18 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `jamz` (the CLI) as the user whose config and cache live in `home`, with no server or
+/// password from the caller's environment. Killed on drop.
+pub fn jamz_as(home: &Path) -> Command {
+    let mut cmd = Command::new(workspace_bin("jamz"));
+    cmd.env("JAMZ_CONFIG_DIR", home.join("config"))
+        .env("JAMZ_CACHE_DIR", home.join("cache"))
+        .env_remove("JAMZ_SERVER")
+        .env_remove("JAMZ_PASSWORD")
+        .kill_on_drop(true);
+    cmd
+}
+
 /// A `jamz-server` child process. Killed (SIGKILL) on drop.
 pub struct TestServer {
     pub child: Child,
@@ -114,6 +126,19 @@ impl TestServer {
     }
 
     /// A fresh server (own temporary directory) with extra arguments.
+    /// A server that lets each account try one login per `window_secs`: the second
+    /// attempt in a window is refused with 429 and a `Retry-After`.
+    pub async fn start_one_login_per(window_secs: u64) -> Result<Self> {
+        let window = window_secs.to_string();
+        Self::start_with_args(&[
+            "--login-attempts-per-account",
+            "1",
+            "--login-window-secs",
+            &window,
+        ])
+        .await
+    }
+
     pub async fn start_with_args(extra: &[&str]) -> Result<Self> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_path_buf();
@@ -170,4 +195,24 @@ async fn listening(child: &mut Child, name: &str, prefix: &str) -> Result<String
     .with_context(|| format!("{name} did not start in time"))??;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(rest)
+}
+
+/// What the benchmarks share: their knobs from the environment and their figures.
+pub mod bench {
+    /// `name` from the environment as a count, else `default`.
+    pub fn env_usize(name: &str, default: usize) -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// The `p` quantile (0..=1, nearest rank) of ascending `sorted`; NaN when empty.
+    pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+        sorted[i.min(sorted.len() - 1)]
+    }
 }

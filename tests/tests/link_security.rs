@@ -33,13 +33,7 @@ async fn spend_the_only_attempt(base: &str, name: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_login_waits_for_retry_after_and_then_succeeds() -> Result<()> {
-    let server = TestServer::start_with_args(&[
-        "--login-attempts-per-account",
-        "1",
-        "--login-window-secs",
-        "1",
-    ])
-    .await?;
+    let server = TestServer::start_one_login_per(1).await?;
     register(&server.url, "ann").await?;
     spend_the_only_attempt(&server.url, "ann").await?;
 
@@ -78,13 +72,7 @@ async fn a_throttled_login_waits_for_retry_after_and_then_succeeds() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_longer_than_the_policy_allows_is_a_clear_error_at_once() -> Result<()> {
-    let server = TestServer::start_with_args(&[
-        "--login-attempts-per-account",
-        "1",
-        "--login-window-secs",
-        "600",
-    ])
-    .await?;
+    let server = TestServer::start_one_login_per(600).await?;
     register(&server.url, "bob").await?;
     spend_the_only_attempt(&server.url, "bob").await?;
     let policy = RetryPolicy::default();

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use jamz_e2e::{STARTUP_TIMEOUT, TestServer, workspace_bin};
+use jamz_e2e::{STARTUP_TIMEOUT, TestServer, jamz_as, workspace_bin};
 use tokio::process::Command;
 
 const PASSWORD: &str = "correct horse battery";
@@ -15,19 +15,9 @@ const PASSWORD: &str = "correct horse battery";
 /// `jamz ARGS` as the user whose config lives in `home`: success and stdout, or
 /// failure and stderr.
 async fn run(home: &Path, args: &[&str]) -> Result<Result<String, String>> {
-    let out = tokio::time::timeout(
-        STARTUP_TIMEOUT,
-        Command::new(workspace_bin("jamz"))
-            .args(args)
-            .env("JAMZ_CONFIG_DIR", home.join("config"))
-            .env("JAMZ_CACHE_DIR", home.join("cache"))
-            .env_remove("JAMZ_SERVER")
-            .env_remove("JAMZ_PASSWORD")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .with_context(|| format!("jamz {args:?} timed out"))??;
+    let out = tokio::time::timeout(STARTUP_TIMEOUT, jamz_as(home).args(args).output())
+        .await
+        .with_context(|| format!("jamz {args:?} timed out"))??;
     let stdout = String::from_utf8(out.stdout)?;
     let stderr = String::from_utf8(out.stderr)?;
     Ok(if out.status.success() {
@@ -142,13 +132,7 @@ async fn password_change_group_leave_and_logout_from_the_cli() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_login_is_a_clear_error() -> Result<()> {
-    let server = TestServer::start_with_args(&[
-        "--login-attempts-per-account",
-        "1",
-        "--login-window-secs",
-        "600",
-    ])
-    .await?;
+    let server = TestServer::start_one_login_per(600).await?;
     let home = tempfile::tempdir()?;
     let home = home.path();
     let login = ["--server", server.url.as_str(), "--username", "cat"];

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
-use jamz_e2e::{STARTUP_TIMEOUT, workspace_bin};
+use jamz_e2e::{STARTUP_TIMEOUT, jamz_as, workspace_bin};
 use node_support::click_track;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -19,18 +19,9 @@ use tokio::process::Command;
 /// Runs `jamz ARGS` as the user whose config lives in `home`; returns stdout,
 /// or the failure with stderr.
 async fn jamz(home: &Path, args: &[&str]) -> Result<String> {
-    let out = tokio::time::timeout(
-        STARTUP_TIMEOUT,
-        Command::new(workspace_bin("jamz"))
-            .args(args)
-            .env("JAMZ_CONFIG_DIR", home.join("config"))
-            .env("JAMZ_CACHE_DIR", home.join("cache"))
-            .env_remove("JAMZ_SERVER")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .with_context(|| format!("jamz {args:?} timed out"))??;
+    let out = tokio::time::timeout(STARTUP_TIMEOUT, jamz_as(home).args(args).output())
+        .await
+        .with_context(|| format!("jamz {args:?} timed out"))??;
     if !out.status.success() {
         bail!(
             "jamz {args:?}: {}\n{}",
