@@ -8,6 +8,7 @@
 //! (default 5000, well under a second in a debug build).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use jamz_proto::test_support::{fuzz_cases, test_seed};
 use std::time::{Duration, Instant};
 
 use jamz_link::session::{AckTicket, Frame, Io, RequestId, SessionEvent};
@@ -70,22 +71,6 @@ const NOISE: &[char] = &[
     '\u{1e}',
     '\u{10ffff}',
 ];
-
-fn seed() -> u64 {
-    let seed = std::env::var("JAMZ_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed: {seed} (replay with JAMZ_TEST_SEED={seed})");
-    seed
-}
-
-fn cases() -> usize {
-    std::env::var("JAMZ_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5000)
-}
 
 fn mutate(rng: &mut StdRng, frame: &str) -> String {
     let mut chars: Vec<char> = frame.chars().collect();
@@ -289,8 +274,8 @@ fn one_case(rng: &mut StdRng) -> bool {
 
 #[test]
 fn arbitrary_and_mutated_frames_never_panic_and_the_session_recovers() {
-    let seed = seed();
-    let n = cases();
+    let seed = test_seed("session fuzz");
+    let n = fuzz_cases(5000) as usize;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut connected = 0;
     for case in 0..n {

@@ -10,30 +10,8 @@
 
 use jamz_node::account::CredentialStore;
 use jamz_node::outbox::{Outbox, Pending};
+use jamz_proto::test_support::fuzz_runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed, TestRunner};
-
-fn runner(target: &str) -> TestRunner {
-    let cases = std::env::var("JAMZ_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
-    let seed = std::env::var("JAMZ_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
-    eprintln!("fuzz {target}: {cases} cases, seed {seed} (replay with JAMZ_TEST_SEED={seed})");
-    TestRunner::new(Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
 
 const SERVER: &str = "http://127.0.0.1:5050";
 const SESSION: &str = "s1";
@@ -82,7 +60,7 @@ fn file_bytes(valid: &'static str) -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn fuzz_outbox_file() {
     let strategy = file_bytes(OUTBOX);
-    runner("outbox file")
+    fuzz_runner("outbox file", 256)
         .run(&strategy, |bytes| {
             let dir = tempfile::tempdir().unwrap();
             // The node names the file; one saved change makes it.
@@ -112,7 +90,7 @@ fn fuzz_outbox_file() {
 #[test]
 fn fuzz_credentials_file() {
     let strategy = file_bytes(CREDENTIALS);
-    runner("credentials file")
+    fuzz_runner("credentials file", 256)
         .run(&strategy, |bytes| {
             let dir = tempfile::tempdir().unwrap();
             let store = CredentialStore::at(dir.path());

@@ -14,6 +14,8 @@ pub mod grant;
 pub mod mesh;
 pub mod model;
 pub mod rest;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod wire_helpers;
 
 pub use decode::{decode, decode_slice, decode_str};

@@ -8,37 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use jamz_proto::events::names;
+use jamz_proto::test_support::fuzz_runner;
 use jamz_proto::{ClientEvent, ServerEvent};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed, TestRunner};
 use serde_json::{Value, json};
-
-/// The runner of one target: the case count and seed from the environment,
-/// both printed so that a failure can be replayed.
-fn runner(target: &str) -> TestRunner {
-    let cases = std::env::var("JAMZ_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(512);
-    let seed = std::env::var("JAMZ_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(fresh_seed);
-    eprintln!("fuzz {target}: {cases} cases, seed {seed} (replay with JAMZ_TEST_SEED={seed})");
-    TestRunner::new(Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
-/// A seed that differs between runs (no RNG crate needed for that).
-fn fresh_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
 
 /// Any JSON value, nested a few levels, with the numbers and strings that
 /// break parsers (NaN-like floats cannot be JSON; huge, negative, fractional ids).
@@ -146,7 +119,7 @@ fn decode_both(name: &str, value: Value) {
 
 #[test]
 fn fuzz_event_decoding_any_name_any_json() {
-    runner("event decoding (any name, any JSON)")
+    fuzz_runner("event decoding (any name, any JSON)", 512)
         .run(&(event_name(), any_json()), |(name, value)| {
             decode_both(&name, value);
             Ok(())
@@ -191,7 +164,7 @@ fn fuzz_event_decoding_mutated_recordings() {
         any_json(),
         any::<bool>(),
     );
-    runner("event decoding (mutated recordings)")
+    fuzz_runner("event decoding (mutated recordings)", 512)
         .run(&strategy, |((name, mut value), field, new, drop)| {
             if let Some(obj) = value.as_object_mut() {
                 if drop {
@@ -210,7 +183,7 @@ fn fuzz_event_decoding_mutated_recordings() {
 /// is decoded as every event.
 #[test]
 fn fuzz_event_decoding_raw_bytes() {
-    runner("event decoding (raw bytes)")
+    fuzz_runner("event decoding (raw bytes)", 512)
         .run(
             &(event_name(), prop::collection::vec(any::<u8>(), 0..256)),
             |(name, bytes)| {

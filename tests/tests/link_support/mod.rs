@@ -15,15 +15,9 @@ use tokio::time::Instant;
 /// Upper bound of any single wait in these tests (generous: a slow CI box).
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// A seed for a test's RNGs: `JAMZ_TEST_SEED` if set, else fresh. Printed so
-/// that a failure can be replayed.
+/// A seed for a test's RNGs (`JAMZ_TEST_SEED` or fresh; printed to replay).
 pub fn seed() -> u64 {
-    let seed = std::env::var("JAMZ_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed: {seed} (replay with JAMZ_TEST_SEED={seed})");
-    seed
+    jamz_proto::test_support::test_seed("seed")
 }
 
 /// One group member: REST client, user, and (once connected) a link.
