@@ -34,20 +34,6 @@ fn follower_world(offset: f64) -> (Engine, f64) {
     world(ME, offset, vec![track(1, 200.0), track(2, 200.0)])
 }
 
-/// Runs timers until `until`, collecting every action with its local time.
-fn run_until(e: &mut Engine, mut now: f64, until: f64) -> Vec<(f64, Action)> {
-    let mut out = Vec::new();
-    while let Some(t) = e.next_timeout() {
-        if t > until {
-            break;
-        }
-        now = t.max(now);
-        e.handle(now, Input::Tick);
-        out.extend(drain(e).into_iter().map(|a| (now, a)));
-    }
-    out
-}
-
 #[test]
 fn connecting_joins_the_session_and_starts_clock_sync() {
     let mut e = Engine::new(EngineConfig::new(ME, "me").with_session(SESSION));

@@ -336,7 +336,7 @@ fn the_regroup_point_reports_etas_and_only_the_dj_or_setter_clears_it() {
     for s in 0..40 {
         now = f64::from(s) * 1_000.0;
         let a = server(&mut e, now, relay(5, north(20.0 * f64::from(s), 20.0)));
-        let ticks = run_ticks(&mut e, now, now + 999.0);
+        let ticks = actions_until(&mut e, now, now + 999.0);
         for ev in events(&a).into_iter().chain(events(&ticks)) {
             if let LocationEvent::Regroup {
                 set_by, etas: list, ..
@@ -401,7 +401,7 @@ fn a_car_that_stops_falls_behind_the_group() {
         let mut a = server(&mut e, now, relay(5, north(d + 200.0, 25.0)));
         a.extend(server(&mut e, now, relay(6, north(d + 100.0, 25.0))));
         a.extend(server(&mut e, now, relay(7, north(d7, v7))));
-        a.extend(run_ticks(&mut e, now, now + 999.0));
+        a.extend(actions_until(&mut e, now, now + 999.0));
         for ev in events(&a) {
             if let LocationEvent::FallingBehind { user_id, behind_m } = ev {
                 assert_eq!(user_id, 7);
@@ -415,16 +415,10 @@ fn a_car_that_stops_falls_behind_the_group() {
     assert!(at > stop_at);
 }
 
-/// Runs the engine's timers up to `until`.
-fn run_ticks(e: &mut Engine, mut now: f64, until: f64) -> Vec<Action> {
-    let mut out = Vec::new();
-    while let Some(t) = e.next_timeout() {
-        if t > until {
-            break;
-        }
-        now = t.max(now);
-        e.handle(now, Input::Tick);
-        out.extend(drain(e));
-    }
-    out
+/// The actions of the engine's timers up to `until`.
+fn actions_until(e: &mut Engine, now: f64, until: f64) -> Vec<Action> {
+    run_until(e, now, until)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect()
 }

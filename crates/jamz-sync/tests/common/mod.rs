@@ -196,3 +196,17 @@ pub fn errors(actions: &[Action]) -> Vec<String> {
 pub fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol
 }
+
+/// Runs timers until `until`, collecting every action with its local time.
+pub fn run_until(e: &mut Engine, mut now: LocalTime, until: LocalTime) -> Vec<(LocalTime, Action)> {
+    let mut out = Vec::new();
+    while let Some(t) = e.next_timeout() {
+        if t > until {
+            break;
+        }
+        now = t.max(now);
+        e.handle(now, Input::Tick);
+        out.extend(drain(e).into_iter().map(|a| (now, a)));
+    }
+    out
+}
