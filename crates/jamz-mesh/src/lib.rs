@@ -19,7 +19,7 @@ mod link;
 pub mod message;
 mod stun;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -104,6 +104,8 @@ pub struct Mesh {
     transmits: VecDeque<Transmit>,
     signals: VecDeque<WebrtcSignal>,
     events: VecDeque<MeshEvent>,
+    /// The session's members as last given by [`Mesh::set_members`] (without us).
+    members: BTreeSet<UserId>,
 }
 
 impl Mesh {
@@ -116,6 +118,46 @@ impl Mesh {
             transmits: VecDeque::new(),
             signals: VecDeque::new(),
             events: VecDeque::new(),
+            members: BTreeSet::new(),
+        }
+    }
+
+    /// The session's members, as the participant list gives them: each gets a link
+    /// ([`Mesh::add_peer`]). A member new to the list has no link on its side (it
+    /// (re)joined): if we offer, we offer anew unless our link to it is open (a first
+    /// offer may have gone out before it was in the room, and the server refused to relay
+    /// it). A member gone from the list keeps its link until it closes: after a server
+    /// restart the list fills again as members rejoin. Returns the last error, if any.
+    pub fn set_members(
+        &mut self,
+        now: Instant,
+        members: impl IntoIterator<Item = UserId>,
+    ) -> Result<(), MeshError> {
+        let mine = self.config.local_user;
+        let members: BTreeSet<UserId> = members.into_iter().filter(|u| *u != mine).collect();
+        let rejoined: Vec<UserId> = members.difference(&self.members).copied().collect();
+        for user in rejoined {
+            if self.offers_to(user) && self.peer_state(user) != Some(LinkState::Connected) {
+                self.remove_peer(user);
+            }
+        }
+        self.members = members;
+        let mut result = Ok(());
+        for user in self.members.clone() {
+            if let Err(e) = self.add_peer(now, user) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// After [`MeshEvent::PeerClosed`]: the link to `user` is set up again while it is
+    /// still a member.
+    pub fn relink(&mut self, now: Instant, user: UserId) -> Result<(), MeshError> {
+        if self.members.contains(&user) {
+            self.add_peer(now, user)
+        } else {
+            Ok(())
         }
     }
 
@@ -452,6 +494,30 @@ mod tests {
             sdp: Some(text.into()),
             candidate: None,
         }
+    }
+
+    fn offers(m: &mut Mesh) -> Vec<UserId> {
+        std::iter::from_fn(|| m.poll_signal())
+            .filter(|s| s.kind == SignalType::Offer)
+            .map(|s| s.to)
+            .collect()
+    }
+
+    #[test]
+    fn members_get_links_and_a_rejoining_one_a_fresh_offer() {
+        let now = Instant::now();
+        let mut m = mesh(1);
+        m.set_members(now, [1, 2, 3]).unwrap();
+        assert_eq!(offers(&mut m), [2, 3]);
+        // 2 drops off the list (a server restart): its link stays, nothing is offered.
+        m.set_members(now, [3]).unwrap();
+        assert_eq!(m.peers().map(|(u, _)| u).collect::<Vec<_>>(), [2, 3]);
+        assert!(offers(&mut m).is_empty());
+        assert!(m.relink(now, 2).is_ok());
+        assert!(offers(&mut m).is_empty(), "2 is not a member: no relink");
+        // 2 is back with no link on its side: a fresh offer, not the old one.
+        m.set_members(now, [2, 3]).unwrap();
+        assert_eq!(offers(&mut m), [2]);
     }
 
     #[test]

@@ -5,10 +5,8 @@
 //! here, never on the node loop.
 //!
 //! Links are signalled through the server while it is reachable and survive its loss.
-//! Every member of the participant list gets a link (the lower user id offers); a member
-//! that leaves the list keeps its open link until it closes (after a server restart
-//! the list fills again as members rejoin, and their links must not be torn down
-//! meanwhile); a closed link to someone still in the list is set up again.
+//! Which members get a link, and when a link is set up anew, is the mesh's
+//! ([`Mesh::set_members`], [`Mesh::relink`]): this task hands it the participant list.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -150,7 +148,6 @@ pub(super) async fn spawn(
         link,
         jobs_back,
         online: false,
-        members: BTreeSet::new(),
         outgoing: Outgoing::new(user, first),
         receiver: Receiver::new(),
         connected: Arc::clone(&connected),
@@ -203,7 +200,6 @@ struct Driver {
     link: SocketClient,
     jobs_back: mpsc::UnboundedSender<Job>,
     online: bool,
-    members: BTreeSet<UserId>,
     outgoing: Outgoing,
     receiver: Receiver,
     connected: Arc<std::sync::atomic::AtomicU32>,
@@ -242,28 +238,7 @@ impl Driver {
     fn job(&mut self, job: MeshJob) {
         let now = Instant::now();
         let result = match job {
-            MeshJob::Members(members) => {
-                let mine = self.mesh.local_user();
-                let members: BTreeSet<UserId> =
-                    members.into_iter().filter(|u| *u != mine).collect();
-                // A member who (re)joins has no link on its side: if we offer, offer anew
-                // (our first offer may have gone out before it was in the room, and the
-                // server refused to relay it), unless our link to it is open.
-                for user in members.difference(&self.members) {
-                    let open = self.mesh.peer_state(*user) == Some(jamz_mesh::LinkState::Connected);
-                    if self.mesh.offers_to(*user) && !open {
-                        self.mesh.remove_peer(*user);
-                    }
-                }
-                self.members = members;
-                let mut result = Ok(());
-                for user in self.members.clone() {
-                    if let Err(e) = self.mesh.add_peer(now, user) {
-                        result = Err(e);
-                    }
-                }
-                result
-            }
+            MeshJob::Members(members) => self.mesh.set_members(now, members),
             MeshJob::Signal(signal) => self.mesh.handle_signal(now, signal),
             MeshJob::Send { to, message } => {
                 match self
@@ -353,9 +328,7 @@ impl Driver {
             MeshEvent::PeerClosed(user) => {
                 self.peer(user, PeerState::Closed);
                 self.back(Job::Input(Input::PeerDown { user }));
-                if self.members.contains(&user)
-                    && let Err(e) = self.mesh.add_peer(Instant::now(), user)
-                {
+                if let Err(e) = self.mesh.relink(Instant::now(), user) {
                     tracing::debug!(error = %e, user, "mesh link not set up again");
                 }
             }
