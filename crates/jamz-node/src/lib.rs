@@ -47,6 +47,7 @@ pub mod clock;
 pub mod control;
 pub mod directories;
 mod error;
+mod files;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod human;

@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use jamz_sync::api::RestCall;
@@ -145,20 +144,7 @@ impl Outbox {
         }
         let bytes = serde_json::to_vec(&self.stored)
             .map_err(|e| NodeError::Invalid(format!("encoding the offline changes: {e}")))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent()
-                && let Ok(d) = std::fs::File::open(dir)
-            {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|e| NodeError::io(&self.path, e))
+        crate::files::write_atomically(&self.path, &bytes).map_err(|e| NodeError::io(&self.path, e))
     }
 }
 

@@ -6,7 +6,6 @@
 //! a car that asked not to be shown.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use jamz_proto::UserId;
@@ -109,17 +108,7 @@ impl LastPositions {
         self.saved_at = now;
         let bytes = serde_json::to_vec(&self.stored)
             .map_err(|e| NodeError::Invalid(format!("encoding the last positions: {e}")))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| NodeError::io(&self.path, e))
+        crate::files::write_atomically(&self.path, &bytes).map_err(|e| NodeError::io(&self.path, e))
     }
 }
 
