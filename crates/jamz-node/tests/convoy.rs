@@ -15,7 +15,7 @@ use jamz_node::{
     LocationEvent, LocationSource, Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent,
     Notification, RestClient, Tier,
 };
-use support::{WAIT, next_matching, quit};
+use support::{StoppableServer, WAIT, next_matching, quit};
 
 const START: (f64, f64) = (48.137, 11.575);
 /// 2026-12-01T21:11:05Z, the drives' first fix.
@@ -47,8 +47,9 @@ fn write_drive(dir: &Path, name: &str, fixes: &[Fix]) -> String {
 }
 
 /// A server with `names` registered (password `pw`) in one group: (url, group, server).
-async fn server_with(dir: &Path, names: &[&str]) -> (String, String, Server) {
-    let (url, server) = start_server(dir, "127.0.0.1:0".parse().unwrap()).await;
+async fn server_with(dir: &Path, names: &[&str]) -> (String, String, StoppableServer) {
+    let server = StoppableServer::start(dir, "127.0.0.1:0".parse().unwrap()).await;
+    let url = server.url.clone();
     let owner = RestClient::new(&url).unwrap();
     owner
         .register(names[0], &format!("{}@example.test", names[0]), "pw")
@@ -64,31 +65,6 @@ async fn server_with(dir: &Path, names: &[&str]) -> (String, String, Server) {
         owner.add_member(&group.id, n).await.unwrap();
     }
     (url, group.id, server)
-}
-
-/// An in-process server that can be stopped, and started again on the same address and
-/// data.
-struct Server {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start_server(dir: &Path, addr: SocketAddr) -> (String, Server) {
-    let cfg = jamz_server::ServerConfig::new(addr, dir.join("jamz.db"), dir.join("data"));
-    let bound = jamz_server::bind(cfg).await.unwrap();
-    let url = format!("http://{}", bound.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(bound.run(async move {
-        let _ = stopped.await;
-    }));
-    (url, Server { stop, task })
-}
-
-impl Server {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
 }
 
 fn car(url: &str, group: &str, dir: &Path, name: &str, replay: &str) -> NodeConfig {
@@ -321,7 +297,7 @@ async fn a_drive_with_the_server_away_leaves_no_hole_in_its_history() {
         own.len() >= offline_from + 8
     })
     .await;
-    let (_url, server) = start_server(dir.path(), addr).await;
+    let server = StoppableServer::start(dir.path(), addr).await;
     collect_until(&mut node, &mut own, "the socket tier", |e, _| {
         tier_is(e, Tier::Socket)
     })

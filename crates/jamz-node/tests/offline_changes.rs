@@ -5,37 +5,10 @@
 mod support;
 
 use jamz_node::Notification;
-use std::net::SocketAddr;
-use std::path::Path;
 
 use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, RestClient, Tier};
 use jamz_proto::Track;
-use support::{next_matching, quit, write_tone};
-
-/// An in-process server that can be stopped and started again on the same
-/// address and data.
-struct Server {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn serve(dir: &Path, addr: SocketAddr) -> (Server, SocketAddr) {
-    let cfg = jamz_server::ServerConfig::new(addr, dir.join("jamz.db"), dir.join("data"));
-    let bound = jamz_server::bind(cfg).await.unwrap();
-    let addr = bound.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(bound.run(async move {
-        let _ = stopped.await;
-    }));
-    (Server { stop, task }, addr)
-}
-
-impl Server {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
+use support::{StoppableServer, next_matching, quit, write_tone};
 
 fn track(n: u32) -> Track {
     Track {
@@ -91,7 +64,8 @@ async fn queued(node: &mut Node) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, addr) = serve(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let server = StoppableServer::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let addr = server.addr;
     let url = format!("http://{addr}");
     let rest = RestClient::new(&url).unwrap();
     rest.register("ann", "ann@example.test", "pw")
@@ -133,7 +107,7 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     .unwrap();
     assert_eq!(queued(&mut node).await, 1);
     // Back: it is sent, and the playlist has it.
-    let (server, _) = serve(dir.path(), addr).await;
+    let server = StoppableServer::start(dir.path(), addr).await;
     playlist_of(&mut node, &["Song 1"]).await;
     all_sent(&mut node).await;
 
@@ -169,7 +143,7 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     quit(node).await;
 
     // The server is back, then the app: the changes reach it, in order.
-    let (server, _) = serve(dir.path(), addr).await;
+    let server = StoppableServer::start(dir.path(), addr).await;
     let mut node = Node::start(config()).await.unwrap();
     let want = ["Song 1", "Song 2", "offline-tone", "Song 3"];
     next_matching(

@@ -95,3 +95,37 @@ pub fn write_tone(path: &Path, seconds: u32) {
     }
     w.finalize().unwrap();
 }
+
+/// An in-process server that can be stopped, and started again on the same address and
+/// data (a server outage in the middle of a test).
+pub struct StoppableServer {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl StoppableServer {
+    /// Serves `dir`'s database and files on `addr` (port 0: a free one).
+    pub async fn start(dir: &Path, addr: std::net::SocketAddr) -> StoppableServer {
+        let cfg = jamz_server::ServerConfig::new(addr, dir.join("jamz.db"), dir.join("data"));
+        let bound = jamz_server::bind(cfg).await.unwrap();
+        let addr = bound.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bound.run(async move {
+            let _ = stopped.await;
+        }));
+        StoppableServer {
+            url: format!("http://{addr}"),
+            addr,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops it and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
