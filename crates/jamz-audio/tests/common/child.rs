@@ -28,18 +28,26 @@ pub struct ChildRun {
 }
 
 impl ChildRun {
-    /// Starts `cmd` with its stdout read line by line (stderr discarded).
+    /// Starts `cmd` with its stdout read line by line; its stderr lines come through the same
+    /// channel prefixed with `stderr: `, so a child's panic message is echoed with the rest.
     pub fn spawn(mut cmd: Command) -> ChildRun {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (tx, rx) = mpsc::channel::<String>();
         let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx_err = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx_err.send(format!("stderr: {line}"));
             }
         });
         ChildRun { child, lines: rx }
