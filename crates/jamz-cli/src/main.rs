@@ -13,6 +13,8 @@ use jamz_node::account::{self, CredentialStore};
 use jamz_node::{LocationSource, NodeAuth, NodeConfig};
 use jamz_node::{host, tracks};
 
+mod terminal;
+
 #[derive(Parser, Debug)]
 #[command(version, about = "TrafficJamz headless client and admin tool")]
 struct Cli {
@@ -509,7 +511,25 @@ async fn node(a: NodeArgs) -> Result<()> {
         } else {
             jamz_node::json::StatusDisplay::OnRequest
         };
-        jamz_node::json::serve_human(node, stdin, tokio::io::stdout(), status).await?;
+        // Single keys need both ends on the terminal: the typed command shows in place.
+        let key_mode = (stdin.is_some()
+            && status == jamz_node::json::StatusDisplay::InPlace
+            && std::io::stdin().is_terminal())
+        .then(terminal::KeyMode::enter)
+        .flatten();
+        let input = if key_mode.is_some() {
+            jamz_node::json::HumanInput::Keys
+        } else {
+            jamz_node::json::HumanInput::Lines
+        };
+        let served =
+            jamz_node::json::serve_human(node, stdin, tokio::io::stdout(), status, input).await;
+        drop(key_mode);
+        if status == jamz_node::json::StatusDisplay::InPlace {
+            // The shell's prompt starts below the status line.
+            println!();
+        }
+        served?;
     }
     Ok(())
 }

@@ -15,6 +15,126 @@ pub const HELP: &str = "\
 commands: play [TRACK] | pause | next | previous | seek SECONDS|M:SS | volume 0-100 |
           dj (take control) | add FILE | status | help | quit   (or a JSON command line)";
 
+/// What the single keys do on a terminal (`help` prints it after [`HELP`] there).
+pub const KEYS_HELP: &str = "\
+keys:     space play/pause | n next | p previous | s status | q quit | ? help |
+          : type a command (Enter runs it, Esc cancels)";
+
+/// What a key pressed on a terminal asks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyAction {
+    /// A typed line, to read as a word command.
+    Line(String),
+    /// Play when paused, pause when playing.
+    TogglePlay,
+    /// The command being typed changed (`None`: no longer typing): show it.
+    Typing(Option<String>),
+    /// Print the help.
+    Help,
+    /// Nothing to do (an unbound key).
+    Nothing,
+}
+
+/// Reads a terminal key by key (non-canonical mode): single keys act at once, and `:`
+/// opens a command line that Enter submits, as in cmus or vim. Word commands start with
+/// the same letters as the keys (`play`, `previous`), so typing needs its own mode.
+#[derive(Debug, Default)]
+pub struct KeyReader {
+    typing: Option<Vec<u8>>,
+    /// The rest of an escape sequence (an arrow key) is skipped.
+    in_escape: bool,
+}
+
+const ESC: u8 = 0x1b;
+const CTRL_D: u8 = 0x04;
+const CTRL_U: u8 = 0x15;
+const BACKSPACE: u8 = 0x7f;
+const CTRL_H: u8 = 0x08;
+
+impl KeyReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a command is being typed.
+    pub fn typing(&self) -> bool {
+        self.typing.is_some()
+    }
+
+    /// What one byte from the terminal asks.
+    pub fn key(&mut self, byte: u8) -> KeyAction {
+        if self.in_escape {
+            // CSI sequences end with a byte in 0x40..=0x7e; `ESC [` continues them.
+            if byte != b'[' && (0x40..=0x7e).contains(&byte) {
+                self.in_escape = false;
+            }
+            return KeyAction::Nothing;
+        }
+        let Some(typed) = self.typing.as_mut() else {
+            return match byte {
+                b' ' => KeyAction::TogglePlay,
+                b'n' => KeyAction::Line("next".into()),
+                b'p' => KeyAction::Line("previous".into()),
+                b's' => KeyAction::Line("status".into()),
+                b'q' | CTRL_D => KeyAction::Line("quit".into()),
+                b'?' | b'h' => KeyAction::Help,
+                b':' | b'/' => {
+                    self.typing = Some(Vec::new());
+                    KeyAction::Typing(Some(String::new()))
+                }
+                ESC => {
+                    self.in_escape = true;
+                    KeyAction::Nothing
+                }
+                _ => KeyAction::Nothing,
+            };
+        };
+        match byte {
+            b'\r' | b'\n' => {
+                let line = String::from_utf8_lossy(typed).trim().to_owned();
+                self.typing = None;
+                if line.is_empty() {
+                    KeyAction::Typing(None)
+                } else {
+                    KeyAction::Line(line)
+                }
+            }
+            ESC => {
+                self.typing = None;
+                KeyAction::Typing(None)
+            }
+            BACKSPACE | CTRL_H => {
+                // One character, not one byte, of UTF-8.
+                while let Some(b) = typed.pop() {
+                    if b & 0xc0 != 0x80 {
+                        break;
+                    }
+                }
+                self.shown()
+            }
+            CTRL_U => {
+                typed.clear();
+                self.shown()
+            }
+            b if b < 0x20 => KeyAction::Nothing,
+            b => {
+                if typed.len() < crate::control::MAX_COMMAND_LINE {
+                    typed.push(b);
+                }
+                self.shown()
+            }
+        }
+    }
+
+    fn shown(&self) -> KeyAction {
+        KeyAction::Typing(
+            self.typing
+                .as_ref()
+                .map(|t| String::from_utf8_lossy(t).into_owned()),
+        )
+    }
+}
+
 /// What a word line asks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WordLine {
@@ -122,6 +242,8 @@ pub struct HumanView {
     dj_untold: bool,
     /// The regroup point told last (it is repeated every few seconds with new ETAs).
     regroup: Option<(UserId, f64, f64)>,
+    /// Whether the session plays (for the play/pause key).
+    playing: bool,
 }
 
 impl HumanView {
@@ -261,11 +383,16 @@ impl HumanView {
                 track,
                 position,
                 ..
-            } => vec![match (playing, track) {
-                (true, Some(t)) => format!("Playing {} from {}", self.title(t), clock(*position)),
-                (false, Some(t)) => format!("Paused {} at {}", self.title(t), clock(*position)),
-                (_, None) => "Stopped".to_owned(),
-            }],
+            } => {
+                self.playing = *playing;
+                vec![match (playing, track) {
+                    (true, Some(t)) => {
+                        format!("Playing {} from {}", self.title(t), clock(*position))
+                    }
+                    (false, Some(t)) => format!("Paused {} at {}", self.title(t), clock(*position)),
+                    (_, None) => "Stopped".to_owned(),
+                }]
+            }
             Notification::Tier { tier, reason } => {
                 let first = self.tier.is_none();
                 if Some(*tier) == self.tier {
@@ -337,6 +464,23 @@ impl HumanView {
             Some(u) => format!("{} is the DJ", self.name(u)),
             None => "Nobody is the DJ".to_owned(),
         }]
+    }
+
+    /// What the play/pause key asks now.
+    pub fn toggle_play(&self) -> NodeCommand {
+        NodeCommand::Session(if self.playing {
+            Command::Pause
+        } else {
+            Command::Play {
+                track: None,
+                position: None,
+            }
+        })
+    }
+
+    /// Follows a status report (the play/pause key reads it).
+    pub fn note_status(&mut self, s: &StatusView) {
+        self.playing = s.playing;
     }
 
     /// The status in one line: "Playing demo-2 (0:24 / 0:30) · DJ ann · in sync +0.1 ms ·
@@ -586,5 +730,72 @@ mod tests {
             let e = parse_word_command(line).unwrap_err();
             assert!(e.contains(says), "{line}: {e}");
         }
+    }
+
+    fn press(keys: &mut KeyReader, bytes: &[u8]) -> Vec<KeyAction> {
+        bytes
+            .iter()
+            .map(|&b| keys.key(b))
+            .filter(|a| *a != KeyAction::Nothing)
+            .collect()
+    }
+
+    #[test]
+    fn single_keys_act_at_once_and_colon_types_a_command() {
+        let mut keys = KeyReader::new();
+        let line = |l: &str| KeyAction::Line(l.into());
+        assert_eq!(
+            press(&mut keys, b" npsq?"),
+            vec![
+                KeyAction::TogglePlay,
+                line("next"),
+                line("previous"),
+                line("status"),
+                line("quit"),
+                KeyAction::Help
+            ]
+        );
+        // An arrow key (ESC [ A) does nothing, and the key after it acts again.
+        assert_eq!(press(&mut keys, b"\x1b[An"), vec![line("next")]);
+        // `:` opens a command line; the letters of the keys are typed, not acted on.
+        let typed = press(&mut keys, b":play x\r");
+        assert_eq!(typed.first(), Some(&KeyAction::Typing(Some(String::new()))));
+        assert_eq!(typed.last(), Some(&line("play x")));
+        assert!(!keys.typing());
+        // Backspace takes back a whole UTF-8 character; Esc cancels the line.
+        let edits = press(&mut keys, ":seek 1é\x7f".as_bytes());
+        assert_eq!(
+            edits.last(),
+            Some(&KeyAction::Typing(Some("seek 1".into())))
+        );
+        assert_eq!(press(&mut keys, b"\x1b"), vec![KeyAction::Typing(None)]);
+        assert_eq!(press(&mut keys, b"q"), vec![line("quit")]);
+        // An empty line just closes the prompt.
+        assert_eq!(
+            press(&mut keys, b":\r"),
+            vec![
+                KeyAction::Typing(Some(String::new())),
+                KeyAction::Typing(None)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_play_key_pauses_what_plays_and_plays_what_is_paused() {
+        let mut view = HumanView::new();
+        let play = NodeCommand::Session(Command::Play {
+            track: None,
+            position: None,
+        });
+        assert_eq!(view.toggle_play(), play);
+        view.note_status(&status(Some("a"), true, 1.0, 0.0));
+        assert_eq!(view.toggle_play(), NodeCommand::Session(Command::Pause));
+        view.lines(&NodeEvent::Session(Notification::Playback {
+            playing: false,
+            track: Some("a".into()),
+            position: 2.0,
+            at: 0.0,
+        }));
+        assert_eq!(view.toggle_play(), play);
     }
 }
