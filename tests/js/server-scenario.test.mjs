@@ -209,6 +209,22 @@ test('the docs/protocol.md scenario with socket.io-client', async (t) => {
     b.emit('convoy-update', { sessionId, kind: 'location-off' });
     const off = await a.next('convoy-update', (x) => x.kind === 'location-off');
     assert.equal(off.userId, bob.user.id);
+    // A car that turned sharing off is no longer on the group's map...
+    const latest = async () => {
+      const r = await rest(server.url, 'GET', `/api/groups/${group.id}/locations/latest`, { token: dan.token });
+      assert.equal(r.status, 200);
+      return r.body.locations.map((l) => l.user_id);
+    };
+    assert.ok(!(await latest()).includes(bob.user.id), 'hidden after location-off');
+    assert.ok((await latest()).includes(ann.user.id), 'the others stay');
+    // ...not even when its history kept offline arrives later...
+    const history = await rest(server.url, 'POST', '/api/locations', { token: bob.token, json: { session_id: sessionId, latitude: 45.4, longitude: -122.6, timestamp: Date.now() - 60_000 } });
+    assert.equal(history.status, 201);
+    assert.ok(!(await latest()).includes(bob.user.id), 'history does not show it again');
+    // ...until it shares live again.
+    b.emit('location-update', { sessionId, latitude: 45.8, longitude: -122.4, timestamp: Date.now() });
+    await a.next('location-update', (x) => x.latitude === 45.8);
+    assert.ok((await latest()).includes(bob.user.id), 'back when sharing again');
     b.emit('convoy-update', { sessionId, kind: 'regroup-set', latitude: 95, longitude: 0 });
     assert.match((await b.next('music-error')).error, /latitude/);
     b.emit('convoy-update', { sessionId, kind: 'regroup-set' });

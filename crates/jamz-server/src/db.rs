@@ -526,7 +526,10 @@ impl Db {
              FROM group_members m
              JOIN locations l ON l.id = (SELECT MAX(id) FROM locations
                                          WHERE user_id = m.user_id AND group_id = m.group_id)
-             WHERE m.group_id = ? ORDER BY l.user_id",
+             WHERE m.group_id = ?
+               AND NOT EXISTS (SELECT 1 FROM location_hidden h
+                               WHERE h.group_id = m.group_id AND h.user_id = m.user_id)
+             ORDER BY l.user_id",
         )
         .bind(group)
         .fetch_all(&self.pool)
@@ -543,6 +546,30 @@ impl Db {
                 timestamp: r.get(6),
             })
             .collect())
+    }
+
+    /// The member turned sharing off (`true`: left out of the latest positions) or
+    /// shares live again (`false`).
+    pub async fn set_location_hidden(
+        &self,
+        group: &str,
+        user: UserId,
+        hidden: bool,
+    ) -> ApiResult<()> {
+        let q = if hidden {
+            sqlx::query(
+                "INSERT OR REPLACE INTO location_hidden (group_id, user_id, since) VALUES (?, ?, ?)",
+            )
+            .bind(group)
+            .bind(user)
+            .bind(now_ms())
+        } else {
+            sqlx::query("DELETE FROM location_hidden WHERE group_id = ? AND user_id = ?")
+                .bind(group)
+                .bind(user)
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
     }
 
     // ------------------------------------------------------------------ files

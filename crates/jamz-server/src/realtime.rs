@@ -265,7 +265,7 @@ async fn dispatch(state: &AppState, s: &SocketRef, name: &str, data: Value, ack:
         ClientEvent::PlaylistUpdate(e) => playlist_update(state, s, user, e).await,
         ClientEvent::WebrtcSignal(e) => webrtc_signal(s, user, e),
         ClientEvent::LocationUpdate(e) => location_update(state, s, user, e).await,
-        ClientEvent::ConvoyUpdate(e) => convoy_update(s, user, e).await,
+        ClientEvent::ConvoyUpdate(e) => convoy_update(state, s, user, e).await,
     };
     if let Err(message) = result {
         refuse(s, message);
@@ -668,6 +668,12 @@ async fn location_update(
         )
         .await
         .map_err(api_message)?;
+    // Sharing live again: back among the group's latest positions.
+    state
+        .db
+        .set_location_hidden(&row.group_id, user, false)
+        .await
+        .map_err(api_message)?;
     let relay = LocationRelay {
         user_id: user,
         session_id: Some(joined.session_id.clone()),
@@ -682,9 +688,15 @@ async fn location_update(
     Ok(())
 }
 
-/// (ext) Relays a convoy signal to the room with the sender's user id. Nothing is
-/// stored: a regroup point lives in the cars (docs/protocol.md, "Convoy").
-async fn convoy_update(s: &SocketRef, user: UserId, e: ConvoyUpdate) -> Result<(), String> {
+/// (ext) Relays a convoy signal to the room with the sender's user id. A regroup point
+/// is not stored (it lives in the cars); `location-off` leaves the sender out of the
+/// group's latest positions until they share again (docs/protocol.md, "Convoy").
+async fn convoy_update(
+    state: &AppState,
+    s: &SocketRef,
+    user: UserId,
+    e: ConvoyUpdate,
+) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
     match (e.kind, e.latitude, e.longitude) {
         (ConvoyKind::RegroupSet, Some(lat), Some(lon)) => {
@@ -694,6 +706,16 @@ async fn convoy_update(s: &SocketRef, user: UserId, e: ConvoyUpdate) -> Result<(
             return Err("regroup-set needs latitude and longitude".to_string());
         }
         (ConvoyKind::Unknown, _, _) => return Err("unknown convoy-update kind".to_string()),
+        (ConvoyKind::LocationOff, _, _) => {
+            let row = service::member_session(state, &joined.session_id, user)
+                .await
+                .map_err(api_message)?;
+            state
+                .db
+                .set_location_hidden(&row.group_id, user, true)
+                .await
+                .map_err(api_message)?;
+        }
         _ => {}
     }
     let relay = ConvoyRelay {
