@@ -59,6 +59,7 @@ pub mod secrets;
 pub mod tracks;
 #[cfg(feature = "ts")]
 pub mod ui_types;
+pub mod waiting_fixes;
 
 pub use clock::LocalClock;
 pub use control::{

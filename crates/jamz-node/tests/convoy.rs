@@ -340,6 +340,85 @@ async fn a_drive_with_the_server_away_leaves_no_hole_in_its_history() {
     server.stop().await;
 }
 
+/// The files this car keeps for fixes not yet delivered (`waiting-fixes-*.json`).
+fn waiting_files(cache: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(cache)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("waiting-fixes-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixes_taken_offline_survive_a_restart_of_the_node_and_reach_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, group, server) = server_with(dir.path(), &["ann"]).await;
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let fixes = drive(0.0, &[(161, 15.0, 0.0)]);
+    let spec = format!("replay:{}@8", write_drive(dir.path(), "ann", &fixes));
+    let mut node = Node::start(car(&url, &group, dir.path(), "ann", &spec))
+        .await
+        .unwrap();
+    let me = node.user_id();
+    let mut own = Vec::new();
+    collect_until(&mut node, &mut own, "three shared fixes", |_, own| {
+        own.len() >= 3
+    })
+    .await;
+    server.stop().await;
+    collect_until(&mut node, &mut own, "the offline tier", |e, _| {
+        tier_is(e, Tier::Offline)
+    })
+    .await;
+    let offline_from = own.len();
+    collect_until(&mut node, &mut own, "fixes while offline", |_, own| {
+        own.len() >= offline_from + 8
+    })
+    .await;
+    // The car is switched off in the dead zone: its waiting fixes are on disk.
+    quit(node).await;
+    let cache = dir.path().join("cache-ann");
+    assert_eq!(
+        waiting_files(&cache).len(),
+        1,
+        "the waiting fixes were kept"
+    );
+
+    // Back in coverage, the node starts again (with no source: no new fixes).
+    let server = StoppableServer::start(dir.path(), addr).await;
+    let mut again = car(&url, &group, dir.path(), "ann", "none");
+    again.share_location = false;
+    let node = Node::start(again).await.unwrap();
+    let db = dir.path().join("jamz.db");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let lost = missing(&own, &history(&db, me));
+        if lost == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{lost} of {} fixes missing from the server's history after the restart ({} taken offline)",
+            own.len(),
+            own.len() - offline_from
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    quit(node).await;
+    assert!(
+        waiting_files(&cache).is_empty(),
+        "delivered: nothing is kept any more"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharing_is_off_until_turned_on_and_off_is_seen_by_the_others_at_once() {
     let dir = tempfile::tempdir().unwrap();

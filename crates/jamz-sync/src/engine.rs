@@ -1415,6 +1415,17 @@ impl Engine {
         self.location.waiting()
     }
 
+    /// This car's fixes not known to have reached the server, oldest first (for a device
+    /// to keep on disk; given back by [`crate::location::LocationInput::Kept`] after a restart).
+    pub fn location_backlog(&self) -> Vec<jamz_proto::rest::LocationReport> {
+        self.location.backlog()
+    }
+
+    /// Changes whenever [`Engine::location_backlog`] does.
+    pub fn location_backlog_version(&self) -> u64 {
+        self.location.backlog_version()
+    }
+
     /// Hands something that happened to the location part; its actions follow.
     fn location_happened(&mut self, now: LocalTime, h: Happening<'_>) {
         let ctx = Ctx {

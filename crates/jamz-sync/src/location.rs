@@ -67,6 +67,9 @@ pub enum LocationInput {
     /// Fixes of an [`Action::ReportLocations`] the server did not take (unreachable):
     /// they wait for the next connection, ahead of newer ones.
     ReportFailed { reports: Vec<LocationReport> },
+    /// Fixes an earlier run kept on disk and never delivered: they wait like
+    /// [`LocationInput::ReportFailed`] ones, and go at once when the link is up.
+    Kept { reports: Vec<LocationReport> },
 }
 
 impl LocationInput {
@@ -77,7 +80,7 @@ impl LocationInput {
             Self::Share { .. } => "share-location",
             Self::SetRegroup { .. } => "regroup",
             Self::ClearRegroup => "regroup-clear",
-            Self::ReportFailed { .. } => "location",
+            Self::ReportFailed { .. } | Self::Kept { .. } => "location",
         }
     }
 }
@@ -193,6 +196,8 @@ pub(crate) struct LocationState {
     next_tick: Option<LocalTime>,
     next_regroup_report: Option<LocalTime>,
     actions: VecDeque<Action>,
+    /// Counts changes of the fixes not yet delivered (see [`LocationState::backlog`]).
+    backlog_version: u64,
 }
 
 impl LocationState {
@@ -231,7 +236,44 @@ impl LocationState {
         self.actions.drain(..)
     }
 
+    /// This car's fixes not known to have reached the server, oldest first: those waiting
+    /// for it and those sent over a socket that has not confirmed them yet. A device keeps
+    /// them on disk (a restart loses none; an unconfirmed one may reach the server twice).
+    pub fn backlog(&self) -> Vec<LocationReport> {
+        let mut all: Vec<LocationReport> = self
+            .offline
+            .iter()
+            .chain(self.unconfirmed.iter().map(|(_, r)| r))
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+        all
+    }
+
+    /// Changes whenever [`LocationState::backlog`] does.
+    pub fn backlog_version(&self) -> u64 {
+        self.backlog_version
+    }
+
+    fn backlog_signature(&self) -> (usize, usize, Option<f64>, Option<f64>, Option<LocalTime>) {
+        (
+            self.offline.len(),
+            self.unconfirmed.len(),
+            self.offline.front().map(|r| r.timestamp),
+            self.offline.back().map(|r| r.timestamp),
+            self.unconfirmed.back().map(|(at, _)| *at),
+        )
+    }
+
     pub fn handle(&mut self, now: LocalTime, h: Happening<'_>, ctx: &Ctx<'_>) {
+        let before = self.backlog_signature();
+        self.handle_inner(now, h, ctx);
+        if self.backlog_signature() != before {
+            self.backlog_version += 1;
+        }
+    }
+
+    fn handle_inner(&mut self, now: LocalTime, h: Happening<'_>, ctx: &Ctx<'_>) {
         match h {
             Happening::Input(i) => {
                 let name = i.name();
@@ -355,6 +397,13 @@ impl LocationState {
                     self.offline.push_front(r);
                 }
                 self.bound_offline();
+            }
+            LocationInput::Kept { reports } => {
+                self.offline.extend(reports);
+                self.bound_offline();
+                if ctx.connected {
+                    self.flush(now, ctx);
+                }
             }
         }
         Ok(())

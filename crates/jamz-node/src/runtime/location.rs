@@ -132,10 +132,24 @@ impl Runtime {
         }
     }
 
+    pub(super) fn save_waiting_fixes(&mut self, force: bool) {
+        let now = self.now();
+        let version = self.engine.location_backlog_version();
+        let engine = &self.engine;
+        if let Err(e) =
+            self.waiting_fixes
+                .save_if_due(now, version, || engine.location_backlog(), force)
+        {
+            tracing::warn!(error = %e, "cannot keep the positions waiting for the server");
+        }
+    }
+
     /// Posts the fixes one after another, in order. What an unreachable server did not
     /// take goes back to the engine for the next connection; a fix the server refuses
-    /// (out of range, not a member any more) is reported and skipped.
-    pub(super) fn report_locations(&self, reports: Vec<LocationReport>) {
+    /// (out of range, not a member any more) is reported and skipped. The batch is kept
+    /// on disk until then (`waiting_fixes`).
+    pub(super) fn report_locations(&mut self, reports: Vec<LocationReport>) {
+        let batch = self.waiting_fixes.posting(&reports);
         let rest = self.rest.clone();
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
@@ -148,7 +162,7 @@ impl Runtime {
                         let input =
                             Input::Location(LocationInput::ReportFailed { reports: rest_of });
                         let _ = jobs.send(Job::Input(input));
-                        return;
+                        break;
                     }
                     Err(e) => {
                         let _ = jobs.send(Job::Event(NodeEvent::error(
@@ -158,6 +172,7 @@ impl Runtime {
                     }
                 }
             }
+            let _ = jobs.send(Job::LocationsPosted(batch));
         });
     }
 }

@@ -29,6 +29,7 @@ use crate::outbox::{Outbox, Pending};
 use crate::positions::LastPositions;
 use crate::secrets::TokenStore;
 use crate::tracks::{cache_track, default_cache_dir, open_cache, upload_file};
+use crate::waiting_fixes::WaitingFixes;
 
 mod commands;
 mod config;
@@ -98,6 +99,8 @@ impl Node {
         let (outbox, outbox_problem) = Outbox::open(&cache_dir, rest.base_url(), &session.id)?;
         let (positions, positions_problem) =
             LastPositions::open(&cache_dir, rest.base_url(), &session.id);
+        let (waiting_fixes, kept_fixes, kept_problem) =
+            WaitingFixes::open(&cache_dir, rest.base_url(), &session.id);
         if let Some(bytes) = config.cache_max_bytes {
             let (tracks, _) = cache.limits();
             cache.set_limits(tracks, bytes).await?;
@@ -177,6 +180,7 @@ impl Node {
             pending: VecDeque::new(),
             pins: spawn_pinning(cache.clone()),
             positions,
+            waiting_fixes,
             mesh,
         };
         let location = location::spawn(config.location.0.clone(), &cmd_tx, rt.events.clone());
@@ -189,7 +193,7 @@ impl Node {
         if !rt.outbox.is_empty() {
             rt.emit_outbox();
         }
-        if let Some(message) = positions_problem {
+        for message in [positions_problem, kept_problem].into_iter().flatten() {
             rt.emit(NodeEvent::error(message, Some("location")));
         }
         let known = rt.positions.all();
@@ -197,6 +201,15 @@ impl Node {
             rt.emit(NodeEvent::LastPositions { positions: known });
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
+        if !kept_fixes.is_empty() {
+            tracing::info!(
+                fixes = kept_fixes.len(),
+                "positions kept from an earlier run wait for the server"
+            );
+            rt.feed(Input::Location(jamz_sync::location::LocationInput::Kept {
+                reports: kept_fixes,
+            }));
+        }
         if config.share_location {
             rt.feed(Input::Location(jamz_sync::location::LocationInput::Share {
                 enabled: true,
@@ -333,6 +346,8 @@ enum Job {
     },
     /// The cache's figures for a `status` event.
     Status(Result<jamz_cache::CacheStats, jamz_cache::CacheError>),
+    /// A batch of fixes for the server's history is done with (see `report_locations`).
+    LocationsPosted(u64),
 }
 
 struct Runtime {
@@ -376,6 +391,8 @@ struct Runtime {
     pins: tokio::sync::watch::Sender<Vec<String>>,
     /// Everyone's last position, kept on disk for a map with no link.
     positions: LastPositions,
+    /// This car's fixes not yet delivered, kept on disk for the next run.
+    waiting_fixes: WaitingFixes,
     /// The peer mesh's task (`None` if its sockets could not be bound).
     mesh: Option<mesh::MeshHandle>,
 }
@@ -442,9 +459,11 @@ impl Runtime {
                             self.preload = None;
                         }
                     }
+                    Job::LocationsPosted(batch) => self.waiting_fixes.posted(batch),
                 },
                 () = sleep_until_opt(deadline) => self.feed(Input::Tick),
             }
+            self.save_waiting_fixes(false);
         }
         self.quit().await;
         Ok(())
@@ -473,6 +492,7 @@ impl Runtime {
         }
         self.audio.send(AudioJob::Playout(AudioCommand::Stop));
         self.save_positions(true);
+        self.save_waiting_fixes(true);
         let _ = self.link.send(&LeaveAudioSession {
             session_id: self.session_id.clone(),
         });
