@@ -6,8 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::grant::ControllerGrant;
-use crate::model::{CurrentlyPlaying, Track, UserId};
-use crate::wire_helpers::null_as_default;
+use crate::model::{Track, UserId};
 use crate::{ProtoError, decode};
 
 /// Event names, exactly as on the wire.
@@ -181,19 +180,12 @@ pub struct WebrtcSignal {
 }
 event!(WebrtcSignal, names::WEBRTC_SIGNAL);
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LocationUpdate {
-    #[serde(rename = "sessionId", alias = "session_id")]
-    pub session_id: String,
-    pub latitude: f64,
-    pub longitude: f64,
-    #[serde(default)]
-    pub accuracy: Option<f64>,
-    #[serde(default)]
-    pub speed: Option<f64>,
-    #[serde(default)]
-    pub heading: Option<f64>,
-    pub timestamp: f64,
+crate::fix::with_fix_fields! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct LocationUpdate {
+        #[serde(rename = "sessionId", alias = "session_id")]
+        pub session_id: String,
+    }
 }
 event!(LocationUpdate, names::LOCATION_UPDATE);
 
@@ -281,31 +273,21 @@ impl ClientEvent {
 
 // ---------------------------------------------------------------- server -> client
 
-/// The state a joiner (or a re-joiner) receives.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MusicSessionState {
-    // The fields of the session's `MusicState`, spelled out rather than `#[serde(flatten)]`:
-    // a flattened struct is decoded from a buffer, and a decoding error then no longer
-    // names the field (`playlist[1].id`) that `jamz_proto::decode` promises.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub playlist: Vec<Track>,
-    #[serde(default, alias = "currentlyPlaying")]
-    pub currently_playing: Option<CurrentlyPlaying>,
-    /// The DJ's user id.
-    #[serde(default, alias = "controllerId")]
-    pub controller_id: Option<UserId>,
-    #[serde(default, alias = "isPlaying", deserialize_with = "null_as_default")]
-    pub is_playing: bool,
-    /// The DJ's socket id (public, see docs/protocol.md).
-    #[serde(default, alias = "controllerSocketId")]
-    pub controller_socket_id: Option<String>,
-    /// The server's clock when it sent this, ms (absent from servers without it).
-    #[serde(default, alias = "serverTime", skip_serializing_if = "Option::is_none")]
-    pub server_time: Option<f64>,
-    /// **(ext)** The server-signed grant of the current DJ (absent from servers without
-    /// it, and while nobody controls).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grant: Option<ControllerGrant>,
+crate::model::with_music_state_fields! {
+    /// The state a joiner (or a re-joiner) receives.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct MusicSessionState {
+        /// The DJ's socket id (public, see docs/protocol.md).
+        #[serde(default, alias = "controllerSocketId")]
+        pub controller_socket_id: Option<String>,
+        /// The server's clock when it sent this, ms (absent from servers without it).
+        #[serde(default, alias = "serverTime", skip_serializing_if = "Option::is_none")]
+        pub server_time: Option<f64>,
+        /// **(ext)** The server-signed grant of the current DJ (absent from servers without
+        /// it, and while nobody controls).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub grant: Option<ControllerGrant>,
+    }
 }
 event!(MusicSessionState, names::MUSIC_SESSION_STATE);
 
@@ -378,26 +360,19 @@ pub struct PlaylistRelay {
     pub playlist: Vec<Track>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LocationRelay {
-    #[serde(rename = "userId", alias = "user_id")]
-    pub user_id: UserId,
-    #[serde(
-        rename = "sessionId",
-        alias = "session_id",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub session_id: Option<String>,
-    pub latitude: f64,
-    pub longitude: f64,
-    #[serde(default)]
-    pub accuracy: Option<f64>,
-    #[serde(default)]
-    pub speed: Option<f64>,
-    #[serde(default)]
-    pub heading: Option<f64>,
-    pub timestamp: f64,
+crate::fix::with_fix_fields! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct LocationRelay {
+        #[serde(rename = "userId", alias = "user_id")]
+        pub user_id: UserId,
+        #[serde(
+            rename = "sessionId",
+            alias = "session_id",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub session_id: Option<String>,
+    }
 }
 
 /// (ext) A relayed `convoy-update`: the sender's `userId` added by the server.

@@ -10,6 +10,7 @@
 mod decode;
 mod error;
 pub mod events;
+pub mod fix;
 pub mod grant;
 pub mod mesh;
 pub mod model;
@@ -21,4 +22,5 @@ mod wire_helpers;
 pub use decode::{decode, decode_slice, decode_str};
 pub use error::ProtoError;
 pub use events::{ClientEvent, Event, ServerEvent};
+pub use fix::{CarriesFix, PositionFix};
 pub use model::*;

@@ -78,17 +78,9 @@ pub struct MeshControllerChanged {
     pub grant: Option<crate::grant::ControllerGrant>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MeshLocation {
-    pub latitude: f64,
-    pub longitude: f64,
-    #[serde(default)]
-    pub accuracy: Option<f64>,
-    #[serde(default)]
-    pub speed: Option<f64>,
-    #[serde(default)]
-    pub heading: Option<f64>,
-    pub timestamp: f64,
+crate::fix::with_fix_fields! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct MeshLocation {}
 }
 
 /// A summary of the sender's session state, sent when a channel opens.

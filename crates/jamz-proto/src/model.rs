@@ -201,16 +201,60 @@ pub struct CurrentlyPlaying {
     pub controlled_by: Option<UserId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct MusicState {
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub playlist: Vec<Track>,
-    #[serde(default, alias = "currentlyPlaying")]
-    pub currently_playing: Option<CurrentlyPlaying>,
-    #[serde(default, alias = "controllerId")]
-    pub controller_id: Option<UserId>,
-    #[serde(default, alias = "isPlaying", deserialize_with = "null_as_default")]
-    pub is_playing: bool,
+/// Declares a struct whose first fields are a session's music state (the four of
+/// [`MusicState`], spelled alike), followed by its own, and gives it `music_state()`. The
+/// `music-session-state` event carries them beside its own fields; `#[serde(flatten)]`
+/// would decode them from a buffer, and a decoding error would then no longer name the
+/// field (`playlist[1].id`) that [`crate::decode`] promises.
+macro_rules! with_music_state_fields {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident : $ty:ty
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            #[serde(default, deserialize_with = "crate::wire_helpers::null_as_default")]
+            pub playlist: Vec<$crate::model::Track>,
+            #[serde(default, alias = "currentlyPlaying")]
+            pub currently_playing: Option<$crate::model::CurrentlyPlaying>,
+            /// The DJ's user id.
+            #[serde(default, alias = "controllerId")]
+            pub controller_id: Option<$crate::model::UserId>,
+            #[serde(
+                default,
+                alias = "isPlaying",
+                deserialize_with = "crate::wire_helpers::null_as_default"
+            )]
+            pub is_playing: bool,
+            $(
+                $(#[$field_meta])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl $name {
+            /// The session's music state it carries.
+            pub fn music_state(&self) -> $crate::model::MusicState {
+                $crate::model::MusicState {
+                    playlist: self.playlist.clone(),
+                    currently_playing: self.currently_playing.clone(),
+                    controller_id: self.controller_id,
+                    is_playing: self.is_playing,
+                }
+            }
+        }
+    };
+}
+pub(crate) use with_music_state_fields;
+
+with_music_state_fields! {
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    pub struct MusicState {}
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,21 +281,13 @@ pub struct Session {
     pub last_activity: Option<DateValue>,
 }
 
-/// A stored position fix of one member.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Location {
-    #[serde(alias = "userId")]
-    pub user_id: UserId,
-    pub latitude: f64,
-    pub longitude: f64,
-    #[serde(default)]
-    pub accuracy: Option<f64>,
-    #[serde(default)]
-    pub speed: Option<f64>,
-    #[serde(default)]
-    pub heading: Option<f64>,
-    /// Milliseconds since the Unix epoch, on the reporting device's clock.
-    pub timestamp: f64,
+crate::fix::with_fix_fields! {
+    /// A stored position fix of one member.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Location {
+        #[serde(alias = "userId")]
+        pub user_id: UserId,
+    }
 }
 
 /// Checks the protocol's ranges for a position fix.

@@ -82,21 +82,13 @@ pub struct TrackResponse {
     pub track: Track,
 }
 
-/// Body of `POST /api/locations`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LocationReport {
-    #[serde(default, alias = "sessionId", skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    pub latitude: f64,
-    pub longitude: f64,
-    #[serde(default)]
-    pub accuracy: Option<f64>,
-    #[serde(default)]
-    pub speed: Option<f64>,
-    #[serde(default)]
-    pub heading: Option<f64>,
-    /// Milliseconds since the Unix epoch.
-    pub timestamp: f64,
+crate::fix::with_fix_fields! {
+    /// Body of `POST /api/locations`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct LocationReport {
+        #[serde(default, alias = "sessionId", skip_serializing_if = "Option::is_none")]
+        pub session_id: Option<String>,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

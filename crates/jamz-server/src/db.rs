@@ -487,17 +487,11 @@ impl Db {
 
     /// Stores a fix. `shared_with` is the session and its group where the owner
     /// shared it; without one the fix is the owner's history only, shown nowhere.
-    #[allow(clippy::too_many_arguments)]
     pub async fn add_location(
         &self,
         user: UserId,
         shared_with: Option<(&str, &str)>,
-        latitude: f64,
-        longitude: f64,
-        accuracy: Option<f64>,
-        speed: Option<f64>,
-        heading: Option<f64>,
-        timestamp: f64,
+        fix: &jamz_proto::PositionFix,
     ) -> ApiResult<()> {
         sqlx::query(
             "INSERT INTO locations (user_id, session_id, group_id, latitude, longitude, accuracy, speed, heading, timestamp, received_at)
@@ -506,12 +500,12 @@ impl Db {
         .bind(user)
         .bind(shared_with.map(|(session, _)| session))
         .bind(shared_with.map(|(_, group)| group))
-        .bind(latitude)
-        .bind(longitude)
-        .bind(accuracy)
-        .bind(speed)
-        .bind(heading)
-        .bind(timestamp)
+        .bind(fix.latitude)
+        .bind(fix.longitude)
+        .bind(fix.accuracy)
+        .bind(fix.speed)
+        .bind(fix.heading)
+        .bind(fix.timestamp)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;

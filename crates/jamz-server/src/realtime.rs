@@ -6,7 +6,7 @@ use jamz_proto::events::{
     MusicError, MusicRelay, MusicTakeControl, ParticipantInfo, ParticipantLeft, PlaylistUpdate,
     PositionSync, PositionSyncRelay, TimeSync, TimeSyncReply, WebrtcSignal, names,
 };
-use jamz_proto::{ClientEvent, UserId};
+use jamz_proto::{CarriesFix, ClientEvent, UserId};
 use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -640,32 +640,15 @@ async fn location_update(
     e: LocationUpdate,
 ) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
-    jamz_proto::validate_coordinates(e.latitude, e.longitude)?;
+    let fix = e.fix();
+    fix.validate()?;
     // Membership may have ended since the join (the member left the group).
     let row = service::member_session(state, &joined.session_id, user)
         .await
         .map_err(api_message)?;
-    for (name, v) in [
-        ("accuracy", e.accuracy),
-        ("speed", e.speed),
-        ("heading", e.heading),
-    ] {
-        if v.is_some_and(|x| !x.is_finite()) {
-            return Err(format!("{name} must be a finite number"));
-        }
-    }
     state
         .db
-        .add_location(
-            user,
-            Some((&row.id, &row.group_id)),
-            e.latitude,
-            e.longitude,
-            e.accuracy,
-            e.speed,
-            e.heading,
-            e.timestamp,
-        )
+        .add_location(user, Some((&row.id, &row.group_id)), &fix)
         .await
         .map_err(api_message)?;
     // Sharing live again: back among the group's latest positions.

@@ -2,6 +2,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use jamz_proto::CarriesFix;
 use jamz_proto::rest::{LatestLocationsResponse, LocationReport};
 use serde_json::json;
 
@@ -11,27 +12,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::service;
 use crate::state::AppState;
 
-/// Rejects NaN and infinities in optional measurements, which SQLite would store
-/// as NULL or garbage without a word.
-pub fn check_optional(name: &str, v: Option<f64>) -> ApiResult<()> {
-    match v {
-        Some(x) if !x.is_finite() => Err(ApiError::Unprocessable(format!(
-            "{name} must be a finite number"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 pub async fn report(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     ApiJson(body): ApiJson<LocationReport>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    jamz_proto::validate_coordinates(body.latitude, body.longitude)
-        .map_err(ApiError::Unprocessable)?;
-    check_optional("accuracy", body.accuracy)?;
-    check_optional("speed", body.speed)?;
-    check_optional("heading", body.heading)?;
+    let fix = body.fix();
+    fix.validate().map_err(ApiError::Unprocessable)?;
     let shared_with = match &body.session_id {
         Some(session) => Some(service::member_session(&state, session, user).await?),
         None => None,
@@ -43,12 +30,7 @@ pub async fn report(
             shared_with
                 .as_ref()
                 .map(|row| (row.id.as_str(), row.group_id.as_str())),
-            body.latitude,
-            body.longitude,
-            body.accuracy,
-            body.speed,
-            body.heading,
-            body.timestamp,
+            &fix,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"success": true}))))
