@@ -138,6 +138,9 @@ async fn one_session_at_a_time_and_the_cache_only_without_it() {
         unreachable!()
     };
     assert_eq!(status.output, "null");
+    // The session reads the saved login itself, so it says where the token is kept.
+    let account = app.current_account().unwrap().expect("logged in");
+    assert_eq!(status.token_store, Some(account.token_store));
 
     app.leave_session().await.unwrap();
     let end = tokio::time::timeout(WAIT, async {

@@ -108,15 +108,11 @@ impl App {
             .unwrap_or("none")
             .parse()
             .map_err(NodeError::Invalid)?;
-        let mut config = NodeConfig::new(
-            creds.server.clone(),
-            NodeAuth::Token {
-                token: creds.token,
-                user_id: creds.user_id,
-                username: creds.username,
-            },
-            args.group_id.clone(),
-        );
+        // The saved login, read by the node itself: its `status` then says where the
+        // token is kept (`token_store`), as for `jamz node` with no password.
+        let mut config =
+            NodeConfig::new(creds.server.clone(), NodeAuth::Saved, args.group_id.clone());
+        config.store = Some(self.store.clone());
         config.display_name = args.display_name.filter(|n| !n.trim().is_empty());
         config.output = args.output.as_deref().unwrap_or("default").parse()?;
         config.cache_dir = Some(self.dirs.cache.clone());
