@@ -197,3 +197,80 @@ async fn a_member_leaves_a_group() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_server_is_waited_out_and_without_retries_reported_as_busy() -> Result<()> {
+    // One password check at a time, none waiting: a second concurrent login is a 503.
+    let server = TestServer::start_with_args(&[
+        "--hash-workers",
+        "1",
+        "--hash-queue",
+        "0",
+        "--login-attempts-per-address",
+        "1000",
+    ])
+    .await?;
+    let names: Vec<String> = (0..6).map(|i| format!("busy{i}")).collect();
+    for n in &names {
+        // Registrations one at a time (each is a password hash too).
+        register(&server.url, n).await?;
+    }
+
+    // Without retries, concurrent logins meet the busy pool and say so. They leave
+    // together (a barrier), many per account: each check takes the one thread a while.
+    const RACERS: usize = 24;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+    let tries = (0..RACERS)
+        .map(|i| {
+            let url = server.url.clone();
+            let n = names[i % names.len()].clone();
+            let start = start.clone();
+            tokio::spawn(async move {
+                let rest = RestClient::new(&url)?.with_retry(RetryPolicy::never());
+                start.wait().await;
+                rest.login(&n, PASSWORD).await.map(|_| ())
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut busy = Vec::new();
+    for t in tries {
+        if let Err(e) = t.await? {
+            busy.push(e);
+        }
+    }
+    assert!(
+        !busy.is_empty(),
+        "six concurrent logins on one password thread: none was told the server is busy"
+    );
+    for e in &busy {
+        assert_eq!(e.status(), Some(503), "{e}");
+        assert!(
+            matches!(
+                e,
+                LinkError::Throttled {
+                    retry_after: Some(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("busy"), "{e}");
+    }
+    eprintln!("  {} of {RACERS} told: {}", busy.len(), busy[0]);
+
+    // With the default policy, the same race is waited out as Retry-After says.
+    let tries = names[..2]
+        .iter()
+        .map(|n| {
+            let url = server.url.clone();
+            let n = n.clone();
+            tokio::spawn(
+                async move { RestClient::new(&url)?.login(&n, PASSWORD).await.map(|_| ()) },
+            )
+        })
+        .collect::<Vec<_>>();
+    for t in tries {
+        t.await??;
+    }
+    Ok(())
+}
