@@ -566,6 +566,17 @@ impl Db {
         Ok(())
     }
 
+    /// Whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> ApiResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Connections open and idle in the pool (`/metrics`).
+    pub fn pool_figures(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     // ------------------------------------------------------------------ files
 
     pub async fn add_file(&self, key: &str, size: u64, mime: &str, by: UserId) -> ApiResult<()> {

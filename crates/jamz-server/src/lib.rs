@@ -13,6 +13,7 @@ mod fsperm;
 mod grants;
 mod hasher;
 mod live;
+mod metrics;
 mod playlist;
 mod probe;
 mod realtime;
@@ -203,6 +204,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         grants: Arc::new(grant_signer),
         store,
         live: Arc::new(live::LiveSessions::default()),
+        metrics: Arc::new(metrics::Metrics::default()),
         io: io.clone(),
         public_url: config.public_url.clone(),
         upload_limit: config.limits.upload,

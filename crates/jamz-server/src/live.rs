@@ -63,6 +63,14 @@ pub struct LiveSessions {
 }
 
 impl LiveSessions {
+    /// Sessions with state in this process.
+    pub fn len(&self) -> usize {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     fn slot(&self, session_id: &str) -> Arc<Slot> {
         // A poisoned lock means a panic elsewhere while holding it; the map is
         // still consistent (inserts are single calls), keep serving.

@@ -136,15 +136,19 @@ pub fn register(state: AppState) {
 /// socketioxide spawns a task per event, so without this a `join-audio-session`
 /// followed at once by `music-take-control` could be handled the other way round.
 fn attach_worker(state: AppState, s: &SocketRef) {
+    state.metrics.socket_opened();
     let (tx, mut rx) = mpsc::channel::<Inbound>(SOCKET_INBOX);
     let worker_socket = s.clone();
     tokio::spawn(async move {
         while let Some(inbound) = rx.recv().await {
             match inbound {
                 Inbound::Event { name, data, ack } => {
-                    dispatch(&state, &worker_socket, &name, data, ack).await
+                    let started = std::time::Instant::now();
+                    let refused = dispatch(&state, &worker_socket, &name, data, ack).await;
+                    state.metrics.event_handled(started.elapsed(), refused);
                 }
                 Inbound::Disconnect(done) => {
+                    state.metrics.socket_closed();
                     leave_current(&state, &worker_socket).await;
                     let _ = done.send(());
                     break;
@@ -236,20 +240,27 @@ fn joined_session(s: &SocketRef, named: &str) -> Result<Joined, String> {
     }
 }
 
-async fn dispatch(state: &AppState, s: &SocketRef, name: &str, data: Value, ack: AckSender) {
+/// Handles one event; whether it was refused (answered with `music-error`).
+async fn dispatch(
+    state: &AppState,
+    s: &SocketRef,
+    name: &str,
+    data: Value,
+    ack: AckSender,
+) -> bool {
     let Some(user) = user_of(s) else {
         refuse(s, "Authentication failed");
-        return;
+        return true;
     };
     let event = match ClientEvent::decode(name, data) {
         Ok(Some(e)) => e,
         Ok(None) => {
             tracing::debug!(socket = %s.id, event = name, "unknown event ignored");
-            return;
+            return false;
         }
         Err(e) => {
             refuse(s, e.to_string());
-            return;
+            return true;
         }
     };
     let result = match event {
@@ -267,8 +278,12 @@ async fn dispatch(state: &AppState, s: &SocketRef, name: &str, data: Value, ack:
         ClientEvent::LocationUpdate(e) => location_update(state, s, user, e).await,
         ClientEvent::ConvoyUpdate(e) => convoy_update(state, s, user, e).await,
     };
-    if let Err(message) = result {
-        refuse(s, message);
+    match result {
+        Ok(()) => false,
+        Err(message) => {
+            refuse(s, message);
+            true
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub struct AppState {
     pub grants: Arc<GrantSigner>,
     pub store: FileStore,
     pub live: Arc<LiveSessions>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub io: SocketIo,
     /// The base of absolute file URLs when set (`--public-url`); else the
     /// request's Host.
@@ -76,6 +78,7 @@ pub async fn test_state(dir: &std::path::Path) -> AppState {
         grants: Arc::new(GrantSigner::from_seed([7; 32])),
         store: FileStore::open(&dir.join("files")).unwrap(),
         live: Arc::new(LiveSessions::default()),
+        metrics: Arc::new(crate::metrics::Metrics::default()),
         io,
         public_url: None,
         upload_limit: 1024 * 1024,

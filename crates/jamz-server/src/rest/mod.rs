@@ -3,6 +3,7 @@ mod accounts;
 mod files;
 mod groups;
 mod locations;
+mod ops;
 mod sessions;
 
 use axum::Router;
@@ -69,6 +70,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/api/locations", post(locations::report))
         .route("/api/mesh/grant-key", get(sessions::grant_key))
         .route("/health", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(limits.json_body))
         .merge(upload)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
