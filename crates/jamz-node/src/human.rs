@@ -405,6 +405,9 @@ impl HumanView {
                 }
                 vec![format!("{}: {reason}", tier_words(*tier))]
             }
+            Notification::NotPlayable { track, reason } => {
+                vec![format!("Silent for {}: {reason}", self.title(track))]
+            }
             Notification::Error { message, cmd } => vec![match cmd {
                 Some(c) => format!("Error ({c}): {message}"),
                 None => format!("Error: {message}"),

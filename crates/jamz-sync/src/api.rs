@@ -357,6 +357,12 @@ pub enum Notification {
         position: f64,
         at: LocalTime,
     },
+    /// This device cannot play `track` (a YouTube video on a headless node, a Spotify track
+    /// without a preview): it stays silent for it, in step, and plays the next on time.
+    NotPlayable {
+        track: String,
+        reason: String,
+    },
     /// A refused command or a bad event; the engine goes on. `cmd` names the command.
     Error {
         message: String,

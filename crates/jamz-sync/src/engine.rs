@@ -61,6 +61,8 @@ pub struct Engine {
     mesh_ref: Option<UserId>,
     playout: Playout,
     started: Option<Started>,
+    /// The track this device cannot play and has said so (`not-playable`), once per track.
+    silent_for: Option<String>,
     next_audio_query: Option<LocalTime>,
     /// The next periodic `playback` notification (while playing).
     next_playback_report: Option<LocalTime>,
@@ -114,6 +116,7 @@ impl Engine {
             mesh_ref: None,
             playout: Playout::default(),
             started: None,
+            silent_for: None,
             next_audio_query: None,
             next_playback_report: None,
             end_timer: None,
@@ -830,7 +833,7 @@ impl Engine {
                             .ok_or(SyncError::EmptyPlaylist)?,
                     },
                 };
-                if track.url.trim().is_empty() {
+                if !crate::sources::playable_somewhere(&track) {
                     return Err(SyncError::UnplayableTrack { title: track.title });
                 }
                 let position = match position {
@@ -1199,7 +1202,11 @@ impl Engine {
             position: tl.position_s.min(track_end(&tl.track)),
             at,
         });
-        if let Some(next) = self.playlist.neighbour(&tl.track.id, 1).cloned() {
+        if let Some(next) = self
+            .playlist
+            .neighbour(&tl.track.id, 1)
+            .and_then(|t| crate::sources::audio_of(t).ok())
+        {
             self.actions
                 .push_back(Action::Audio(AudioCommand::Preload(next)));
         }
@@ -1218,18 +1225,36 @@ impl Engine {
         self.start_at(tl, position, at);
     }
 
-    /// Hands the player `position` of the timeline's track, due at local `at`.
+    /// Hands the player `position` of the timeline's track, due at local `at`. A track this
+    /// device cannot play (`sources::audio_of`) silences it instead, says why once, and
+    /// leaves the timeline running: the next track starts on time.
     fn start_at(&mut self, tl: &Timeline, position: f64, at: LocalTime) {
         self.playout.reset();
-        self.started = Some(Started {
-            track_id: tl.track.id.clone(),
-            at,
-        });
-        self.actions.push_back(Action::Audio(AudioCommand::Start {
-            track: tl.track.clone(),
-            position,
-            at,
-        }));
+        match crate::sources::audio_of(&tl.track) {
+            Ok(track) => {
+                self.silent_for = None;
+                self.started = Some(Started {
+                    track_id: tl.track.id.clone(),
+                    at,
+                });
+                self.actions.push_back(Action::Audio(AudioCommand::Start {
+                    track,
+                    position,
+                    at,
+                }));
+            }
+            Err(reason) => {
+                self.started = None;
+                self.actions.push_back(Action::Audio(AudioCommand::Stop));
+                if self.silent_for.as_deref() != Some(tl.track.id.as_str()) {
+                    self.silent_for = Some(tl.track.id.clone());
+                    self.push_notify(Notification::NotPlayable {
+                        track: tl.track.id.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
     }
 
     fn on_audio_clock(&mut self, now: LocalTime, at: LocalTime, heard: Option<Heard>) {
@@ -1304,8 +1329,11 @@ impl Engine {
             // first one there), and first-start medians of 4-54 ms in node_pulse instead of
             // under 1 ms.
             let position = tl.position_at(self.clock.to_server(ahead));
+            let Ok(track) = crate::sources::audio_of(&tl.track) else {
+                return; // never started: nothing plays to restart
+            };
             self.actions.push_back(Action::Audio(AudioCommand::Start {
-                track: tl.track.clone(),
+                track,
                 position,
                 at: ahead,
             }));
@@ -1498,8 +1526,8 @@ impl Engine {
             .or_else(|| self.playlist.duplicate_of(&t))
             .cloned();
         match known {
-            Some(k) if !k.url.trim().is_empty() => Ok(k),
-            _ if !t.url.trim().is_empty() => Ok(t),
+            Some(k) if crate::sources::playable_somewhere(&k) => Ok(k),
+            _ if crate::sources::playable_somewhere(&t) => Ok(t),
             _ => Err(SyncError::UnknownTrack { id: t.id }),
         }
     }

@@ -18,7 +18,7 @@ pub enum SyncError {
     UnknownTrack { id: String },
     #[error("a control without a track, and no track is loaded")]
     NoTrack,
-    #[error("track {title:?} has no url to play")]
+    #[error("track {title:?} has nothing to play (no audio URL, video id or preview)")]
     UnplayableTrack { title: String },
     #[error("position {position} s is past the end of {title:?} ({duration} s)")]
     PositionPastEnd {
@@ -46,7 +46,7 @@ pub enum SyncError {
     PlaylistTooLong { len: usize, max: usize },
     #[error("{title:?} by {artist:?} is already in the playlist")]
     Duplicate { title: String, artist: String },
-    #[error("track {title:?} has no url (upload it first)")]
+    #[error("track {title:?} has no url (upload it first), video id or preview")]
     TrackWithoutUrl { title: String },
     #[error("the new order is not a permutation of the playlist: {reason}")]
     BadReorder { reason: String },

@@ -43,6 +43,7 @@ mod playlist;
 mod playout;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod sources;
 mod timeline;
 pub mod trust;
 

@@ -56,9 +56,10 @@ impl Playlist {
         Ok(())
     }
 
-    /// Checks that `track` may be appended (has a url, is no duplicate, room is left).
+    /// Checks that `track` may be appended (something to play: an audio URL, a video id or a
+    /// preview; no duplicate; room left).
     pub fn check_append(&self, track: &Track) -> Result<(), SyncError> {
-        if track.url.trim().is_empty() {
+        if !crate::sources::playable_somewhere(track) {
             return Err(SyncError::TrackWithoutUrl {
                 title: track.title.clone(),
             });

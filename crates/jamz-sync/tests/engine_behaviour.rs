@@ -939,3 +939,79 @@ fn a_rest_change_is_told_to_the_room_with_playlist_update() {
     );
     assert!(emitted(&drain(&mut e), names::PLAYLIST_UPDATE).is_empty());
 }
+
+#[test]
+fn a_track_this_device_cannot_play_leaves_it_silent_and_the_next_starts_on_time() {
+    let mut video = track(1, 3.0);
+    video.source = jamz_proto::TrackSource::Youtube;
+    video.url = String::new();
+    video.youtube_id = Some("dQw4w9WgXcQ".into());
+    let mut preview = track(3, 30.0);
+    preview.source = jamz_proto::TrackSource::Spotify;
+    preview.url = String::new();
+    preview.spotify_preview_url = Some("https://example.invalid/preview-3.mp3".into());
+    let (mut e, now) = world(DJ, 500.0, vec![video, track(2, 3.0), preview]);
+    let actions = command(
+        &mut e,
+        now,
+        Command::Play {
+            track: Some("t1".into()),
+            position: Some(0.0),
+        },
+    );
+    // The group is told (the web app plays the video); this device stays silent, says why.
+    assert!(errors(&actions).is_empty(), "{:?}", errors(&actions));
+    assert_eq!(emitted(&actions, names::MUSIC_CONTROL).len(), 1);
+    assert!(starts(&actions).is_empty(), "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Audio(AudioCommand::Stop)))
+    );
+    let silent: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(Notification::NotPlayable { track, reason }) => {
+                Some((track.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(silent.len(), 1, "{actions:?}");
+    assert_eq!(silent[0].0, "t1");
+    assert!(silent[0].1.contains("YouTube"), "{}", silent[0].1);
+    // Nothing is preloaded for a video; the next upload is.
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Audio(AudioCommand::Preload(t)) if t.id == "t2"))
+    );
+
+    // At the video's end the DJ moves on: the upload starts exactly then, and the Spotify
+    // track after it plays from its preview.
+    let video_end = now + CONTROL_LEAD_MS + 3_000.0;
+    let later: Vec<Action> = run_until(&mut e, now, video_end + 4_000.0)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    let s = starts(&later);
+    assert!(s.len() >= 2, "{s:?}");
+    assert_eq!(s[0].0, "t2");
+    assert!(
+        close(s[0].2, video_end, 1.0),
+        "t2 at {} vs {video_end}",
+        s[0].2
+    );
+    assert_eq!(s[1].0, "t3");
+    assert!(close(s[1].2, video_end + 3_000.0, 1.0), "t3 at {}", s[1].2);
+    let preview_url = later.iter().find_map(|a| match a {
+        Action::Audio(AudioCommand::Start { track, .. }) if track.id == "t3" => {
+            Some(track.url.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(
+        preview_url.as_deref(),
+        Some("https://example.invalid/preview-3.mp3")
+    );
+}

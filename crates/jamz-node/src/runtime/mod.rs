@@ -601,7 +601,8 @@ impl Runtime {
             Notification::Location(ev) => self.remember_position(ev),
             Notification::Ready { .. }
             | Notification::Controller { .. }
-            | Notification::Error { .. } => {}
+            | Notification::Error { .. }
+            | Notification::NotPlayable { .. } => {}
         }
         self.emit(NodeEvent::Session(n));
     }

@@ -47,7 +47,13 @@ impl Runtime {
         self.preload_generation += 1;
         self.preload_manual = manual;
         let generation = self.preload_generation;
-        let tracks: Vec<_> = self.playlist.iter().map(cache_track).collect();
+        // Only what this device plays through the cache (a YouTube video is not fetched).
+        let tracks: Vec<_> = self
+            .playlist
+            .iter()
+            .filter_map(|t| jamz_sync::sources::audio_of(t).ok())
+            .map(|t| cache_track(&t))
+            .collect();
         let cache = self.cache.clone();
         let jobs = self.jobs.clone();
         tokio::spawn(async move {

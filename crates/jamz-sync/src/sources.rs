@@ -1,0 +1,81 @@
+//! How this device plays a track, from the track's `source` (docs/protocol.md, `Track`):
+//! uploads and any audio URL through the cache and the player, a Spotify track through its
+//! preview URL. A YouTube video plays only in YouTube's own player (the app's webview), so a
+//! device without one, like a headless node, cannot play it. A track this device cannot play
+//! leaves it silent for that track and in step for the next: the engine keeps the timeline
+//! and says why (`not-playable`).
+
+use jamz_proto::{Track, TrackSource};
+
+/// The track as the player fetches it (`url`: the audio to play), or why this device
+/// cannot play it (shown to the user).
+pub fn audio_of(track: &Track) -> Result<Track, String> {
+    match track.source {
+        TrackSource::Youtube => Err(
+            "a YouTube video plays only in YouTube's own player (the app); this device stays silent for it"
+                .into(),
+        ),
+        TrackSource::Spotify => match track.spotify_preview_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                let mut preview = track.clone();
+                preview.url = url.to_owned();
+                Ok(preview)
+            }
+            _ => Err(
+                "a Spotify track without a preview is not playable on this device (full tracks need Spotify's own player)"
+                    .into(),
+            ),
+        },
+        TrackSource::Upload | TrackSource::Unknown if !track.url.trim().is_empty() => {
+            Ok(track.clone())
+        }
+        TrackSource::Upload | TrackSource::Unknown => Err("the track has no audio URL".into()),
+    }
+}
+
+/// Whether some device of the group can play `track`: a DJ may play a video it cannot play
+/// itself (the web app and the app play it; this device is silent for it).
+pub fn playable_somewhere(track: &Track) -> bool {
+    match track.source {
+        TrackSource::Youtube => track
+            .youtube_id
+            .as_deref()
+            .is_some_and(|id| !id.trim().is_empty()),
+        _ => audio_of(track).is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(source: TrackSource) -> Track {
+        Track {
+            id: "t".into(),
+            title: "T".into(),
+            source,
+            ..Track::default()
+        }
+    }
+
+    #[test]
+    fn each_source_is_played_its_way_or_said_why_not() {
+        let mut up = track(TrackSource::Upload);
+        up.url = "http://h/a.mp3".into();
+        assert_eq!(audio_of(&up), Ok(up.clone()));
+        let mut yt = track(TrackSource::Youtube);
+        yt.youtube_id = Some("dQw4w9WgXcQ".into());
+        assert!(matches!(audio_of(&yt), Err(why) if why.contains("YouTube")));
+        assert!(playable_somewhere(&yt));
+        yt.youtube_id = None;
+        assert!(!playable_somewhere(&yt));
+        let mut sp = track(TrackSource::Spotify);
+        assert!(matches!(audio_of(&sp), Err(why) if why.contains("preview")));
+        sp.spotify_preview_url = Some("http://h/preview.mp3".into());
+        assert_eq!(
+            audio_of(&sp).map(|t| t.url),
+            Ok("http://h/preview.mp3".into())
+        );
+        assert!(audio_of(&track(TrackSource::Upload)).is_err());
+    }
+}
