@@ -1,6 +1,7 @@
-//! The speaker node's systemd units (`deploy/systemd/`) pass `systemd-analyze verify`,
-//! system and user variants, with no warning. The units name the installed binary
-//! (`/usr/bin/jamz`); the test verifies them naming this build's. Without
+//! The systemd units (`deploy/systemd/`: the speaker node, system and user variants, and the
+//! server) pass `systemd-analyze verify` with no warning. The units name the installed
+//! binaries (`/usr/bin/jamz`, `/usr/bin/jamz-server`); the test verifies them naming this
+//! build's. Without
 //! systemd-analyze the test says why and passes, unless `JAMZ_REQUIRE_SYSTEMD` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,19 +10,20 @@ use std::process::Command;
 
 use jamz_e2e::workspace_bin;
 
-fn verify(unit: &str, user: bool) {
+fn verify(unit: &str, user: bool, exec: &str, bin: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join(unit)).unwrap();
-    assert!(
-        text.contains("ExecStart=/usr/bin/jamz node --no-stdin"),
-        "{unit}"
-    );
-    let jamz = workspace_bin("jamz");
+    assert!(text.contains(&format!("ExecStart={exec}")), "{unit}");
+    let built = workspace_bin(bin);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jamz-node.service");
+    let name = Path::new(unit).file_name().unwrap();
+    let path = dir.path().join(name);
     std::fs::write(
         &path,
-        text.replace("/usr/bin/jamz", &jamz.display().to_string()),
+        text.replace(
+            &format!("/usr/bin/{bin} "),
+            &format!("{} ", built.display()),
+        ),
     )
     .unwrap();
     let mut cmd = Command::new("systemd-analyze");
@@ -54,13 +56,35 @@ fn have_systemd_analyze() -> bool {
 #[test]
 fn the_system_unit_verifies() {
     if have_systemd_analyze() {
-        verify("deploy/systemd/jamz-node.service", false);
+        verify(
+            "deploy/systemd/jamz-node.service",
+            false,
+            "/usr/bin/jamz node --no-stdin",
+            "jamz",
+        );
     }
 }
 
 #[test]
 fn the_user_unit_verifies() {
     if have_systemd_analyze() {
-        verify("deploy/systemd/user/jamz-node.service", true);
+        verify(
+            "deploy/systemd/user/jamz-node.service",
+            true,
+            "/usr/bin/jamz node --no-stdin",
+            "jamz",
+        );
+    }
+}
+
+#[test]
+fn the_server_unit_verifies() {
+    if have_systemd_analyze() {
+        verify(
+            "deploy/systemd/jamz-server.service",
+            false,
+            "/usr/bin/jamz-server --bind",
+            "jamz-server",
+        );
     }
 }
