@@ -2,6 +2,10 @@
 
 export type LocationMode = "manual" | "device" | "replay" | "gpsd";
 
+/** Day or night colours: `system` follows the system's dark setting. */
+export type Theme = "system" | "light" | "dark";
+export const THEMES: readonly Theme[] = ["system", "light", "dark"];
+
 export interface Settings {
   server: string;
   /** jamz-audio output spec: `default`, `device:ID`, `null` or `wav:PATH`. */
@@ -19,6 +23,7 @@ export interface Settings {
   autoPreload: boolean;
   /** Map tiles (`https://.../{z}/{x}/{y}.png`); empty: cars on a blank map, no tile server. */
   mapTiles: string;
+  theme: Theme;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -32,6 +37,7 @@ export const DEFAULT_SETTINGS: Settings = {
   hosting: false,
   autoPreload: true,
   mapTiles: "",
+  theme: "system",
 };
 
 const KEY = "trafficjamz.settings";
@@ -61,6 +67,7 @@ export function sanitize(s: Settings): Settings {
     latencyOffsetMs: Math.round(Math.min(MAX_LATENCY_OFFSET_MS, Math.max(0, latency))),
     cacheLimitMiB: Math.round(Math.max(MIN_CACHE_MIB, cache)),
     mapTiles: validTileUrl(s.mapTiles) ? s.mapTiles.trim() : "",
+    theme: THEMES.includes(s.theme) ? s.theme : "system",
   };
 }
 
@@ -80,4 +87,10 @@ export function nodeLocationSource(s: Settings): string {
   if (s.locationMode === "replay" && s.locationArg.trim()) return `replay:${s.locationArg.trim()}`;
   if (s.locationMode === "gpsd" && s.locationArg.trim()) return `gpsd:${s.locationArg.trim()}`;
   return "none";
+}
+
+/** Applies the theme to the document: `system` leaves it to `prefers-color-scheme`. */
+export function applyTheme(theme: Theme, root: HTMLElement = document.documentElement): void {
+  if (theme === "system") delete root.dataset.theme;
+  else root.dataset.theme = theme;
 }

@@ -8,7 +8,7 @@ import { authScreen } from "./screens/auth";
 import { groupsScreen } from "./screens/groups";
 import { sessionScreen } from "./screens/session";
 import { settingsScreen } from "./screens/settings";
-import { loadSettings, saveSettings } from "./settings";
+import { applyTheme, loadSettings, saveSettings } from "./settings";
 
 function screenFor(route: Route): Screen {
   switch (route.screen) {
@@ -33,6 +33,7 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
     saveSettings(s) {
       ctx.settings = s;
       saveSettings(s, storage);
+      applyTheme(s.theme);
     },
     go(route) {
       cleanup();
@@ -44,6 +45,7 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
       document.title = `TrafficJamz — ${route.screen}`;
     },
   };
+  applyTheme(ctx.settings.theme);
   try {
     ctx.account = await backend.currentAccount();
   } catch {

@@ -169,6 +169,7 @@ describe("session", () => {
       node_command: () => null,
       leave_session: () => null,
       list_outputs: () => OUTPUTS,
+      cover_art: (a) => (a.sha256 === "c0ffee" ? "data:image/png;base64,iVBORw0KGgo=" : null),
     });
     const ctx = await app(memoryStorage());
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
@@ -192,7 +193,11 @@ describe("session", () => {
     button(root, "[data-action=play]").click();
     await emit("node-event", { event: "playback", playing: true, track: "a", position: 5, at: 0 });
     await until(() => root.querySelector("[data-testid=play-state]")?.textContent === "playing", "playing");
-    expect(root.querySelector("[data-testid=now-playing]")?.textContent).toBe("Alpha — X");
+    expect(root.querySelector("[data-testid=now-playing]")?.textContent).toBe("Alpha");
+    expect(root.querySelector("[data-testid=artist]")?.textContent).toBe("X");
+    // one of play and pause at a time, in the same place
+    expect(button(root, "[data-action=play]").hidden).toBe(true);
+    expect(button(root, "[data-action=pause]").hidden).toBe(false);
     const seek = root.querySelector<HTMLInputElement>("[data-testid=position-bar]")!;
     seek.value = "42";
     seek.dispatchEvent(new Event("change"));
@@ -202,6 +207,23 @@ describe("session", () => {
       { cmd: "play", track: "a", position: 0 },
       { cmd: "seek", position: 42 },
     ]);
+  });
+
+  it("shows the playing track's cover art from its tags, and a placeholder without one", async () => {
+    const calls = await openSession();
+    await emit("node-event", { event: "playlist", playlist: [
+      { id: "a", title: "Alpha", artist: "X", source: "upload", sha256: "c0ffee" },
+      { id: "b", title: "Beta", artist: "Y", source: "upload", sha256: "beef" },
+    ] });
+    const cover = root.querySelector<HTMLImageElement>("[data-testid=cover]")!;
+    expect(cover.hidden).toBe(true);
+    await emit("node-event", { event: "playback", playing: true, track: "a", position: 0, at: 0 });
+    await until(() => !cover.hidden, "the cover");
+    expect(cover.getAttribute("src")).toBe("data:image/png;base64,iVBORw0KGgo=");
+    expect(calls.find((c) => c.cmd === "cover_art")?.args).toEqual({ sha256: "c0ffee" });
+    await emit("node-event", { event: "playback", playing: true, track: "b", position: 0, at: 0 });
+    await until(() => cover.hidden === true, "the placeholder");
+    expect(root.querySelector(".np-art .placeholder")?.hasAttribute("hidden")).toBe(false);
   });
 
   it("lets the DJ reorder with the keyboard and remove tracks", async () => {
@@ -231,7 +253,7 @@ describe("session", () => {
     await until(() => root.querySelector("[data-testid=tier]")?.textContent === "Peer mesh", "the mesh tier");
     expect(root.querySelector("[data-testid=queued]")?.textContent).toContain("2 queued changes");
     expect(root.querySelector("[data-user='2']")?.getAttribute("data-link")).toBe("socket");
-    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2.0 KiB, hit rate 75 % · limit 1.0 GiB");
+    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2 KiB · 75 % played from the cache · limit 1 GiB");
     await emit("node-event", { event: "peer", userId: 2, state: "connected" });
     await until(() => root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
   });
@@ -337,6 +359,25 @@ describe("settings before a session", () => {
     await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
     const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
     expect([args.output, args.latencyOffsetMs, args.cacheMaxMib, args.autoPreload]).toEqual(["device:alsa:pulse", 180, 2048, true]);
+  });
+});
+
+describe("day and night", () => {
+  it("follows the system until the user picks day or night, and keeps the choice", async () => {
+    const storage = memoryStorage();
+    fakeBackend({ current_account: () => ACCOUNT, list_groups: () => [], list_outputs: () => OUTPUTS, cache_info: () => ({ dir: "/c", tracks: 1, bytes: 1800000 }) });
+    const ctx = await app(storage);
+    expect(document.documentElement.dataset.theme).toBeUndefined();
+    ctx.go({ screen: "settings", back: { screen: "groups" } });
+    await until(() => (root.querySelector("[data-testid=cache-stats]")?.textContent ?? "").startsWith("1 track,"), "the cache stats");
+    expect(root.querySelector("[data-testid=cache-stats]")?.textContent).toBe("1 track, 1.7 MiB, in /c");
+    root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "dark";
+    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    expect(document.documentElement.dataset.theme).toBe("dark");
+    expect(JSON.parse(storage.getItem("trafficjamz.settings")!).theme).toBe("dark");
+    root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "system";
+    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    expect(document.documentElement.dataset.theme).toBeUndefined();
   });
 });
 

@@ -93,6 +93,8 @@ export const backend = {
 
   pickAudioFiles: (): Promise<string[]> => call("pick_audio_files"),
   cacheInfo: (): Promise<CacheInfo> => call("cache_info"),
+  /** The cover art in the tags of the cached file with this SHA-256, as a `data:` URL; `null` when none. */
+  coverArt: (sha256: string): Promise<string | null> => call("cover_art", { sha256 }),
   cacheClear: (): Promise<CacheInfo> => call("cache_clear"),
   listOutputs: (): Promise<Output[]> => call("list_outputs"),
 

@@ -5,7 +5,13 @@
 import type { NodeCommand, Output } from "../backend";
 import type { Ctx } from "../app";
 import { field, h, showError } from "../dom";
-import { MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, type LocationMode, type Settings } from "../settings";
+import { MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, THEMES, type LocationMode, type Settings, type Theme } from "../settings";
+
+const THEME_LABEL: Record<Theme, string> = {
+  system: "Follow the system (day or night)",
+  light: "Day",
+  dark: "Night",
+};
 
 /** Label of the outputs that are not devices. */
 const SPECIAL_OUTPUTS: Record<string, string> = {
@@ -52,9 +58,15 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       h("option", { value: m, selected: m === s.locationMode }, {
         manual: "Entered by hand", device: "This device (phones)", replay: "Replay an NMEA/GPX file", gpsd: "gpsd receiver",
       }[m])));
-  const locationArg = h("input", { name: "location-arg", value: s.locationArg, placeholder: "file path or host:port" });
+  const locationArg = h("input", { name: "location-arg", value: s.locationArg });
+  const locationArgField = field("File to replay, or the gpsd address (host:port)", locationArg);
+  const showLocationArg = (): void => { locationArgField.hidden = mode.value !== "replay" && mode.value !== "gpsd"; };
+  mode.addEventListener("change", showLocationArg);
+  showLocationArg();
+  const theme = h("select", { name: "theme" },
+    ...THEMES.map((t) => h("option", { value: t, selected: t === s.theme }, THEME_LABEL[t])));
   const displayName = h("input", { name: "display-name", value: s.displayName });
-  const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tile.openstreetmap.org/{z}/{x}/{y}.png" });
+  const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tiles.example.org/{z}/{x}/{y}.png" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
   const hint = live
@@ -62,14 +74,15 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     : "These apply when a session opens.";
 
   const form = h("form", { class: "card settings-form", "aria-label": "Settings" },
+    field("Colours", theme),
     field("Output device", output),
     field(`Output latency offset (ms, 0-${MAX_LATENCY_OFFSET_MS}; a Bluetooth stereo adds 150-300)`, latency),
     field("Cache size limit (MiB)", cacheLimit),
     h("label", { class: "check" }, autoPreload, h("span", {}, "Cache the playlist ahead while online, for stretches with no coverage")),
     field("Location source", mode),
-    field("Location file or address", locationArg),
+    locationArgField,
     field("Name in the session", displayName),
-    field("Map tiles URL (empty: no tile server, cars on a blank map)", mapTiles),
+    field("Map tiles address, with {z}/{x}/{y} (empty: cars on a blank map)", mapTiles),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save")),
     saved, error);
@@ -87,6 +100,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       locationArg: locationArg.value.trim(),
       displayName: displayName.value.trim(),
       mapTiles: mapTiles.value.trim(),
+      theme: theme.value as Theme,
     });
     latency.value = String(next.latencyOffsetMs);
     cacheLimit.value = String(next.cacheLimitMiB);
