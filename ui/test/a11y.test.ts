@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { backend } from "../src/backend";
 import type { Ctx } from "../src/app";
 import { startApp } from "../src/start";
-import { button, fakeBackend, memoryStorage, until } from "./helpers";
+import { button, fakeBackend, memoryStorage, setUpStorage, until } from "./helpers";
 
 const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1, tokenStore: "keyring" };
 const OUTPUTS = [{ id: "default", name: "System default", is_default: true }];
@@ -26,7 +26,7 @@ afterEach(() => {
   clearMocks();
 });
 
-async function app(account: unknown): Promise<Ctx> {
+async function app(account: unknown, storage: Storage = setUpStorage()): Promise<Ctx> {
   fakeBackend({
     current_account: () => account,
     app_info: () => ({ version: "0", mobile: false, hosting: { url: "http://127.0.0.1:5050", port: 5050, lanUrls: ["http://192.168.43.1:5050"] }, sessionGroup: null }),
@@ -36,8 +36,9 @@ async function app(account: unknown): Promise<Ctx> {
     open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
     node_command: () => null,
     cover_art: () => null,
+    location_sources: () => [{ spec: "manual", name: "Entered by hand" }],
   });
-  const ctx = await startApp(root, backend, memoryStorage());
+  const ctx = await startApp(root, backend, storage);
   started.push(ctx);
   return ctx;
 }
@@ -55,6 +56,16 @@ describe("accessibility (axe-core)", { timeout: 30_000 }, () => {
   it("finds an unlabelled control (the pass can fail)", async () => {
     root.append(Object.assign(document.createElement("input"), { name: "unlabelled" }));
     expect((await violations()).some((v) => v.startsWith("label (critical)"))).toBe(true);
+  });
+
+  it("the first run: the choice, the server, this car", async () => {
+    await app(null, memoryStorage());
+    expect(await violations()).toEqual([]);
+    button(root, "[data-choice=join]").click();
+    expect(await violations()).toEqual([]);
+    root.querySelector("form")?.requestSubmit();
+    await until(() => root.querySelectorAll("[name=output] option").length >= 2, "the output list");
+    expect(await violations()).toEqual([]);
   });
 
   it("sign in and register", async () => {

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { backend } from "../src/backend";
 import type { Ctx } from "../src/app";
 import { startApp } from "../src/start";
-import { button, fakeBackend, input, memoryStorage, until } from "./helpers";
+import { button, fakeBackend, input, memoryStorage, setUpStorage, until } from "./helpers";
 
 const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1, tokenStore: "keyring" };
 const OUTPUTS = [
@@ -40,7 +40,7 @@ describe("sign in", () => {
       register: () => ACCOUNT,
       list_groups: () => [],
     });
-    await app(memoryStorage());
+    await app(setUpStorage());
     expect(screen()).toBe("auth");
     expect(root.querySelector("[data-testid=tier]")?.textContent).toMatch(/Online|Offline/);
     button(root, "button.link").click();
@@ -55,16 +55,57 @@ describe("sign in", () => {
     });
   });
 
-  it("hosts the session on this device, then signs in to it", async () => {
+  it("first run, joining: the server, then this car from lists, then sign in", async () => {
+    const storage = memoryStorage();
+    fakeBackend({
+      current_account: () => null,
+      list_outputs: () => OUTPUTS,
+      location_sources: () => [
+        { spec: "manual", name: "Entered by hand" },
+        { spec: "gpsd:localhost:2947", name: "GPS receiver through gpsd on this computer" },
+      ],
+    });
+    await app(storage);
+    expect(screen()).toBe("welcome");
+    button(root, "[data-choice=join]").click();
+    input(root, "server").value = "ftp://10.0.0.2";
+    root.querySelector("form")?.requestSubmit();
+    expect(root.querySelector("[role=alert]")?.textContent).toMatch(/^An address starts with http/);
+    input(root, "server").value = "http://10.0.0.2:5050";
+    root.querySelector("form")?.requestSubmit();
+    expect(root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
+    await until(() => root.querySelectorAll("[name=output] option").length === 3, "the output list");
+    await until(() => root.querySelectorAll("[name=location-mode] option").length === 3, "the location sources");
+    expect([...root.querySelectorAll<HTMLOptionElement>("[name=location-mode] option")].map((o) => o.value))
+      .toEqual(["manual", "gpsd:localhost:2947", "device"]);
+    input(root, "display-name").value = "Ann's car";
+    root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
+    root.querySelector<HTMLSelectElement>("[name=location-mode]")!.value = "gpsd:localhost:2947";
+    root.querySelector("form")?.requestSubmit();
+    expect(screen()).toBe("auth");
+    expect(input(root, "server").value).toBe("http://10.0.0.2:5050");
+    expect(input(root, "host").checked).toBe(false);
+    const saved = JSON.parse(storage.getItem("trafficjamz.settings")!);
+    expect([saved.setUp, saved.hosting, saved.server, saved.displayName, saved.output, saved.locationMode, saved.locationArg])
+      .toEqual([true, false, "http://10.0.0.2:5050", "Ann's car", "device:alsa:pulse", "gpsd", "localhost:2947"]);
+  });
+
+  it("first run, hosting: this device runs the server, then signs in to it", async () => {
     const calls = fakeBackend({
       current_account: () => null,
+      list_outputs: () => OUTPUTS,
+      location_sources: () => [{ spec: "manual", name: "Entered by hand" }],
       app_info: () => ({ version: "0", mobile: false, hosting: null, sessionGroup: null }),
       host_session: () => ({ url: "http://127.0.0.1:5151", port: 5151, lanUrls: ["http://192.168.43.1:5151"] }),
       login: () => ACCOUNT,
       list_groups: () => [],
     });
     await app(memoryStorage());
-    input(root, "host").click();
+    button(root, "[data-choice=host]").click();
+    expect(root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
+    root.querySelector("form")?.requestSubmit();
+    expect(screen()).toBe("auth");
+    expect(input(root, "host").checked).toBe(true);
     expect(input(root, "server").disabled).toBe(true);
     input(root, "username").value = "ann";
     input(root, "password").value = "pw";
@@ -106,7 +147,7 @@ describe("sign in", () => {
       current_account: () => null,
       login: () => { throw { code: "unauthorized", message: "invalid username or password" }; },
     });
-    await app(memoryStorage());
+    await app(setUpStorage());
     input(root, "username").value = "ann";
     input(root, "password").value = "bad";
     root.querySelector("form")?.requestSubmit();

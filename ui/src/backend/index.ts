@@ -10,6 +10,7 @@ import type {
   ErrorView,
   Group,
   Hosted,
+  LocationSourceView,
   LogoutOutcome,
   NodeCommand,
   NodeEvent,
@@ -97,6 +98,8 @@ export const backend = {
   coverArt: (sha256: string): Promise<string | null> => call("cover_art", { sha256 }),
   cacheClear: (): Promise<CacheInfo> => call("cache_clear"),
   listOutputs: (): Promise<Output[]> => call("list_outputs"),
+  /** The location sources found on this device (`manual` always first). */
+  locationSources: (): Promise<LocationSourceView[]> => call("location_sources"),
 
   /** Every node event but `progress`. */
   onNodeEvent: (handler: (ev: NodeEvent) => void): Promise<UnlistenFn> =>

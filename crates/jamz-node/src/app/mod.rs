@@ -6,10 +6,14 @@
 //! - [`accounts`]: register, log in and out, groups.
 //! - [`session`]: at most one running node, its events to an [`EventSink`].
 //! - [`cache_admin`]: the track cache while no session holds it.
+//! - [`covers`]: cover art of cached tracks, for now playing.
+//! - [`location_sources`]: the location sources this device has.
 //! - `hosting` (the `host` feature): this device runs the session's server.
 
 pub mod accounts;
 pub mod cache_admin;
+pub mod covers;
+pub mod location_sources;
 #[cfg(feature = "host")]
 pub mod hosting;
 pub mod session;
@@ -19,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::account::LogoutOutcome;
 pub use accounts::{AccountView, ChangePasswordArgs, LoginArgs, RegisterArgs};
 pub use cache_admin::CacheInfo;
+pub use location_sources::LocationSourceView;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;
 pub use session::{EventSink, OpenArgs, SessionEnded, SessionView};
