@@ -1,8 +1,9 @@
 //! The app's commands: each forwards to [`jamz_node::app::App`].
 
 use jamz_node::app::{
-    AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView, LoginArgs,
-    LocationSourceView, LogoutOutcome, OpenArgs, RegisterArgs, SessionEnded, SessionView,
+    AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView,
+    LocationSourceView, LoginArgs, LogoutOutcome, OpenArgs, RegisterArgs, SessionEnded,
+    SessionView,
 };
 use jamz_node::{NodeCommand, NodeEvent, OutputView};
 use jamz_proto::Group;

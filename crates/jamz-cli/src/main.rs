@@ -581,7 +581,11 @@ mod tests {
     #[test]
     fn each_cause_is_said_once() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
-        let e = anyhow::Error::new(Reading { path: "a.mp3", source: io }).context("uploading");
+        let e = anyhow::Error::new(Reading {
+            path: "a.mp3",
+            source: io,
+        })
+        .context("uploading");
         assert_eq!(error_report(&e), "uploading: reading a.mp3: No such file");
     }
 

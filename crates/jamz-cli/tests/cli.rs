@@ -59,8 +59,18 @@ fn errors_say_each_cause_once() {
     // A server that does not answer: the refused connection once.
     let out = jamz(
         &[
-            "node", "--server", "http://127.0.0.1:1", "--username", "u", "--password", "p",
-            "--group", "g", "--output", "null", "--no-stdin",
+            "node",
+            "--server",
+            "http://127.0.0.1:1",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--group",
+            "g",
+            "--output",
+            "null",
+            "--no-stdin",
         ],
         dir.path(),
     );

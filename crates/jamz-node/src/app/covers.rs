@@ -61,8 +61,7 @@ pub(crate) fn cover_data_url(cache_dir: &Path, sha256: &str) -> Result<Option<St
             Some(format!("data:{media_type};base64,{}", base64(&c.data)))
         });
     std::fs::create_dir_all(&dir).map_err(|e| NodeError::io(&dir, e))?;
-    std::fs::write(&saved, url.as_deref().unwrap_or(""))
-        .map_err(|e| NodeError::io(&saved, e))?;
+    std::fs::write(&saved, url.as_deref().unwrap_or("")).map_err(|e| NodeError::io(&saved, e))?;
     prune(cache_dir, &dir);
     Ok(url)
 }
@@ -141,7 +140,10 @@ mod tests {
     #[test]
     fn only_a_hex_sha256_names_a_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(cover_data_url(dir.path(), "../../etc/passwd").unwrap(), None);
+        assert_eq!(
+            cover_data_url(dir.path(), "../../etc/passwd").unwrap(),
+            None
+        );
         assert_eq!(cover_data_url(dir.path(), &"a".repeat(64)).unwrap(), None);
     }
 
@@ -158,7 +160,12 @@ mod tests {
                 .status()
         };
         let made = ffmpeg(&[
-            "-f", "lavfi", "-i", "color=c=red:s=16x16", "-frames:v", "1",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=16x16",
+            "-frames:v",
+            "1",
             cover.to_str().unwrap(),
         ]);
         if !made.is_ok_and(|s| s.success()) {
@@ -170,9 +177,23 @@ mod tests {
             return;
         }
         let made = ffmpeg(&[
-            "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-i",
-            cover.to_str().unwrap(), "-map", "0:a", "-map", "1:v", "-c:a", "flac", "-c:v",
-            "copy", "-disposition:v", "attached_pic", flac.to_str().unwrap(),
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-i",
+            cover.to_str().unwrap(),
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-c:a",
+            "flac",
+            "-c:v",
+            "copy",
+            "-disposition:v",
+            "attached_pic",
+            flac.to_str().unwrap(),
         ])
         .unwrap();
         assert!(made.success());

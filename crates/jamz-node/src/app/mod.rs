@@ -13,9 +13,9 @@
 pub mod accounts;
 pub mod cache_admin;
 pub mod covers;
-pub mod location_sources;
 #[cfg(feature = "host")]
 pub mod hosting;
+pub mod location_sources;
 pub mod session;
 
 use serde::{Deserialize, Serialize};
@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::account::LogoutOutcome;
 pub use accounts::{AccountView, ChangePasswordArgs, LoginArgs, RegisterArgs};
 pub use cache_admin::CacheInfo;
-pub use location_sources::LocationSourceView;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;
+pub use location_sources::LocationSourceView;
 pub use session::{EventSink, OpenArgs, SessionEnded, SessionView};
 
 use crate::account::CredentialStore;
