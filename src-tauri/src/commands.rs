@@ -1,8 +1,9 @@
 //! The app's commands: each forwards to [`jamz_node::app::App`].
 
 use jamz_node::app::{
-    AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView, LoginArgs,
-    LogoutOutcome, OpenArgs, RegisterArgs, SessionEnded, SessionView,
+    AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView,
+    LocationSourceView, LoginArgs, LogoutOutcome, OpenArgs, RegisterArgs, SessionEnded,
+    SessionView,
 };
 use jamz_node::{NodeCommand, NodeEvent, OutputView};
 use jamz_proto::Group;
@@ -172,6 +173,18 @@ pub async fn pick_audio_files(app: AppHandle) -> AppResult<Vec<String>> {
 #[tauri::command]
 pub async fn cache_info(state: State<'_, App>) -> AppResult<CacheInfo> {
     Ok(state.cache_info().await?)
+}
+
+/// The location sources found on this device.
+#[tauri::command]
+pub async fn location_sources(state: State<'_, App>) -> AppResult<Vec<LocationSourceView>> {
+    Ok(state.location_sources().await)
+}
+
+/// The cover art of a cached track (by content hash), as a `data:` URL.
+#[tauri::command]
+pub async fn cover_art(state: State<'_, App>, sha256: String) -> AppResult<Option<String>> {
+    Ok(state.cover_art(&sha256).await?)
 }
 
 #[tauri::command]

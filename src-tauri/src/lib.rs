@@ -67,6 +67,8 @@ pub fn run() {
             commands::pick_audio_files,
             commands::cache_info,
             commands::cache_clear,
+            commands::cover_art,
+            commands::location_sources,
             commands::list_outputs,
         ])
         .run(tauri::generate_context!());

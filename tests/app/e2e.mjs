@@ -4,9 +4,10 @@
 //   xvfb-run -a node tests/app/e2e.mjs          (scripts/app-e2e.sh builds first)
 //
 // Env: APP_BIN (default target/debug/trafficjamz), JAMZ_BIN, SERVER_BIN,
-// ARTIFACTS (default tests/app/artifacts). Screenshots: ARTIFACTS/NN-screen.png.
+// ARTIFACTS (default tests/app/artifacts). Screenshots: ARTIFACTS/NN-screen-day.png and
+// NN-screen-night.png, every screen in both themes (the directory is printed at the end).
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -103,11 +104,49 @@ async function createGroup(wd, name, member) {
 }
 
 let shot = 0;
+/** The window as it is, in the day theme and in the night one; then the theme as it was. */
 async function screenshot(wd, name) {
   shot += 1;
-  const file = join(ARTIFACTS, `${String(shot).padStart(2, "0")}-${name}.png`);
-  writeFileSync(file, await wd.screenshot());
-  log("screenshot", file);
+  const was = await wd.exec("return document.documentElement.dataset.theme ?? null");
+  for (const [theme, label] of [["light", "day"], ["dark", "night"]]) {
+    // Two frames: the new colours are painted before the picture is taken.
+    await wd.exec(`document.documentElement.dataset.theme = '${theme}'`);
+    await wd.exec("return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))");
+    const file = join(ARTIFACTS, `${String(shot).padStart(2, "0")}-${name}-${label}.png`);
+    writeFileSync(file, await wd.screenshot());
+    log("screenshot", file);
+  }
+  await wd.exec(was === null ? "delete document.documentElement.dataset.theme" : `document.documentElement.dataset.theme = '${was}'`);
+}
+
+/** A FLAC of the tone with a picture as its cover (ffmpeg), or `null` without ffmpeg. */
+function withCover(wav) {
+  const cover = join(tmp, "cover.png");
+  const flac = wav.replace(/\.wav$/, ".flac");
+  const ff = (args) => spawnSync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", ...args], { stdio: "inherit" });
+  const a = ff(["-f", "lavfi", "-i", "color=c=0xe63946:s=128x128", "-frames:v", "1", cover]);
+  if (a.error || a.status !== 0) return null;
+  const b = ff(["-i", wav, "-i", cover, "-map", "0:a", "-map", "1:v", "-c:a", "flac", "-c:v", "copy",
+    "-disposition:v", "attached_pic", "-metadata", "title=Road Tone", "-metadata", "artist=The Convoy", flac]);
+  return b.status === 0 ? flac : null;
+}
+
+/** The first run's "this car" step: a name, the silent output (Xvfb has no sound card), done. */
+async function firstRunCar(wd, name) {
+  await waitFor("this car's step", () => wd.findAll("[data-step=car]").then((a) => a.length === 1));
+  await waitFor("the output list", () => wd.findAll("select[name=output] option[value=null]").then((a) => a.length === 1));
+  await waitFor("the location sources", () => wd.findAll("select[name=location-mode] option[value=manual]").then((a) => a.length === 1));
+  await wd.type("input[name=display-name]", name);
+  await wd.click("select[name=output] option[value=null]");
+  await screenshot(wd, "first-run-car");
+  await wd.click("[data-action=finish-setup]");
+}
+
+/** Adds a file by typed path (the native file picker cannot be driven here). */
+async function addByPath(wd, path) {
+  await wd.exec("document.querySelector('details.add-path').open = true");
+  await wd.type("input[name=track-path]", path);
+  await wd.click("[data-action=add-path]");
 }
 
 async function main() {
@@ -116,10 +155,21 @@ async function main() {
   await registerUser(server, "bo");
   const wav = join(tmp, "tone.wav");
   writeTone(wav, 40);
+  const flac = withCover(wav);
+  if (!flac && process.env.JAMZ_REQUIRE_FFMPEG) throw new Error("ffmpeg is required (JAMZ_REQUIRE_FFMPEG)");
+  if (!flac) log("no ffmpeg: the first track has no cover art, its check is skipped");
 
   await withApp({ JAMZ_CONFIG_DIR: join(tmp, "app-config"), JAMZ_CACHE_DIR: join(tmp, "app-cache") }, async (wd) => {
-    // 1. register
+    // 1. the first run, joining a server; then register
+    await waitFor("the first-run screen", () => wd.findAll("[data-step=choose]").then((a) => a.length === 1));
+    await screenshot(wd, "first-run");
+    await wd.click("[data-choice=join]");
+    await wd.type("input[name=server]", server);
+    await screenshot(wd, "first-run-server");
+    await wd.click("form button[type=submit]");
+    await firstRunCar(wd, "Ann's car");
     await waitFor("the sign-in screen", () => wd.findAll("[data-screen=auth]").then((a) => a.length === 1));
+    if ((await wd.exec("return document.querySelector('input[name=server]').value")) !== server) throw new Error("the first run's server is not the sign-in's");
     await screenshot(wd, "sign-in");
     await wd.click("button.link");
     await wd.type("input[name=server]", server);
@@ -151,8 +201,7 @@ async function main() {
     await waitFor("the session screen", () => wd.findAll("[data-screen=session]").then((a) => a.length === 1));
     const bo = startNode(server, groupId);
     await waitFor("the headless node ready", () => bo.latest.has("ready"), 30000);
-    await wd.type("input[name=track-path]", wav);
-    await wd.click("[data-action=add-path]");
+    await addByPath(wd, flac ?? wav);
     const trackId = await waitFor("the track in the playlist", async () => {
       const ids = await wd.findAll("[data-track]");
       return ids.length === 1 ? wd.attr("[data-track]", "data-track") : null;
@@ -163,7 +212,17 @@ async function main() {
     await waitFor("the app playing", async () => (await wd.text("[data-testid=play-state]")) === "playing", 30000);
     const p1 = Number(await wd.attr("[data-testid=position]", "data-seconds"));
     await waitFor("the position moving", async () => Number(await wd.attr("[data-testid=position]", "data-seconds")) > p1 + 1, 15000);
+    if (flac) {
+      await waitFor("the cover art from the track's tags", async () =>
+        (await wd.exec("const i = document.querySelector('[data-testid=cover]'); return !i.hidden && i.complete && i.naturalWidth === 128 && i.src.startsWith('data:image/png')")), 30000);
+      if ((await wd.text("[data-testid=now-playing]")) !== "Road Tone") throw new Error("the title from the tags is not shown");
+    }
     await screenshot(wd, "session-playing");
+    // A phone in portrait: the same screen at 390 px wide.
+    await wd.req("POST", wd.s("/window/rect"), { width: 390, height: 844 }).catch((e) => log("no window resize:", String(e)));
+    await wd.exec("window.scrollTo(0, 0)");
+    await screenshot(wd, "session-phone");
+    await wd.req("POST", wd.s("/window/rect"), { width: 1280, height: 900 }).catch(() => undefined);
 
     // 5. the headless node reports the same playback
     await waitFor("the node playing the same track, position moving", () => {
@@ -196,7 +255,7 @@ async function main() {
     await wd.type("#sec-settings input[name=cache-limit]", "256");
     await wd.click("#sec-settings button[type=submit]");
     await waitFor("the node using the new offset", async () => (await wd.text("[data-testid=output-in-use]")) === "In use: output null · latency offset 120 ms", 10000);
-    await waitFor("the new cache limit", async () => (await wd.text("[data-testid=cache-summary]")).endsWith("limit 256.0 MiB"), 10000);
+    await waitFor("the new cache limit", async () => (await wd.text("[data-testid=cache-summary]")).endsWith("limit 256 MiB"), 10000);
     await wd.exec("document.getElementById('sec-settings').scrollIntoView()");
     await screenshot(wd, "session-settings");
     log("position at settings", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
@@ -206,8 +265,7 @@ async function main() {
     // 8. playlist: a second track; the DJ reorders and removes; the headless node sees each change
     const wav2 = join(tmp, "second.wav");
     writeTone(wav2, 20, 16000);
-    await wd.type("input[name=track-path]", wav2);
-    await wd.click("[data-action=add-path]");
+    await addByPath(wd, wav2);
     await waitFor("two tracks", () => wd.findAll("[data-track]").then((a) => a.length === 2), 30000);
     const order = () => wd.exec("return [...document.querySelectorAll('[data-track]')].map((e) => e.dataset.track)");
     const [first, second] = await order();
@@ -225,8 +283,8 @@ async function main() {
 
     // 9. cache: preload the playlist (progress to the end), then clear it while the music plays
     await wd.click("[data-action=preload]");
-    await waitFor("preload done", async () => /^(\d+) \/ \1 tracks$/.test(await wd.text("#sec-cache [role=status]")), 30000);
-    await waitFor("a track in the cache", async () => /^[1-9]\d* tracks cached/.test(await wd.text("[data-testid=cache-summary]")), 10000);
+    await waitFor("preload done", async () => /^(\d+) of \1 tracks?$/.test(await wd.text("#sec-cache [role=status]")), 30000);
+    await waitFor("a track in the cache", async () => /^[1-9]\d* tracks? cached/.test(await wd.text("[data-testid=cache-summary]")), 10000);
     await wd.exec("document.getElementById('sec-cache').scrollIntoView()");
     await screenshot(wd, "cache-preloaded");
     await wd.click("[data-action=cache-clear]");
@@ -247,8 +305,8 @@ async function withApp(env, scenario) {
     // Settings live in the web view's storage, which outlives the app (per user, not per
     // JAMZ_CONFIG_DIR): start each scenario from the defaults.
     await wd.exec("localStorage.clear(); setTimeout(() => location.reload(), 0)");
-    await waitFor("the reloaded sign-in screen", () =>
-      wd.exec("return document.readyState === 'complete' && !!document.querySelector('[data-screen=auth]') && localStorage.length === 0").catch(() => false));
+    await waitFor("the reloaded first-run screen", () =>
+      wd.exec("return document.readyState === 'complete' && !!document.querySelector('[data-screen=welcome]') && localStorage.length === 0").catch(() => false));
     await scenario(wd);
   } catch (e) {
     await screenshot(wd, "failure").catch(() => undefined);
@@ -281,8 +339,12 @@ async function hosting() {
   await withApp({
     JAMZ_CONFIG_DIR: join(tmp, "host-config"), JAMZ_CACHE_DIR: join(tmp, "host-cache"), JAMZ_HOST_PORT: String(port),
   }, async (wd) => {
+    // The first run, hosting: the sign-in that follows has "this device hosts" ticked.
+    await waitFor("the first-run screen", () => wd.findAll("[data-step=choose]").then((a) => a.length === 1));
+    await wd.click("[data-choice=host]");
+    await firstRunCar(wd, "Cara's car");
     await waitFor("the sign-in screen", () => wd.findAll("[data-screen=auth]").then((a) => a.length === 1));
-    await wd.click("input[name=host]");
+    if (!(await wd.exec("return document.querySelector('input[name=host]').checked"))) throw new Error("hosting is not ticked after the first run chose it");
     await wd.click("button.link");
     await wd.type("input[name=username]", "cara");
     await wd.type("input[name=email]", "cara@example.com");
@@ -300,7 +362,7 @@ async function hosting() {
     const dan = startNode(hosted, groupId, "dan", "Dan's car");
     await waitFor("the headless node in the hosted session", () => dan.latest.has("ready"), 30000);
     await waitFor("Dan's car among the participants", async () => (await wd.text("[data-testid=participants]")).includes("Dan's car"), 20000);
-    await waitFor("the node seeing cara", () => (dan.latest.get("participants")?.participants ?? []).some((p) => p.display_name === "cara"), 20000);
+    await waitFor("the node seeing Cara's car", () => (dan.latest.get("participants")?.participants ?? []).some((p) => p.display_name === "Cara's car"), 20000);
     await screenshot(wd, "hosted-session");
     log("participants after", await wd.text("[data-testid=participants]"), JSON.stringify(dan.latest.get("participants")));
     dan.send({ cmd: "quit" });
@@ -325,4 +387,5 @@ try {
   for (const c of children.reverse()) c.kill("SIGTERM");
   rmSync(tmp, { recursive: true, force: true });
 }
+console.log(`screenshots (day and night): ${ARTIFACTS}`);
 process.exit(code);

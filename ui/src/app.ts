@@ -5,6 +5,7 @@ import type { Banner } from "./banner";
 import type { Settings } from "./settings";
 
 export type Route =
+  | { screen: "welcome" }
   | { screen: "auth"; notice?: string }
   | { screen: "groups" }
   | { screen: "session"; groupId: string; groupName: string }

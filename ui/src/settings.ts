@@ -1,6 +1,11 @@
 // Device settings, kept in this web view's localStorage (they are per device).
 
-export type LocationMode = "manual" | "device" | "replay" | "gpsd";
+export type LocationMode = "manual" | "device" | "replay" | "gpsd" | "nmea";
+const LOCATION_MODES: readonly LocationMode[] = ["manual", "device", "replay", "gpsd", "nmea"];
+
+/** Day or night colours: `system` follows the system's dark setting. */
+export type Theme = "system" | "light" | "dark";
+export const THEMES: readonly Theme[] = ["system", "light", "dark"];
 
 export interface Settings {
   server: string;
@@ -10,7 +15,7 @@ export interface Settings {
   latencyOffsetMs: number;
   cacheLimitMiB: number;
   locationMode: LocationMode;
-  /** `replay:` file or `gpsd:` address for those modes. */
+  /** `replay:` file, `gpsd:` address or `nmea:` serial device for those modes. */
   locationArg: string;
   displayName: string;
   /** This device hosts the session: the server restarts with the app. */
@@ -19,6 +24,9 @@ export interface Settings {
   autoPreload: boolean;
   /** Map tiles (`https://.../{z}/{x}/{y}.png`); empty: cars on a blank map, no tile server. */
   mapTiles: string;
+  theme: Theme;
+  /** The first-run questions were answered (join or host, this car); until then the app asks. */
+  setUp: boolean;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -32,6 +40,8 @@ export const DEFAULT_SETTINGS: Settings = {
   hosting: false,
   autoPreload: true,
   mapTiles: "",
+  theme: "system",
+  setUp: false,
 };
 
 const KEY = "trafficjamz.settings";
@@ -61,6 +71,9 @@ export function sanitize(s: Settings): Settings {
     latencyOffsetMs: Math.round(Math.min(MAX_LATENCY_OFFSET_MS, Math.max(0, latency))),
     cacheLimitMiB: Math.round(Math.max(MIN_CACHE_MIB, cache)),
     mapTiles: validTileUrl(s.mapTiles) ? s.mapTiles.trim() : "",
+    theme: THEMES.includes(s.theme) ? s.theme : "system",
+    locationMode: LOCATION_MODES.includes(s.locationMode) ? s.locationMode : "manual",
+    setUp: s.setUp === true,
   };
 }
 
@@ -79,5 +92,25 @@ export function saveSettings(s: Settings, storage: Storage = localStorage): void
 export function nodeLocationSource(s: Settings): string {
   if (s.locationMode === "replay" && s.locationArg.trim()) return `replay:${s.locationArg.trim()}`;
   if (s.locationMode === "gpsd" && s.locationArg.trim()) return `gpsd:${s.locationArg.trim()}`;
+  if (s.locationMode === "nmea" && s.locationArg.trim()) return `nmea:${s.locationArg.trim()}`;
   return "none";
+}
+
+/** Applies the theme to the document: `system` leaves it to `prefers-color-scheme`. */
+export function applyTheme(theme: Theme, root: HTMLElement = document.documentElement): void {
+  if (theme === "system") delete root.dataset.theme;
+  else root.dataset.theme = theme;
+}
+
+/** A location choice as the settings keep it, from a detected source's node spec. */
+export function locationFromSpec(spec: string): { locationMode: LocationMode; locationArg: string } {
+  for (const mode of ["gpsd", "nmea", "replay"] as const) {
+    if (spec.startsWith(`${mode}:`)) return { locationMode: mode, locationArg: spec.slice(mode.length + 1) };
+  }
+  return { locationMode: spec === "device" ? "device" : "manual", locationArg: "" };
+}
+
+/** The node spec a location choice stands for (`device` for the phone's own). */
+export function locationSpecOf(s: Pick<Settings, "locationMode" | "locationArg">): string {
+  return s.locationMode === "manual" || s.locationMode === "device" ? s.locationMode : `${s.locationMode}:${s.locationArg}`;
 }

@@ -8,10 +8,12 @@ import { authScreen } from "./screens/auth";
 import { groupsScreen } from "./screens/groups";
 import { sessionScreen } from "./screens/session";
 import { settingsScreen } from "./screens/settings";
-import { loadSettings, saveSettings } from "./settings";
+import { welcomeScreen } from "./screens/welcome";
+import { applyTheme, loadSettings, saveSettings } from "./settings";
 
 function screenFor(route: Route): Screen {
   switch (route.screen) {
+    case "welcome": return welcomeScreen;
     case "auth": return authScreen(route.notice);
     case "groups": return groupsScreen;
     case "session": return sessionScreen(route);
@@ -33,6 +35,7 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
     saveSettings(s) {
       ctx.settings = s;
       saveSettings(s, storage);
+      applyTheme(s.theme);
     },
     go(route) {
       cleanup();
@@ -44,6 +47,7 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
       document.title = `TrafficJamz — ${route.screen}`;
     },
   };
+  applyTheme(ctx.settings.theme);
   try {
     ctx.account = await backend.currentAccount();
   } catch {
@@ -59,7 +63,7 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
       banner.set("offline", 0, `cannot host the session: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  ctx.go(ctx.account ? { screen: "groups" } : { screen: "auth" });
+  ctx.go(ctx.account ? { screen: "groups" } : ctx.settings.setUp ? { screen: "auth" } : { screen: "welcome" });
   // Two frames: the first screen has been laid out and painted.
   requestAnimationFrame(() =>
     requestAnimationFrame(() => {

@@ -53,3 +53,10 @@ export function button(root: ParentNode, selector: string): HTMLButtonElement {
   if (!el) throw new Error(`no button ${selector}`);
   return el;
 }
+
+/** Storage of a device whose first-run questions were answered. */
+export function setUpStorage(): Storage {
+  const s = memoryStorage();
+  s.setItem("trafficjamz.settings", JSON.stringify({ setUp: true }));
+  return s;
+}

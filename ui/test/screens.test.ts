@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { backend } from "../src/backend";
 import type { Ctx } from "../src/app";
 import { startApp } from "../src/start";
-import { button, fakeBackend, input, memoryStorage, until } from "./helpers";
+import { button, fakeBackend, input, memoryStorage, setUpStorage, until } from "./helpers";
 
 const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1, tokenStore: "keyring" };
 const OUTPUTS = [
@@ -40,7 +40,7 @@ describe("sign in", () => {
       register: () => ACCOUNT,
       list_groups: () => [],
     });
-    await app(memoryStorage());
+    await app(setUpStorage());
     expect(screen()).toBe("auth");
     expect(root.querySelector("[data-testid=tier]")?.textContent).toMatch(/Online|Offline/);
     button(root, "button.link").click();
@@ -55,16 +55,57 @@ describe("sign in", () => {
     });
   });
 
-  it("hosts the session on this device, then signs in to it", async () => {
+  it("first run, joining: the server, then this car from lists, then sign in", async () => {
+    const storage = memoryStorage();
+    fakeBackend({
+      current_account: () => null,
+      list_outputs: () => OUTPUTS,
+      location_sources: () => [
+        { spec: "manual", name: "Entered by hand" },
+        { spec: "gpsd:localhost:2947", name: "GPS receiver through gpsd on this computer" },
+      ],
+    });
+    await app(storage);
+    expect(screen()).toBe("welcome");
+    button(root, "[data-choice=join]").click();
+    input(root, "server").value = "ftp://10.0.0.2";
+    root.querySelector("form")?.requestSubmit();
+    expect(root.querySelector("[role=alert]")?.textContent).toMatch(/^An address starts with http/);
+    input(root, "server").value = "http://10.0.0.2:5050";
+    root.querySelector("form")?.requestSubmit();
+    expect(root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
+    await until(() => root.querySelectorAll("[name=output] option").length === 3, "the output list");
+    await until(() => root.querySelectorAll("[name=location-mode] option").length === 3, "the location sources");
+    expect([...root.querySelectorAll<HTMLOptionElement>("[name=location-mode] option")].map((o) => o.value))
+      .toEqual(["manual", "gpsd:localhost:2947", "device"]);
+    input(root, "display-name").value = "Ann's car";
+    root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
+    root.querySelector<HTMLSelectElement>("[name=location-mode]")!.value = "gpsd:localhost:2947";
+    root.querySelector("form")?.requestSubmit();
+    expect(screen()).toBe("auth");
+    expect(input(root, "server").value).toBe("http://10.0.0.2:5050");
+    expect(input(root, "host").checked).toBe(false);
+    const saved = JSON.parse(storage.getItem("trafficjamz.settings")!);
+    expect([saved.setUp, saved.hosting, saved.server, saved.displayName, saved.output, saved.locationMode, saved.locationArg])
+      .toEqual([true, false, "http://10.0.0.2:5050", "Ann's car", "device:alsa:pulse", "gpsd", "localhost:2947"]);
+  });
+
+  it("first run, hosting: this device runs the server, then signs in to it", async () => {
     const calls = fakeBackend({
       current_account: () => null,
+      list_outputs: () => OUTPUTS,
+      location_sources: () => [{ spec: "manual", name: "Entered by hand" }],
       app_info: () => ({ version: "0", mobile: false, hosting: null, sessionGroup: null }),
       host_session: () => ({ url: "http://127.0.0.1:5151", port: 5151, lanUrls: ["http://192.168.43.1:5151"] }),
       login: () => ACCOUNT,
       list_groups: () => [],
     });
     await app(memoryStorage());
-    input(root, "host").click();
+    button(root, "[data-choice=host]").click();
+    expect(root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
+    root.querySelector("form")?.requestSubmit();
+    expect(screen()).toBe("auth");
+    expect(input(root, "host").checked).toBe(true);
     expect(input(root, "server").disabled).toBe(true);
     input(root, "username").value = "ann";
     input(root, "password").value = "pw";
@@ -106,7 +147,7 @@ describe("sign in", () => {
       current_account: () => null,
       login: () => { throw { code: "unauthorized", message: "invalid username or password" }; },
     });
-    await app(memoryStorage());
+    await app(setUpStorage());
     input(root, "username").value = "ann";
     input(root, "password").value = "bad";
     root.querySelector("form")?.requestSubmit();
@@ -169,6 +210,7 @@ describe("session", () => {
       node_command: () => null,
       leave_session: () => null,
       list_outputs: () => OUTPUTS,
+      cover_art: (a) => (a.sha256 === "c0ffee" ? "data:image/png;base64,iVBORw0KGgo=" : null),
     });
     const ctx = await app(memoryStorage());
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
@@ -192,7 +234,11 @@ describe("session", () => {
     button(root, "[data-action=play]").click();
     await emit("node-event", { event: "playback", playing: true, track: "a", position: 5, at: 0 });
     await until(() => root.querySelector("[data-testid=play-state]")?.textContent === "playing", "playing");
-    expect(root.querySelector("[data-testid=now-playing]")?.textContent).toBe("Alpha — X");
+    expect(root.querySelector("[data-testid=now-playing]")?.textContent).toBe("Alpha");
+    expect(root.querySelector("[data-testid=artist]")?.textContent).toBe("X");
+    // one of play and pause at a time, in the same place
+    expect(button(root, "[data-action=play]").hidden).toBe(true);
+    expect(button(root, "[data-action=pause]").hidden).toBe(false);
     const seek = root.querySelector<HTMLInputElement>("[data-testid=position-bar]")!;
     seek.value = "42";
     seek.dispatchEvent(new Event("change"));
@@ -202,6 +248,23 @@ describe("session", () => {
       { cmd: "play", track: "a", position: 0 },
       { cmd: "seek", position: 42 },
     ]);
+  });
+
+  it("shows the playing track's cover art from its tags, and a placeholder without one", async () => {
+    const calls = await openSession();
+    await emit("node-event", { event: "playlist", playlist: [
+      { id: "a", title: "Alpha", artist: "X", source: "upload", sha256: "c0ffee" },
+      { id: "b", title: "Beta", artist: "Y", source: "upload", sha256: "beef" },
+    ] });
+    const cover = root.querySelector<HTMLImageElement>("[data-testid=cover]")!;
+    expect(cover.hidden).toBe(true);
+    await emit("node-event", { event: "playback", playing: true, track: "a", position: 0, at: 0 });
+    await until(() => !cover.hidden, "the cover");
+    expect(cover.getAttribute("src")).toBe("data:image/png;base64,iVBORw0KGgo=");
+    expect(calls.find((c) => c.cmd === "cover_art")?.args).toEqual({ sha256: "c0ffee" });
+    await emit("node-event", { event: "playback", playing: true, track: "b", position: 0, at: 0 });
+    await until(() => cover.hidden === true, "the placeholder");
+    expect(root.querySelector(".np-art .placeholder")?.hasAttribute("hidden")).toBe(false);
   });
 
   it("lets the DJ reorder with the keyboard and remove tracks", async () => {
@@ -231,7 +294,7 @@ describe("session", () => {
     await until(() => root.querySelector("[data-testid=tier]")?.textContent === "Peer mesh", "the mesh tier");
     expect(root.querySelector("[data-testid=queued]")?.textContent).toContain("2 queued changes");
     expect(root.querySelector("[data-user='2']")?.getAttribute("data-link")).toBe("socket");
-    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2.0 KiB, hit rate 75 % · limit 1.0 GiB");
+    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2 KiB · 75 % played from the cache · limit 1 GiB");
     await emit("node-event", { event: "peer", userId: 2, state: "connected" });
     await until(() => root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
   });
@@ -337,6 +400,25 @@ describe("settings before a session", () => {
     await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
     const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
     expect([args.output, args.latencyOffsetMs, args.cacheMaxMib, args.autoPreload]).toEqual(["device:alsa:pulse", 180, 2048, true]);
+  });
+});
+
+describe("day and night", () => {
+  it("follows the system until the user picks day or night, and keeps the choice", async () => {
+    const storage = memoryStorage();
+    fakeBackend({ current_account: () => ACCOUNT, list_groups: () => [], list_outputs: () => OUTPUTS, cache_info: () => ({ dir: "/c", tracks: 1, bytes: 1800000 }) });
+    const ctx = await app(storage);
+    expect(document.documentElement.dataset.theme).toBeUndefined();
+    ctx.go({ screen: "settings", back: { screen: "groups" } });
+    await until(() => (root.querySelector("[data-testid=cache-stats]")?.textContent ?? "").startsWith("1 track,"), "the cache stats");
+    expect(root.querySelector("[data-testid=cache-stats]")?.textContent).toBe("1 track, 1.7 MiB, in /c");
+    root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "dark";
+    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    expect(document.documentElement.dataset.theme).toBe("dark");
+    expect(JSON.parse(storage.getItem("trafficjamz.settings")!).theme).toBe("dark");
+    root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "system";
+    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    expect(document.documentElement.dataset.theme).toBeUndefined();
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
+import { formatBytes, plural } from "../src/words";
 import { apply, formatTime, initialState, isDj, linkState, moved, positionAt } from "../src/session-state";
 import { DEFAULT_SETTINGS, loadSettings, nodeLocationSource, sanitize, saveSettings } from "../src/settings";
 import { liveCommands, outputOptions } from "../src/screens/settings-form";
@@ -125,5 +126,23 @@ describe("settings", () => {
     expect(outputOptions([], "wav:/tmp/a.wav").map((o) => o.id)).toEqual(["default", "null", "wav:/tmp/a.wav"]);
     const opts = outputOptions([{ id: "default", name: "x", is_default: true }, { id: "device:hw:1", name: "USB DAC", is_default: false }], "device:gone");
     expect(opts.map((o) => o.name)).toEqual(["System default", "USB DAC", "No sound (keep time only)", "device:gone (not connected)"]);
+  });
+});
+
+describe("words", () => {
+  it("counts with the right plural", () => {
+    expect(plural(1, "track")).toBe("1 track");
+    expect(plural(0, "track")).toBe("0 tracks");
+    expect(plural(2, "car")).toBe("2 cars");
+  });
+
+  it("reads sizes and times at a glance", () => {
+    expect(formatBytes(0)).toBe("0 B");
+    expect(formatBytes(512)).toBe("512 B");
+    expect(formatBytes(2048)).toBe("2 KiB");
+    expect(formatBytes(1.7 * 1024 * 1024)).toBe("1.7 MiB");
+    expect(formatBytes(256 * 1024 * 1024)).toBe("256 MiB");
+    expect(formatTime(40)).toBe("0:40");
+    expect(formatTime(3723)).toBe("1:02:03");
   });
 });

@@ -69,3 +69,19 @@ pub use reader::TrackReader;
 pub use reconcile::ReconcileReport;
 pub use tokio_util::sync::CancellationToken;
 pub use track::{CacheTrack, CachedEntry, StoredTrack};
+
+/// The complete, verified file with this content hash in the cache at `cache_dir`,
+/// when there is one. Stored files are named by content and never rewritten, so they
+/// may be read (for their tags) without holding the cache. `None` for anything but a
+/// lower-case hex SHA-256, so the name can never leave the cache's directory.
+pub fn stored_file(cache_dir: &std::path::Path, sha256: &str) -> Option<std::path::PathBuf> {
+    let valid = sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !valid {
+        return None;
+    }
+    let path = layout::Layout::new(cache_dir).file(sha256);
+    path.is_file().then_some(path)
+}

@@ -200,10 +200,28 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("jamz: {e:#}");
+            eprintln!("jamz: {}", error_report(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once. The libraries' errors
+/// already name their cause in their message (`"{path}: {source}"`), so printing the
+/// chain as it is (`{e:#}`) would repeat every cause after the message that holds it.
+fn error_report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -554,5 +572,46 @@ fn stdin_carries_commands() -> bool {
     #[cfg(not(unix))]
     {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_report;
+
+    /// An error that names its cause in its message, as the libraries' errors do.
+    #[derive(Debug)]
+    struct Reading {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Reading {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "reading {}: {}", self.path, self.source)
+        }
+    }
+
+    impl std::error::Error for Reading {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(Reading {
+            path: "a.mp3",
+            source: io,
+        })
+        .context("uploading");
+        assert_eq!(error_report(&e), "uploading: reading a.mp3: No such file");
+    }
+
+    #[test]
+    fn causes_not_in_the_message_are_kept() {
+        let e = anyhow::anyhow!("disk full").context("saving the playlist");
+        assert_eq!(error_report(&e), "saving the playlist: disk full");
     }
 }

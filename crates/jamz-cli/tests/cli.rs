@@ -41,3 +41,41 @@ fn commands_that_need_a_login_say_so() {
     let out = jamz(&["node", "--group", "g", "--output", "speaker"], dir.path());
     assert!(!out.status.success());
 }
+
+#[test]
+fn errors_say_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A cache directory that is a file: the cache cannot be created.
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"").unwrap();
+    let out = jamz(
+        &["cache", "--cache-dir", file.to_str().unwrap(), "stats"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("(os error").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A server that does not answer: the refused connection once.
+    let out = jamz(
+        &[
+            "node",
+            "--server",
+            "http://127.0.0.1:1",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--group",
+            "g",
+            "--output",
+            "null",
+            "--no-stdin",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert_eq!(err.matches("error sending request").count(), 1, "{err}");
+}

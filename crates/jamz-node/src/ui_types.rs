@@ -62,6 +62,7 @@ pub fn typescript() -> String {
         crate::app::SessionView,
         crate::app::SessionEnded,
         crate::app::CacheInfo,
+        crate::app::LocationSourceView,
         crate::ErrorView,
         crate::ErrorCode,
     );

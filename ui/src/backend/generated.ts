@@ -277,6 +277,19 @@ reason: string | null, };
 export type CacheInfo = { dir: string, tracks: number, bytes: number, };
 
 /**
+ * One location source the app can offer.
+ */
+export type LocationSourceView = { 
+/**
+ * The node's `location` spec (`manual`, `gpsd:HOST:PORT`, `nmea:DEVICE`).
+ */
+spec: string, 
+/**
+ * What to show a person.
+ */
+name: string, };
+
+/**
  * An error as a face hands it on: the code to branch on and a message for people.
  */
 export type ErrorView = { code: ErrorCode, message: string, };

@@ -10,6 +10,7 @@ import type {
   ErrorView,
   Group,
   Hosted,
+  LocationSourceView,
   LogoutOutcome,
   NodeCommand,
   NodeEvent,
@@ -93,8 +94,12 @@ export const backend = {
 
   pickAudioFiles: (): Promise<string[]> => call("pick_audio_files"),
   cacheInfo: (): Promise<CacheInfo> => call("cache_info"),
+  /** The cover art in the tags of the cached file with this SHA-256, as a `data:` URL; `null` when none. */
+  coverArt: (sha256: string): Promise<string | null> => call("cover_art", { sha256 }),
   cacheClear: (): Promise<CacheInfo> => call("cache_clear"),
   listOutputs: (): Promise<Output[]> => call("list_outputs"),
+  /** The location sources found on this device (`manual` always first). */
+  locationSources: (): Promise<LocationSourceView[]> => call("location_sources"),
 
   /** Every node event but `progress`. */
   onNodeEvent: (handler: (ev: NodeEvent) => void): Promise<UnlistenFn> =>

@@ -15,6 +15,8 @@ export const authScreen = (notice?: string): Screen => (root, ctx) => {
   const submit = h("button", { type: "submit", class: "primary" }, "Sign in");
   const toggle = h("button", { type: "button", class: "link" }, "New here? Register");
   const error = h("p", { class: "error", role: "alert" });
+  const restart = h("button", { type: "button", class: "link", "data-action": "first-run" }, "Set up again (join or host)");
+  restart.addEventListener("click", () => ctx.go({ screen: "welcome" }));
   const hostNote = h(
     "p",
     { class: "hint" },
@@ -42,7 +44,7 @@ export const authScreen = (notice?: string): Screen => (root, ctx) => {
     emailField,
     field("Password", password),
     error,
-    h("div", { class: "row" }, submit, toggle),
+    h("div", { class: "row" }, submit, toggle, restart),
   );
   heading.id = "auth-heading";
   host.addEventListener("change", () => {

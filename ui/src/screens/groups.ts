@@ -4,6 +4,7 @@
 import type { Group } from "../backend";
 import type { Screen } from "../app";
 import { field, h, showError } from "../dom";
+import { plural } from "../words";
 
 export const groupsScreen: Screen = (root, ctx) => {
   const list = h("ul", { class: "groups", "aria-label": "Your groups" });
@@ -17,13 +18,13 @@ export const groupsScreen: Screen = (root, ctx) => {
   const renderGroup = (g: Group): HTMLLIElement => {
     const member = h("input", { name: "member", placeholder: "username", "aria-label": `Add a member to ${g.name}` });
     const add = h("form", { class: "inline" }, member, h("button", { type: "submit" }, "Add member"));
-    const count = h("span", { class: "muted", "data-testid": "member-count" }, `${g.members.length} member${g.members.length === 1 ? "" : "s"}`);
+    const count = h("span", { class: "muted", "data-testid": "member-count" }, plural(g.members.length, "member"));
     add.addEventListener("submit", (e) => {
       e.preventDefault();
       void ctx.backend.addMember(g.id, member.value.trim()).then(
         (updated) => {
           member.value = "";
-          count.textContent = `${updated.members.length} members`;
+          count.textContent = plural(updated.members.length, "member");
         },
         (err: unknown) => showError(error, err),
       );
@@ -42,7 +43,9 @@ export const groupsScreen: Screen = (root, ctx) => {
     try {
       const groups = await ctx.backend.listGroups();
       list.replaceChildren(...groups.map(renderGroup));
-      if (groups.length === 0) list.append(h("li", { class: "muted" }, "No groups yet: create one."));
+      if (groups.length === 0) {
+        list.append(h("li", { class: "empty" }, "No groups yet: create one above and add the other cars' usernames, or ask a friend to add you to theirs."));
+      }
     } catch (err: unknown) {
       showError(error, err);
     }

@@ -19,6 +19,7 @@ import {
   type SessionState,
 } from "../session-state";
 import { nodeLocationSource } from "../settings";
+import { plural } from "../words";
 import { settingsForm } from "./settings-form";
 
 /** How often the screen asks the node for a `status` (tier, queue, cache). */
@@ -62,48 +63,86 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     );
   };
 
-  // --- now playing and controls
-  const title = h("p", { class: "title", "data-testid": "now-playing" }, "Nothing playing");
+  // --- now playing and controls: big type and big targets, for a glance and a tap
+  const title = h("p", { class: "np-title", "data-testid": "now-playing" }, "Nothing playing");
+  const artist = h("p", { class: "np-artist", "data-testid": "artist" }, "");
+  const cover = h("img", { alt: "", "data-testid": "cover", hidden: true });
+  const coverPlaceholder = h("span", { class: "placeholder", "aria-hidden": "true" }, "♪");
+  const art = h("div", { class: "np-art" }, cover, coverPlaceholder);
   const playState = h("span", { "data-testid": "play-state" }, "stopped");
   const timeText = h("span", { "data-testid": "position" }, "0:00");
-  const durText = h("span", {}, "");
-  const bar = h("input", { type: "range", min: 0, max: 1, step: 0.1, value: 0, "aria-label": "Position", "data-testid": "position-bar" });
+  const durText = h("span", { "data-testid": "duration" }, "");
+  const bar = h("input", { type: "range", min: 0, max: 1, step: 0.1, value: 0, "aria-label": "Position in the track", "data-testid": "position-bar" });
   let seeking = false;
   bar.addEventListener("input", () => { seeking = true; });
   bar.addEventListener("change", () => {
     seeking = false;
     send({ cmd: "seek", position: Number(bar.value) });
   });
-  const btn = (label: string, action: string, onClick: () => void): HTMLButtonElement => {
-    const b = h("button", { type: "button", "data-action": action }, label);
+  const btn = (label: string, action: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement => {
+    const b = h("button", { type: "button", "data-action": action, ...attrs }, label);
     b.addEventListener("click", onClick);
     return b;
   };
-  const take = btn("Take control", "take-control", () => send({ cmd: "take-control" }));
-  const prev = btn("Previous", "previous", () => send({ cmd: "previous" }));
-  const play = btn("Play", "play", () => {
+  const take = btn("Take control", "take-control", () => send({ cmd: "take-control" }), { class: "wide" });
+  const prev = btn("⏮", "previous", () => send({ cmd: "previous" }), { class: "big", "aria-label": "Previous track" });
+  const play = btn("▶", "play", () => {
     const first = st.playlist[0];
     if (st.track === null && first) send({ cmd: "play", track: first.id, position: 0 });
     else send({ cmd: "play" });
-  });
-  const pause = btn("Pause", "pause", () => send({ cmd: "pause" }));
-  const next = btn("Next", "next", () => send({ cmd: "next" }));
+  }, { class: "big primary", "aria-label": "Play" });
+  const pause = btn("⏸", "pause", () => send({ cmd: "pause" }), { class: "big primary", "aria-label": "Pause" });
+  const next = btn("⏭", "next", () => send({ cmd: "next" }), { class: "big", "aria-label": "Next track" });
   const volume = h("input", { type: "range", min: 0, max: 1, step: 0.05, value: 1, "aria-label": "Volume", name: "volume" });
   volume.addEventListener("change", () => send({ cmd: "volume", level: Number(volume.value) }));
-  const djState = h("p", { class: "muted", "data-testid": "dj" }, "No DJ yet");
+  const djState = h("p", { class: "np-dj", "data-testid": "dj" }, "No DJ yet");
+
+  // Cover art from the track's tags, read by the node from the cached file (by content
+  // hash, so the same file shows the same picture in every session); `null`: none.
+  const covers = new Map<string, string | null>();
+  let coverFor: string | null = null;
+  const showCover = (url: string | null): void => {
+    cover.hidden = url === null;
+    coverPlaceholder.hidden = url !== null;
+    if (url !== null) cover.src = url;
+    else cover.removeAttribute("src");
+  };
+  const renderCover = (): void => {
+    const sha = currentTrack(st)?.sha256 ?? null;
+    if (sha === coverFor) return;
+    coverFor = sha;
+    if (sha === null) { showCover(null); return; }
+    const known = covers.get(sha);
+    if (known !== undefined) { showCover(known); return; }
+    showCover(null);
+    void ctx.backend.coverArt(sha).then((url) => {
+      // Not cached yet: asked again when the next status or playback event comes.
+      if (url === null) coverFor = null;
+      else covers.set(sha, url);
+      if (coverFor === sha || url === null) showCover(url);
+    }, () => { coverFor = null; });
+  };
 
   const renderNowPlaying = (): void => {
     const t = currentTrack(st);
-    title.textContent = t ? `${t.title}${t.artist ? ` — ${t.artist}` : ""}` : "Nothing playing";
+    title.textContent = t ? t.title || "Untitled track" : st.playlist.length > 0 ? "Nothing playing" : "Nothing to play yet";
+    artist.textContent = t ? t.artist : st.playlist.length > 0 ? "The DJ starts the music with ▶." : "Add songs to the playlist.";
     playState.textContent = st.playing ? "playing" : st.track ? "paused" : "stopped";
     const dj = isDj(st);
     for (const b of [prev, play, pause, next]) b.disabled = !dj;
+    // One of play and pause at a time, in the same place.
+    const hadFocus = document.activeElement === play || document.activeElement === pause;
+    play.hidden = st.playing;
+    pause.hidden = !st.playing;
+    if (hadFocus) (st.playing ? pause : play).focus();
     bar.disabled = !dj;
     take.disabled = dj;
-    djState.textContent = st.controller === null ? "No DJ yet" : dj ? "You are the DJ" : `DJ: ${nameOf(st.controller)}`;
+    take.hidden = dj;
+    djState.textContent = st.controller === null ? "No DJ yet: take control to choose the music." : dj ? "You are the DJ" : `DJ: ${nameOf(st.controller)}`;
     const d = t?.duration;
     bar.max = String(d && d > 0 ? d : Math.max(1, positionAt(st, performance.now())));
-    durText.textContent = d ? ` / ${formatTime(d)}` : "";
+    durText.textContent = d ? formatTime(d) : "";
+    renderCover();
   };
   const tick = (): void => {
     const pos = positionAt(st, performance.now());
@@ -156,7 +195,11 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         return li;
       }),
     );
-    if (st.playlist.length === 0) playlist.append(h("li", { class: "muted" }, "The playlist is empty: add files."));
+    if (st.playlist.length === 0) {
+      playlist.append(h("li", { class: "empty" }, dj
+        ? "The playlist is empty: add songs with “Add files…”."
+        : "The playlist is empty: the DJ adds songs (or take control to add your own)."));
+    }
     if (focused) playlist.querySelector<HTMLElement>(`[data-key="${CSS.escape(focused)}"]`)?.focus();
   };
   const pendingList = h("ul", { class: "pending muted", "data-testid": "pending", "aria-label": "Changes waiting for the server" });
@@ -176,9 +219,12 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       (e: unknown) => showError(error, e),
     );
   });
-  const pathInput = h("input", { name: "track-path", placeholder: "/path/to/song.mp3", "aria-label": "Add a file by path" });
-  const addByPath = h("form", { class: "inline" }, pathInput, h("button", { type: "submit", "data-action": "add-path" }, "Add"));
-  addByPath.addEventListener("submit", (e) => {
+  // The file picker is the way; a typed path stays for scripted runs and desktops
+  // without a portal, folded away.
+  const pathInput = h("input", { name: "track-path", "aria-label": "Path of an audio file on this device" });
+  const addByPath = h("details", { class: "add-path" }, h("summary", {}, "Type a file's path instead"),
+    h("form", { class: "inline" }, pathInput, h("button", { type: "submit", "data-action": "add-path" }, "Add")));
+  addByPath.querySelector("form")?.addEventListener("submit", (e) => {
     e.preventDefault();
     const path = pathInput.value.trim();
     if (path) send({ cmd: "add", path });
@@ -193,15 +239,17 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const clearCache = btn("Clear the cache", "cache-clear", () => send({ cmd: "cache-clear" }));
   const renderCache = (): void => {
     const c = st.cache;
-    const rate = c.hits + c.misses > 0 ? Math.round((100 * c.hits) / (c.hits + c.misses)) : 0;
     const limit = c.max_bytes > 0 ? formatBytes(c.max_bytes) : `${ctx.settings.cacheLimitMiB} MiB`;
-    cacheText.textContent = `${c.tracks} tracks cached, ${formatBytes(c.bytes)}, hit rate ${rate} % · limit ${limit}`;
+    const lookups = c.hits + c.misses;
+    // A hit rate means something only once tracks were looked up.
+    const rate = lookups > 0 ? ` · ${Math.round((100 * c.hits) / lookups)} % played from the cache` : "";
+    cacheText.textContent = `${plural(c.tracks, "track")} cached, ${formatBytes(c.bytes)}${rate} · limit ${limit}`;
   };
   const onProgress = (p: ProgressEvent): void => {
     const frac = p.total > 0 ? p.done / p.total : 1;
     if (p.what === "preload") {
       preloadBar.value = frac;
-      preloadText.textContent = `${p.done} / ${p.total} tracks`;
+      preloadText.textContent = `${p.done} of ${plural(p.total, "track")}`;
     } else {
       uploadBar.hidden = frac >= 1;
       uploadBar.value = frac;
@@ -307,21 +355,33 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   settings.setAttribute("aria-expanded", "false");
   const section = (id: string, heading: string, ...children: (Node | null)[]): HTMLElement =>
     h("section", { class: "card", "aria-labelledby": id, id: `sec-${id}` }, h("h2", { id }, heading), ...children);
+  // Now playing first; the rest one tap away through the jump links.
+  const jump = h("nav", { "aria-label": "Session sections" },
+    h("ul", { class: "jump" },
+      ...([["pl", "Playlist"], ["map", "Map"], ["people", "People"], ["cache", "Cache"]] as const).map(([id, label]) =>
+        h("li", {}, h("a", { href: `#sec-${id}`, "data-jump": id }, label)))));
   root.append(
     h("main", { class: "screen session", "data-screen": "session" },
       h("header", { class: "row spread" }, h("h1", { tabindex: -1 }, route.groupName), h("span", { class: "row" }, settings, leave)),
       error,
       rejoin,
       settingsPanel,
-      h("div", { class: "grid" },
-        section("np", "Now playing", title, h("p", {}, playState, " · ", timeText, durText), bar,
+      h("section", { class: "card now-playing", "aria-labelledby": "np", id: "sec-np" },
+        h("h2", { id: "np" }, "Now playing"),
+        art,
+        h("div", { class: "np-main" },
+          title, artist, djState,
+          bar,
+          h("p", { class: "np-time" }, h("span", {}, timeText, " · ", playState), durText),
           h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
-          djState, field("Volume", volume)),
-        section("people", "In the session", people),
-        section("pl", "Playlist", h("div", { class: "row" }, pick, addByPath), uploadBar, uploadText, pendingList, playlist,
+          field("Volume", volume))),
+      jump,
+      h("div", { class: "grid" },
+        section("pl", "Playlist", h("div", { class: "row" }, pick), addByPath, uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
-        section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
         section("map", "Map", mapEl, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
+        section("people", "In the session", people),
+        section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
       )),
   );
 

@@ -2,10 +2,19 @@
 // session's settings panel, where output, latency offset and cache limit apply
 // at once through node commands.
 
-import type { NodeCommand, Output } from "../backend";
+import type { LocationSourceView, NodeCommand, Output } from "../backend";
 import type { Ctx } from "../app";
 import { field, h, showError } from "../dom";
-import { MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, type LocationMode, type Settings } from "../settings";
+import {
+  locationFromSpec, locationSpecOf, MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, THEMES,
+  type LocationMode, type Settings, type Theme,
+} from "../settings";
+
+const THEME_LABEL: Record<Theme, string> = {
+  system: "Follow the system (day or night)",
+  light: "Day",
+  dark: "Night",
+};
 
 /** Label of the outputs that are not devices. */
 const SPECIAL_OUTPUTS: Record<string, string> = {
@@ -21,6 +30,31 @@ export function liveCommands(prev: Settings, next: Settings): NodeCommand[] {
   if (next.cacheLimitMiB !== prev.cacheLimitMiB) out.push({ cmd: "cache-limit", bytes: next.cacheLimitMiB * 1024 * 1024 });
   if (next.autoPreload !== prev.autoPreload) out.push({ cmd: "auto-preload", enabled: next.autoPreload });
   return out;
+}
+
+/**
+ * Options of the location select: the sources found on this device (by their node
+ * spec), this device's own (phones), and the two that need a file or an address
+ * (`replay`, `gpsd`: the field below shows for them). The saved choice is selected.
+ */
+export function locationOptions(found: readonly LocationSourceView[], current: Pick<Settings, "locationMode" | "locationArg">): { value: string; name: string; selected: boolean }[] {
+  const saved = locationSpecOf(current);
+  const opts: { value: string; name: string }[] = [...found.map((f) => ({ value: f.spec, name: f.name }))];
+  if (!opts.some((o) => o.value === "manual")) opts.unshift({ value: "manual", name: "Entered by hand" });
+  opts.push({ value: "device", name: "This device's own position (phones and tablets)" });
+  if (current.locationMode === "nmea" && !opts.some((o) => o.value === saved)) {
+    opts.push({ value: saved, name: `GPS receiver on ${current.locationArg} (not connected)` });
+  }
+  opts.push({ value: "replay", name: "Replay a recorded drive (NMEA or GPX file)" });
+  opts.push({ value: "gpsd", name: "gpsd at an address" });
+  const pick = opts.some((o) => o.value === saved) ? saved : current.locationMode;
+  return opts.map((o) => ({ ...o, selected: o.value === pick }));
+}
+
+/** The settings' location fields for a value of the location select. */
+export function locationChoice(value: string, arg: string): { locationMode: LocationMode; locationArg: string } {
+  if (value === "replay" || value === "gpsd") return { locationMode: value, locationArg: arg.trim() };
+  return locationFromSpec(value);
 }
 
 /** Options of the output select: the devices, `null`, and the saved spec if it is none of those (a `wav:` file). */
@@ -47,14 +81,21 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
   const latency = h("input", { name: "latency", type: "number", step: 1, min: 0, max: MAX_LATENCY_OFFSET_MS, value: s.latencyOffsetMs });
   const cacheLimit = h("input", { name: "cache-limit", type: "number", min: MIN_CACHE_MIB, step: 64, value: s.cacheLimitMiB });
   const autoPreload = h("input", { name: "auto-preload", type: "checkbox", checked: s.autoPreload });
-  const mode = h("select", { name: "location-mode" },
-    ...(["manual", "device", "replay", "gpsd"] as const).map((m) =>
-      h("option", { value: m, selected: m === s.locationMode }, {
-        manual: "Entered by hand", device: "This device (phones)", replay: "Replay an NMEA/GPX file", gpsd: "gpsd receiver",
-      }[m])));
-  const locationArg = h("input", { name: "location-arg", value: s.locationArg, placeholder: "file path or host:port" });
+  const mode = h("select", { name: "location-mode" });
+  const locationArg = h("input", { name: "location-arg", value: s.locationArg });
+  const locationArgField = field("File to replay, or the gpsd address (host:port)", locationArg);
+  const showLocationArg = (): void => { locationArgField.hidden = mode.value !== "replay" && mode.value !== "gpsd"; };
+  mode.addEventListener("change", showLocationArg);
+  const fillLocations = (found: readonly LocationSourceView[]): void => {
+    mode.replaceChildren(...locationOptions(found, s).map((o) =>
+      h("option", { value: o.value, selected: o.selected }, o.name)));
+    showLocationArg();
+  };
+  fillLocations([]);
+  const theme = h("select", { name: "theme" },
+    ...THEMES.map((t) => h("option", { value: t, selected: t === s.theme }, THEME_LABEL[t])));
   const displayName = h("input", { name: "display-name", value: s.displayName });
-  const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tile.openstreetmap.org/{z}/{x}/{y}.png" });
+  const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tiles.example.org/{z}/{x}/{y}.png" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
   const hint = live
@@ -62,14 +103,15 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     : "These apply when a session opens.";
 
   const form = h("form", { class: "card settings-form", "aria-label": "Settings" },
+    field("Colours", theme),
     field("Output device", output),
     field(`Output latency offset (ms, 0-${MAX_LATENCY_OFFSET_MS}; a Bluetooth stereo adds 150-300)`, latency),
     field("Cache size limit (MiB)", cacheLimit),
     h("label", { class: "check" }, autoPreload, h("span", {}, "Cache the playlist ahead while online, for stretches with no coverage")),
     field("Location source", mode),
-    field("Location file or address", locationArg),
+    locationArgField,
     field("Name in the session", displayName),
-    field("Map tiles URL (empty: no tile server, cars on a blank map)", mapTiles),
+    field("Map tiles address, with {z}/{x}/{y} (empty: cars on a blank map)", mapTiles),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save")),
     saved, error);
@@ -83,10 +125,10 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       latencyOffsetMs: Number(latency.value),
       cacheLimitMiB: Number(cacheLimit.value),
       autoPreload: autoPreload.checked,
-      locationMode: mode.value as LocationMode,
-      locationArg: locationArg.value.trim(),
+      ...locationChoice(mode.value, locationArg.value),
       displayName: displayName.value.trim(),
       mapTiles: mapTiles.value.trim(),
+      theme: theme.value as Theme,
     });
     latency.value = String(next.latencyOffsetMs);
     cacheLimit.value = String(next.cacheLimitMiB);
@@ -101,5 +143,6 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     }
   });
   void ctx.backend.listOutputs().then(fillOutputs, (err: unknown) => showError(error, err));
+  void ctx.backend.locationSources().then(fillLocations, () => undefined);
   return form;
 }

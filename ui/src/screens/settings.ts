@@ -3,7 +3,7 @@
 
 import type { Route, Screen } from "../app";
 import { h, showError } from "../dom";
-import { formatBytes } from "../session-state";
+import { formatBytes, plural } from "../words";
 import { settingsForm } from "./settings-form";
 
 export const settingsScreen = (back: Route): Screen => (root, ctx) => {
@@ -13,7 +13,11 @@ export const settingsScreen = (back: Route): Screen => (root, ctx) => {
 
   const showCache = (p: Promise<{ tracks: number; bytes: number; dir: string }>): void => {
     void p.then(
-      (c) => { cacheStats.textContent = `${c.tracks} tracks, ${formatBytes(c.bytes)} in ${c.dir}`; },
+      (c) => {
+        cacheStats.textContent = c.tracks === 0
+          ? `Empty (${c.dir}). Tracks are kept here as they play, and ahead of time while online.`
+          : `${plural(c.tracks, "track")}, ${formatBytes(c.bytes)}, in ${c.dir}`;
+      },
       (err: unknown) => { cacheStats.textContent = ""; showError(error, err); },
     );
   };

@@ -6,12 +6,16 @@
 //! - [`accounts`]: register, log in and out, groups.
 //! - [`session`]: at most one running node, its events to an [`EventSink`].
 //! - [`cache_admin`]: the track cache while no session holds it.
+//! - [`covers`]: cover art of cached tracks, for now playing.
+//! - [`location_sources`]: the location sources this device has.
 //! - `hosting` (the `host` feature): this device runs the session's server.
 
 pub mod accounts;
 pub mod cache_admin;
+pub mod covers;
 #[cfg(feature = "host")]
 pub mod hosting;
+pub mod location_sources;
 pub mod session;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +25,7 @@ pub use accounts::{AccountView, ChangePasswordArgs, LoginArgs, RegisterArgs};
 pub use cache_admin::CacheInfo;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;
+pub use location_sources::LocationSourceView;
 pub use session::{EventSink, OpenArgs, SessionEnded, SessionView};
 
 use crate::account::CredentialStore;
