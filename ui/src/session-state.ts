@@ -42,6 +42,9 @@ export interface SessionState {
   /** Cars falling behind the group, by how far (m). */
   behind: Map<UserId, number>;
   lastError: string | null;
+  /** The track this device cannot play (a YouTube video on a device without YouTube's
+   * player), and why: silent for it, in step for the next. */
+  silent: { track: string; reason: string } | null;
   /** Changes made offline, waiting for the server (oldest first). */
   pending: PendingChange[];
 }
@@ -69,6 +72,7 @@ export function initialState(me: UserId | null = null): SessionState {
     regroup: null,
     behind: new Map(),
     lastError: null,
+    silent: null,
     pending: [],
   };
 }
@@ -89,6 +93,7 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.controller = ev.userId;
       break;
     case "playback":
+      if (s.silent !== null && ev.track !== s.silent.track) s.silent = null;
       s.playing = ev.playing;
       s.track = ev.track;
       s.position = ev.position;
@@ -152,6 +157,9 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       break;
     case "error":
       s.lastError = ev.cmd ? `${ev.cmd}: ${ev.message}` : ev.message;
+      break;
+    case "not-playable":
+      s.silent = { track: ev.track, reason: ev.reason };
       break;
     case "outbox":
       s.pending = ev.pending;

@@ -54,6 +54,17 @@ describe("session state", () => {
     expect(s.regroup).toBeNull();
   });
 
+  it("keeps why this device is silent for a track until another plays", () => {
+    const s = initialState(1);
+    apply(s, { event: "playback", playing: true, track: "v", position: 0, at: 0 }, 0);
+    apply(s, { event: "not-playable", track: "v", reason: "a YouTube video plays only in YouTube's own player" }, 0);
+    expect(s.silent?.track).toBe("v");
+    apply(s, { event: "playback", playing: true, track: "v", position: 1, at: 0 }, 1000);
+    expect(s.silent?.reason).toMatch(/YouTube/);
+    apply(s, { event: "playback", playing: true, track: "u", position: 0, at: 0 }, 3000);
+    expect(s.silent).toBeNull();
+  });
+
   it("formats times", () => {
     expect(formatTime(0)).toBe("0:00");
     expect(formatTime(125.9)).toBe("2:05");

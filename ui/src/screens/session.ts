@@ -96,6 +96,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const volume = h("input", { type: "range", min: 0, max: 1, step: 0.05, value: 1, "aria-label": "Volume", name: "volume" });
   volume.addEventListener("change", () => send({ cmd: "volume", level: Number(volume.value) }));
   const djState = h("p", { class: "np-dj", "data-testid": "dj" }, "No DJ yet");
+  const silentNote = h("p", { class: "np-silent", role: "status", "data-testid": "not-playable", hidden: true }, "");
 
   // Cover art from the track's tags, read by the node from the cached file (by content
   // hash, so the same file shows the same picture in every session); `null`: none.
@@ -128,6 +129,9 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     title.textContent = t ? t.title || "Untitled track" : st.playlist.length > 0 ? "Nothing playing" : "Nothing to play yet";
     artist.textContent = t ? t.artist : st.playlist.length > 0 ? "The DJ starts the music with ▶." : "Add songs to the playlist.";
     playState.textContent = st.playing ? "playing" : st.track ? "paused" : "stopped";
+    const silent = st.silent !== null && st.silent.track === st.track ? st.silent.reason : null;
+    silentNote.hidden = silent === null;
+    silentNote.textContent = silent === null ? "" : `Silent on this device: ${silent}`;
     const dj = isDj(st);
     for (const b of [prev, play, pause, next]) b.disabled = !dj;
     // One of play and pause at a time, in the same place.
@@ -370,7 +374,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         h("h2", { id: "np" }, "Now playing"),
         art,
         h("div", { class: "np-main" },
-          title, artist, djState,
+          title, artist, djState, silentNote,
           bar,
           h("p", { class: "np-time" }, h("span", {}, timeText, " · ", playState), durText),
           h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
@@ -402,6 +406,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       case "regroup": case "regroup-cleared": case "falling-behind": case "caught-up":
         renderMap(); renderPeople(); break;
       case "error": error.textContent = st.lastError; break;
+      case "not-playable": renderNowPlaying(); break;
       case "outbox": renderPending(); break;
       case "progress": case "outputs": break;
     }
