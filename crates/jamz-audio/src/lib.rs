@@ -40,6 +40,7 @@ mod spec;
 mod tags;
 mod timeline;
 mod track;
+mod warmup;
 
 pub use clock::{ClockAnchor, frames_to_duration, unix_time_of};
 pub use decode::{AudioInfo, DecodedAudio, Decoder, decode_file};

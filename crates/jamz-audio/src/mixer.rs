@@ -19,6 +19,7 @@ use crate::ring::{Pulled, Reader};
 use crate::shared::{Cmd, Shared};
 use crate::timeline::{PendingStart, Segment, Timeline};
 use crate::track::OUT_CHANNELS;
+use crate::warmup::Warmup;
 
 /// Length of the de-click fades (start, stop, seek, pause): 5 ms. Below about 2 ms a cut still
 /// clicks audibly; above about 10 ms the fade is heard as a fade. 5 ms is the usual choice in
@@ -69,6 +70,8 @@ pub(crate) struct Mixer {
     /// clock except that `reset_rate` keeps it: the first buffer on a reopened device is still
     /// checked against the last one before the loss.
     last_buffer: Option<ClockAnchor>,
+    /// Whether the output is past its start-up yet (published in `Shared`).
+    warmup: Warmup,
 }
 
 /// Room kept for tracks fading out at once (a few quick seeks in a row); more are dropped cut.
@@ -93,6 +96,7 @@ impl Mixer {
             events,
             scratch: vec![0.0; SCRATCH_FRAMES * OUT_CHANNELS],
             last_buffer: None,
+            warmup: Warmup::default(),
         }
     }
 
@@ -100,6 +104,9 @@ impl Mixer {
     pub fn reset_rate(&mut self, rate: u32) {
         self.tl.reset_rate(rate);
         self.shared.set_out_rate(rate);
+        // A new stream has its own start-up to get through.
+        self.warmup.reset();
+        self.shared.set_warm(false);
         self.shared.publish(&self.tl);
     }
 
@@ -205,6 +212,9 @@ impl Mixer {
         self.tl.clock = Some(anchor);
         self.detect_stall(playback);
         self.last_buffer = Some(anchor);
+        if !self.warmup.is_warm() && self.warmup.observe(Instant::now(), playback) {
+            self.shared.set_warm(true);
+        }
         self.shared.beat();
         out.fill(0.0);
         let rate = f64::from(self.tl.out_rate);

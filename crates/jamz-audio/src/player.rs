@@ -146,6 +146,33 @@ impl Player {
         self.shared.device_latency()
     }
 
+    /// Whether the output is past its start-up: its buffers have reached the device in real
+    /// time, steadily, for a while. A new stream may be held back by the sound server for a
+    /// second or two after its first buffers (ALSA -> PulseAudio does); a start in that
+    /// window loses its beginning. The output runs (silence) from [`Player::new`], so a
+    /// caller that opens it early and waits for this before the first start never hits it.
+    pub fn is_warm(&self) -> bool {
+        self.shared.is_warm()
+    }
+
+    /// Blocks until the output is warm ([`Player::is_warm`]) or `timeout` has passed;
+    /// returns whether it is warm. The audio callback cannot signal through a lock (it never
+    /// takes one), so this looks at its flag every few milliseconds.
+    pub fn wait_warm(&self, timeout: Duration) -> bool {
+        const LOOK_EVERY: Duration = Duration::from_millis(5);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.is_warm() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            std::thread::sleep(LOOK_EVERY.min(deadline - now));
+        }
+    }
+
     /// How the audio callback has done so far: callbacks, underruns (a track's decode thread
     /// fell behind), and the time each callback took.
     pub fn callback_stats(&self) -> CallbackStats {

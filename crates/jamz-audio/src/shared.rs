@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     last_callback_ns: AtomicU64,
     epoch: Instant,
     device_lost: AtomicBool,
+    /// The output is past its start-up (see [`crate::warmup`]).
+    warm: AtomicBool,
     callbacks: AtomicU64,
     callback_ns_total: AtomicU64,
     callback_ns_max: AtomicU64,
@@ -93,6 +95,7 @@ impl Shared {
             last_callback_ns: AtomicU64::new(0),
             epoch: Instant::now(),
             device_lost: AtomicBool::new(false),
+            warm: AtomicBool::new(false),
             callbacks: AtomicU64::new(0),
             callback_ns_total: AtomicU64::new(0),
             callback_ns_max: AtomicU64::new(0),
@@ -182,6 +185,13 @@ impl Shared {
     }
     pub fn set_device_lost(&self, lost: bool) {
         self.device_lost.store(lost, Ordering::Relaxed);
+    }
+
+    pub fn is_warm(&self) -> bool {
+        self.warm.load(Ordering::Acquire)
+    }
+    pub fn set_warm(&self, warm: bool) {
+        self.warm.store(warm, Ordering::Release);
     }
 
     /// Records one callback's render time.

@@ -274,6 +274,15 @@ async fn switch_output(
             return;
         }
     };
+    // The engine restarts playback on the new output as soon as it hears of it: let the
+    // output get through its start-up first (the old one plays meanwhile).
+    let warming = Arc::clone(&new);
+    let warm =
+        tokio::task::spawn_blocking(move || warming.wait_warm(crate::runtime::OUTPUT_WARM_TIMEOUT))
+            .await;
+    if !matches!(warm, Ok(true)) {
+        tracing::warn!(output = %label, "the new output is not running steadily yet; switching anyway");
+    }
     let setup = (|| -> jamz_audio::Result<()> {
         new.set_latency_offset(old.latency_offset())?;
         new.set_rate_trim(old.rate_trim())?;

@@ -359,6 +359,14 @@ pub struct StatusView {
     /// when the node was given a password (beyond docs/node-control.md).
     #[serde(default)]
     pub token_store: Option<TokenStore>,
+    /// Underruns of the output since it opened: stretches where the playing track's
+    /// decoding fell behind the device, played as silence and skipped over so the track
+    /// stays on the group's timeline (beyond docs/node-control.md).
+    #[serde(default)]
+    pub underruns: u64,
+    /// The silence those underruns cost, ms (beyond docs/node-control.md).
+    #[serde(default)]
+    pub underrun_ms: f64,
 }
 
 /// One change waiting for the server, as the `outbox` event lists it.
@@ -687,10 +695,16 @@ mod tests {
             output: "null".into(),
             latency_offset_ms: 0.0,
             token_store: Some(TokenStore::File),
+            underruns: 2,
+            underrun_ms: 10.5,
         });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");
         assert_eq!(v["tier"], "socket");
+        assert_eq!(
+            (v["underruns"].as_u64(), v["underrun_ms"].as_f64()),
+            (Some(2), Some(10.5))
+        );
         assert_eq!(
             v["cache"],
             json!({"tracks":0,"bytes":0,"hits":0,"misses":0,"max_bytes":0,"max_tracks":0})

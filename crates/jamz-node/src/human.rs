@@ -554,6 +554,8 @@ mod tests {
             output: "null".into(),
             latency_offset_ms: 0.0,
             token_store: None,
+            underruns: 0,
+            underrun_ms: 0.0,
         }
     }
 

@@ -101,7 +101,17 @@ latency_offset_ms: number,
  * `file` (the 0600 credentials file, where no keyring answers); `null`
  * when the node was given a password (beyond docs/node-control.md).
  */
-token_store: TokenStore | null, };
+token_store: TokenStore | null, 
+/**
+ * Underruns of the output since it opened: stretches where the playing track's
+ * decoding fell behind the device, played as silence and skipped over so the track
+ * stays on the group's timeline (beyond docs/node-control.md).
+ */
+underruns: number, 
+/**
+ * The silence those underruns cost, ms (beyond docs/node-control.md).
+ */
+underrun_ms: number, };
 
 /**
  * The `cache` object of a `status` event.

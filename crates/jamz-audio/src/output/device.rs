@@ -303,6 +303,8 @@ fn monitor(
     // Playing on the default device while the named one is away: move back when it returns.
     let mut on_fallback = false;
     let mut next_named_check = Instant::now();
+    // A `DeviceRestored` waiting for its stream to be warm, and when the stream opened.
+    let mut restored: Option<(PlayerEvent, Instant)> = None;
     loop {
         let wait = if stream.is_some() {
             WATCHDOG_PERIOD
@@ -327,6 +329,16 @@ fn monitor(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
+        }
+        if stream.is_none() {
+            restored = None;
+        } else if let Some((_, opened)) = &restored
+            // Not warm within the stall timeout: the watchdog below takes it for lost if
+            // its callbacks stopped; if they run, the caller may as well try.
+            && (out.shared.is_warm() || opened.elapsed() >= STALL_TIMEOUT)
+            && let Some((event, _)) = restored.take()
+        {
+            let _ = events.send(event);
         }
         // Checked on every turn, not only on timeouts: a stream in trouble may flood us with
         // errors while its callbacks have stopped.
@@ -375,10 +387,15 @@ fn monitor(
                     // The heartbeat restarts with the new stream.
                     out.shared.beat();
                     stream = Some(s);
-                    let _ = events.send(PlayerEvent::DeviceRestored {
-                        device: o.name.clone(),
-                        sample_rate: o.config.sample_rate,
-                    });
+                    // Told once the new stream is warm: the caller restarts playback on
+                    // it, and a start during its start-up would lose its beginning.
+                    restored = Some((
+                        PlayerEvent::DeviceRestored {
+                            device: o.name.clone(),
+                            sample_rate: o.config.sample_rate,
+                        },
+                        Instant::now(),
+                    ));
                 }
                 Err(e) => tracing::debug!(error = %e, "no output device yet"),
             }

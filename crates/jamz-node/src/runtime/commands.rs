@@ -221,6 +221,10 @@ impl Runtime {
             },
         };
         let clock = self.engine.clock_estimate(now);
+        let player = self.audio.player();
+        let callbacks = player.callback_stats();
+        let underrun_ms =
+            callbacks.underrun_frames as f64 * 1000.0 / f64::from(player.sample_rate().max(1));
         NodeEvent::Status(StatusView {
             tier: self.tier,
             playing: self.playing,
@@ -234,6 +238,8 @@ impl Runtime {
             output: self.output.clone(),
             latency_offset_ms: self.latency_offset_ms,
             token_store: self.token_store,
+            underruns: callbacks.underruns,
+            underrun_ms,
         })
     }
 }

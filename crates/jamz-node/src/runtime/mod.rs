@@ -43,6 +43,12 @@ pub use config::{LocationSource, NodeAuth, NodeConfig};
 use offline::OutboxFailure;
 use preload::spawn_pinning;
 
+/// Longest wait for a newly opened output to run steadily (`Player::wait_warm`) before
+/// the node joins the session or moves playback to it: 3 s, above the 1.4-2 s a new
+/// PulseAudio stream is held back after its first buffers (docs/architecture.md, "A warm
+/// output"). Past it the node goes on; the engine re-syncs if the output stalls later.
+pub(crate) const OUTPUT_WARM_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Time given to `leave-audio-session` and the close handshake on `quit`.
 pub const QUIT_GRACE: Duration = Duration::from_secs(2);
 
@@ -85,7 +91,16 @@ impl Node {
         ] {
             setting.validate().map_err(NodeError::Invalid)?;
         }
-        let (rest, user_id, username) = login(&config).await?;
+        // The output opens while the login runs: it has a start-up of its own to get
+        // through before it can play anything on time (see `OUTPUT_WARM_TIMEOUT`).
+        let (logged_in, opened) = tokio::join!(login(&config), open_output(&config.output));
+        let (rest, user_id, username) = logged_in?;
+        let (player, output_error) = opened?;
+        let player = Arc::new(player);
+        let warming = {
+            let p = Arc::clone(&player);
+            tokio::task::spawn_blocking(move || p.wait_warm(OUTPUT_WARM_TIMEOUT))
+        };
         let token_store = saved_token_store(&config);
         let token = rest
             .token()
@@ -107,9 +122,7 @@ impl Node {
         }
         let files_prefix = format!("{}/api/music/files/", rest.base_url().trim_end_matches('/'));
         cache.set_auth(Some((files_prefix, token.clone())));
-        let (player, output_error) = open_output(&config.output).await?;
         player.set_latency_offset(Duration::from_secs_f64(config.latency_offset_ms / 1000.0))?;
-        let player = Arc::new(player);
         let (link, link_events) = SocketClient::connect(
             SocketConfig::new(rest.base_url())
                 .token(token)
@@ -199,6 +212,14 @@ impl Node {
         let known = rt.positions.all();
         if !known.is_empty() {
             rt.emit(NodeEvent::LastPositions { positions: known });
+        }
+        // Nothing may start before the output is warm: the first start of the session would
+        // land in its start-up and lose its beginning.
+        if !matches!(warming.await, Ok(true)) {
+            tracing::warn!(
+                timeout = ?OUTPUT_WARM_TIMEOUT,
+                "the audio output is not running steadily yet; joining anyway"
+            );
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
         if !kept_fixes.is_empty() {
