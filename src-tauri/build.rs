@@ -24,6 +24,8 @@ const COMMANDS: &[&str] = &[
     "cache_info",
     "cache_clear",
     "list_outputs",
+    "cover_art",
+    "location_sources",
 ];
 
 fn main() {

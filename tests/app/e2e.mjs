@@ -213,8 +213,15 @@ async function main() {
     const p1 = Number(await wd.attr("[data-testid=position]", "data-seconds"));
     await waitFor("the position moving", async () => Number(await wd.attr("[data-testid=position]", "data-seconds")) > p1 + 1, 15000);
     if (flac) {
-      await waitFor("the cover art from the track's tags", async () =>
-        (await wd.exec("const i = document.querySelector('[data-testid=cover]'); return !i.hidden && i.complete && i.naturalWidth === 128 && i.src.startsWith('data:image/png')")), 30000);
+      try {
+        await waitFor("the cover art from the track's tags", async () =>
+          (await wd.exec("const i = document.querySelector('[data-testid=cover]'); return !i.hidden && i.complete && i.naturalWidth === 128 && i.src.startsWith('data:image/png')")), 30000);
+      } catch (e) {
+        const sha = (bo.latest.get("playlist")?.playlist ?? [])[0]?.sha256;
+        const asked = await wd.execAsync("const done = arguments[arguments.length - 1]; window.__TAURI_INTERNALS__.invoke('cover_art', { sha256: arguments[0] }).then((u) => done(`answer: ${String(u).slice(0, 40)}`), (err) => done(`error: ${JSON.stringify(err)}`));", [sha]).catch((x) => String(x));
+        log("cover_art for", sha, "->", asked);
+        throw e;
+      }
       if ((await wd.text("[data-testid=now-playing]")) !== "Road Tone") throw new Error("the title from the tags is not shown");
     }
     await screenshot(wd, "session-playing");

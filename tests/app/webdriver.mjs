@@ -83,6 +83,11 @@ export class WebDriver {
     return this.req("POST", this.s("/execute/sync"), { script, args });
   }
 
+  /** Runs `script` asynchronously: it calls its last argument with the result. */
+  async execAsync(script, args = []) {
+    return this.req("POST", this.s("/execute/async"), { script, args });
+  }
+
   async screenshot() {
     return Buffer.from(await this.req("GET", this.s("/screenshot")), "base64");
   }

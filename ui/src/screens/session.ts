@@ -22,6 +22,27 @@ import { nodeLocationSource } from "../settings";
 import { plural } from "../words";
 import { settingsForm } from "./settings-form";
 
+/** Shapes of the transport buttons: drawn, not glyphs a system font may lack. */
+const ICON_PATHS = {
+  play: "M8 5v14l11-7z",
+  pause: "M6 5h4v14H6zM14 5h4v14h-4z",
+  previous: "M6 5h2v14H6zM20 5v14L9 12z",
+  next: "M16 5h2v14h-2zM4 5l11 7-11 7z",
+} as const;
+
+function icon(name: keyof typeof ICON_PATHS): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICON_PATHS[name]);
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}
+
 /** How often the screen asks the node for a `status` (tier, queue, cache). */
 const STATUS_POLL_MS = 2000;
 /** How often the position bar moves between playback reports. */
@@ -79,20 +100,20 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     seeking = false;
     send({ cmd: "seek", position: Number(bar.value) });
   });
-  const btn = (label: string, action: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement => {
+  const btn = (label: string | Node, action: string, onClick: () => void, attrs: Record<string, string> = {}): HTMLButtonElement => {
     const b = h("button", { type: "button", "data-action": action, ...attrs }, label);
     b.addEventListener("click", onClick);
     return b;
   };
   const take = btn("Take control", "take-control", () => send({ cmd: "take-control" }), { class: "wide" });
-  const prev = btn("⏮", "previous", () => send({ cmd: "previous" }), { class: "big", "aria-label": "Previous track" });
-  const play = btn("▶", "play", () => {
+  const prev = btn(icon("previous"), "previous", () => send({ cmd: "previous" }), { class: "big", "aria-label": "Previous track" });
+  const play = btn(icon("play"), "play", () => {
     const first = st.playlist[0];
     if (st.track === null && first) send({ cmd: "play", track: first.id, position: 0 });
     else send({ cmd: "play" });
   }, { class: "big primary", "aria-label": "Play" });
-  const pause = btn("⏸", "pause", () => send({ cmd: "pause" }), { class: "big primary", "aria-label": "Pause" });
-  const next = btn("⏭", "next", () => send({ cmd: "next" }), { class: "big", "aria-label": "Next track" });
+  const pause = btn(icon("pause"), "pause", () => send({ cmd: "pause" }), { class: "big primary", "aria-label": "Pause" });
+  const next = btn(icon("next"), "next", () => send({ cmd: "next" }), { class: "big", "aria-label": "Next track" });
   const volume = h("input", { type: "range", min: 0, max: 1, step: 0.05, value: 1, "aria-label": "Volume", name: "volume" });
   volume.addEventListener("change", () => send({ cmd: "volume", level: Number(volume.value) }));
   const djState = h("p", { class: "np-dj", "data-testid": "dj" }, "No DJ yet");
@@ -127,7 +148,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const renderNowPlaying = (): void => {
     const t = currentTrack(st);
     title.textContent = t ? t.title || "Untitled track" : st.playlist.length > 0 ? "Nothing playing" : "Nothing to play yet";
-    artist.textContent = t ? t.artist : st.playlist.length > 0 ? "The DJ starts the music with ▶." : "Add songs to the playlist.";
+    artist.textContent = t ? t.artist : st.playlist.length > 0 ? "The DJ starts the music with Play." : "Add songs to the playlist.";
     playState.textContent = st.playing ? "playing" : st.track ? "paused" : "stopped";
     const silent = st.silent !== null && st.silent.track === st.track ? st.silent.reason : null;
     silentNote.hidden = silent === null;
