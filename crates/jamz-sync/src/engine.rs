@@ -94,6 +94,8 @@ pub struct Engine {
     gate: Gate,
     /// When anything was last admitted from each member over the mesh (local ms).
     heard: BTreeMap<UserId, LocalTime>,
+    /// The DJ last announced (`controller` notification).
+    announced_dj: Option<UserId>,
     /// Refused mesh messages, per link and reason: when last reported, and how many since.
     refusals: BTreeMap<(UserId, &'static str), (LocalTime, u64)>,
     actions: VecDeque<Action>,
@@ -139,6 +141,7 @@ impl Engine {
             recent: RecentControls::default(),
             mesh_timeline: false,
             heard: BTreeMap::new(),
+            announced_dj: None,
             refusals: BTreeMap::new(),
             actions: VecDeque::new(),
             stats: EngineStats::default(),
@@ -712,6 +715,8 @@ impl Engine {
             }
         };
         let from = message.from;
+        // Whatever it says, the link's peer is alive (its link is authenticated).
+        self.heard.insert(link, now);
         if let MeshPayload::ControllerChanged(c) = &payload {
             // A grant speaks for itself (the server signed it), whoever carries it.
             return self.on_mesh_grant(now, link, &message, c.grant.as_ref());
@@ -720,7 +725,6 @@ impl Engine {
             Ok(a) => a,
             Err(why) => return self.refuse(now, link, &message, why),
         };
-        self.heard.insert(link, now);
         self.heard.insert(from, now);
         match payload {
             MeshPayload::MusicControl(action, c) => {
@@ -810,7 +814,6 @@ impl Engine {
         };
         match self.gate.learn_grant(grant) {
             Ok(true) => {
-                self.heard.insert(link, now);
                 self.set_controller(Some(Controller {
                     user_id: grant.user_id,
                     socket_id: None,
@@ -870,7 +873,7 @@ impl Engine {
     /// heard lately (followers probe its clock every half second and it answers). A
     /// change of who is obeyed is announced, and the new DJ takes up its duties.
     fn update_acting(&mut self, now: LocalTime) {
-        let before = (self.gate.acting(), self.is_dj());
+        let was_dj = self.is_dj();
         let dj = self.gate.server_controller();
         let heard: Vec<(UserId, f64)> = self
             .peers
@@ -885,16 +888,13 @@ impl Engine {
             })
             .collect();
         let reachable = self.socket_down().is_none();
-        let acting = self
-            .gate
+        self.gate
             .update_acting(self.cfg.user_id, &heard, now, reachable);
-        if acting != before.0 {
-            self.push_notify(Notification::Controller {
-                user_id: acting.user(),
-            });
-            if self.is_dj() != before.1 {
-                self.refresh_dj(now, true);
-            }
+        if self.controller() != self.announced_dj {
+            self.announce_dj();
+        }
+        if self.is_dj() != was_dj {
+            self.refresh_dj(now, true);
         }
     }
 
@@ -1731,10 +1731,15 @@ impl Engine {
     fn set_controller(&mut self, c: Option<Controller>) {
         if self.controller != c {
             self.controller = c;
-            self.push_notify(Notification::Controller {
-                user_id: self.controller(),
-            });
+            self.announce_dj();
         }
+    }
+
+    fn announce_dj(&mut self) {
+        self.announced_dj = self.controller();
+        self.push_notify(Notification::Controller {
+            user_id: self.announced_dj,
+        });
     }
 
     fn notify_participants(&mut self) {

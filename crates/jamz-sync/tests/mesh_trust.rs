@@ -388,3 +388,46 @@ fn an_append_made_over_the_mesh_spreads_at_once_and_only_its_author_sends_it() {
     assert!(mesh_out(&out).is_empty());
     assert_eq!(online.playlist().len(), 2);
 }
+
+#[test]
+fn the_servers_dj_heard_again_takes_control_back_and_everyone_is_told() {
+    let (mut e, t) = world(4, &[DJ, ME, OTHER]);
+    disconnect(&mut e, t);
+    let later = t + DJ_ABSENCE_MS + 1.0;
+    e.handle(later, Input::Tick);
+    drain(&mut e);
+    assert_eq!(e.acting(), Acting::Successor(ME));
+    // The DJ's device wakes up: even its control, refused while another acts, shows it
+    // is there; control is back with it, and announced.
+    let at = e.to_server_time(later);
+    let out = mesh(&mut e, later + 1.0, DJ, pause_by(DJ, 50, at));
+    assert_eq!(refused(&out)[0].2, "not-controller");
+    assert_eq!(e.acting(), Acting::Server(DJ));
+    let back = out;
+    assert!(
+        back.iter().any(|a| matches!(
+            a,
+            Action::Notify(Notification::Controller { user_id: Some(DJ) })
+        )),
+        "{back:?}"
+    );
+    // The server returning with the same DJ is announced too (it was a successor here).
+    let (mut e, t) = world(4, &[DJ, ME, OTHER]);
+    disconnect(&mut e, t);
+    e.handle(t + 1.0, Input::PeerDown { user: DJ });
+    drain(&mut e);
+    e.handle(
+        t + 2.0,
+        Input::Connected {
+            socket_id: "back".into(),
+        },
+    );
+    let out = drain(&mut e);
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Notify(Notification::Controller { user_id: Some(DJ) })
+        )),
+        "{out:?}"
+    );
+}

@@ -197,6 +197,7 @@ impl Node {
             rt.emit(NodeEvent::LastPositions { positions: known });
         }
         rt.feed(Input::SessionLoaded(Box::new(session)));
+        rt.grant_key(&cache_dir);
         if config.share_location {
             rt.feed(Input::Location(jamz_sync::location::LocationInput::Share {
                 enabled: true,
@@ -579,6 +580,13 @@ impl Runtime {
                 return;
             }
             Notification::Location(ev) => self.remember_position(ev),
+            Notification::MeshRefused {
+                from,
+                via,
+                reason,
+                message,
+                ..
+            } => tracing::info!(from, via, reason, message, "mesh message refused"),
             Notification::Ready { .. }
             | Notification::Controller { .. }
             | Notification::Error { .. } => {}
