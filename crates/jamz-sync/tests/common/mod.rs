@@ -1,5 +1,5 @@
 //! Helpers that build an engine's world in one line.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use jamz_proto::events::{
     MusicControllerChanged, MusicRelay, MusicSessionState, ParticipantInfo, PositionSyncRelay,
