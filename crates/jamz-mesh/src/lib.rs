@@ -203,6 +203,12 @@ impl Mesh {
         self.links.get(&user).map(|l| l.state)
     }
 
+    /// The last round trip measured on the link to `user` (ms): its ICE connectivity
+    /// checks' (STUN) on the pair in use. `None` before a first measure.
+    pub fn rtt_ms(&mut self, now: Instant, user: UserId) -> Option<f64> {
+        self.links.get_mut(&user)?.rtt_ms(now)
+    }
+
     fn new_link(&mut self, now: Instant, user: UserId, offerer: bool) -> Result<(), MeshError> {
         if let Some(mut old) = self.links.remove(&user) {
             old.close();

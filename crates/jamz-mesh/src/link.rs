@@ -74,6 +74,16 @@ fn sdp_attr(sdp: &str, attr: &str) -> Option<String> {
 }
 
 impl Link {
+    /// The current round trip of the nominated candidate pair (ms), from ICE's STUN checks.
+    pub(crate) fn rtt_ms(&mut self, now: Instant) -> Option<f64> {
+        let report = self.pc.get_stats(now, rtc::statistics::StatsSelector::None);
+        report
+            .candidate_pairs()
+            .filter(|p| p.nominated && p.current_round_trip_time > 0.0)
+            .map(|p| p.current_round_trip_time * 1000.0)
+            .find(|ms| ms.is_finite())
+    }
+
     pub(crate) fn new(
         now: Instant,
         offerer: bool,

@@ -416,6 +416,10 @@ pub enum NodeEvent {
         #[serde(rename = "userId")]
         user_id: UserId,
         state: PeerState,
+        // The link's round trip (ms), once measured: sent again (state `connected`) when
+        // it changes notably.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<f64>,
     },
     Progress {
         what: String,

@@ -277,7 +277,11 @@ impl HumanView {
         match ev {
             NodeEvent::Session(n) => self.notification(n),
             NodeEvent::Status(_) => Vec::new(),
-            NodeEvent::Peer { user_id, state } => {
+            // A new round trip alone is not news.
+            NodeEvent::Peer {
+                rtt_ms: Some(_), ..
+            } => Vec::new(),
+            NodeEvent::Peer { user_id, state, .. } => {
                 let state = match state {
                     PeerState::Connecting => "connecting",
                     PeerState::Connected => "connected",
@@ -412,6 +416,25 @@ impl HumanView {
                 Some(c) => format!("Error ({c}): {message}"),
                 None => format!("Error: {message}"),
             }],
+            Notification::MeshRefused {
+                from,
+                via,
+                message,
+                count,
+                ..
+            } => {
+                let times = if *count > 1 {
+                    format!(" ({count} times)")
+                } else {
+                    String::new()
+                };
+                let by = if from == via {
+                    self.name(*from)
+                } else {
+                    format!("{} via {}", self.name(*from), self.name(*via))
+                };
+                vec![format!("Refused from {by} over the mesh{times}: {message}")]
+            }
             Notification::Location(l) => self.location(l),
             Notification::ClockEstimate { .. } | Notification::Resync { .. } => Vec::new(),
         }

@@ -48,6 +48,7 @@ pub mod control;
 pub mod directories;
 mod error;
 mod files;
+mod grant_key;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod human;

@@ -122,12 +122,17 @@ pub enum Input {
     /// The mesh link to `user` closed (or the member left).
     PeerDown { user: UserId },
     /// A mesh message that arrived on the direct link to `link`, already de-duplicated by
-    /// `(from, sequence)` by the mesh adapter. `message.from` is who says they wrote it;
-    /// the engine decides whether to believe it ([`crate::mesh::accept_control`]).
+    /// `(from, sequence)` per link by the mesh adapter. `message.from` is who says they
+    /// wrote it; the engine decides whether to believe it ([`crate::trust::Gate::judge`]):
+    /// what it refuses is not applied and comes out as [`Notification::MeshRefused`].
     Mesh {
         link: UserId,
         message: Box<jamz_proto::mesh::MeshEnvelope>,
     },
+    /// The server's grant-signing key (`GET /api/mesh/grant-key`), fetched while online
+    /// and kept by the node for when the server is gone: without it no control is obeyed
+    /// over the mesh (docs/mesh-trust.md).
+    GrantKey(jamz_proto::grant::GrantKey),
     /// The time of `Engine::next_timeout()` has come.
     Tick,
 }
@@ -386,6 +391,20 @@ pub enum Notification {
     Resync {
         cause: RestartCause,
     },
+    /// A peer's mesh message was refused and nothing of it applied (docs/mesh-trust.md):
+    /// `from` as it claims, arrived on the link to `via`, of mesh `type` `kind`, for
+    /// `reason` (a stable label such as `not-controller`, `grant-expired`,
+    /// `grant-bad-signature`), `message` in words. Reported at most once per link and
+    /// reason every few seconds; `count` is how many were refused since the last report.
+    MeshRefused {
+        from: UserId,
+        via: UserId,
+        #[serde(rename = "type")]
+        kind: String,
+        reason: String,
+        message: String,
+        count: u64,
+    },
     /// Positions, sharing, together, the regroup point, falling behind: each its own
     /// event (`location`, `regroup`, ...), serialized as [`crate::location::LocationEvent`].
     #[serde(untagged)]
@@ -466,4 +485,6 @@ pub struct EngineStats {
     pub last_error_ms: Option<f64>,
     /// Time-sync samples accepted.
     pub time_sync_samples: u64,
+    /// Mesh messages refused by the trust rules (docs/mesh-trust.md).
+    pub mesh_refused: u64,
 }

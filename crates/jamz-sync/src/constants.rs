@@ -209,3 +209,7 @@ pub const JOIN_HARD_SYNC_MS: f64 = 3.0;
 
 /// Cooldown between restarts in the join phase (ms): one short window of reports.
 pub const JOIN_RESYNC_COOLDOWN_MS: f64 = 1_000.0;
+
+/// A refused mesh message is reported at most once per link and reason this often (ms):
+/// a lying or broken peer cannot flood the user with events (all are counted).
+pub const MESH_REFUSAL_REPORT_MS: f64 = 5_000.0;

@@ -1,5 +1,5 @@
 //! The engine: session state, the rules, the DJ's timeline, and this device's playout.
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use jamz_proto::events::{
     ControlAction, JoinAudioSession, MusicControl, MusicRelay, MusicSessionState, MusicTakeControl,
@@ -7,7 +7,7 @@ use jamz_proto::events::{
 };
 use jamz_proto::events::{TimeSync, TimeSyncReply};
 use jamz_proto::mesh::{
-    MeshControl, MeshEnvelope, MeshPayload, MeshPositionSync, StateHello, kinds,
+    MeshControl, MeshEnvelope, MeshPayload, MeshPlaylist, MeshPositionSync, StateHello, kinds,
 };
 use jamz_proto::{Event, ServerEvent, Track, UserId};
 
@@ -16,10 +16,11 @@ use crate::clock::ClockSync;
 use crate::constants::*;
 use crate::error::{DjName, SyncError};
 use crate::location::{Ctx, Happening, LocationState};
-use crate::mesh::{Peers, RecentControls, accept_control, fnv1a};
+use crate::mesh::{Peers, RecentControls, fnv1a};
 use crate::playlist::Playlist;
 use crate::playout::{Decision, Playout};
 use crate::timeline::Timeline;
+use crate::trust::{Acting, Admitted, Gate, Rejection, ServerKey};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Controller {
@@ -91,6 +92,14 @@ pub struct Engine {
     /// The timeline came from the DJ over the mesh since the socket was lost: the
     /// server's memory, when it returns, may be older than it.
     mesh_timeline: bool,
+    /// Who is obeyed over the mesh: the server's key and DJ grant, the succession rule.
+    gate: Gate,
+    /// When anything was last admitted from each member over the mesh (local ms).
+    heard: BTreeMap<UserId, LocalTime>,
+    /// The DJ last announced (`controller` notification).
+    announced_dj: Option<UserId>,
+    /// Refused mesh messages, per link and reason: when last reported, and how many since.
+    refusals: BTreeMap<(UserId, &'static str), (LocalTime, u64)>,
     actions: VecDeque<Action>,
     stats: EngineStats,
     /// Location sharing and the convoy.
@@ -102,6 +111,7 @@ impl Engine {
         Self {
             location: LocationState::new(cfg.location),
             session_id: cfg.session_id.clone(),
+            gate: Gate::new(cfg.session_id.clone().unwrap_or_default()),
             cfg,
             socket_id: None,
             old_sockets: VecDeque::new(),
@@ -133,6 +143,9 @@ impl Engine {
             peers: Peers::default(),
             recent: RecentControls::default(),
             mesh_timeline: false,
+            heard: BTreeMap::new(),
+            announced_dj: None,
+            refusals: BTreeMap::new(),
             actions: VecDeque::new(),
             stats: EngineStats::default(),
         }
@@ -188,10 +201,23 @@ impl Engine {
             Input::RestFailed { message, .. } => self.error(None, SyncError::Rest { message }),
             Input::Location(i) => self.location_happened(now, Happening::Input(i)),
             Input::PeerUp { user, rtt_ms } => self.on_peer_up(now, user, rtt_ms),
-            Input::PeerDown { user } => self.peers.down(user),
+            Input::PeerDown { user } => {
+                self.peers.down(user);
+                self.heard.remove(&user);
+            }
             Input::Mesh { link, message } => self.on_mesh(now, link, *message),
+            Input::GrantKey(key) => match ServerKey::from_grant_key(&key) {
+                Ok(key) => self.gate.set_server_key(key),
+                Err(e) => self.error(
+                    None,
+                    SyncError::Server {
+                        message: format!("the server's grant key is unusable: {e}"),
+                    },
+                ),
+            },
             Input::Tick => {}
         }
+        self.update_acting(now);
         self.mesh_clock(now);
         self.on_timers(now);
         self.location_happened(now, Happening::Tick);
@@ -203,22 +229,7 @@ impl Engine {
     /// not); else the mesh while a peer's link is open; else offline. Announced on every
     /// change (the first input announces the starting tier).
     fn decide_tier(&mut self) {
-        let server_clock = if self.clock_via_mesh {
-            &self.spare_clock
-        } else {
-            &self.clock
-        };
-        let missed = server_clock.missed_in_a_row().unwrap_or(0);
-        let socket_down = if !self.connected {
-            Some(self.down_reason.clone())
-        } else if missed >= TIER_OFFLINE_MISSED_REPLIES {
-            Some(format!(
-                "the server stopped answering ({missed} time-sync probes missed)"
-            ))
-        } else {
-            None
-        };
-        let (tier, reason) = match socket_down {
+        let (tier, reason) = match self.socket_down() {
             None => (Tier::Socket, "connected to the server".to_string()),
             Some(why) if self.peers.any() => {
                 let n = self.peers.count();
@@ -230,6 +241,26 @@ impl Engine {
         if self.tier != Some(tier) {
             self.tier = Some(tier);
             self.push_notify(Notification::Tier { tier, reason });
+        }
+    }
+
+    /// Why the socket tier is not usable (down, or up but silent for
+    /// [`TIER_OFFLINE_MISSED_REPLIES`] probes in a row); `None` while it is.
+    fn socket_down(&self) -> Option<String> {
+        let server_clock = if self.clock_via_mesh {
+            &self.spare_clock
+        } else {
+            &self.clock
+        };
+        let missed = server_clock.missed_in_a_row().unwrap_or(0);
+        if !self.connected {
+            Some(self.down_reason.clone())
+        } else if missed >= TIER_OFFLINE_MISSED_REPLIES {
+            Some(format!(
+                "the server stopped answering ({missed} time-sync probes missed)"
+            ))
+        } else {
+            None
         }
     }
 
@@ -264,8 +295,17 @@ impl Engine {
 
     // ------------------------------------------------------------------ accessors
 
-    /// Is this device the DJ?
+    /// Is this device the DJ (the server's, or the succession rule's while the server and
+    /// the server's DJ are gone)?
     pub fn is_dj(&self) -> bool {
+        if let Acting::Successor(u) = self.gate.acting() {
+            return u == self.cfg.user_id;
+        }
+        self.is_server_dj()
+    }
+
+    /// Is this device the DJ the server named?
+    fn is_server_dj(&self) -> bool {
         self.controller.as_ref().is_some_and(|c| {
             c.user_id == self.cfg.user_id
                 && match (&c.socket_id, &self.socket_id) {
@@ -277,9 +317,23 @@ impl Engine {
         })
     }
 
-    /// The DJ's user id.
+    /// The DJ's user id: the server's, or the succession rule's while the server and the
+    /// server's DJ are gone (docs/mesh-trust.md).
     pub fn controller(&self) -> Option<UserId> {
+        match self.gate.acting() {
+            Acting::Successor(u) => Some(u),
+            _ => self.server_controller(),
+        }
+    }
+
+    /// The DJ the server last named.
+    pub fn server_controller(&self) -> Option<UserId> {
         self.controller.as_ref().map(|c| c.user_id)
+    }
+
+    /// Who is obeyed over the mesh now (the server's DJ, a successor, nobody).
+    pub fn acting(&self) -> Acting {
+        self.gate.acting()
     }
 
     pub fn playlist(&self) -> &Playlist {
@@ -335,6 +389,18 @@ impl Engine {
     // ------------------------------------------------------------------ link and session
 
     fn on_session_loaded(&mut self, s: jamz_proto::Session) {
+        if self.gate.session_id() != s.id {
+            let mut gate = Gate::new(s.id.clone());
+            if let Some(key) = self.gate.server_key() {
+                gate.set_server_key(key.clone());
+            }
+            self.gate = gate;
+        }
+        if let Some(user) = s.music.controller_id
+            && self.gate.server_controller() != Some(user)
+        {
+            let _ = self.gate.on_server_controller(Some(user), None);
+        }
         self.session_id = Some(s.id);
         self.set_playlist(s.music.playlist);
         if let Some(user_id) = s.music.controller_id {
@@ -396,6 +462,7 @@ impl Engine {
                 }
             }
             ServerEvent::MusicControllerChanged(c) => {
+                self.server_grant(Some(c.user_id), c.grant.as_ref());
                 self.set_controller(Some(Controller {
                     user_id: c.user_id,
                     socket_id: Some(c.controller_id),
@@ -427,6 +494,7 @@ impl Engine {
         if let Some(t) = s.server_time {
             self.clock.on_session_state(t, now);
         }
+        self.server_grant(s.controller_id, s.grant.as_ref());
         self.set_playlist(s.playlist);
         self.set_controller(s.controller_id.map(|user_id| Controller {
             user_id,
@@ -602,6 +670,8 @@ impl Engine {
     fn on_peer_up(&mut self, now: LocalTime, user: UserId, rtt_ms: Option<f64>) {
         let new = !self.peers.is_up(user);
         self.peers.up(user, rtt_ms);
+        // A link up, or its round trip measured anew, is the peer alive.
+        self.heard.insert(user, now);
         if !new {
             return;
         }
@@ -631,7 +701,9 @@ impl Engine {
         }
     }
 
-    /// A mesh message from the direct link to `link` (already de-duplicated by sequence).
+    /// A mesh message from the direct link to `link` (already de-duplicated by sequence,
+    /// per link). Judged first (docs/mesh-trust.md): what is refused is not applied, and
+    /// is reported.
     fn on_mesh(&mut self, now: LocalTime, link: UserId, message: MeshEnvelope) {
         let payload = match message.payload() {
             Ok(p) => p,
@@ -646,11 +718,19 @@ impl Engine {
             }
         };
         let from = message.from;
+        // Whatever it says, the link's peer is alive (its link is authenticated).
+        self.heard.insert(link, now);
+        if let MeshPayload::ControllerChanged(c) = &payload {
+            // A grant speaks for itself (the server signed it), whoever carries it.
+            return self.on_mesh_grant(now, link, &message, c.grant.as_ref());
+        }
+        let admitted = match self.gate.judge(self.clock.to_server(now), link, &message) {
+            Ok(a) => a,
+            Err(why) => return self.refuse(now, link, &message, why),
+        };
+        self.heard.insert(from, now);
         match payload {
             MeshPayload::MusicControl(action, c) => {
-                if let Err(e) = accept_control(link, from, self.controller()) {
-                    return self.error(None, e);
-                }
                 let track = match (c.track, c.track_id) {
                     (Some(t), _) => Some(t),
                     (None, Some(id)) => match self.playlist.get(&id) {
@@ -669,9 +749,6 @@ impl Engine {
                 self.on_relay(now, action, relay, true);
             }
             MeshPayload::PositionSync(p) => {
-                if let Err(e) = accept_control(link, from, self.controller()) {
-                    return self.error(None, e);
-                }
                 let other_track = match (&p.track_id, &self.timeline) {
                     (Some(id), Some(tl)) => *id != tl.track.id,
                     _ => false,
@@ -691,22 +768,17 @@ impl Engine {
             }
             MeshPayload::PlaylistUpdate(p) => {
                 // The DJ may send any playlist; anyone else on its own link only appends.
-                let appends = from == link
-                    && p.playlist.len() >= self.playlist.len()
+                let appends = p.playlist.len() >= self.playlist.len()
                     && self
                         .playlist
                         .tracks()
                         .iter()
                         .zip(&p.playlist)
                         .all(|(a, b)| a.id == b.id);
-                match accept_control(link, from, self.controller()) {
-                    Ok(()) => {
-                        self.set_playlist(p.playlist);
-                    }
-                    Err(_) if appends => {
-                        self.set_playlist(p.playlist);
-                    }
-                    Err(e) => self.error(None, e),
+                if admitted == Admitted::Controller || appends {
+                    self.set_playlist(p.playlist);
+                } else {
+                    self.refuse(now, link, &message, Rejection::NotAnAppend { from });
                 }
             }
             MeshPayload::TimeSync(t) => {
@@ -728,6 +800,104 @@ impl Engine {
             | MeshPayload::ControllerChanged(_)
             | MeshPayload::LocationUpdate(_)
             | MeshPayload::Unknown => {}
+        }
+    }
+
+    /// A `controller-changed` over the mesh: its grant, when the server signed it for this
+    /// session with a newer epoch, names the DJ; anything else is refused.
+    fn on_mesh_grant(
+        &mut self,
+        now: LocalTime,
+        link: UserId,
+        message: &MeshEnvelope,
+        grant: Option<&jamz_proto::grant::ControllerGrant>,
+    ) {
+        let Some(grant) = grant else {
+            return self.refuse(now, link, message, Rejection::NoGrant);
+        };
+        match self.gate.learn_grant(grant) {
+            Ok(true) => {
+                self.set_controller(Some(Controller {
+                    user_id: grant.user_id,
+                    socket_id: None,
+                }));
+                self.refresh_dj(now, true);
+            }
+            Ok(false) => {} // an older or the same grant: nothing new
+            Err(why) => self.refuse(now, link, message, why),
+        }
+    }
+
+    /// The server named the DJ, with its grant: the gate checks it (a bad one is reported;
+    /// the server's word on who the DJ is stands).
+    fn server_grant(
+        &mut self,
+        user: Option<UserId>,
+        grant: Option<&jamz_proto::grant::ControllerGrant>,
+    ) {
+        if let Err(why) = self.gate.on_server_controller(user, grant)
+            && grant.is_some()
+        {
+            self.error(
+                None,
+                SyncError::Server {
+                    message: format!("the server's controller grant does not check: {why}"),
+                },
+            );
+        }
+    }
+
+    /// A mesh message not obeyed: nothing of it applied, counted, and reported (at most
+    /// once per link and reason every [`MESH_REFUSAL_REPORT_MS`], with how many since).
+    fn refuse(&mut self, now: LocalTime, link: UserId, message: &MeshEnvelope, why: Rejection) {
+        self.stats.mesh_refused += 1;
+        let entry = self
+            .refusals
+            .entry((link, why.label()))
+            .or_insert((f64::NEG_INFINITY, 0));
+        entry.1 += 1;
+        if now - entry.0 < MESH_REFUSAL_REPORT_MS {
+            return;
+        }
+        let count = std::mem::take(&mut entry.1);
+        entry.0 = now;
+        self.push_notify(Notification::MeshRefused {
+            from: message.from,
+            via: link,
+            kind: message.kind.clone(),
+            reason: why.label().to_owned(),
+            message: why.to_string(),
+            count,
+        });
+    }
+
+    /// Applies the succession rule (docs/mesh-trust.md) to what the mesh carries now:
+    /// members present are those whose link is open; the server's DJ must also have been
+    /// heard lately (followers probe its clock every half second and it answers). A
+    /// change of who is obeyed is announced, and the new DJ takes up its duties.
+    fn update_acting(&mut self, now: LocalTime) {
+        let was_dj = self.is_dj();
+        let dj = self.gate.server_controller();
+        let heard: Vec<(UserId, f64)> = self
+            .peers
+            .users()
+            .map(|u| {
+                let at = if Some(u) == dj {
+                    self.heard.get(&u).copied().unwrap_or(f64::NEG_INFINITY)
+                } else {
+                    now
+                };
+                (u, at)
+            })
+            .collect();
+        let reachable = self.socket_down().is_none();
+        self.gate
+            .update_acting(self.cfg.user_id, &heard, now, reachable);
+        if self.controller() != self.announced_dj {
+            self.announce_dj();
+        }
+        if self.is_dj() != was_dj {
+            self.refresh_dj(now, true);
         }
     }
 
@@ -902,6 +1072,19 @@ impl Engine {
             Command::Add(track) => {
                 let session_id = self.session()?;
                 self.playlist.check_append(&track)?;
+                if self.socket_down().is_some() && self.peers.any() {
+                    // The server is gone but the group is here: everyone sees the track at
+                    // once over the mesh; only this device's outbox takes it to the server
+                    // when it returns (peers that learn of it over the mesh never send it).
+                    let mut tracks = self.playlist.tracks().to_vec();
+                    tracks.push((*track).clone());
+                    if self.set_playlist(tracks) {
+                        let update = MeshPlaylist {
+                            playlist: self.playlist.tracks().to_vec(),
+                        };
+                        self.mesh_send(None, kinds::PLAYLIST_UPDATE, None, &update);
+                    }
+                }
                 self.actions.push_back(Action::Rest(RestCall::AppendTrack {
                     session_id,
                     track: *track,
@@ -954,13 +1137,16 @@ impl Engine {
             (None, ControlAction::Pause) => server_now,
             (None, _) => server_now + self.cfg.control_lead_ms.max(0.0),
         };
-        self.emit(&MusicControl {
-            session_id,
-            action,
-            position,
-            track: Some(track.clone()),
-            timestamp: start,
-        });
+        // A successor is obeyed over the mesh only: the server would refuse its words.
+        if self.is_server_dj() {
+            self.emit(&MusicControl {
+                session_id,
+                action,
+                position,
+                track: Some(track.clone()),
+                timestamp: start,
+            });
+        }
         // The same control over the mesh at once: receivers apply whichever copy comes
         // first, so losing the server loses no control.
         if self.peers.any() {
@@ -1044,11 +1230,13 @@ impl Engine {
             };
             self.mesh_send(None, kinds::POSITION_SYNC, None, &sync);
         }
-        self.emit(&PositionSync {
-            session_id,
-            position,
-            timestamp: server_now,
-        });
+        if self.is_server_dj() {
+            self.emit(&PositionSync {
+                session_id,
+                position,
+                timestamp: server_now,
+            });
+        }
     }
 
     fn advance_at_end(&mut self, now: LocalTime) {
@@ -1479,10 +1667,10 @@ impl Engine {
     /// Only the DJ's controls change the timeline. The server already enforces this; a relay
     /// naming another user is a stale one from a former DJ, or a server without the rule.
     fn check_sender(&self, user: Option<UserId>) -> Result<(), SyncError> {
-        match (user, &self.controller) {
-            (Some(u), Some(c)) if u != c.user_id => Err(SyncError::ControlFromNonDj {
+        match (user, self.controller()) {
+            (Some(u), Some(dj)) if u != dj => Err(SyncError::ControlFromNonDj {
                 user: u,
-                dj: DjName(Some(c.user_id)),
+                dj: DjName(Some(dj)),
             }),
             _ => Ok(()),
         }
@@ -1582,10 +1770,15 @@ impl Engine {
     fn set_controller(&mut self, c: Option<Controller>) {
         if self.controller != c {
             self.controller = c;
-            self.push_notify(Notification::Controller {
-                user_id: self.controller(),
-            });
+            self.announce_dj();
         }
+    }
+
+    fn announce_dj(&mut self) {
+        self.announced_dj = self.controller();
+        self.push_notify(Notification::Controller {
+            user_id: self.announced_dj,
+        });
     }
 
     fn notify_participants(&mut self) {

@@ -8,10 +8,6 @@ pub enum SyncError {
     NotDj { what: &'static str, dj: DjName },
     #[error("a control from user {user}, who is not the DJ (the DJ is {dj})")]
     ControlFromNonDj { user: UserId, dj: DjName },
-    #[error(
-        "a mesh message from user {from} relayed by user {link}: only a direct link's own messages are accepted"
-    )]
-    MeshRelayed { link: UserId, from: UserId },
     #[error("a bad mesh message on the link to user {link}: {message}")]
     BadMesh { link: UserId, message: String },
     #[error("track {id:?} is not in the playlist")]

@@ -1,5 +1,5 @@
 //! The engine's side of the peer mesh (docs/protocol.md, "Peer mesh"): which peers' links
-//! are open, who may steer over them, and the memory that lets a control arriving over
+//! are open (who may steer over them is [`crate::trust`]'s), and the memory that lets a control arriving over
 //! both the socket and the mesh be applied once.
 //!
 //! The mesh adapter (jamz-mesh, driven by the node) de-duplicates by `(from, sequence)`;
@@ -10,34 +10,6 @@ use std::collections::{BTreeMap, VecDeque};
 
 use jamz_proto::UserId;
 use jamz_proto::events::ControlAction;
-
-use crate::error::{DjName, SyncError};
-
-/// Whether a control or playlist change that arrived over the mesh may be obeyed: the one
-/// place that decides it.
-///
-/// `link` is the peer whose direct link carried the message: its identity is known (its
-/// SDP, with the DTLS fingerprint, came through the server's authenticated relay).
-/// `from` is who the envelope says wrote it. For now only the current DJ's own messages
-/// on its own direct link are accepted; a message relayed by another peer would need the
-/// DJ's signature under a server-signed controller grant, which is checked here once it
-/// exists.
-pub fn accept_control(
-    link: UserId,
-    from: UserId,
-    controller: Option<UserId>,
-) -> Result<(), SyncError> {
-    if from != link {
-        return Err(SyncError::MeshRelayed { link, from });
-    }
-    match controller {
-        Some(dj) if dj == from => Ok(()),
-        dj => Err(SyncError::ControlFromNonDj {
-            user: from,
-            dj: DjName(dj),
-        }),
-    }
-}
 
 /// The peers whose mesh link is open, each with its last measured round trip (ms).
 #[derive(Debug, Clone, Default)]
@@ -60,6 +32,11 @@ impl Peers {
 
     pub fn is_up(&self, user: UserId) -> bool {
         self.up.contains_key(&user)
+    }
+
+    /// The peers whose link is open, in user id order.
+    pub fn users(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.up.keys().copied()
     }
 
     pub fn count(&self) -> usize {
@@ -127,20 +104,6 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_dj_on_its_own_link_is_obeyed() {
-        assert!(accept_control(3, 3, Some(3)).is_ok());
-        assert!(matches!(
-            accept_control(4, 4, Some(3)),
-            Err(SyncError::ControlFromNonDj { user: 4, .. })
-        ));
-        assert!(matches!(
-            accept_control(4, 3, Some(3)),
-            Err(SyncError::MeshRelayed { link: 4, from: 3 })
-        ));
-        assert!(accept_control(3, 3, None).is_err());
-    }
 
     #[test]
     fn a_second_copy_of_a_control_is_recognised() {

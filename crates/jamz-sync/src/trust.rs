@@ -37,9 +37,10 @@
 //!   came through the server's authenticated relay). It is *direct* when `from` is that
 //!   peer, *relayed* otherwise.
 //! - Controller messages (`music-control`, `position-sync`, `controller-changed`) are
-//!   obeyed from the acting DJ ([`Acting`]) on its direct link, or relayed when signed by
-//!   the device key of an unexpired grant, signed by the server's key, for this session,
-//!   whose epoch the envelope carries and whose user is `from`.
+//!   obeyed from the acting DJ ([`Acting`]) on its direct link while it holds an unexpired
+//!   grant, signed by the server's key, for this session, naming it (the succession rule's
+//!   DJ has none and needs none), or relayed when also signed by the device key of that
+//!   grant, whose epoch the envelope carries.
 //! - Member messages (`playlist-update`, `location-update`): any member on its direct
 //!   link ([`Admitted::Member`]: a playlist may only be appended to); relayed only as a
 //!   controller message is.
@@ -182,6 +183,8 @@ pub enum Rejection {
     DeviceCannotSign,
     #[error("the signature is not the DJ device's")]
     BadSignature,
+    #[error("user {from} is not the DJ: it may only append to the playlist")]
+    NotAnAppend { from: UserId },
 }
 
 impl Rejection {
@@ -202,6 +205,7 @@ impl Rejection {
             Self::GrantOtherEpoch { .. } => "grant-other-epoch",
             Self::DeviceCannotSign => "device-cannot-sign",
             Self::BadSignature => "bad-signature",
+            Self::NotAnAppend { .. } => "not-an-append",
         }
     }
 }
@@ -241,8 +245,9 @@ impl Acting {
 ///
 /// - the server reachable: its DJ (`granted`), whatever the mesh says;
 /// - else the server's DJ while it is this peer or was heard within [`DJ_ABSENCE_MS`];
-/// - else the lowest user id among this peer and the members heard within
-///   [`DJ_ABSENCE_MS`] (the gone DJ excluded);
+/// - else, when at least one other member was heard within [`DJ_ABSENCE_MS`], the lowest
+///   user id among this peer and those members (the gone DJ excluded); alone, the
+///   server's DJ still (nobody to control, nobody to agree with);
 /// - no DJ at all stays no DJ.
 ///
 /// `heard` is, per member, the last time anything from it was admitted over the mesh
@@ -263,14 +268,16 @@ pub fn acting_controller(
     if server_reachable || dj == me || heard.iter().any(|&(u, at)| u == dj && present(at)) {
         return Acting::Server(dj);
     }
-    let lowest = heard
+    let mut others = heard
         .iter()
-        .filter(|&&(u, at)| u != dj && present(at))
+        .filter(|&&(u, at)| u != dj && u != me && present(at))
         .map(|&(u, _)| u)
-        .chain(std::iter::once(me))
-        .min()
-        .unwrap_or(me);
-    Acting::Successor(lowest)
+        .peekable();
+    if others.peek().is_none() {
+        // Alone: there is nobody to control, and no one to agree with.
+        return Acting::Server(dj);
+    }
+    Acting::Successor(others.fold(me, UserId::min))
 }
 
 /// A grant whose signature and session were checked.
@@ -506,12 +513,23 @@ impl Gate {
         }
         let acting = self.acting.user();
         if from == link {
+            // The server's DJ is obeyed on its own link while it holds a valid grant; the
+            // succession rule's DJ has none to hold.
+            let granted = || match self.acting {
+                Acting::Server(_) => self.check_grant(server_now_ms, from).map(|_| ()),
+                _ => Ok(()),
+            };
             return match class {
-                _ if acting == Some(from) => Ok(Admitted::Controller),
+                Class::Controller if acting == Some(from) => {
+                    granted().map(|()| Admitted::Controller)
+                }
                 Class::Controller => Err(Rejection::NotController {
                     from,
                     controller: acting,
                 }),
+                Class::Member | Class::Link if acting == Some(from) && granted().is_ok() => {
+                    Ok(Admitted::Controller)
+                }
                 Class::Member | Class::Link => Ok(Admitted::Member),
             };
         }
@@ -542,12 +560,13 @@ impl Gate {
         Ok(Admitted::Controller)
     }
 
-    fn check_signed(
+    /// The held grant, when it is the server's, for this session, names `from` and has
+    /// not expired at `server_now_ms` (the server's clock as this peer estimates it).
+    pub fn check_grant(
         &self,
         server_now_ms: f64,
-        link: UserId,
-        envelope: &MeshEnvelope,
-    ) -> Result<(), Rejection> {
+        from: UserId,
+    ) -> Result<&VerifiedGrant, Rejection> {
         if self.server_key.is_none() {
             return Err(Rejection::NoServerKey);
         }
@@ -556,10 +575,10 @@ impl Gate {
             Some(Err(e)) => return Err(e.clone()),
             Some(Ok(g)) => g,
         };
-        if grant.user != envelope.from {
+        if grant.user != from {
             return Err(Rejection::GrantOtherUser {
                 grant: grant.user,
-                from: envelope.from,
+                from,
             });
         }
         // Whole ms; a clock before 1970 or past u64 is no clock: expired.
@@ -574,6 +593,16 @@ impl Gate {
                 now,
             });
         }
+        Ok(grant)
+    }
+
+    fn check_signed(
+        &self,
+        server_now_ms: f64,
+        link: UserId,
+        envelope: &MeshEnvelope,
+    ) -> Result<(), Rejection> {
+        let grant = self.check_grant(server_now_ms, envelope.from)?;
         if envelope.epoch != Some(grant.epoch) {
             return Err(Rejection::GrantOtherEpoch {
                 grant: grant.epoch,

@@ -4,97 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
+use common::mesh::*;
 use common::*;
 use jamz_proto::ServerEvent;
 use jamz_proto::events::{ControlAction, names};
 use jamz_proto::mesh::{MeshEnvelope, kinds};
-use jamz_sync::{
-    Action, AudioCommand, ClockSource, Command, Engine, Input, MeshOut, Notification, Tier,
-};
-
-const DJ: i64 = 1;
-const ME: i64 = 2;
-const OTHER: i64 = 3;
-
-/// `user`'s engine with a known clock (server 500 ms ahead), DJ = user 1, two tracks, and
-/// the mesh links to `peers` open.
-fn world(user: i64, peers: &[i64]) -> (Engine, f64) {
-    world_at(user, 500.0, peers)
-}
-
-/// [`world`] with the server `offset` ms ahead of this engine's clock.
-fn world_at(user: i64, offset: f64, peers: &[i64]) -> (Engine, f64) {
-    let mut e = connected(user, 0.0);
-    let now = sync_clock(&mut e, 0.0, offset, 20);
-    server(&mut e, now, controller_is(DJ));
-    server(
-        &mut e,
-        now,
-        playlist(vec![track(1, 200.0), track(2, 200.0)]),
-    );
-    for p in peers {
-        e.handle(
-            now,
-            Input::PeerUp {
-                user: *p,
-                rtt_ms: Some(1.0),
-            },
-        );
-    }
-    drain(&mut e);
-    (e, now)
-}
-
-fn tiers(actions: &[Action]) -> Vec<Tier> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Notify(Notification::Tier { tier, .. }) => Some(*tier),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The mesh messages among `actions`: (to, message).
-fn mesh_out(actions: &[Action]) -> Vec<(Option<i64>, MeshOut)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Mesh { to, message } => Some((*to, message.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// What the node would deliver: `message` stamped by `from` with `sequence`.
-fn envelope(from: i64, sequence: u64, message: &MeshOut) -> Box<MeshEnvelope> {
-    Box::new(MeshEnvelope {
-        kind: message.kind.to_string(),
-        action: message.action,
-        data: message.data.clone(),
-        sequence,
-        from,
-        epoch: None,
-        sig: None,
-    })
-}
-
-fn pauses(actions: &[Action]) -> usize {
-    actions
-        .iter()
-        .filter(|a| matches!(a, Action::Audio(AudioCommand::Pause)))
-        .count()
-}
-
-fn disconnect(e: &mut Engine, now: f64) -> Vec<Action> {
-    e.handle(
-        now,
-        Input::Disconnected {
-            reason: "connection lost".into(),
-        },
-    );
-    drain(e)
-}
+use jamz_sync::{Action, ClockSource, Command, Engine, Input, Notification, Tier};
 
 #[test]
 fn the_tier_goes_socket_mesh_offline_and_back_each_change_announced() {
@@ -305,7 +220,7 @@ fn over_the_mesh_only_the_dj_on_its_own_link_is_obeyed() {
     let mesh = mesh_out(&actions);
     let (mut me, _) = world(ME, &[DJ, OTHER]);
     disconnect(&mut me, now);
-    // The DJ's words relayed by another peer: not believed (no signature yet).
+    // The DJ's words relayed by another peer, unsigned (no epoch): not believed.
     me.handle(
         now,
         Input::Mesh {
@@ -315,21 +230,28 @@ fn over_the_mesh_only_the_dj_on_its_own_link_is_obeyed() {
     );
     let relayed = drain(&mut me);
     assert!(starts(&relayed).is_empty());
-    assert!(
-        errors(&relayed)[0].contains("relayed by user 3"),
+    assert_eq!(
+        refused(&relayed),
+        vec![(DJ, OTHER, "grant-other-epoch".to_string())],
         "{relayed:?}"
     );
     // Another member's own control on its own link: not the DJ.
+    let mut theirs = envelope(OTHER, 1, &mesh[0].1);
+    theirs.data["from"] = OTHER.into();
     me.handle(
         now,
         Input::Mesh {
             link: OTHER,
-            message: envelope(OTHER, 1, &mesh[0].1),
+            message: theirs,
         },
     );
     let forged = drain(&mut me);
     assert!(starts(&forged).is_empty());
-    assert!(errors(&forged)[0].contains("not the DJ"), "{forged:?}");
+    assert_eq!(
+        refused(&forged),
+        vec![(OTHER, OTHER, "not-controller".to_string())],
+        "{forged:?}"
+    );
     assert!(me.timeline().is_none());
     // Garbage data is an error, not a panic.
     let mut bad = envelope(DJ, 2, &mesh[0].1);
@@ -351,6 +273,7 @@ fn over_the_mesh_only_the_dj_on_its_own_link_is_obeyed() {
         },
     );
     assert_eq!(starts(&drain(&mut me)).len(), 1);
+    assert_eq!(me.stats().mesh_refused, 2);
 }
 
 #[test]

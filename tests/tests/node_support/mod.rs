@@ -202,6 +202,12 @@ impl NodeProc {
     }
 
     /// Forgets the events received so far (so a wait only sees newer ones).
+    /// Every event so far, in order (those consumed by waits too).
+    pub fn history(&mut self) -> &[Value] {
+        self.pull();
+        &self.history
+    }
+
     pub fn clear(&mut self) {
         self.pull();
         self.queue.clear();
@@ -324,6 +330,15 @@ impl NodeProc {
     }
 
     /// Sends `quit` and waits for exit status 0.
+    /// SIGKILL: the node dies as a crashed device would, saying nothing to anyone.
+    pub async fn kill9(mut self) -> Result<()> {
+        self.child.start_kill()?;
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .context("node did not die")??;
+        Ok(())
+    }
+
     pub async fn quit(mut self) -> Result<Vec<Value>> {
         self.send(json!({"cmd":"quit"})).await?;
         let status = tokio::time::timeout(WAIT, self.child.wait())

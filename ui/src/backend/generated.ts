@@ -48,7 +48,7 @@ export type ParticipantView = { userId: number, display_name: string | null, soc
  * the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
  * each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
  */
-export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, } | { "event": "not-playable", track: string, reason: string, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | LocationEvent;
+export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, } | { "event": "not-playable", track: string, reason: string, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | { "event": "mesh-refused", from: number, via: number, type: string, reason: string, message: string, count: number, } | LocationEvent;
 
 /**
  * The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
@@ -78,7 +78,7 @@ export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | 
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | Notification;
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | Notification;
 
 /**
  * The `status` event's fields.

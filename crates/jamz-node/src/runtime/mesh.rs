@@ -8,7 +8,7 @@
 //! Which members get a link, and when a link is set up anew, is the mesh's
 //! ([`Mesh::set_members`], [`Mesh::relink`]): this task hands it the participant list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +27,9 @@ use crate::error::NodeError;
 
 /// The largest datagram read (UDP's limit; the mesh's own are about 1200 bytes).
 const MAX_DATAGRAM: usize = 65_536;
+
+/// How often the links' round trips are read (ICE measures them every few seconds).
+const RTT_EVERY: Duration = Duration::from_secs(2);
 
 /// What the node loop asks of the mesh task.
 #[derive(Debug)]
@@ -149,9 +152,11 @@ pub(super) async fn spawn(
         jobs_back,
         online: false,
         outgoing: Outgoing::new(user, first),
-        receiver: Receiver::new(),
+        receivers: HashMap::new(),
         connected: Arc::clone(&connected),
         dropped: 0,
+        rtts: HashMap::new(),
+        next_rtt: Instant::now() + RTT_EVERY,
     };
     tokio::spawn(driver.run(rx, datagrams_rx));
     Ok(MeshHandle {
@@ -201,10 +206,16 @@ struct Driver {
     jobs_back: mpsc::UnboundedSender<Job>,
     online: bool,
     outgoing: Outgoing,
-    receiver: Receiver,
+    /// De-duplication per link: what one peer sends under another's name cannot move
+    /// that member's window (a forged far-ahead sequence would make its real messages
+    /// look old); the engine judges who wrote what (docs/mesh-trust.md).
+    receivers: HashMap<UserId, Receiver>,
     connected: Arc<std::sync::atomic::AtomicU32>,
     /// Messages and signals refused (bad, duplicate, not ours), for the logs.
     dropped: u64,
+    /// Each open link's round trip last reported (ms).
+    rtts: HashMap<UserId, f64>,
+    next_rtt: Instant,
 }
 
 impl Driver {
@@ -218,7 +229,8 @@ impl Driver {
             let deadline = self
                 .mesh
                 .poll_timeout()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1))
+                .min(self.next_rtt);
             tokio::select! {
                 job = jobs.recv() => match job {
                     Some(job) => self.job(job),
@@ -228,7 +240,12 @@ impl Driver {
                     self.mesh.handle_datagram(Instant::now(), source, local, &bytes);
                 }
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
-                    self.mesh.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    self.mesh.handle_timeout(now);
+                    if now >= self.next_rtt {
+                        self.next_rtt = now + RTT_EVERY;
+                        self.report_rtts(now);
+                    }
                 }
             }
         }
@@ -326,13 +343,19 @@ impl Driver {
                 self.back(Job::Input(Input::PeerUp { user, rtt_ms: None }));
             }
             MeshEvent::PeerClosed(user) => {
+                self.rtts.remove(&user);
                 self.peer(user, PeerState::Closed);
                 self.back(Job::Input(Input::PeerDown { user }));
                 if let Err(e) = self.mesh.relink(Instant::now(), user) {
                     tracing::debug!(error = %e, user, "mesh link not set up again");
                 }
             }
-            MeshEvent::Message { from, text } => match self.receiver.receive(text.as_bytes()) {
+            MeshEvent::Message { from, text } => match self
+                .receivers
+                .entry(from)
+                .or_default()
+                .receive(text.as_bytes())
+            {
                 Ok(Received::Message(envelope, _)) => self.back(Job::Input(Input::Mesh {
                     link: from,
                     message: envelope,
@@ -355,7 +378,41 @@ impl Driver {
         self.back(Job::Event(NodeEvent::Peer {
             user_id: user,
             state,
+            rtt_ms: None,
         }));
+    }
+
+    /// Tells the engine and the user each open link's round trip when it is first known
+    /// or has changed by more than a fifth (and a millisecond).
+    fn report_rtts(&mut self, now: Instant) {
+        let open: Vec<UserId> = self
+            .mesh
+            .peers()
+            .filter(|(_, s)| *s == jamz_mesh::LinkState::Connected)
+            .map(|(u, _)| u)
+            .collect();
+        for user in open {
+            let Some(rtt) = self.mesh.rtt_ms(now, user) else {
+                continue;
+            };
+            let notable = self
+                .rtts
+                .get(&user)
+                .is_none_or(|old| (rtt - old).abs() > (old * 0.2).max(1.0));
+            if !notable {
+                continue;
+            }
+            self.rtts.insert(user, rtt);
+            self.back(Job::Input(Input::PeerUp {
+                user,
+                rtt_ms: Some(rtt),
+            }));
+            self.back(Job::Event(NodeEvent::Peer {
+                user_id: user,
+                state: PeerState::Connected,
+                rtt_ms: Some(rtt),
+            }));
+        }
     }
 
     fn back(&self, job: Job) {
@@ -365,6 +422,32 @@ impl Driver {
 
 /// The node loop's side: small hooks called from `runtime/mod.rs`.
 impl super::Runtime {
+    /// The server's grant key for the engine's trust checks: the one kept on disk at
+    /// once (the server may be gone already), then the server's own, fetched and kept.
+    pub(super) fn grant_key(&mut self, dir: &std::path::Path) {
+        let server = self.rest.base_url().to_owned();
+        match crate::grant_key::load(dir, &server) {
+            Ok(Some(key)) => self.feed(Input::GrantKey(key)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the kept grant key is not used"),
+        }
+        let rest = self.rest.clone();
+        let jobs = self.jobs.clone();
+        let dir = dir.to_owned();
+        tokio::spawn(async move {
+            match rest.grant_key().await {
+                Ok(key) => {
+                    if let Err(e) = crate::grant_key::save(&dir, &server, &key) {
+                        tracing::warn!(error = %e, "the server's grant key is not kept");
+                    }
+                    let _ = jobs.send(Job::Input(Input::GrantKey(key)));
+                }
+                // A server without grants, or gone: the kept key (if any) stays in use.
+                Err(e) => tracing::info!(error = %e, "no grant key from the server"),
+            }
+        });
+    }
+
     /// The engine's mesh message.
     pub(super) fn mesh_send(&self, to: Option<UserId>, message: MeshOut) {
         if let Some(mesh) = &self.mesh {

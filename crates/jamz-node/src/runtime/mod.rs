@@ -231,6 +231,7 @@ impl Node {
                 reports: kept_fixes,
             }));
         }
+        rt.grant_key(&cache_dir);
         if config.share_location {
             rt.feed(Input::Location(jamz_sync::location::LocationInput::Share {
                 enabled: true,
@@ -620,6 +621,13 @@ impl Runtime {
                 return;
             }
             Notification::Location(ev) => self.remember_position(ev),
+            Notification::MeshRefused {
+                from,
+                via,
+                reason,
+                message,
+                ..
+            } => tracing::info!(from, via, reason, message, "mesh message refused"),
             Notification::Ready { .. }
             | Notification::Controller { .. }
             | Notification::Error { .. }

@@ -113,7 +113,7 @@ fn the_dj_is_obeyed_on_its_direct_link_and_relayed_with_a_valid_grant() {
 }
 
 #[test]
-fn an_expired_grant_admits_nothing_relayed() {
+fn an_expired_grant_admits_nothing() {
     let g = grant_by(
         &server_signer(),
         SESSION,
@@ -132,9 +132,10 @@ fn an_expired_grant_admits_nothing_relayed() {
         })
     );
     assert_eq!(
-        gate.judge(NOW, DJ, &relayed),
-        Ok(Admitted::Controller),
-        "the direct link needs no grant"
+        gate.judge(NOW, DJ, &pause(DJ, 3, None))
+            .map_err(|e| e.label()),
+        Err("grant-expired"),
+        "the direct link needs a valid grant too"
     );
     assert!(matches!(
         gate.judge(f64::NAN, BOB, &relayed),
@@ -496,10 +497,20 @@ fn succession_keeps_a_dj_the_same_way_on_every_peer() {
         acting_controller(None, BOB, &heard, later, false),
         Acting::Nobody
     );
-    // A member long unheard is not a candidate.
+    // A member long unheard is not a candidate; alone, nobody succeeds.
+    assert_eq!(
+        acting_controller(
+            Some(DJ),
+            CAROL,
+            &[(BOB, t - 60_000.0), (dave, later)],
+            later,
+            false
+        ),
+        Acting::Successor(CAROL)
+    );
     assert_eq!(
         acting_controller(Some(DJ), CAROL, &[(BOB, t - 60_000.0)], later, false),
-        Acting::Successor(CAROL)
+        Acting::Server(DJ)
     );
 }
 
@@ -558,5 +569,42 @@ proptest! {
             _ => changed.data["trackId"] = json!(format!("other-{delta}")),
         }
         prop_assert_eq!(gate.judge(NOW, BOB, &changed), Err(Rejection::BadSignature));
+    }
+}
+
+proptest! {
+    /// On its own link the DJ is obeyed exactly when the grant held for it is the server's,
+    /// for this session, names it and has not expired; a member who is not the DJ never.
+    #[test]
+    fn a_direct_control_is_obeyed_only_under_a_valid_grant(
+        right_signer in any::<bool>(),
+        right_session in any::<bool>(),
+        right_user in any::<bool>(),
+        expires_in in -2i64 * HOUR as i64..2 * HOUR as i64,
+        with_key in any::<bool>(),
+        sender in prop::sample::select(vec![DJ, BOB, CAROL]),
+    ) {
+        let signer = if right_signer { server_signer() } else { SigningKey::from_bytes(&[99; 32]) };
+        let session = if right_session { SESSION } else { "another-session" };
+        let user = if right_user { DJ } else { CAROL };
+        let expires_at = (NOW as i64 + expires_in) as u64;
+        let grant = grant_by(&signer, session, user, 3, Some(&dj_device()), expires_at);
+        let mut gate = Gate::new(SESSION);
+        if with_key {
+            gate.set_server_key(server_key());
+        }
+        // The server names the DJ; the grant it came with may be bad.
+        let _ = gate.on_server_controller(Some(DJ), Some(&grant));
+        let valid = with_key && right_signer && right_session && right_user
+            && (NOW as u64) < expires_at;
+        let verdict = gate.judge(NOW, sender, &pause(sender, 1, None));
+        prop_assert_eq!(
+            verdict.is_ok(),
+            valid && sender == DJ,
+            "{:?}", verdict
+        );
+        if sender != DJ {
+            prop_assert_eq!(verdict.map_err(|e| e.label()), Err("not-controller"));
+        }
     }
 }

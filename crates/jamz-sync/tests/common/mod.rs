@@ -1,5 +1,5 @@
 //! Helpers that build an engine's world in one line.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use jamz_proto::events::{
     MusicControllerChanged, MusicRelay, MusicSessionState, ParticipantInfo, PositionSyncRelay,
@@ -8,6 +8,8 @@ use jamz_proto::{CurrentlyPlaying, ServerEvent, Track, UserId};
 use jamz_sync::{
     Action, AudioCommand, Command, Engine, EngineConfig, Input, LocalTime, Notification, ServerTime,
 };
+
+pub mod mesh;
 
 pub const SESSION: &str = "s-1";
 
@@ -105,6 +107,70 @@ pub fn controller_is(user: UserId) -> ServerEvent {
         timestamp: 0.0,
         grant: None,
     })
+}
+
+/// The test server's grant-signing key (a fixed seed).
+pub fn grant_signer() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[11; 32])
+}
+
+/// What `GET /api/mesh/grant-key` answers for [`grant_signer`].
+pub fn grant_key() -> jamz_proto::grant::GrantKey {
+    jamz_proto::grant::GrantKey {
+        algorithm: jamz_proto::grant::ALGORITHM.into(),
+        public_key: hex::encode(grant_signer().verifying_key().as_bytes()),
+    }
+}
+
+/// A grant for `user` in `session` at `epoch`, expiring at server ms `expires_at`, signed
+/// by `signer`.
+pub fn grant_by(
+    signer: &ed25519_dalek::SigningKey,
+    session: &str,
+    user: UserId,
+    epoch: u64,
+    expires_at: u64,
+) -> jamz_proto::grant::ControllerGrant {
+    use ed25519_dalek::Signer;
+    let mut g = jamz_proto::grant::ControllerGrant {
+        session_id: session.into(),
+        user_id: user,
+        epoch,
+        device_key: None,
+        issued_at: 0,
+        expires_at,
+        sig: String::new(),
+    };
+    g.sig = hex::encode(signer.sign(&g.signing_bytes().unwrap()).to_bytes());
+    g
+}
+
+/// The server's grant for `user` in [`SESSION`] at `epoch`, valid for ages.
+pub fn grant(user: UserId, epoch: u64) -> jamz_proto::grant::ControllerGrant {
+    grant_by(&grant_signer(), SESSION, user, epoch, u64::MAX / 2)
+}
+
+/// `music-controller-changed` for `user` with the server's grant at `epoch`.
+pub fn controller_granted(user: UserId, epoch: u64) -> ServerEvent {
+    ServerEvent::MusicControllerChanged(MusicControllerChanged {
+        controller_id: socket_of(user),
+        user_id: user,
+        timestamp: 0.0,
+        grant: Some(grant(user, epoch)),
+    })
+}
+
+/// The engine's `mesh-refused` reports among `actions`: (from, via, reason).
+pub fn refused(actions: &[Action]) -> Vec<(UserId, UserId, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(Notification::MeshRefused {
+                from, via, reason, ..
+            }) => Some((*from, *via, reason.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn playlist(tracks: Vec<Track>) -> ServerEvent {
