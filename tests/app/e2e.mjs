@@ -29,6 +29,14 @@ const tmp = mkdtempSync(join(tmpdir(), "jamz-app-e2e-"));
 rmSync(ARTIFACTS, { recursive: true, force: true });
 mkdirSync(ARTIFACTS, { recursive: true });
 const log = (...a) => console.error("[e2e]", ...a);
+// The app's file picker returns what this file lists (JAMZ_TEST_PICKED_FILES; a
+// native dialog cannot be driven): files enter the app only through the picker.
+const PICKED = join(tmp, "picked.txt");
+process.env.JAMZ_TEST_PICKED_FILES = PICKED;
+async function pickFile(wd, path) {
+  writeFileSync(PICKED, `${path}\n`);
+  await wd.click("[data-action=pick-files]");
+}
 
 function start(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], ...opts });
@@ -143,12 +151,6 @@ async function firstRunCar(wd, name) {
 }
 
 /** Adds a file by typed path (the native file picker cannot be driven here). */
-async function addByPath(wd, path) {
-  await wd.exec("document.querySelector('details.add-path').open = true");
-  await wd.type("input[name=track-path]", path);
-  await wd.click("[data-action=add-path]");
-}
-
 async function main() {
   const server = await startServer();
   log("server", server);
@@ -201,7 +203,7 @@ async function main() {
     await waitFor("the session screen", () => wd.findAll("[data-screen=session]").then((a) => a.length === 1));
     const bo = startNode(server, groupId);
     await waitFor("the headless node ready", () => bo.latest.has("ready"), 30000);
-    await addByPath(wd, flac ?? wav);
+    await pickFile(wd, flac ?? wav);
     const trackId = await waitFor("the track in the playlist", async () => {
       const ids = await wd.findAll("[data-track]");
       return ids.length === 1 ? wd.attr("[data-track]", "data-track") : null;
@@ -272,7 +274,7 @@ async function main() {
     // 8. playlist: a second track; the DJ reorders and removes; the headless node sees each change
     const wav2 = join(tmp, "second.wav");
     writeTone(wav2, 20, 16000);
-    await addByPath(wd, wav2);
+    await pickFile(wd, wav2);
     await waitFor("two tracks", () => wd.findAll("[data-track]").then((a) => a.length === 2), 30000);
     const order = () => wd.exec("return [...document.querySelectorAll('[data-track]')].map((e) => e.dataset.track)");
     const [first, second] = await order();

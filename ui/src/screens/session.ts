@@ -244,17 +244,6 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       (e: unknown) => showError(error, e),
     );
   });
-  // The file picker is the way; a typed path stays for scripted runs and desktops
-  // without a portal, folded away.
-  const pathInput = h("input", { name: "track-path", "aria-label": "Path of an audio file on this device" });
-  const addByPath = h("details", { class: "add-path" }, h("summary", {}, "Type a file's path instead"),
-    h("form", { class: "inline" }, pathInput, h("button", { type: "submit", "data-action": "add-path" }, "Add")));
-  addByPath.querySelector("form")?.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const path = pathInput.value.trim();
-    if (path) send({ cmd: "add", path });
-    pathInput.value = "";
-  });
 
   // --- cache
   const cacheText = h("p", { "data-testid": "cache-summary" }, "");
@@ -402,7 +391,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
           field("Volume", volume))),
       jump,
       h("div", { class: "grid" },
-        section("pl", "Playlist", h("div", { class: "row" }, pick), addByPath, uploadBar, uploadText, pendingList, playlist,
+        section("pl", "Playlist", h("div", { class: "row" }, pick), uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
         section("map", "Map", mapEl, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
         section("people", "In the session", people),
