@@ -7,7 +7,8 @@ use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestRunner}
 /// Where a failing case is kept: next to the test's source file, with this extension
 /// (`tests/decode.rs` -> `tests/decode.proptest-regressions`). Those files are committed:
 /// every later run tries the kept cases first.
-const REGRESSIONS: FileFailurePersistence = FileFailurePersistence::WithSource("proptest-regressions");
+const REGRESSIONS: FileFailurePersistence =
+    FileFailurePersistence::WithSource("proptest-regressions");
 
 /// A seed for a test's generators: `JAMZ_TEST_SEED` if set, else a fresh one. Printed
 /// (with `what`) so that a failure can be replayed.

@@ -591,7 +591,11 @@ fn bad_numbers_never_panic_nor_spoil_the_clock_or_the_next_play() {
     ));
     assert_eq!(st.len(), 1, "{st:?}");
     assert_eq!(st[0].1, 5.0);
-    assert!(close(st[0].2, now + 200.0, 0.01), "start at {} now {now}", st[0].2);
+    assert!(
+        close(st[0].2, now + 200.0, 0.01),
+        "start at {} now {now}",
+        st[0].2
+    );
 }
 
 #[test]
