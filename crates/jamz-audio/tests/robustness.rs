@@ -37,11 +37,8 @@ fn exercise(name: &str, bytes: &[u8]) {
     };
     let max_chunks = bytes.len() * CHUNKS_PER_BYTE + EXTRA_CHUNKS;
     let mut chunks = 0usize;
-    loop {
-        match dec.next_chunk() {
-            Ok(Some(_)) => chunks += 1,
-            Ok(None) | Err(_) => break,
-        }
+    while let Ok(Some(_)) = dec.next_chunk() {
+        chunks += 1;
         assert!(
             chunks <= max_chunks,
             "{name} ({} bytes): the decoder does not end ({chunks} chunks)",
