@@ -27,11 +27,19 @@ scripts/check-layering.sh
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
+# Every test binary runs under scripts/test-runner.sh: a time limit per binary
+# (JAMZ_TEST_BINARY_TIMEOUT), so a hang fails fast and names itself.
+host=$(rustc -vV | sed -n 's/^host: //p')
+runner_var="CARGO_TARGET_$(printf '%s' "$host" | tr '[:lower:]-' '[:upper:]_')_RUNNER"
+export "$runner_var=$PWD/scripts/test-runner.sh"
 cargo test --workspace --locked -- --nocapture 2>&1 | tee /tmp/jamz-cargo-test.log
+unset "$runner_var"
 step "node --test tests/js"
-node --test tests/js/
+# A limit per test (ms): the slowest takes a few seconds.
+node --test --test-timeout=120000 tests/js/
 step "npm test (UI typecheck and unit tests)"
 npm test
 step "app E2E (real binary, tauri-driver, Xvfb)"
-scripts/app-e2e.sh
+timeout --kill-after=20 "${JAMZ_APP_E2E_TIMEOUT:-1800}" scripts/app-e2e.sh ||
+  { status=$?; [ "$status" -ne 124 ] || echo "[test] TIMEOUT: the app E2E ran over ${JAMZ_APP_E2E_TIMEOUT:-1800} s" >&2; exit "$status"; }
 step "all tests passed"

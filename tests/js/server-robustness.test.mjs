@@ -91,17 +91,41 @@ test('malformed socket events and garbage frames leave everyone else served', as
   assert.match((await a.next('music-error')).error, /not joined/);
   a.emit('some-future-event', { anything: true }); // ignored, never an error
 
-  // Raw Engine.IO connections sending garbage.
-  const garbage = ['garbage', '4', '42[', '42["music-control",', '9{}', '40{"token":', '', '42' + '['.repeat(10000)];
+  // Raw Engine.IO connections sending garbage: each frame gets its own definite answer.
+  // Frames that are no Engine.IO/Socket.IO packet close the connection; a CONNECT whose
+  // JSON is cut short is refused (CONNECT_ERROR) and the connection stays usable: a
+  // good CONNECT on it then succeeds. Silence, or an answer only to a later frame, fails.
+  const closes = ['garbage', '4', '42[', '42["music-control",', '9{}', '', '42' + '['.repeat(10000), Buffer.from([0xff, 0x00, 0x13, 0x37])];
   const url = server.url.replace('http', 'ws') + '/socket.io/?EIO=4&transport=websocket';
-  for (const frame of [...garbage, Buffer.from([0xff, 0x00, 0x13, 0x37])]) {
+  const rawSocket = async () => {
     const ws = new WebSocket(url);
-    await within(new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); }), 'websocket open');
+    const frames = [];
+    let wake = () => {};
+    ws.on('message', (m) => { frames.push(String(m)); wake(); });
     const closed = new Promise((resolve) => ws.on('close', resolve));
+    await within(new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); }), 'websocket open');
+    // The next frame (pings skipped) that `pred` accepts.
+    const next = (pred, what) => within(new Promise((resolve) => {
+      const look = () => {
+        const i = frames.findIndex((f) => f !== '2' && pred(f));
+        if (i >= 0) { const [f] = frames.splice(i, 1); resolve(f); } else wake = look;
+      };
+      look();
+    }), what);
+    await next((f) => f.startsWith('0{'), 'the Engine.IO open packet');
+    return { ws, closed, next };
+  };
+  for (const frame of closes) {
+    const { ws, closed } = await rawSocket();
     ws.send(frame);
-    ws.send('40{"token":"x"}');
-    // The server either closes the connection or answers (e.g. CONNECT_ERROR); both are fine, silence is not.
-    await within(Promise.race([closed, new Promise((resolve) => ws.once('message', resolve))]), `an answer to ${JSON.stringify(String(frame).slice(0, 20))}`);
+    await within(closed, `the server closing the connection after ${JSON.stringify(String(frame).slice(0, 20))}`);
+  }
+  {
+    const { ws, next } = await rawSocket();
+    ws.send('40{"token":');
+    assert.match(await next((f) => f.startsWith('4'), 'an answer to a cut-short CONNECT'), /^44/);
+    ws.send(`40{"token":"${ann.token}"}`);
+    assert.match(await next((f) => f.startsWith('4'), 'an answer to a good CONNECT'), /^40\{"sid"/);
     ws.terminate();
   }
   // An event over the size limit closes only the offender's connection.

@@ -4,7 +4,8 @@
 //! from when parec's reads arrived) and compared, as in `node_sync.rs`.
 //!
 //! Needs the private PulseAudio that scripts/env.d/pulseaudio.sh starts (it
-//! exports JAMZ_PULSE_SINK); without it the test says so loudly on stderr and passes.
+//! exports JAMZ_PULSE_SINK); without it the test says so loudly on stderr and passes,
+//! unless JAMZ_REQUIRE_PULSE is set (CI): then it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod node_support;
@@ -142,6 +143,11 @@ impl Drop for Module {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
     let Ok(sink_a) = std::env::var("JAMZ_PULSE_SINK") else {
+        if std::env::var_os("JAMZ_REQUIRE_PULSE").is_some() {
+            bail!(
+                "JAMZ_REQUIRE_PULSE is set but JAMZ_PULSE_SINK is not: source scripts/env.d/pulseaudio.sh"
+            );
+        }
         eprintln!(
             "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; source scripts/env.d/pulseaudio.sh) ***\n"
         );
@@ -205,46 +211,64 @@ async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
             eprintln!("  {name}: {}", t.join(" "));
         }
     }
-    // Before the seek: the first start on a fresh PulseAudio stream. Printed, and
-    // every click must pair (same click within +-PAIR_WINDOW_S); its offsets are
-    // not bounded tighter: a first start has been seen 10-40 ms off until the
-    // engine's hard re-sync ~1.5 s later, and once (in about 15 runs) one click
-    // 210 ms off (see the report of issue 5).
+    // Before the seek: the first start on a fresh PulseAudio stream, which stalls 1.4-1.7 s
+    // before its first buffers flow; each node realigns on the stall, but until then a first
+    // start has been seen 10-40 ms off, and once (in about 15 runs) one click 210 ms off (see
+    // the report of issue 5). So there: most clicks pair (80 %) and their median offset is
+    // within MAX_OFFSET_MS. After the seek both streams run: every click pairs (but those of
+    // car1 after car0 stopped: car0 quits first) and every offset is within MAX_OFFSET_MS.
     let split = seek_sent + AFTER_SEEK_S;
     let (a_before, a_after): (Vec<Click>, Vec<Click>) = clicks_a.iter().partition(|c| c.t < split);
     let (b_before, b_after): (Vec<Click>, Vec<Click>) = clicks_b.iter().partition(|c| c.t < split);
+    // Pairs are looked for across the split too: a click just after it on one sink may pair
+    // with one just before it on the other.
+    let a_end = clicks_a.last().map_or(f64::INFINITY, |c| c.t);
+    let b_after_in_both: Vec<Click> = b_after
+        .iter()
+        .filter(|c| c.t < a_end - PAIR_WINDOW_S)
+        .cloned()
+        .collect();
     let before = Comparison::new(
         "car1 - car0, first start",
-        &a_before,
+        &clicks_a,
         &b_before,
         PAIR_WINDOW_S,
     );
     let after = Comparison::new(
         "car1 - car0, after the seek",
-        &a_after,
-        &b_after,
+        &clicks_a,
+        &b_after_in_both,
         PAIR_WINDOW_S,
     );
     before.print();
     after.print();
+    eprintln!(
+        "  (car0: {} clicks before the split, {} after)",
+        a_before.len(),
+        a_after.len()
+    );
     assert!(
         clicks_a.len() >= 15,
         "car0's sink: {} clicks",
         clicks_a.len()
     );
-    for c in [&before, &after] {
-        assert!(
-            c.matched as f64 >= 0.8 * c.clicks as f64,
-            "{}: {} of {} clicks paired",
-            c.name,
-            c.matched,
-            c.clicks
-        );
-    }
     assert!(
-        after.matched >= 8,
-        "after the seek: {} clicks paired",
-        after.matched
+        before.matched as f64 >= 0.8 * before.clicks as f64,
+        "{}: {} of {} clicks paired",
+        before.name,
+        before.matched,
+        before.clicks
+    );
+    assert!(
+        before.median_ms().abs() <= MAX_OFFSET_MS,
+        "first start: median offset {:.2} ms",
+        before.median_ms()
+    );
+    assert!(
+        after.matched >= 8 && after.matched == after.clicks,
+        "after the seek: {} of {} clicks paired",
+        after.matched,
+        after.clicks
     );
     assert!(
         after.max_abs_ms() <= MAX_OFFSET_MS,

@@ -22,19 +22,28 @@ const FLIP_CASES: u64 = 600;
 /// Default seed; set JAMZ_FUZZ_SEED to replay another run.
 const DEFAULT_SEED: u64 = 0xF11F_5EED;
 
+/// At most this many chunks per input byte (plus [`EXTRA_CHUNKS`]): every chunk comes from a
+/// packet of at least one byte, so a decoder past this bound is not reading its input any
+/// more but going on forever.
+const CHUNKS_PER_BYTE: usize = 4;
+const EXTRA_CHUNKS: usize = 1_000;
+
 /// Decodes everything a file holds (from memory, so thousands of cases cost no file I/O); the
-/// result is ignored, only a panic (or a hang, which the test timeout catches) is a failure.
+/// result is ignored: a panic, or a decoder that keeps giving chunks past the bound above
+/// (one that never ends), is a failure.
 fn exercise(name: &str, bytes: &[u8]) {
     let Ok(mut dec) = Decoder::from_bytes(name, bytes.to_vec()) else {
         return;
     };
-    let mut guard = 0usize;
-    // A bound on chunks: a corrupt header must not make us loop forever.
-    while guard < 100_000 {
-        match dec.next_chunk() {
-            Ok(Some(_)) => guard += 1,
-            Ok(None) | Err(_) => break,
-        }
+    let max_chunks = bytes.len() * CHUNKS_PER_BYTE + EXTRA_CHUNKS;
+    let mut chunks = 0usize;
+    while let Ok(Some(_)) = dec.next_chunk() {
+        chunks += 1;
+        assert!(
+            chunks <= max_chunks,
+            "{name} ({} bytes): the decoder does not end ({chunks} chunks)",
+            bytes.len()
+        );
     }
     // Seeking into a damaged file must fail or work, not panic.
     let _ = dec.seek_seconds(SECONDS / 2.0);

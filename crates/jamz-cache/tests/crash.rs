@@ -30,6 +30,10 @@ const TRACKS: u64 = 10;
 const CHILD_MAX_TRACKS: usize = 4;
 /// Kill moments are drawn from [0, this) after the child reports ready.
 const MAX_KILL_DELAY_MS: u64 = 200;
+/// At least this many kills must land while a download is being written (the server still
+/// sending a body): a run where they all land between writes proves nothing. Typically about
+/// half of them do.
+const MIN_KILLS_MID_DOWNLOAD: usize = ITERATIONS / 10;
 
 /// Track `i`'s size: 20 KiB to ~620 KiB, fixed by `i` so parent and child agree.
 fn size_of(i: u64) -> usize {
@@ -141,8 +145,8 @@ async fn sigkill_at_random_moments_never_serves_a_wrong_file() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
 
-    let (mut served, mut kept_partials, mut orphans, mut dropped) =
-        (0usize, 0usize, 0usize, 0usize);
+    let (mut served, mut kept_partials, mut orphans, mut dropped, mut mid_download) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
     for iteration in 0..ITERATIONS {
         let ctx = format!("seed {seed}, iteration {iteration}");
         // Some responses are cut, to leave partials behind as well.
@@ -188,7 +192,11 @@ async fn sigkill_at_random_moments_never_serves_a_wrong_file() {
             }
             panic!("{ctx}: the child exited by itself ({status}): {err}");
         }
-        // ... and is killed with SIGKILL (what `Child::kill` sends on Unix).
+        // ... and is killed with SIGKILL (what `Child::kill` sends on Unix), maybe in the
+        // middle of a download.
+        if server.bodies_in_flight() > 0 {
+            mid_download += 1;
+        }
         child.kill().await.unwrap();
 
         let cache = Cache::open(dir.path(), test_config()).await.unwrap();
@@ -236,11 +244,17 @@ async fn sigkill_at_random_moments_never_serves_a_wrong_file() {
         );
     }
     eprintln!(
-        "crash test: {ITERATIONS} kills, {served} served tracks verified, \
-         {kept_partials} partials kept, {orphans} orphan files and {dropped} rows removed"
+        "crash test: {ITERATIONS} kills ({mid_download} during a download), {served} served \
+         tracks verified, {kept_partials} partials kept, {orphans} orphan files and {dropped} \
+         rows removed"
     );
     assert!(
         served > 0,
         "seed {seed}: no track ever got cached; the test proves nothing"
+    );
+    assert!(
+        mid_download >= MIN_KILLS_MID_DOWNLOAD,
+        "seed {seed}: only {mid_download} of {ITERATIONS} kills landed during a download; \
+         the test proves little"
     );
 }

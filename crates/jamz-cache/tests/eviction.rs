@@ -67,6 +67,39 @@ async fn pinned_tracks_are_never_evicted() {
     assert_eq!(ids(&cache.entries().await.unwrap()), ["p1", "p3"]);
 }
 
+/// A playlist longer than the cache's limits (docs: "the playlist's tracks are pinned and
+/// never evicted"): every pinned track stays, over both limits; what is not on the playlist
+/// makes way, and a limit lowered below the playlist evicts only unpinned tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_larger_than_the_limits_stays_whole() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 2 tracks or 2,500 bytes; the playlist is 4 tracks of 1,000 bytes.
+    let cache = cache_with(dir.path(), 2, 2_500).await;
+    let playlist: Vec<_> = (0..4)
+        .map(|i| server.add_track(&format!("pl{i}"), 400 + i, 1_000).0)
+        .collect();
+    let other = server.add_track("other", 500, 1_000).0;
+    cache.fetch_to_path(&other).await.unwrap();
+    cache
+        .set_pinned(&playlist.iter().map(|t| t.id.clone()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for t in &playlist {
+        cache.fetch_to_path(t).await.unwrap();
+    }
+    let left = cache.entries().await.unwrap();
+    let mut kept = ids(&left);
+    kept.sort_unstable();
+    assert_eq!(kept, ["pl0", "pl1", "pl2", "pl3"], "{left:?}");
+    assert!(left.iter().all(|e| e.pinned));
+    // Every pinned track is still served from disk.
+    for t in &playlist {
+        assert!(cache.get_cached(&t.id).await.is_ok(), "{}", t.id);
+    }
+    assert_eq!(list(&dir.path().join("files")).len(), 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byte_limit_evicts_until_under_budget() {
     let server = TestServer::start().await;

@@ -38,8 +38,61 @@ fn commands_that_need_a_login_say_so() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no --server and no saved login"), "{err}");
-    let out = jamz(&["node", "--group", "g", "--output", "speaker"], dir.path());
+}
+
+/// A bad `--output` is refused by name before anything connects (the server given here
+/// listens nowhere: reaching it would be a different error).
+#[test]
+fn a_bad_output_spec_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "node",
+        "--server",
+        "http://127.0.0.1:9",
+        "--group",
+        "g",
+        "--output",
+        "speaker",
+    ];
+    let out = jamz(&args, dir.path());
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--output"), "{err}");
+    assert!(err.contains("speaker"), "{err}");
+}
+
+/// `jamz outputs` lists the system default first, as the spec to pass to `--output`;
+/// `--json` gives the same list as one array.
+#[test]
+fn outputs_lists_the_default_first_in_both_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = jamz(&["outputs", "--json"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["id"], "default", "{list:?}");
+    assert_eq!(list[0]["is_default"], true, "{list:?}");
+    for d in &list[1..] {
+        let id = d["id"].as_str().unwrap();
+        assert!(id.starts_with("device:"), "{id} is no --output spec");
+        assert!(d["name"].as_str().is_some_and(|n| !n.is_empty()), "{d}");
+    }
+    let out = jamz(&["outputs"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ids: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default())
+        .collect();
+    let json_ids: Vec<&str> = list.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, json_ids, "{text}");
+    // With the test PulseAudio (scripts/env.d/pulseaudio.sh), ALSA's devices reach it.
+    if std::env::var_os("JAMZ_PULSE_SINK").is_some() {
+        assert!(list.len() > 1, "no real device listed: {list:?}");
+    }
 }
 
 #[test]

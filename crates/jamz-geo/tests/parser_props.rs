@@ -30,7 +30,7 @@ fn nmea_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(jamz_proto::test_support::proptest_config(2000))]
 
     #[test]
     fn nmea_lines_never_panic(lines in prop::collection::vec(

@@ -28,6 +28,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
+    #![proptest_config(jamz_proto::test_support::proptest_config(256))]
     #[test]
     fn arbitrary_text_never_panics(s in ".*") {
         let _ = EioPacket::decode(&s);

@@ -367,6 +367,7 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(jamz_proto::test_support::proptest_config(256))]
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Receiver::new().receive(&bytes);

@@ -92,6 +92,7 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(jamz_proto::test_support::proptest_config(256))]
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
             let _ = (local_ufrag(&bytes), request_id(&bytes), response_id(&bytes));

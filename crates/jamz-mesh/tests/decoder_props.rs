@@ -9,7 +9,7 @@ use proptest::prelude::*;
 const PAUSE: &str = r#"{"type":"music-control","action":"pause","data":{"position":12.5,"trackId":"t1","track":null,"timestamp":1700000000000.5,"from":7},"sequence":41,"from":7,"epoch":3,"sig":"00ff"}"#;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(jamz_proto::test_support::proptest_config(512))]
 
     /// Random bytes of any length up to past the limit: an answer, never a panic.
     #[test]

@@ -60,7 +60,7 @@ fn file_bytes(valid: &'static str) -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn fuzz_outbox_file() {
     let strategy = file_bytes(OUTBOX);
-    fuzz_runner("outbox file", 256)
+    fuzz_runner("outbox file", 256, file!())
         .run(&strategy, |bytes| {
             let dir = tempfile::tempdir().unwrap();
             // The node names the file; one saved change makes it.
@@ -90,7 +90,7 @@ fn fuzz_outbox_file() {
 #[test]
 fn fuzz_credentials_file() {
     let strategy = file_bytes(CREDENTIALS);
-    fuzz_runner("credentials file", 256)
+    fuzz_runner("credentials file", 256, file!())
         .run(&strategy, |bytes| {
             let dir = tempfile::tempdir().unwrap();
             let store = CredentialStore::at(dir.path());

@@ -243,6 +243,7 @@ fn arb_track() -> impl Strategy<Value = Track> {
 }
 
 proptest! {
+    #![proptest_config(jamz_proto::test_support::proptest_config(256))]
     #[test]
     fn track_roundtrips(t in arb_track()) {
         let text = serde_json::to_string(&t).unwrap();

@@ -119,7 +119,7 @@ fn decode_both(name: &str, value: Value) {
 
 #[test]
 fn fuzz_event_decoding_any_name_any_json() {
-    fuzz_runner("event decoding (any name, any JSON)", 512)
+    fuzz_runner("event decoding (any name, any JSON)", 512, file!())
         .run(&(event_name(), any_json()), |(name, value)| {
             decode_both(&name, value);
             Ok(())
@@ -164,7 +164,7 @@ fn fuzz_event_decoding_mutated_recordings() {
         any_json(),
         any::<bool>(),
     );
-    fuzz_runner("event decoding (mutated recordings)", 512)
+    fuzz_runner("event decoding (mutated recordings)", 512, file!())
         .run(&strategy, |((name, mut value), field, new, drop)| {
             if let Some(obj) = value.as_object_mut() {
                 if drop {
@@ -183,7 +183,7 @@ fn fuzz_event_decoding_mutated_recordings() {
 /// is decoded as every event.
 #[test]
 fn fuzz_event_decoding_raw_bytes() {
-    fuzz_runner("event decoding (raw bytes)", 512)
+    fuzz_runner("event decoding (raw bytes)", 512, file!())
         .run(
             &(event_name(), prop::collection::vec(any::<u8>(), 0..256)),
             |(name, bytes)| {

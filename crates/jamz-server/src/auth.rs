@@ -141,3 +141,110 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef")
+    }
+
+    fn signed(claims: &Claims, secret: &[u8]) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn claims(exp: u64) -> Claims {
+        Claims {
+            sub: "7".into(),
+            id: 7,
+            username: "kim".into(),
+            iat: 0,
+            exp,
+            ver: 3,
+        }
+    }
+
+    #[test]
+    fn an_issued_token_names_its_user_and_version() {
+        let t = keys().issue(7, "kim", 3).unwrap();
+        assert_eq!(
+            keys().verify(&t),
+            Some(TokenSubject {
+                user: 7,
+                version: 3
+            })
+        );
+    }
+
+    #[test]
+    fn forged_tampered_expired_and_garbage_tokens_are_refused() {
+        let k = keys();
+        let far = 4_000_000_000;
+        // Signed with another secret.
+        assert_eq!(
+            k.verify(&signed(&claims(far), b"another secret, not ours at all")),
+            None
+        );
+        // Our signature over other claims: the payload swapped for another user's.
+        let good = signed(&claims(far), b"0123456789abcdef0123456789abcdef");
+        let mut other = claims(far);
+        other.id = 8;
+        let forged = signed(&other, b"x");
+        let parts: Vec<&str> = good.split('.').collect();
+        let swapped = format!(
+            "{}.{}.{}",
+            parts[0],
+            forged.split('.').nth(1).unwrap(),
+            parts[2]
+        );
+        assert_eq!(k.verify(&swapped), None);
+        // Expired (an hour ago).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert_eq!(
+            k.verify(&signed(
+                &claims(now - 3600),
+                b"0123456789abcdef0123456789abcdef"
+            )),
+            None
+        );
+        // "none" algorithm and plain garbage.
+        let unsigned = format!("{}.{}.", "eyJhbGciOiJub25lIn0", parts[1]);
+        assert_eq!(k.verify(&unsigned), None);
+        let long = "x".repeat(10_000);
+        for junk in ["", "not.a.jwt", "a.b", "....", long.as_str()] {
+            assert_eq!(k.verify(junk), None, "{junk:.20}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_stops_working_when_its_version_is_bumped_or_its_user_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::test_state(dir.path()).await;
+        let kim = state
+            .db
+            .create_user("kim", "kim@e.test", "x")
+            .await
+            .unwrap();
+        let v = state.db.token_version(kim).await.unwrap().unwrap();
+        let token = state.keys.issue(kim, "kim", v).unwrap();
+        assert_eq!(state.current_user(&token).await.unwrap(), Some(kim));
+        // Logout / password change: every token of the old version is revoked.
+        let v2 = state.db.bump_token_version(kim).await.unwrap();
+        assert_ne!(v2, v);
+        assert_eq!(state.current_user(&token).await.unwrap(), None);
+        let fresh = state.keys.issue(kim, "kim", v2).unwrap();
+        assert_eq!(state.current_user(&fresh).await.unwrap(), Some(kim));
+        // A well-signed token of a user this database never had.
+        let ghost = state.keys.issue(kim + 100, "ghost", 0).unwrap();
+        assert_eq!(state.current_user(&ghost).await.unwrap(), None);
+    }
+}

@@ -615,3 +615,180 @@ impl Db {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("jamz.db")).await.unwrap();
+        (dir, db)
+    }
+
+    fn track(id: &str) -> Track {
+        Track {
+            id: id.into(),
+            title: format!("Title {id}"),
+            url: format!("http://cdn.example/{id}.mp3"),
+            ..Track::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn usernames_and_emails_are_unique_and_either_logs_in() {
+        let (_dir, db) = db().await;
+        let kim = db.create_user("kim", "kim@e.test", "h1").await.unwrap();
+        for (name, email) in [("kim", "other@e.test"), ("other", "kim@e.test")] {
+            let e = db.create_user(name, email, "h2").await.unwrap_err();
+            assert!(matches!(e, ApiError::Conflict(_)), "{name} {email}: {e}");
+        }
+        for login in ["kim", "kim@e.test"] {
+            let u = db.user_by_login(login).await.unwrap().unwrap();
+            assert_eq!((u.id, u.password_hash.as_str()), (kim, "h1"), "{login}");
+        }
+        assert!(db.user_by_login("nobody").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn membership_decides_which_groups_a_user_sees() {
+        let (_dir, db) = db().await;
+        let ann = db.create_user("ann", "ann@e.test", "x").await.unwrap();
+        let bob = db.create_user("bob", "bob@e.test", "x").await.unwrap();
+        db.create_group("g1", "Trip", "", ann).await.unwrap();
+        assert!(
+            db.is_member("g1", ann).await.unwrap(),
+            "the creator is a member"
+        );
+        assert!(!db.is_member("g1", bob).await.unwrap());
+        assert!(db.groups_of(bob).await.unwrap().is_empty());
+        db.add_member("g1", bob).await.unwrap();
+        db.add_member("g1", bob).await.unwrap(); // twice: still one membership
+        let seen: Vec<String> = db
+            .groups_of(bob)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        assert_eq!(seen, ["g1"]);
+        assert!(db.remove_member("g1", bob).await.unwrap());
+        assert!(
+            !db.remove_member("g1", bob).await.unwrap(),
+            "no longer a member"
+        );
+        assert!(db.groups_of(bob).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_group_has_one_session_whose_playlist_and_controller_persist() {
+        let (dir, db) = db().await;
+        let ann = db.create_user("ann", "ann@e.test", "x").await.unwrap();
+        db.create_group("g1", "Trip", "", ann).await.unwrap();
+        let s = db.session_for_group("g1", ann).await.unwrap();
+        assert_eq!(db.session_for_group("g1", ann).await.unwrap().id, s.id);
+        db.save_playlist(&s.id, &[track("a"), track("b")])
+            .await
+            .unwrap();
+        let e1 = db.set_controller(&s.id, ann, "sock1", None).await.unwrap();
+        let e2 = db
+            .set_controller(&s.id, ann, "sock2", Some("ab"))
+            .await
+            .unwrap();
+        assert!(
+            e2 > e1,
+            "each change of control gets a later epoch: {e1} {e2}"
+        );
+        drop(db);
+        // Reopened (as after a restart): everything is still there.
+        let db = Db::open(&dir.path().join("jamz.db")).await.unwrap();
+        let again = db.session(&s.id).await.unwrap().unwrap();
+        let ids: Vec<&str> = again.playlist.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(again.controller_id, Some(ann));
+        assert_eq!(again.controller_socket_id.as_deref(), Some("sock2"));
+        assert_eq!(again.controller_epoch, e2);
+        assert_eq!(again.controller_device_key.as_deref(), Some("ab"));
+    }
+
+    #[tokio::test]
+    async fn a_restart_closes_every_open_participation() {
+        let (_dir, db) = db().await;
+        let ann = db.create_user("ann", "ann@e.test", "x").await.unwrap();
+        db.create_group("g1", "Trip", "", ann).await.unwrap();
+        let s = db.session_for_group("g1", ann).await.unwrap().id;
+        db.participant_joined(&s, ann, "one", Some("Ann"))
+            .await
+            .unwrap();
+        db.participant_joined(&s, ann, "two", None).await.unwrap();
+        db.participant_left(&s, "one").await.unwrap();
+        assert_eq!(db.close_open_participations().await.unwrap(), 1);
+        let p = db.participants(&s).await.unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(p.iter().all(|p| p.left_at.is_some()), "{p:?}");
+        assert_eq!(p[0].display_name.as_deref(), Some("Ann"));
+    }
+
+    #[tokio::test]
+    async fn the_latest_positions_are_each_members_newest_one_shared_with_that_group() {
+        let (_dir, db) = db().await;
+        let ann = db.create_user("ann", "ann@e.test", "x").await.unwrap();
+        let bob = db.create_user("bob", "bob@e.test", "x").await.unwrap();
+        db.create_group("g1", "Trip", "", ann).await.unwrap();
+        db.create_group("g2", "Other", "", ann).await.unwrap();
+        db.add_member("g1", bob).await.unwrap();
+        let s1 = db.session_for_group("g1", ann).await.unwrap().id;
+        let s2 = db.session_for_group("g2", ann).await.unwrap().id;
+        db.add_location(
+            ann,
+            Some((s1.as_str(), "g1")),
+            1.0,
+            1.0,
+            None,
+            None,
+            None,
+            1.0,
+        )
+        .await
+        .unwrap();
+        db.add_location(
+            ann,
+            Some((s1.as_str(), "g1")),
+            2.0,
+            2.0,
+            Some(5.0),
+            None,
+            None,
+            2.0,
+        )
+        .await
+        .unwrap();
+        // Newer, but shared with another group or with nobody: not shown in g1.
+        db.add_location(
+            ann,
+            Some((s2.as_str(), "g2")),
+            3.0,
+            3.0,
+            None,
+            None,
+            None,
+            3.0,
+        )
+        .await
+        .unwrap();
+        db.add_location(ann, None, 4.0, 4.0, None, None, None, 4.0)
+            .await
+            .unwrap();
+        // Bob never shared with g1.
+        db.add_location(bob, None, 9.0, 9.0, None, None, None, 5.0)
+            .await
+            .unwrap();
+        let latest = db.latest_locations("g1").await.unwrap();
+        assert_eq!(latest.len(), 1, "{latest:?}");
+        assert_eq!((latest[0].user_id, latest[0].latitude), (ann, 2.0));
+        assert_eq!(latest[0].accuracy, Some(5.0));
+        // A member removed from the group is no longer on its map.
+        assert!(db.remove_member("g1", ann).await.unwrap());
+        assert!(db.latest_locations("g1").await.unwrap().is_empty());
+    }
+}

@@ -726,3 +726,63 @@ async fn convoy_update(
     emit_to_others(s, &joined.session_id, names::CONVOY_UPDATE, &relay).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::Playback;
+
+    fn dj(user: UserId, socket: &str) -> Controller {
+        Controller {
+            user,
+            socket_id: socket.into(),
+            epoch: 1,
+            device_key: None,
+        }
+    }
+
+    /// The DJ is a user, not a socket: after a reconnect (a new socket id) the same user
+    /// still steers; nobody else does, and nobody at all before someone took control.
+    #[tokio::test]
+    async fn only_the_dj_user_steers_from_any_of_its_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::test_state(dir.path()).await;
+        let err = require_dj(&state, "s1", 1).unwrap_err();
+        assert!(err.contains("take control first"), "{err}");
+        state
+            .live
+            .with("s1", |live| live.controller = Some(dj(1, "old-socket")));
+        assert_eq!(require_dj(&state, "s1", 1).unwrap(), dj(1, "old-socket"));
+        assert!(require_dj(&state, "s1", 2).is_err());
+        // Another session's DJ is not this one's.
+        assert!(require_dj(&state, "s2", 1).is_err());
+    }
+
+    #[test]
+    fn positions_must_be_finite_and_not_negative() {
+        for ok in [0.0, 0.5, 7_200.0] {
+            assert!(check_position(ok).is_ok(), "{ok}");
+        }
+        for bad in [-0.001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let e = check_position(bad).unwrap_err();
+            assert!(e.contains("non-negative"), "{bad}: {e}");
+        }
+    }
+
+    /// Where a late joiner is told playback stands: moving on while playing, still while
+    /// paused, never before the announced instant.
+    #[test]
+    fn playback_moves_on_only_while_playing() {
+        let mut p = Playback {
+            position: 10.0,
+            at_ms: 1_000.0,
+            playing: true,
+            ..Playback::default()
+        };
+        assert_eq!(p.position_at(3_500.0), 12.5);
+        // A start announced for later (the control lead) is not run backwards.
+        assert_eq!(p.position_at(500.0), 10.0);
+        p.playing = false;
+        assert_eq!(p.position_at(3_500.0), 10.0);
+    }
+}

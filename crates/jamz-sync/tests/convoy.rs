@@ -444,7 +444,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+    #![proptest_config(jamz_proto::test_support::proptest_config(500))]
 
     #[test]
     fn arbitrary_inputs_never_panic_and_groups_stay_sound(

@@ -547,8 +547,8 @@ fn pause_stops_everyone_where_the_dj_is() {
 }
 
 #[test]
-fn bad_numbers_never_panic() {
-    let (mut e, now) = follower_world(0.0);
+fn bad_numbers_never_panic_nor_spoil_the_clock_or_the_next_play() {
+    let (mut e, now) = follower_world(-1_000.0);
     for ev in [
         ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), f64::NAN, now)),
         ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), -1.0, now)),
@@ -576,6 +576,26 @@ fn bad_numbers_never_panic() {
         },
     );
     drain(&mut e);
+    // Nothing of that reached the clock: the estimate is still the one the good samples gave.
+    let est = e.clock_estimate(now);
+    assert!(close(est.offset_ms, -1_000.0, 0.01), "{est:?}");
+    assert!(est.drift_ppm.is_finite(), "{est:?}");
+    assert_eq!(est.source, ClockSource::TimeSync, "{est:?}");
+    // And a good play afterwards starts where it should (as in
+    // follower_maps_the_dj_timeline_to_its_own_clock).
+    let s = now + 200.0 - 1_000.0;
+    let st = starts(&server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 5.0, s)),
+    ));
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(st[0].1, 5.0);
+    assert!(
+        close(st[0].2, now + 200.0, 0.01),
+        "start at {} now {now}",
+        st[0].2
+    );
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn assert_no_duplicates(p: &Playlist) -> Result<(), TestCaseError> {
 }
 
 proptest! {
+    #![proptest_config(jamz_proto::test_support::proptest_config(256))]
     #[test]
     fn any_adds_removes_and_reorders_keep_the_playlist_free_of_duplicates(
         ops in proptest::collection::vec(arb_op(), 0..40)

@@ -4,11 +4,14 @@
 //! Every assertion message carries the seed: rerun with it to reproduce.
 use jamz_sync::sim::{Profile, Scenario, Simulation};
 
-const SEEDS: [u64; 2] = [1, 2];
+/// The seeds every scenario runs with: two by default, more on CI (`JAMZ_SIM_SEEDS`).
+fn seeds() -> Vec<u64> {
+    jamz_proto::test_support::sim_seeds(2)
+}
 
 #[test]
 fn every_device_gets_the_djs_playlist_from_the_djs_playlist_update() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let sc = Scenario {
             duration_ms: 10_000.0,
             late_joiners: Vec::new(),
@@ -27,7 +30,7 @@ fn every_device_gets_the_djs_playlist_from_the_djs_playlist_update() {
 
 #[test]
 fn the_session_stops_for_everyone_at_the_end_of_the_playlist() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let sc = Scenario {
             tracks: 2,
             track_duration_s: 20.0,

@@ -3,7 +3,10 @@
 //! Every assertion message carries the seed: rerun with it to reproduce.
 use jamz_sync::sim::{Partition, Profile, Report, Scenario, Simulation};
 
-const SEEDS: [u64; 2] = [1, 2];
+/// The seeds every scenario runs with: two by default, more on CI (`JAMZ_SIM_SEEDS`).
+fn seeds() -> Vec<u64> {
+    jamz_proto::test_support::sim_seeds(2)
+}
 
 /// The standard session, shortened to 2 minutes (the joiner comes at 60 s).
 fn scenario(profile: Profile, seed: u64) -> Scenario {
@@ -16,7 +19,7 @@ fn scenario(profile: Profile, seed: u64) -> Scenario {
 /// The standard session for every seed, changed by `adjust`, each run checked with
 /// [`check_clean`].
 fn clean_runs(profile: Profile, adjust: impl Fn(&mut Scenario)) -> impl Iterator<Item = Report> {
-    SEEDS.into_iter().map(move |seed| {
+    seeds().into_iter().map(move |seed| {
         let mut sc = scenario(profile.clone(), seed);
         adjust(&mut sc);
         let r = sc.run();
@@ -71,7 +74,7 @@ fn an_asymmetric_path_shared_by_every_device_cancels_out() {
 #[test]
 fn late_joiner_starts_mid_track_in_sync() {
     for (profile, bound_ms) in [(Profile::lan(), 1_000.0), (Profile::starlink(), 10_000.0)] {
-        for seed in SEEDS {
+        for seed in seeds() {
             let r = scenario(profile.clone(), seed).run();
             let join = r.join_converge_ms.first().copied().flatten();
             assert!(
@@ -156,7 +159,7 @@ fn session_state_time_alone_bounds_the_error_by_the_one_way_delay() {
 
 #[test]
 fn dj_that_loses_its_link_stays_dj_and_nobody_skips() {
-    for seed in SEEDS {
+    for seed in seeds() {
         let mut sc = scenario(Profile::lan(), seed);
         sc.partitions = vec![Partition {
             device: 0,

@@ -86,33 +86,41 @@ impl World {
 
     /// `jamz node --json` for member `i`, playing into `output`.
     pub async fn node(&self, i: usize, output: &str, env: &[(&str, &str)]) -> Result<NodeProc> {
+        self.node_with_args(i, output, env, &[]).await
+    }
+
+    /// [`World::node`] with more command-line arguments (flags under test).
+    pub async fn node_with_args(
+        &self,
+        i: usize,
+        output: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<NodeProc> {
         let name = &self.users[i].0;
         let cache = self.dir.path().join(format!("cache-{name}"));
         let config = self.dir.path().join(format!("config-{name}"));
-        NodeProc::spawn(
-            name,
-            &[
-                "node",
-                "--json",
-                "--server",
-                &self.server.url,
-                "--username",
-                name,
-                "--password",
-                PASSWORD,
-                "--group",
-                &self.group,
-                "--name",
-                &format!("{name}'s car"),
-                "--output",
-                output,
-                "--cache-dir",
-                cache.to_str().context("path")?,
-            ],
-            &config,
-            env,
-        )
-        .await
+        let display = format!("{name}'s car");
+        let mut args: Vec<&str> = vec![
+            "node",
+            "--json",
+            "--server",
+            self.server.url.as_str(),
+            "--username",
+            name.as_str(),
+            "--password",
+            PASSWORD,
+            "--group",
+            self.group.as_str(),
+            "--name",
+            display.as_str(),
+            "--output",
+            output,
+            "--cache-dir",
+            cache.to_str().context("path")?,
+        ];
+        args.extend_from_slice(extra);
+        NodeProc::spawn(name, &args, &config, env).await
     }
 }
 

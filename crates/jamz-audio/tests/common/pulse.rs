@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The shared null sink that scripts/env.d/pulseaudio.sh starts (`JAMZ_PULSE_SINK`), or `None`
-/// after saying loudly on stderr that the calling test is skipped.
+/// after saying loudly on stderr that the calling test is skipped. With `JAMZ_REQUIRE_PULSE`
+/// set (CI) a missing sink fails the test instead.
 pub fn sink_or_skip() -> Option<String> {
     let sink = std::env::var("JAMZ_PULSE_SINK").ok();
+    if sink.is_none() && std::env::var_os("JAMZ_REQUIRE_PULSE").is_some() {
+        panic!(
+            "JAMZ_REQUIRE_PULSE is set but JAMZ_PULSE_SINK is not: source scripts/env.d/pulseaudio.sh"
+        );
+    }
     if sink.is_none() {
         eprintln!(
             "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; scripts/env.d/pulseaudio.sh starts a null sink) ***\n"

@@ -58,6 +58,8 @@ pub struct ServerState {
     files: Mutex<HashMap<String, (Bytes, String)>>,
     pub seen: Mutex<Vec<Seen>>,
     pub requests: AtomicUsize,
+    /// Response bodies begun and not yet sent to their end (nor dropped).
+    pub bodies_in_flight: AtomicUsize,
     pub sw: Switches,
     /// Bodies stop at absolute offset `gate_at` until `gate` is true.
     pub gate_at: AtomicU64,
@@ -88,6 +90,7 @@ impl TestServer {
             files: Mutex::new(HashMap::new()),
             seen: Mutex::new(Vec::new()),
             requests: AtomicUsize::new(0),
+            bodies_in_flight: AtomicUsize::new(0),
             sw: Switches::default(),
             gate_at: AtomicU64::new(u64::MAX),
             gate: watch::Sender::new(true),
@@ -179,6 +182,12 @@ impl TestServer {
 
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many response bodies are being sent right now: a client killed now is killed
+    /// in the middle of a download.
+    pub fn bodies_in_flight(&self) -> usize {
+        self.state.bodies_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -288,7 +297,16 @@ async fn serve_file(
     let trickle = Duration::from_micros(st.sw.trickle_us.load(Ordering::SeqCst));
     let gate_at = st.gate_at.load(Ordering::SeqCst);
     let gate = st.gate.subscribe();
+    /// Counts a body in `bodies_in_flight` from its first byte until it ends or is dropped.
+    struct InFlight(Arc<ServerState>);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.bodies_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     struct Body0 {
+        state: Arc<ServerState>,
+        flight: Option<InFlight>,
         data: Bytes,
         pos: u64,
         end: u64,
@@ -298,6 +316,8 @@ async fn serve_file(
         gate: watch::Receiver<bool>,
     }
     let b = Body0 {
+        state: Arc::clone(&st),
+        flight: None,
         data,
         pos: start,
         end,
@@ -309,6 +329,10 @@ async fn serve_file(
     let stream = futures_util::stream::unfold(b, |mut b| async move {
         if b.pos >= b.end {
             return None;
+        }
+        if b.flight.is_none() {
+            b.state.bodies_in_flight.fetch_add(1, Ordering::SeqCst);
+            b.flight = Some(InFlight(Arc::clone(&b.state)));
         }
         if b.pos >= b.gate_at {
             let _ = b.gate.wait_for(|open| *open).await;

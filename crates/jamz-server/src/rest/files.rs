@@ -331,6 +331,19 @@ pub async fn download(
 mod tests {
     use super::*;
 
+    /// `--public-url` is the base of every file URL the server hands out (a trailing slash
+    /// dropped); without it, the Host the client asked for.
+    #[tokio::test]
+    async fn file_urls_start_at_the_public_url_or_else_the_requested_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = crate::state::test_state(dir.path()).await;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "10.0.0.5:5050".parse().unwrap());
+        assert_eq!(base_url(&state, &headers), "http://10.0.0.5:5050");
+        state.public_url = Some("https://jamz.example/base/".into());
+        assert_eq!(base_url(&state, &headers), "https://jamz.example/base");
+    }
+
     #[test]
     fn ranges_parse_like_rfc_9110() {
         assert_eq!(parse_range(None, 10), RangeRequest::Whole);

@@ -545,6 +545,7 @@ fn the_successor_is_obeyed_directly_but_never_relayed() {
 }
 
 proptest! {
+    #![proptest_config(jamz_proto::test_support::proptest_config(256))]
     /// Whatever field a relay changes in a signed message, it is refused; unchanged, admitted.
     #[test]
     fn any_change_to_a_signed_message_is_refused(
