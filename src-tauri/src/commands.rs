@@ -177,7 +177,10 @@ pub async fn pick_audio_files(app: AppHandle, state: State<'_, App>) -> AppResul
                     let _ = tx.send(files);
                 });
             let files = rx.await.ok().flatten().unwrap_or_default();
-            files.into_iter().filter_map(|f| f.into_path().ok()).collect()
+            files
+                .into_iter()
+                .filter_map(|f| f.into_path().ok())
+                .collect()
         }
     };
     Ok(state
@@ -213,4 +216,3 @@ pub async fn cache_clear(state: State<'_, App>) -> AppResult<CacheInfo> {
 pub async fn list_outputs(state: State<'_, App>) -> AppResult<Vec<OutputView>> {
     Ok(state.outputs().await?)
 }
-

@@ -212,4 +212,3 @@ async fn the_web_view_adds_only_picked_files_and_writes_no_wav() {
     assert_eq!(code(e), ErrorCode::Invalid, "wav: when opening a session");
     assert!(!wav.exists());
 }
-

@@ -729,6 +729,22 @@ mod tests {
         assert_eq!(p[0].display_name.as_deref(), Some("Ann"));
     }
 
+    fn fix(
+        latitude: f64,
+        longitude: f64,
+        accuracy: Option<f64>,
+        timestamp: f64,
+    ) -> jamz_proto::PositionFix {
+        jamz_proto::PositionFix {
+            latitude,
+            longitude,
+            accuracy,
+            speed: None,
+            heading: None,
+            timestamp,
+        }
+    }
+
     #[tokio::test]
     async fn the_latest_positions_are_each_members_newest_one_shared_with_that_group() {
         let (_dir, db) = db().await;
@@ -739,48 +755,25 @@ mod tests {
         db.add_member("g1", bob).await.unwrap();
         let s1 = db.session_for_group("g1", ann).await.unwrap().id;
         let s2 = db.session_for_group("g2", ann).await.unwrap().id;
+        db.add_location(ann, Some((s1.as_str(), "g1")), &fix(1.0, 1.0, None, 1.0))
+            .await
+            .unwrap();
         db.add_location(
             ann,
             Some((s1.as_str(), "g1")),
-            1.0,
-            1.0,
-            None,
-            None,
-            None,
-            1.0,
-        )
-        .await
-        .unwrap();
-        db.add_location(
-            ann,
-            Some((s1.as_str(), "g1")),
-            2.0,
-            2.0,
-            Some(5.0),
-            None,
-            None,
-            2.0,
+            &fix(2.0, 2.0, Some(5.0), 2.0),
         )
         .await
         .unwrap();
         // Newer, but shared with another group or with nobody: not shown in g1.
-        db.add_location(
-            ann,
-            Some((s2.as_str(), "g2")),
-            3.0,
-            3.0,
-            None,
-            None,
-            None,
-            3.0,
-        )
-        .await
-        .unwrap();
-        db.add_location(ann, None, 4.0, 4.0, None, None, None, 4.0)
+        db.add_location(ann, Some((s2.as_str(), "g2")), &fix(3.0, 3.0, None, 3.0))
+            .await
+            .unwrap();
+        db.add_location(ann, None, &fix(4.0, 4.0, None, 4.0))
             .await
             .unwrap();
         // Bob never shared with g1.
-        db.add_location(bob, None, 9.0, 9.0, None, None, None, 5.0)
+        db.add_location(bob, None, &fix(9.0, 9.0, None, 5.0))
             .await
             .unwrap();
         let latest = db.latest_locations("g1").await.unwrap();

@@ -224,7 +224,7 @@ fn fuzz_only_the_granted_dj_moves_the_session_over_the_mesh() {
         (0usize..3, 0usize..3, 0usize..5, 0u32..4, 0.0f64..150.0),
         1..40,
     );
-    fuzz_runner("mesh trust", 64)
+    fuzz_runner("mesh trust", 64, file!())
         .run(&strategy, |steps| {
             let (mut me, mut t) = follower_offline();
             for (seq, (li, fi, ki, variant, position)) in steps.into_iter().enumerate() {
