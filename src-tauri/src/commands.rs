@@ -146,25 +146,42 @@ pub async fn node_command(state: State<'_, App>, command: NodeCommand) -> AppRes
     Ok(state.command(command).await?)
 }
 
-/// The native file picker for audio files; the node reads their tags on `add`.
+/// Set to a file listing paths, one a line: the picker returns them (read at each
+/// pick) without showing a dialog. For the app's E2E, which cannot drive a native
+/// dialog; only whoever starts the process can set it, never the web view.
+pub const TEST_PICKED_FILES_ENV: &str = "JAMZ_TEST_PICKED_FILES";
+
+/// The native file picker for audio files. What it returns is the only way a
+/// file enters the node from the web view (`jamz_node::app::web_view`).
 #[tauri::command]
-pub async fn pick_audio_files(app: AppHandle) -> AppResult<Vec<String>> {
-    use tauri_plugin_dialog::DialogExt;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog()
-        .file()
-        .set_title("Add tracks")
-        .add_filter(
-            "Audio",
-            &["mp3", "m4a", "aac", "mp4", "flac", "ogg", "oga", "wav"],
-        )
-        .pick_files(move |files| {
-            let _ = tx.send(files);
-        });
-    let files = rx.await.ok().flatten().unwrap_or_default();
-    Ok(files
+pub async fn pick_audio_files(app: AppHandle, state: State<'_, App>) -> AppResult<Vec<String>> {
+    let picked: Vec<std::path::PathBuf> = match std::env::var_os(TEST_PICKED_FILES_ENV) {
+        Some(list) => std::fs::read_to_string(&list)
+            .map_err(|e| jamz_node::NodeError::Invalid(format!("{TEST_PICKED_FILES_ENV}: {e}")))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(std::path::PathBuf::from)
+            .collect(),
+        None => {
+            use tauri_plugin_dialog::DialogExt;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            app.dialog()
+                .file()
+                .set_title("Add tracks")
+                .add_filter(
+                    "Audio",
+                    &["mp3", "m4a", "aac", "mp4", "flac", "ogg", "oga", "wav"],
+                )
+                .pick_files(move |files| {
+                    let _ = tx.send(files);
+                });
+            let files = rx.await.ok().flatten().unwrap_or_default();
+            files.into_iter().filter_map(|f| f.into_path().ok()).collect()
+        }
+    };
+    Ok(state
+        .grant_picked_files(picked)
         .into_iter()
-        .filter_map(|f| f.into_path().ok())
         .map(|p| p.to_string_lossy().into_owned())
         .collect())
 }
@@ -183,3 +200,4 @@ pub async fn cache_clear(state: State<'_, App>) -> AppResult<CacheInfo> {
 pub async fn list_outputs(state: State<'_, App>) -> AppResult<Vec<OutputView>> {
     Ok(state.outputs().await?)
 }
+

@@ -28,6 +28,14 @@ const tmp = mkdtempSync(join(tmpdir(), "jamz-app-e2e-"));
 rmSync(ARTIFACTS, { recursive: true, force: true });
 mkdirSync(ARTIFACTS, { recursive: true });
 const log = (...a) => console.error("[e2e]", ...a);
+// The app's file picker returns what this file lists (JAMZ_TEST_PICKED_FILES; a
+// native dialog cannot be driven): files enter the app only through the picker.
+const PICKED = join(tmp, "picked.txt");
+process.env.JAMZ_TEST_PICKED_FILES = PICKED;
+async function pickFile(wd, path) {
+  writeFileSync(PICKED, `${path}\n`);
+  await wd.click("[data-action=pick-files]");
+}
 
 function start(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], ...opts });
@@ -151,8 +159,7 @@ async function main() {
     await waitFor("the session screen", () => wd.findAll("[data-screen=session]").then((a) => a.length === 1));
     const bo = startNode(server, groupId);
     await waitFor("the headless node ready", () => bo.latest.has("ready"), 30000);
-    await wd.type("input[name=track-path]", wav);
-    await wd.click("[data-action=add-path]");
+    await pickFile(wd, wav);
     const trackId = await waitFor("the track in the playlist", async () => {
       const ids = await wd.findAll("[data-track]");
       return ids.length === 1 ? wd.attr("[data-track]", "data-track") : null;
@@ -206,8 +213,7 @@ async function main() {
     // 8. playlist: a second track; the DJ reorders and removes; the headless node sees each change
     const wav2 = join(tmp, "second.wav");
     writeTone(wav2, 20, 16000);
-    await wd.type("input[name=track-path]", wav2);
-    await wd.click("[data-action=add-path]");
+    await pickFile(wd, wav2);
     await waitFor("two tracks", () => wd.findAll("[data-track]").then((a) => a.length === 2), 30000);
     const order = () => wd.exec("return [...document.querySelectorAll('[data-track]')].map((e) => e.dataset.track)");
     const [first, second] = await order();

@@ -160,3 +160,53 @@ async fn one_session_at_a_time_and_the_cache_only_without_it() {
     assert!(out.revoked_on_server, "{out:?}");
     assert_eq!(app.current_account().unwrap(), None);
 }
+
+/// The web view's limits, at the facade the shell forwards to: a file enters only
+/// if the picker returned it in this run, and `wav:` outputs are refused.
+#[tokio::test]
+async fn the_web_view_adds_only_picked_files_and_writes_no_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new(Dirs {
+        config: dir.path().join("config"),
+        cache: dir.path().join("cache"),
+    })
+    .unwrap();
+    let song = dir.path().join("song.wav");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&song, b"RIFF").unwrap();
+    std::fs::write(&secret, b"key").unwrap();
+    let add = |path: &std::path::Path| NodeCommand::Add {
+        path: Some(path.to_path_buf()),
+        track: None,
+    };
+
+    // Refused before anything else is looked at (no session is open).
+    let e = app.command(add(&song)).await.unwrap_err();
+    assert_eq!(code(e), ErrorCode::Invalid, "a file never picked");
+    let granted = app.grant_picked_files([song.clone()]);
+    assert_eq!(granted, vec![song.canonicalize().unwrap()]);
+    // The picked file passes the check and reaches the session lookup.
+    let e = app.command(add(&song)).await.unwrap_err();
+    assert_eq!(code(e), ErrorCode::NoSession, "a picked file");
+    let e = app.command(add(&secret)).await.unwrap_err();
+    assert_eq!(code(e), ErrorCode::Invalid, "a file beside a picked one");
+
+    let wav = dir.path().join("out.wav");
+    let e = app
+        .command(NodeCommand::Output {
+            spec: format!("wav:{}", wav.display()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), ErrorCode::Invalid);
+    let args = OpenArgs {
+        group_id: "g".into(),
+        output: Some(format!("wav:{}", wav.display())),
+        ..OpenArgs::default()
+    };
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let e = app.open_session(args, ChannelSink(tx)).await.unwrap_err();
+    assert_eq!(code(e), ErrorCode::Invalid, "wav: when opening a session");
+    assert!(!wav.exists());
+}
+

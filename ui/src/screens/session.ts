@@ -176,14 +176,6 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       (e: unknown) => showError(error, e),
     );
   });
-  const pathInput = h("input", { name: "track-path", placeholder: "/path/to/song.mp3", "aria-label": "Add a file by path" });
-  const addByPath = h("form", { class: "inline" }, pathInput, h("button", { type: "submit", "data-action": "add-path" }, "Add"));
-  addByPath.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const path = pathInput.value.trim();
-    if (path) send({ cmd: "add", path });
-    pathInput.value = "";
-  });
 
   // --- cache
   const cacheText = h("p", { "data-testid": "cache-summary" }, "");
@@ -318,7 +310,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
           h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
           djState, field("Volume", volume)),
         section("people", "In the session", people),
-        section("pl", "Playlist", h("div", { class: "row" }, pick, addByPath), uploadBar, uploadText, pendingList, playlist,
+        section("pl", "Playlist", h("div", { class: "row" }, pick), uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
         section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
         section("map", "Map", mapEl, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),

@@ -7,12 +7,14 @@
 //! - [`session`]: at most one running node, its events to an [`EventSink`].
 //! - [`cache_admin`]: the track cache while no session holds it.
 //! - `hosting` (the `host` feature): this device runs the session's server.
+//! - [`web_view`]: what the web view may ask of files (picked files only, no `wav:`).
 
 pub mod accounts;
 pub mod cache_admin;
 #[cfg(feature = "host")]
 pub mod hosting;
 pub mod session;
+pub mod web_view;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +59,7 @@ pub struct App {
     dirs: Dirs,
     store: CredentialStore,
     session: session::SessionSlot,
+    picked: web_view::PickedFiles,
     #[cfg(feature = "host")]
     hosting: hosting::Hosting,
 }
@@ -69,12 +72,22 @@ impl App {
             #[cfg(feature = "host")]
             hosting: hosting::Hosting::new(dirs.hosted_session())?,
             session: session::SessionSlot::default(),
+            picked: web_view::PickedFiles::default(),
             dirs,
         })
     }
 
     pub fn dirs(&self) -> &Dirs {
         &self.dirs
+    }
+
+    /// The shell calls this with what the native file picker returned; the paths
+    /// it gives back are the ones an `add` from the web view may then name.
+    pub fn grant_picked_files(
+        &self,
+        picked: impl IntoIterator<Item = std::path::PathBuf>,
+    ) -> Vec<std::path::PathBuf> {
+        self.picked.grant(picked)
     }
 
     /// `version` and `mobile` are the shell's to say.

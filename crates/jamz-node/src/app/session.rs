@@ -19,6 +19,7 @@ pub struct OpenArgs {
     pub group_id: String,
     pub display_name: Option<String>,
     /// `default`, `null`, `wav:PATH` or `device:ID` (jamz-audio's output spec).
+    // `wav:` is refused from the web view (`web_view::check_output`).
     pub output: Option<String>,
     /// `none`, `replay:FILE`, `gpsd:HOST:PORT` (manual and mobile fixes arrive as commands).
     pub location: Option<String>,
@@ -98,6 +99,9 @@ impl App {
         args: OpenArgs,
         mut sink: impl EventSink,
     ) -> Result<SessionView, NodeError> {
+        if let Some(spec) = &args.output {
+            super::web_view::check_output(spec)?;
+        }
         let mut slot = self.session.idle().await?;
         let creds = self.store.load()?.ok_or_else(|| NodeError::NotLoggedIn {
             server: "any server".into(),
@@ -160,9 +164,11 @@ impl App {
             .map_err(|e| NodeError::Stopped(format!("the session's task failed: {e}")))
     }
 
-    /// Forwards one command to the running node.
+    /// Forwards one command to the running node, as the web view may send it
+    /// ([`super::web_view`]: picked files only, no `wav:` output).
     pub async fn command(&self, command: NodeCommand) -> Result<(), NodeError> {
         command.validate().map_err(NodeError::Invalid)?;
+        let command = super::web_view::check_command(&self.picked, command)?;
         let slot = self.session.0.lock().await;
         let session = slot.as_ref().ok_or(NodeError::NoSession)?;
         session.commander.send(command)
