@@ -24,6 +24,8 @@ const COMMANDS: &[&str] = &[
     "cache_info",
     "cache_clear",
     "list_outputs",
+    "diagnostics",
+    "launch_link",
 ];
 
 fn main() {

@@ -95,6 +95,8 @@ export const backend = {
   cacheInfo: (): Promise<CacheInfo> => call("cache_info"),
   cacheClear: (): Promise<CacheInfo> => call("cache_clear"),
   listOutputs: (): Promise<Output[]> => call("list_outputs"),
+  /** "Copy diagnostics": the app's version, state and the end of its log file, as text. */
+  diagnostics: (): Promise<string> => call("diagnostics"),
 
   /** Every node event but `progress`. */
   onNodeEvent: (handler: (ev: NodeEvent) => void): Promise<UnlistenFn> =>

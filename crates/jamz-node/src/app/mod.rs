@@ -6,11 +6,13 @@
 //! - [`accounts`]: register, log in and out, groups.
 //! - [`session`]: at most one running node, its events to an [`EventSink`].
 //! - [`cache_admin`]: the track cache while no session holds it.
+//! - [`diagnostics`]: the text of "copy diagnostics".
 //! - `hosting` (the `host` feature): this device runs the session's server.
 //! - [`web_view`]: what the web view may ask of files (picked files only, no `wav:`).
 
 pub mod accounts;
 pub mod cache_admin;
+pub mod diagnostics;
 #[cfg(feature = "host")]
 pub mod hosting;
 pub mod session;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::account::LogoutOutcome;
 pub use accounts::{AccountView, ChangePasswordArgs, LoginArgs, RegisterArgs};
 pub use cache_admin::CacheInfo;
+pub use diagnostics::ShellFacts;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;
 pub use session::{EventSink, OpenArgs, SessionEnded, SessionView};
