@@ -176,7 +176,10 @@ pub async fn pick_audio_files(app: AppHandle, state: State<'_, App>) -> AppResul
                     let _ = tx.send(files);
                 });
             let files = rx.await.ok().flatten().unwrap_or_default();
-            files.into_iter().filter_map(|f| f.into_path().ok()).collect()
+            files
+                .into_iter()
+                .filter_map(|f| f.into_path().ok())
+                .collect()
         }
     };
     Ok(state

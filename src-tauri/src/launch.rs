@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn the_link_is_found_among_the_arguments_but_never_the_program() {
         let link = "trafficjamz://join?server=http%3A%2F%2F10.42.0.1%3A5050&group=g1";
-        assert_eq!(link_in(["/usr/bin/trafficjamz", "--x", link]), Some(link.into()));
+        assert_eq!(
+            link_in(["/usr/bin/trafficjamz", "--x", link]),
+            Some(link.into())
+        );
         assert_eq!(link_in(["trafficjamz://not-an-argument"]), None);
         assert_eq!(link_in(["app", "http://example.org"]), None);
     }

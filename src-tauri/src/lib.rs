@@ -34,9 +34,8 @@ pub fn run() {
 
     // First: a second instance must hand over and exit before anything else starts.
     #[cfg(desktop)]
-    let builder = tauri::Builder::default().plugin(tauri_plugin_single_instance::init(
-        launch::second_launch,
-    ));
+    let builder =
+        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(launch::second_launch));
     #[cfg(mobile)]
     let builder = tauri::Builder::default();
     let builder = builder.plugin(tauri_plugin_dialog::init());
@@ -53,7 +52,9 @@ pub fn run() {
             tracing::info!(
                 "TrafficJamz {} started (logs in {})",
                 app.package_info().version,
-                log_dir.as_ref().map_or("stderr only".into(), |d| d.display().to_string())
+                log_dir
+                    .as_ref()
+                    .map_or("stderr only".into(), |d| d.display().to_string())
             );
             app.manage(LogDir(log_dir));
             app.manage(launch::LaunchLink::from_args(std::env::args()));

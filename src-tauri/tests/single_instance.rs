@@ -62,7 +62,11 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-fn wait_for_line(lines: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+fn wait_for_line(
+    lines: &mpsc::Receiver<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -147,7 +151,15 @@ fn a_second_launch_hands_its_link_to_the_first_and_exits() {
     let tmp = tempfile::tempdir().unwrap();
 
     let mut xvfb = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -191,12 +203,18 @@ fn a_second_launch_hands_its_link_to_the_first_and_exits() {
     let handed = wait_for_line(&lines, "hand-over line", |l| l.contains("a second launch"));
     assert!(handed.contains(&format!("Some(\"{link}\")")), "{handed}");
     let mut first = first;
-    assert!(first.0.try_wait().unwrap().is_none(), "the first instance exited");
+    assert!(
+        first.0.try_wait().unwrap().is_none(),
+        "the first instance exited"
+    );
 
     // The same line in the rotating log file, in the app's log directory.
     let log_dir = home.join("data").join(IDENTIFIER).join("logs");
     let (path, text) = log_file_with(&log_dir, link);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("trafficjamz.") && name.ends_with(".log"), "{name}");
+    assert!(
+        name.starts_with("trafficjamz.") && name.ends_with(".log"),
+        "{name}"
+    );
     assert!(text.contains("started (logs in"), "{text}");
 }

@@ -231,6 +231,9 @@ async fn diagnostics_name_the_app_and_end_with_the_log() {
     assert!(text.starts_with("TrafficJamz: 9.8.7\n"), "{text}");
     assert!(text.contains("account: not logged in\n"), "{text}");
     assert!(text.contains("session: none open\n"), "{text}");
-    assert!(text.contains(&format!("log file: {}\n", log.display())), "{text}");
+    assert!(
+        text.contains(&format!("log file: {}\n", log.display())),
+        "{text}"
+    );
     assert!(text.ends_with("WARN the last line\n"), "{text}");
 }

@@ -67,7 +67,10 @@ fn a_hotspot_without_a_default_route_lists_its_address() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "inside the namespace: {text}");
-    assert!(text.contains("1 passed"), "the inner test did not run: {text}");
+    assert!(
+        text.contains("1 passed"),
+        "the inner test did not run: {text}"
+    );
 }
 
 #[test]
@@ -85,6 +88,9 @@ fn only_addresses_a_person_can_type_are_listed() {
     .map(|s| s.parse().unwrap())
     .collect();
     let listed = jamz_node::host::lan_addresses_of(ips);
-    let want: Vec<IpAddr> = vec!["10.42.0.1".parse().unwrap(), "192.168.43.1".parse().unwrap()];
+    let want: Vec<IpAddr> = vec![
+        "10.42.0.1".parse().unwrap(),
+        "192.168.43.1".parse().unwrap(),
+    ];
     assert_eq!(listed, want);
 }

@@ -43,7 +43,10 @@ impl App {
             Err(e) => line("account", &format!("unreadable: {e}")),
         }
         match &info.hosting {
-            Some(h) => line("hosting", &format!("{} (LAN: {})", h.url, h.lan_urls.join(", "))),
+            Some(h) => line(
+                "hosting",
+                &format!("{} (LAN: {})", h.url, h.lan_urls.join(", ")),
+            ),
             None => line("hosting", "no"),
         }
         line(
