@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh all), builds the workspace with every test target,
 # and runs every test of the project:
-# formatting, clippy, the Rust workspace's tests, the JavaScript peers' tests, the
+# formatting, the dependency policy (cargo deny), clippy, the Rust workspace's tests, the JavaScript peers' tests, the
 # UI's unit tests and the app's end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,8 @@ step() { printf '\n\033[1m[test]\033[0m %s\n' "$*" >&2; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 scripts/check-layering.sh
+step "cargo deny (licences, bans, sources of deny.toml)"
+cargo deny --locked check licenses bans sources
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"

@@ -26,6 +26,8 @@ const COMMANDS: &[&str] = &[
     "list_outputs",
     "cover_art",
     "location_sources",
+    "diagnostics",
+    "launch_link",
 ];
 
 fn main() {

@@ -3,7 +3,7 @@
 use jamz_node::app::{
     AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView,
     LocationSourceView, LoginArgs, LogoutOutcome, OpenArgs, RegisterArgs, SessionEnded,
-    SessionView,
+    SessionView, ShellFacts,
 };
 use jamz_node::{NodeCommand, NodeEvent, OutputView};
 use jamz_proto::Group;
@@ -215,4 +215,26 @@ pub async fn cache_clear(state: State<'_, App>) -> AppResult<CacheInfo> {
 #[tauri::command]
 pub async fn list_outputs(state: State<'_, App>) -> AppResult<Vec<OutputView>> {
     Ok(state.outputs().await?)
+}
+
+/// "Copy diagnostics": the app's state and the end of its log, as text.
+#[tauri::command]
+pub async fn diagnostics(
+    app: AppHandle,
+    state: State<'_, App>,
+    log_dir: State<'_, crate::LogDir>,
+) -> AppResult<String> {
+    let facts = ShellFacts {
+        version: app.package_info().version.to_string(),
+        mobile: cfg!(mobile),
+        log_file: log_dir.0.as_deref().and_then(crate::logs::newest_file),
+    };
+    Ok(state.diagnostics(facts).await)
+}
+
+/// The `trafficjamz://` link this instance was started with (once; later links
+/// come as `join-link` events).
+#[tauri::command]
+pub fn launch_link(link: State<'_, crate::launch::LaunchLink>) -> Option<String> {
+    link.take()
 }

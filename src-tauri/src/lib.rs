@@ -6,9 +6,14 @@
 //!   event (the node control vocabulary), except `progress`, which streams
 //!   through the `ipc::Channel` the UI passed in.
 //! - `host_session` runs the reference server in-process (a car with no internet).
+//! - One instance (desktop): a second launch hands its arguments to the first
+//!   (`second-launch`, and `join-link` for a `trafficjamz://` link) and exits.
+//! - Logs go to stderr and a rotating file in the app's log directory (`logs`).
 
 mod commands;
 mod error;
+mod launch;
+mod logs;
 
 pub use error::{AppError, AppResult};
 
@@ -20,24 +25,39 @@ pub const SESSION_ENDED_EVENT: &str = "session-ended";
 /// When [`run`] began: the origin of the start-up figure of `first_paint`.
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
+/// The app's log directory (where `logs` writes), for "copy diagnostics".
+pub(crate) struct LogDir(pub Option<std::path::PathBuf>);
+
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
     let _ = STARTED.set(std::time::Instant::now());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
 
-    let builder = tauri::Builder::default().plugin(tauri_plugin_dialog::init());
+    // First: a second instance must hand over and exit before anything else starts.
+    #[cfg(desktop)]
+    let builder =
+        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(launch::second_launch));
+    #[cfg(mobile)]
+    let builder = tauri::Builder::default();
+    let builder = builder.plugin(tauri_plugin_dialog::init());
     #[cfg(mobile)]
     let builder = builder.plugin(tauri_plugin_geolocation::init());
 
     let result = builder
         .setup(|app| {
             use tauri::Manager;
+            let log_dir = app.path().app_log_dir().ok();
+            if let Err(e) = logs::init(log_dir.as_deref()) {
+                tracing::warn!("no log file, logging to stderr only: {e}");
+            }
+            tracing::info!(
+                "TrafficJamz {} started (logs in {})",
+                app.package_info().version,
+                log_dir
+                    .as_ref()
+                    .map_or("stderr only".into(), |d| d.display().to_string())
+            );
+            app.manage(LogDir(log_dir));
+            app.manage(launch::LaunchLink::from_args(std::env::args()));
             // The platform's per-app directories unless JAMZ_CONFIG_DIR / JAMZ_CACHE_DIR say.
             let paths = app.path();
             let dirs = jamz_node::directories::Dirs::resolve(
@@ -70,6 +90,8 @@ pub fn run() {
             commands::cover_art,
             commands::location_sources,
             commands::list_outputs,
+            commands::diagnostics,
+            commands::launch_link,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

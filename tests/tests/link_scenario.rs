@@ -19,7 +19,7 @@ use jamz_proto::events::{
 use jamz_proto::rest::LocationReport;
 use jamz_proto::{ServerEvent, Track};
 use link_support::{Member, seed};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 fn now_ms() -> f64 {
     std::time::SystemTime::now()

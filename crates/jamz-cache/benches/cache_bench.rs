@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use jamz_cache::StoredTrack;
 use jamz_cache::index::Index;
 use jamz_cache::{Cache, CacheConfig, CacheTrack};
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::*;
 
 /// Entries in the index benchmark (the figure).

@@ -603,7 +603,7 @@ mod tests {
 
     #[test]
     fn kept_totals_match_a_recount_after_any_sequence() {
-        use rand::{Rng, SeedableRng, rngs::StdRng};
+        use rand::{RngExt, SeedableRng, rngs::StdRng};
         let seed = 0x70_7a15;
         let mut rng = StdRng::seed_from_u64(seed);
         let (_d, mut idx) = index();

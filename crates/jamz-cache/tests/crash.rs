@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jamz_cache::{Cache, CacheConfig, CacheError, CacheTrack, CancellationToken};
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

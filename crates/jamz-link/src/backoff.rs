@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 /// First delay after a lost connection. Socket.IO's client uses 1 s
 /// (`reconnectionDelay`); we start lower because a road-trip link drops often and

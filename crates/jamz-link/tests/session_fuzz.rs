@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use jamz_link::session::{AckTicket, Frame, Io, RequestId, SessionEvent};
 use jamz_link::{OutgoingEvent, ReconnectPolicy, Session, SocketConfig};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::json;
 
 /// Frames as a Socket.IO 4 server sends them (and a few it should not).

@@ -4,7 +4,7 @@
 //! Only with the `host` feature: a build that never hosts links no server.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 /// `jamz server`'s arguments, and what stops a server (Ctrl-C, SIGTERM).
@@ -108,32 +108,42 @@ impl Drop for HostedServer {
     }
 }
 
-/// This device's addresses on its networks, found without sending anything:
-/// "connecting" a UDP socket only asks the kernel which interface routes there.
-/// One probe per private range (a hotspot's subnet has no default route) and
-/// one for the default route.
+/// This device's addresses on its networks, read from its interfaces. Asking the
+/// kernel for a route would find nothing on a hotspot with no internet (its
+/// subnet has no default route), which is the case hosting exists for.
 pub fn lan_addresses() -> Vec<IpAddr> {
-    const PROBES: [&str; 4] = [
-        "192.0.2.1:9",
-        "10.255.255.254:9",
-        "172.31.255.254:9",
-        "192.168.255.254:9",
-    ];
-    let mut found = BTreeSet::new();
-    for probe in PROBES {
-        let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
-            continue;
-        };
-        if socket.connect(probe).is_err() {
-            continue;
-        }
-        if let Ok(local) = socket.local_addr() {
-            let ip = local.ip();
-            if !ip.is_loopback() && !ip.is_unspecified() {
-                found.insert(ip);
-            }
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => lan_addresses_of(
+            interfaces
+                .iter()
+                .filter(|i| {
+                    !matches!(
+                        i.oper_status,
+                        if_addrs::IfOperStatus::Down
+                            | if_addrs::IfOperStatus::NotPresent
+                            | if_addrs::IfOperStatus::LowerLayerDown
+                    )
+                })
+                .map(|i| i.ip()),
+        ),
+        Err(e) => {
+            tracing::warn!("cannot list the network interfaces: {e}");
+            Vec::new()
         }
     }
+}
+
+/// The addresses other cars can type, sorted: IPv4 only (what a person types),
+/// without loopback, link-local (169.254/16: no DHCP server answered) or
+/// unspecified ones.
+pub fn lan_addresses_of(ips: impl IntoIterator<Item = IpAddr>) -> Vec<IpAddr> {
+    let found: BTreeSet<IpAddr> = ips
+        .into_iter()
+        .filter(|ip| match ip {
+            IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
+            IpAddr::V6(_) => false,
+        })
+        .collect();
     found.into_iter().collect()
 }
 

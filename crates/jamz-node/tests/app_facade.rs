@@ -212,3 +212,31 @@ async fn the_web_view_adds_only_picked_files_and_writes_no_wav() {
     assert_eq!(code(e), ErrorCode::Invalid, "wav: when opening a session");
     assert!(!wav.exists());
 }
+
+/// "Copy diagnostics": the version, the state and the end of the log file.
+#[tokio::test]
+async fn diagnostics_name_the_app_and_end_with_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new(Dirs {
+        config: dir.path().join("config"),
+        cache: dir.path().join("cache"),
+    })
+    .unwrap();
+    let log = dir.path().join("trafficjamz.2026-01-01.log");
+    std::fs::write(&log, "INFO first\nWARN the last line\n").unwrap();
+    let text = app
+        .diagnostics(jamz_node::app::ShellFacts {
+            version: "9.8.7".into(),
+            mobile: false,
+            log_file: Some(log.clone()),
+        })
+        .await;
+    assert!(text.starts_with("TrafficJamz: 9.8.7\n"), "{text}");
+    assert!(text.contains("account: not logged in\n"), "{text}");
+    assert!(text.contains("session: none open\n"), "{text}");
+    assert!(
+        text.contains(&format!("log file: {}\n", log.display())),
+        "{text}"
+    );
+    assert!(text.ends_with("WARN the last line\n"), "{text}");
+}

@@ -100,6 +100,8 @@ export const backend = {
   listOutputs: (): Promise<Output[]> => call("list_outputs"),
   /** The location sources found on this device (`manual` always first). */
   locationSources: (): Promise<LocationSourceView[]> => call("location_sources"),
+  /** "Copy diagnostics": the app's version, state and the end of its log file, as text. */
+  diagnostics: (): Promise<string> => call("diagnostics"),
 
   /** Every node event but `progress`. */
   onNodeEvent: (handler: (ev: NodeEvent) => void): Promise<UnlistenFn> =>

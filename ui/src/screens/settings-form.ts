@@ -98,6 +98,13 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
   const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tiles.example.org/{z}/{x}/{y}.png" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
+  // For a bug report: the app's state and the end of its log file, to the clipboard.
+  const copyDiagnostics = h("button", { type: "button", "data-action": "copy-diagnostics" }, "Copy diagnostics");
+  copyDiagnostics.addEventListener("click", () => {
+    void ctx.backend.diagnostics()
+      .then((text) => navigator.clipboard.writeText(text))
+      .then(() => { saved.textContent = "Diagnostics copied."; }, (err: unknown) => showError(error, err));
+  });
   const hint = live
     ? "Output, latency offset and the cache settings apply now; location source and name when the session next opens."
     : "These apply when a session opens.";
@@ -113,7 +120,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     field("Name in the session", displayName),
     field("Map tiles address, with {z}/{x}/{y} (empty: cars on a blank map)", mapTiles),
     h("p", { class: "hint" }, hint),
-    h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save")),
+    h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save"), copyDiagnostics),
     saved, error);
   form.addEventListener("submit", (e) => {
     e.preventDefault();

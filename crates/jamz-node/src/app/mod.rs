@@ -8,12 +8,14 @@
 //! - [`cache_admin`]: the track cache while no session holds it.
 //! - [`covers`]: cover art of cached tracks, for now playing.
 //! - [`location_sources`]: the location sources this device has.
+//! - [`diagnostics`]: the text of "copy diagnostics".
 //! - `hosting` (the `host` feature): this device runs the session's server.
 //! - [`web_view`]: what the web view may ask of files (picked files only, no `wav:`).
 
 pub mod accounts;
 pub mod cache_admin;
 pub mod covers;
+pub mod diagnostics;
 #[cfg(feature = "host")]
 pub mod hosting;
 pub mod location_sources;
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::account::LogoutOutcome;
 pub use accounts::{AccountView, ChangePasswordArgs, LoginArgs, RegisterArgs};
 pub use cache_admin::CacheInfo;
+pub use diagnostics::ShellFacts;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;
 pub use location_sources::LocationSourceView;
