@@ -152,7 +152,13 @@ async fn bad_input_is_an_error_event_and_the_node_goes_on() -> Result<()> {
     expect_error(&mut node, "DJ", Some("pause")).await?;
     node.send(json!({"cmd":"add","path":"/nonexistent/x.mp3"}))
         .await?;
-    expect_error(&mut node, "/nonexistent/x.mp3", Some("add")).await?;
+    let e = expect_error(&mut node, "/nonexistent/x.mp3", Some("add")).await?;
+    let message = e["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        message.matches("/nonexistent/x.mp3").count(),
+        1,
+        "the file is named once: {message}"
+    );
 
     // ... and a good command still works afterwards
     node.clear();

@@ -68,9 +68,7 @@ pub(super) async fn send_pending(
             let track = upload_and_cache(rest, cache, path, jobs)
                 .await
                 .map_err(|e| match OutboxFailure::of(e) {
-                    OutboxFailure::Refused(m) => {
-                        OutboxFailure::Refused(format!("cannot add {}: {m}", path.display()))
-                    }
+                    OutboxFailure::Refused(m) => OutboxFailure::Refused(cannot_add(path, &m)),
                     u => u,
                 })?;
             rest.append_track(session_id, &track)
@@ -196,11 +194,36 @@ impl Runtime {
                 }
                 Err(e) => {
                     let _ = jobs.send(Job::Event(NodeEvent::error(
-                        format!("cannot add {}: {e}", path.display()),
+                        cannot_add(&path, &e.to_string()),
                         Some("add"),
                     )));
                 }
             }
         });
+    }
+}
+
+/// "cannot add PATH: why", naming the file once: most reasons already start with its path.
+fn cannot_add(path: &std::path::Path, why: &str) -> String {
+    let shown = path.display().to_string();
+    let why = why.strip_prefix(&format!("{shown}: ")).unwrap_or(why);
+    format!("cannot add {shown}: {why}")
+}
+
+#[cfg(test)]
+mod cannot_add_tests {
+    use super::cannot_add;
+
+    #[test]
+    fn the_file_is_named_once() {
+        let p = std::path::Path::new("/music/x.mp3");
+        assert_eq!(
+            cannot_add(p, "/music/x.mp3: No such file or directory (os error 2)"),
+            "cannot add /music/x.mp3: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            cannot_add(p, "not audio"),
+            "cannot add /music/x.mp3: not audio"
+        );
     }
 }
