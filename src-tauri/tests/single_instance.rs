@@ -4,6 +4,7 @@
 //!
 //! Needs `Xvfb` and `dbus-daemon` (scripts/apt/app.txt, keyring.txt): skipped with a
 //! printed reason when missing, unless `JAMZ_REQUIRE_XVFB=1`.
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -107,30 +108,52 @@ fn app(env: &[(&str, String)]) -> Command {
     cmd
 }
 
-/// The text of the newest log file in `dir` once it contains `needle`.
+/// The newest log file in `dir` and its text.
+fn newest_log(dir: &Path) -> Option<(PathBuf, String)> {
+    let path = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()?;
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    Some((path, text))
+}
+
+/// The text of the newest log file in `dir` once it contains `needle`. The file writer
+/// flushes on its own thread: each write to the directory (an inotify event) is a reason
+/// to look again, up to [`WAIT`].
 fn log_file_with(dir: &Path, needle: &str) -> (PathBuf, String) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::fs::inotify;
+    let watch =
+        inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC).unwrap();
+    inotify::add_watch(
+        &watch,
+        dir,
+        inotify::WatchFlags::MODIFY
+            | inotify::WatchFlags::CREATE
+            | inotify::WatchFlags::CLOSE_WRITE,
+    )
+    .unwrap();
     let deadline = Instant::now() + WAIT;
+    let mut events = [0u8; 4096];
     loop {
-        let newest = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .max();
-        if let Some(path) = newest {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.contains(needle) {
-                return (path, text);
-            }
+        // Looked at after the watch is set: a write before it is in the file already.
+        if let Some((path, text)) = newest_log(dir).filter(|(_, t)| t.contains(needle)) {
+            return (path, text);
         }
+        let left = deadline.saturating_duration_since(Instant::now());
         assert!(
-            Instant::now() < deadline,
+            !left.is_zero(),
             "no log file in {} with {needle:?} in time",
             dir.display()
         );
-        // The file writer flushes on its own thread: look again shortly.
-        std::thread::sleep(Duration::from_millis(50));
+        let timeout = Timespec::try_from(left).unwrap();
+        poll(&mut [PollFd::new(&watch, PollFlags::IN)], Some(&timeout)).unwrap();
+        // Drain what came; only that something came matters.
+        while rustix::io::read(&watch, &mut events).is_ok_and(|n| n > 0) {}
     }
 }
 
