@@ -258,6 +258,26 @@ fn history(db: &Path, user: i64) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Waits (up to [`WAIT`]) until every one of `own` is in the server's history of `user`
+/// (posted in the background); returns how many fixes it stores. The database is polled:
+/// the server says nothing when a fix is stored.
+async fn wait_all_stored(db: &Path, user: i64, own: &[(f64, f64)]) -> usize {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stored = history(db, user);
+        let lost = missing(own, &stored);
+        if lost == 0 {
+            return stored.len();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{lost} of {} fixes missing from the server's history",
+            own.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 fn missing(own: &[(f64, f64)], stored: &[(f64, f64)]) -> usize {
     own.iter()
         .filter(|(la, lo)| {
@@ -317,25 +337,11 @@ async fn a_drive_with_the_server_away_leaves_no_hole_in_its_history() {
     let shared = own.len();
     assert_eq!(shared, 41, "every 4th of 161 fixes");
     // Every fix the rule produced reaches the server's history (posted in the background).
-    let db = dir.path().join("jamz.db");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let stored = history(&db, me);
-        let lost = missing(&own, &stored);
-        if lost == 0 {
-            eprintln!(
-                "{shared} fixes shared, {} stored ({} offline at least)",
-                stored.len(),
-                shared - offline_from
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{lost} of {shared} fixes missing from the server's history"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let stored = wait_all_stored(&dir.path().join("jamz.db"), me, &own).await;
+    eprintln!(
+        "{shared} fixes shared, {stored} stored ({} offline at least)",
+        shared - offline_from
+    );
     quit(node).await;
     server.stop().await;
 }
@@ -396,21 +402,8 @@ async fn fixes_taken_offline_survive_a_restart_of_the_node_and_reach_the_server(
     let mut again = car(&url, &group, dir.path(), "ann", "none");
     again.share_location = false;
     let node = Node::start(again).await.unwrap();
-    let db = dir.path().join("jamz.db");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let lost = missing(&own, &history(&db, me));
-        if lost == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{lost} of {} fixes missing from the server's history after the restart ({} taken offline)",
-            own.len(),
-            own.len() - offline_from
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Every fix of the first run reaches the history, the offline ones from its file.
+    wait_all_stored(&dir.path().join("jamz.db"), me, &own).await;
     quit(node).await;
     assert!(
         waiting_files(&cache).is_empty(),
