@@ -274,3 +274,72 @@ async fn a_busy_server_is_waited_out_and_without_retries_reported_as_busy() -> R
     }
     Ok(())
 }
+
+/// Forwards one client to `upstream`, the client's bytes at about
+/// `bytes_per_sec` (a slow uplink), the server's at full speed.
+async fn slow_uplink_relay(upstream: String, bytes_per_sec: usize) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                return;
+            };
+            let (mut client_rx, mut client_tx) = client.into_split();
+            let (mut server_rx, mut server_tx) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+            });
+            tokio::spawn(async move {
+                const TICKS_PER_SEC: usize = 20;
+                let mut tick =
+                    tokio::time::interval(Duration::from_millis(1000 / TICKS_PER_SEC as u64));
+                let mut buf = vec![0u8; (bytes_per_sec / TICKS_PER_SEC).max(1)];
+                loop {
+                    tick.tick().await;
+                    match client_rx.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if server_tx.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = server_tx.shutdown().await;
+            });
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// An upload slower than the server's floor is answered 408 at once, and the
+/// client reads that answer although it is still sending. (The server used to
+/// drain up to 1 MiB of a refused body first, which at this rate outlasts the
+/// client's read timeout.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_slower_than_the_floor_is_told_408() -> Result<()> {
+    let server = TestServer::start_with_args(&["--upload-min-bytes-per-sec", "200000"]).await?;
+    register(&server.url, "dee").await?;
+    let upstream = server.url.trim_start_matches("http://").to_string();
+    let relay = slow_uplink_relay(upstream, 20_000).await?;
+    let rest = RestClient::new(&relay)?.with_retry(RetryPolicy::never());
+    rest.login("dee", PASSWORD).await?;
+    // Far more than the 10 s grace carries at 20 KB/s: still sending when refused.
+    let slow = Upload {
+        file_name: "slow.wav".into(),
+        data: Bytes::from(vec![0u8; 1024 * 1024]),
+        ..Upload::default()
+    };
+    let e = rest.upload(slow).await.unwrap_err();
+    eprintln!("  {e}");
+    match &e {
+        LinkError::UploadRefused { file, status, .. } => {
+            assert_eq!(file, "slow.wav");
+            assert_eq!(*status, 408, "{e}");
+        }
+        other => panic!("expected UploadRefused 408, got {other:?}"),
+    }
+    Ok(())
+}

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
@@ -124,7 +123,11 @@ impl Hasher {
 }
 
 fn hash(password: &str) -> Option<String> {
-    let salt = SaltString::generate(&mut OsRng);
+    // From the one `rand` the workspace uses: argon2's own `OsRng` needs a
+    // rand_core feature that only other crates' features happened to turn on.
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| tracing::error!(error = %e, "encode salt"))
+        .ok()?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())

@@ -111,6 +111,10 @@ pub async fn upload(
     };
     match store_upload(&state, &headers, user, &mut form).await {
         Ok(stored) => Ok(stored),
+        // Draining a too-slow body would wait on that slow body again, past
+        // the client's patience: answer now (hyper's client reads an early
+        // answer while it is still sending).
+        Err(e @ ApiError::TooSlow(_)) => Err(e),
         Err(e) => {
             drain(&mut form).await;
             Err(e)
