@@ -2,8 +2,9 @@
 //! `jamz node --json` processes; their mesh links come up through the server's
 //! `webrtc-signal` relay; the server is killed with SIGKILL; the DJ pauses, seeks, plays
 //! and changes track, and every node follows (its `playback` events and `status`); the
-//! tier goes socket -> mesh; the server restarts and the tier comes back to socket with
-//! everyone still on the DJ's track.
+//! tier goes socket -> mesh; a car's position and its "location off" reach the others over
+//! the mesh; the server restarts and the tier comes back to socket with everyone still on
+//! the DJ's track.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod node_support;
@@ -86,6 +87,28 @@ async fn the_djs_controls_reach_every_node_over_the_mesh_after_the_server_dies()
             e["reason"].as_str().unwrap_or("").contains("on the mesh"),
             "{e}"
         );
+    }
+
+    // A car shares its position with the server gone: the others see it over the mesh,
+    // and then see it turned off.
+    let (car, others) = followers.split_first_mut().unwrap();
+    let car_user = world.user_id(1);
+    car.send(json!({"cmd":"share-location","enabled":true}))
+        .await?;
+    car.send(json!({"cmd":"location","latitude":48.2,"longitude":11.5,"speed":20}))
+        .await?;
+    for n in std::iter::once(&mut *dj).chain(others.iter_mut()) {
+        let e = n
+            .wait_event("location", |v| v["userId"] == car_user)
+            .await?;
+        assert_eq!(e["latitude"], 48.2, "{}: {e}", n.name);
+        eprintln!("{}: sees {} over the mesh: {e}", n.name, car.name);
+    }
+    car.send(json!({"cmd":"share-location","enabled":false}))
+        .await?;
+    for n in std::iter::once(&mut *dj).chain(others.iter_mut()) {
+        n.wait_event("location-off", |v| v["userId"] == car_user)
+            .await?;
     }
 
     dj.send(json!({"cmd":"pause"})).await?;

@@ -39,6 +39,8 @@ pub mod kinds {
     pub const STATE_HELLO: &str = "state-hello";
     pub const TIME_SYNC: &str = "time-sync";
     pub const TIME_SYNC_REPLY: &str = "time-sync-reply";
+    /// (ext) A convoy signal (location off, regroup point) while the server is away.
+    pub const CONVOY_UPDATE: &str = "convoy-update";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +85,17 @@ crate::fix::with_fix_fields! {
     pub struct MeshLocation {}
 }
 
+/// (ext) `convoy-update` over the mesh: the socket event's `kind`, `latitude?`,
+/// `longitude?`, said by the envelope's `from` (no session id: the mesh is one session).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshConvoy {
+    pub kind: crate::events::ConvoyKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+}
+
 /// A summary of the sender's session state, sent when a channel opens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateHello {
@@ -107,6 +120,7 @@ pub enum MeshPayload {
     PlaylistUpdate(MeshPlaylist),
     ControllerChanged(MeshControllerChanged),
     LocationUpdate(MeshLocation),
+    ConvoyUpdate(MeshConvoy),
     StateHello(StateHello),
     TimeSync(crate::events::TimeSync),
     TimeSyncReply(crate::events::TimeSyncReply),
@@ -131,6 +145,7 @@ impl MeshEnvelope {
             kinds::PLAYLIST_UPDATE => MeshPayload::PlaylistUpdate(decode(data).map_err(ctx)?),
             kinds::CONTROLLER_CHANGED => MeshPayload::ControllerChanged(decode(data).map_err(ctx)?),
             kinds::LOCATION_UPDATE => MeshPayload::LocationUpdate(decode(data).map_err(ctx)?),
+            kinds::CONVOY_UPDATE => MeshPayload::ConvoyUpdate(decode(data).map_err(ctx)?),
             kinds::STATE_HELLO => MeshPayload::StateHello(decode(data).map_err(ctx)?),
             kinds::TIME_SYNC => MeshPayload::TimeSync(decode(data).map_err(ctx)?),
             kinds::TIME_SYNC_REPLY => MeshPayload::TimeSyncReply(decode(data).map_err(ctx)?),

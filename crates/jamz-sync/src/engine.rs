@@ -5,7 +5,7 @@ use jamz_proto::events::{
     ControlAction, JoinAudioSession, MusicControl, MusicRelay, MusicSessionState, MusicTakeControl,
     PlaylistUpdate, PositionSync, PositionSyncRelay,
 };
-use jamz_proto::events::{TimeSync, TimeSyncReply};
+use jamz_proto::events::{ConvoyRelay, LocationRelay, TimeSync, TimeSyncReply};
 use jamz_proto::mesh::{
     MeshControl, MeshEnvelope, MeshPayload, MeshPlaylist, MeshPositionSync, StateHello, kinds,
 };
@@ -796,9 +796,32 @@ impl Engine {
                     self.mesh_clock_mut().on_reply(r.t0, r.t1, r.t2, now);
                 }
             }
+            MeshPayload::LocationUpdate(l) => {
+                // A position told by its owner on its own link (the gate saw to that).
+                let relay = LocationRelay {
+                    user_id: from,
+                    session_id: None,
+                    latitude: l.latitude,
+                    longitude: l.longitude,
+                    accuracy: l.accuracy,
+                    speed: l.speed,
+                    heading: l.heading,
+                    timestamp: l.timestamp,
+                };
+                self.location_happened(now, Happening::Remote(&relay));
+            }
+            MeshPayload::ConvoyUpdate(c) => {
+                let relay = ConvoyRelay {
+                    user_id: from,
+                    session_id: None,
+                    kind: c.kind,
+                    latitude: c.latitude,
+                    longitude: c.longitude,
+                };
+                self.location_happened(now, Happening::Convoy(&relay));
+            }
             MeshPayload::StateHello(_)
             | MeshPayload::ControllerChanged(_)
-            | MeshPayload::LocationUpdate(_)
             | MeshPayload::Unknown => {}
         }
     }

@@ -11,16 +11,17 @@
 //! session and owns the privacy rule: nothing is sent until sharing is turned on, and
 //! turning it off (or its time running out) sends `location-off` at once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use jamz_proto::UserId;
 use jamz_proto::events::{
     ConvoyKind, ConvoyRelay, ConvoyUpdate, Event, LocationRelay, LocationUpdate,
 };
+use jamz_proto::mesh::{MeshConvoy, MeshLocation, kinds};
 use jamz_proto::rest::LocationReport;
 use serde::Serialize;
 
-use crate::api::{Action, LocalTime, Notification, ServerTime};
+use crate::api::{Action, LocalTime, MeshOut, Notification, ServerTime};
 use crate::convoy::{Convoy, ConvoyConfig, ConvoyEvent, Position, ShareConfig, SharePolicy};
 
 /// While a regroup point is set, everyone's ETA to it is reported this often (ms): the
@@ -198,6 +199,10 @@ pub(crate) struct LocationState {
     actions: VecDeque<Action>,
     /// Counts changes of the fixes not yet delivered (see [`LocationState::backlog`]).
     backlog_version: u64,
+    /// Each other member's newest fix taken: timestamp, latitude, longitude.
+    newest_fix: BTreeMap<UserId, (f64, f64, f64)>,
+    /// Members whose `location-off` was reported since their last fix.
+    told_off: BTreeSet<UserId>,
 }
 
 impl LocationState {
@@ -368,28 +373,14 @@ impl LocationState {
                 self.convoy
                     .set_regroup(now, ctx.user, latitude, longitude)
                     .map_err(|e| e.to_string())?;
-                if let Some(session) = ctx.session {
-                    self.emit(&ConvoyUpdate {
-                        session_id: session.to_owned(),
-                        kind: ConvoyKind::RegroupSet,
-                        latitude: Some(latitude),
-                        longitude: Some(longitude),
-                    });
-                }
+                self.signal(ctx, ConvoyKind::RegroupSet, Some((latitude, longitude)));
                 self.judge(now, ctx);
             }
             LocationInput::ClearRegroup => {
                 self.convoy
                     .clear_regroup(ctx.user, ctx.dj == Some(ctx.user))
                     .map_err(|e| e.to_string())?;
-                if let Some(session) = ctx.session {
-                    self.emit(&ConvoyUpdate {
-                        session_id: session.to_owned(),
-                        kind: ConvoyKind::RegroupClear,
-                        latitude: None,
-                        longitude: None,
-                    });
-                }
+                self.signal(ctx, ConvoyKind::RegroupClear, None);
                 self.judge(now, ctx);
             }
             LocationInput::ReportFailed { reports } => {
@@ -426,6 +417,19 @@ impl LocationState {
                 heading: pos.heading,
                 timestamp: ctx.server_now,
             };
+            // Peers on the mesh see the car whether or not the server does (a receiver
+            // keeps one copy of a fix that arrives both ways).
+            self.mesh(
+                kinds::LOCATION_UPDATE,
+                &MeshLocation {
+                    latitude: report.latitude,
+                    longitude: report.longitude,
+                    accuracy: report.accuracy,
+                    speed: report.speed,
+                    heading: report.heading,
+                    timestamp: report.timestamp,
+                },
+            );
             if ctx.connected && ctx.session.is_some() {
                 self.send(now, report);
             } else {
@@ -443,6 +447,17 @@ impl LocationState {
         {
             return;
         }
+        // The same fix over the socket and the mesh is taken once, and one overtaken by a
+        // newer fix not at all. (Equal timestamps with other coordinates are taken: a
+        // sender may not stamp every fix anew.)
+        let stamp = (l.timestamp, l.latitude, l.longitude);
+        if let Some(newest) = self.newest_fix.get(&l.user_id)
+            && (stamp.0 < newest.0 || stamp == *newest)
+        {
+            return;
+        }
+        self.newest_fix.insert(l.user_id, stamp);
+        self.told_off.remove(&l.user_id);
         let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
         let pos = Position {
             latitude: l.latitude,
@@ -461,7 +476,12 @@ impl LocationState {
         }
         match c.kind {
             ConvoyKind::LocationOff => {
-                self.last.remove(&c.user_id);
+                // Said over the socket and the mesh: told once.
+                let had = self.last.remove(&c.user_id).is_some();
+                if !had && !self.told_off.insert(c.user_id) {
+                    return;
+                }
+                self.told_off.insert(c.user_id);
                 self.convoy.remove(c.user_id);
                 self.notify_event(LocationEvent::LocationOff { user_id: c.user_id });
             }
@@ -536,14 +556,7 @@ impl LocationState {
         }
         self.sharing = false;
         self.share_until = None;
-        if let Some(session) = ctx.session {
-            self.emit(&ConvoyUpdate {
-                session_id: session.to_owned(),
-                kind: ConvoyKind::LocationOff,
-                latitude: None,
-                longitude: None,
-            });
-        }
+        self.signal(ctx, ConvoyKind::LocationOff, None);
         self.notify_event(LocationEvent::Sharing {
             enabled: false,
             until: None,
@@ -640,6 +653,42 @@ impl LocationState {
             .sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
         while self.offline.len() > OFFLINE_KEEP_FIXES {
             self.offline.pop_front();
+        }
+    }
+
+    /// A convoy signal of this car: to the server when in a session, and to the mesh.
+    fn signal(&mut self, ctx: &Ctx<'_>, kind: ConvoyKind, at: Option<(f64, f64)>) {
+        let (latitude, longitude) = (at.map(|a| a.0), at.map(|a| a.1));
+        if let Some(session) = ctx.session {
+            self.emit(&ConvoyUpdate {
+                session_id: session.to_owned(),
+                kind,
+                latitude,
+                longitude,
+            });
+        }
+        self.mesh(
+            kinds::CONVOY_UPDATE,
+            &MeshConvoy {
+                kind,
+                latitude,
+                longitude,
+            },
+        );
+    }
+
+    /// A broadcast to every peer on the mesh (none: the node sends nothing).
+    fn mesh<T: Serialize>(&mut self, kind: &'static str, data: &T) {
+        // Plain structs with string keys always serialize.
+        if let Ok(data) = serde_json::to_value(data) {
+            self.actions.push_back(Action::Mesh {
+                to: None,
+                message: MeshOut {
+                    kind,
+                    action: None,
+                    data,
+                },
+            });
         }
     }
 

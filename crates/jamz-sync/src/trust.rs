@@ -41,7 +41,7 @@
 //!   grant, signed by the server's key, for this session, naming it (the succession rule's
 //!   DJ has none and needs none), or relayed when also signed by the device key of that
 //!   grant, whose epoch the envelope carries.
-//! - Member messages (`playlist-update`, `location-update`): any member on its direct
+//! - Member messages (`playlist-update`, `location-update`, `convoy-update`): any member on its direct
 //!   link ([`Admitted::Member`]: a playlist may only be appended to); relayed only as a
 //!   controller message is.
 //! - Link messages (`state-hello`, `time-sync`, `time-sync-reply`): direct only.
@@ -339,7 +339,7 @@ fn class_of(kind: &str) -> Option<Class> {
         kinds::MUSIC_CONTROL | kinds::POSITION_SYNC | kinds::CONTROLLER_CHANGED => {
             Class::Controller
         }
-        kinds::PLAYLIST_UPDATE | kinds::LOCATION_UPDATE => Class::Member,
+        kinds::PLAYLIST_UPDATE | kinds::LOCATION_UPDATE | kinds::CONVOY_UPDATE => Class::Member,
         kinds::STATE_HELLO | kinds::TIME_SYNC | kinds::TIME_SYNC_REPLY => Class::Link,
         _ => return None,
     })
