@@ -1,5 +1,6 @@
-//! What the node's in-process tests share: a real server in this process, an
-//! account and a group on it, and bounded waits for events.
+//! What the node's in-process tests share: a real server (in this process, or as its own
+//! process where a test stops and restarts it), an account and a group on it, and
+//! bounded waits for events.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use jamz_node::Notification;
@@ -96,36 +97,29 @@ pub fn write_tone(path: &Path, seconds: u32) {
     w.finalize().unwrap();
 }
 
-/// An in-process server that can be stopped, and started again on the same address and
+/// A jamz-server process that can be stopped, and started again on the same address and
 /// data (a server outage in the middle of a test).
 pub struct StoppableServer {
     pub url: String,
     pub addr: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    process: jamz_e2e::TestServer,
 }
 
 impl StoppableServer {
-    /// Serves `dir`'s database and files on `addr` (port 0: a free one).
+    /// Serves `dir`'s database (`jamz.db`) and files on `addr` (port 0: a free one).
     pub async fn start(dir: &Path, addr: std::net::SocketAddr) -> StoppableServer {
-        let cfg = jamz_server::ServerConfig::new(addr, dir.join("jamz.db"), dir.join("data"));
-        let bound = jamz_server::bind(cfg).await.unwrap();
-        let addr = bound.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(bound.run(async move {
-            let _ = stopped.await;
-        }));
+        let process = jamz_e2e::TestServer::start_in(dir, &addr.to_string())
+            .await
+            .unwrap();
         StoppableServer {
-            url: format!("http://{addr}"),
-            addr,
-            stop,
-            task,
+            url: process.url.clone(),
+            addr: process.addr.parse().unwrap(),
+            process,
         }
     }
 
-    /// Stops it and waits until it has.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+    /// Stops it (SIGKILL: an outage gives no notice) and waits until it has.
+    pub async fn stop(mut self) {
+        self.process.kill9().await.unwrap();
     }
 }
