@@ -110,15 +110,14 @@ impl TestServer {
             .kill_on_drop(true)
             .spawn()
             .context("spawn jamz-server")?;
-        let addr = listening(
-            &mut child,
-            "jamz-server",
-            "jamz-server listening on http://",
-        )
-        .await?;
+        let url = listening(&mut child, "jamz-server", "jamz-server listening on ").await?;
+        let addr = url
+            .split_once("://")
+            .map(|(_, a)| a.to_owned())
+            .with_context(|| format!("jamz-server printed no URL: {url:?}"))?;
         Ok(Self {
             child,
-            url: format!("http://{addr}"),
+            url,
             addr,
             dir: dir.to_path_buf(),
             _tmp: None,

@@ -154,8 +154,18 @@ impl Cache {
     /// index and reconciles it with the files (see [`ReconcileReport`]).
     pub async fn open(dir: impl AsRef<Path>, config: CacheConfig) -> Result<Cache, CacheError> {
         let layout = Layout::new(dir.as_ref());
+        let client_err = |e: reqwest::Error| CacheError::Client {
+            message: e.to_string(),
+        };
+        let roots = config
+            .extra_ca_der
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(client_err)?;
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
+            .tls_certs_merge(roots)
             .build()
             .map_err(|e| CacheError::Client {
                 message: e.to_string(),

@@ -56,11 +56,15 @@ pub struct CacheConfig {
     pub max_retries: u32,
     /// First back-off between attempts; doubles up to [`MAX_RETRY_BACKOFF`].
     pub retry_backoff: Duration,
+    /// Certificate authorities (DER) trusted for https beside the platform's: the
+    /// self-hosted server's own CA, as the link trusts it.
+    pub extra_ca_der: Vec<Vec<u8>>,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
+            extra_ca_der: Vec::new(),
             max_tracks: DEFAULT_MAX_TRACKS,
             max_bytes: DEFAULT_MAX_BYTES,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,

@@ -18,6 +18,10 @@ mod terminal;
 #[derive(Parser, Debug)]
 #[command(version, about = "TrafficJamz headless client and admin tool")]
 struct Cli {
+    /// Also trust the certificate authorities in this PEM file for https/wss (a
+    /// self-hosted server with its own CA); the system's trust store is always used.
+    #[arg(long, global = true, env = "JAMZ_CA_CERT", value_name = "PEM")]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -225,6 +229,10 @@ fn error_report(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Some(ca) = &cli.ca_cert {
+        let n = jamz_node::trust_ca_file(ca)?;
+        tracing::info!(file = %ca.display(), certificates = n, "trusting an added CA");
+    }
     match cli.command {
         Cmd::Server(a) => server(a).await,
         Cmd::Register {
@@ -321,7 +329,7 @@ fn outputs(json: bool) -> Result<()> {
 async fn server(a: host::ServerArgs) -> Result<()> {
     host::serve(
         a,
-        |addr| println!("jamz-server listening on http://{addr}"),
+        |url| println!("jamz-server listening on {url}"),
         host::stop_signal(),
     )
     .await?;

@@ -59,6 +59,9 @@ pub enum LinkError {
     },
     #[error("invalid URL {url:?}: {reason}")]
     Url { url: String, reason: String },
+    /// TLS set-up on this side: an unreadable CA file, a verifier that cannot start.
+    #[error("TLS: {reason}")]
+    Tls { reason: String },
     #[error("websocket: {0}")]
     WebSocket(#[from] Box<tokio_tungstenite::tungstenite::Error>),
     /// The server refused the Socket.IO CONNECT (`connect_error`), e.g.

@@ -56,6 +56,7 @@ pub mod rest;
 pub mod retry;
 pub mod session;
 pub mod socket;
+pub mod tls;
 mod typed;
 
 pub use backoff::ReconnectPolicy;

@@ -101,6 +101,7 @@ impl RestClient {
         let http = reqwest::Client::builder()
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
             .read_timeout(DEFAULT_READ_TIMEOUT)
+            .tls_certs_merge(crate::tls::reqwest_roots()?)
             .build()
             .map_err(request_error("-", base_url))?;
         let base = url::Url::parse(base_url).map_err(|e| LinkError::Url {

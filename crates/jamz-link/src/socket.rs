@@ -413,11 +413,26 @@ impl Driver {
         match io {
             Io::Connect => {
                 let url = self.ws_url.clone();
-                if url.starts_with("wss:") {
+                let connector = if url.starts_with("wss:") {
                     ensure_tls_provider();
-                }
+                    match crate::tls::client_config() {
+                        Ok(c) => Some(tokio_tungstenite::Connector::Rustls(c)),
+                        Err(e) => {
+                            self.transport = Transport::Opening(Box::pin(async move { Err(e) }));
+                            return;
+                        }
+                    }
+                } else {
+                    None
+                };
                 self.transport = Transport::Opening(Box::pin(async move {
-                    let (ws, _resp) = tokio_tungstenite::connect_async(url.as_str()).await?;
+                    let (ws, _resp) = tokio_tungstenite::connect_async_tls_with_config(
+                        url.as_str(),
+                        None,
+                        false,
+                        connector,
+                    )
+                    .await?;
                     Ok(ws)
                 }));
             }

@@ -73,6 +73,7 @@ pub use error::{ErrorCode, ErrorView, NodeError};
 pub use host::HostedServer;
 pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
+pub use jamz_link::tls::trust_ca_file;
 pub use jamz_link::{Progress, RestClient};
 pub use runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE};
 pub use secrets::TokenStore;

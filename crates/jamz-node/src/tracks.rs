@@ -18,7 +18,11 @@ pub async fn open_cache(dir: Option<&Path>) -> Result<Cache, NodeError> {
         Some(d) => d.to_path_buf(),
         None => default_cache_dir()?,
     };
-    Ok(Cache::open(&dir, CacheConfig::default()).await?)
+    let config = CacheConfig {
+        extra_ca_der: jamz_link::tls::extra_roots_der(),
+        ..CacheConfig::default()
+    };
+    Ok(Cache::open(&dir, config).await?)
 }
 
 /// The cache's view of a playlist track.

@@ -29,6 +29,12 @@ pub struct ServerArgs {
     /// Base of absolute file URLs in tracks (default: the request's Host).
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Serve https/wss with this certificate (PEM: the server's certificate, then its chain).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Engine.IO ping interval, ms.
     #[arg(long, default_value_t = DEFAULT_PING_INTERVAL.as_millis() as u64)]
     pub ping_interval_ms: u64,
@@ -90,6 +96,9 @@ impl ServerArgs {
         config.max_connections = self.max_connections;
         config.max_connections_per_address = self.max_connections_per_address;
         config.upload_min_bytes_per_sec = self.upload_min_bytes_per_sec;
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            config.tls = Some(crate::TlsFiles { cert, key });
+        }
         config
     }
 }

@@ -22,7 +22,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
@@ -84,6 +84,7 @@ pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let open = Arc::new(Mutex::new(Open::default()));
@@ -112,31 +113,34 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let io = TokioIo::new(IdleTimeout::new(tcp, limits.idle_timeout));
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let mut app = app.clone();
-            async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
-        });
-        let conn = builder.serve_connection(io, service).with_upgrades();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let _admitted = admitted;
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended");
+        let conn = Conn {
+            builder: builder.clone(),
+            app: app.clone(),
+            limits,
+            peer,
+            stop: stop_rx.clone(),
+        };
+        match tls.clone() {
+            None => {
+                tokio::spawn(async move {
+                    let _admitted = admitted;
+                    conn.serve(tcp).await;
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let _admitted = admitted;
+                    // The handshake counts as the request head: the same time limit.
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(stream)) => conn.serve(stream).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                    return;
-                }
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+                });
             }
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
-        });
+        }
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -146,16 +150,61 @@ pub async fn serve(
     Ok(())
 }
 
-/// A TCP stream that fails once no byte has moved either way for `idle` while
+/// What serving one accepted connection needs.
+struct Conn {
+    builder: hyper::server::conn::http1::Builder,
+    app: axum::Router,
+    limits: ConnLimits,
+    peer: std::net::SocketAddr,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Conn {
+    /// HTTP/1.1 (and upgrades) on `stream`, plain or TLS, until it ends or shutdown.
+    async fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            builder,
+            app,
+            limits,
+            peer,
+            mut stop,
+        } = self;
+        let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout));
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut app = app.clone();
+            async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
+        });
+        let conn = builder.serve_connection(io, service).with_upgrades();
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended");
+                }
+                return;
+            }
+            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+        }
+        if let Err(e) = conn.await {
+            tracing::debug!(%peer, error = %e, "connection ended");
+        }
+    }
+}
+
+/// A stream that fails once no byte has moved either way for `idle` while
 /// someone waits on it.
-struct IdleTimeout {
-    inner: TcpStream,
+struct IdleTimeout<S> {
+    inner: S,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
 }
 
-impl IdleTimeout {
-    fn new(inner: TcpStream, idle: Duration) -> Self {
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, idle: Duration) -> Self {
         Self {
             inner,
             idle,
@@ -177,7 +226,7 @@ fn idle_error() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "connection idle for too long")
 }
 
-impl AsyncRead for IdleTimeout {
+impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -198,7 +247,7 @@ impl AsyncRead for IdleTimeout {
     }
 }
 
-impl IdleTimeout {
+impl<S> IdleTimeout<S> {
     /// A write that moved bytes is progress; one still pending past the idle time fails.
     fn written(
         &mut self,
@@ -218,7 +267,7 @@ impl IdleTimeout {
     }
 }
 
-impl AsyncWrite for IdleTimeout {
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -22,6 +22,7 @@ mod service;
 mod state;
 mod store;
 mod throttle;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,6 +78,15 @@ pub struct ServerConfig {
     pub max_connections_per_address: usize,
     /// Uploads slower than this (on average, after a grace period) are cut.
     pub upload_min_bytes_per_sec: u64,
+    /// https/wss with this certificate chain and key (PEM files); plain http without.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a TLS server: the certificate (then its chain) and the private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,6 +133,7 @@ impl ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             upload_min_bytes_per_sec: DEFAULT_UPLOAD_MIN_BYTES_PER_SEC,
+            tls: None,
         }
     }
 }
@@ -147,6 +158,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Tls(String),
     #[error("startup: {0}")]
     Other(String),
 }
@@ -158,10 +171,16 @@ pub struct BoundServer {
     io: SocketIo,
     local_addr: SocketAddr,
     limits: conn::ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Opens the database (applying migrations), the file store and the socket.
 pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
+    // First: a wrong certificate path is told before anything is created.
+    let tls = match &config.tls {
+        Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
+        None => None,
+    };
     let db = db::Db::open(&config.db)
         .await
         .map_err(|source| StartError::Database {
@@ -250,6 +269,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         io,
         local_addr,
         limits,
+        tls,
     })
 }
 
@@ -258,13 +278,19 @@ impl BoundServer {
         self.local_addr
     }
 
+    /// The base URL clients use on this machine: `https://` when serving TLS.
+    pub fn local_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
     /// Serves until `shutdown` completes, then closes every socket.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let io = self.io.clone();
-        let result = conn::serve(self.listener, self.app, self.limits, async move {
+        let result = conn::serve(self.listener, self.app, self.limits, self.tls, async move {
             shutdown.await;
             io.close().await;
         })

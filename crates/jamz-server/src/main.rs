@@ -27,11 +27,11 @@ async fn main() -> anyhow::Result<()> {
     let server = jamz_server::bind(config)
         .await
         .context("starting jamz-server")?;
-    let addr = server.local_addr();
-    tracing::info!(%addr, "listening");
+    let url = server.local_url();
+    tracing::info!(%url, "listening");
     // The one line on stdout: scripts and tests read the address from it.
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "jamz-server listening on http://{addr}")?;
+    writeln!(stdout, "jamz-server listening on {url}")?;
     stdout.flush()?;
     drop(stdout);
     server
