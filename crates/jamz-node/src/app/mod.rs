@@ -72,9 +72,27 @@ pub struct App {
     hosting: hosting::Hosting,
 }
 
+/// A self-hosted https server with its own CA: `JAMZ_CA_CERT`, else `ca.pem` in the
+/// config directory, is trusted beside the system's store (docs/protocol.md, "TLS"). A
+/// file that cannot be used is logged, and the app goes on with the system's store.
+fn trust_private_ca(dirs: &Dirs) {
+    let ca = std::env::var_os("JAMZ_CA_CERT")
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some(dirs.config.join("ca.pem")).filter(|p| p.is_file()));
+    if let Some(ca) = ca {
+        match jamz_link::tls::trust_ca_file(&ca) {
+            Ok(n) => {
+                tracing::info!(file = %ca.display(), certificates = n, "trusting a private CA")
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+}
+
 impl App {
     /// An app keeping its files in `dirs`.
     pub fn new(dirs: Dirs) -> Result<App, NodeError> {
+        trust_private_ca(&dirs);
         Ok(App {
             store: dirs.credentials(),
             #[cfg(feature = "host")]
