@@ -29,13 +29,9 @@ cargo deny --locked check licenses bans sources
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
-# Every test binary runs under scripts/test-runner.sh: a time limit per binary
-# (JAMZ_TEST_BINARY_TIMEOUT), so a hang fails fast and names itself.
-host=$(rustc -vV | sed -n 's/^host: //p')
-runner_var="CARGO_TARGET_$(printf '%s' "$host" | tr '[:lower:]-' '[:upper:]_')_RUNNER"
-export "$runner_var=$PWD/scripts/test-runner.sh"
-cargo test --workspace --locked -- --nocapture 2>&1 | tee /tmp/jamz-cargo-test.log
-unset "$runner_var"
+# Every test binary, the doc-tests' included, runs under scripts/test-runner.sh: a time
+# limit per binary (JAMZ_TEST_BINARY_TIMEOUT), so a hang fails fast and names itself.
+scripts/with-test-runner.sh cargo test --workspace --locked -- --nocapture 2>&1 | tee /tmp/jamz-cargo-test.log
 step "node --test tests/js"
 # A limit per test (ms): the slowest takes a few seconds.
 node --test --test-timeout=120000 tests/js/

@@ -8,13 +8,13 @@ use jamz_node::app::{
 use jamz_node::{NodeCommand, NodeEvent, OutputView};
 use jamz_proto::Group;
 use tauri::ipc::Channel;
-use tauri::{AppHandle, Emitter, State};
+use tauri::{AppHandle, Emitter, Runtime, State};
 
 use crate::error::AppResult;
 use crate::{NODE_EVENT, SESSION_ENDED_EVENT};
 
 #[tauri::command]
-pub async fn app_info(app: AppHandle, state: State<'_, App>) -> AppResult<AppInfo> {
+pub async fn app_info<R: Runtime>(app: AppHandle<R>, state: State<'_, App>) -> AppResult<AppInfo> {
     let version = app.package_info().version.to_string();
     Ok(state.info(version, cfg!(mobile)).await)
 }
@@ -100,12 +100,12 @@ pub async fn add_member(
 
 /// Node events to the UI: `progress` (uploads, preload) through the channel the
 /// UI passed, every other event as `node-event`, then `session-ended`.
-struct UiSink {
-    app: AppHandle,
+struct UiSink<R: Runtime> {
+    app: AppHandle<R>,
     progress: Channel<NodeEvent>,
 }
 
-impl EventSink for UiSink {
+impl<R: Runtime> EventSink for UiSink<R> {
     fn event(&mut self, event: NodeEvent) {
         let sent = match event {
             NodeEvent::Progress { .. } => self.progress.send(event),
@@ -124,8 +124,8 @@ impl EventSink for UiSink {
 }
 
 #[tauri::command]
-pub async fn open_session(
-    app: AppHandle,
+pub async fn open_session<R: Runtime>(
+    app: AppHandle<R>,
     state: State<'_, App>,
     args: OpenArgs,
     on_progress: Channel<NodeEvent>,
@@ -155,7 +155,10 @@ pub const TEST_PICKED_FILES_ENV: &str = "JAMZ_TEST_PICKED_FILES";
 /// The native file picker for audio files. What it returns is the only way a
 /// file enters the node from the web view (`jamz_node::app::web_view`).
 #[tauri::command]
-pub async fn pick_audio_files(app: AppHandle, state: State<'_, App>) -> AppResult<Vec<String>> {
+pub async fn pick_audio_files<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, App>,
+) -> AppResult<Vec<String>> {
     let picked: Vec<std::path::PathBuf> = match std::env::var_os(TEST_PICKED_FILES_ENV) {
         Some(list) => std::fs::read_to_string(&list)
             .map_err(|e| jamz_node::NodeError::Invalid(format!("{TEST_PICKED_FILES_ENV}: {e}")))?
@@ -219,8 +222,8 @@ pub async fn list_outputs(state: State<'_, App>) -> AppResult<Vec<OutputView>> {
 
 /// "Copy diagnostics": the app's state and the end of its log, as text.
 #[tauri::command]
-pub async fn diagnostics(
-    app: AppHandle,
+pub async fn diagnostics<R: Runtime>(
+    app: AppHandle<R>,
     state: State<'_, App>,
     log_dir: State<'_, crate::LogDir>,
 ) -> AppResult<String> {

@@ -16,6 +16,7 @@ mod launch;
 mod logs;
 
 pub use error::{AppError, AppResult};
+pub use launch::LaunchLink;
 
 /// The event carrying every [`jamz_node::NodeEvent`] but `progress`.
 pub const NODE_EVENT: &str = "node-event";
@@ -26,7 +27,7 @@ pub const SESSION_ENDED_EVENT: &str = "session-ended";
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// The app's log directory (where `logs` writes), for "copy diagnostics".
-pub(crate) struct LogDir(pub Option<std::path::PathBuf>);
+pub struct LogDir(pub Option<std::path::PathBuf>);
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
@@ -67,35 +68,44 @@ pub fn run() {
             app.manage(jamz_node::app::App::new(dirs)?);
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::first_paint,
-            commands::host_session,
-            commands::stop_hosting,
-            commands::register,
-            commands::login,
-            commands::current_account,
-            commands::logout,
-            commands::change_password,
-            commands::leave_group,
-            commands::list_groups,
-            commands::create_group,
-            commands::add_member,
-            commands::open_session,
-            commands::leave_session,
-            commands::node_command,
-            commands::pick_audio_files,
-            commands::cache_info,
-            commands::cache_clear,
-            commands::cover_art,
-            commands::location_sources,
-            commands::list_outputs,
-            commands::diagnostics,
-            commands::launch_link,
-        ])
+        .invoke_handler(handler())
         .run(tauri::generate_context!());
     if let Err(e) = result {
         tracing::error!("TrafficJamz stopped: {e}");
         std::process::exit(1);
     }
+}
+
+/// Every command the UI may call (`build.rs` lists the same names for their
+/// permissions), with the state they need managed by [`run`]: the facade
+/// (`jamz_node::app::App`), [`LogDir`] and [`LaunchLink`]. Generic over the runtime
+/// so that `tests/ipc.rs` runs them on Tauri's mock runtime exactly as the window
+/// calls them.
+pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::app_info,
+        commands::first_paint,
+        commands::host_session,
+        commands::stop_hosting,
+        commands::register,
+        commands::login,
+        commands::current_account,
+        commands::logout,
+        commands::change_password,
+        commands::leave_group,
+        commands::list_groups,
+        commands::create_group,
+        commands::add_member,
+        commands::open_session,
+        commands::leave_session,
+        commands::node_command,
+        commands::pick_audio_files,
+        commands::cache_info,
+        commands::cache_clear,
+        commands::cover_art,
+        commands::location_sources,
+        commands::list_outputs,
+        commands::diagnostics,
+        commands::launch_link,
+    ]
 }

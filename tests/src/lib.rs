@@ -147,6 +147,174 @@ impl TestServer {
     }
 }
 
+/// A loopback TCP proxy in front of a server: the link of whoever connects through it can be
+/// cut (every connection through it closed at once, new ones closed as soon as they are
+/// accepted) and restored, the way a car loses the network and finds it again while the
+/// server runs on. It can also cut each response after a number of bytes (a download that
+/// breaks off), and it keeps the start of every request and the bytes of every response,
+/// per connection, for the test to read.
+pub struct LinkProxy {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    shared: std::sync::Arc<ProxyShared>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ProxyShared {
+    up: std::sync::atomic::AtomicBool,
+    /// Close a connection after this many bytes from the server (0: never).
+    cut_after: std::sync::atomic::AtomicU64,
+    conns: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    log: std::sync::Mutex<Vec<ProxiedConnection>>,
+}
+
+/// What one connection through a [`LinkProxy`] carried.
+#[derive(Debug, Clone, Default)]
+pub struct ProxiedConnection {
+    /// The first bytes the client sent (an HTTP request's head), lossily as text.
+    pub request_head: String,
+    /// Bytes from the server to the client.
+    pub bytes_down: u64,
+}
+
+impl LinkProxy {
+    /// Forwards to `upstream` (`HOST:PORT`), link up.
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shared = std::sync::Arc::new(ProxyShared::default());
+        shared.up.store(true, std::sync::atomic::Ordering::SeqCst);
+        let upstream = upstream.to_owned();
+        let s = shared.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !s.up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let index = {
+                    let mut log = s.log.lock().unwrap();
+                    log.push(ProxiedConnection::default());
+                    log.len() - 1
+                };
+                let task = tokio::spawn(proxy_one(client, upstream.clone(), s.clone(), index));
+                let mut conns = s.conns.lock().unwrap();
+                conns.retain(|c| !c.is_finished());
+                conns.push(task.abort_handle());
+            }
+        });
+        Ok(LinkProxy {
+            url,
+            shared,
+            accept,
+        })
+    }
+
+    /// The link goes down: every connection through the proxy is closed now and new
+    /// ones are closed as they arrive, until [`LinkProxy::restore`].
+    pub fn cut(&self) {
+        self.shared
+            .up
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.shared.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    /// The link is back: new connections are forwarded again.
+    pub fn restore(&self) {
+        self.shared
+            .up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Each connection opened from now on is closed after `bytes` from the server
+    /// (0: never).
+    pub fn cut_responses_after(&self, bytes: u64) {
+        self.shared
+            .cut_after
+            .store(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every connection so far, oldest first.
+    pub fn connections(&self) -> Vec<ProxiedConnection> {
+        self.shared.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for LinkProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn proxy_one(
+    client: tokio::net::TcpStream,
+    upstream: String,
+    shared: std::sync::Arc<ProxyShared>,
+    index: usize,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+        return; // the server is down: the client sees its connection closed
+    };
+    let cut_after = shared
+        .cut_after
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up_log = shared.clone();
+    let up = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut seen = 0usize;
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if seen < 4096 {
+                let take = n.min(4096 - seen);
+                let text = String::from_utf8_lossy(&buf[..take]).into_owned();
+                up_log.log.lock().unwrap()[index].request_head.push_str(&text);
+                seen += take;
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down_log = shared.clone();
+    let down = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut sent = 0u64;
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let n = if cut_after > 0 {
+                n.min(usize::try_from(cut_after - sent).unwrap_or(usize::MAX))
+            } else {
+                n
+            };
+            if cw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            sent += n as u64;
+            down_log.log.lock().unwrap()[index].bytes_down = sent;
+            if cut_after > 0 && sent >= cut_after {
+                return; // the response breaks off here
+            }
+        }
+    };
+    // Either direction ending closes both: the connection is gone.
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
+}
+
 /// `tests/js/ref-server.mjs`: docs/protocol.md on the official Node `socket.io`
 /// server, in memory. Killed on drop.
 pub struct RefServer {

@@ -9,7 +9,7 @@ use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
 
 mod support;
 
-use support::{next_matching, quit, world, write_tone};
+use support::{heard_ramp, next_matching, quit, world, write_ramp, write_tone};
 
 async fn status(node: &mut Node, what: &str, pred: impl Fn(&StatusView) -> bool) -> StatusView {
     node.send(NodeCommand::Status).unwrap();
@@ -55,7 +55,7 @@ async fn settings_apply_while_the_session_plays() {
 
     // A track, played.
     let tone = dir.path().join("tone.wav");
-    write_tone(&tone, 30);
+    write_ramp(&tone, TONE_S);
     node.send(NodeCommand::Session(Command::TakeControl))
         .unwrap();
     next_matching(
@@ -213,8 +213,34 @@ async fn settings_apply_while_the_session_plays() {
     })
     .await;
 
+    // The new output kept playing (more periodic playback) until the end.
+    next_matching(&mut node, "playback after the cache was cleared", |e| {
+        matches!(
+            e,
+            NodeEvent::Session(Notification::Playback { playing: true, .. })
+        )
+    })
+    .await;
     quit(node).await;
+
+    // Both WAVs are finished files. The first played from the top; the second has sound,
+    // which starts where the group was at the switch, not at the top.
+    let first = heard_ramp(&first_wav, TONE_S);
+    eprintln!("first output: {first:?}");
+    assert!(first.audible_s >= 0.5, "{first:?}");
+    assert!(first.first_position.is_some_and(|p| p < 1.0), "{first:?}");
+    let second = heard_ramp(&second_wav, TONE_S);
+    eprintln!("second output: {second:?} (playback at {before} s on it)");
+    assert!(second.audible_s >= 0.5, "the second output is silent: {second:?}");
+    let p = second.first_position.unwrap();
+    assert!(
+        p > positions[0] && (p - before).abs() < 1.5,
+        "the second output began at {p:.2} s of the track, the group was at {before:.2} s"
+    );
 }
+
+/// Seconds of the ramp tone the settings tests play.
+const TONE_S: u32 = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_out_of_range_refuse_to_start() {
@@ -256,7 +282,69 @@ async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently
     .await;
     let s = status(&mut node, "a status", |_| true).await;
     assert_eq!(s.output, "null");
+
+    // It plays silently, in step with the group...
+    let me = node.user_id();
+    node.send(NodeCommand::Session(Command::TakeControl))
+        .unwrap();
+    next_matching(
+        &mut node,
+        "the DJ role",
+        |e| matches!(e, NodeEvent::Session(Notification::Controller { user_id: Some(u) }) if *u == me),
+    )
+    .await;
+    let tone = dir.path().join("ramp.wav");
+    write_ramp(&tone, TONE_S);
+    node.send(NodeCommand::Add {
+        path: Some(tone),
+        track: None,
+    })
+    .unwrap();
+    let NodeEvent::Session(Notification::Playlist { playlist }) = next_matching(
+        &mut node,
+        "the playlist with the tone",
+        |e| matches!(e, NodeEvent::Session(Notification::Playlist { playlist }) if playlist.len() == 1),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    node.send(NodeCommand::Session(Command::Play {
+        track: Some(playlist[0].id.clone()),
+        position: Some(0.0),
+    }))
+    .unwrap();
+    let playing_at = |e: &NodeEvent, from: f64| {
+        matches!(e, NodeEvent::Session(Notification::Playback { playing: true, position, .. }) if *position >= from)
+    };
+    next_matching(&mut node, "silent playback past 1 s", |e| playing_at(e, 1.0)).await;
+
+    // ... until an output that opens is chosen: sound from there on, at the group's place.
+    let wav = dir.path().join("recovered.wav");
+    let spec = format!("wav:{}", wav.display());
+    node.send(NodeCommand::Output { spec: spec.clone() })
+        .unwrap();
+    next_matching(
+        &mut node,
+        "the status after the switch",
+        |e| matches!(e, NodeEvent::Status(s) if s.output == spec),
+    )
+    .await;
+    let s = status(&mut node, "a status on the new output", |_| true).await;
+    let switched_at = s.position.unwrap_or(0.0);
+    next_matching(&mut node, "playback on the new output", |e| {
+        playing_at(e, switched_at + 1.0)
+    })
+    .await;
     quit(node).await;
+    let heard = heard_ramp(&wav, TONE_S);
+    eprintln!("after the null output: {heard:?} (switched at {switched_at:.2} s)");
+    assert!(heard.audible_s >= 0.5, "still silent: {heard:?}");
+    let p = heard.first_position.unwrap();
+    assert!(
+        p > 0.5 && (p - switched_at).abs() < 1.5,
+        "the sound began at {p:.2} s of the track, the group was at {switched_at:.2} s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,19 @@ impl World {
         env: &[(&str, &str)],
         extra: &[&str],
     ) -> Result<NodeProc> {
+        self.node_at(i, &self.server.url, output, env, extra).await
+    }
+
+    /// [`World::node_with_args`] reaching the server at `server` (a
+    /// [`jamz_e2e::LinkProxy`] in front of it, whose link the test cuts).
+    pub async fn node_at(
+        &self,
+        i: usize,
+        server: &str,
+        output: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<NodeProc> {
         let name = &self.users[i].0;
         let cache = self.dir.path().join(format!("cache-{name}"));
         let config = self.dir.path().join(format!("config-{name}"));
@@ -105,7 +118,7 @@ impl World {
             "node",
             "--json",
             "--server",
-            self.server.url.as_str(),
+            server,
             "--username",
             name.as_str(),
             "--password",

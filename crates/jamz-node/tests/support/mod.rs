@@ -123,3 +123,74 @@ impl StoppableServer {
         self.process.kill9().await.unwrap();
     }
 }
+
+/// Level (16-bit) of [`write_ramp`]'s tone at its start and at its end.
+pub const RAMP_FROM: f64 = 1_000.0;
+pub const RAMP_TO: f64 = 21_000.0;
+
+/// A stereo 440 Hz tone of `seconds` at 44.1 kHz whose level grows linearly from
+/// [`RAMP_FROM`] to [`RAMP_TO`]: the level a recording hears tells where in the track it is.
+pub fn write_ramp(path: &Path, seconds: u32) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let n = 44_100 * seconds;
+    for i in 0..n {
+        let level = RAMP_FROM + (RAMP_TO - RAMP_FROM) * f64::from(i) / f64::from(n);
+        let v = ((f64::from(i) * 440.0 * std::f64::consts::TAU / 44_100.0).sin() * level) as i16;
+        w.write_sample(v).unwrap();
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// What a `wav:` output recorded of a [`write_ramp`] track of `seconds`.
+#[derive(Debug)]
+pub struct HeardRamp {
+    /// Seconds of the recording with sound in them (20 ms windows).
+    pub audible_s: f64,
+    /// Where in the track the first audible window was, by its level.
+    pub first_position: Option<f64>,
+}
+
+/// Reads a `wav:` output's file (it must be a finished WAV) and finds the ramp in it.
+pub fn heard_ramp(path: &Path, seconds: u32) -> HeardRamp {
+    let mut r = hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("{} is not a finished WAV: {e}", path.display()));
+    let spec = r.spec();
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => r.samples::<f32>().map(Result::unwrap).collect(),
+        hound::SampleFormat::Int => r
+            .samples::<i32>()
+            .map(|s| s.unwrap() as f32 / (1u32 << (spec.bits_per_sample - 1)) as f32)
+            .collect(),
+    };
+    let window = (spec.sample_rate / 50) as usize * usize::from(spec.channels);
+    // Half the ramp's lowest level: silence and the quietest part of the tone apart.
+    let audible = (RAMP_FROM / 2.0 / 32_768.0) as f32;
+    let mut audible_windows = 0usize;
+    let mut first_position = None;
+    let mut previous_audible = false;
+    for w in samples.chunks(window) {
+        let peak = w.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        let is_audible = peak > audible;
+        if is_audible {
+            audible_windows += 1;
+            // The second audible window: the first may hold only the sound's first samples.
+            if previous_audible && first_position.is_none() {
+                let level = f64::from(peak) * 32_768.0;
+                first_position =
+                    Some((level - RAMP_FROM) / (RAMP_TO - RAMP_FROM) * f64::from(seconds));
+            }
+        }
+        previous_audible = is_audible;
+    }
+    HeardRamp {
+        audible_s: audible_windows as f64 * 0.02,
+        first_position,
+    }
+}

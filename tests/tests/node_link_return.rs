@@ -1,0 +1,50 @@
+//! Auto-preload when the link returns: a node started with `--auto-preload` whose link
+//! to the server is cut (a [`LinkProxy`] in front of the server closes its connections)
+//! misses the tracks another car adds meanwhile; it cannot fetch them while away, and
+//! once the link is back it caches them without being asked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod node_support;
+
+use anyhow::Result;
+use jamz_e2e::LinkProxy;
+use node_support::{World, click_track};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tracks_added_while_the_link_was_down_are_cached_once_it_returns() -> Result<()> {
+    let world = World::new(2).await?;
+    let proxy = LinkProxy::start(&world.server.addr).await?;
+    let dir = world.dir.path();
+    let (a, b) = (dir.join("a.wav"), dir.join("b.wav"));
+    click_track(&a, 3.0, 1.0)?;
+    click_track(&b, 3.0, -1.0)?;
+
+    let mut n0 = world.node(0, "null", &[]).await?;
+    let mut n1 = world
+        .node_at(1, &proxy.url, "null", &[], &["--auto-preload"])
+        .await?;
+    n0.wait_event("ready", |_| true).await?;
+    n1.wait_event("ready", |_| true).await?;
+
+    // car1's link goes down; car0 adds two tracks meanwhile.
+    n1.clear();
+    proxy.cut();
+    n1.wait_event("tier", |v| v["tier"] != "socket").await?;
+    n0.add(&a, 1).await?;
+    n0.add(&b, 2).await?;
+    let s = n1.status().await?;
+    assert_eq!(s["cache"]["tracks"], 0, "cached while away: {s}");
+
+    // Back: both tracks are cached, unasked (no `preload` command was ever sent).
+    proxy.restore();
+    n1.wait_event("tier", |v| v["tier"] == "socket").await?;
+    n1.wait_event("progress", |v| {
+        v["what"] == "preload" && v["total"] == 2 && v["done"] == 2
+    })
+    .await?;
+    let s = n1.status().await?;
+    assert_eq!(s["cache"]["tracks"], 2, "{s}");
+    n0.quit().await?;
+    n1.quit().await?;
+    Ok(())
+}
