@@ -112,6 +112,7 @@ impl App {
             .unwrap_or("none")
             .parse()
             .map_err(NodeError::Invalid)?;
+        let location = super::web_view::check_location(&self.picked, location)?;
         // The saved login, read by the node itself: its `status` then says where the
         // token is kept (`token_store`), as for `jamz node` with no password.
         let mut config =

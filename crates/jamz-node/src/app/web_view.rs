@@ -4,7 +4,9 @@
 //!
 //! - a file enters the node only if the native file picker returned it in this run
 //!   ([`PickedFiles`]: the shell records what the picker returned, `add` checks);
-//! - `wav:PATH` outputs (a file written anywhere) are the CLI's only.
+//! - `wav:PATH` outputs (a file written anywhere) are the CLI's only;
+//! - a location replay reads a picked file only, and an NMEA receiver is a device
+//!   (`/dev/...`), not any file ([`check_location`]).
 //!
 //! The CLI drives the runtime directly and is not bound by this.
 
@@ -74,6 +76,33 @@ pub fn check_output(spec: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// A location source the web view may choose: a replay of a picked file (made
+/// canonical), an NMEA receiver under `/dev` (on Unix), or a source that names no file.
+pub fn check_location(
+    picked: &PickedFiles,
+    source: crate::LocationSource,
+) -> Result<crate::LocationSource, NodeError> {
+    use jamz_geo::LocationSpec;
+    match source.0 {
+        LocationSpec::Replay {
+            file,
+            format,
+            speed,
+        } => Ok(crate::LocationSource(LocationSpec::Replay {
+            file: picked.check(&file)?,
+            format,
+            speed,
+        })),
+        LocationSpec::Nmea { device, .. } if cfg!(unix) && !device.starts_with("/dev/") => {
+            Err(NodeError::Invalid(format!(
+                "{}: an NMEA receiver is a device under /dev; to replay a recorded drive, choose its file",
+                device.display()
+            )))
+        }
+        other => Ok(crate::LocationSource(other)),
+    }
+}
+
 /// A command from the web view as the node may run it: `add` with a picked file
 /// (its path made canonical), no `wav:` output.
 pub fn check_command(picked: &PickedFiles, command: NodeCommand) -> Result<NodeCommand, NodeError> {
@@ -140,6 +169,39 @@ mod tests {
         ] {
             let e = check_command(&picked, add(&path)).unwrap_err();
             assert!(e.to_string().contains("Add files"), "{path:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_location_replay_reads_a_picked_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = dir.path().join("drive.nmea");
+        std::fs::write(&drive, b"$GPRMC\n").unwrap();
+        let picked = PickedFiles::default();
+        let replay = |p: &Path| -> crate::LocationSource {
+            format!("replay:{}", p.display()).parse().unwrap()
+        };
+        let e = check_location(&picked, replay(&drive)).unwrap_err();
+        assert!(e.to_string().contains("Add files"), "{e}");
+        let other = dir.path().join("other.log");
+        std::fs::write(&other, b"secret").unwrap();
+        picked.grant([drive.clone()]);
+        assert!(check_location(&picked, replay(&other)).is_err());
+        let ok = check_location(&picked, replay(&drive)).unwrap();
+        assert!(
+            matches!(&ok.0, jamz_geo::LocationSpec::Replay { file, .. } if *file == drive.canonicalize().unwrap()),
+            "{ok:?}"
+        );
+        if cfg!(unix) {
+            let nmea: crate::LocationSource = "nmea:/home/x/secret".parse().unwrap();
+            let e = check_location(&picked, nmea).unwrap_err();
+            assert!(e.to_string().contains("/dev"), "{e}");
+            let device: crate::LocationSource = "nmea:/dev/ttyUSB0@4800".parse().unwrap();
+            check_location(&picked, device).unwrap();
+        }
+        for spec in ["none", "manual", "auto", "gpsd:127.0.0.1:2947"] {
+            let s: crate::LocationSource = spec.parse().unwrap();
+            assert_eq!(check_location(&picked, s.clone()).unwrap(), s);
         }
     }
 
