@@ -23,8 +23,17 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// `None` (with a loud note on stderr) when mounting is not permitted.
+    /// `None` (with a loud note on stderr) when mounting is not permitted; a failure
+    /// instead when `JAMZ_REQUIRE_MOUNT=1` (CI: the test must run, not skip).
     fn mount(size: &str) -> Option<Tmpfs> {
+        let tmpfs = Self::try_mount(size);
+        if tmpfs.is_none() && std::env::var("JAMZ_REQUIRE_MOUNT").as_deref() == Ok("1") {
+            panic!("JAMZ_REQUIRE_MOUNT=1 but no tmpfs could be mounted (see above)");
+        }
+        tmpfs
+    }
+
+    fn try_mount(size: &str) -> Option<Tmpfs> {
         let root = tempfile::tempdir().unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", size, "tmpfs"])
