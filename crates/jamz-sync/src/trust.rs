@@ -150,7 +150,10 @@ impl DeviceKey {
 pub enum Rejection {
     #[error("a type this version does not judge: {0}")]
     UnknownKind(String),
-    #[error("user {from} is not the DJ (the DJ is {controller:?})")]
+    #[error("user {from} is not the DJ ({})", match controller {
+        Some(dj) => format!("the DJ is user {dj}"),
+        None => "there is no DJ".to_owned(),
+    })]
     NotController {
         from: UserId,
         controller: Option<UserId>,
