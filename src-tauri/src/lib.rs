@@ -81,7 +81,8 @@ pub fn run() {
 /// (`jamz_node::app::App`), [`LogDir`] and [`LaunchLink`]. Generic over the runtime
 /// so that `tests/ipc.rs` runs them on Tauri's mock runtime exactly as the window
 /// calls them.
-pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static
+{
     tauri::generate_handler![
         commands::app_info,
         commands::first_paint,

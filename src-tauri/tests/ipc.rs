@@ -178,10 +178,7 @@ fn every_command_forwards_to_the_facade_through_the_ipc() {
     );
     let group_id = group["id"].as_str().expect("group id").to_owned();
     assert_eq!(group["name"], "road trip", "{group}");
-    let with_bo = shell.ok(
-        "add_member",
-        json!({"groupId": group_id, "username": "bo"}),
-    );
+    let with_bo = shell.ok("add_member", json!({"groupId": group_id, "username": "bo"}));
     let members = with_bo["members"].as_array().expect("members");
     assert!(members.contains(&json!(bo.user.id)), "{with_bo}");
     let groups = shell.ok("list_groups", json!({}));
@@ -237,7 +234,10 @@ fn every_command_forwards_to_the_facade_through_the_ipc() {
     assert_eq!(shell.refused("cache_info", json!({})), "session-open");
     // Commands reach the node; its answers come back as events.
     assert_eq!(
-        shell.ok("node_command", json!({"command": {"cmd": "volume", "level": 0.25}})),
+        shell.ok(
+            "node_command",
+            json!({"command": {"cmd": "volume", "level": 0.25}})
+        ),
         Value::Null
     );
     assert_eq!(
@@ -271,10 +271,7 @@ fn every_command_forwards_to_the_facade_through_the_ipc() {
         next(&ended, "session-ended", |_| true),
         json!({"reason": null})
     );
-    assert_eq!(
-        shell.ok("app_info", json!({}))["sessionGroup"],
-        Value::Null
-    );
+    assert_eq!(shell.ok("app_info", json!({}))["sessionGroup"], Value::Null);
 
     // The account again: password, leaving the group, logout.
     assert_eq!(

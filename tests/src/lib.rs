@@ -260,9 +260,7 @@ async fn proxy_one(
     let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
         return; // the server is down: the client sees its connection closed
     };
-    let cut_after = shared
-        .cut_after
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let cut_after = shared.cut_after.load(std::sync::atomic::Ordering::SeqCst);
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up_log = shared.clone();
@@ -277,7 +275,9 @@ async fn proxy_one(
             if seen < 4096 {
                 let take = n.min(4096 - seen);
                 let text = String::from_utf8_lossy(&buf[..take]).into_owned();
-                up_log.log.lock().unwrap()[index].request_head.push_str(&text);
+                up_log.log.lock().unwrap()[index]
+                    .request_head
+                    .push_str(&text);
                 seen += take;
             }
             if sw.write_all(&buf[..n]).await.is_err() {

@@ -73,7 +73,11 @@ async fn world() -> Result<(TestServer, LinkProxy, CacheTrack, Vec<u8>)> {
         .await?;
     let proxy = LinkProxy::start(&server.addr).await?;
     let url = track.url.replacen(&server.url, &proxy.url, 1);
-    assert_ne!(url, track.url, "the file URL is not on the server: {}", track.url);
+    assert_ne!(
+        url, track.url,
+        "the file URL is not on the server: {}",
+        track.url
+    );
     let cache_track = CacheTrack {
         id: track.id.clone(),
         url,
@@ -125,14 +129,17 @@ async fn restart(server: &mut TestServer) -> Result<Option<tempfile::TempDir>> {
 
 /// The file named `name` under `dir`, at any depth.
 fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
-    std::fs::read_dir(dir).ok()?.filter_map(Result::ok).find_map(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            find_file(&p, name)
-        } else {
-            (e.file_name() == name).then_some(p)
-        }
-    })
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                find_file(&p, name)
+            } else {
+                (e.file_name() == name).then_some(p)
+            }
+        })
 }
 
 /// Every request's head, in order (a connection may carry several).
@@ -191,7 +198,10 @@ async fn a_broken_download_resumes_from_the_real_server_with_if_range() -> Resul
     let head = &resume.request_head;
     // From the bytes kept (all of them, or what was surely written of them).
     let start = range_start(head).unwrap_or_else(|| panic!("no resume: {head}"));
-    assert!(start > CUT_AT / 2 && start <= kept, "{start} of {kept} kept: {head}");
+    assert!(
+        start > CUT_AT / 2 && start <= kept,
+        "{start} of {kept} kept: {head}"
+    );
     let etag = format!("\"{}\"", track.sha256.as_deref().unwrap());
     assert_eq!(header(head, "if-range"), Some(etag.as_str()), "{head}");
     // Only the rest came (and one response's headers).

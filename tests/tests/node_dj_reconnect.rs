@@ -51,7 +51,12 @@ async fn a_dj_back_from_a_dropped_link_still_steers_the_group() -> Result<()> {
     let rest = RestClient::new(&world.server.url)?;
     rest.login(&world.users[1].0, PASSWORD).await?;
     let session = rest.session_for_group(&world.group).await?;
-    assert_eq!(session.music.controller_id, Some(dj_id), "{:?}", session.music);
+    assert_eq!(
+        session.music.controller_id,
+        Some(dj_id),
+        "{:?}",
+        session.music
+    );
 
     // ... and the follower obeys it: pause, then play from 30 s.
     follower.clear();

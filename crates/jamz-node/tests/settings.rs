@@ -231,7 +231,10 @@ async fn settings_apply_while_the_session_plays() {
     assert!(first.first_position.is_some_and(|p| p < 1.0), "{first:?}");
     let second = heard_ramp(&second_wav, TONE_S);
     eprintln!("second output: {second:?} (playback at {before} s on it)");
-    assert!(second.audible_s >= 0.5, "the second output is silent: {second:?}");
+    assert!(
+        second.audible_s >= 0.5,
+        "the second output is silent: {second:?}"
+    );
     let p = second.first_position.unwrap();
     assert!(
         p > positions[0] && (p - before).abs() < 1.5,
@@ -314,10 +317,11 @@ async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently
         position: Some(0.0),
     }))
     .unwrap();
-    let playing_at = |e: &NodeEvent, from: f64| {
-        matches!(e, NodeEvent::Session(Notification::Playback { playing: true, position, .. }) if *position >= from)
-    };
-    next_matching(&mut node, "silent playback past 1 s", |e| playing_at(e, 1.0)).await;
+    let playing_at = |e: &NodeEvent, from: f64| matches!(e, NodeEvent::Session(Notification::Playback { playing: true, position, .. }) if *position >= from);
+    next_matching(&mut node, "silent playback past 1 s", |e| {
+        playing_at(e, 1.0)
+    })
+    .await;
 
     // ... until an output that opens is chosen: sound from there on, at the group's place.
     let wav = dir.path().join("recovered.wav");
