@@ -48,3 +48,55 @@ async fn tracks_added_while_the_link_was_down_are_cached_once_it_returns() -> Re
     n1.quit().await?;
     Ok(())
 }
+
+/// The same when the node learnt of the track while away: it adds one itself over the peer
+/// mesh (its playlist changes at once, yet nothing is fetched while the server is out of
+/// reach); once the link is back the track is cached, unasked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_track_added_over_the_mesh_while_away_is_cached_on_return() -> Result<()> {
+    let world = World::new(2).await?;
+    let proxy = LinkProxy::start(&world.server.addr).await?;
+    let file = world.dir.path().join("c.wav");
+    click_track(&file, 3.0, 1.0)?;
+    // A file on the server that is in no playlist yet.
+    let rest = jamz_link::RestClient::new(&world.server.url)?;
+    rest.login(&world.users[0].0, node_support::PASSWORD)
+        .await?;
+    let track = rest
+        .upload(jamz_link::Upload {
+            file_name: "c.wav".into(),
+            content_type: Some("audio/wav".into()),
+            data: std::fs::read(&file)?.into(),
+            ..jamz_link::Upload::default()
+        })
+        .await?;
+
+    let mut n0 = world.node(0, "null", &[]).await?;
+    let mut n1 = world
+        .node_at(1, &proxy.url, "null", &[], &["--auto-preload"])
+        .await?;
+    n0.wait_event("ready", |_| true).await?;
+    n1.wait_event("ready", |_| true).await?;
+    n1.wait_event("peer", |v| v["state"] == "connected").await?;
+
+    n1.clear();
+    proxy.cut();
+    n1.wait_event("tier", |v| v["tier"] == "mesh").await?;
+    n1.send(serde_json::json!({"cmd":"add","track":track}))
+        .await?;
+    n1.wait_playlist(1).await?;
+    let s = n1.status().await?;
+    assert_eq!(s["cache"]["tracks"], 0, "cached while away: {s}");
+
+    proxy.restore();
+    n1.wait_event("tier", |v| v["tier"] == "socket").await?;
+    n1.wait_event("progress", |v| {
+        v["what"] == "preload" && v["total"] == 1 && v["done"] == 1
+    })
+    .await?;
+    let s = n1.status().await?;
+    assert_eq!(s["cache"]["tracks"], 1, "{s}");
+    n0.quit().await?;
+    n1.quit().await?;
+    Ok(())
+}
