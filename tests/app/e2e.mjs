@@ -347,6 +347,8 @@ async function hosting() {
   const hosted = `http://127.0.0.1:${port}`;
   await withApp({
     JAMZ_CONFIG_DIR: join(tmp, "host-config"), JAMZ_CACHE_DIR: join(tmp, "host-cache"), JAMZ_HOST_PORT: String(port),
+    // No mDNS announcement of the hosted session on this machine's real network.
+    JAMZ_MDNS: "off",
   }, async (wd) => {
     // The first run, hosting: the sign-in that follows has "this device hosts" ticked.
     await waitFor("the first-run screen", () => wd.findAll("[data-step=choose]").then((a) => a.length === 1));

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use jamz_node::account::{self, CredentialStore};
 use jamz_node::{LocationSource, NodeAuth, NodeConfig};
-use jamz_node::{host, tracks};
+use jamz_node::{discovery, host, tracks};
 
 mod terminal;
 
@@ -29,7 +29,14 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Runs the reference backend (jamz-server) in this process.
-    Server(host::ServerArgs),
+    Server(ServerCmd),
+    /// Lists the sessions hosted on this network (announced over mDNS): the URL and
+    /// the name of each, one per line.
+    Discover {
+        /// How long to listen, s.
+        #[arg(long, default_value_t = discovery::DEFAULT_WAIT.as_secs_f64())]
+        wait_s: f64,
+    },
     /// Creates an account and saves its token.
     Register {
         #[arg(long, env = "JAMZ_SERVER", default_value = "http://127.0.0.1:5050")]
@@ -134,6 +141,17 @@ enum CacheCmd {
 }
 
 #[derive(clap::Args, Debug)]
+struct ServerCmd {
+    #[command(flatten)]
+    server: host::ServerArgs,
+    /// Announce the server on the local network (mDNS) so that `jamz node --discover`
+    /// and the app find it without its address; NAME defaults to "TrafficJamz on HOST".
+    /// Needs a --bind address other devices reach (0.0.0.0:5050).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    announce: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
 struct NodeArgs {
     /// Backend (default: the one of the saved login).
     #[arg(long, env = "JAMZ_SERVER")]
@@ -143,8 +161,23 @@ struct NodeArgs {
     username: Option<String>,
     #[arg(long, env = "JAMZ_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    #[arg(long, env = "JAMZ_GROUP")]
-    group: String,
+    /// The group whose session to join; with --discover it defaults to your only
+    /// group on the server found.
+    #[arg(long, env = "JAMZ_GROUP", required_unless_present = "discover")]
+    group: Option<String>,
+    /// Join the session hosted on this network (found over mDNS) instead of --server;
+    /// NAME picks one when several are announced.
+    #[arg(
+        long,
+        value_name = "NAME",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with = "server"
+    )]
+    discover: Option<String>,
+    /// With --discover: how long to look, s.
+    #[arg(long, requires = "discover", default_value_t = discovery::DEFAULT_WAIT.as_secs_f64())]
+    discover_wait_s: f64,
     /// Display name in the session.
     #[arg(long, env = "JAMZ_NAME")]
     name: Option<String>,
@@ -235,6 +268,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Cmd::Server(a) => server(a).await,
+        Cmd::Discover { wait_s } => discover(wait_s).await,
         Cmd::Register {
             server,
             username,
@@ -326,13 +360,57 @@ fn outputs(json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn server(a: host::ServerArgs) -> Result<()> {
+async fn server(a: ServerCmd) -> Result<()> {
+    let bind = a.server.bind;
+    if a.announce.is_some() && bind.ip().is_loopback() {
+        bail!(
+            "--announce: {bind} is reached from this device only; listen where other devices reach it (--bind 0.0.0.0:5050)"
+        );
+    }
+    let mut announced = None;
     host::serve(
-        a,
-        |url| println!("jamz-server listening on {url}"),
+        a.server,
+        |addr, url| {
+            println!("jamz-server listening on {url}");
+            if let Some(name) = a.announce {
+                let name = Some(name)
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(discovery::device_announcement_name);
+                // The server runs on without it: its URL still works when typed.
+                match discovery::Announcer::start(&name, addr.port(), Some(addr.ip())) {
+                    Ok(a) => {
+                        println!("announced on this network as \"{}\"", a.name());
+                        announced = Some(a);
+                    }
+                    Err(e) => eprintln!("jamz: not announced on this network: {e}"),
+                }
+            }
+        },
         host::stop_signal(),
     )
     .await?;
+    if let Some(a) = announced {
+        a.stop().await;
+    }
+    Ok(())
+}
+
+fn wait_of(secs: f64, flag: &str) -> Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} {secs}: a number of seconds above 0"))
+}
+
+async fn discover(wait_s: f64) -> Result<()> {
+    let wait = wait_of(wait_s, "--wait-s")?;
+    let found = discovery::browse(wait, |_| false).await?;
+    if found.is_empty() {
+        bail!("no session found on this network within {wait_s} s");
+    }
+    for s in &found {
+        println!("{}\t{}", s.url, s.name);
+    }
     Ok(())
 }
 
@@ -495,18 +573,29 @@ async fn node(a: NodeArgs) -> Result<()> {
         _ => bail!("--username and --password go together"),
     };
     let store = CredentialStore::default_location()?;
-    let server = match a.server {
-        Some(s) => s,
-        None => store
+    let server = match (a.server, &a.discover) {
+        (_, Some(wanted)) => {
+            let wait = wait_of(a.discover_wait_s, "--discover-wait-s")?;
+            let wanted = Some(wanted.as_str()).filter(|w| !w.trim().is_empty());
+            let found = discovery::find_session(wanted, wait).await?;
+            eprintln!("found \"{}\" at {}", found.name, found.url);
+            found.url
+        }
+        (Some(s), None) => s,
+        (None, None) => store
             .load()?
             .map(|c| c.server)
             .context("no --server and no saved login")?,
+    };
+    let (auth, group_id) = match a.group {
+        Some(g) => (auth, g),
+        None => discovery::group_on(&server, auth, &store).await?,
     };
     let config = NodeConfig {
         server,
         auth,
         store: Some(store),
-        group_id: a.group,
+        group_id,
         display_name: a.name,
         output: a.output.parse().context("--output")?,
         cache_dir: a.cache_dir,

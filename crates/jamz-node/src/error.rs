@@ -39,6 +39,9 @@ pub enum NodeError {
     SessionOpen,
     #[error("this device already hosts a session at {0}")]
     AlreadyHosting(String),
+    /// Finding a hosted session on the local network (mDNS), in words.
+    #[error("{0}")]
+    Discovery(String),
 }
 
 impl NodeError {
@@ -61,6 +64,8 @@ impl NodeError {
             NodeError::Link(LinkError::Request { .. } | LinkError::WebSocket(_)) => {
                 ErrorCode::Unreachable
             }
+            // No session answered on this network: none to reach, as with a dead URL.
+            NodeError::Discovery(_) => ErrorCode::Unreachable,
             NodeError::Link(LinkError::Url { .. }) => ErrorCode::BadUrl,
             NodeError::Link(_) => ErrorCode::Link,
             NodeError::NotLoggedIn { .. } => ErrorCode::NotLoggedIn,

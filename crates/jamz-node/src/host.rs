@@ -83,17 +83,17 @@ impl HostedServer {
     }
 }
 
-/// `jamz server`: binds, tells `listening` its base URL (`https://` with TLS), and
+/// `jamz server`: binds, tells `listening` its address and base URL (`https://` with TLS), and
 /// serves in the foreground until `stop` completes.
 pub async fn serve(
     args: ServerArgs,
-    listening: impl FnOnce(&str),
+    listening: impl FnOnce(SocketAddr, &str),
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let server = jamz_server::bind(args.into_config())
         .await
         .map_err(|e| NodeError::Host(format!("starting the server: {e}")))?;
-    listening(&server.local_url());
+    listening(server.local_addr(), &server.local_url());
     server
         .run(stop)
         .await

@@ -10,6 +10,8 @@
 //! - [`json::serve`] is `jamz node --json`: the same over JSON lines.
 //! - `host::HostedServer` (the `host` feature) runs the reference server in this
 //!   process ("this device hosts the session"); `host::serve` is `jamz server`.
+//! - [`discovery`] announces a hosted session on the local network (mDNS) and finds
+//!   one without a URL (`jamz node --discover`).
 //! - [`account`] keeps the login token (mode 0600) and holds the REST helpers;
 //!   [`tracks`] uploads files with their tags and maps tracks onto the cache;
 //!   [`directories`] says where a face keeps its files.
@@ -46,6 +48,7 @@ pub mod audio;
 pub mod clock;
 pub mod control;
 pub mod directories;
+pub mod discovery;
 mod error;
 mod files;
 mod grant_key;

@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 pub mod fix;
 pub mod grant;
+pub mod join_link;
 pub mod mesh;
 pub mod model;
 pub mod rest;

@@ -35,6 +35,7 @@ pub mod api;
 mod clock;
 pub mod constants;
 pub mod convoy;
+pub mod discovery;
 mod engine;
 mod error;
 pub mod location;

@@ -1,11 +1,14 @@
 //! "This device hosts the session" for a face: at most one [`HostedServer`],
-//! listening on `JAMZ_HOST_PORT` (default 5050) unless a port is asked for.
+//! listening on `JAMZ_HOST_PORT` (default 5050) unless a port is asked for, and
+//! announced on the local network (mDNS) so other cars find it without its address
+//! (unless `JAMZ_MDNS=off`).
 
 use std::path::PathBuf;
 
 use tokio::sync::Mutex;
 
 use super::{App, HostedView};
+use crate::discovery::{self, Announcer};
 use crate::error::NodeError;
 use crate::host::{DEFAULT_HOST_PORT, HostedServer};
 
@@ -15,7 +18,13 @@ pub const HOST_PORT_ENV: &str = "JAMZ_HOST_PORT";
 pub(super) struct Hosting {
     dir: PathBuf,
     port: u16,
-    server: Mutex<Option<HostedServer>>,
+    server: Mutex<Option<Served>>,
+}
+
+/// The server and its announcement, which lives exactly as long.
+struct Served {
+    server: HostedServer,
+    announcer: Option<Announcer>,
 }
 
 impl Hosting {
@@ -34,7 +43,11 @@ impl Hosting {
     }
 
     pub(super) async fn view(&self) -> Option<HostedView> {
-        self.server.lock().await.as_ref().map(HostedView::from)
+        self.server
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| HostedView::from(&s.server))
     }
 }
 
@@ -54,19 +67,32 @@ impl App {
     pub async fn host(&self, port: Option<u16>) -> Result<HostedView, NodeError> {
         let mut slot = self.hosting.server.lock().await;
         if let Some(h) = slot.as_ref() {
-            return Err(NodeError::AlreadyHosting(h.local_url()));
+            return Err(NodeError::AlreadyHosting(h.server.local_url()));
         }
         let server =
             HostedServer::start(&self.hosting.dir, port.unwrap_or(self.hosting.port)).await?;
         let view = HostedView::from(&server);
-        *slot = Some(server);
+        // Without an announcement the cars still join by the listed URLs: a warning only.
+        let announcer = if discovery::turned_off() {
+            None
+        } else {
+            Announcer::start(&discovery::device_announcement_name(), server.port(), None)
+                .inspect_err(|e| tracing::warn!("the hosted session is not announced: {e}"))
+                .ok()
+        };
+        *slot = Some(Served { server, announcer });
         Ok(view)
     }
 
     pub async fn stop_hosting(&self) -> Result<(), NodeError> {
-        let server = self.hosting.server.lock().await.take();
-        match server {
-            Some(s) => s.stop().await,
+        let served = self.hosting.server.lock().await.take();
+        match served {
+            Some(Served { server, announcer }) => {
+                if let Some(a) = announcer {
+                    a.stop().await;
+                }
+                server.stop().await
+            }
             None => Ok(()),
         }
     }
