@@ -37,6 +37,7 @@ pub mod constants;
 pub mod convoy;
 mod engine;
 mod error;
+pub mod external;
 pub mod location;
 pub mod mesh;
 mod playlist;
