@@ -30,7 +30,10 @@ async fn stand_in() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
                 let line = head.lines().next().unwrap_or_default().to_owned();
                 let _ = seen.send(line.clone());
                 let (status, body) = if line.contains("okvideo0001") {
-                    ("200 OK", r#"{"title":"Stand-in song","author_name":"Stand-in channel","type":"video"}"#)
+                    (
+                        "200 OK",
+                        r#"{"title":"Stand-in song","author_name":"Stand-in channel","type":"video"}"#,
+                    )
                 } else if line.contains("noembed0001") {
                     ("401 Unauthorized", "Unauthorized")
                 } else if line.contains("garbage0001") {
@@ -62,7 +65,9 @@ async fn titles_and_verdicts_come_from_the_configured_origin() {
     assert_eq!(ok.author_name.as_deref(), Some("Stand-in channel"));
     let line = requests.recv().await.unwrap();
     assert!(
-        line.starts_with("GET /oembed?url=https%3A%2F%2Fwww.youtube.com%2Fwatch%3Fv%3Dokvideo0001&format=json "),
+        line.starts_with(
+            "GET /oembed?url=https%3A%2F%2Fwww.youtube.com%2Fwatch%3Fv%3Dokvideo0001&format=json "
+        ),
         "{line}"
     );
 
@@ -72,15 +77,24 @@ async fn titles_and_verdicts_come_from_the_configured_origin() {
     assert!(missing.to_string().contains("does not exist"), "{missing}");
 
     let private = client.video(&id("noembed0001")).await.unwrap_err();
-    assert!(matches!(private, OEmbedError::NotEmbeddable(_)), "{private}");
+    assert!(
+        matches!(private, OEmbedError::NotEmbeddable(_)),
+        "{private}"
+    );
     assert!(private.is_about_the_video());
 
     let garbage = client.video(&id("garbage0001")).await.unwrap_err();
-    assert!(matches!(garbage, OEmbedError::Malformed { .. }), "{garbage}");
+    assert!(
+        matches!(garbage, OEmbedError::Malformed { .. }),
+        "{garbage}"
+    );
     assert!(!garbage.is_about_the_video());
 
     let busy = client.video(&id("busy0000001")).await.unwrap_err();
-    assert!(matches!(busy, OEmbedError::Refused { status: 500, .. }), "{busy}");
+    assert!(
+        matches!(busy, OEmbedError::Refused { status: 500, .. }),
+        "{busy}"
+    );
 
     // An origin with a path prefix keeps it (the requests above are done with).
     while requests.try_recv().is_ok() {}

@@ -74,11 +74,11 @@ pub enum VideoRefError {
         "\"{0}\" is not a YouTube link (youtube.com, youtu.be, music.youtube.com) or an 11-character video id"
     )]
     NotYoutube(String),
-    #[error("the YouTube link \"{0}\" names no video (expected watch?v=ID, youtu.be/ID, /embed/ID or /shorts/ID)")]
-    NoVideo(String),
     #[error(
-        "\"{0}\" is not a YouTube video id (11 characters: letters, digits, '-' and '_')"
+        "the YouTube link \"{0}\" names no video (expected watch?v=ID, youtu.be/ID, /embed/ID or /shorts/ID)"
     )]
+    NoVideo(String),
+    #[error("\"{0}\" is not a YouTube video id (11 characters: letters, digits, '-' and '_')")]
     BadId(String),
 }
 
@@ -241,23 +241,29 @@ mod tests {
             ("", |e| *e == VideoRefError::Empty),
             ("   ", |e| *e == VideoRefError::Empty),
             ("dQw4w9WgXc", |e| matches!(e, VideoRefError::NotYoutube(_))),
-            ("dQw4w9WgXcQQ", |e| matches!(e, VideoRefError::NotYoutube(_))),
+            ("dQw4w9WgXcQQ", |e| {
+                matches!(e, VideoRefError::NotYoutube(_))
+            }),
             ("https://vimeo.com/12345678901", |e| {
                 matches!(e, VideoRefError::NotYoutube(_))
             }),
-            ("https://youtube.com.evil.example/watch?v=dQw4w9WgXcQ", |e| {
-                matches!(e, VideoRefError::NotYoutube(_))
-            }),
-            ("https://youtube.com@evil.example/watch?v=dQw4w9WgXcQ", |e| {
-                matches!(e, VideoRefError::NotYoutube(_))
-            }),
+            (
+                "https://youtube.com.evil.example/watch?v=dQw4w9WgXcQ",
+                |e| matches!(e, VideoRefError::NotYoutube(_)),
+            ),
+            (
+                "https://youtube.com@evil.example/watch?v=dQw4w9WgXcQ",
+                |e| matches!(e, VideoRefError::NotYoutube(_)),
+            ),
             ("https://www.youtube.com/", |e| {
                 matches!(e, VideoRefError::NoVideo(_))
             }),
             ("https://www.youtube.com/watch?list=PL123", |e| {
                 matches!(e, VideoRefError::NoVideo(_))
             }),
-            ("https://youtu.be/", |e| matches!(e, VideoRefError::NoVideo(_))),
+            ("https://youtu.be/", |e| {
+                matches!(e, VideoRefError::NoVideo(_))
+            }),
             ("https://www.youtube.com/watch?v=dQw4w9WgXc", |e| {
                 matches!(e, VideoRefError::BadId(_))
             }),
