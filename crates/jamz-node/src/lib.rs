@@ -66,13 +66,13 @@ pub use clock::LocalClock;
 pub use control::{
     CacheSummary, Command, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent,
     Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
-    parse_command,
+    VideoDirective, parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};
 #[cfg(feature = "host")]
 pub use host::HostedServer;
 pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
-pub use jamz_link::{Progress, RestClient};
+pub use jamz_link::{DEFAULT_OEMBED_ORIGIN as DEFAULT_YOUTUBE_ORIGIN, Progress, RestClient};
 pub use runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE};
 pub use secrets::TokenStore;
