@@ -237,7 +237,8 @@ mod tests {
 
     #[test]
     fn malformed_references_say_why() {
-        let cases: &[(&str, fn(&VideoRefError) -> bool)] = &[
+        type Expect = fn(&VideoRefError) -> bool;
+        let cases: &[(&str, Expect)] = &[
             ("", |e| *e == VideoRefError::Empty),
             ("   ", |e| *e == VideoRefError::Empty),
             ("dQw4w9WgXc", |e| matches!(e, VideoRefError::NotYoutube(_))),
