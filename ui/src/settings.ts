@@ -25,6 +25,8 @@ export interface Settings {
   /** Map tiles (`https://.../{z}/{x}/{y}.png`); empty: cars on a blank map, no tile server. */
   mapTiles: string;
   theme: Theme;
+  /** Where YouTube's IFrame API script (`{origin}/iframe_api`) and oEmbed answer; empty: YouTube's own. */
+  youtubeOrigin: string;
   /** The first-run questions were answered (join or host, this car); until then the app asks. */
   setUp: boolean;
 }
@@ -41,6 +43,7 @@ export const DEFAULT_SETTINGS: Settings = {
   autoPreload: true,
   mapTiles: "",
   theme: "system",
+  youtubeOrigin: "",
   setUp: false,
 };
 

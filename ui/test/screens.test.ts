@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -248,6 +250,28 @@ describe("session", () => {
       { cmd: "play", track: "a", position: 0 },
       { cmd: "seek", position: 42 },
     ]);
+  });
+
+  it("adds a YouTube video by link and plays the engine's directives in YouTube's player", async () => {
+    const calls = await openSession();
+    input(root, "youtube").value = " https://youtu.be/dQw4w9WgXcQ ";
+    root.querySelector<HTMLFormElement>("form[data-testid=add-youtube]")?.requestSubmit();
+    await until(() => commands(calls).length === 1, "the add");
+    expect(commands(calls)).toEqual([{ cmd: "add", youtube: "https://youtu.be/dQw4w9WgXcQ" }]);
+    // YouTube's script already in the page (the stand-in's surface): the node's directive is
+    // carried out and the player read back to the node.
+    (window as { __ytStandin?: unknown }).__ytStandin = { bufferMs: 10 };
+    new Function(readFileSync(join(import.meta.dirname, "../../tests/app/youtube-standin/iframe_api.js"), "utf8"))();
+    await emit("node-event", { event: "youtube", do: "play", video: "dQw4w9WgXcQ", position: 3, in_ms: 0 });
+    await until(() => commands(calls).some((c) => (c as { cmd: string; state?: number }).cmd === "youtube-reading"
+      && (c as { state?: number }).state === 1), "a reading while playing");
+    const reading = commands(calls).find((c) => (c as { state?: number }).state === 1) as { video: string; position: number };
+    expect(reading.video).toBe("dQw4w9WgXcQ");
+    expect(reading.position).toBeGreaterThanOrEqual(3);
+    expect(root.querySelector<HTMLElement>("[data-testid=youtube-player]")?.hidden).toBe(false);
+    await emit("node-event", { event: "youtube", do: "stop" });
+    await until(() => root.querySelector<HTMLElement>("[data-testid=youtube-player]")?.hidden === true, "the player hidden");
+    delete (window as { YT?: unknown }).YT;
   });
 
   it("shows the playing track's cover art from its tags, and a placeholder without one", async () => {

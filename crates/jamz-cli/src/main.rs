@@ -206,6 +206,10 @@ struct NodeArgs {
     /// With --share-location: stop sharing by itself after this many seconds.
     #[arg(long, requires = "share_location")]
     share_for_s: Option<f64>,
+    /// Where YouTube answers oEmbed (a video's title for `add` with `youtube`):
+    /// `{origin}/oembed`. Tests use a local stand-in.
+    #[arg(long, env = "JAMZ_YOUTUBE_ORIGIN", default_value = jamz_node::DEFAULT_YOUTUBE_ORIGIN)]
+    youtube_origin: String,
     /// JSON lines: commands on stdin, events on stdout.
     #[arg(long)]
     json: bool,
@@ -609,6 +613,8 @@ async fn node(a: NodeArgs) -> Result<()> {
         share_location: a.share_location,
         share_for_s: a.share_for_s,
         location_rules: Default::default(),
+        youtube_origin: a.youtube_origin,
+        external_video_player: false,
     };
     let node = jamz_node::Node::start(config).await?;
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).

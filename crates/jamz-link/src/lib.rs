@@ -51,6 +51,7 @@
 pub mod backoff;
 pub mod config;
 pub mod error;
+pub mod oembed;
 pub mod packet;
 pub mod rest;
 pub mod retry;
@@ -62,6 +63,7 @@ mod typed;
 pub use backoff::ReconnectPolicy;
 pub use config::{OUTGOING_QUEUE_CAPACITY, SocketConfig};
 pub use error::LinkError;
+pub use oembed::{DEFAULT_OEMBED_ORIGIN, OEmbedClient, OEmbedError};
 pub use rest::{Download, Progress, RestClient, Upload};
 pub use retry::RetryPolicy;
 pub use session::{DisconnectReason, LinkState, OutgoingEvent, Session};

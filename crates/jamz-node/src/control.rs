@@ -28,12 +28,18 @@ pub enum NodeCommand {
     /// Answer one `status` event now.
     Status,
     /// `{"cmd":"add","path":...}`: read tags, upload, append; or
-    /// `{"cmd":"add","track":{...}}`: append a track that already has a URL.
+    /// `{"cmd":"add","track":{...}}`: append a track that already has a URL; or
+    /// `{"cmd":"add","youtube":"https://youtu.be/ID"}`: append a YouTube video named by a
+    /// link or id, titled from oEmbed (`duration`, seconds, optional: the IFrame player's).
     Add {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         track: Option<Box<Track>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        youtube: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<f64>,
     },
     /// Local only, 0.0 ..= 1.0.
     Volume { level: f64 },
@@ -83,6 +89,15 @@ pub enum NodeCommand {
     /// Caches every playlist track in the background while online, as tracks are
     /// added (for the stretches with no coverage); `progress` events as `preload`.
     AutoPreload { enabled: bool },
+    /// The app's YouTube player, read just now while it holds `video`: `position` is
+    /// `getCurrentTime()` (s), `state` `getPlayerState()` (IFrame API codes).
+    YoutubeReading {
+        video: String,
+        position: f64,
+        state: i64,
+    },
+    /// The app's YouTube player failed on `video` with this `onError` code.
+    YoutubeError { video: String, code: i64 },
     /// The session's own commands (`take-control`, `play`, `pause`, `seek`, `next`,
     /// `previous`, `remove`, `reorder`): the engine's [`Command`]s, spelled once.
     #[serde(skip_serializing, skip_deserializing)]
@@ -142,6 +157,8 @@ impl NodeCommand {
             NodeCommand::Output { .. } => "output",
             NodeCommand::Outputs => "outputs",
             NodeCommand::AutoPreload { .. } => "auto-preload",
+            NodeCommand::YoutubeReading { .. } => "youtube-reading",
+            NodeCommand::YoutubeError { .. } => "youtube-error",
             NodeCommand::Session(c) => c.name(),
         }
     }
@@ -157,10 +174,31 @@ impl NodeCommand {
             }
         };
         match self {
-            NodeCommand::Add { path, track } => match (path, track) {
-                (Some(_), None) | (None, Some(_)) => Ok(()),
-                _ => Err("add needs exactly one of `path` and `track`".into()),
-            },
+            NodeCommand::Add {
+                path,
+                track,
+                youtube,
+                duration,
+            } => {
+                let given = usize::from(path.is_some())
+                    + usize::from(track.is_some())
+                    + usize::from(youtube.is_some());
+                if given != 1 {
+                    return Err("add needs exactly one of `path`, `track` and `youtube`".into());
+                }
+                if let Some(text) = youtube {
+                    jamz_proto::youtube::parse_video_ref(text).map_err(|e| e.to_string())?;
+                }
+                match duration {
+                    Some(_) if youtube.is_none() => {
+                        Err("`duration` goes with `youtube` (a track carries its own)".into())
+                    }
+                    Some(d) if !d.is_finite() || *d <= 0.0 => Err(format!(
+                        "duration must be a positive number of seconds, got {d}"
+                    )),
+                    _ => Ok(()),
+                }
+            }
             NodeCommand::Session(Command::Play {
                 position: Some(p), ..
             }) => finite_non_negative("position", *p),
@@ -440,9 +478,32 @@ pub enum NodeEvent {
     LastPositions {
         positions: Vec<crate::positions::KnownPosition>,
     },
+    /// Beyond docs/node-control.md: what the app's YouTube player is to do (the engine's
+    /// `external::Directive`), with the instant as a delay from now (`in_ms`). Only a node
+    /// started with an external video player (the app) sends it.
+    Youtube(VideoDirective),
     /// What the engine tells the user, spelled once (jamz-sync's `Notification`).
     #[serde(untagged)]
     Session(Notification),
+}
+
+/// A directive for the app's YouTube IFrame player (`youtube` event).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "kebab-case")]
+pub enum VideoDirective {
+    /// Load `video` paused at `position` s (unless it is loaded: then pause and seek there)
+    /// and play it `in_ms` from now; a negative `in_ms` is lateness: play at once from
+    /// `position` plus it.
+    Play {
+        video: String,
+        position: f64,
+        in_ms: f64,
+    },
+    /// Pause `video` at `position` s.
+    Pause { video: String, position: f64 },
+    /// Stop and unload.
+    Stop,
 }
 
 pub use jamz_sync::location::{EtaView, LocationEvent};
@@ -484,6 +545,17 @@ mod tests {
                 NodeCommand::Add {
                     path: Some("/music/a.mp3".into()),
                     track: None,
+                    youtube: None,
+                    duration: None,
+                },
+            ),
+            (
+                r#"{"cmd":"add","youtube":"https://youtu.be/dQw4w9WgXcQ","duration":212.5}"#,
+                NodeCommand::Add {
+                    path: None,
+                    track: None,
+                    youtube: Some("https://youtu.be/dQw4w9WgXcQ".into()),
+                    duration: Some(212.5),
                 },
             ),
             (
@@ -584,7 +656,7 @@ mod tests {
             parse_command(r#"{"cmd":"add","track":{"id":"x","title":"T","url":"http://h/f"}}"#)
                 .unwrap();
         assert!(
-            matches!(add, NodeCommand::Add { track: Some(t), path: None } if t.url == "http://h/f")
+            matches!(add, NodeCommand::Add { track: Some(t), path: None, .. } if t.url == "http://h/f")
         );
     }
 
@@ -609,6 +681,31 @@ mod tests {
             ),
             (r#"{"cmd":"volume","level":3}"#, Some("volume"), "0.0..=1.0"),
             (r#"{"cmd":"add"}"#, Some("add"), "exactly one"),
+            (
+                r#"{"cmd":"add","youtube":"https://vimeo.com/1","path":"/a.mp3"}"#,
+                Some("add"),
+                "exactly one",
+            ),
+            (
+                r#"{"cmd":"add","youtube":"https://vimeo.com/1"}"#,
+                Some("add"),
+                "is not a YouTube link",
+            ),
+            (
+                r#"{"cmd":"add","youtube":"https://youtu.be/short"}"#,
+                Some("add"),
+                "is not a YouTube video id",
+            ),
+            (
+                r#"{"cmd":"add","youtube":"dQw4w9WgXcQ","duration":-1}"#,
+                Some("add"),
+                "positive",
+            ),
+            (
+                r#"{"cmd":"add","path":"/a.mp3","duration":3}"#,
+                Some("add"),
+                "goes with `youtube`",
+            ),
             (
                 r#"{"cmd":"location","latitude":91,"longitude":0}"#,
                 Some("location"),

@@ -13,7 +13,26 @@ use crate::control::{Command, NodeCommand, NodeEvent, Notification, PeerState, S
 /// What `help` prints.
 pub const HELP: &str = "\
 commands: play [TRACK] | pause | next | previous | seek SECONDS|M:SS | volume 0-100 |
-          dj (take control) | add FILE | status | help | quit   (or a JSON command line)";
+          dj (take control) | add FILE | add YOUTUBE-LINK | youtube LINK|ID | status | help |
+          quit   (or a JSON command line)";
+
+/// Whether `text` starts like a YouTube link (`https://youtu.be/...`, `youtube.com/...`,
+/// `music.youtube.com/...`): `add` then means the video, not a file of that name.
+fn looks_like_youtube_link(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let host = lower
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    [
+        "youtu.be/",
+        "youtube.com/",
+        "www.youtube.com/",
+        "m.youtube.com/",
+        "music.youtube.com/",
+    ]
+    .iter()
+    .any(|prefix| host.starts_with(prefix))
+}
 
 /// What the single keys do on a terminal (`help` prints it after [`HELP`] there).
 pub const KEYS_HELP: &str = "\
@@ -189,9 +208,25 @@ pub fn parse_word_command(line: &str) -> Result<WordLine, String> {
                 level: percent / 100.0,
             }))
         }
+        // A YouTube link (not a file name: those do not start with a YouTube host).
+        "add" if looks_like_youtube_link(rest) => Ok(WordLine::Command(NodeCommand::Add {
+            path: None,
+            track: None,
+            youtube: Some(rest.into()),
+            duration: None,
+        })),
+        "youtube" | "yt" if !rest.is_empty() => Ok(WordLine::Command(NodeCommand::Add {
+            path: None,
+            track: None,
+            youtube: Some(rest.into()),
+            duration: None,
+        })),
+        "youtube" | "yt" => Err("youtube needs a link or a video id".into()),
         "add" if !rest.is_empty() => Ok(WordLine::Command(NodeCommand::Add {
             path: Some(rest.into()),
             track: None,
+            youtube: None,
+            duration: None,
         })),
         "add" => Err("add needs a file".into()),
         "status" | "s" => no_argument(Ok(WordLine::Command(NodeCommand::Status))),
@@ -289,7 +324,8 @@ impl HumanView {
                 };
                 vec![format!("Peer {}: {state}", self.name(*user_id))]
             }
-            NodeEvent::LastPositions { .. } => Vec::new(),
+            // For the app's YouTube player; a node for people has none.
+            NodeEvent::LastPositions { .. } | NodeEvent::Youtube(_) => Vec::new(),
             NodeEvent::Progress { what, done, total } => {
                 if done == total {
                     vec![format!("{what}: done ({total})")]
@@ -740,11 +776,32 @@ mod tests {
             cmd("add /music/a b.mp3"),
             NodeCommand::Add {
                 path: Some("/music/a b.mp3".into()),
-                track: None
+                track: None,
+                youtube: None,
+                duration: None,
             }
         );
+        for line in [
+            "add https://youtu.be/dQw4w9WgXcQ",
+            "add www.youtube.com/watch?v=dQw4w9WgXcQ",
+            "youtube dQw4w9WgXcQ",
+            "yt https://music.youtube.com/watch?v=dQw4w9WgXcQ",
+        ] {
+            let (_, link) = line.split_once(' ').unwrap();
+            assert_eq!(
+                cmd(line),
+                NodeCommand::Add {
+                    path: None,
+                    track: None,
+                    youtube: Some(link.into()),
+                    duration: None,
+                },
+                "{line}"
+            );
+        }
         assert_eq!(parse_word_command("help"), Ok(WordLine::Help));
         for (line, says) in [
+            ("youtube", "youtube needs a link or a video id"),
             ("dance", "unknown command `dance`"),
             ("seek", "seek needs seconds or M:SS"),
             ("seek -3", "seek needs seconds or M:SS"),

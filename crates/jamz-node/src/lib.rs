@@ -69,7 +69,7 @@ pub use clock::LocalClock;
 pub use control::{
     CacheSummary, Command, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent,
     Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
-    parse_command,
+    VideoDirective, parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};
 #[cfg(feature = "host")]
@@ -77,6 +77,6 @@ pub use host::HostedServer;
 pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
 pub use jamz_link::tls::trust_ca_file;
-pub use jamz_link::{Progress, RestClient};
+pub use jamz_link::{DEFAULT_OEMBED_ORIGIN as DEFAULT_YOUTUBE_ORIGIN, Progress, RestClient};
 pub use runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE};
 pub use secrets::TokenStore;

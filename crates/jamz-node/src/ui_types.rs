@@ -43,6 +43,7 @@ pub fn typescript() -> String {
         // The node control vocabulary.
         crate::NodeCommand,
         crate::NodeEvent,
+        crate::VideoDirective,
         crate::StatusView,
         crate::CacheSummary,
         crate::Tier,

@@ -181,6 +181,8 @@ async fn the_web_view_adds_only_picked_files_and_writes_no_wav() {
     let add = |path: &std::path::Path| NodeCommand::Add {
         path: Some(path.to_path_buf()),
         track: None,
+        youtube: None,
+        duration: None,
     };
 
     // Refused before anything else is looked at (no session is open).

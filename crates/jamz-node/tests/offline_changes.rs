@@ -103,6 +103,8 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     node.send(NodeCommand::Add {
         path: None,
         track: Some(Box::new(track(1))),
+        youtube: None,
+        duration: None,
     })
     .unwrap();
     assert_eq!(queued(&mut node).await, 1);
@@ -120,16 +122,22 @@ async fn changes_made_offline_reach_the_server_later_even_across_a_restart() {
     node.send(NodeCommand::Add {
         path: None,
         track: Some(Box::new(track(2))),
+        youtube: None,
+        duration: None,
     })
     .unwrap();
     node.send(NodeCommand::Add {
         path: Some(file),
         track: None,
+        youtube: None,
+        duration: None,
     })
     .unwrap();
     node.send(NodeCommand::Add {
         path: None,
         track: Some(Box::new(track(3))),
+        youtube: None,
+        duration: None,
     })
     .unwrap();
     // The face can show what waits: oldest first.

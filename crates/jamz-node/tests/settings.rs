@@ -67,6 +67,8 @@ async fn settings_apply_while_the_session_plays() {
     node.send(NodeCommand::Add {
         path: Some(tone.clone()),
         track: None,
+        youtube: None,
+        duration: None,
     })
     .unwrap();
     let ev = next_matching(
@@ -396,6 +398,8 @@ async fn with_auto_preload_a_track_another_car_adds_is_cached_without_playing() 
     ann.send(NodeCommand::Add {
         path: Some(tone),
         track: None,
+        youtube: None,
+        duration: None,
     })
     .unwrap();
     // bo hears of the new track and caches it in the background.

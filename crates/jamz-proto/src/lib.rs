@@ -19,6 +19,7 @@ pub mod rest;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod wire_helpers;
+pub mod youtube;
 
 pub use decode::{decode, decode_slice, decode_str};
 pub use error::ProtoError;

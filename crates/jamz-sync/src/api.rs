@@ -40,6 +40,10 @@ pub struct EngineConfig {
     pub high_latency_link: Option<bool>,
     /// Location sharing and the convoy's settings.
     pub location: crate::location::LocationConfig,
+    /// This device has an external video player (the app's web view runs YouTube's IFrame
+    /// player): YouTube tracks are steered there ([`Action::External`]) instead of leaving
+    /// the device silent.
+    pub external_video_player: bool,
 }
 
 impl EngineConfig {
@@ -52,6 +56,7 @@ impl EngineConfig {
             control_lead_ms: crate::constants::CONTROL_LEAD_MS,
             high_latency_link: None,
             location: crate::location::LocationConfig::default(),
+            external_video_player: false,
         }
     }
 
@@ -60,6 +65,19 @@ impl EngineConfig {
         self.session_id = Some(session_id.into());
         self
     }
+}
+
+/// A report of the external video player (the app's web view), stamped with the local
+/// instant it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExternalReport {
+    /// `getCurrentTime()` and `getPlayerState()` of the player while it holds `video`.
+    Reading {
+        video: String,
+        reading: crate::external::Reading,
+    },
+    /// `onError` with this code while it held `video`: this device is silent for it.
+    Error { video: String, code: i64 },
 }
 
 /// What the node feeds the engine.
@@ -108,6 +126,8 @@ pub enum Input {
     /// Another output was opened on the user's request (the old one stopped); the engine
     /// restarts on the group's timeline there.
     OutputSwitched,
+    /// What the external video player reported (see [`crate::external`]).
+    External(ExternalReport),
     /// A playlist from a REST answer (`{success, playlist}` of append/delete/reorder).
     PlaylistLoaded(Vec<Track>),
     /// A REST call asked for with [`Action::Rest`] failed (403, 409, network ...).
@@ -231,6 +251,8 @@ pub enum Action {
     Rest(RestCall),
     /// Drive the player.
     Audio(AudioCommand),
+    /// Drive the external video player (the app's YouTube IFrame player).
+    External(crate::external::Directive),
     /// Tell the user (docs/node-control.md events; serializes as one JSON line).
     Notify(Notification),
     /// `POST /api/locations` each fix, in order (fixes the socket could not carry, for the

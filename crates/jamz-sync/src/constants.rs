@@ -213,3 +213,38 @@ pub const JOIN_RESYNC_COOLDOWN_MS: f64 = 1_000.0;
 /// A refused mesh message is reported at most once per link and reason this often (ms):
 /// a lying or broken peer cannot flood the user with events (all are counted).
 pub const MESH_REFUSAL_REPORT_MS: f64 = 5_000.0;
+
+// ------------------------------------------------------------------ external player (YouTube)
+
+/// How often the web view reads YouTube's IFrame player and reports (ms). The IFrame API
+/// answers `getCurrentTime()` from the last state message the player posted to the page,
+/// and it posts those a few times a second while playing, so reading faster than 4 Hz
+/// only repeats the same figure.
+pub const EXTERNAL_REPORT_INTERVAL_MS: f64 = 250.0;
+
+/// The soft bound (ms): a player whose median error over [`EXTERNAL_WINDOW`] readings is
+/// beyond it is moved. A reading is up to one post interval stale (100-250 ms) plus the
+/// web view's hop to the engine, so single readings scatter by about +-150 ms around the
+/// truth; the median of two seconds of them is good to a few tens of ms, and 150 ms is
+/// where two cars' sound starts to be heard as an echo. Below it nothing is done: the
+/// IFrame API has no fine rate trim (`setPlaybackRate` moves in audible 0.25 steps), so
+/// there is no gentle correction to make, only a seek, and a seek costs a rebuffer.
+pub const EXTERNAL_SOFT_SYNC_MS: f64 = 150.0;
+
+/// Readings in the soft bound's median: two seconds at [`EXTERNAL_REPORT_INTERVAL_MS`].
+pub const EXTERNAL_WINDOW: usize = 8;
+
+/// The hard bound (ms): one reading this far off is moved at once (a stall, a skipped ad
+/// break, a user who dragged YouTube's own bar). No reading jitters by a second.
+pub const EXTERNAL_HARD_SYNC_MS: f64 = 1_000.0;
+
+/// A start or seek is told to play this far ahead (ms): the player is paused at the
+/// target and has this long to buffer it (YouTube's seeks refill from the network:
+/// typically 200-600 ms on LTE), so the music resumes on the group's timeline instead of
+/// late by however long buffering took. The DJ's own lead ([`CONTROL_LEAD_MS`]) is shorter:
+/// a cache-backed native start needs no network.
+pub const EXTERNAL_PLAY_LEAD_MS: f64 = 800.0;
+
+/// After a start or seek, readings are not judged for this long (ms): the player buffers,
+/// then plays from the instant, and its first state messages still carry the old time.
+pub const EXTERNAL_SEEK_COOLDOWN_MS: f64 = 3_000.0;

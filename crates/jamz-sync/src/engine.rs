@@ -15,6 +15,7 @@ use crate::api::*;
 use crate::clock::ClockSync;
 use crate::constants::*;
 use crate::error::{DjName, SyncError};
+use crate::external::{Correction, ExternalPlayout};
 use crate::location::{Ctx, Happening, LocationState};
 use crate::mesh::{Peers, RecentControls, fnv1a};
 use crate::playlist::Playlist;
@@ -64,6 +65,11 @@ pub struct Engine {
     started: Option<Started>,
     /// The track this device cannot play and has said so (`not-playable`), once per track.
     silent_for: Option<String>,
+    /// The external video player's loop, the track it was told to play, and the track
+    /// whose video it failed to play (silent for it).
+    external: ExternalPlayout,
+    external_track: Option<String>,
+    external_failed: Option<String>,
     next_audio_query: Option<LocalTime>,
     /// The next periodic `playback` notification (while playing).
     next_playback_report: Option<LocalTime>,
@@ -127,6 +133,9 @@ impl Engine {
             playout: Playout::default(),
             started: None,
             silent_for: None,
+            external: ExternalPlayout::default(),
+            external_track: None,
+            external_failed: None,
             next_audio_query: None,
             next_playback_report: None,
             end_timer: None,
@@ -197,6 +206,7 @@ impl Engine {
                 self.output_lost = false;
                 self.restart(now, RestartCause::OutputSwitched);
             }
+            Input::External(report) => self.on_external(now, report),
             Input::PlaylistLoaded(tracks) => self.on_rest_playlist(tracks),
             Input::RestFailed { message, .. } => self.error(None, SyncError::Rest { message }),
             Input::Location(i) => self.location_happened(now, Happening::Input(i)),
@@ -1365,6 +1375,7 @@ impl Engine {
             self.next_playback_report = None;
             self.end_timer = None;
             self.actions.push_back(Action::Audio(AudioCommand::Stop));
+            self.stop_external();
             self.push_notify(Notification::Playback {
                 playing: false,
                 track: None,
@@ -1379,6 +1390,7 @@ impl Engine {
             self.next_playback_report = None;
             self.end_timer = None;
             self.actions.push_back(Action::Audio(AudioCommand::Pause));
+            self.pause_external(&tl);
             self.push_notify(Notification::Playback {
                 playing: false,
                 track: Some(tl.track.id.clone()),
@@ -1396,6 +1408,7 @@ impl Engine {
             self.next_playback_report = None;
             self.end_timer = None;
             self.actions.push_back(Action::Audio(AudioCommand::Stop));
+            self.stop_external();
             return;
         }
         let at = self.clock.to_local(tl.at_server_ms);
@@ -1441,6 +1454,10 @@ impl Engine {
     /// leaves the timeline running: the next track starts on time.
     fn start_at(&mut self, tl: &Timeline, position: f64, at: LocalTime) {
         self.playout.reset();
+        if self.start_external(tl, position, at) {
+            return;
+        }
+        self.stop_external();
         match crate::sources::audio_of(&tl.track) {
             Ok(track) => {
                 self.silent_for = None;
@@ -1504,6 +1521,104 @@ impl Engine {
                     self.restart(now, RestartCause::Silence);
                 }
             }
+        }
+    }
+
+    // ------------------------------------------------------------------ external player
+
+    /// Hands a YouTube track to the external player, if this device has one and it has not
+    /// failed on this track; `false` when the track is not the external player's.
+    fn start_external(&mut self, tl: &Timeline, position: f64, at: LocalTime) -> bool {
+        let video = match (&tl.track.source, tl.track.youtube_id.as_deref()) {
+            (jamz_proto::TrackSource::Youtube, Some(id)) if self.cfg.external_video_player => {
+                id.to_owned()
+            }
+            _ => return false,
+        };
+        if self.external_failed.as_deref() == Some(tl.track.id.as_str()) {
+            return false; // silent for it (said so when the player failed)
+        }
+        self.started = None;
+        self.silent_for = None;
+        self.actions.push_back(Action::Audio(AudioCommand::Stop));
+        self.external.started(at);
+        self.external_track = Some(tl.track.id.clone());
+        self.actions
+            .push_back(Action::External(crate::external::Directive::Play {
+                video,
+                position,
+                at,
+            }));
+        true
+    }
+
+    /// Pauses the external player at the timeline's position, if it holds the track.
+    fn pause_external(&mut self, tl: &Timeline) {
+        if self.external_track.as_deref() != Some(tl.track.id.as_str()) {
+            self.stop_external();
+            return;
+        }
+        if let Some(video) = tl.track.youtube_id.clone() {
+            self.actions
+                .push_back(Action::External(crate::external::Directive::Pause {
+                    video,
+                    position: tl.position_s.min(track_end(&tl.track)),
+                }));
+        }
+    }
+
+    /// Unloads the external player, if it holds anything.
+    fn stop_external(&mut self) {
+        if self.external_track.take().is_some() {
+            self.actions
+                .push_back(Action::External(crate::external::Directive::Stop));
+        }
+    }
+
+    /// A reading is judged against the timeline (a seek ahead when it is off); an error
+    /// leaves this device silent for the track, in step, and says why.
+    fn on_external(&mut self, now: LocalTime, report: ExternalReport) {
+        let Some(tl) = self.timeline.clone() else {
+            return;
+        };
+        let holds = |video: &str| {
+            self.external_track.as_deref() == Some(tl.track.id.as_str())
+                && tl.track.youtube_id.as_deref() == Some(video)
+        };
+        match report {
+            ExternalReport::Error { video, code } if holds(&video) => {
+                self.external_failed = Some(tl.track.id.clone());
+                self.stop_external();
+                self.silent_for = Some(tl.track.id.clone());
+                self.push_notify(Notification::NotPlayable {
+                    track: tl.track.id.clone(),
+                    reason: crate::external::player_error_message(code),
+                });
+            }
+            ExternalReport::Reading { video, reading } if holds(&video) && tl.playing => {
+                let server_at = self.clock.to_server(reading.at);
+                if server_at < tl.at_server_ms {
+                    return; // the start has not landed yet
+                }
+                let due = tl.position_at(server_at);
+                self.stats.last_error_ms = Some((reading.position_s - due) * 1000.0);
+                if self.external.on_reading(reading, due) == Correction::Seek {
+                    let at = now + EXTERNAL_PLAY_LEAD_MS;
+                    let position = tl.position_at(self.clock.to_server(at));
+                    if position < track_end(&tl.track) {
+                        self.stats.hard_resyncs += 1;
+                        self.actions.push_back(Action::External(
+                            crate::external::Directive::Play {
+                                video,
+                                position,
+                                at,
+                            },
+                        ));
+                    }
+                }
+            }
+            // A report of another video (one the player held before) or while paused.
+            _ => {}
         }
     }
 

@@ -38,6 +38,7 @@ pub mod convoy;
 pub mod discovery;
 mod engine;
 mod error;
+pub mod external;
 pub mod location;
 pub mod mesh;
 mod playlist;

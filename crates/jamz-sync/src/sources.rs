@@ -5,7 +5,32 @@
 //! leaves it silent for that track and in step for the next: the engine keeps the timeline
 //! and says why (`not-playable`).
 
+use jamz_proto::youtube::{OEmbed, VideoId};
 use jamz_proto::{Track, TrackSource};
+
+/// The playlist track for a YouTube video added by link or id: titled from its oEmbed
+/// answer when there is one (the channel as artist), else "YouTube video ID" so that the
+/// playlist still says what it is; `duration` from the IFrame player when the adder had
+/// it (without one the DJ moves on by hand at the video's end).
+pub fn youtube_track(id: &VideoId, metadata: Option<&OEmbed>, duration: Option<f64>) -> Track {
+    let title = metadata
+        .map(|m| m.title.trim())
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| format!("YouTube video {id}"), str::to_owned);
+    Track {
+        title,
+        artist: metadata
+            .and_then(|m| m.author_name.as_deref())
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        source: TrackSource::Youtube,
+        youtube_id: Some(id.as_str().to_owned()),
+        album_art: metadata.and_then(|m| m.thumbnail_url.clone()),
+        duration: duration.filter(|d| d.is_finite() && *d > 0.0),
+        ..Track::default()
+    }
+}
 
 /// The track as the player fetches it (`url`: the audio to play), or why this device
 /// cannot play it (shown to the user).
@@ -56,6 +81,25 @@ mod tests {
             source,
             ..Track::default()
         }
+    }
+
+    #[test]
+    fn a_video_track_is_titled_from_oembed_or_by_its_id() {
+        let id = jamz_proto::youtube::parse_video_ref("https://youtu.be/dQw4w9WgXcQ").unwrap();
+        let meta = OEmbed {
+            title: " Never ".into(),
+            author_name: Some("Rick".into()),
+            thumbnail_url: None,
+        };
+        let t = youtube_track(&id, Some(&meta), Some(212.0));
+        assert_eq!((t.title.as_str(), t.artist.as_str()), ("Never", "Rick"));
+        assert_eq!(t.youtube_id.as_deref(), Some("dQw4w9WgXcQ"));
+        assert_eq!(t.duration, Some(212.0));
+        assert!(playable_somewhere(&t));
+        assert!(t.url.is_empty());
+        let bare = youtube_track(&id, None, Some(f64::NAN));
+        assert_eq!(bare.title, "YouTube video dQw4w9WgXcQ");
+        assert_eq!(bare.duration, None);
     }
 
     #[test]

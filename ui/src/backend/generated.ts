@@ -71,14 +71,19 @@ export type RestartCause = { "cause": "drift", errorMs: number, } | { "cause": "
 /**
  * A command, one JSON object per line on stdin.
  */
-export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | Command;
+export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, youtube?: string | null, duration?: number | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | { "cmd": "youtube-reading", video: string, position: number, state: number, } | { "cmd": "youtube-error", video: string, code: number, } | Command;
 
 /**
  * An event, one JSON object per line on stdout: the engine's [`Notification`]s as they
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | Notification;
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "youtube" } & VideoDirective | Notification;
+
+/**
+ * A directive for the app's YouTube IFrame player (`youtube` event).
+ */
+export type VideoDirective = { "do": "play", video: string, position: number, in_ms: number, } | { "do": "pause", video: string, position: number, } | { "do": "stop" };
 
 /**
  * The `status` event's fields.
@@ -265,7 +270,11 @@ autoPreload?: boolean,
 /**
  * Share this car's position with the group from the start (default: off).
  */
-shareLocation?: boolean, };
+shareLocation?: boolean, 
+/**
+ * Where YouTube answers oEmbed, a video's title (default: YouTube's own origin).
+ */
+youtubeOrigin?: string, };
 
 /**
  * The session a node joined.

@@ -1,7 +1,7 @@
 // The session: participants and their links, now playing, DJ controls, volume,
 // the playlist, the cache, the convoy map.
 
-import { BackendError, type NodeCommand, type NodeEvent, type Position, type ProgressEvent, type UnlistenFn } from "../backend";
+import { BackendError, type NodeCommand, type NodeEvent, type Position, type ProgressEvent, type UnlistenFn, type VideoDirective } from "../backend";
 import type { Route, Screen } from "../app";
 import { field, h, showError } from "../dom";
 import { formatDistance, pairwiseDistances } from "../geo";
@@ -20,6 +20,7 @@ import {
 } from "../session-state";
 import { nodeLocationSource } from "../settings";
 import { plural } from "../words";
+import { DEFAULT_YOUTUBE_ORIGIN, loadIframeApi, VideoPlayer } from "../youtube";
 import { settingsForm } from "./settings-form";
 
 /** Shapes of the transport buttons: drawn, not glyphs a system font may lack. */
@@ -117,6 +118,43 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const volume = h("input", { type: "range", min: 0, max: 1, step: 0.05, value: 1, "aria-label": "Volume", name: "volume" });
   volume.addEventListener("change", () => send({ cmd: "volume", level: Number(volume.value) }));
   const djState = h("p", { class: "np-dj", "data-testid": "dj" }, "No DJ yet");
+  // YouTube's own player, shown while it holds a video (YouTube's terms: a visible player).
+  const videoHost = h("div", { class: "np-video", "data-testid": "youtube-player", hidden: true });
+  let videoPlayer: VideoPlayer | null = null;
+  let videoLoading: Promise<VideoPlayer | null> | null = null;
+  const videoOrigin = (): string => ctx.settings.youtubeOrigin.trim() || DEFAULT_YOUTUBE_ORIGIN;
+  /** Carries out the engine's directive on the player, loading YouTube's script first. */
+  const onVideo = (d: VideoDirective): void => {
+    if (videoPlayer) {
+      videoPlayer.apply(d);
+      videoHost.hidden = d.do === "stop";
+      return;
+    }
+    if (d.do === "stop") return;
+    videoLoading ??= loadIframeApi(videoOrigin()).then(
+      (yt) => {
+        if (closed) return null;
+        videoPlayer = new VideoPlayer(yt, videoHost, {
+          reading: (video, position, state) => send({ cmd: "youtube-reading", video, position, state }),
+          error: (video, code) => send({ cmd: "youtube-error", video, code }),
+        });
+        return videoPlayer;
+      },
+      (e: unknown) => {
+        videoLoading = null;
+        showError(error, e);
+        // The engine is told, so this device is silent for the video and says why.
+        send({ cmd: "youtube-error", video: d.video, code: -1 });
+        return null;
+      },
+    );
+    void videoLoading.then((p) => {
+      if (!p) return;
+      // Each directive that came while loading is carried out in order: none is lost.
+      p.apply(d);
+      videoHost.hidden = false;
+    });
+  };
   const silentNote = h("p", { class: "np-silent", role: "status", "data-testid": "not-playable", hidden: true }, "");
 
   // Cover art from the track's tags, read by the node from the cached file (by content
@@ -243,6 +281,22 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       (paths) => { for (const path of paths) send({ cmd: "add", path }); },
       (e: unknown) => showError(error, e),
     );
+  });
+  // A YouTube video by link or id: the node checks the link (a malformed one is an
+  // `error` event shown below) and titles it from YouTube's oEmbed.
+  const videoRef = h("input", {
+    name: "youtube", type: "text", inputmode: "url", autocomplete: "off", spellcheck: "false",
+    placeholder: "https://youtu.be/… or a video id", required: true,
+  });
+  const addVideo = h("form", { class: "inline", "aria-label": "Add a YouTube video", "data-testid": "add-youtube" },
+    field("YouTube link or video id", videoRef),
+    h("button", { type: "submit", "data-action": "add-youtube" }, "Add video"));
+  addVideo.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = videoRef.value.trim();
+    if (text === "") return;
+    send({ cmd: "add", youtube: text });
+    videoRef.value = "";
   });
 
   // --- cache
@@ -384,14 +438,14 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         h("h2", { id: "np" }, "Now playing"),
         art,
         h("div", { class: "np-main" },
-          title, artist, djState, silentNote,
+          title, artist, djState, silentNote, videoHost,
           bar,
           h("p", { class: "np-time" }, h("span", {}, timeText, " · ", playState), durText),
           h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
           field("Volume", volume))),
       jump,
       h("div", { class: "grid" },
-        section("pl", "Playlist", h("div", { class: "row" }, pick), uploadBar, uploadText, pendingList, playlist,
+        section("pl", "Playlist", h("div", { class: "row" }, pick), addVideo, uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
         section("map", "Map", mapEl, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
         section("people", "In the session", people),
@@ -418,6 +472,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       case "error": error.textContent = st.lastError; break;
       case "not-playable": renderNowPlaying(); break;
       case "outbox": renderPending(); break;
+      case "youtube": onVideo(ev); break;
       case "progress": case "outputs": break;
     }
   };
@@ -433,6 +488,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         latencyOffsetMs: ctx.settings.latencyOffsetMs,
         cacheMaxMib: ctx.settings.cacheLimitMiB,
         autoPreload: ctx.settings.autoPreload,
+        youtubeOrigin: ctx.settings.youtubeOrigin.trim() || undefined,
       }, onProgress);
       st.me = info.userId;
       send({ cmd: "status" });
@@ -483,5 +539,6 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     for (const t of timers) window.clearInterval(t);
     for (const u of unlisten) u();
     mapView?.destroy();
+    videoPlayer?.dispose();
   };
 };

@@ -96,6 +96,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     ...THEMES.map((t) => h("option", { value: t, selected: t === s.theme }, THEME_LABEL[t])));
   const displayName = h("input", { name: "display-name", value: s.displayName });
   const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tiles.example.org/{z}/{x}/{y}.png" });
+  const youtubeOrigin = h("input", { name: "youtube-origin", value: s.youtubeOrigin, placeholder: "https://www.youtube.com" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
   // For a bug report: the app's state and the end of its log file, to the clipboard.
@@ -119,6 +120,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     locationArgField,
     field("Name in the session", displayName),
     field("Map tiles address, with {z}/{x}/{y} (empty: cars on a blank map)", mapTiles),
+    field("YouTube address (empty: YouTube's own; for tests)", youtubeOrigin),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save"), copyDiagnostics),
     saved, error);
@@ -135,6 +137,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       ...locationChoice(mode.value, locationArg.value),
       displayName: displayName.value.trim(),
       mapTiles: mapTiles.value.trim(),
+      youtubeOrigin: youtubeOrigin.value.trim(),
       theme: theme.value as Theme,
     });
     latency.value = String(next.latencyOffsetMs);

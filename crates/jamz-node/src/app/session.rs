@@ -31,6 +31,8 @@ pub struct OpenArgs {
     pub auto_preload: Option<bool>,
     /// Share this car's position with the group from the start (default: off).
     pub share_location: Option<bool>,
+    /// Where YouTube answers oEmbed, a video's title (default: YouTube's own origin).
+    pub youtube_origin: Option<String>,
 }
 
 /// The session a node joined.
@@ -126,6 +128,11 @@ impl App {
         config.cache_max_bytes = args.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024));
         config.auto_preload = args.auto_preload.unwrap_or(true);
         config.share_location = args.share_location.unwrap_or(false);
+        // The app's web view plays YouTube videos (ui/src/youtube.ts).
+        config.external_video_player = true;
+        if let Some(origin) = args.youtube_origin.filter(|o| !o.trim().is_empty()) {
+            config.youtube_origin = origin;
+        }
         let mut node = Node::start(config).await?;
         let view = SessionView {
             group_id: args.group_id.clone(),

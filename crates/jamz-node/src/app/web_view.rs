@@ -110,9 +110,13 @@ pub fn check_command(picked: &PickedFiles, command: NodeCommand) -> Result<NodeC
         NodeCommand::Add {
             path: Some(path),
             track,
+            youtube,
+            duration,
         } => Ok(NodeCommand::Add {
             path: Some(picked.check(&path)?),
             track,
+            youtube,
+            duration,
         }),
         NodeCommand::Output { spec } => {
             check_output(&spec)?;
@@ -131,6 +135,8 @@ mod tests {
         NodeCommand::Add {
             path: Some(path.to_path_buf()),
             track: None,
+            youtube: None,
+            duration: None,
         }
     }
 

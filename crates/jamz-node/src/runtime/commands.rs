@@ -18,6 +18,14 @@ impl Runtime {
                 track: Some(track), ..
             } => Command::Add(track),
             NodeCommand::Add {
+                youtube: Some(video),
+                duration,
+                ..
+            } => {
+                self.add_youtube(&video, duration);
+                return;
+            }
+            NodeCommand::Add {
                 path: Some(path), ..
             } => {
                 self.upload(path);
@@ -25,7 +33,7 @@ impl Runtime {
             }
             NodeCommand::Add { .. } => {
                 self.emit(NodeEvent::error(
-                    "add needs exactly one of `path` and `track`",
+                    "add needs exactly one of `path`, `track` and `youtube`",
                     Some("add"),
                 ));
                 return;
@@ -135,6 +143,27 @@ impl Runtime {
                     };
                     let _ = jobs.send(Job::Event(ev));
                 });
+                return;
+            }
+            NodeCommand::YoutubeReading {
+                video,
+                position,
+                state,
+            } => {
+                // An unknown state code is not a reading to judge by.
+                let Some(state) = jamz_sync::external::PlayerState::from_code(state) else {
+                    return;
+                };
+                let reading = jamz_sync::external::Reading {
+                    at: self.clock.now_ms(),
+                    position_s: position,
+                    state,
+                };
+                self.feed(Input::External(ExternalReport::Reading { video, reading }));
+                return;
+            }
+            NodeCommand::YoutubeError { video, code } => {
+                self.feed(Input::External(ExternalReport::Error { video, code }));
                 return;
             }
             NodeCommand::Session(command) => command,

@@ -70,6 +70,13 @@ pub struct NodeConfig {
     /// The sharing rule's and the convoy's settings (the product's defaults; tests
     /// shorten the `together` window).
     pub location_rules: jamz_sync::location::LocationConfig,
+    /// Where YouTube answers oEmbed (a video's title): `{origin}/oembed`. Default
+    /// [`jamz_link::DEFAULT_OEMBED_ORIGIN`]; tests point it at a local stand-in.
+    pub youtube_origin: String,
+    /// The face runs YouTube's IFrame player (the app's web view): YouTube tracks are
+    /// steered there (`youtube` events, `youtube-reading` commands) instead of leaving this
+    /// device silent. Off for a headless node.
+    pub external_video_player: bool,
 }
 
 impl NodeConfig {
@@ -91,6 +98,8 @@ impl NodeConfig {
             share_location: false,
             share_for_s: None,
             location_rules: jamz_sync::location::LocationConfig::default(),
+            youtube_origin: jamz_link::DEFAULT_OEMBED_ORIGIN.to_owned(),
+            external_video_player: false,
         }
     }
 }

@@ -16,7 +16,8 @@ use jamz_proto::events::{LeaveAudioSession, names};
 use jamz_proto::{ServerEvent, Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
-    Action, AudioCommand, Command, EngineConfig, Heard, Input, Notification, RestCall,
+    Action, AudioCommand, Command, EngineConfig, ExternalReport, Heard, Input, Notification,
+    RestCall,
 };
 use tokio::sync::mpsc;
 
@@ -38,6 +39,7 @@ mod mesh;
 mod offline;
 mod playout;
 mod preload;
+mod youtube;
 
 pub use config::{LocationSource, NodeAuth, NodeConfig};
 use offline::OutboxFailure;
@@ -140,6 +142,7 @@ impl Node {
         let mut engine_config =
             EngineConfig::new(user_id, display_name).with_session(session.id.clone());
         engine_config.location = config.location_rules;
+        engine_config.external_video_player = config.external_video_player;
         let engine = Engine::new(engine_config);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -195,6 +198,9 @@ impl Node {
             positions,
             waiting_fixes,
             mesh,
+            oembed: jamz_link::OEmbedClient::new(&config.youtube_origin)
+                .inspect_err(|e| tracing::warn!(error = %e, "no YouTube titles"))
+                .ok(),
         };
         let location = location::spawn(config.location.0.clone(), &cmd_tx, rt.events.clone());
         if let Some(message) = output_error {
@@ -417,6 +423,9 @@ struct Runtime {
     waiting_fixes: WaitingFixes,
     /// The peer mesh's task (`None` if its sockets could not be bound).
     mesh: Option<mesh::MeshHandle>,
+    /// Where a YouTube video's title comes from (`None`: the origin setting is not a
+    /// URL; videos are then added with a plain title).
+    oembed: Option<jamz_link::OEmbedClient>,
 }
 
 impl Runtime {
@@ -589,6 +598,10 @@ impl Runtime {
             Action::Notify(n) => self.notify(n),
             Action::ReportLocations { reports } => self.report_locations(reports),
             Action::Mesh { to, message } => self.mesh_send(to, message),
+            Action::External(directive) => {
+                let event = youtube::directive_event(directive, self.clock.now_ms());
+                self.emit(NodeEvent::Youtube(event));
+            }
         }
     }
 

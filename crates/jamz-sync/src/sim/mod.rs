@@ -717,6 +717,8 @@ impl Simulation {
                     // The simulated devices have no mesh (the engine's mesh side is
                     // covered by tests/mesh_tier.rs).
                     Action::Mesh { .. } => {}
+                    // Nor an external video player (headless, like a node).
+                    Action::External(_) => {}
                 }
             }
             if follow_ups.is_empty() {

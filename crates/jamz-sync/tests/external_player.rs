@@ -1,0 +1,232 @@
+//! A device with an external video player (the app's YouTube IFrame player): the engine
+//! steers it like its own player. It is told to play the video at the agreed instant,
+//! paused and moved with the DJ; a reading off the timeline past the bounds brings a seek
+//! ahead; a player error leaves the device silent for the video, saying why, and the next
+//! track starts on time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+
+use common::*;
+use jamz_sync::constants::*;
+use jamz_sync::external::{Directive, PlayerState, Reading};
+use jamz_sync::{Action, Command, Engine, EngineConfig, ExternalReport, Input, Notification};
+
+const DJ: i64 = 1;
+const VIDEO: &str = "dQw4w9WgXcQ";
+
+fn video_track() -> jamz_proto::Track {
+    let mut video = track(1, 20.0);
+    video.source = jamz_proto::TrackSource::Youtube;
+    video.url = String::new();
+    video.youtube_id = Some(VIDEO.into());
+    video
+}
+
+/// The DJ's app (server clock 500 ms ahead), a 20 s video then a 3 s upload.
+fn app_dj() -> (Engine, f64) {
+    let mut config = EngineConfig::new(DJ, "app").with_session(SESSION);
+    config.external_video_player = true;
+    let mut e = Engine::new(config);
+    e.handle(
+        0.0,
+        Input::Connected {
+            socket_id: socket_of(DJ),
+        },
+    );
+    drain(&mut e);
+    let now = sync_clock(&mut e, 0.0, 500.0, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(&mut e, now, playlist(vec![video_track(), track(2, 3.0)]));
+    (e, now)
+}
+
+fn directives(actions: &[Action]) -> Vec<Directive> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::External(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reading(e: &mut Engine, now: f64, position_s: f64) -> Vec<Action> {
+    e.handle(
+        now,
+        Input::External(ExternalReport::Reading {
+            video: VIDEO.into(),
+            reading: Reading {
+                at: now,
+                position_s,
+                state: PlayerState::Playing,
+            },
+        }),
+    );
+    drain(e)
+}
+
+#[test]
+fn the_video_plays_pauses_and_seeks_with_the_dj_and_is_moved_when_off() {
+    let (mut e, now) = app_dj();
+    let actions = command(
+        &mut e,
+        now,
+        Command::Play {
+            track: Some("t1".into()),
+            position: Some(2.0),
+        },
+    );
+    let d = directives(&actions);
+    assert_eq!(
+        d,
+        vec![Directive::Play {
+            video: VIDEO.into(),
+            position: 2.0,
+            at: now + CONTROL_LEAD_MS
+        }],
+        "{actions:?}"
+    );
+    // The native player is silent for it, and nobody is told it cannot play.
+    assert!(starts(&actions).is_empty());
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Notify(Notification::NotPlayable { .. })))
+    );
+
+    // Readings on the timeline (+-100 ms) change nothing.
+    let start = now + CONTROL_LEAD_MS;
+    let mut t = start + EXTERNAL_SEEK_COOLDOWN_MS;
+    for i in 0..20 {
+        let due = 2.0 + (t - start) / 1000.0;
+        let jitter = if i % 2 == 0 { 0.1 } else { -0.1 };
+        assert!(
+            directives(&reading(&mut e, t, due + jitter)).is_empty(),
+            "at {t}"
+        );
+        t += EXTERNAL_REPORT_INTERVAL_MS;
+    }
+    // A reading 2 s behind: a seek ahead, to where the timeline is then.
+    let due = 2.0 + (t - start) / 1000.0;
+    let d = directives(&reading(&mut e, t, due - 2.0));
+    let expected_at = t + EXTERNAL_PLAY_LEAD_MS;
+    match d.as_slice() {
+        [
+            Directive::Play {
+                video,
+                position,
+                at,
+            },
+        ] => {
+            assert_eq!(video, VIDEO);
+            assert!(close(*at, expected_at, 1e-6), "{at}");
+            assert!(
+                close(*position, 2.0 + (expected_at - start) / 1000.0, 1e-6),
+                "{position}"
+            );
+        }
+        other => panic!("no seek: {other:?}"),
+    }
+
+    // The DJ pauses, then seeks: the player follows.
+    let d = directives(&command(&mut e, t, Command::Pause));
+    assert!(
+        matches!(d.as_slice(), [Directive::Pause { video, .. }] if video == VIDEO),
+        "{d:?}"
+    );
+    let d = directives(&command(&mut e, t, Command::Seek { position: 12.0 }));
+    assert!(
+        matches!(d.as_slice(), [Directive::Pause { position, .. }] if close(*position, 12.0, 1e-9)),
+        "{d:?}"
+    );
+    let d = directives(&command(&mut e, t, play()));
+    assert_eq!(
+        d,
+        vec![Directive::Play {
+            video: VIDEO.into(),
+            position: 12.0,
+            at: t + CONTROL_LEAD_MS
+        }]
+    );
+
+    // The next track is an upload: the video player is stopped, the native one starts.
+    let actions = command(&mut e, t, Command::Next);
+    assert_eq!(directives(&actions), vec![Directive::Stop]);
+    assert_eq!(starts(&actions).len(), 1, "{actions:?}");
+}
+
+#[test]
+fn a_player_error_leaves_the_device_silent_and_the_next_track_on_time() {
+    let (mut e, now) = app_dj();
+    command(
+        &mut e,
+        now,
+        Command::Play {
+            track: Some("t1".into()),
+            position: Some(0.0),
+        },
+    );
+    e.handle(
+        now + 500.0,
+        Input::External(ExternalReport::Error {
+            video: VIDEO.into(),
+            code: 150,
+        }),
+    );
+    let actions = drain(&mut e);
+    assert_eq!(directives(&actions), vec![Directive::Stop]);
+    let reason = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Notify(Notification::NotPlayable { track, reason }) if track == "t1" => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .expect("not-playable");
+    assert!(reason.contains("does not allow"), "{reason}");
+    // An error about another video changes nothing.
+    e.handle(
+        now + 600.0,
+        Input::External(ExternalReport::Error {
+            video: "otherVideo1".into(),
+            code: 100,
+        }),
+    );
+    let other = drain(&mut e);
+    assert!(directives(&other).is_empty(), "{other:?}");
+    assert!(
+        !other
+            .iter()
+            .any(|a| matches!(a, Action::Notify(Notification::NotPlayable { .. })))
+    );
+
+    // The session goes on: at the video's end the upload starts exactly then.
+    let video_end = now + CONTROL_LEAD_MS + 20_000.0;
+    let later: Vec<Action> = run_until(&mut e, now + 600.0, video_end + 1_000.0)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    let s = starts(&later);
+    assert_eq!(s.first().map(|s| s.0.as_str()), Some("t2"), "{later:?}");
+    assert!(
+        close(s[0].2, video_end, 1.0),
+        "t2 at {} vs {video_end}",
+        s[0].2
+    );
+}
+
+#[test]
+fn a_headless_device_is_not_given_directives() {
+    let mut e = connected(DJ, 0.0);
+    let now = sync_clock(&mut e, 0.0, 0.0, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(&mut e, now, playlist(vec![video_track()]));
+    let actions = command(&mut e, now, play());
+    assert!(directives(&actions).is_empty());
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Notify(Notification::NotPlayable { .. })))
+    );
+}
