@@ -303,6 +303,8 @@ async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently
     node.send(NodeCommand::Add {
         path: Some(tone),
         track: None,
+        youtube: None,
+        duration: None,
     })
     .unwrap();
     let NodeEvent::Session(Notification::Playlist { playlist }) = next_matching(
