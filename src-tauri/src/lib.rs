@@ -90,6 +90,7 @@ pub fn run() {
             commands::cover_art,
             commands::location_sources,
             commands::list_outputs,
+            commands::calibrate_output,
             commands::diagnostics,
             commands::launch_link,
         ])

@@ -19,6 +19,7 @@ use crate::location::{Ctx, Happening, LocationState};
 use crate::mesh::{Peers, RecentControls, fnv1a};
 use crate::playlist::Playlist;
 use crate::playout::{Decision, Playout};
+use crate::sync_meter::{SyncMeter, SyncReading};
 use crate::timeline::Timeline;
 use crate::trust::{Acting, Admitted, Gate, Rejection, ServerKey};
 
@@ -61,6 +62,8 @@ pub struct Engine {
     /// The peer probed over the mesh for the server's time (the DJ), while the server is away.
     mesh_ref: Option<UserId>,
     playout: Playout,
+    /// This device's offset to the group, for the faces.
+    meter: SyncMeter,
     started: Option<Started>,
     /// The track this device cannot play and has said so (`not-playable`), once per track.
     silent_for: Option<String>,
@@ -125,6 +128,7 @@ impl Engine {
             clock_via_mesh: false,
             mesh_ref: None,
             playout: Playout::default(),
+            meter: SyncMeter::default(),
             started: None,
             silent_for: None,
             next_audio_query: None,
@@ -377,6 +381,12 @@ impl Engine {
             tl.track.id.clone(),
             tl.position_at(self.clock.to_server(now)),
         ))
+    }
+
+    /// The sync meter: this device's offset to the group's timeline now (`None` while
+    /// nothing was measured in the last second: paused, silent, just started).
+    pub fn sync_reading(&self, now: LocalTime) -> Option<SyncReading> {
+        self.meter.reading(now)
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -1336,6 +1346,9 @@ impl Engine {
         if self.join_wait.is_some() {
             return;
         }
+        // Whatever comes next (a pause, a stop, a new start), the offset measured so far no
+        // longer describes it.
+        self.meter.reset();
         let Some(tl) = self.timeline.clone() else {
             self.started = None;
             self.next_audio_query = None;
@@ -1347,6 +1360,7 @@ impl Engine {
                 track: None,
                 position: 0.0,
                 at: now,
+                sync_offset_ms: None,
             });
             return;
         };
@@ -1361,6 +1375,7 @@ impl Engine {
                 track: Some(tl.track.id.clone()),
                 position: tl.position_s.min(track_end(&tl.track)),
                 at: now,
+                sync_offset_ms: None,
             });
             return;
         }
@@ -1389,6 +1404,7 @@ impl Engine {
             track: Some(tl.track.id.clone()),
             position: tl.position_s.min(track_end(&tl.track)),
             at,
+            sync_offset_ms: None,
         });
         if let Some(next) = self
             .playlist
@@ -1418,6 +1434,7 @@ impl Engine {
     /// leaves the timeline running: the next track starts on time.
     fn start_at(&mut self, tl: &Timeline, position: f64, at: LocalTime) {
         self.playout.reset();
+        self.meter.reset();
         match crate::sources::audio_of(&tl.track) {
             Ok(track) => {
                 self.silent_for = None;
@@ -1466,6 +1483,7 @@ impl Engine {
                 let error_ms = (h.position - due) * 1000.0;
                 self.last_heard = Some((at, h));
                 self.stats.last_error_ms = Some(error_ms);
+                self.meter.observe(at, error_ms);
                 match self.playout.observe(at, error_ms, self.clock.drift_ppm()) {
                     Decision::Keep => {}
                     Decision::Trim(ppm) => self
@@ -1598,6 +1616,7 @@ impl Engine {
             track: Some(tl.track.id.clone()),
             position: position.min(track_end(&tl.track)),
             at: now,
+            sync_offset_ms: self.meter.reading(now).map(|r| r.offset_ms),
         });
     }
 
