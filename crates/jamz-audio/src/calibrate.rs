@@ -199,7 +199,7 @@ fn median_run(
 fn measure(
     player: &Player,
     opts: &CalibrationOptions,
-) -> Result<Vec<Result<(f64, latency::Echo), ProbeError>>, CalibrationError> {
+) -> Result<Vec<latency::ProbeReading>, CalibrationError> {
     let capture = Capture::open_default()?;
     wait_for_input(&capture)?;
     let spacing = opts.spacing_s();

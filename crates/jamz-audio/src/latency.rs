@@ -198,6 +198,9 @@ fn correlate(probe: &[f32], recording: &[f32]) -> Vec<f64> {
     out
 }
 
+/// One probe's delay (ms) and how it was heard, or why it gave none.
+pub type ProbeReading = Result<(f64, Echo), ProbeError>;
+
 /// What a calibration found: how much later than the output reckons the probes were heard.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CalibrationResult {
@@ -217,9 +220,7 @@ pub struct CalibrationResult {
 /// least [`MIN_AGREEING_SHARE`] of them must be heard within [`AGREE_MS`] of the median;
 /// otherwise the most telling failure: silence if the microphone heard silence for most,
 /// the probe not heard, or the probes' disagreement.
-pub fn summarize(
-    probes: &[Result<(f64, Echo), ProbeError>],
-) -> Result<CalibrationResult, ProbeError> {
+pub fn summarize(probes: &[ProbeReading]) -> Result<CalibrationResult, ProbeError> {
     let n = probes.len();
     if n == 0 {
         return Err(ProbeError::Empty);

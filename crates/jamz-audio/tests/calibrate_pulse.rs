@@ -72,11 +72,13 @@ fn null_sink(name: &str) -> Module {
     ])
 }
 
-/// parec on a monitor: mono float samples with, after each read, its arrival instant and the
-/// frames received so far.
+/// Mono float samples, and after each read its arrival instant and the frames so far.
+type Recorded = (Vec<f32>, Vec<(Instant, u64)>);
+
+/// parec on a monitor, recording into a [`Recorded`].
 struct Parec {
     child: Child,
-    rec: Arc<Mutex<(Vec<f32>, Vec<(Instant, u64)>)>>,
+    rec: Arc<Mutex<Recorded>>,
     reader: Option<std::thread::JoinHandle<()>>,
     started: Instant,
 }
