@@ -24,6 +24,7 @@ const COMMANDS: &[&str] = &[
     "cache_info",
     "cache_clear",
     "list_outputs",
+    "calibrate_output",
     "cover_art",
     "location_sources",
     "diagnostics",

@@ -220,6 +220,16 @@ pub async fn list_outputs(state: State<'_, App>) -> AppResult<Vec<OutputView>> {
     Ok(state.outputs().await?)
 }
 
+/// "Calibrate this car's speakers" before a session: the offset for `output`.
+#[tauri::command]
+pub async fn calibrate_output(
+    state: State<'_, App>,
+    output: String,
+    latency_offset_ms: f64,
+) -> AppResult<jamz_node::Calibrated> {
+    Ok(state.calibrate_output(output, latency_offset_ms).await?)
+}
+
 /// "Copy diagnostics": the app's state and the end of its log, as text.
 #[tauri::command]
 pub async fn diagnostics<R: Runtime>(

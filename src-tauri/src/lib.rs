@@ -106,6 +106,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         commands::cover_art,
         commands::location_sources,
         commands::list_outputs,
+        commands::calibrate_output,
         commands::diagnostics,
         commands::launch_link,
     ]

@@ -33,6 +33,9 @@ export interface SessionState {
   /** The output and latency offset the node reports using. */
   output: string;
   latencyOffsetMs: number;
+  /** The sync meter: how far ahead (positive) of the group this device is heard, ms;
+   * null while the node has measured nothing (paused, just started). */
+  syncOffsetMs: number | null;
   positions: Map<UserId, MemberPosition>;
   /** Whether this device shares its position (off until the user turns it on). */
   sharing: boolean;
@@ -66,6 +69,7 @@ export function initialState(me: UserId | null = null): SessionState {
     cache: { tracks: 0, bytes: 0, hits: 0, misses: 0, max_bytes: 0, max_tracks: 0 },
     output: "",
     latencyOffsetMs: 0,
+    syncOffsetMs: null,
     positions: new Map(),
     sharing: false,
     together: [],
@@ -98,6 +102,7 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.track = ev.track;
       s.position = ev.position;
       s.receivedAt = now;
+      s.syncOffsetMs = ev.playing ? ev.sync_offset_ms ?? null : null;
       break;
     case "status":
       s.tier = ev.tier;
@@ -105,12 +110,16 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.cache = ev.cache;
       s.output = ev.output;
       s.latencyOffsetMs = ev.latency_offset_ms;
+      s.syncOffsetMs = ev.playing ? ev.sync_offset_ms ?? null : null;
       s.playing = ev.playing;
       s.track = ev.track;
       if (ev.position !== null) {
         s.position = ev.position;
         s.receivedAt = now;
       }
+      break;
+    case "calibration":
+      s.latencyOffsetMs = ev.latency_offset_ms;
       break;
     case "tier":
       s.tier = ev.tier;

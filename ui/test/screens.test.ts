@@ -321,6 +321,11 @@ describe("session", () => {
     expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2 KiB · 75 % played from the cache · limit 1 GiB");
     await emit("node-event", { event: "peer", userId: 2, state: "connected" });
     await until(() => root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
+    expect(root.querySelector<HTMLElement>("[data-testid=sync]")?.hidden).toBe(true);
+    await emit("node-event", { event: "playback", playing: true, track: null, position: 1, at: 0, sync_offset_ms: -0.42 });
+    await until(() => root.querySelector("[data-testid=sync]")?.textContent === " · sync −0.4 ms", "the sync meter");
+    await emit("node-event", { event: "playback", playing: false, track: null, position: 1, at: 0, sync_offset_ms: null });
+    await until(() => root.querySelector<HTMLElement>("[data-testid=sync]")?.hidden === true, "no meter when paused");
   });
 
   it("lists the changes made offline until the server has them", async () => {
@@ -443,6 +448,31 @@ describe("day and night", () => {
     root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "system";
     root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
     expect(document.documentElement.dataset.theme).toBeUndefined();
+  });
+});
+
+describe("calibrate this car's speakers", () => {
+  it("measures the chosen output before a session and sets the latency offset it found", async () => {
+    const storage = memoryStorage();
+    let asked: unknown = null;
+    fakeBackend({
+      current_account: () => ACCOUNT, list_groups: () => [], list_outputs: () => OUTPUTS,
+      cache_info: () => ({ dir: "/c", tracks: 0, bytes: 0 }),
+      calibrate_output: (args: unknown) => {
+        asked = args;
+        return { delay_ms: 152.4, spread_ms: 0.3, confidence: 0.97, probes: 9, agreeing: 9, from_offset_ms: 0, latency_offset_ms: 152.4 };
+      },
+    });
+    const ctx = await app(storage);
+    ctx.go({ screen: "settings", back: { screen: "groups" } });
+    await until(() => root.querySelector("[data-action=calibrate]") !== null, "the calibrate button");
+    root.querySelector<HTMLButtonElement>("[data-action=calibrate]")!.click();
+    await until(() => (root.querySelector("[data-testid=calibration]")?.textContent ?? "").startsWith("Heard"), "the result");
+    expect(asked).toEqual({ output: "default", latencyOffsetMs: 0 });
+    expect(root.querySelector("[data-testid=calibration]")?.textContent)
+      .toBe("Heard 152.4 ms later than expected (9 of 9 probes agree, confidence 0.97): latency offset set to 152 ms.");
+    expect(root.querySelector<HTMLInputElement>("[name=latency]")!.value).toBe("152");
+    expect(JSON.parse(storage.getItem("trafficjamz.settings")!).latencyOffsetMs).toBe(152);
   });
 });
 

@@ -17,6 +17,16 @@ describe("session state", () => {
     expect(positionAt(s, 9000)).toBe(12);
   });
 
+  it("keeps the sync meter of the last playback or status while playing, and none when paused", () => {
+    const s = initialState(1);
+    apply(s, { event: "playback", playing: true, track: "a", position: 0, at: 0 }, 0);
+    expect(s.syncOffsetMs).toBeNull();
+    apply(s, { event: "playback", playing: true, track: "a", position: 1, at: 1000, sync_offset_ms: 12.5 }, 1000);
+    expect(s.syncOffsetMs).toBe(12.5);
+    apply(s, { event: "playback", playing: false, track: "a", position: 2, at: 2000, sync_offset_ms: 3 }, 2000);
+    expect(s.syncOffsetMs).toBeNull();
+  });
+
   it("knows who is DJ and each member's link", () => {
     const s = initialState(1);
     apply(s, { event: "controller", userId: 1 }, 0);

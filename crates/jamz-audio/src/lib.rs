@@ -26,10 +26,13 @@
 //! `Instant`; for `null`/`wav:` the write instant of a real-time-paced thread), plus the
 //! latency offset; every other frame's instant follows from counting frames.
 
+mod calibrate;
+mod capture;
 mod clock;
 mod decode;
 mod devices;
 mod error;
+pub mod latency;
 mod mixer;
 mod mp4_edit;
 mod output;
@@ -42,10 +45,12 @@ mod timeline;
 mod track;
 mod warmup;
 
+pub use calibrate::{CalibrationError, CalibrationOptions, calibrate};
 pub use clock::{ClockAnchor, frames_to_duration, unix_time_of};
 pub use decode::{AudioInfo, DecodedAudio, Decoder, decode_file};
 pub use devices::{OutputDevice, SYSTEM_DEFAULT_NAME, output_devices};
 pub use error::{AudioError, Result};
+pub use latency::{CalibrationResult, ProbeError};
 pub use mixer::STALL_GAP;
 pub use output::{PACED_RATE, WavSchedule};
 pub use player::{

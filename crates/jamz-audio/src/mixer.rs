@@ -366,6 +366,7 @@ impl Mixer {
             return;
         };
         if gap >= STALL_GAP && (self.current.is_some() || self.pending.is_some()) {
+            self.shared.record_stall();
             self.emit(PlayerEvent::Stalled { gap });
         }
     }

@@ -43,6 +43,9 @@ pub struct CallbackStats {
     pub underruns: u64,
     /// Output frames of silence those underruns cost.
     pub underrun_frames: u64,
+    /// Stalls of the output while something played or was scheduled (each also a
+    /// `PlayerEvent::Stalled`): the device's timing may be off until the next start.
+    pub stalls: u64,
     /// Mean time one callback took to render its buffer.
     pub mean: Duration,
     /// Longest time one callback took.
@@ -73,6 +76,7 @@ pub(crate) struct Shared {
     callback_ns_max: AtomicU64,
     underruns: AtomicU64,
     underrun_frames: AtomicU64,
+    stalls: AtomicU64,
     /// The largest buffer a callback asked for, frames.
     max_period: AtomicU64,
 }
@@ -101,6 +105,7 @@ impl Shared {
             callback_ns_max: AtomicU64::new(0),
             underruns: AtomicU64::new(0),
             underrun_frames: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
             max_period: AtomicU64::new(0),
         }
     }
@@ -219,6 +224,10 @@ impl Shared {
         self.underrun_frames.fetch_add(frames, Ordering::Relaxed);
     }
 
+    pub fn record_stall(&self) {
+        self.stalls.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn callback_stats(&self) -> CallbackStats {
         let callbacks = self.callbacks.load(Ordering::Relaxed);
         let total = self.callback_ns_total.load(Ordering::Relaxed);
@@ -226,6 +235,7 @@ impl Shared {
             callbacks,
             underruns: self.underruns.load(Ordering::Relaxed),
             underrun_frames: self.underrun_frames.load(Ordering::Relaxed),
+            stalls: self.stalls.load(Ordering::Relaxed),
             mean: Duration::from_nanos(total.checked_div(callbacks).unwrap_or(0)),
             max: Duration::from_nanos(self.callback_ns_max.load(Ordering::Relaxed)),
         }

@@ -102,6 +102,23 @@ enum Cmd {
     },
     /// Runs a headless node in a group's session (see docs/node-control.md).
     Node(NodeArgs),
+    /// Measures an output's latency with the microphone (the default input, near the
+    /// speakers): plays a few probe signals, finds them in the recording, and prints the
+    /// latency offset to pass to `node --latency-offset-ms`.
+    Calibrate {
+        /// The output to measure (`default` or `device:ID`, see `jamz outputs`).
+        #[arg(long, env = "JAMZ_OUTPUT", default_value = "default")]
+        output: String,
+        /// The latency offset in force now, ms: the result adds to it.
+        #[arg(long, env = "JAMZ_LATENCY_OFFSET_MS", default_value_t = 0.0)]
+        latency_offset_ms: f64,
+        /// Probes to play (each about 1.5 s).
+        #[arg(long)]
+        probes: Option<usize>,
+        /// One JSON object instead of sentences.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the audio outputs: one per line, the spec to pass to `node --output` and
     /// the device's name.
     Outputs {
@@ -335,6 +352,12 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Cache { cache_dir, action } => cache(cache_dir, action).await,
         Cmd::Node(a) => node(a).await,
         Cmd::Outputs { json } => outputs(json),
+        Cmd::Calibrate {
+            output,
+            latency_offset_ms,
+            probes,
+            json,
+        } => calibrate(&output, latency_offset_ms, probes, json).await,
     }
 }
 
@@ -360,6 +383,32 @@ fn outputs(json: bool) -> Result<()> {
             ""
         };
         println!("{}\t{}{mark}", d.id, d.name);
+    }
+    Ok(())
+}
+
+async fn calibrate(output: &str, offset_ms: f64, probes: Option<usize>, json: bool) -> Result<()> {
+    let spec: jamz_node::OutputSpec = output.parse()?;
+    if !json {
+        eprintln!(
+            "Calibrating {output}: keep the microphone near the speakers and the car quiet for a few seconds..."
+        );
+    }
+    let r =
+        tokio::task::spawn_blocking(move || jamz_node::calibrate_output(&spec, offset_ms, probes))
+            .await
+            .context("the calibration stopped")??;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "Heard {:+.1} ms from the expected ({} of {} probes agree within {:.1} ms, confidence {:.2}).",
+            r.delay_ms, r.agreeing, r.probes, r.spread_ms, r.confidence
+        );
+        println!(
+            "Latency offset: {:.0} ms (jamz node --latency-offset-ms {:.0})",
+            r.latency_offset_ms, r.latency_offset_ms
+        );
     }
     Ok(())
 }

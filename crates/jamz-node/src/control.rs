@@ -98,6 +98,14 @@ pub enum NodeCommand {
     },
     /// The app's YouTube player failed on `video` with this `onError` code.
     YoutubeError { video: String, code: i64 },
+    /// Measures this output's latency with the default input (a microphone near the
+    /// speakers): plays `probes` probe signals (default 5), finds them in the recording,
+    /// and sets the latency offset from it; answered by a `calibration` event (or an
+    /// `error`). Refused while the session plays: the probes go through the same output.
+    Calibrate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probes: Option<usize>,
+    },
     /// The session's own commands (`take-control`, `play`, `pause`, `seek`, `next`,
     /// `previous`, `remove`, `reorder`): the engine's [`Command`]s, spelled once.
     #[serde(skip_serializing, skip_deserializing)]
@@ -134,6 +142,9 @@ impl<'de> Deserialize<'de> for NodeCommand {
 /// Largest output latency offset accepted, as jamz-audio's `set_latency_offset`.
 pub const MAX_LATENCY_OFFSET_MS: f64 = 2000.0;
 
+/// Most probes a `calibrate` may ask for (each takes about 1.5 s).
+pub const MAX_CALIBRATION_PROBES: usize = 20;
+
 /// Smallest cache size limit accepted: one long track, so a limit can never
 /// evict the track that is playing on its own.
 pub const MIN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
@@ -159,6 +170,7 @@ impl NodeCommand {
             NodeCommand::AutoPreload { .. } => "auto-preload",
             NodeCommand::YoutubeReading { .. } => "youtube-reading",
             NodeCommand::YoutubeError { .. } => "youtube-error",
+            NodeCommand::Calibrate { .. } => "calibrate",
             NodeCommand::Session(c) => c.name(),
         }
     }
@@ -262,6 +274,13 @@ impl NodeCommand {
                 } else {
                     Ok(())
                 }
+            }
+            NodeCommand::Calibrate { probes: Some(n) }
+                if !(1..=MAX_CALIBRATION_PROBES).contains(n) =>
+            {
+                Err(format!(
+                    "probes must be within 1..={MAX_CALIBRATION_PROBES}, got {n}"
+                ))
             }
             NodeCommand::Output { spec } => spec
                 .parse::<jamz_audio::OutputSpec>()
@@ -383,6 +402,13 @@ pub struct StatusView {
     pub position: Option<f64>,
     pub clock_offset_ms: Option<f64>,
     pub drift_ms: Option<f64>,
+    /// The sync meter: how far ahead (positive) of the group's timeline this device is
+    /// heard, ms, the median of the last second's measurements (`jamz_sync::sync_meter`);
+    /// `null` while nothing was measured (paused, just started, silent) (beyond
+    /// docs/node-control.md).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub sync_offset_ms: Option<f64>,
     pub peers: u32,
     pub cache: CacheSummary,
     pub queued: u64,
@@ -467,6 +493,18 @@ pub enum NodeEvent {
     /// Beyond docs/node-control.md: the answer to `outputs`.
     Outputs {
         outputs: Vec<OutputView>,
+    },
+    /// Beyond docs/node-control.md: the answer to `calibrate`: the probes were heard
+    /// `delay_ms` later than the output reckoned (with the offset then in force), the
+    /// agreeing ones within `spread_ms`; `confidence` 0-1; `latency_offset_ms` is the
+    /// offset now set.
+    Calibration {
+        delay_ms: f64,
+        spread_ms: f64,
+        confidence: f64,
+        probes: usize,
+        agreeing: usize,
+        latency_offset_ms: f64,
     },
     /// Beyond docs/node-control.md: the changes waiting for the server, oldest first
     /// (sent whenever the list changes; empty once all went through).
@@ -645,6 +683,14 @@ mod tests {
                 r#"{"cmd":"auto-preload","enabled":true}"#,
                 NodeCommand::AutoPreload { enabled: true },
             ),
+            (
+                r#"{"cmd":"calibrate"}"#,
+                NodeCommand::Calibrate { probes: None },
+            ),
+            (
+                r#"{"cmd":"calibrate","probes":7}"#,
+                NodeCommand::Calibrate { probes: Some(7) },
+            ),
         ];
         for (line, want) in lines {
             assert_eq!(parse_command(line).unwrap(), want, "{line}");
@@ -680,6 +726,11 @@ mod tests {
                 "invalid `seek`",
             ),
             (r#"{"cmd":"volume","level":3}"#, Some("volume"), "0.0..=1.0"),
+            (
+                r#"{"cmd":"calibrate","probes":0}"#,
+                Some("calibrate"),
+                "probes must be within 1..=20",
+            ),
             (r#"{"cmd":"add"}"#, Some("add"), "exactly one"),
             (
                 r#"{"cmd":"add","youtube":"https://vimeo.com/1","path":"/a.mp3"}"#,
@@ -790,6 +841,7 @@ mod tests {
             position: Some(1.5),
             clock_offset_ms: Some(0.25),
             drift_ms: None,
+            sync_offset_ms: Some(-1.5),
             peers: 0,
             cache: CacheSummary::default(),
             queued: 0,
@@ -802,6 +854,7 @@ mod tests {
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");
         assert_eq!(v["tier"], "socket");
+        assert_eq!(v["sync_offset_ms"], -1.5);
         assert_eq!(
             (v["underruns"].as_u64(), v["underrun_ms"].as_f64()),
             (Some(2), Some(10.5))

@@ -33,6 +33,8 @@ pub enum NodeError {
     Host(String),
     #[error("the node's runtime stopped: {0}")]
     Stopped(String),
+    #[error("calibration: {0}")]
+    Calibration(String),
     #[error("no session is open")]
     NoSession,
     #[error("a session is already open: leave it first")]
@@ -69,7 +71,7 @@ impl NodeError {
             NodeError::Link(LinkError::Url { .. }) => ErrorCode::BadUrl,
             NodeError::Link(_) => ErrorCode::Link,
             NodeError::NotLoggedIn { .. } => ErrorCode::NotLoggedIn,
-            NodeError::Audio(_) => ErrorCode::Audio,
+            NodeError::Audio(_) | NodeError::Calibration(_) => ErrorCode::Audio,
             NodeError::Cache(_) => ErrorCode::Cache,
             NodeError::Invalid(_) => ErrorCode::Invalid,
             NodeError::Stopped(_) => ErrorCode::Stopped,

@@ -13,8 +13,8 @@ use crate::control::{Command, NodeCommand, NodeEvent, Notification, PeerState, S
 /// What `help` prints.
 pub const HELP: &str = "\
 commands: play [TRACK] | pause | next | previous | seek SECONDS|M:SS | volume 0-100 |
-          dj (take control) | add FILE | add YOUTUBE-LINK | youtube LINK|ID | status | help |
-          quit   (or a JSON command line)";
+          dj (take control) | add FILE | add YOUTUBE-LINK | youtube LINK|ID | calibrate |
+          status | help | quit   (or a JSON command line)";
 
 /// Whether `text` starts like a YouTube link (`https://youtu.be/...`, `youtube.com/...`,
 /// `music.youtube.com/...`): `add` then means the video, not a file of that name.
@@ -229,6 +229,9 @@ pub fn parse_word_command(line: &str) -> Result<WordLine, String> {
             duration: None,
         })),
         "add" => Err("add needs a file".into()),
+        "calibrate" => no_argument(Ok(WordLine::Command(NodeCommand::Calibrate {
+            probes: None,
+        }))),
         "status" | "s" => no_argument(Ok(WordLine::Command(NodeCommand::Status))),
         "quit" | "exit" | "q" => no_argument(Ok(WordLine::Command(NodeCommand::Quit))),
         "help" | "h" | "?" => Ok(WordLine::Help),
@@ -340,6 +343,16 @@ impl HumanView {
                     format!("Output {}: {}{mark}", o.id, o.name)
                 })
                 .collect(),
+            NodeEvent::Calibration {
+                delay_ms,
+                confidence,
+                agreeing,
+                probes,
+                latency_offset_ms,
+                ..
+            } => vec![format!(
+                "Calibrated: heard {delay_ms:+.1} ms from the expected ({agreeing} of {probes} probes, confidence {confidence:.2}); latency offset now {latency_offset_ms:.0} ms"
+            )],
             NodeEvent::Outbox { pending } => {
                 let before = std::mem::replace(&mut self.outbox, pending.len());
                 match (before, pending.len()) {
@@ -566,9 +579,13 @@ impl HumanView {
             None => "no DJ".to_owned(),
         });
         if s.playing
-            && let Some(e) = s.drift_ms.filter(|e| e.is_finite())
+            && let Some(e) = s.sync_offset_ms.filter(|e| e.is_finite())
         {
-            parts.push(format!("in sync {e:+.1} ms"));
+            parts.push(if jamz_sync::sync_meter::is_in_sync(e) {
+                format!("in sync {e:+.1} ms")
+            } else {
+                format!("off by {e:+.1} ms")
+            });
         }
         parts.push(tier_words(s.tier).to_lowercase());
         if s.queued > 0 {
@@ -607,6 +624,7 @@ mod tests {
             position: Some(position),
             clock_offset_ms: Some(0.0),
             drift_ms: Some(error_ms),
+            sync_offset_ms: Some(error_ms),
             peers: 0,
             cache: CacheSummary::default(),
             queued: 0,
@@ -652,6 +670,7 @@ mod tests {
                 track: Some("t2".into()),
                 position: 24.4,
                 at: 0.0,
+                sync_offset_ms: None,
             }),
             NodeEvent::Outbox {
                 pending: vec![PendingView {
@@ -673,6 +692,7 @@ mod tests {
                 track: Some("t2".into()),
                 position: 65.0,
                 at: 0.0,
+                sync_offset_ms: None,
             }),
             s(Notification::Controller { user_id: Some(2) }),
         ];
@@ -698,6 +718,10 @@ mod tests {
         assert_eq!(
             view.status_line(&status(Some("t2"), true, 24.4, 0.1)),
             "Playing demo-2 (0:24 / 0:30) · you are the DJ · in sync +0.1 ms · online"
+        );
+        assert_eq!(
+            view.status_line(&status(Some("t2"), true, 24.4, -42.0)),
+            "Playing demo-2 (0:24 / 0:30) · you are the DJ · off by -42.0 ms · online"
         );
         assert_eq!(
             view.status_line(&status(None, false, 0.0, 0.0)),
@@ -880,6 +904,7 @@ mod tests {
             track: Some("a".into()),
             position: 2.0,
             at: 0.0,
+            sync_offset_ms: None,
         }));
         assert_eq!(view.toggle_play(), play);
     }

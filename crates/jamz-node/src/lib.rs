@@ -18,6 +18,8 @@
 //! - [`app::App`] is the facade of a face that keeps state between commands (the
 //!   Tauri shell): accounts, the one session, cache administration, hosting;
 //!   [`ErrorView`] is an error as a face hands it on (a stable [`ErrorCode`]).
+//! - [`calibrate_output`] measures an output's latency with the microphone (`jamz
+//!   calibrate`); in a session the `calibrate` command does it on the output in use.
 //! - `ui_types` (the `ts` feature) writes the UI's TypeScript types.
 //!
 //! ```no_run
@@ -45,6 +47,7 @@
 pub mod account;
 pub mod app;
 pub mod audio;
+pub mod calibration;
 pub mod clock;
 pub mod control;
 pub mod directories;
@@ -65,6 +68,7 @@ pub mod tracks;
 pub mod ui_types;
 pub mod waiting_fixes;
 
+pub use calibration::{Calibrated, calibrate_output};
 pub use clock::LocalClock;
 pub use control::{
     CacheSummary, Command, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent,

@@ -64,6 +64,7 @@ pub fn typescript() -> String {
         crate::app::SessionEnded,
         crate::app::CacheInfo,
         crate::app::LocationSourceView,
+        crate::Calibrated,
         crate::ErrorView,
         crate::ErrorCode,
     );

@@ -378,11 +378,17 @@ pub enum Notification {
         participants: Vec<ParticipantView>,
     },
     /// Playback changed: `position` (s) of `track` is due at local instant `at`.
+    /// `sync_offset_ms` is the sync meter ([`crate::sync_meter`]): how far ahead (positive)
+    /// of the group this device plays, ms; `null` when not measured in the last second
+    /// (paused, just started, silent). Set on the periodic reports while playing.
     Playback {
         playing: bool,
         track: Option<String>,
         position: f64,
         at: LocalTime,
+        #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional = nullable))]
+        sync_offset_ms: Option<f64>,
     },
     /// This device cannot play `track` (a YouTube video on a headless node, a Spotify track
     /// without a preview): it stays silent for it, in step, and plays the next on time.

@@ -20,6 +20,7 @@ use crate::location::{Ctx, Happening, LocationState};
 use crate::mesh::{Peers, RecentControls, fnv1a};
 use crate::playlist::Playlist;
 use crate::playout::{Decision, Playout};
+use crate::sync_meter::{SyncMeter, SyncReading};
 use crate::timeline::Timeline;
 use crate::trust::{Acting, Admitted, Gate, Rejection, ServerKey};
 
@@ -62,6 +63,8 @@ pub struct Engine {
     /// The peer probed over the mesh for the server's time (the DJ), while the server is away.
     mesh_ref: Option<UserId>,
     playout: Playout,
+    /// This device's offset to the group, for the faces.
+    meter: SyncMeter,
     started: Option<Started>,
     /// The track this device cannot play and has said so (`not-playable`), once per track.
     silent_for: Option<String>,
@@ -131,6 +134,7 @@ impl Engine {
             clock_via_mesh: false,
             mesh_ref: None,
             playout: Playout::default(),
+            meter: SyncMeter::default(),
             started: None,
             silent_for: None,
             external: ExternalPlayout::default(),
@@ -387,6 +391,12 @@ impl Engine {
             tl.track.id.clone(),
             tl.position_at(self.clock.to_server(now)),
         ))
+    }
+
+    /// The sync meter: this device's offset to the group's timeline now (`None` while
+    /// nothing was measured in the last second: paused, silent, just started).
+    pub fn sync_reading(&self, now: LocalTime) -> Option<SyncReading> {
+        self.meter.reading(now)
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -1369,6 +1379,9 @@ impl Engine {
         if self.join_wait.is_some() {
             return;
         }
+        // Whatever comes next (a pause, a stop, a new start), the offset measured so far no
+        // longer describes it.
+        self.meter.reset();
         let Some(tl) = self.timeline.clone() else {
             self.started = None;
             self.next_audio_query = None;
@@ -1381,6 +1394,7 @@ impl Engine {
                 track: None,
                 position: 0.0,
                 at: now,
+                sync_offset_ms: None,
             });
             return;
         };
@@ -1396,6 +1410,7 @@ impl Engine {
                 track: Some(tl.track.id.clone()),
                 position: tl.position_s.min(track_end(&tl.track)),
                 at: now,
+                sync_offset_ms: None,
             });
             return;
         }
@@ -1425,6 +1440,7 @@ impl Engine {
             track: Some(tl.track.id.clone()),
             position: tl.position_s.min(track_end(&tl.track)),
             at,
+            sync_offset_ms: None,
         });
         if let Some(next) = self
             .playlist
@@ -1454,6 +1470,7 @@ impl Engine {
     /// leaves the timeline running: the next track starts on time.
     fn start_at(&mut self, tl: &Timeline, position: f64, at: LocalTime) {
         self.playout.reset();
+        self.meter.reset();
         if self.start_external(tl, position, at) {
             return;
         }
@@ -1506,6 +1523,7 @@ impl Engine {
                 let error_ms = (h.position - due) * 1000.0;
                 self.last_heard = Some((at, h));
                 self.stats.last_error_ms = Some(error_ms);
+                self.meter.observe(at, error_ms);
                 match self.playout.observe(at, error_ms, self.clock.drift_ppm()) {
                     Decision::Keep => {}
                     Decision::Trim(ppm) => self
@@ -1736,6 +1754,7 @@ impl Engine {
             track: Some(tl.track.id.clone()),
             position: position.min(track_end(&tl.track)),
             at: now,
+            sync_offset_ms: self.meter.reading(now).map(|r| r.offset_ms),
         });
     }
 

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod api;
+pub mod calibration;
 mod clock;
 pub mod constants;
 pub mod convoy;
@@ -46,6 +47,7 @@ mod playout;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sources;
+pub mod sync_meter;
 mod timeline;
 pub mod trust;
 

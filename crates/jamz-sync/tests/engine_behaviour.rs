@@ -1035,3 +1035,80 @@ fn a_track_this_device_cannot_play_leaves_it_silent_and_the_next_starts_on_time(
         Some("https://example.invalid/preview-3.mp3")
     );
 }
+
+#[test]
+fn the_sync_meter_shows_the_measured_offset_in_playback_and_forgets_it_when_paused() {
+    let (mut e, now) = follower_world(250.0);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 10.0, now)),
+    );
+    assert_eq!(e.sync_reading(now), None, "nothing measured yet");
+    // The player answers every clock query 12 ms ahead of the group's timeline: within the
+    // soft-sync limits, so nothing restarts and the meter reads what was measured.
+    let mut t = now;
+    let mut meter_in_playback = Vec::new();
+    while t < now + 3_500.0 {
+        let Some(next) = e.next_timeout() else {
+            panic!("the engine stopped ticking")
+        };
+        t = next.max(t);
+        e.handle(t, Input::Tick);
+        for a in drain(&mut e) {
+            match a {
+                Action::Audio(AudioCommand::QueryClock) => {
+                    if let Some((id, due)) = e.due_position(t) {
+                        e.handle(
+                            t,
+                            Input::AudioClock {
+                                at: t,
+                                heard: Some(Heard {
+                                    track: id,
+                                    position: due + 0.012,
+                                }),
+                            },
+                        );
+                    }
+                }
+                Action::Notify(Notification::Playback {
+                    playing: true,
+                    sync_offset_ms,
+                    ..
+                }) => meter_in_playback.push(sync_offset_ms),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(e.stats().hard_resyncs, 0);
+    let reading = e.sync_reading(t).expect("a reading while playing");
+    assert!(close(reading.offset_ms, 12.0, 1e-6), "{reading:?}");
+    assert!(!reading.in_sync(), "12 ms is beyond the in-sync band");
+    let shown: Vec<f64> = meter_in_playback.iter().flatten().copied().collect();
+    assert!(
+        shown.len() >= 2 && shown.iter().all(|o| close(*o, 12.0, 1e-6)),
+        "the periodic playback carries the meter: {meter_in_playback:?}"
+    );
+    let after_pause = server(
+        &mut e,
+        t,
+        ServerEvent::MusicPause(relay(DJ, Some(track(1, 200.0)), 13.0, t)),
+    );
+    let paused: Vec<Option<f64>> = after_pause
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(Notification::Playback {
+                playing: false,
+                sync_offset_ms,
+                ..
+            }) => Some(*sync_offset_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paused, vec![None], "{after_pause:?}");
+    assert_eq!(
+        e.sync_reading(t),
+        None,
+        "a paused device has no offset to show"
+    );
+}

@@ -48,7 +48,7 @@ export type ParticipantView = { userId: number, display_name: string | null, soc
  * the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
  * each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
  */
-export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, } | { "event": "not-playable", track: string, reason: string, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | { "event": "mesh-refused", from: number, via: number, type: string, reason: string, message: string, count: number, } | LocationEvent;
+export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, sync_offset_ms?: number | null, } | { "event": "not-playable", track: string, reason: string, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | { "event": "mesh-refused", from: number, via: number, type: string, reason: string, message: string, count: number, } | LocationEvent;
 
 /**
  * The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
@@ -71,14 +71,14 @@ export type RestartCause = { "cause": "drift", errorMs: number, } | { "cause": "
 /**
  * A command, one JSON object per line on stdin.
  */
-export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, youtube?: string | null, duration?: number | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | { "cmd": "youtube-reading", video: string, position: number, state: number, } | { "cmd": "youtube-error", video: string, code: number, } | Command;
+export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, youtube?: string | null, duration?: number | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | { "cmd": "youtube-reading", video: string, position: number, state: number, } | { "cmd": "youtube-error", video: string, code: number, } | { "cmd": "calibrate", probes?: number | null, } | Command;
 
 /**
  * An event, one JSON object per line on stdout: the engine's [`Notification`]s as they
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "youtube" } & VideoDirective | Notification;
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "youtube" } & VideoDirective | Notification;
 
 /**
  * A directive for the app's YouTube IFrame player (`youtube` event).
@@ -92,7 +92,14 @@ export type StatusView = { tier: Tier, playing: boolean, track: string | null,
 /**
  * Seconds, this device's audio clock (`null` when nothing is loaded).
  */
-position: number | null, clock_offset_ms: number | null, drift_ms: number | null, peers: number, cache: CacheSummary, queued: number, 
+position: number | null, clock_offset_ms: number | null, drift_ms: number | null, 
+/**
+ * The sync meter: how far ahead (positive) of the group's timeline this device is
+ * heard, ms, the median of the last second's measurements (`jamz_sync::sync_meter`);
+ * `null` while nothing was measured (paused, just started, silent) (beyond
+ * docs/node-control.md).
+ */
+sync_offset_ms?: number | null, peers: number, cache: CacheSummary, queued: number, 
 /**
  * The audio output in use (beyond docs/node-control.md).
  */
@@ -307,6 +314,32 @@ spec: string,
  * What to show a person.
  */
 name: string, };
+
+/**
+ * A calibration's figures and the latency offset they call for.
+ */
+export type Calibrated = { 
+/**
+ * How much later than the output reckoned (with `from_offset_ms` in force) the probes
+ * were heard, ms.
+ */
+delay_ms: number, 
+/**
+ * The agreeing probes' delays lie within this, ms.
+ */
+spread_ms: number, 
+/**
+ * 0 to 1.
+ */
+confidence: number, probes: number, agreeing: number, 
+/**
+ * The latency offset in force during the measurement, ms.
+ */
+from_offset_ms: number, 
+/**
+ * The latency offset to use from now on, ms.
+ */
+latency_offset_ms: number, };
 
 /**
  * An error as a face hands it on: the code to branch on and a message for people.

@@ -6,6 +6,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   Account,
   AppInfo,
+  Calibrated,
   CacheInfo,
   ErrorView,
   Group,
@@ -98,6 +99,9 @@ export const backend = {
   coverArt: (sha256: string): Promise<string | null> => call("cover_art", { sha256 }),
   cacheClear: (): Promise<CacheInfo> => call("cache_clear"),
   listOutputs: (): Promise<Output[]> => call("list_outputs"),
+  /** "Calibrate this car's speakers" outside a session: plays probes on `output` and listens with the microphone. */
+  calibrateOutput: (output: string, latencyOffsetMs: number): Promise<Calibrated> =>
+    call("calibrate_output", { output, latencyOffsetMs }),
   /** The location sources found on this device (`manual` always first). */
   locationSources: (): Promise<LocationSourceView[]> => call("location_sources"),
   /** "Copy diagnostics": the app's version, state and the end of its log file, as text. */

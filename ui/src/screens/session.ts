@@ -410,10 +410,11 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const renderInUse = (): void => {
     inUse.textContent = st.output ? `In use: output ${st.output} · latency offset ${Math.round(st.latencyOffsetMs)} ms` : "";
   };
+  const liveSettings = settingsForm(ctx, (c) => ctx.backend.command(c));
   const settingsPanel = h("section", { class: "card", "aria-labelledby": "settings-h", id: "sec-settings", hidden: true },
     h("h2", { id: "settings-h" }, "Settings"),
     inUse,
-    settingsForm(ctx, (c) => ctx.backend.command(c)));
+    liveSettings);
   const settings = btn("Settings", "settings", () => {
     settingsPanel.hidden = !settingsPanel.hidden;
     settings.setAttribute("aria-expanded", String(!settingsPanel.hidden));
@@ -463,13 +464,19 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         // Rebuilding the list under the pointer would break a drag: only when the current track changes.
         if (playlist.querySelector("li.current")?.getAttribute("data-track") !== (st.track ?? undefined)) renderPlaylist();
         tick();
+        ctx.banner.setSync(st.syncOffsetMs);
         break;
-      case "status": ctx.banner.set(st.tier, st.queued); renderCache(); renderNowPlaying(); renderPeople(); renderInUse(); break;
+      case "status": ctx.banner.set(st.tier, st.queued); ctx.banner.setSync(st.syncOffsetMs); renderCache(); renderNowPlaying(); renderPeople(); renderInUse(); break;
       case "tier": ctx.banner.set(st.tier, st.queued, ev.reason); renderPeople(); break;
       case "location": case "location-off": case "last-positions": case "sharing": case "together":
       case "regroup": case "regroup-cleared": case "falling-behind": case "caught-up":
         renderMap(); renderPeople(); break;
-      case "error": error.textContent = st.lastError; break;
+      case "error":
+        error.textContent = st.lastError;
+        // Said once, here; the form only takes its button back.
+        if (ev.cmd === "calibrate") liveSettings.calibrationFailed(null);
+        break;
+      case "calibration": liveSettings.calibrated(ev); renderInUse(); break;
       case "not-playable": renderNowPlaying(); break;
       case "outbox": renderPending(); break;
       case "youtube": onVideo(ev); break;
@@ -515,6 +522,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       unlisten.push(await ctx.backend.onSessionEnded((e) => {
         stopPolling();
         ctx.banner.set("offline", 0, e.reason ?? "left the session");
+        ctx.banner.setSync(null);
         if (e.reason !== null && !closed) {
           showError(error, `The session stopped: ${e.reason}`);
           rejoin.hidden = false;

@@ -2,7 +2,7 @@
 // session's settings panel, where output, latency offset and cache limit apply
 // at once through node commands.
 
-import type { LocationSourceView, NodeCommand, Output } from "../backend";
+import type { Calibrated, LocationSourceView, NodeCommand, Output } from "../backend";
 import type { Ctx } from "../app";
 import { field, h, showError } from "../dom";
 import {
@@ -66,11 +66,17 @@ export function outputOptions(devices: readonly Output[], current: string): { id
   return opts;
 }
 
+/** A calibration's outcome in words. */
+export function calibrationWords(r: Pick<Calibrated, "delay_ms" | "agreeing" | "probes" | "confidence" | "latency_offset_ms">): string {
+  const late = r.delay_ms >= 0 ? `${r.delay_ms.toFixed(1)} ms later` : `${(-r.delay_ms).toFixed(1)} ms earlier`;
+  return `Heard ${late} than expected (${r.agreeing} of ${r.probes} probes agree, confidence ${r.confidence.toFixed(2)}): latency offset set to ${Math.round(r.latency_offset_ms)} ms.`;
+}
+
 /**
  * Builds the form. `live` sends commands to the running node (in a session);
  * without it, changes apply when the next session opens.
  */
-export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>) | null): HTMLFormElement {
+export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>) | null): SettingsForm {
   const s = ctx.settings;
   const output = h("select", { name: "output" });
   const fillOutputs = (devices: readonly Output[]): void => {
@@ -106,6 +112,34 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       .then((text) => navigator.clipboard.writeText(text))
       .then(() => { saved.textContent = "Diagnostics copied."; }, (err: unknown) => showError(error, err));
   });
+  // "Calibrate this car's speakers": in a session the node measures the output in use
+  // (its `calibration` event comes back to the session screen, which calls
+  // `calibrated`); before one, the app measures the chosen output.
+  const calibrate = h("button", { type: "button", "data-action": "calibrate" }, "Calibrate this car's speakers");
+  const calibration = h("p", { class: "hint", role: "status", "data-testid": "calibration" },
+    "Hold the microphone where you sit, keep the car quiet, and turn the volume up.");
+  const calibrated = (r: Calibrated | Pick<Calibrated, "delay_ms" | "agreeing" | "probes" | "confidence" | "latency_offset_ms">): void => {
+    calibrate.disabled = false;
+    const ms = Math.round(r.latency_offset_ms);
+    latency.value = String(ms);
+    ctx.saveSettings(sanitize({ ...ctx.settings, latencyOffsetMs: ms }));
+    calibration.textContent = calibrationWords(r);
+  };
+  const calibrationFailed = (err: unknown): void => {
+    calibrate.disabled = false;
+    calibration.textContent = "";
+    showError(error, err);
+  };
+  calibrate.addEventListener("click", () => {
+    showError(error, null);
+    calibrate.disabled = true;
+    calibration.textContent = "Listening… (about 8 seconds)";
+    if (live) {
+      void live({ cmd: "calibrate" }).catch(calibrationFailed);
+    } else {
+      void ctx.backend.calibrateOutput(output.value || "default", Number(latency.value) || 0).then(calibrated, calibrationFailed);
+    }
+  });
   const hint = live
     ? "Output, latency offset and the cache settings apply now; location source and name when the session next opens."
     : "These apply when a session opens.";
@@ -114,6 +148,8 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     field("Colours", theme),
     field("Output device", output),
     field(`Output latency offset (ms, 0-${MAX_LATENCY_OFFSET_MS}; a Bluetooth stereo adds 150-300)`, latency),
+    h("div", { class: "row" }, calibrate),
+    calibration,
     field("Cache size limit (MiB)", cacheLimit),
     h("label", { class: "check" }, autoPreload, h("span", {}, "Cache the playlist ahead while online, for stretches with no coverage")),
     field("Location source", mode),
@@ -154,5 +190,11 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
   });
   void ctx.backend.listOutputs().then(fillOutputs, (err: unknown) => showError(error, err));
   void ctx.backend.locationSources().then(fillLocations, () => undefined);
-  return form;
+  return Object.assign(form, { calibrated, calibrationFailed });
 }
+
+/** The form, with what the session screen tells it of a calibration the node ran. */
+export type SettingsForm = HTMLFormElement & {
+  calibrated(r: Pick<Calibrated, "delay_ms" | "agreeing" | "probes" | "confidence" | "latency_offset_ms">): void;
+  calibrationFailed(err: unknown): void;
+};

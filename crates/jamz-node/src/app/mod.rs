@@ -139,4 +139,26 @@ impl App {
             .map_err(|e| NodeError::Stopped(format!("listing outputs: {e}")))??;
         Ok(devices.into_iter().map(OutputView::from).collect())
     }
+
+    /// "Calibrate this car's speakers" outside a session: measures `output` (a spec, as
+    /// [`OpenArgs::output`]) with the microphone while `latency_offset_ms` is in force and
+    /// returns the offset to use ([`crate::calibrate_output`]). In a session the face sends
+    /// the node's `calibrate` command instead, which measures the output in use.
+    pub async fn calibrate_output(
+        &self,
+        output: String,
+        latency_offset_ms: f64,
+    ) -> Result<crate::Calibrated, NodeError> {
+        if self.session.group().await.is_some() {
+            return Err(NodeError::Calibration(
+                "a session is open: calibrate from its settings (the node measures its own output)"
+                    .into(),
+            ));
+        }
+        let spec: crate::OutputSpec = output.parse()?;
+        // Plays and records for several seconds: off the async threads.
+        tokio::task::spawn_blocking(move || crate::calibrate_output(&spec, latency_offset_ms, None))
+            .await
+            .map_err(|e| NodeError::Stopped(format!("calibration: {e}")))?
+    }
 }

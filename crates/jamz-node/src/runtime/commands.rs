@@ -166,9 +166,93 @@ impl Runtime {
                 self.feed(Input::External(ExternalReport::Error { video, code }));
                 return;
             }
+            NodeCommand::Calibrate { probes } => {
+                self.calibrate(probes);
+                return;
+            }
             NodeCommand::Session(command) => command,
         };
         self.feed(Input::Command(input));
+    }
+
+    /// Measures the output's latency with the microphone on a blocking thread (it plays and
+    /// records for several seconds); the result comes back as [`Job::Calibrated`].
+    fn calibrate(&mut self, probes: Option<usize>) {
+        let refuse = |why: &str| NodeEvent::error(why, Some("calibrate"));
+        if self.calibrating {
+            self.emit(refuse("a calibration is already running"));
+            return;
+        }
+        if self.playing {
+            self.emit(refuse(
+                "pause the music first: the calibration's probes play through the same output",
+            ));
+            return;
+        }
+        if matches!(
+            self.output.parse::<OutputSpec>(),
+            Ok(OutputSpec::Null | OutputSpec::Wav(_))
+        ) {
+            self.emit(refuse(&format!(
+                "output {} plays to no speaker: switch to a device first",
+                self.output
+            )));
+            return;
+        }
+        self.calibrating = true;
+        let player = self.audio.player();
+        let mut opts = jamz_audio::CalibrationOptions::default();
+        if let Some(n) = probes {
+            opts.probes = n;
+        }
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || jamz_audio::calibrate(&player, &opts))
+                .await
+                .map_err(|e| format!("the calibration stopped: {e}"))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let _ = jobs.send(Job::Calibrated(result));
+        });
+    }
+
+    /// Applies a calibration's result (the engine's rule decides whether and how) and
+    /// answers `calibrate`.
+    pub(super) fn calibrated(&mut self, result: Result<jamz_audio::CalibrationResult, String>) {
+        self.calibrating = false;
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.emit(NodeEvent::error(
+                    format!("calibration: {e}"),
+                    Some("calibrate"),
+                ));
+                return;
+            }
+        };
+        match jamz_sync::calibration::offset_after_calibration(
+            self.latency_offset_ms,
+            r.delay_ms,
+            r.confidence,
+        ) {
+            Ok(ms) => {
+                self.command(NodeCommand::LatencyOffset { ms });
+                self.emit(NodeEvent::Calibration {
+                    delay_ms: r.delay_ms,
+                    spread_ms: r.spread_ms,
+                    confidence: r.confidence,
+                    probes: r.probes,
+                    agreeing: r.agreeing,
+                    latency_offset_ms: ms,
+                });
+            }
+            Err(why) => self.emit(NodeEvent::error(
+                format!(
+                    "calibration: heard {:+.1} ms from the expected, not applied: {why}",
+                    r.delay_ms
+                ),
+                Some("calibrate"),
+            )),
+        }
     }
 
     /// Runs a cache change off the loop; its answer (an error, or a `status` with
@@ -261,6 +345,7 @@ impl Runtime {
             position,
             clock_offset_ms: Some(clock.offset_ms),
             drift_ms: stats.last_error_ms,
+            sync_offset_ms: self.engine.sync_reading(now).map(|r| r.offset_ms),
             peers: self.mesh_peers(),
             cache,
             queued: self.queued + self.rest_in_flight + self.outbox.len() as u64,

@@ -171,6 +171,7 @@ impl Node {
                 config.output.to_string()
             },
             latency_offset_ms: config.latency_offset_ms,
+            calibrating: false,
             engine,
             clock,
             rest,
@@ -376,6 +377,8 @@ enum Job {
     Status(Result<jamz_cache::CacheStats, jamz_cache::CacheError>),
     /// A batch of fixes for the server's history is done with (see `report_locations`).
     LocationsPosted(u64),
+    /// A `calibrate` ended.
+    Calibrated(Result<jamz_audio::CalibrationResult, String>),
 }
 
 struct Runtime {
@@ -387,6 +390,8 @@ struct Runtime {
     /// The audio output in use (`OutputSpec`'s spelling).
     output: String,
     latency_offset_ms: f64,
+    /// A `calibrate` is running (one at a time).
+    calibrating: bool,
     engine: Engine,
     clock: LocalClock,
     rest: RestClient,
@@ -491,6 +496,7 @@ impl Runtime {
                         }
                     }
                     Job::LocationsPosted(batch) => self.waiting_fixes.posted(batch),
+                    Job::Calibrated(result) => self.calibrated(result),
                 },
                 () = sleep_until_opt(deadline) => self.feed(Input::Tick),
             }
