@@ -28,6 +28,8 @@ const COMMANDS: &[&str] = &[
     "cover_art",
     "location_sources",
     "diagnostics",
+    "set_map_tiles",
+    "map_tiles_info",
     "launch_link",
 ];
 

@@ -2,8 +2,8 @@
 
 use jamz_node::app::{
     AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView,
-    LocationSourceView, LoginArgs, LogoutOutcome, OpenArgs, RegisterArgs, SessionEnded,
-    SessionView, ShellFacts,
+    LocationSourceView, LoginArgs, LogoutOutcome, MapTilesInfo, OpenArgs, RegisterArgs,
+    SessionEnded, SessionView, ShellFacts,
 };
 use jamz_node::{NodeCommand, NodeEvent, OutputView};
 use jamz_proto::Group;
@@ -250,4 +250,20 @@ pub async fn diagnostics<R: Runtime>(
 #[tauri::command]
 pub fn launch_link(link: State<'_, crate::launch::LaunchLink>) -> Option<String> {
     link.take()
+}
+
+/// The map's tile server from now on (a URL template with `{z}`, `{x}`, `{y}`), or
+/// none; the `maptile:` protocol then serves its tiles through the tile cache.
+#[tauri::command]
+pub async fn set_map_tiles(
+    state: State<'_, App>,
+    template: Option<String>,
+) -> AppResult<MapTilesInfo> {
+    Ok(state.set_map_tiles(template.as_deref()).await?)
+}
+
+/// The tile cache's figures (tiles on disk, shown from it, fetched, failed).
+#[tauri::command]
+pub async fn map_tiles_info(state: State<'_, App>) -> AppResult<MapTilesInfo> {
+    Ok(state.map_tiles_info().await?)
 }

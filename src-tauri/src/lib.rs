@@ -8,12 +8,14 @@
 //! - `host_session` runs the reference server in-process (a car with no internet).
 //! - One instance (desktop): a second launch hands its arguments to the first
 //!   (`second-launch`, and `join-link` for a `trafficjamz://` link) and exits.
+//! - Map tiles reach the web view through the `maptile:` protocol (`map_tiles`).
 //! - Logs go to stderr and a rotating file in the app's log directory (`logs`).
 
 mod commands;
 mod error;
 mod launch;
 mod logs;
+mod map_tiles;
 
 pub use error::{AppError, AppResult};
 pub use launch::LaunchLink;
@@ -39,7 +41,9 @@ pub fn run() {
         tauri::Builder::default().plugin(tauri_plugin_single_instance::init(launch::second_launch));
     #[cfg(mobile)]
     let builder = tauri::Builder::default();
-    let builder = builder.plugin(tauri_plugin_dialog::init());
+    let builder = builder
+        .plugin(tauri_plugin_dialog::init())
+        .register_asynchronous_uri_scheme_protocol(map_tiles::SCHEME, map_tiles::handle);
     #[cfg(mobile)]
     let builder = builder.plugin(tauri_plugin_geolocation::init());
 
@@ -107,6 +111,8 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         commands::location_sources,
         commands::list_outputs,
         commands::calibrate_output,
+        commands::set_map_tiles,
+        commands::map_tiles_info,
         commands::diagnostics,
         commands::launch_link,
     ]

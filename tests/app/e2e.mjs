@@ -6,6 +6,8 @@
 // Env: APP_BIN (default target/debug/trafficjamz), JAMZ_BIN, SERVER_BIN,
 // ARTIFACTS (default tests/app/artifacts). Screenshots: ARTIFACTS/NN-screen-day.png and
 // NN-screen-night.png, every screen in both themes (the directory is printed at the end).
+// Map tiles come from a local tile server started here (tests/app/tile-server.mjs),
+// which is stopped before the end: the map then draws from the app's tile cache.
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
@@ -13,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { createServer } from "node:net";
+import { startTileServer } from "./tile-server.mjs";
 import { WebDriver, waitFor } from "./webdriver.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -151,8 +154,28 @@ async function firstRunCar(wd, name) {
 }
 
 /** Adds a file by typed path (the native file picker cannot be driven here). */
+/** The map's tiles shown (loaded) now, as `z/x/y`. */
+const loadedTiles = (wd) => wd.exec(
+  "return [...document.querySelectorAll('.map img.leaflet-tile-loaded')].map((i) => new URL(i.src).pathname.replace(/^\\//, ''))");
+
+/** The tile cache's figures as the map section shows them. */
+async function tileFigures(wd) {
+  const [fromCache, fetched] = await wd.exec(
+    "const e = document.querySelector('[data-testid=map-tiles]'); return [Number(e?.dataset.fromCache ?? -1), Number(e?.dataset.fetched ?? -1)]");
+  return { fromCache, fetched };
+}
+
+/** This car's position by hand (the fields keep it for "Meet at this position" too). */
+async function typeFix(wd, lat, lon) {
+  await wd.exec("for (const n of ['latitude', 'longitude']) document.querySelector(`input[name=${n}]`).value = ''");
+  await wd.type("input[name=latitude]", String(lat));
+  await wd.type("input[name=longitude]", String(lon));
+}
+
 async function main() {
   const server = await startServer();
+  const tiles = await startTileServer();
+  log("tile server", tiles.template);
   log("server", server);
   await registerUser(server, "bo");
   const wav = join(tmp, "tone.wav");
@@ -187,6 +210,9 @@ async function main() {
     await waitFor("the settings screen", () => wd.findAll("[data-screen=settings]").then((a) => a.length === 1));
     await waitFor("the output list", () => wd.findAll("select[name=output] option[value=null]").then((a) => a.length === 1));
     await wd.click("select[name=output] option[value=null]");
+    // The map's tiles from the local tile server (OpenStreetMap by default).
+    await wd.exec("document.querySelector('input[name=map-tiles]').value = ''");
+    await wd.type("input[name=map-tiles]", tiles.template);
     await wd.click("form button[type=submit]");
     await waitFor("settings saved", async () => (await wd.text("[data-testid=settings-saved]")) === "Saved.");
     await screenshot(wd, "settings");
@@ -244,13 +270,18 @@ async function main() {
     // 6. the map: a fix by hand from each car (sharing is off until each turns it on)
     bo.send({ cmd: "share-location", enabled: true });
     await wd.click("[data-action=share-location]");
-    bo.send({ cmd: "location", latitude: 47.3869, longitude: 8.5417 });
-    await wd.type("input[name=latitude]", "47.3769");
-    await wd.type("input[name=longitude]", "8.5417");
+    // About 330 m apart: close enough to travel together.
+    const BO = { latitude: 47.3869, longitude: 8.5417 };
+    const ANN = { latitude: 47.3839, longitude: 8.5427 };
+    bo.send({ cmd: "location", ...BO });
+    await typeFix(wd, ANN.latitude, ANN.longitude);
     await wd.click("[data-action=send-fix]");
     await waitFor("a distance between the cars", () => wd.findAll(".distance").then((a) => a.length >= 1), 20000);
     // Both cars' markers are drawn, with no tile server reachable (vector markers).
     await waitFor("two markers on the map", () => wd.findAll(".map path.leaflet-interactive").then((a) => a.length === 2), 10000);
+    // The tiles, through the app's tile cache from the local tile server.
+    await waitFor("map tiles drawn", async () => (await loadedTiles(wd)).length >= 4, 20000);
+    if (tiles.served.length === 0) throw new Error("tiles drawn but none asked of the tile server");
     await wd.exec("document.getElementById('sec-map').scrollIntoView()");
     await screenshot(wd, "map");
     log("position at map", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
@@ -299,6 +330,62 @@ async function main() {
     await wd.click("[data-action=cache-clear]");
     await waitFor("an empty cache", async () => (await wd.text("[data-testid=cache-summary]")).startsWith("0 tracks cached, 0 B"), 10000);
     if ((await wd.text("[data-testid=play-state]")) !== "playing") throw new Error("playback stopped when the cache was cleared");
+
+    // 10. the map: the two cars travel together (parked side by side, after the engine's
+    // window), the meeting point between them (so the view stays the one fitted to the cars)
+    await wd.exec("document.getElementById('sec-map').scrollIntoView()");
+    await typeFix(wd, (BO.latitude + ANN.latitude) / 2, (BO.longitude + ANN.longitude) / 2);
+    await wd.click("[data-action=regroup]");
+    await waitFor("the meeting point on the map", () => wd.findAll(".map .regroup-marker").then((a) => a.length === 1), 20000);
+    await typeFix(wd, ANN.latitude, ANN.longitude);
+    await waitFor("the two cars together", async () => {
+      // Fresh fixes keep both cars live while the engine's window passes.
+      bo.send({ cmd: "location", ...BO });
+      await wd.click("[data-action=send-fix]");
+      return (await wd.findAll(".map .together-line")).length === 1;
+    }, 90000, 3000);
+    if (!(await wd.text("[data-testid=distances]")).includes("Together: ")) throw new Error("the together group is drawn but not listed");
+    await waitFor("map tiles drawn", async () => (await loadedTiles(wd)).length >= 4, 20000);
+    await screenshot(wd, "map-together-regroup");
+    const seen = new Set(await loadedTiles(wd));
+
+    // 11. the tile server stops: the session opened again draws the same view from the
+    // app's tile cache (the shell serves what it kept; the web view asks it again)
+    await tiles.stop();
+    const servedBefore = tiles.served.length;
+    const before = await waitFor("the tile figures", async () => {
+      const f = await tileFigures(wd);
+      return f.fetched > 0 ? f : null;
+    }, 10000);
+    log("tile server stopped after", servedBefore, "tiles; cache figures", JSON.stringify(before));
+    await wd.exec("window.scrollTo(0, 0)");
+    await wd.click("[data-action=leave]");
+    await waitFor("the groups screen after leaving", () => wd.findAll("[data-screen=groups]").then((a) => a.length === 1));
+    await wd.click("[data-action=open-session]");
+    await waitFor("the session screen again", () => wd.findAll("[data-screen=session]").then((a) => a.length === 1));
+    await waitFor("sharing again", async () => {
+      if ((await wd.text("[data-action=share-location]")) === "Stop sharing my position") return true;
+      await wd.click("[data-action=share-location]");
+      return false;
+    }, 20000, 1000);
+    await typeFix(wd, ANN.latitude, ANN.longitude);
+    await wd.click("[data-action=send-fix]");
+    bo.send({ cmd: "location", ...BO });
+    await waitFor("two markers on the map again", () => wd.findAll(".map path.leaflet-interactive").then((a) => a.length === 2), 20000);
+    await wd.exec("document.getElementById('sec-map').scrollIntoView()");
+    const again = await waitFor("map tiles drawn from the cache", async () => {
+      const t = await loadedTiles(wd);
+      return t.length >= 4 ? t : null;
+    }, 20000);
+    const after = await waitFor("tiles counted as shown from the cache", async () => {
+      const f = await tileFigures(wd);
+      return f.fromCache >= before.fromCache + again.length ? f : null;
+    }, 10000);
+    if (tiles.served.length !== servedBefore) throw new Error("the stopped tile server served tiles");
+    const fromSeen = again.filter((t) => seen.has(t.split("?")[0])).length;
+    log(`offline: ${again.length} tiles drawn (${fromSeen} of them seen before), cache figures`, JSON.stringify(after));
+    if (fromSeen === 0) throw new Error(`the offline map shows none of the tiles seen online: ${again.join(" ")}`);
+    await screenshot(wd, "map-offline");
     bo.send({ cmd: "quit" });
     log("PASS: main scenario");
   });

@@ -7,6 +7,12 @@ export type LinkState = "socket" | "peer" | "offline";
 /** A member's last fix: the node's `location` event without its tag. */
 export type MemberPosition = Omit<Extract<NodeEvent, { event: "location" }>, "event">;
 
+/** A message the mesh refused (a forged or unauthorised command), as the node reports it. */
+export type MeshRefusal = Omit<Extract<NodeEvent, { event: "mesh-refused" }>, "event">;
+
+/** Refusals kept for the people screen (newest first). */
+export const MAX_REFUSALS = 5;
+
 /** The group's meeting point and each car's way there. */
 export interface Regroup {
   latitude: number;
@@ -22,6 +28,13 @@ export interface SessionState {
   queued: number;
   participants: Participant[];
   peers: Map<UserId, PeerState>;
+  /** Round-trip time of each peer link, ms (when the mesh measured it). */
+  rtt: Map<UserId, number>;
+  /** Messages refused over the mesh (newest first, at most MAX_REFUSALS). */
+  refused: MeshRefusal[];
+  /** Gaps in this device's sound since the output opened, and their total length (ms). */
+  underruns: number;
+  underrunMs: number;
   playlist: Track[];
   controller: UserId | null;
   playing: boolean;
@@ -60,6 +73,10 @@ export function initialState(me: UserId | null = null): SessionState {
     queued: 0,
     participants: [],
     peers: new Map(),
+    rtt: new Map(),
+    refused: [],
+    underruns: 0,
+    underrunMs: 0,
     playlist: [],
     controller: null,
     playing: false,
@@ -111,6 +128,8 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.output = ev.output;
       s.latencyOffsetMs = ev.latency_offset_ms;
       s.syncOffsetMs = ev.playing ? ev.sync_offset_ms ?? null : null;
+      s.underruns = ev.underruns;
+      s.underrunMs = ev.underrun_ms;
       s.playing = ev.playing;
       s.track = ev.track;
       if (ev.position !== null) {
@@ -127,6 +146,18 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       break;
     case "peer":
       s.peers.set(ev.userId, ev.state);
+      if (ev.state !== "connected") s.rtt.delete(ev.userId);
+      else if (typeof ev.rtt_ms === "number") s.rtt.set(ev.userId, ev.rtt_ms);
+      break;
+    case "mesh-refused":
+      {
+        const { event: _, ...r } = ev;
+        // One line per sender, kind and reason: the newest words, every refusal counted
+        // (the node reports how many since its last report).
+        const same = (x: MeshRefusal): boolean => x.from === r.from && x.type === r.type && x.reason === r.reason;
+        const before = s.refused.find(same)?.count ?? 0;
+        s.refused = [{ ...r, count: before + r.count }, ...s.refused.filter((x) => !same(x))].slice(0, MAX_REFUSALS);
+      }
       break;
     case "location":
       {

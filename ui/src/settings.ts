@@ -22,7 +22,10 @@ export interface Settings {
   hosting: boolean;
   /** Cache every playlist track in the background while online. */
   autoPreload: boolean;
-  /** Map tiles (`https://.../{z}/{x}/{y}.png`); empty: cars on a blank map, no tile server. */
+  /**
+   * Map tiles (`https://.../{z}/{x}/{y}.png`), fetched and cached on disk by the shell;
+   * empty: cars on a blank map, no tile server.
+   */
   mapTiles: string;
   theme: Theme;
   /** Where YouTube's IFrame API script (`{origin}/iframe_api`) and oEmbed answer; empty: YouTube's own. */
@@ -30,6 +33,14 @@ export interface Settings {
   /** The first-run questions were answered (join or host, this car); until then the app asks. */
   setUp: boolean;
 }
+
+/**
+ * OpenStreetMap's standard tiles. Their policy (operations.osmfoundation.org/policies/tiles)
+ * asks for the attribution, an app that names itself (the shell's User-Agent), local
+ * caching (7 days at least: the shell's tile cache) and no bulk downloads (tiles are
+ * fetched only as the map shows them).
+ */
+export const OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 
 export const DEFAULT_SETTINGS: Settings = {
   server: "http://127.0.0.1:5050",
@@ -41,7 +52,7 @@ export const DEFAULT_SETTINGS: Settings = {
   displayName: "",
   hosting: false,
   autoPreload: true,
-  mapTiles: "",
+  mapTiles: OSM_TILES,
   theme: "system",
   youtubeOrigin: "",
   setUp: false,

@@ -5,8 +5,18 @@ export interface Call {
   args: Record<string, unknown>;
 }
 
+/** The tile cache as the shell reports it, for `map_tiles_info`. */
+export const NO_TILES = { source: null, tiles: 0, bytes: 0, maxBytes: 268435456, fromCache: 0, fetched: 0, failed: 0 };
+
+/** Commands every screen may use, answered like an idle shell unless a test says otherwise. */
+const DEFAULT_HANDLERS: Record<string, (args: Record<string, unknown>) => unknown> = {
+  set_map_tiles: (a) => ({ ...NO_TILES, source: a.template ?? null }),
+  map_tiles_info: () => NO_TILES,
+};
+
 /** Mocks the IPC with per-command handlers; records every call (event plugin calls excluded). */
-export function fakeBackend(handlers: Record<string, (args: Record<string, unknown>) => unknown>): Call[] {
+export function fakeBackend(given: Record<string, (args: Record<string, unknown>) => unknown>): Call[] {
+  const handlers = { ...DEFAULT_HANDLERS, ...given };
   const calls: Call[] = [];
   mockIPC(
     (cmd, payload) => {

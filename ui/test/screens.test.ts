@@ -203,9 +203,17 @@ describe("groups", () => {
   });
 });
 
+/** A node's `status` with nothing going on. */
+const STATUS = {
+  event: "status", tier: "socket", playing: false, track: null, position: null, clock_offset_ms: null, drift_ms: null, peers: 0,
+  cache: { tracks: 0, bytes: 0, hits: 0, misses: 0, max_bytes: 1 << 30, max_tracks: 50 }, queued: 0, output: "null",
+  latency_offset_ms: 0, token_store: null, underruns: 0, underrun_ms: 0,
+};
+
 describe("session", () => {
-  async function openSession() {
+  async function openSession(extra: Record<string, (args: Record<string, unknown>) => unknown> = {}) {
     const calls = fakeBackend({
+      ...extra,
       current_account: () => ACCOUNT,
       list_groups: () => [GROUP],
       open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
@@ -372,6 +380,71 @@ describe("session", () => {
     expect(root.querySelector(".behind")?.textContent).toBe("user 3 is falling behind (2.40 km)");
     await emit("node-event", { event: "location-off", userId: 2 });
     await until(() => root.querySelector("[data-testid=distances] [data-user='2']:not(.eta)") === null, "user 2's marker gone");
+  });
+
+  it("asks the shell for the map's tiles and says how many are kept for offline use", async () => {
+    const calls = await openSession({
+      map_tiles_info: () => ({ source: "x", tiles: 12, bytes: 1536 * 1024, maxBytes: 256 * 1024 * 1024, fromCache: 7, fetched: 12, failed: 0 }),
+    });
+    // The settings' tile server (OpenStreetMap by default) goes to the shell before the node starts.
+    const set = calls.findIndex((c) => c.cmd === "set_map_tiles");
+    expect(set).toBeGreaterThanOrEqual(0);
+    expect(set).toBeLessThan(calls.findIndex((c) => c.cmd === "open_session"));
+    expect(calls[set]?.args).toEqual({ template: "https://tile.openstreetmap.org/{z}/{x}/{y}.png" });
+    await emit("node-event", { ...STATUS });
+    const tiles = root.querySelector<HTMLElement>("[data-testid=map-tiles]")!;
+    await until(() => !tiles.hidden, "the tile line");
+    expect(tiles.textContent).toBe("12 map tiles kept for offline use (1.5 MiB of 256 MiB)");
+    expect(tiles.dataset.fromCache).toBe("7");
+  });
+
+  it("draws the groups travelling together and the meeting point on the map", async () => {
+    await openSession();
+    await emit("node-event", { event: "location", userId: 1, latitude: 47.38, longitude: 8.54, speed: 20, heading: 0, together: [2] });
+    await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [1] });
+    await emit("node-event", { event: "together", groups: [[1, 2]] });
+    await emit("node-event", { event: "regroup", latitude: 47.4, longitude: 8.55, setBy: 2, etas: [] });
+    await until(() => root.querySelector(".regroup-marker") !== null, "the meeting point");
+    expect(root.querySelectorAll(".together-line").length).toBe(1);
+    expect(root.querySelector(".leaflet-tooltip-bottom")?.textContent).toBe("Meeting point");
+    await emit("node-event", { event: "regroup-cleared" });
+    await emit("node-event", { event: "together", groups: [] });
+    await until(() => root.querySelector(".regroup-marker") === null, "the meeting point gone");
+    expect(root.querySelectorAll(".together-line").length).toBe(0);
+  });
+
+  it("shows each peer link's round trip, refusals over the mesh and gaps in the sound", async () => {
+    await openSession();
+    await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socket_id: "s2" }] });
+    await emit("node-event", { event: "peer", userId: 2, state: "connected", rtt_ms: 42.4 });
+    const bo = () => root.querySelector<HTMLElement>("[data-testid=participants] [data-user='2']")!;
+    await until(() => bo()?.querySelector("[data-testid=rtt]") !== null, "the round trip");
+    expect(bo().textContent).toBe("Bo's carpeer 42 ms");
+    await emit("node-event", { event: "peer", userId: 2, state: "closed" });
+    await until(() => bo().querySelector("[data-testid=rtt]") === null, "no round trip once closed");
+
+    const refusal = { event: "mesh-refused", from: 3, via: 2, type: "control", reason: "not-controller", message: "user 3 is not the DJ", count: 2 };
+    await emit("node-event", refusal);
+    await emit("node-event", { ...refusal, count: 1 });
+    const list = root.querySelector<HTMLElement>("[data-testid=mesh-refused]")!;
+    await until(() => list.textContent!.includes("3 times"), "the refusals counted");
+    expect(list.hidden).toBe(false);
+    expect([...list.querySelectorAll("li")].map((l) => l.textContent)).toEqual([
+      "Refused from user 3 (relayed by Bo's car): user 3 is not the DJ (3 times)",
+    ]);
+    // Cleared from the keyboard: a native button, then focus stays in the section.
+    const clear = button(root, "[data-action=clear-refused]");
+    clear.focus();
+    clear.click();
+    expect(list.hidden).toBe(true);
+    expect(clear.hidden).toBe(true);
+    expect(document.activeElement).toBe(root.querySelector("[data-testid=participants]"));
+
+    const gaps = root.querySelector<HTMLElement>("[data-testid=underruns]")!;
+    expect(gaps.hidden).toBe(true);
+    await emit("node-event", { ...STATUS, underruns: 3, underrun_ms: 84.6 });
+    await until(() => !gaps.hidden, "the gaps line");
+    expect(gaps.textContent).toBe("3 gaps in the sound on this device (85 ms of silence)");
   });
 
   it("applies output, latency offset and cache size at once, without leaving the session", async () => {

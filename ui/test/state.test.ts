@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
 import { formatBytes, plural } from "../src/words";
-import { apply, formatTime, initialState, isDj, linkState, moved, positionAt } from "../src/session-state";
+import { apply, formatTime, initialState, isDj, linkState, MAX_REFUSALS, moved, positionAt } from "../src/session-state";
 import { DEFAULT_SETTINGS, loadSettings, nodeLocationSource, sanitize, saveSettings } from "../src/settings";
 import { liveCommands, outputOptions } from "../src/screens/settings-form";
 import { memoryStorage } from "./helpers";
@@ -25,6 +25,26 @@ describe("session state", () => {
     expect(s.syncOffsetMs).toBe(12.5);
     apply(s, { event: "playback", playing: false, track: "a", position: 2, at: 2000, sync_offset_ms: 3 }, 2000);
     expect(s.syncOffsetMs).toBeNull();
+  });
+
+  it("keeps peer round trips while linked, and the newest refusals, one per sender and reason", () => {
+    const s = initialState(1);
+    apply(s, { event: "peer", userId: 2, state: "connecting" }, 0);
+    expect(s.rtt.has(2)).toBe(false);
+    apply(s, { event: "peer", userId: 2, state: "connected", rtt_ms: 30 }, 0);
+    apply(s, { event: "peer", userId: 2, state: "connected", rtt_ms: 55 }, 0);
+    expect(s.rtt.get(2)).toBe(55);
+    apply(s, { event: "peer", userId: 2, state: "closed" }, 0);
+    expect(s.rtt.has(2)).toBe(false);
+    const refused = (from: number, reason: string, count = 1) =>
+      apply(s, { event: "mesh-refused", from, via: from, type: "control", reason, message: `${reason} from ${from}`, count }, 0);
+    refused(3, "no-grant", 2);
+    refused(4, "no-grant");
+    refused(3, "no-grant", 5);
+    expect(s.refused.map((r) => [r.from, r.count])).toEqual([[3, 7], [4, 1]]);
+    for (let u = 10; u < 20; u++) refused(u, "not-controller");
+    expect(s.refused.length).toBe(MAX_REFUSALS);
+    expect(s.refused[0]?.from).toBe(19);
   });
 
   it("knows who is DJ and each member's link", () => {
@@ -116,7 +136,9 @@ describe("settings", () => {
     expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: osm }).mapTiles).toBe(osm);
     expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "ftp://x/{z}/{x}/{y}" }).mapTiles).toBe("");
     expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "https://x/tiles.png" }).mapTiles).toBe("");
-    expect(DEFAULT_SETTINGS.mapTiles).toBe("");
+    expect(DEFAULT_SETTINGS.mapTiles).toBe("https://tile.openstreetmap.org/{z}/{x}/{y}.png");
+    // Chosen empty (no tile server) stays empty.
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "" }).mapTiles).toBe("");
   });
 
   it("maps the location source to the node's option", () => {

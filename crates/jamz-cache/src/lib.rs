@@ -7,6 +7,9 @@
 //! and a byte budget. Start-up reconciles the index with the files, so a crash at
 //! any point never makes the cache serve a half-written or wrong file.
 //!
+//! The map's tiles have their own, simpler cache in [`tiles`] (files with a hash
+//! header, a byte budget, least recently used out first).
+//!
 //! Entry point: [`Cache`]. The cache knows nothing of the other adapters: callers map
 //! their track type onto [`CacheTrack`].
 //!
@@ -54,6 +57,7 @@ mod reconcile;
 mod shared;
 #[cfg(test)]
 mod stream_tests;
+pub mod tiles;
 mod track;
 mod writer;
 

@@ -13,6 +13,9 @@ pub enum NodeError {
     Audio(#[from] jamz_audio::AudioError),
     #[error("track cache: {0}")]
     Cache(#[from] jamz_cache::CacheError),
+    /// Its message names the tile or the template already.
+    #[error(transparent)]
+    Tiles(#[from] jamz_cache::tiles::TileError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -56,6 +59,7 @@ impl NodeError {
 
     /// What a face branches on.
     pub fn code(&self) -> ErrorCode {
+        use jamz_cache::tiles::TileError;
         use jamz_link::LinkError;
         match self {
             NodeError::Link(
@@ -73,6 +77,11 @@ impl NodeError {
             NodeError::NotLoggedIn { .. } => ErrorCode::NotLoggedIn,
             NodeError::Audio(_) | NodeError::Calibration(_) => ErrorCode::Audio,
             NodeError::Cache(_) => ErrorCode::Cache,
+            NodeError::Tiles(TileError::BadTemplate { .. } | TileError::BadTile { .. }) => {
+                ErrorCode::Invalid
+            }
+            NodeError::Tiles(TileError::Unavailable { .. }) => ErrorCode::Unreachable,
+            NodeError::Tiles(TileError::Disk { .. } | TileError::Client { .. }) => ErrorCode::Node,
             NodeError::Invalid(_) => ErrorCode::Invalid,
             NodeError::Stopped(_) => ErrorCode::Stopped,
             NodeError::Host(_) => ErrorCode::Host,

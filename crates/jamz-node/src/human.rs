@@ -587,6 +587,12 @@ impl HumanView {
                 format!("off by {e:+.1} ms")
             });
         }
+        // Decoding that fell behind the device: heard as gaps, so said.
+        if s.underruns > 0 {
+            let n = s.underruns;
+            let gaps = if n == 1 { "gap" } else { "gaps" };
+            parts.push(format!("{n} {gaps} in the sound ({:.0} ms)", s.underrun_ms));
+        }
         parts.push(tier_words(s.tier).to_lowercase());
         if s.queued > 0 {
             parts.push(format!("{} waiting", s.queued));
@@ -726,6 +732,18 @@ mod tests {
         assert_eq!(
             view.status_line(&status(None, false, 0.0, 0.0)),
             "Stopped · you are the DJ · online"
+        );
+        let mut gaps = status(Some("t2"), true, 24.4, 0.1);
+        gaps.underruns = 3;
+        gaps.underrun_ms = 84.6;
+        assert_eq!(
+            view.status_line(&gaps),
+            "Playing demo-2 (0:24 / 0:30) · you are the DJ · in sync +0.1 ms · 3 gaps in the sound (85 ms) · online"
+        );
+        gaps.underruns = 1;
+        assert!(
+            view.status_line(&gaps)
+                .contains(" · 1 gap in the sound (85 ms) · ")
         );
     }
 

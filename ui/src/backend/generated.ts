@@ -228,6 +228,23 @@ url: string, port: number,
 lanUrls: Array<string>, };
 
 /**
+ * The map tiles as the UI shows them.
+ */
+export type MapTilesInfo = { 
+/**
+ * The tile URL template in use; `None`: no tile server (cars on a blank map).
+ */
+source: string | null, 
+/**
+ * Tiles on this device and their size on disk, within `max_bytes`.
+ */
+tiles: number, bytes: number, maxBytes: number, 
+/**
+ * Since the app started: tiles shown from this device, fetched, not available.
+ */
+fromCache: number, fetched: number, failed: number, };
+
+/**
  * The signed-in account as the UI sees it (never the token).
  */
 export type AccountView = { server: string, username: string, userId: number, 

@@ -1,7 +1,7 @@
 // The only module that talks to Rust (the only importer of `@tauri-apps/*`).
 // Everything else in the UI calls these functions and never knows about Tauri.
 
-import { Channel, invoke } from "@tauri-apps/api/core";
+import { Channel, convertFileSrc, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   Account,
@@ -13,6 +13,7 @@ import type {
   Hosted,
   LocationSourceView,
   LogoutOutcome,
+  MapTilesInfo,
   NodeCommand,
   NodeEvent,
   OpenSessionArgs,
@@ -50,6 +51,16 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
   } catch (e: unknown) {
     if (isCodedError(e)) throw new BackendError(e.code, e.message);
     throw new BackendError("ipc", e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** `maptile://localhost/`, or `http://maptile.localhost/` where the platform wants that. */
+function tileBase(): string {
+  try {
+    return convertFileSrc("", "maptile");
+  } catch {
+    // No Tauri (the UI's unit tests): the form most platforms use.
+    return "maptile://localhost/";
   }
 }
 
@@ -104,6 +115,17 @@ export const backend = {
     call("calibrate_output", { output, latencyOffsetMs }),
   /** The location sources found on this device (`manual` always first). */
   locationSources: (): Promise<LocationSourceView[]> => call("location_sources"),
+  /** Where the map's tiles come from (a URL template with {z}/{x}/{y}), or `null`: none. */
+  setMapTiles: (template: string | null): Promise<MapTilesInfo> => call("set_map_tiles", { template }),
+  /** The tile cache: tiles on this device, shown from it, fetched. */
+  mapTilesInfo: (): Promise<MapTilesInfo> => call("map_tiles_info"),
+  /**
+   * The tile layer's URL template: the shell's `maptile:` protocol, which serves each
+   * tile from the device's tile cache or the tile server (the web view reaches no
+   * tile server itself). `map` makes each map's URLs its own, so a new map asks the
+   * shell again rather than reuse pictures the web view kept.
+   */
+  mapTileUrl: (map: number): string => `${tileBase()}{z}/{x}/{y}?map=${map}`,
   /** "Copy diagnostics": the app's version, state and the end of its log file, as text. */
   diagnostics: (): Promise<string> => call("diagnostics"),
 

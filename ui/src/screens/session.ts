@@ -5,7 +5,7 @@ import { BackendError, type NodeCommand, type NodeEvent, type Position, type Pro
 import type { Route, Screen } from "../app";
 import { field, h, showError } from "../dom";
 import { formatDistance, pairwiseDistances } from "../geo";
-import { ConvoyMap } from "../map";
+import { ConvoyMap, type MapTiles } from "../map";
 import {
   apply,
   currentTrack,
@@ -51,6 +51,9 @@ const TICK_MS = 250;
 
 const LINK_LABEL = { socket: "socket", peer: "peer", offline: "offline" } as const;
 
+/** Maps made in this page: each asks the shell for its tiles under its own URLs. */
+let mapsMade = 0;
+
 export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Screen => (root, ctx) => {
   const st: SessionState = initialState(ctx.account?.userId ?? null);
   const unlisten: UnlistenFn[] = [];
@@ -70,7 +73,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   };
 
   // --- participants
-  const people = h("ul", { class: "people", "data-testid": "participants" });
+  const people = h("ul", { class: "people", "data-testid": "participants", tabindex: -1 });
   const renderPeople = (): void => {
     const ids = new Set<number>([...st.participants.map((p) => p.userId), ...st.peers.keys(), ...st.positions.keys()]);
     if (st.me !== null) ids.add(st.me);
@@ -80,10 +83,24 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         return h("li", { "data-user": id, "data-link": link },
           h("span", {}, nameOf(id)), id === st.me ? h("span", { class: "muted" }, " (you)") : null,
           id === st.controller ? h("span", { class: "badge dj" }, "DJ") : null,
-          h("span", { class: `badge link-${link}` }, LINK_LABEL[link]));
+          h("span", { class: `badge link-${link}` }, LINK_LABEL[link]),
+          link === "peer" && st.rtt.has(id) ? h("span", { class: "muted rtt", "data-testid": "rtt" }, ` ${Math.round(st.rtt.get(id) ?? 0)} ms`) : null);
       }),
     );
+    refusedList.hidden = st.refused.length === 0;
+    refusedList.replaceChildren(...st.refused.map((r) =>
+      h("li", { "data-reason": r.reason },
+        `Refused from ${nameOf(r.from)}${r.via !== r.from ? ` (relayed by ${nameOf(r.via)})` : ""}: ${r.message}${r.count > 1 ? ` (${r.count} times)` : ""}`)));
+    refusedClear.hidden = st.refused.length === 0;
   };
+  // Messages a peer sent that this device refused (a forged or unauthorised command).
+  const refusedList = h("ul", { class: "refused", "data-testid": "mesh-refused", "aria-label": "Refused over the peer mesh", "aria-live": "polite", hidden: true });
+  const refusedClear = h("button", { type: "button", "data-action": "clear-refused", hidden: true }, "Clear refusals");
+  refusedClear.addEventListener("click", () => {
+    st.refused = [];
+    renderPeople();
+    people.focus();
+  });
 
   // --- now playing and controls: big type and big targets, for a glance and a tap
   const title = h("p", { class: "np-title", "data-testid": "now-playing" }, "Nothing playing");
@@ -156,6 +173,12 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     });
   };
   const silentNote = h("p", { class: "np-silent", role: "status", "data-testid": "not-playable", hidden: true }, "");
+  // Decoding that fell behind the device (a busy machine): heard as gaps, so shown.
+  const gapsNote = h("p", { class: "muted", "data-testid": "underruns", hidden: true }, "");
+  const renderGaps = (): void => {
+    gapsNote.hidden = st.underruns === 0;
+    gapsNote.textContent = st.underruns === 0 ? "" : `${plural(st.underruns, "gap")} in the sound on this device (${Math.round(st.underrunMs)} ms of silence)`;
+  };
 
   // Cover art from the track's tags, read by the node from the cached file (by content
   // hash, so the same file shows the same picture in every session); `null`: none.
@@ -328,6 +351,23 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   // --- map
   const mapEl = h("div", { class: "map", "data-testid": "map", role: "application", "aria-label": "Convoy map" });
   const distances = h("ul", { class: "distances", "data-testid": "distances" });
+  // The tile server is the shell's to reach (with its cache); none set: a blank map.
+  let tiles: MapTiles | null = null;
+  const tilesReady = ctx.settings.mapTiles
+    ? ctx.backend.setMapTiles(ctx.settings.mapTiles).then(
+      () => { tiles = { url: ctx.backend.mapTileUrl(++mapsMade), attribution: "© OpenStreetMap contributors" }; },
+      (e: unknown) => showError(error, e))
+    : ctx.backend.setMapTiles(null).then(() => undefined, () => undefined);
+  const tilesText = h("p", { class: "muted", "data-testid": "map-tiles", hidden: true });
+  const renderTiles = (): void => {
+    if (!tiles) return;
+    void ctx.backend.mapTilesInfo().then((t) => {
+      tilesText.hidden = false;
+      tilesText.dataset.fromCache = String(t.fromCache);
+      tilesText.dataset.fetched = String(t.fetched);
+      tilesText.textContent = `${plural(t.tiles, "map tile")} kept for offline use (${formatBytes(t.bytes)} of ${formatBytes(t.maxBytes)})`;
+    }, () => undefined);
+  };
   const lat = h("input", { name: "latitude", type: "number", step: "any", min: -90, max: 90, required: true });
   const lon = h("input", { name: "longitude", type: "number", step: "any", min: -180, max: 180, required: true });
   const fix = h("form", { class: "inline", "aria-label": "Enter a position" }, field("Latitude", lat), field("Longitude", lon),
@@ -379,8 +419,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     );
     if (pts.length > 0 || mapView) {
       try {
-        mapView ??= new ConvoyMap(mapEl, ctx.settings.mapTiles);
-        mapView.update(pts, nameOf, st.me);
+        mapView ??= new ConvoyMap(mapEl, tiles);
+        mapView.update(pts, nameOf, st.me, { together: st.together, regroup: st.regroup });
       } catch (e: unknown) {
         // The list above still shows every position.
         mapEl.textContent = `map unavailable: ${e instanceof Error ? e.message : String(e)}`;
@@ -439,7 +479,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         h("h2", { id: "np" }, "Now playing"),
         art,
         h("div", { class: "np-main" },
-          title, artist, djState, silentNote, videoHost,
+          title, artist, djState, silentNote, gapsNote, videoHost,
           bar,
           h("p", { class: "np-time" }, h("span", {}, timeText, " · ", playState), durText),
           h("div", { class: "row controls", role: "group", "aria-label": "DJ controls" }, prev, play, pause, next, take),
@@ -448,8 +488,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       h("div", { class: "grid" },
         section("pl", "Playlist", h("div", { class: "row" }, pick), addVideo, uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
-        section("map", "Map", mapEl, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
-        section("people", "In the session", people),
+        section("map", "Map", mapEl, tilesText, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
+        section("people", "In the session", people, refusedList, refusedClear),
         section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
       )),
   );
@@ -466,7 +506,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         tick();
         ctx.banner.setSync(st.syncOffsetMs);
         break;
-      case "status": ctx.banner.set(st.tier, st.queued); ctx.banner.setSync(st.syncOffsetMs); renderCache(); renderNowPlaying(); renderPeople(); renderInUse(); break;
+      case "status": ctx.banner.set(st.tier, st.queued); ctx.banner.setSync(st.syncOffsetMs); renderCache(); renderNowPlaying(); renderPeople(); renderInUse(); renderTiles(); renderGaps(); break;
       case "tier": ctx.banner.set(st.tier, st.queued, ev.reason); renderPeople(); break;
       case "location": case "location-off": case "last-positions": case "sharing": case "together":
       case "regroup": case "regroup-cleared": case "falling-behind": case "caught-up":
@@ -480,6 +520,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       case "not-playable": renderNowPlaying(); break;
       case "outbox": renderPending(); break;
       case "youtube": onVideo(ev); break;
+      case "mesh-refused": renderPeople(); break;
       case "progress": case "outputs": break;
     }
   };
@@ -531,6 +572,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     } catch (e: unknown) {
       showError(error, e);
     }
+    // The map is drawn (at the first position) once the shell knows the tile server.
+    await tilesReady;
     await open();
   })();
   timers.push(window.setInterval(tick, TICK_MS));

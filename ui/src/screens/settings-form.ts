@@ -141,7 +141,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     }
   });
   const hint = live
-    ? "Output, latency offset and the cache settings apply now; location source and name when the session next opens."
+    ? "Output, latency offset and the cache settings apply now; location source, name and map tiles when the session next opens."
     : "These apply when a session opens.";
 
   const form = h("form", { class: "card settings-form", "aria-label": "Settings" },
@@ -155,7 +155,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     field("Location source", mode),
     locationArgField,
     field("Name in the session", displayName),
-    field("Map tiles address, with {z}/{x}/{y} (empty: cars on a blank map)", mapTiles),
+    field("Map tiles address, with {z}/{x}/{y}; tiles seen are kept for offline use (empty: cars on a blank map)", mapTiles),
     field("YouTube address (empty: YouTube's own; for tests)", youtubeOrigin),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save"), copyDiagnostics),

@@ -8,6 +8,7 @@
 //! - [`cache_admin`]: the track cache while no session holds it.
 //! - [`covers`]: cover art of cached tracks, for now playing.
 //! - [`location_sources`]: the location sources this device has.
+//! - [`map_tiles`]: the map's tiles, from the tile cache (the shell serves them).
 //! - [`diagnostics`]: the text of "copy diagnostics".
 //! - `hosting` (the `host` feature): this device runs the session's server.
 //! - [`web_view`]: what the web view may ask of files (picked files only, no `wav:`).
@@ -19,6 +20,7 @@ pub mod diagnostics;
 #[cfg(feature = "host")]
 pub mod hosting;
 pub mod location_sources;
+pub mod map_tiles;
 pub mod session;
 pub mod web_view;
 
@@ -31,6 +33,7 @@ pub use diagnostics::ShellFacts;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;
 pub use location_sources::LocationSourceView;
+pub use map_tiles::MapTilesInfo;
 pub use session::{EventSink, OpenArgs, SessionEnded, SessionView};
 
 use crate::account::CredentialStore;
@@ -68,6 +71,7 @@ pub struct App {
     store: CredentialStore,
     session: session::SessionSlot,
     picked: web_view::PickedFiles,
+    map_tiles: map_tiles::MapTiles,
     #[cfg(feature = "host")]
     hosting: hosting::Hosting,
 }
@@ -99,6 +103,7 @@ impl App {
             hosting: hosting::Hosting::new(dirs.hosted_session())?,
             session: session::SessionSlot::default(),
             picked: web_view::PickedFiles::default(),
+            map_tiles: map_tiles::MapTiles::default(),
             dirs,
         })
     }
