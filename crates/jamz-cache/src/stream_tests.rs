@@ -135,7 +135,10 @@ fn a_reopened_reader_reads_the_same_download_from_its_start() {
         w.write(&bytes[4000..]).unwrap();
         (w, bytes)
     });
-    assert_eq!(again.wait_available(10_000, Duration::from_secs(10)), 10_000);
+    assert_eq!(
+        again.wait_available(10_000, Duration::from_secs(10)),
+        10_000
+    );
     let (mut w, bytes) = writing.join().unwrap();
     let sha = hex::encode(Sha256::digest(&bytes));
     let committed = w.commit(&layout, Some(&sha), Some(10_000)).unwrap();
