@@ -153,6 +153,18 @@ impl TrackReader {
         }
     }
 
+    /// Why the download under this reader failed, once it has (a reader over a
+    /// complete file never fails this way).
+    pub fn failed(&self) -> Option<crate::CacheError> {
+        match &self.source {
+            Source::Complete { .. } => None,
+            Source::Growing { shared, .. } => match &shared.lock().outcome {
+                Some(Err(e)) => Some(e.clone()),
+                _ => None,
+            },
+        }
+    }
+
     /// How many bytes from the start can be read without waiting.
     pub fn available(&self) -> u64 {
         match &self.source {

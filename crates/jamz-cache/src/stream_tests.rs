@@ -151,3 +151,19 @@ fn a_reopened_reader_reads_the_same_download_from_its_start() {
     assert!(done.is_complete());
     assert_eq!(done.len(), Some(10_000));
 }
+
+#[test]
+fn a_reader_says_why_its_download_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    layout.create_dirs().unwrap();
+    let shared = Arc::new(Shared::new("t", layout.partial_file("t"), Some(10)));
+    let reader = TrackReader::growing(Arc::clone(&shared), Duration::from_secs(10));
+    assert!(reader.failed().is_none());
+    shared.finish(Err(crate::CacheError::Cancelled { id: "t".into() }));
+    assert!(matches!(
+        reader.failed(),
+        Some(crate::CacheError::Cancelled { .. })
+    ));
+    assert_eq!(reader.wait_available(10, Duration::from_secs(10)), 0);
+}
