@@ -92,7 +92,7 @@ mod tests {
 
     impl Read for Flaky {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.calls.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+            if self.calls.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "not yet"));
             }
             self.bytes.read(buf)

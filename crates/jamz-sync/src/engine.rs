@@ -1547,13 +1547,14 @@ impl Engine {
 
     /// Forgets a wait for bytes of a track no longer started here (told as over).
     fn end_buffering_unless(&mut self, track: Option<&str>) {
-        if self.buffering.is_some() && self.buffering.as_deref() != track {
-            if let Some(t) = self.buffering.take() {
-                self.push_notify(Notification::Buffering {
-                    track: t,
-                    buffering: false,
-                });
-            }
+        if self.buffering.is_some()
+            && self.buffering.as_deref() != track
+            && let Some(t) = self.buffering.take()
+        {
+            self.push_notify(Notification::Buffering {
+                track: t,
+                buffering: false,
+            });
         }
     }
 
