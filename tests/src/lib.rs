@@ -364,6 +364,8 @@ async fn listening(child: &mut Child, name: &str, prefix: &str) -> Result<String
     Ok(rest)
 }
 
+pub mod throttle;
+
 /// What the benchmarks share: their knobs from the environment and their figures.
 pub mod bench {
     /// `name` from the environment as a count, else `default`.

@@ -201,6 +201,17 @@ impl Decoder {
         Self::from_reader(path, probe(path)?, edit)
     }
 
+    /// Decodes a stream ([`crate::stream`]); `edit` is a second reader over the same bytes,
+    /// read for an MP4 edit list. `name` is used in errors, its extension hints the format.
+    pub(crate) fn open_stream(
+        name: &Path,
+        source: Box<dyn MediaSource>,
+        edit: impl std::io::Read + std::io::Seek,
+    ) -> Result<Self> {
+        let edit = mp4_edit::read_edit(std::io::BufReader::new(edit));
+        Self::from_reader(name, probe_source(name, source)?, edit)
+    }
+
     /// Decodes a file held in memory (an upload, a cache entry being checked). `name` is used in
     /// errors, and its extension (if any) hints the format.
     pub fn from_bytes(name: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Self> {

@@ -40,6 +40,7 @@ mod player;
 mod ring;
 mod shared;
 mod spec;
+mod stream;
 mod tags;
 mod timeline;
 mod track;
@@ -58,5 +59,6 @@ pub use player::{
 };
 pub use shared::CallbackStats;
 pub use spec::OutputSpec;
+pub use stream::{OpenStream, StreamRead};
 pub use tags::{Cover, Tags, read_tags};
 pub use track::Source;

@@ -117,6 +117,7 @@ impl Mixer {
 
     /// Hands a reader to the decode threads to drop (memory is not freed on the audio thread).
     fn retire(&self, r: Reader) {
+        r.abandon();
         if let Err(r) = self.shared.retired.push(r) {
             drop(r);
         }

@@ -11,13 +11,14 @@
 //! output frame) it was resampled at, so positions stay exact whatever the trim was when the
 //! block was made.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
 use crate::error::{AudioError, Result};
+use crate::stream::Wanted;
 use crate::track::{OUT_CHANNELS, Source, TrackStream};
 
 /// Output frames per block: one resampler chunk (256 frames, 5.3 ms at 48 kHz), so a block is
@@ -131,6 +132,15 @@ pub(crate) struct Reader {
     /// underrun keeping the track on its timeline.
     skip: u64,
     ended: bool,
+    /// Cleared when this reader is let go of: a decode thread waiting for a stream's bytes
+    /// then stops.
+    wanted: Wanted,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.abandon();
+    }
 }
 
 impl std::fmt::Debug for Reader {
@@ -152,7 +162,8 @@ pub(crate) fn open(
     trim_ppm: f64,
     blocks: usize,
 ) -> Result<(Reader, Producer)> {
-    let stream = TrackStream::prepare(source, position_s, out_rate, trim_ppm)?;
+    let wanted: Wanted = Arc::new(AtomicBool::new(true));
+    let stream = TrackStream::prepare(source, position_s, out_rate, trim_ppm, &wanted)?;
     let blocks = blocks.max(1);
     let ring = Arc::new(Ring {
         filled: ArrayQueue::new(blocks),
@@ -171,6 +182,7 @@ pub(crate) fn open(
         off: 0,
         skip: 0,
         ended: false,
+        wanted,
     };
     let mut producer = Producer {
         stream,
@@ -308,6 +320,12 @@ impl Reader {
             }
         }
         done
+    }
+
+    /// Nobody will play this track any more: its decode thread may stop waiting for bytes
+    /// (an atomic store: fine on the audio thread).
+    pub fn abandon(&self) {
+        self.wanted.store(false, Ordering::Relaxed);
     }
 
     /// Drops the next `frames` frames as they arrive.

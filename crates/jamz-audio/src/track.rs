@@ -12,6 +12,7 @@ use rubato::{
 
 use crate::decode::Decoder;
 use crate::error::{AudioError, Result};
+use crate::stream::{OpenStream, Patient, Wanted};
 
 /// The mixer's fixed format: interleaved stereo `f32`.
 pub(crate) const OUT_CHANNELS: usize = 2;
@@ -34,13 +35,17 @@ const SINC_OVERSAMPLING: usize = 256;
 /// ([`crate::MAX_RATE_TRIM_PPM`]); 1 % leaves room without widening the filter transition much.
 const MAX_RELATIVE_RATIO: f64 = 1.01;
 
-/// A source's identity and file, as the caller names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A source's identity and bytes, as the caller names them: a local file, or a stream (a
+/// download still arriving, see [`crate::stream`]).
+#[derive(Clone)]
 pub struct Source {
     /// Opaque track id chosen by the caller; echoed in positions and events.
     pub id: String,
-    /// A local file (the cache's copy).
+    /// A local file (the cache's copy); for a stream, the name used in errors, whose
+    /// extension hints the format.
     pub path: PathBuf,
+    /// Where the bytes come from when they are not (all) in a file yet.
+    pub stream: Option<Arc<dyn OpenStream>>,
 }
 
 impl Source {
@@ -48,9 +53,63 @@ impl Source {
         Source {
             id: id.into(),
             path: path.into(),
+            stream: None,
+        }
+    }
+
+    /// A source read from `stream` (opened anew for every start, seek or resume); `name`
+    /// names it in errors and its extension, if any, hints the format.
+    pub fn streaming(
+        id: impl Into<String>,
+        name: impl Into<PathBuf>,
+        stream: Arc<dyn OpenStream>,
+    ) -> Self {
+        Source {
+            id: id.into(),
+            path: name.into(),
+            stream: Some(stream),
+        }
+    }
+
+    /// Opens its decoder; a stream's reads wait for bytes while `wanted` holds.
+    fn open_decoder(&self, wanted: &Wanted) -> Result<Decoder> {
+        match &self.stream {
+            None => Decoder::open(&self.path),
+            Some(s) => {
+                let io_err = |source| AudioError::Io {
+                    path: self.path.clone(),
+                    source,
+                };
+                let main = Patient::new(s.open().map_err(io_err)?, wanted.clone());
+                let edit = Patient::new(s.open().map_err(io_err)?, wanted.clone());
+                Decoder::open_stream(&self.path, Box::new(main), edit)
+            }
         }
     }
 }
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("stream", &self.stream.is_some())
+            .finish()
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        let same_stream = match (&self.stream, &other.stream) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.id == other.id && self.path == other.path && same_stream
+    }
+}
+
+impl Eq for Source {}
 
 /// A prepared, positioned source producing stereo frames at the output rate.
 pub(crate) struct TrackStream {
@@ -96,13 +155,19 @@ impl TrackStream {
     /// Opens `source`, seeks to `position_s` and primes the resampler so that the first output
     /// frame is the source frame at `position_s`. Runs on the caller's thread, never in the
     /// audio callback.
-    pub fn prepare(source: &Source, position_s: f64, out_rate: u32, trim_ppm: f64) -> Result<Self> {
+    pub fn prepare(
+        source: &Source,
+        position_s: f64,
+        out_rate: u32,
+        trim_ppm: f64,
+        wanted: &Wanted,
+    ) -> Result<Self> {
         if !position_s.is_finite() || position_s < 0.0 {
             return Err(AudioError::InvalidArgument(format!(
                 "position {position_s} s"
             )));
         }
-        let mut decoder = Decoder::open(&source.path)?;
+        let mut decoder = source.open_decoder(wanted)?;
         let src_rate = decoder.info().sample_rate;
         let src_ch = decoder.info().channels.max(1);
         let start_frame = (position_s * f64::from(src_rate)).round() as u64;

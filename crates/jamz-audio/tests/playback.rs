@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Fmt, RATE, make_file};
@@ -372,4 +373,135 @@ fn starting_an_unreadable_file_fails_at_once_and_keeps_playing_the_old_one() {
         .audible_position(t + Duration::from_millis(100))
         .unwrap();
     assert_eq!(p.track, "good");
+}
+
+/// A stream over a file whose bytes past `limit` are "not downloaded yet" (reads wait a little
+/// and time out, as the cache's growing reader does) until the reads have been starved for
+/// `starve`: then the rest "arrives".
+#[derive(Debug)]
+struct StarvedOnce {
+    path: PathBuf,
+    limit: u64,
+    starve: Duration,
+    /// When the first starved read happened, and whether the rest has arrived.
+    state: Arc<Mutex<(Option<Instant>, bool)>>,
+}
+
+struct StarvedReader {
+    file: std::fs::File,
+    pos: u64,
+    len: u64,
+    limit: u64,
+    starve: Duration,
+    state: Arc<Mutex<(Option<Instant>, bool)>>,
+}
+
+impl jamz_audio::OpenStream for StarvedOnce {
+    fn open(&self) -> std::io::Result<Box<dyn jamz_audio::StreamRead>> {
+        let file = std::fs::File::open(&self.path)?;
+        let len = file.metadata()?.len();
+        Ok(Box::new(StarvedReader {
+            file,
+            pos: 0,
+            len,
+            limit: self.limit,
+            starve: self.starve,
+            state: self.state.clone(),
+        }))
+    }
+}
+
+impl std::io::Read for StarvedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Seek;
+        let mut st = self.state.lock().unwrap();
+        if !st.1 && self.pos >= self.limit {
+            let since = *st.0.get_or_insert_with(Instant::now);
+            if since.elapsed() < self.starve {
+                drop(st);
+                std::thread::sleep(Duration::from_millis(20));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "not downloaded yet",
+                ));
+            }
+            st.1 = true;
+        }
+        let cap = if st.1 { self.len } else { self.limit };
+        drop(st);
+        let want = buf.len().min(cap.saturating_sub(self.pos) as usize);
+        self.file.seek(std::io::SeekFrom::Start(self.pos))?;
+        let n = std::io::Read::read(&mut self.file, &mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for StarvedReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            std::io::SeekFrom::Start(n) => n,
+            std::io::SeekFrom::End(d) => self.len.saturating_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+        };
+        Ok(self.pos)
+    }
+}
+
+impl jamz_audio::StreamRead for StarvedReader {
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len)
+    }
+}
+
+#[test]
+fn a_stream_that_stalls_plays_silence_then_resumes_on_its_timeline() {
+    let rig = rig();
+    let at = [0.5, 1.0, 1.5, 2.4, 2.8];
+    let src = clicks_file(&rig.dir, "s", 3.0, &at);
+    let len = std::fs::metadata(&src).unwrap().len();
+    // Bytes for the first 1.2 s arrive; the rest only once the decoder has waited 1.2 s
+    // for them (it runs 0.5 s ahead: audio stops at 1.2 s and returns near 1.9 s).
+    let stream = Arc::new(StarvedOnce {
+        path: src.clone(),
+        limit: len * 12 / 30,
+        starve: Duration::from_millis(1200),
+        state: Arc::default(),
+    });
+    let (player, events) = rig.wav_player();
+    let t = Instant::now() + LEAD;
+    player
+        .start(Source::streaming("s", "s.wav", stream.clone()), 0.0, t)
+        .unwrap();
+    wait_for(&events, ended("s"));
+    let stats = player.callback_stats();
+    drop(player);
+    assert!(
+        stream.state.lock().unwrap().1,
+        "the stream stalled and resumed"
+    );
+    let (samples, frame0) = read_output(&rig.out);
+    let got = click_instants(&samples, frame0);
+    println!(
+        "underruns {} ({} frames)",
+        stats.underruns, stats.underrun_frames
+    );
+    assert!(stats.underruns > 0, "the stall is counted as underruns");
+    let landed = |s: f64| {
+        got.iter()
+            .map(|g| (g - (unix_ns(t) + s * 1e9)) / 1e9)
+            .find(|e| e.abs() < 0.1)
+    };
+    for s in [0.5, 1.0, 2.4, 2.8] {
+        let err = landed(s).unwrap_or_else(|| panic!("click at {s} s missing: {got:?}"));
+        println!("click at {s} s landed {:+.1} us off", err * 1e6);
+        assert!(
+            err.abs() <= PLACEMENT_TOLERANCE_S,
+            "click at {s} s off by {err} s"
+        );
+    }
+    assert!(
+        landed(1.5).is_none(),
+        "the stalled stretch is silent: {got:?}"
+    );
 }

@@ -65,6 +65,60 @@ impl TrackReader {
         }
     }
 
+    /// Another reader over the same track, from its start: over the file once it is
+    /// complete, else over the same download (a player seeking or restarting while the
+    /// track still arrives). Blocking only for opening a file.
+    pub fn reopen(&self) -> io::Result<TrackReader> {
+        match &self.source {
+            Source::Complete { path, len, .. } => Ok(TrackReader::complete(
+                &self.id,
+                File::open(path)?,
+                *len,
+                path.clone(),
+            )),
+            Source::Growing { shared, wait, .. } => {
+                let done = match &shared.lock().outcome {
+                    Some(Ok(path)) => Some(path.clone()),
+                    _ => None,
+                };
+                match done {
+                    Some(path) => {
+                        let file = File::open(&path)?;
+                        let len = file.metadata()?.len();
+                        Ok(TrackReader::complete(&self.id, file, len, path))
+                    }
+                    None => Ok(TrackReader::growing(Arc::clone(shared), *wait)),
+                }
+            }
+        }
+    }
+
+    /// How long a read of bytes not downloaded yet waits before it fails with
+    /// `io::ErrorKind::TimedOut` (the cache's `read_wait_timeout` until set). A player
+    /// sets it short, to notice a stalled download while it keeps waiting.
+    pub fn set_read_wait(&mut self, wait: Duration) {
+        if let Source::Growing { wait: w, .. } = &mut self.source {
+            *w = wait;
+        }
+    }
+
+    /// Waits (blocking, at most `timeout`) until the first `bytes` bytes can be read, the
+    /// download ends or fails; returns how many can be read then ([`TrackReader::available`]).
+    pub fn wait_available(&self, bytes: u64, timeout: Duration) -> u64 {
+        let Source::Growing { shared, .. } = &self.source else {
+            return self.available();
+        };
+        let deadline = Instant::now() + timeout;
+        let mut st = shared.lock();
+        loop {
+            let now = Instant::now();
+            if st.valid_len >= bytes || st.outcome.is_some() || now >= deadline {
+                return st.valid_len;
+            }
+            st = shared.wait(st, deadline - now);
+        }
+    }
+
     /// The track id.
     pub fn id(&self) -> &str {
         &self.id
@@ -94,6 +148,18 @@ impl TrackReader {
             Source::Complete { path, .. } => Some(path.clone()),
             Source::Growing { shared, .. } => match &shared.lock().outcome {
                 Some(Ok(p)) => Some(p.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Why the download under this reader failed, once it has (a reader over a
+    /// complete file never fails this way).
+    pub fn failed(&self) -> Option<crate::CacheError> {
+        match &self.source {
+            Source::Complete { .. } => None,
+            Source::Growing { shared, .. } => match &shared.lock().outcome {
+                Some(Err(e)) => Some(e.clone()),
                 _ => None,
             },
         }

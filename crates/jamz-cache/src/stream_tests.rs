@@ -111,3 +111,59 @@ fn readers_see_the_final_content_or_an_error() {
         run(seed, dir.path());
     }
 }
+
+#[test]
+fn a_reopened_reader_reads_the_same_download_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    layout.create_dirs().unwrap();
+    let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let shared = Arc::new(Shared::new("t", layout.partial_file("t"), Some(10_000)));
+    let mut w = PartialWriter::open("t", layout.partial_file("t"), Arc::clone(&shared)).unwrap();
+    let mut first = TrackReader::growing(Arc::clone(&shared), Duration::from_secs(10));
+    w.write(&bytes[..4000]).unwrap();
+    let mut head = vec![0u8; 4000];
+    first.read_exact(&mut head).unwrap();
+    // A short wait: bytes not there yet time out instead of blocking.
+    first.set_read_wait(Duration::from_millis(20));
+    let err = first.read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert_eq!(first.wait_available(5000, Duration::from_millis(20)), 4000);
+
+    let mut again = first.reopen().unwrap();
+    let writing = std::thread::spawn(move || {
+        w.write(&bytes[4000..]).unwrap();
+        (w, bytes)
+    });
+    assert_eq!(
+        again.wait_available(10_000, Duration::from_secs(10)),
+        10_000
+    );
+    let (mut w, bytes) = writing.join().unwrap();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let committed = w.commit(&layout, Some(&sha), Some(10_000)).unwrap();
+    shared.finish(Ok(committed.path.clone()));
+    let mut all = Vec::new();
+    again.read_to_end(&mut all).unwrap();
+    assert!(all == bytes, "the reopened reader reads the whole track");
+    // Once the download is done, reopening gives the complete file.
+    let done = again.reopen().unwrap();
+    assert!(done.is_complete());
+    assert_eq!(done.len(), Some(10_000));
+}
+
+#[test]
+fn a_reader_says_why_its_download_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    layout.create_dirs().unwrap();
+    let shared = Arc::new(Shared::new("t", layout.partial_file("t"), Some(10)));
+    let reader = TrackReader::growing(Arc::clone(&shared), Duration::from_secs(10));
+    assert!(reader.failed().is_none());
+    shared.finish(Err(crate::CacheError::Cancelled { id: "t".into() }));
+    assert!(matches!(
+        reader.failed(),
+        Some(crate::CacheError::Cancelled { .. })
+    ));
+    assert_eq!(reader.wait_available(10, Duration::from_secs(10)), 0);
+}

@@ -2,16 +2,20 @@
 //! through the cache, and calls the player (whose file-opening calls run on a
 //! blocking thread, never on the runtime's workers).
 //!
-//! A start waits for its track to be in the cache; commands that come while it
+//! A start of a cached track plays its file. A track not cached yet plays from the
+//! cache's reader over its download as soon as enough of it is there for the start
+//! (`jamz_sync::sources::start_bytes`, for where the group is by then); meanwhile,
+//! and whenever the download falls behind the player later, the task reports the
+//! track as buffering (the engine tells the user and does not restart it), and
+//! the player keeps it on the group's timeline. Commands that come while a start
 //! waits supersede it (a pause or stop cancels it, a newer start (also a seek)
 //! replaces it), so the player always ends up doing the last thing asked.
 
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use jamz_audio::{OutputSpec, Player, PlayerEvent, Source};
-use jamz_cache::Cache;
+use jamz_audio::{OpenStream, OutputSpec, Player, PlayerEvent, Source, StreamRead};
+use jamz_cache::{Cache, TrackReader};
 use jamz_proto::Track;
 use jamz_sync::AudioCommand;
 use tokio::sync::mpsc;
@@ -51,6 +55,9 @@ pub enum AudioReport {
     },
     /// A track reached its end.
     Ended { track: String },
+    /// `track` waits for bytes still downloading (`true`: silent meanwhile), or has
+    /// them again (`false`).
+    Buffering { track: String, buffering: bool },
     /// The player's own events, for the log and the engine.
     Player(PlayerEvent),
     /// Now playing on this output.
@@ -115,6 +122,165 @@ struct Pending {
     at_ms: f64,
 }
 
+/// How long a read of bytes still downloading waits before the track is reported as
+/// buffering (the read then waits on): the decoder reads 0.5 s ahead of the output, so
+/// the report comes before the output falls silent.
+const STALL_REPORT_WAIT: Duration = Duration::from_millis(250);
+
+/// How often a start waiting for bytes looks again at where the group is (the bytes it
+/// needs grow with the position).
+const START_WAIT_STEP: Duration = Duration::from_millis(100);
+
+/// The cache's reader over a track, for the player: opened anew from its start for each
+/// start, seek or resume, reporting when a read waits for bytes still downloading.
+#[derive(Debug)]
+struct CacheStream {
+    reader: TrackReader,
+    stall: Arc<StallReport>,
+}
+
+/// Tells the node, once per change, whether `track` waits for its bytes. One per start:
+/// once a newer command supersedes the start it is retired (told as over) and silent.
+#[derive(Debug)]
+struct StallReport {
+    track: String,
+    /// (waiting now, retired); sent under the lock so the reports stay in order.
+    state: Mutex<(bool, bool)>,
+    reports: mpsc::UnboundedSender<AudioReport>,
+}
+
+impl StallReport {
+    fn new(track: &str, reports: &mpsc::UnboundedSender<AudioReport>) -> Arc<Self> {
+        Arc::new(StallReport {
+            track: track.to_owned(),
+            state: Mutex::new((false, false)),
+            reports: reports.clone(),
+        })
+    }
+
+    fn set(&self, buffering: bool) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.1 || st.0 == buffering {
+            return;
+        }
+        st.0 = buffering;
+        let _ = self.reports.send(AudioReport::Buffering {
+            track: self.track.clone(),
+            buffering,
+        });
+    }
+
+    /// The start this reports for is superseded: a wait it reported is over.
+    fn retire(&self) {
+        self.set(false);
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+    }
+}
+
+impl OpenStream for CacheStream {
+    fn open(&self) -> std::io::Result<Box<dyn StreamRead>> {
+        let mut reader = self.reader.reopen()?;
+        reader.set_read_wait(STALL_REPORT_WAIT);
+        Ok(Box::new(ReportingReader {
+            reader,
+            stall: Arc::clone(&self.stall),
+        }))
+    }
+}
+
+struct ReportingReader {
+    reader: TrackReader,
+    stall: Arc<StallReport>,
+}
+
+impl std::io::Read for ReportingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = std::io::Read::read(&mut self.reader, buf);
+        match &r {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => self.stall.set(true),
+            Ok(n) if *n > 0 => self.stall.set(false),
+            _ => {}
+        }
+        r
+    }
+}
+
+impl std::io::Seek for ReportingReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        std::io::Seek::seek(&mut self.reader, to)
+    }
+}
+
+impl StreamRead for ReportingReader {
+    fn byte_len(&self) -> Option<u64> {
+        self.reader.len()
+    }
+}
+
+/// A track's source for the player, once enough of it is there to start at
+/// `position` (s) due at local `at_ms`: its file if cached, else the cache's reader
+/// over its download. Reports the track buffering while the start waits.
+async fn source_for(
+    cache: &Cache,
+    clock: &LocalClock,
+    track: &Track,
+    position: f64,
+    at_ms: f64,
+    stall: &Arc<StallReport>,
+) -> Result<Source, String> {
+    let ct = cache_track(track);
+    let reader = cache.get_or_fetch(&ct).await.map_err(|e| e.to_string())?;
+    if let Some(path) = reader.final_path() {
+        let _ = cache.mark_played(&ct.id).await;
+        return Ok(Source::new(track.id.clone(), path));
+    }
+    // Played when its download completes (a later start then finds it cached).
+    let (c, done) = (cache.clone(), ct.clone());
+    tokio::spawn(async move {
+        if c.fetch_to_path(&done).await.is_ok() {
+            let _ = c.mark_played(&done.id).await;
+        }
+    });
+    let mut reader = reader;
+    loop {
+        // Where the group is by now: the start lands there (a late start skips ahead).
+        let late_s = ((clock.now_ms() - at_ms) / 1000.0).max(0.0);
+        let Some(need) = jamz_sync::sources::start_bytes(track, position + late_s) else {
+            break;
+        };
+        let (r, got) = tokio::task::spawn_blocking(move || {
+            let got = reader.wait_available(need, START_WAIT_STEP);
+            (reader, got)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        reader = r;
+        if let Some(e) = reader.failed() {
+            return Err(e.to_string());
+        }
+        if got >= need || reader.is_complete() {
+            break;
+        }
+        stall.set(true);
+    }
+    let name = stream_name(track);
+    let stream = Arc::new(CacheStream {
+        reader,
+        stall: Arc::clone(stall),
+    });
+    Ok(Source::streaming(track.id.clone(), name, stream))
+}
+
+/// A name for a stream's errors whose extension hints the format: the URL's last
+/// segment (uploads keep the file's extension), else the track id.
+fn stream_name(track: &Track) -> String {
+    let path = track.url.split(['?', '#']).next().unwrap_or_default();
+    match path.rsplit('/').next() {
+        Some(last) if !last.is_empty() => last.to_owned(),
+        _ => track.id.clone(),
+    }
+}
+
 /// Starts the audio task and the thread forwarding the player's events.
 pub fn spawn(
     player: Arc<Player>,
@@ -145,14 +311,16 @@ async fn run(
     mut jobs: mpsc::UnboundedReceiver<AudioJob>,
     reports: mpsc::UnboundedSender<AudioReport>,
 ) {
-    let (fetched_tx, mut fetched_rx) =
-        mpsc::unbounded_channel::<(u64, String, Result<PathBuf, String>)>();
+    type Fetched = Result<Source, String>;
+    let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<(u64, String, Fetched)>();
     let mut generation = 0u64;
     let mut pending: Option<Pending> = None;
     // The engine restarts a track that is not audible; a track that cannot be
     // fetched fails the same way each time: say so once, until a start succeeds.
     let mut failing: Option<String> = None;
     let mut carried = Carried::default();
+    // The latest start's buffering report (retired when a command supersedes it).
+    let mut stall_report: Option<Arc<StallReport>> = None;
     loop {
         let player = current(&shared);
         tokio::select! {
@@ -162,27 +330,33 @@ async fn run(
                     AudioJob::Playout(AudioCommand::Start { track, position, at: at_ms }) => {
                         generation += 1;
                         let g = generation;
-                        let ct = cache_track(&track);
                         let c = cache.clone();
                         let tx = fetched_tx.clone();
-                        let id = track.id.clone();
+                        let stall = StallReport::new(&track.id, &reports);
+                        if let Some(old) = stall_report.replace(Arc::clone(&stall)) {
+                            old.retire();
+                        }
+                        let (t, clk) = (track.clone(), clock);
                         tokio::spawn(async move {
-                            let r = c.fetch_to_path(&ct).await.map_err(|e| e.to_string());
-                            if r.is_ok() {
-                                let _ = c.mark_played(&ct.id).await;
-                            }
-                            let _ = tx.send((g, id, r));
+                            let r = source_for(&c, &clk, &t, position, at_ms, &stall).await;
+                            let _ = tx.send((g, t.id.clone(), r));
                         });
                         pending = Some(Pending { generation: g, track, position, at_ms });
                     }
                     AudioJob::Playout(AudioCommand::Pause) => {
                         generation += 1;
                         pending = None;
+                        if let Some(old) = stall_report.take() {
+                            old.retire();
+                        }
                         let _ = player.pause();
                     }
                     AudioJob::Playout(AudioCommand::Stop) => {
                         generation += 1;
                         pending = None;
+                        if let Some(old) = stall_report.take() {
+                            old.retire();
+                        }
                         player.stop();
                     }
                     AudioJob::Playout(AudioCommand::SetRateTrim { ppm }) => {
@@ -215,12 +389,15 @@ async fn run(
                     continue;
                 };
                 match result {
-                    Ok(path) => {
+                    Ok(source) => {
                         let pl = Arc::clone(&player);
                         let at = clock.instant_at(p.at_ms);
-                        let source = Source::new(p.track.id.clone(), path);
                         let position = p.position;
                         let r = tokio::task::spawn_blocking(move || pl.start(source, position, at)).await;
+                        if let Some(stall) = &stall_report {
+                            // Started: the player has its bytes (a later stall says so again).
+                            stall.set(false);
+                        }
                         if matches!(r, Ok(Ok(()))) {
                             failing = None;
                         } else if failing.as_deref() != Some(p.track.id.as_str()) {

@@ -431,6 +431,11 @@ pub struct StatusView {
     /// The silence those underruns cost, ms (beyond docs/node-control.md).
     #[serde(default)]
     pub underrun_ms: f64,
+    /// The track this device waits for the bytes of (still downloading: silent
+    /// meanwhile, in step once they are there), `null` otherwise (beyond
+    /// docs/node-control.md).
+    #[serde(default)]
+    pub buffering: Option<String>,
 }
 
 /// One change waiting for the server, as the `outbox` event lists it.
@@ -850,6 +855,7 @@ mod tests {
             token_store: Some(TokenStore::File),
             underruns: 2,
             underrun_ms: 10.5,
+            buffering: None,
         });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");

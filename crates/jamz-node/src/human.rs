@@ -461,6 +461,11 @@ impl HumanView {
             Notification::NotPlayable { track, reason } => {
                 vec![format!("Silent for {}: {reason}", self.title(track))]
             }
+            Notification::Buffering { track, buffering } => vec![if *buffering {
+                format!("Buffering {}: still downloading", self.title(track))
+            } else {
+                format!("{}: downloaded enough, playing in step", self.title(track))
+            }],
             Notification::Error { message, cmd } => vec![match cmd {
                 Some(c) => format!("Error ({c}): {message}"),
                 None => format!("Error: {message}"),
@@ -578,7 +583,9 @@ impl HumanView {
             Some(u) => format!("DJ {}", self.name(u)),
             None => "no DJ".to_owned(),
         });
-        if s.playing
+        if s.buffering.is_some() {
+            parts.push("buffering".to_owned());
+        } else if s.playing
             && let Some(e) = s.sync_offset_ms.filter(|e| e.is_finite())
         {
             parts.push(if jamz_sync::sync_meter::is_in_sync(e) {
@@ -639,6 +646,7 @@ mod tests {
             token_store: None,
             underruns: 0,
             underrun_ms: 0.0,
+            buffering: None,
         }
     }
 
@@ -744,6 +752,19 @@ mod tests {
         assert!(
             view.status_line(&gaps)
                 .contains(" · 1 gap in the sound (85 ms) · ")
+        );
+        let mut waiting = status(Some("t2"), true, 24.4, 0.1);
+        waiting.buffering = Some("t2".into());
+        assert_eq!(
+            view.status_line(&waiting),
+            "Playing demo-2 (0:24 / 0:30) · you are the DJ · buffering · online"
+        );
+        assert_eq!(
+            view.lines(&NodeEvent::Session(Notification::Buffering {
+                track: "t2".into(),
+                buffering: true
+            })),
+            ["Buffering demo-2: still downloading"]
         );
     }
 

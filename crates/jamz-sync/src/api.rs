@@ -117,6 +117,12 @@ pub enum Input {
     /// that much late and the device's latency figures may stay off until the next start.
     /// The engine restarts on the group's timeline.
     OutputStalled { gap_ms: f64 },
+    /// The track `track` waits for its bytes (`buffering: true`: a start of a track still
+    /// downloading waits for enough of it, or the download stalled under the player), or has
+    /// them again (`false`). While it waits the device is silent and the engine does not
+    /// restart it for that silence; the player stays on the group's timeline and plays in
+    /// step as soon as the bytes are there.
+    Buffering { track: String, buffering: bool },
     /// The output device went away (`PlayerEvent::DeviceLost`): nothing is audible until it
     /// is back, and the engine does not restart meanwhile.
     OutputLost,
@@ -395,6 +401,12 @@ pub enum Notification {
     NotPlayable {
         track: String,
         reason: String,
+    },
+    /// This device waits for the bytes of `track` (`buffering: true`: the track is still
+    /// downloading, it is silent meanwhile) or has them again and plays in step (`false`).
+    Buffering {
+        track: String,
+        buffering: bool,
     },
     /// A refused command or a bad event; the engine goes on. `cmd` names the command.
     Error {

@@ -66,6 +66,13 @@ pub struct Engine {
     /// This device's offset to the group, for the faces.
     meter: SyncMeter,
     started: Option<Started>,
+    /// The track waiting for its bytes (`Input::Buffering`), if any.
+    buffering: Option<String>,
+    /// The bytes the wait was for are there again (the player may still be catching up).
+    bytes_back: bool,
+    /// When they came back (local): silence right after it is the player catching up,
+    /// not a lost start.
+    buffered_at: Option<LocalTime>,
     /// The track this device cannot play and has said so (`not-playable`), once per track.
     silent_for: Option<String>,
     /// The external video player's loop, the track it was told to play, and the track
@@ -136,6 +143,9 @@ impl Engine {
             playout: Playout::default(),
             meter: SyncMeter::default(),
             started: None,
+            buffering: None,
+            bytes_back: false,
+            buffered_at: None,
             silent_for: None,
             external: ExternalPlayout::default(),
             external_track: None,
@@ -201,6 +211,7 @@ impl Engine {
             Input::AudioClock { at, heard } => self.on_audio_clock(now, at, heard),
             Input::TrackEnded { track } => self.on_track_ended(now, &track),
             Input::OutputStalled { gap_ms } => self.restart(now, RestartCause::Stall { gap_ms }),
+            Input::Buffering { track, buffering } => self.on_buffering(now, track, buffering),
             Input::OutputLost => self.output_lost = true,
             Input::OutputRestored => {
                 self.output_lost = false;
@@ -1384,6 +1395,7 @@ impl Engine {
         self.meter.reset();
         let Some(tl) = self.timeline.clone() else {
             self.started = None;
+            self.end_buffering_unless(None);
             self.next_audio_query = None;
             self.next_playback_report = None;
             self.end_timer = None;
@@ -1400,6 +1412,7 @@ impl Engine {
         };
         if !tl.playing {
             self.started = None;
+            self.end_buffering_unless(None);
             self.next_audio_query = None;
             self.next_playback_report = None;
             self.end_timer = None;
@@ -1419,6 +1432,7 @@ impl Engine {
         let due_now = tl.position_at(self.clock.to_server(now));
         if due_now >= track_end(&tl.track).min(MAX_TRACK_LENGTH_S) {
             self.started = None;
+            self.end_buffering_unless(None);
             self.next_audio_query = None;
             self.next_playback_report = None;
             self.end_timer = None;
@@ -1478,6 +1492,7 @@ impl Engine {
         match crate::sources::audio_of(&tl.track) {
             Ok(track) => {
                 self.silent_for = None;
+                self.end_buffering_unless(Some(&tl.track.id));
                 self.started = Some(Started {
                     track_id: tl.track.id.clone(),
                     at,
@@ -1490,6 +1505,7 @@ impl Engine {
             }
             Err(reason) => {
                 self.started = None;
+                self.end_buffering_unless(None);
                 self.actions.push_back(Action::Audio(AudioCommand::Stop));
                 if self.silent_for.as_deref() != Some(tl.track.id.as_str()) {
                     self.silent_for = Some(tl.track.id.clone());
@@ -1520,6 +1536,7 @@ impl Engine {
         let due = tl.position_at(server_at);
         match heard {
             Some(h) if h.track == tl.track.id && h.position.is_finite() => {
+                self.heard_after_buffering(&h.track);
                 let error_ms = (h.position - due) * 1000.0;
                 self.last_heard = Some((at, h));
                 self.stats.last_error_ms = Some(error_ms);
@@ -1535,7 +1552,12 @@ impl Engine {
             // Silence or another track well after the start: the start was lost (a track
             // still downloading). Retry, slowly.
             _ => {
-                if now - started.at >= HARD_SYNC_COOLDOWN_MS && self.playout.may_force(now) {
+                let waiting = self.buffering.as_deref() == Some(started.track_id.as_str());
+                if waiting && !self.bytes_back {
+                    return; // silent while its bytes arrive: in step once they are there
+                }
+                let since = self.buffered_at.map_or(started.at, |b| b.max(started.at));
+                if now - since >= HARD_SYNC_COOLDOWN_MS && self.playout.may_force(now) {
                     self.restart(now, RestartCause::Silence);
                 }
             }
@@ -1637,6 +1659,58 @@ impl Engine {
             }
             // A report of another video (one the player held before) or while paused.
             _ => {}
+        }
+    }
+
+    /// The player waits for (or has again) the bytes of `track`. Only the track the
+    /// timeline plays counts. The wait is told when it begins, and as over once the track
+    /// is heard again after its bytes came back (a player catching up after a long stall
+    /// is silent a little longer than the bytes are missing).
+    fn on_buffering(&mut self, now: LocalTime, track: String, buffering: bool) {
+        let current = self.started.as_ref().is_some_and(|s| s.track_id == track);
+        if buffering {
+            if current {
+                self.bytes_back = false;
+                if self.buffering.as_deref() != Some(track.as_str()) {
+                    self.buffering = Some(track.clone());
+                    self.push_notify(Notification::Buffering {
+                        track,
+                        buffering: true,
+                    });
+                }
+            }
+        } else if self.buffering.as_deref() == Some(track.as_str()) && !self.bytes_back {
+            self.bytes_back = true;
+            self.buffered_at = Some(now);
+        }
+    }
+
+    /// The track waiting for its bytes is heard again: the wait is over.
+    fn heard_after_buffering(&mut self, track: &str) {
+        if self.bytes_back && self.buffering.as_deref() == Some(track) {
+            self.buffering = None;
+            self.push_notify(Notification::Buffering {
+                track: track.to_owned(),
+                buffering: false,
+            });
+        }
+    }
+
+    /// The track waiting for its bytes, if any (`status`'s `buffering`).
+    pub fn buffering(&self) -> Option<&str> {
+        self.buffering.as_deref()
+    }
+
+    /// Forgets a wait for bytes of a track no longer started here (told as over).
+    fn end_buffering_unless(&mut self, track: Option<&str>) {
+        if self.buffering.is_some()
+            && self.buffering.as_deref() != track
+            && let Some(t) = self.buffering.take()
+        {
+            self.push_notify(Notification::Buffering {
+                track: t,
+                buffering: false,
+            });
         }
     }
 

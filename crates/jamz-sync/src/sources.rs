@@ -70,9 +70,53 @@ pub fn playable_somewhere(track: &Track) -> bool {
     }
 }
 
+/// Seconds of audio past the start position a track still downloading must hold before it
+/// starts: 1 s covers the decoder's look-ahead (0.5 s) with as much again to spare, so a
+/// download keeping up with playback plays without a gap.
+pub const START_BUFFER_S: f64 = 1.0;
+
+/// Bytes allowed for what precedes the audio (tags, a cover picture, a container's header):
+/// 64 KiB holds the headers of every format the player decodes and a small cover; a larger
+/// one only makes the decoder wait a moment longer for its bytes.
+pub const START_HEADER_BYTES: u64 = 64 * 1024;
+
+/// How many bytes from its start a track still downloading must hold before it starts at
+/// `position` (s): its header and [`START_BUFFER_S`] past the position, estimated from its
+/// size and duration as if its bit rate were constant; all of it at most. `None` when the
+/// track states no size or duration: it starts as soon as its first bytes are there and the
+/// decoder waits for the rest.
+pub fn start_bytes(track: &Track, position: f64) -> Option<u64> {
+    let size = track.size.filter(|s| *s > 0)?;
+    let duration = track.duration.filter(|d| d.is_finite() && *d > 0.0)?;
+    if !position.is_finite() {
+        return None;
+    }
+    let share = ((position.max(0.0) + START_BUFFER_S) / duration).min(1.0);
+    let audio = (size as f64 * share).ceil() as u64;
+    Some(audio.saturating_add(START_HEADER_BYTES).min(size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_waits_for_its_position_and_a_second_more() {
+        let mut t = track(TrackSource::Upload);
+        assert_eq!(start_bytes(&t, 0.0), None, "no size or duration");
+        t.size = Some(10_000_000);
+        t.duration = Some(100.0);
+        assert_eq!(start_bytes(&t, 0.0), Some(100_000 + START_HEADER_BYTES));
+        assert_eq!(start_bytes(&t, 49.0), Some(5_000_000 + START_HEADER_BYTES));
+        assert_eq!(
+            start_bytes(&t, 99.5),
+            Some(10_000_000),
+            "never past the end"
+        );
+        assert_eq!(start_bytes(&t, f64::NAN), None);
+        t.duration = Some(0.0);
+        assert_eq!(start_bytes(&t, 1.0), None);
+    }
 
     fn track(source: TrackSource) -> Track {
         Track {

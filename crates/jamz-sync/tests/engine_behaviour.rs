@@ -1112,3 +1112,153 @@ fn the_sync_meter_shows_the_measured_offset_in_playback_and_forgets_it_when_paus
         "a paused device has no offset to show"
     );
 }
+
+/// Every `buffering` notification among `actions`: (track, buffering).
+fn bufferings(actions: &[Action]) -> Vec<(String, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(Notification::Buffering { track, buffering }) => {
+                Some((track.clone(), *buffering))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_track_waiting_for_its_bytes_is_buffering_not_restarted_and_told_once() {
+    let (mut e, now) = follower_world(0.0);
+    server(
+        &mut e,
+        now,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(1, 200.0)), 10.0, now)),
+    );
+    // Another track's wait is not this device's state.
+    e.handle(
+        now + 10.0,
+        Input::Buffering {
+            track: "t2".into(),
+            buffering: true,
+        },
+    );
+    assert!(bufferings(&drain(&mut e)).is_empty());
+    assert_eq!(e.buffering(), None);
+    e.handle(
+        now + 20.0,
+        Input::Buffering {
+            track: "t1".into(),
+            buffering: true,
+        },
+    );
+    e.handle(
+        now + 30.0,
+        Input::Buffering {
+            track: "t1".into(),
+            buffering: true,
+        },
+    );
+    assert_eq!(bufferings(&drain(&mut e)), vec![("t1".into(), true)]);
+    assert_eq!(e.buffering(), Some("t1"));
+    // Silent for far longer than the lost-start retry's cooldown: no restart.
+    let until = now + 4.0 * HARD_SYNC_COOLDOWN_MS;
+    let mut t = now + 100.0;
+    while t < until {
+        e.handle(t, Input::AudioClock { at: t, heard: None });
+        t += AUDIO_CLOCK_INTERVAL_MS;
+    }
+    assert!(starts(&drain(&mut e)).is_empty());
+    assert_eq!(e.stats().hard_resyncs, 0);
+    // The bytes are back: the player catching up is not a lost start; the wait is over
+    // (told once) when the track is heard again.
+    e.handle(
+        until,
+        Input::Buffering {
+            track: "t1".into(),
+            buffering: false,
+        },
+    );
+    e.handle(
+        until + 1.0,
+        Input::Buffering {
+            track: "t1".into(),
+            buffering: false,
+        },
+    );
+    e.handle(
+        until + 200.0,
+        Input::AudioClock {
+            at: until + 200.0,
+            heard: None,
+        },
+    );
+    let actions = drain(&mut e);
+    assert!(bufferings(&actions).is_empty(), "{actions:?}");
+    assert!(starts(&actions).is_empty(), "{actions:?}");
+    assert_eq!(e.buffering(), Some("t1"));
+    let heard_at = until + 400.0;
+    let due = 10.0 + (heard_at - now) / 1000.0;
+    e.handle(
+        heard_at,
+        Input::AudioClock {
+            at: heard_at,
+            heard: Some(Heard {
+                track: "t1".into(),
+                position: due,
+            }),
+        },
+    );
+    assert_eq!(bufferings(&drain(&mut e)), vec![("t1".into(), false)]);
+    assert_eq!(e.buffering(), None);
+    // Bytes back but silent well after: the start was lost after all; restarted.
+    let t2 = heard_at + 100.0;
+    e.handle(
+        t2,
+        Input::Buffering {
+            track: "t1".into(),
+            buffering: true,
+        },
+    );
+    e.handle(
+        t2 + 100.0,
+        Input::Buffering {
+            track: "t1".into(),
+            buffering: false,
+        },
+    );
+    let late = t2 + 100.0 + HARD_SYNC_COOLDOWN_MS + 100.0;
+    e.handle(
+        late,
+        Input::AudioClock {
+            at: late,
+            heard: None,
+        },
+    );
+    let actions = drain(&mut e);
+    assert_eq!(starts(&actions).len(), 1, "{actions:?}");
+    assert_eq!(bufferings(&actions), vec![("t1".into(), true)]);
+    // A wait for a track the timeline left is told as over.
+    let actions = server(
+        &mut e,
+        late + 20.0,
+        ServerEvent::MusicPlay(relay(DJ, Some(track(2, 200.0)), 0.0, late + 20.0)),
+    );
+    assert_eq!(
+        bufferings(&actions),
+        vec![("t1".into(), false)],
+        "{actions:?}"
+    );
+    assert_eq!(e.buffering(), None);
+}
+
+#[test]
+fn buffering_serializes_as_its_node_control_event() {
+    let n = Notification::Buffering {
+        track: "7".into(),
+        buffering: true,
+    };
+    assert_eq!(
+        serde_json::to_value(&n).unwrap(),
+        serde_json::json!({"event":"buffering","track":"7","buffering":true})
+    );
+}

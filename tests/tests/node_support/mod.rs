@@ -45,15 +45,20 @@ pub struct World {
 
 impl World {
     pub async fn new(n: usize) -> Result<Self> {
+        Self::new_with_server_args(n, &[]).await
+    }
+
+    /// [`World::new`] with more `jamz-server` arguments (`--public-url` of a proxy, say).
+    pub async fn new_with_server_args(n: usize, server_args: &[&str]) -> Result<Self> {
         // Every member add is a username lookup and every node a login, all from this
         // address: a world of 20 or 32 cars (the mesh benchmark) needs more than the
         // default per-address budget.
-        let server = if n > 8 {
-            let budget = (4 * n).to_string();
-            TestServer::start_with_args(&["--login-attempts-per-address", &budget]).await?
-        } else {
-            TestServer::start().await?
-        };
+        let budget = (4 * n).to_string();
+        let mut args = server_args.to_vec();
+        if n > 8 {
+            args.extend(["--login-attempts-per-address", budget.as_str()]);
+        }
+        let server = TestServer::start_with_args(&args).await?;
         let mut users = Vec::new();
         let mut owner = None;
         for i in 0..n {

@@ -48,7 +48,7 @@ export type ParticipantView = { userId: number, display_name: string | null, soc
  * the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
  * each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
  */
-export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, sync_offset_ms?: number | null, } | { "event": "not-playable", track: string, reason: string, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | { "event": "mesh-refused", from: number, via: number, type: string, reason: string, message: string, count: number, } | LocationEvent;
+export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, sync_offset_ms?: number | null, } | { "event": "not-playable", track: string, reason: string, } | { "event": "buffering", track: string, buffering: boolean, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | { "event": "mesh-refused", from: number, via: number, type: string, reason: string, message: string, count: number, } | LocationEvent;
 
 /**
  * The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
@@ -123,7 +123,13 @@ underruns: number,
 /**
  * The silence those underruns cost, ms (beyond docs/node-control.md).
  */
-underrun_ms: number, };
+underrun_ms: number, 
+/**
+ * The track this device waits for the bytes of (still downloading: silent
+ * meanwhile, in step once they are there), `null` otherwise (beyond
+ * docs/node-control.md).
+ */
+buffering: string | null, };
 
 /**
  * The `cache` object of a `status` event.

@@ -354,6 +354,7 @@ impl Runtime {
             token_store: self.token_store,
             underruns: callbacks.underruns,
             underrun_ms,
+            buffering: self.engine.buffering().map(str::to_owned),
         })
     }
 }

@@ -650,7 +650,8 @@ impl Runtime {
             Notification::Ready { .. }
             | Notification::Controller { .. }
             | Notification::Error { .. }
-            | Notification::NotPlayable { .. } => {}
+            | Notification::NotPlayable { .. }
+            | Notification::Buffering { .. } => {}
         }
         self.emit(NodeEvent::Session(n));
     }

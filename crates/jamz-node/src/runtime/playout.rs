@@ -40,6 +40,10 @@ impl Runtime {
         match report {
             AudioReport::Failed { track, message } => self.emit(audio_error(track, &message)),
             AudioReport::Ended { track } => self.feed(Input::TrackEnded { track }),
+            AudioReport::Buffering { track, buffering } => {
+                tracing::info!(%track, buffering, "waiting for the track's bytes");
+                self.feed(Input::Buffering { track, buffering });
+            }
             AudioReport::OutputSwitched { spec } => {
                 self.output = spec;
                 self.feed(Input::OutputSwitched);
