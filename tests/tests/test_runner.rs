@@ -22,7 +22,7 @@ fn crate_with_a_doc_test(dir: &Path) {
         dir.join("src/lib.rs"),
         "//! ```\n\
          //! if std::env::var_os(\"HANG\").is_some() {\n\
-         //!     loop { std::thread::sleep(std::time::Duration::from_secs(1)); }\n\
+         //!     loop { std::thread::park(); }\n\
          //! }\n\
          //! ```\n\
          pub fn nothing() {}\n",

@@ -375,16 +375,33 @@ fn starting_an_unreadable_file_fails_at_once_and_keeps_playing_the_old_one() {
     assert_eq!(p.track, "good");
 }
 
-/// A stream over a file whose bytes past `limit` are "not downloaded yet" (reads wait a little
-/// and time out, as the cache's growing reader does) until the reads have been starved for
-/// `starve`: then the rest "arrives".
+/// How long a starved read waits for the rest to arrive before it times out, as the cache's
+/// growing reader's read wait does.
+const STARVED_READ_WAIT: Duration = Duration::from_millis(20);
+
+/// A stream over a file whose bytes past `limit` are "not downloaded yet" (reads wait for
+/// them with a bounded wait and time out, as the cache's growing reader does) until the
+/// reads have been starved for `starve`: then the rest "arrives".
 #[derive(Debug)]
 struct StarvedOnce {
     path: PathBuf,
     limit: u64,
     starve: Duration,
-    /// When the first starved read happened, and whether the rest has arrived.
-    state: Arc<Mutex<(Option<Instant>, bool)>>,
+    state: Arc<Arrival>,
+}
+
+/// When the first starved read happened and whether the rest has arrived, with the
+/// condition that waiting readers are woken on when it does.
+#[derive(Debug, Default)]
+struct Arrival {
+    state: Mutex<(Option<Instant>, bool)>,
+    arrived: std::sync::Condvar,
+}
+
+impl Arrival {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, bool)> {
+        self.state.lock().unwrap()
+    }
 }
 
 struct StarvedReader {
@@ -393,7 +410,7 @@ struct StarvedReader {
     len: u64,
     limit: u64,
     starve: Duration,
-    state: Arc<Mutex<(Option<Instant>, bool)>>,
+    state: Arc<Arrival>,
 }
 
 impl jamz_audio::OpenStream for StarvedOnce {
@@ -414,18 +431,30 @@ impl jamz_audio::OpenStream for StarvedOnce {
 impl std::io::Read for StarvedReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::io::Seek;
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock();
         if !st.1 && self.pos >= self.limit {
-            let since = *st.0.get_or_insert_with(Instant::now);
-            if since.elapsed() < self.starve {
+            let due = *st.0.get_or_insert_with(Instant::now) + self.starve;
+            let now = Instant::now();
+            if now < due {
+                // Wait for the arrival, at most the read wait (it comes at `due`).
+                let wait = STARVED_READ_WAIT.min(due - now);
+                let (st, _) = self
+                    .state
+                    .arrived
+                    .wait_timeout_while(st, wait, |st| !st.1)
+                    .unwrap();
+                if !st.1 && Instant::now() < due {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "not downloaded yet",
+                    ));
+                }
                 drop(st);
-                std::thread::sleep(Duration::from_millis(20));
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "not downloaded yet",
-                ));
+                arrive(&self.state);
+                return self.read(buf);
             }
             st.1 = true;
+            self.state.arrived.notify_all();
         }
         let cap = if st.1 { self.len } else { self.limit };
         drop(st);
@@ -435,6 +464,12 @@ impl std::io::Read for StarvedReader {
         self.pos += n as u64;
         Ok(n)
     }
+}
+
+/// The rest has arrived: every waiting reader goes on.
+fn arrive(arrival: &Arrival) {
+    arrival.lock().1 = true;
+    arrival.arrived.notify_all();
 }
 
 impl std::io::Seek for StarvedReader {
@@ -476,10 +511,7 @@ fn a_stream_that_stalls_plays_silence_then_resumes_on_its_timeline() {
     wait_for(&events, ended("s"));
     let stats = player.callback_stats();
     drop(player);
-    assert!(
-        stream.state.lock().unwrap().1,
-        "the stream stalled and resumed"
-    );
+    assert!(stream.state.lock().1, "the stream stalled and resumed");
     let (samples, frame0) = read_output(&rig.out);
     let got = click_instants(&samples, frame0);
     println!(
