@@ -385,3 +385,54 @@ pub mod bench {
         sorted[i.min(sorted.len() - 1)]
     }
 }
+
+/// Whether the caller runs inside a network namespace of its own and should do its work.
+/// Outside one, runs the test `name` of this test binary again inside a fresh namespace
+/// (`unshare --net`, then the shell script `setup`, which ends with `exec "$@"`), checks
+/// it passed, and returns `false`. Where no namespace can be made (no root, no user
+/// namespaces, no `ip`), skips with the reason on stderr, or fails when
+/// `JAMZ_REQUIRE_NETNS` is set.
+pub fn in_network_namespace(name: &str, setup: &str) -> bool {
+    const INSIDE: &str = "JAMZ_TEST_INSIDE_NETNS";
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    let required = std::env::var_os("JAMZ_REQUIRE_NETNS").is_some();
+    let probe = std::process::Command::new("unshare")
+        .args(["--net", "ip", "link", "show"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                !required,
+                "JAMZ_REQUIRE_NETNS is set but no network namespace can be made: {why}"
+            );
+            eprintln!("skipped: cannot make a network namespace here ({why})");
+            return false;
+        }
+    }
+    let me = std::env::current_exe().expect("current_exe");
+    let out = std::process::Command::new("unshare")
+        .args(["--net", "sh", "-ec", setup, "setup"])
+        .arg(&me)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .output()
+        .expect("run unshare");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "inside the namespace: {text}");
+    assert!(
+        text.contains("1 passed"),
+        "the inner test did not run: {text}"
+    );
+    false
+}

@@ -12,7 +12,7 @@
 mod node_support;
 
 use std::path::Path;
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -22,7 +22,6 @@ use node_support::{NodeProc, PASSWORD, click_track};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-const INSIDE: &str = "JAMZ_TEST_INSIDE_DISCOVERY_NETNS";
 const WAIT: Duration = Duration::from_secs(30);
 
 const SETUP: &str = r#"
@@ -34,52 +33,6 @@ ip link set car0 up
 ip link set hotspot0 up
 exec "$@"
 "#;
-
-/// Whether the caller is inside its namespace and should run; outside, runs the test
-/// `name` of this binary again inside one (or skips) and checks it passed.
-fn inside_netns(name: &str) -> bool {
-    if std::env::var_os(INSIDE).is_some() {
-        return true;
-    }
-    let required = std::env::var_os("JAMZ_REQUIRE_NETNS").is_some();
-    let probe = StdCommand::new("unshare")
-        .args(["--net", "ip", "link", "show"])
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        other => {
-            let why = match other {
-                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                !required,
-                "JAMZ_REQUIRE_NETNS is set but no network namespace can be made: {why}"
-            );
-            eprintln!("skipped: cannot make a network namespace here ({why})");
-            return false;
-        }
-    }
-    let me = std::env::current_exe().unwrap();
-    let out = StdCommand::new("unshare")
-        .args(["--net", "sh", "-ec", SETUP, "setup"])
-        .arg(&me)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "inside the namespace: {text}");
-    assert!(
-        text.contains("1 passed"),
-        "the inner test did not run: {text}"
-    );
-    false
-}
 
 /// `jamz server --bind 0.0.0.0:0 --announce NAME`, its data in `dir`.
 struct Host {
@@ -141,7 +94,7 @@ async fn jamz(home: &Path, args: &[&str]) -> Result<(bool, String, String)> {
 
 #[test]
 fn an_announced_server_is_found_by_another_process() {
-    if !inside_netns("an_announced_server_is_found_by_another_process") {
+    if !jamz_e2e::in_network_namespace("an_announced_server_is_found_by_another_process", SETUP) {
         return;
     }
     tokio::runtime::Runtime::new()
@@ -199,7 +152,10 @@ fn an_announced_server_is_found_by_another_process() {
 
 #[test]
 fn a_discovering_node_joins_the_hosted_session_and_plays() {
-    if !inside_netns("a_discovering_node_joins_the_hosted_session_and_plays") {
+    if !jamz_e2e::in_network_namespace(
+        "a_discovering_node_joins_the_hosted_session_and_plays",
+        SETUP,
+    ) {
         return;
     }
     tokio::runtime::Runtime::new()

@@ -9,9 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
-use std::process::Command;
 
-const INSIDE: &str = "JAMZ_TEST_INSIDE_HOTSPOT_NETNS";
 const TEST: &str = "a_hotspot_without_a_default_route_lists_its_address";
 
 /// Makes the hotspot's interface (a veth pair: both ends up, one addressed) and
@@ -28,49 +26,11 @@ exec "$@"
 
 #[test]
 fn a_hotspot_without_a_default_route_lists_its_address() {
-    if std::env::var_os(INSIDE).is_some() {
+    if jamz_e2e::in_network_namespace(TEST, SETUP) {
         let found = jamz_node::host::lan_addresses();
         let hotspot: IpAddr = "10.42.0.1".parse().unwrap();
         assert_eq!(found, vec![hotspot], "inside the hotspot namespace");
-        return;
     }
-    let required = std::env::var_os("JAMZ_REQUIRE_NETNS").is_some();
-    let probe = Command::new("unshare")
-        .args(["--net", "ip", "link", "show"])
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        other => {
-            let why = match other {
-                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                !required,
-                "JAMZ_REQUIRE_NETNS is set but no network namespace can be made: {why}"
-            );
-            eprintln!("skipped: cannot make a network namespace here ({why})");
-            return;
-        }
-    }
-    let me = std::env::current_exe().unwrap();
-    let out = Command::new("unshare")
-        .args(["--net", "sh", "-ec", SETUP, "setup"])
-        .arg(&me)
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "inside the namespace: {text}");
-    assert!(
-        text.contains("1 passed"),
-        "the inner test did not run: {text}"
-    );
 }
 
 #[test]
