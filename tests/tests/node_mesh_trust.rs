@@ -174,13 +174,11 @@ async fn over_the_mesh_only_the_granted_dj_or_its_successor_is_obeyed() -> Resul
     let pl = nodes[0].add(&second, 2).await?;
     let id1 = pl["playlist"][0]["id"].as_str().unwrap().to_owned();
     let mut liar = Liar::join(&world, 3).await?;
-    for (i, n) in nodes.iter_mut().enumerate() {
+    for n in nodes.iter_mut() {
         n.wait_playlist(2).await?;
-        for j in (0..4).filter(|j| *j != i).map(|j| world.user_id(j)) {
-            n.wait_event("peer", |v| v["userId"] == j && v["state"] == "connected")
-                .await?;
-        }
     }
+    // The three nodes, and the liar (member 3).
+    world.wait_linked(&mut nodes, 4).await?;
     liar.wait_linked(&[a, b, c]).await?;
     nodes[0]
         .send(json!({"cmd":"play","track":id1,"position":0.0}))

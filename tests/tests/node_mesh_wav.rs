@@ -35,6 +35,7 @@ async fn four_nodes_stay_in_step_through_the_servers_death() -> Result<()> {
         n.wait_event("ready", |_| true).await?;
         nodes.push(n);
     }
+    world.wait_linked(&mut nodes, NODES).await?;
     let (dj, followers) = nodes.split_first_mut().unwrap();
     dj.take_control(world.user_id(0)).await?;
     dj.add(&first, 1).await?;
@@ -44,17 +45,6 @@ async fn four_nodes_stay_in_step_through_the_servers_death() -> Result<()> {
     for f in followers.iter_mut() {
         f.wait_playlist(2).await?;
     }
-    for (i, n) in std::iter::once(&mut *dj)
-        .chain(followers.iter_mut())
-        .enumerate()
-    {
-        for j in (0..NODES).filter(|j| *j != i) {
-            let user = world.user_id(j);
-            n.wait_event("peer", |v| v["userId"] == user && v["state"] == "connected")
-                .await?;
-        }
-    }
-
     dj.send(json!({"cmd":"play","track":id1,"position":0.0}))
         .await?;
     for f in followers.iter_mut() {

@@ -89,6 +89,18 @@ impl World {
         self.users[i].1
     }
 
+    /// Waits until node `i` (of `nodes`, member `i`) has a connected mesh link to each of
+    /// the first `members` members but itself.
+    pub async fn wait_linked(&self, nodes: &mut [NodeProc], members: usize) -> Result<()> {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            for j in (0..members).filter(|j| *j != i).map(|j| self.user_id(j)) {
+                n.wait_event("peer", |v| v["userId"] == j && v["state"] == "connected")
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// `jamz node --json` for member `i`, playing into `output`.
     pub async fn node(&self, i: usize, output: &str, env: &[(&str, &str)]) -> Result<NodeProc> {
         self.node_with_args(i, output, env, &[]).await
