@@ -288,22 +288,37 @@ fn missing(own: &[(f64, f64)], stored: &[(f64, f64)]) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drive_with_the_server_away_leaves_no_hole_in_its_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, group, server) = server_with(dir.path(), &["ann"]).await;
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+/// Ann's car on a drive north, its server stopped after `shared` fixes were shared, and
+/// 8 more fixes taken offline.
+struct DeadZone {
+    node: Node,
+    url: String,
+    group: String,
+    me: i64,
+    /// This car's fixes as it reported them, in order.
+    own: Vec<(f64, f64)>,
+    /// How many of `own` came before the server stopped.
+    offline_from: usize,
+    /// Where the stopped server listened (a restart takes it again).
+    addr: SocketAddr,
+    /// The drive's last fix.
+    last: (f64, f64),
+}
+
+async fn into_a_dead_zone(dir: &Path, shared: usize) -> DeadZone {
+    let (url, group, server) = server_with(dir, &["ann"]).await;
+    let addr = server.addr;
     // North at 15 m/s, 161 fixes: the rule shares every 4th (60 m), the last one too.
     let fixes = drive(0.0, &[(161, 15.0, 0.0)]);
     let last = fixes.last().map(|f| (f.latitude, f.longitude)).unwrap();
-    let spec = format!("replay:{}@8", write_drive(dir.path(), "ann", &fixes));
-    let mut node = Node::start(car(&url, &group, dir.path(), "ann", &spec))
+    let spec = format!("replay:{}@8", write_drive(dir, "ann", &fixes));
+    let mut node = Node::start(car(&url, &group, dir, "ann", &spec))
         .await
         .unwrap();
     let me = node.user_id();
     let mut own = Vec::new();
-    collect_until(&mut node, &mut own, "ten shared fixes", |_, own| {
-        own.len() >= 10
+    collect_until(&mut node, &mut own, "shared fixes", |_, own| {
+        own.len() >= shared
     })
     .await;
     // The server goes away for part of the drive.
@@ -317,6 +332,31 @@ async fn a_drive_with_the_server_away_leaves_no_hole_in_its_history() {
         own.len() >= offline_from + 8
     })
     .await;
+    DeadZone {
+        node,
+        url,
+        group,
+        me,
+        own,
+        offline_from,
+        addr,
+        last,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drive_with_the_server_away_leaves_no_hole_in_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let drive = into_a_dead_zone(dir.path(), 10).await;
+    let DeadZone {
+        mut node,
+        me,
+        mut own,
+        offline_from,
+        addr,
+        last,
+        ..
+    } = drive;
     let server = StoppableServer::start(dir.path(), addr).await;
     collect_until(&mut node, &mut own, "the socket tier", |e, _| {
         tier_is(e, Tier::Socket)
@@ -365,29 +405,15 @@ fn waiting_files(cache: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixes_taken_offline_survive_a_restart_of_the_node_and_reach_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, group, server) = server_with(dir.path(), &["ann"]).await;
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let fixes = drive(0.0, &[(161, 15.0, 0.0)]);
-    let spec = format!("replay:{}@8", write_drive(dir.path(), "ann", &fixes));
-    let mut node = Node::start(car(&url, &group, dir.path(), "ann", &spec))
-        .await
-        .unwrap();
-    let me = node.user_id();
-    let mut own = Vec::new();
-    collect_until(&mut node, &mut own, "three shared fixes", |_, own| {
-        own.len() >= 3
-    })
-    .await;
-    server.stop().await;
-    collect_until(&mut node, &mut own, "the offline tier", |e, _| {
-        tier_is(e, Tier::Offline)
-    })
-    .await;
-    let offline_from = own.len();
-    collect_until(&mut node, &mut own, "fixes while offline", |_, own| {
-        own.len() >= offline_from + 8
-    })
-    .await;
+    let DeadZone {
+        node,
+        url,
+        group,
+        me,
+        own,
+        addr,
+        ..
+    } = into_a_dead_zone(dir.path(), 3).await;
     // The car is switched off in the dead zone: its waiting fixes are on disk.
     quit(node).await;
     let cache = dir.path().join("cache-ann");
