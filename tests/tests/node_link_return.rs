@@ -8,7 +8,7 @@ mod node_support;
 
 use anyhow::Result;
 use jamz_e2e::LinkProxy;
-use node_support::{World, click_track};
+use node_support::{NodeProc, World, click_track};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tracks_added_while_the_link_was_down_are_cached_once_it_returns() -> Result<()> {
@@ -36,14 +36,7 @@ async fn tracks_added_while_the_link_was_down_are_cached_once_it_returns() -> Re
     assert_eq!(s["cache"]["tracks"], 0, "cached while away: {s}");
 
     // Back: both tracks are cached, unasked (no `preload` command was ever sent).
-    proxy.restore();
-    n1.wait_event("tier", |v| v["tier"] == "socket").await?;
-    n1.wait_event("progress", |v| {
-        v["what"] == "preload" && v["total"] == 2 && v["done"] == 2
-    })
-    .await?;
-    let s = n1.status().await?;
-    assert_eq!(s["cache"]["tracks"], 2, "{s}");
+    back_with_tracks_cached(&proxy, &mut n1, 2).await?;
     n0.quit().await?;
     n1.quit().await?;
     Ok(())
@@ -88,15 +81,22 @@ async fn a_track_added_over_the_mesh_while_away_is_cached_on_return() -> Result<
     let s = n1.status().await?;
     assert_eq!(s["cache"]["tracks"], 0, "cached while away: {s}");
 
+    back_with_tracks_cached(&proxy, &mut n1, 1).await?;
+    n0.quit().await?;
+    n1.quit().await?;
+    Ok(())
+}
+
+/// The link comes back: the node is on the socket again, preloads `tracks` unasked, and
+/// its cache then holds them.
+async fn back_with_tracks_cached(proxy: &LinkProxy, n1: &mut NodeProc, tracks: u64) -> Result<()> {
     proxy.restore();
     n1.wait_event("tier", |v| v["tier"] == "socket").await?;
     n1.wait_event("progress", |v| {
-        v["what"] == "preload" && v["total"] == 1 && v["done"] == 1
+        v["what"] == "preload" && v["total"] == tracks && v["done"] == tracks
     })
     .await?;
     let s = n1.status().await?;
-    assert_eq!(s["cache"]["tracks"], 1, "{s}");
-    n0.quit().await?;
-    n1.quit().await?;
+    assert_eq!(s["cache"]["tracks"], tracks, "{s}");
     Ok(())
 }
