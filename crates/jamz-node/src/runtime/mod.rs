@@ -368,6 +368,8 @@ enum Job {
     Unreachable(Pending),
     /// The outbox's oldest change was sent (or not).
     OutboxSent(Result<Vec<Track>, OutboxFailure>),
+    /// Time to try the outbox again (its last try found no server while the socket was up).
+    RetryOutbox,
     /// A cache change (`cmd`) ended.
     CacheChanged {
         result: Result<(), jamz_cache::CacheError>,
@@ -482,8 +484,12 @@ impl Runtime {
                             self.rest_in_flight = self.rest_in_flight.saturating_sub(1);
                         }
                         self.keep_for_later(pending);
+                        // The link may have come back while this call failed: its
+                        // `Connected` flushed an outbox that did not hold it yet.
+                        self.flush_outbox();
                     }
                     Job::OutboxSent(r) => self.outbox_sent(r),
+                    Job::RetryOutbox => self.flush_outbox(),
                     Job::CacheChanged { result, cmd } => self.after_cache_change(result, cmd),
                     Job::Status(stats) => {
                         self.status_in_flight = self.status_in_flight.saturating_sub(1);
@@ -647,8 +653,14 @@ impl Runtime {
                 message,
                 ..
             } => tracing::info!(from, via, reason, message, "mesh message refused"),
-            Notification::Ready { .. }
-            | Notification::Controller { .. }
+            Notification::Ready { .. } => {
+                // Joined: what changed while away goes to the server now, not on the bare
+                // connection. Sent before the join, an append could be in the server's
+                // playlist but not in the (older) state the join answers with, and, not in
+                // the room yet, this device would never hear of it.
+                self.flush_outbox();
+            }
+            Notification::Controller { .. }
             | Notification::Error { .. }
             | Notification::NotPlayable { .. }
             | Notification::Buffering { .. } => {}
@@ -673,8 +685,8 @@ impl Runtime {
                 if let Err(e) = self.link.release_queue() {
                     tracing::warn!(error = %e, "release of the offline queue failed");
                 }
-                // Back online: send what changed while away, catch up on what others added.
-                self.flush_outbox();
+                // Back online: catch up on what others added. What changed here while away
+                // waits for the join (`Notification::Ready`).
                 self.auto_preload();
             }
             LinkEvent::State(LinkState::Refused { message }) => {

@@ -34,6 +34,10 @@ pub(super) async fn upload_and_cache(
     Ok(track)
 }
 
+/// How long the outbox waits before trying again when a send found no server while the
+/// socket was up.
+const OUTBOX_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why the outbox's oldest change did not go through.
 pub(super) enum OutboxFailure {
     /// Still no server: try again on the next connection.
@@ -156,7 +160,19 @@ impl Runtime {
         self.outbox_sending = false;
         match r {
             Err(OutboxFailure::Unreachable(e)) => {
-                tracing::info!(error = %e, "offline changes wait for the next connection");
+                if self.connected {
+                    // The socket is up but this call found no server (a restart behind a
+                    // proxy, a REST hiccup): try again soon rather than at the next
+                    // connection, which may be hours away.
+                    tracing::info!(error = %e, "offline changes: no answer, trying again");
+                    let jobs = self.jobs.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(OUTBOX_RETRY).await;
+                        let _ = jobs.send(Job::RetryOutbox);
+                    });
+                } else {
+                    tracing::info!(error = %e, "offline changes wait for the next connection");
+                }
                 return;
             }
             Err(OutboxFailure::Refused(e)) => self.emit(NodeEvent::error(
