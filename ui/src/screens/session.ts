@@ -152,7 +152,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       (yt) => {
         if (closed) return null;
         videoPlayer = new VideoPlayer(yt, videoHost, {
-          reading: (video, position, state) => send({ cmd: "youtube-reading", video, position, state }),
+          reading: (video, position, state, duration) =>
+            send({ cmd: "youtube-reading", video, position, state, ...(duration === undefined ? {} : { duration }) }),
           error: (video, code) => send({ cmd: "youtube-error", video, code }),
         });
         return videoPlayer;
