@@ -217,6 +217,9 @@ async function main() {
     // The map's tiles from the local tile server (OpenStreetMap by default).
     await wd.exec("document.querySelector('input[name=map-tiles]').value = ''");
     await wd.type("input[name=map-tiles]", tiles.template);
+    // Another server than OpenStreetMap's: no credit until one is typed.
+    if ((await wd.exec("return document.querySelector('input[name=map-attribution]').value")) !== "") throw new Error("OpenStreetMap's credit kept for another tile server");
+    await wd.type("input[name=map-attribution]", "© Test tiles");
     await wd.click("form button[type=submit]");
     await waitFor("settings saved", async () => (await wd.text("[data-testid=settings-saved]")) === "Saved.");
     await screenshot(wd, "settings");
@@ -286,6 +289,8 @@ async function main() {
     // The tiles, through the app's tile cache from the local tile server.
     await waitFor("map tiles drawn", async () => (await loadedTiles(wd)).length >= 4, 20000);
     if (tiles.served.length === 0) throw new Error("tiles drawn but none asked of the tile server");
+    const credit = () => wd.exec("return document.querySelector('.map .leaflet-control-attribution')?.textContent ?? ''");
+    if (!(await credit()).includes("© Test tiles")) throw new Error(`the map's credit is not the setting's: ${await credit()}`);
     await wd.exec("document.getElementById('sec-map').scrollIntoView()");
     await screenshot(wd, "map");
     log("position at map", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
@@ -297,9 +302,14 @@ async function main() {
     await wd.exec("const i = document.querySelector('#sec-settings input[name=latency]'); i.value = ''; const c = document.querySelector('#sec-settings input[name=cache-limit]'); c.value = '';");
     await wd.type("#sec-settings input[name=latency]", "120");
     await wd.type("#sec-settings input[name=cache-limit]", "256");
+    // The map's credit too: it applies at once, the map stays.
+    await wd.exec("document.querySelector('#sec-settings input[name=map-attribution]').value = ''");
+    await wd.type("#sec-settings input[name=map-attribution]", "© Test tiles, live");
     await wd.click("#sec-settings button[type=submit]");
     await waitFor("the node using the new offset", async () => (await wd.text("[data-testid=output-in-use]")) === "In use: output null · latency offset 120 ms", 10000);
     await waitFor("the new cache limit", async () => (await wd.text("[data-testid=cache-summary]")).endsWith("limit 256 MiB"), 10000);
+    await waitFor("the new map credit", async () => (await credit()).includes("© Test tiles, live"), 10000);
+    await waitFor("map tiles drawn again", async () => (await loadedTiles(wd)).length >= 4, 20000);
     await wd.exec("document.getElementById('sec-settings').scrollIntoView()");
     await screenshot(wd, "session-settings");
     log("position at settings", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
