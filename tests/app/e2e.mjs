@@ -8,6 +8,9 @@
 // NN-screen-night.png, every screen in both themes (the directory is printed at the end).
 // Map tiles come from a local tile server started here (tests/app/tile-server.mjs),
 // which is stopped before the end: the map then draws from the app's tile cache.
+// YouTube is a local stand-in too (tests/app/youtube-server.mjs; its origin is allowed by
+// the test build's CSP, see scripts/app-e2e.sh).
+// E2E_SCENARIOS: a comma-separated choice of main, hosting, youtube (default: all).
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
@@ -16,6 +19,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { createServer } from "node:net";
 import { startTileServer } from "./tile-server.mjs";
+import { startYoutubeStandin } from "./youtube-server.mjs";
 import { WebDriver, waitFor } from "./webdriver.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -62,8 +66,8 @@ function writeTone(path, seconds, rate = 22050) {
   writeFileSync(path, buf);
 }
 
-async function startServer() {
-  const server = start(SERVER_BIN, ["--bind", "127.0.0.1:0", "--db", join(tmp, "server/jamz.db"), "--data-dir", join(tmp, "server")]);
+async function startServer(dir = "server") {
+  const server = start(SERVER_BIN, ["--bind", "127.0.0.1:0", "--db", join(tmp, `${dir}/jamz.db`), "--data-dir", join(tmp, dir)]);
   const lines = createInterface({ input: server.stdout });
   return waitFor("the server's listening line", () => new Promise((res, rej) => {
     lines.once("line", (l) => {
@@ -213,6 +217,9 @@ async function main() {
     // The map's tiles from the local tile server (OpenStreetMap by default).
     await wd.exec("document.querySelector('input[name=map-tiles]').value = ''");
     await wd.type("input[name=map-tiles]", tiles.template);
+    // Another server than OpenStreetMap's: no credit until one is typed.
+    if ((await wd.exec("return document.querySelector('input[name=map-attribution]').value")) !== "") throw new Error("OpenStreetMap's credit kept for another tile server");
+    await wd.type("input[name=map-attribution]", "© Test tiles");
     await wd.click("form button[type=submit]");
     await waitFor("settings saved", async () => (await wd.text("[data-testid=settings-saved]")) === "Saved.");
     await screenshot(wd, "settings");
@@ -282,6 +289,8 @@ async function main() {
     // The tiles, through the app's tile cache from the local tile server.
     await waitFor("map tiles drawn", async () => (await loadedTiles(wd)).length >= 4, 20000);
     if (tiles.served.length === 0) throw new Error("tiles drawn but none asked of the tile server");
+    const credit = () => wd.exec("return document.querySelector('.map .leaflet-control-attribution')?.textContent ?? ''");
+    if (!(await credit()).includes("© Test tiles")) throw new Error(`the map's credit is not the setting's: ${await credit()}`);
     await wd.exec("document.getElementById('sec-map').scrollIntoView()");
     await screenshot(wd, "map");
     log("position at map", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
@@ -293,9 +302,14 @@ async function main() {
     await wd.exec("const i = document.querySelector('#sec-settings input[name=latency]'); i.value = ''; const c = document.querySelector('#sec-settings input[name=cache-limit]'); c.value = '';");
     await wd.type("#sec-settings input[name=latency]", "120");
     await wd.type("#sec-settings input[name=cache-limit]", "256");
+    // The map's credit too: it applies at once, the map stays.
+    await wd.exec("document.querySelector('#sec-settings input[name=map-attribution]').value = ''");
+    await wd.type("#sec-settings input[name=map-attribution]", "© Test tiles, live");
     await wd.click("#sec-settings button[type=submit]");
     await waitFor("the node using the new offset", async () => (await wd.text("[data-testid=output-in-use]")) === "In use: output null · latency offset 120 ms", 10000);
     await waitFor("the new cache limit", async () => (await wd.text("[data-testid=cache-summary]")).endsWith("limit 256 MiB"), 10000);
+    await waitFor("the new map credit", async () => (await credit()).includes("© Test tiles, live"), 10000);
+    await waitFor("map tiles drawn again", async () => (await loadedTiles(wd)).length >= 4, 20000);
     await wd.exec("document.getElementById('sec-settings').scrollIntoView()");
     await screenshot(wd, "session-settings");
     log("position at settings", await wd.attr("[data-testid=position]", "data-seconds"), JSON.stringify(bo.latest.get("playback")));
@@ -417,6 +431,160 @@ async function withApp(env, scenario) {
   }
 }
 
+/**
+ * A YouTube video in the shared playlist, played by the app in the stand-in of YouTube's
+ * IFrame player and steered by its engine, against a headless node's timeline (same
+ * machine: both clocks are the wall clock): it starts at the agreed instant, pauses, seeks
+ * and follows the DJ; the duration the player reads reaches the shared playlist (oEmbed
+ * has none), so the next track, an upload, starts at the video's end on the node, which
+ * is silent for the video and says why.
+ */
+async function youtube() {
+  const VIDEO = "M7lc1UVf-VE";
+  const LENGTH = 40;
+  const yt = await startYoutubeStandin({ videos: { [VIDEO]: { title: "Stand-in drive", author: "Stand-in channel", duration: LENGTH } } });
+  const server = await startServer("yt-server");
+  log("YouTube stand-in", yt.origin, "server", server);
+  await registerUser(server, "eve");
+  const wav = join(tmp, "after-video.wav");
+  writeTone(wav, 12);
+  await withApp({ JAMZ_CONFIG_DIR: join(tmp, "yt-config"), JAMZ_CACHE_DIR: join(tmp, "yt-cache") }, async (wd) => {
+    await waitFor("the first-run screen", () => wd.findAll("[data-step=choose]").then((a) => a.length === 1));
+    await wd.click("[data-choice=join]");
+    await wd.type("input[name=server]", server);
+    await wd.click("form button[type=submit]");
+    await firstRunCar(wd, "Fay's car");
+    await waitFor("the sign-in screen", () => wd.findAll("[data-screen=auth]").then((a) => a.length === 1));
+    await wd.click("button.link");
+    await wd.type("input[name=username]", "fay");
+    await wd.type("input[name=email]", "fay@example.com");
+    await wd.type("input[name=password]", "pw-secret-1");
+    await wd.click("button[type=submit]");
+    await waitFor("the groups screen", () => wd.findAll("[data-screen=groups]").then((a) => a.length === 1));
+    // The app's YouTube address: the stand-in (the IFrame API script and oEmbed).
+    await wd.click("header button:nth-of-type(1)");
+    await waitFor("the settings screen", () => wd.findAll("[data-screen=settings]").then((a) => a.length === 1));
+    await wd.type("input[name=youtube-origin]", yt.origin);
+    await wd.click("form button[type=submit]");
+    await waitFor("settings saved", async () => (await wd.text("[data-testid=settings-saved]")) === "Saved.");
+    await wd.click("header button");
+    const groupId = await createGroup(wd, "Video convoy", "eve");
+    await wd.click("[data-action=open-session]");
+    await waitFor("the session screen", () => wd.findAll("[data-screen=session]").then((a) => a.length === 1));
+    const eve = startNode(server, groupId, "eve", "Eve's car");
+    const notPlayable = [];
+    eve.node.stdout.on("data", () => { const n = eve.latest.get("not-playable"); if (n && !notPlayable.includes(n)) notPlayable.push(n); });
+    await waitFor("the headless node ready", () => eve.latest.has("ready"), 30000);
+
+    // The video by id, titled by (stand-in) oEmbed; then an upload after it.
+    await wd.type("input[name=youtube]", VIDEO);
+    await wd.click("[data-action=add-youtube]");
+    const videoTrack = await waitFor("the video in the node's playlist", () =>
+      (eve.latest.get("playlist")?.playlist ?? []).find((t) => t.youtube_id === VIDEO), 30000);
+    if (videoTrack.title !== "Stand-in drive" || videoTrack.artist !== "Stand-in channel") throw new Error(`oEmbed's title not used: ${JSON.stringify(videoTrack)}`);
+    if (!yt.requests.some((r) => r.startsWith("/oembed?"))) throw new Error("oEmbed was not asked");
+    log("video added:", JSON.stringify(videoTrack), "(oEmbed gives no duration)");
+    await pickFile(wd, wav);
+    await waitFor("two tracks", () => wd.findAll("[data-track]").then((a) => a.length === 2), 30000);
+    const uploadId = await wd.exec("return [...document.querySelectorAll('[data-track]')].map((e) => e.dataset.track)[1]");
+    await waitFor("the node's playlist of two", () => (eve.latest.get("playlist")?.playlist ?? []).length === 2, 10000);
+
+    // Play: the stand-in is cued at 0 and told to play at the agreed instant.
+    await wd.click("[data-action=take-control]");
+    await waitFor("DJ controls enabled", async () => (await wd.text("[data-testid=dj]")) === "You are the DJ");
+    await wd.click("[data-action=play]");
+    const player = "const p = window.__ytStandin.players[0];";
+    const sample = () => wd.exec(`${player} return p ? [performance.timeOrigin + performance.now(), p.getCurrentTime(), p.getPlayerState()] : null`);
+    const calls = () => wd.exec("return (window.__ytStandin?.calls ?? []).map((c) => [c.call, c.args, c.at])");
+    await waitFor("the stand-in playing", async () => (await sample())?.[2] === 1, 30000);
+    if (!yt.requests.includes("/iframe_api")) throw new Error("the IFrame API script was not fetched from the stand-in");
+    /** The node's timeline position at epoch instant `t` (its latest playback report). */
+    const nodeAt = (t, track) => {
+      const p = [...eve.playbacks].reverse().find((e) => e.event === "playback" && e.track === track);
+      if (!p) return null;
+      return p.playing ? p.position + (t - p.at) / 1000 : p.position;
+    };
+    /** Offsets (ms) of the stand-in's position from the node's timeline: `n` readings
+     * while it plays (fewer if it stops playing meanwhile). */
+    const offsets = async (n) => {
+      const out = [];
+      for (let tries = 0; out.length < n && tries < 4 * n; tries++) {
+        const [t, pos, state] = await sample();
+        const due = nodeAt(t, videoTrack.id);
+        if (state === 1 && due !== null) out.push(Math.round((pos - due) * 1000));
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      return out;
+    };
+    const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    /**
+     * Readings until their median is within the engine's soft bound (EXTERNAL_SOFT_SYNC_MS,
+     * 150 ms): a player that starts late (a loaded machine delays the page's timers) is
+     * the engine's to move, by a seek once its cooldown and window have passed.
+     */
+    const inStep = async (what) => {
+      let tries = 0;
+      return waitFor(`${what} in step with the node`, async () => {
+        const o = await offsets(5);
+        tries += 1;
+        log(`${what}: stand-in minus the node's timeline (ms):`, o.join(" "), "median", median(o), tries > 1 ? `(reading ${tries})` : "");
+        return o.length >= 3 && Math.abs(median(o)) <= 150 ? o : null;
+      }, 30000, 0);
+    };
+    await waitFor("the node's timeline of the video", () => nodeAt(Date.now(), videoTrack.id) !== null, 20000);
+    await inStep("video playing");
+    const playCall = (await calls()).find(([c]) => c === "playVideo");
+    const p0 = [...eve.playbacks].find((e) => e.event === "playback" && e.track === videoTrack.id && e.playing);
+    const agreedStart = p0.at - p0.position * 1000;
+    log(`playVideo() ${Math.round(playCall[2] - agreedStart)} ms after the agreed start`);
+    // Late is the machine's load (printed); early would be the app's error.
+    if (playCall[2] < agreedStart - 20) throw new Error(`playVideo() ${agreedStart - playCall[2]} ms before the agreed start`);
+    if (!notPlayable.some((n) => n.track === videoTrack.id)) throw new Error("the headless node did not say it cannot play the video");
+    log("the node says:", notPlayable.find((n) => n.track === videoTrack.id).reason);
+
+    // The duration: read from the player, shared by the DJ's app (docs/protocol.md).
+    await waitFor("the video's duration in the node's playlist", () =>
+      (eve.latest.get("playlist")?.playlist ?? []).find((t) => t.id === videoTrack.id)?.duration === LENGTH, 20000);
+    await waitFor("the duration shown", async () => (await wd.text("[data-testid=duration]")) === "0:40", 10000);
+    log("duration from getDuration() in the shared playlist:", LENGTH, "s");
+    await screenshot(wd, "youtube-playing");
+
+    // Pause: the stand-in paused where the node's timeline stopped.
+    await wd.click("[data-action=pause]");
+    await waitFor("the stand-in paused", async () => (await sample())?.[2] === 2, 10000);
+    await waitFor("the node paused", () => eve.playbacks.at(-1)?.playing === false, 10000);
+    const [, pausedAt] = await sample();
+    const nodePaused = nodeAt(Date.now(), videoTrack.id);
+    log(`paused: stand-in at ${pausedAt.toFixed(3)} s, node at ${nodePaused.toFixed(3)} s`);
+    if (Math.abs(pausedAt - nodePaused) > 0.05) throw new Error("the stand-in paused elsewhere than the timeline");
+
+    // Play again, then seek to 24 s while playing: seekTo(24), played at the instant.
+    await wd.click("[data-action=play]");
+    await waitFor("the stand-in playing again", async () => (await sample())?.[2] === 1, 10000);
+    await wd.exec("const b = document.querySelector('[data-testid=position-bar]'); b.value = '24'; b.dispatchEvent(new Event('change'))");
+    await waitFor("seekTo(24)", async () => (await calls()).some(([c, a]) => c === "seekTo" && a[0] === 24), 10000);
+    await waitFor("the node's timeline past 24 s", () => (nodeAt(Date.now(), videoTrack.id) ?? 0) >= 24.5, 10000);
+    await waitFor("the stand-in playing after the seek", async () => {
+      const s = await sample();
+      return s?.[2] === 1 && s[1] >= 24;
+    }, 10000);
+    await inStep("after the seek");
+
+    // The video's end (known only from the player): the node starts the upload then.
+    const last = [...eve.playbacks].reverse().find((e) => e.event === "playback" && e.track === videoTrack.id && e.playing);
+    const videoEnd = last.at + (LENGTH - last.position) * 1000;
+    const up = await waitFor("the node playing the upload", () =>
+      eve.playbacks.find((e) => e.event === "playback" && e.track === uploadId && e.playing), 30000);
+    const uploadStart = up.at - up.position * 1000;
+    log(`the upload starts on the node ${Math.round(uploadStart - videoEnd)} ms from the video's end`);
+    if (Math.abs(uploadStart - videoEnd) > 250) throw new Error(`the upload did not start at the video's end (${uploadStart - videoEnd} ms)`);
+    await waitFor("the stand-in stopped", async () => (await calls()).some(([c]) => c === "stopVideo"), 10000);
+    eve.send({ cmd: "quit" });
+    log("PASS: youtube scenario");
+  });
+  await yt.stop();
+}
+
 function freePort() {
   return new Promise((res, rej) => {
     const srv = createServer();
@@ -474,10 +642,15 @@ async function hosting() {
   });
 }
 
+const SCENARIOS = { main, hosting, youtube };
+const chosen = (process.env.E2E_SCENARIOS ?? Object.keys(SCENARIOS).join(",")).split(",").map((s) => s.trim()).filter(Boolean);
 let code = 0;
 try {
-  await main();
-  await hosting();
+  for (const name of chosen) {
+    const run = SCENARIOS[name];
+    if (!run) throw new Error(`no scenario ${name} (there are ${Object.keys(SCENARIOS).join(", ")})`);
+    await run();
+  }
 } catch (e) {
   console.error("[e2e] FAIL:", e instanceof Error ? e.stack : e);
   code = 1;

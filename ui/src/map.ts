@@ -7,10 +7,15 @@ import L from "leaflet";
 import type { UserId } from "./backend";
 import type { MemberPosition, Regroup } from "./session-state";
 
-/** A tile layer: a Leaflet URL template and the attribution its server asks for. */
+/** A tile layer: a Leaflet URL template and the attribution its server asks for (plain text). */
 export interface MapTiles {
   url: string;
   attribution: string;
+}
+
+/** Plain text as HTML (Leaflet writes an attribution as HTML: the setting is the user's text). */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** What the convoy decided, drawn over the cars. */
@@ -24,6 +29,7 @@ const NO_OVERLAY: ConvoyOverlay = { together: [], regroup: null };
 
 export class ConvoyMap {
   private map: L.Map | null = null;
+  private layer: L.TileLayer | null = null;
   private readonly markers = new Map<number, L.CircleMarker>();
   private groups: L.Polyline[] = [];
   private meeting: L.CircleMarker | null = null;
@@ -31,16 +37,27 @@ export class ConvoyMap {
   private fittedTo = 0;
 
   /** `tiles`: null for no tile server (cars on a blank map). */
-  constructor(private readonly el: HTMLElement, private readonly tiles: MapTiles | null = null) {}
+  constructor(private readonly el: HTMLElement, private tiles: MapTiles | null = null) {}
 
   private ensure(): L.Map {
     if (this.map) return this.map;
     const map = L.map(this.el, { keyboard: true, attributionControl: true, zoomControl: true }).setView([47.0, 8.0], 5);
-    if (this.tiles) {
-      L.tileLayer(this.tiles.url, { maxZoom: 19, attribution: this.tiles.attribution, className: "convoy-tiles" }).addTo(map);
-    }
     this.map = map;
+    this.addLayer();
     return map;
+  }
+
+  private addLayer(): void {
+    if (!this.map || !this.tiles) return;
+    this.layer = L.tileLayer(this.tiles.url, { maxZoom: 19, attribution: escapeHtml(this.tiles.attribution), className: "convoy-tiles" }).addTo(this.map);
+  }
+
+  /** Another tile server (or none), at once: the view and the cars stay. */
+  setTiles(tiles: MapTiles | null): void {
+    this.tiles = tiles;
+    this.layer?.remove();
+    this.layer = null;
+    this.addLayer();
   }
 
   update(
@@ -123,6 +140,7 @@ export class ConvoyMap {
   destroy(): void {
     this.map?.remove();
     this.map = null;
+    this.layer = null;
     this.markers.clear();
     this.groups = [];
     this.meeting = null;

@@ -27,6 +27,11 @@ export interface Settings {
    * empty: cars on a blank map, no tile server.
    */
   mapTiles: string;
+  /**
+   * The credit the tile server asks for, shown on the map (plain text). It follows the
+   * tile address while the user has not changed it ([`defaultAttribution`]).
+   */
+  mapAttribution: string;
   theme: Theme;
   /** Where YouTube's IFrame API script (`{origin}/iframe_api`) and oEmbed answer; empty: YouTube's own. */
   youtubeOrigin: string;
@@ -42,6 +47,27 @@ export interface Settings {
  */
 export const OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 
+/** OpenStreetMap's credit, as its licence asks (openstreetmap.org/copyright). */
+export const OSM_ATTRIBUTION = "© OpenStreetMap contributors";
+
+/** The longest credit kept: a line under the map, not a text. */
+export const MAX_ATTRIBUTION_LEN = 300;
+
+/**
+ * The credit for a tile address when the user gave none: OpenStreetMap's for its own
+ * tile servers (`tile.openstreetmap.org`, and `{s}.tile...` with its `a.`/`b.`/`c.` mirrors), else none (the
+ * user types what that server's terms ask for).
+ */
+export function defaultAttribution(tiles: string): string {
+  let host = "";
+  try {
+    host = new URL(tiles.trim().replace(/[{}]/g, "")).hostname;
+  } catch {
+    return "";
+  }
+  return /^([abcs]\.)?tile\.openstreetmap\.org$/.test(host) ? OSM_ATTRIBUTION : "";
+}
+
 export const DEFAULT_SETTINGS: Settings = {
   server: "http://127.0.0.1:5050",
   output: "default",
@@ -53,6 +79,7 @@ export const DEFAULT_SETTINGS: Settings = {
   hosting: false,
   autoPreload: true,
   mapTiles: OSM_TILES,
+  mapAttribution: OSM_ATTRIBUTION,
   theme: "system",
   youtubeOrigin: "",
   setUp: false,
@@ -65,7 +92,11 @@ export function loadSettings(storage: Storage = localStorage): Settings {
     const raw = storage.getItem(KEY);
     if (!raw) return { ...DEFAULT_SETTINGS };
     const parsed = JSON.parse(raw) as Partial<Settings>;
-    return sanitize({ ...DEFAULT_SETTINGS, ...parsed });
+    // Settings kept before the credit was one: the default for their tile address.
+    const mapAttribution = typeof parsed.mapAttribution === "string"
+      ? parsed.mapAttribution
+      : defaultAttribution(typeof parsed.mapTiles === "string" ? parsed.mapTiles : DEFAULT_SETTINGS.mapTiles);
+    return sanitize({ ...DEFAULT_SETTINGS, ...parsed, mapAttribution });
   } catch {
     return { ...DEFAULT_SETTINGS };
   }
@@ -85,6 +116,9 @@ export function sanitize(s: Settings): Settings {
     latencyOffsetMs: Math.round(Math.min(MAX_LATENCY_OFFSET_MS, Math.max(0, latency))),
     cacheLimitMiB: Math.round(Math.max(MIN_CACHE_MIB, cache)),
     mapTiles: validTileUrl(s.mapTiles) ? s.mapTiles.trim() : "",
+    mapAttribution: typeof s.mapAttribution === "string"
+      ? s.mapAttribution.replace(/\s+/g, " ").trim().slice(0, MAX_ATTRIBUTION_LEN)
+      : "",
     theme: THEMES.includes(s.theme) ? s.theme : "system",
     locationMode: LOCATION_MODES.includes(s.locationMode) ? s.locationMode : "manual",
     setUp: s.setUp === true,

@@ -1,8 +1,9 @@
 // YouTube's IFrame player in the web view: the only sanctioned way to play a YouTube video.
 // It decides nothing. The node's engine says what to do (`youtube` events: play a video
 // from a position at an instant, pause, stop) and this module does it, then reads the
-// player back (`getCurrentTime()`, `getPlayerState()`) every READING_INTERVAL_MS for the
-// engine to judge, and hands on the player's errors. The script comes from a configurable
+// player back (`getCurrentTime()`, `getPlayerState()`, and `getDuration()` once known:
+// a video added by link has no duration until a player has loaded it) every
+// READING_INTERVAL_MS for the engine to judge, and hands on the player's errors. The script comes from a configurable
 // origin (`{origin}/iframe_api`): YouTube's by default, a local stand-in in tests, through
 // this same loading code.
 
@@ -26,6 +27,8 @@ export interface YtPlayer {
   stopVideo(): void;
   getCurrentTime(): number;
   getPlayerState(): number;
+  /** The video's length (s); 0 until its metadata has loaded. */
+  getDuration(): number;
   destroy(): void;
 }
 
@@ -103,7 +106,8 @@ export function loadIframeApi(
 
 /** Where the player's readings and errors go (the node's `youtube-reading` / `youtube-error`). */
 export interface VideoSink {
-  reading(video: string, position: number, state: number): void;
+  /** `duration`: `getDuration()` once the player knows it (> 0), else `undefined`. */
+  reading(video: string, position: number, state: number, duration: number | undefined): void;
   error(video: string, code: number): void;
 }
 
@@ -195,7 +199,10 @@ export class VideoPlayer {
     if (this.readTimer !== null) return;
     this.readTimer = window.setInterval(() => {
       const p = this.player;
-      if (p && this.video !== null) this.sink.reading(this.video, p.getCurrentTime(), p.getPlayerState());
+      if (p && this.video !== null) {
+        const d = p.getDuration();
+        this.sink.reading(this.video, p.getCurrentTime(), p.getPlayerState(), Number.isFinite(d) && d > 0 ? d : undefined);
+      }
     }, READING_INTERVAL_MS);
   }
 

@@ -398,6 +398,49 @@ describe("session", () => {
     expect(tiles.dataset.fromCache).toBe("7");
   });
 
+  it("applies a new tile server and its credit at once, the credit as plain text", async () => {
+    const calls = await openSession({
+      set_map_tiles: () => ({ source: "x", tiles: 0, bytes: 0, maxBytes: 1, fromCache: 0, fetched: 0, failed: 0 }),
+      map_tiles_info: () => ({ source: "x", tiles: 0, bytes: 0, maxBytes: 1, fromCache: 0, fetched: 0, failed: 0 }),
+    });
+    await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [] });
+    const credit = (): string => root.querySelector(".leaflet-control-attribution")?.textContent ?? "";
+    await until(() => credit().includes("© OpenStreetMap contributors"), "OpenStreetMap's credit");
+    const layerUrls = (): string[] => [...root.querySelectorAll<HTMLImageElement>(".convoy-tiles img")].map((i) => i.getAttribute("src") ?? "");
+    const tilesBefore = layerUrls();
+
+    // The session's settings: another tile server; the credit field follows the address
+    // (it was that address's default), then the user types the new server's credit.
+    button(root, "[data-action=settings]").click();
+    const url = root.querySelector<HTMLInputElement>("#sec-settings input[name=map-tiles]")!;
+    const attribution = root.querySelector<HTMLInputElement>("#sec-settings input[name=map-attribution]")!;
+    expect(attribution.value).toBe("© OpenStreetMap contributors");
+    url.value = "https://tiles.example.org/{z}/{x}/{y}.png";
+    url.dispatchEvent(new Event("input"));
+    expect(attribution.value).toBe("");
+    attribution.value = "<b>Example</b> tiles";
+    root.querySelector<HTMLFormElement>("#sec-settings form")!.requestSubmit();
+
+    await until(() => calls.filter((c) => c.cmd === "set_map_tiles").length === 2, "the new tile server to the shell");
+    expect(calls.filter((c) => c.cmd === "set_map_tiles").at(-1)?.args).toEqual({ template: "https://tiles.example.org/{z}/{x}/{y}.png" });
+    await until(() => credit().includes("<b>Example</b> tiles"), "the new credit, as text");
+    expect(credit()).not.toContain("OpenStreetMap");
+    expect(root.querySelector(".leaflet-control-attribution b")).toBeNull();
+    // One tile layer, with URLs of its own (the web view asks the shell again).
+    const tilesAfter = layerUrls();
+    expect(tilesBefore.length).toBeGreaterThan(0);
+    expect(tilesAfter.length).toBe(tilesBefore.length);
+    expect(tilesAfter.some((u) => tilesBefore.includes(u))).toBe(false);
+    // No tile server: the map stays, without tiles or credit.
+    url.value = "";
+    url.dispatchEvent(new Event("input"));
+    root.querySelector<HTMLFormElement>("#sec-settings form")!.requestSubmit();
+    await until(() => calls.filter((c) => c.cmd === "set_map_tiles").length === 3, "no tile server to the shell");
+    expect(calls.filter((c) => c.cmd === "set_map_tiles").at(-1)?.args).toEqual({ template: null });
+    await until(() => !credit().includes("Example"), "the credit gone");
+    expect(root.querySelectorAll(".convoy-tiles img").length).toBe(0);
+  });
+
   it("draws the groups travelling together and the meeting point on the map", async () => {
     await openSession();
     await emit("node-event", { event: "location", userId: 1, latitude: 47.38, longitude: 8.54, speed: 20, heading: 0, together: [2] });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
 import { formatBytes, plural } from "../src/words";
 import { apply, formatTime, initialState, isDj, linkState, MAX_REFUSALS, moved, positionAt } from "../src/session-state";
-import { DEFAULT_SETTINGS, loadSettings, nodeLocationSource, sanitize, saveSettings } from "../src/settings";
+import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings } from "../src/settings";
 import { liveCommands, outputOptions } from "../src/screens/settings-form";
 import { memoryStorage } from "./helpers";
 
@@ -139,6 +139,29 @@ describe("settings", () => {
     expect(DEFAULT_SETTINGS.mapTiles).toBe("https://tile.openstreetmap.org/{z}/{x}/{y}.png");
     // Chosen empty (no tile server) stays empty.
     expect(sanitize({ ...DEFAULT_SETTINGS, mapTiles: "" }).mapTiles).toBe("");
+  });
+
+  it("credits OpenStreetMap for its own tiles by default, and another server as the user says", () => {
+    expect(DEFAULT_SETTINGS.mapAttribution).toBe(OSM_ATTRIBUTION);
+    expect(defaultAttribution("https://tile.openstreetmap.org/{z}/{x}/{y}.png")).toBe("© OpenStreetMap contributors");
+    expect(defaultAttribution("https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png")).toBe(OSM_ATTRIBUTION);
+    expect(defaultAttribution("https://tiles.example.org/{z}/{x}/{y}.png")).toBe("");
+    expect(defaultAttribution("https://tile.openstreetmap.org.evil.example/{z}/{x}/{y}.png")).toBe("");
+    expect(defaultAttribution("not a url")).toBe("");
+    expect(defaultAttribution("")).toBe("");
+    // One line, of bounded length.
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapAttribution: "  © Example\n tiles " }).mapAttribution).toBe("© Example tiles");
+    expect(sanitize({ ...DEFAULT_SETTINGS, mapAttribution: "x".repeat(1000) }).mapAttribution.length).toBe(MAX_ATTRIBUTION_LEN);
+  });
+
+  it("gives settings kept before the credit existed the credit of their tile address", () => {
+    const st = memoryStorage();
+    st.setItem("trafficjamz.settings", JSON.stringify({ mapTiles: "https://tiles.example.org/{z}/{x}/{y}.png" }));
+    expect(loadSettings(st).mapAttribution).toBe("");
+    st.setItem("trafficjamz.settings", JSON.stringify({ latencyOffsetMs: 20 }));
+    expect(loadSettings(st).mapAttribution).toBe(OSM_ATTRIBUTION);
+    st.setItem("trafficjamz.settings", JSON.stringify({ mapTiles: "https://tiles.example.org/{z}/{x}/{y}.png", mapAttribution: "© Example" }));
+    expect(loadSettings(st).mapAttribution).toBe("© Example");
   });
 
   it("maps the location source to the node's option", () => {

@@ -14,7 +14,7 @@ const VIDEO = "dQw4w9WgXcQ";
 type StandinWindow = Window & {
   YT?: YtNamespace;
   onYouTubeIframeAPIReady?: () => void;
-  __ytStandin?: { bufferMs?: number; errors?: Record<string, number>; calls?: { call: string; args: unknown[]; at: number }[] };
+  __ytStandin?: { bufferMs?: number; errors?: Record<string, number>; durations?: Record<string, number>; calls?: { call: string; args: unknown[]; at: number }[] };
 };
 const win = window as StandinWindow;
 
@@ -25,13 +25,13 @@ function runStandin(): YtNamespace {
   return win.YT;
 }
 
-function recorder(): VideoSink & { readings: [string, number, number][]; errors: [string, number][] } {
-  const readings: [string, number, number][] = [];
+function recorder(): VideoSink & { readings: [string, number, number, number | undefined][]; errors: [string, number][] } {
+  const readings: [string, number, number, number | undefined][] = [];
   const errors: [string, number][] = [];
   return {
     readings,
     errors,
-    reading: (v, p, s) => { readings.push([v, p, s]); },
+    reading: (v, p, s, d) => { readings.push([v, p, s, d]); },
     error: (v, c) => { errors.push([v, c]); },
   };
 }
@@ -41,7 +41,7 @@ const calls = (): string[] => (win.__ytStandin?.calls ?? []).map((c) => c.call);
 beforeEach(() => {
   delete win.YT;
   delete win.onYouTubeIframeAPIReady;
-  win.__ytStandin = { bufferMs: 30 };
+  win.__ytStandin = { bufferMs: 30, durations: { [VIDEO]: 212.5 } };
 });
 afterEach(() => {
   document.head.querySelectorAll("script").forEach((s) => s.remove());
@@ -98,15 +98,17 @@ describe("the player executes the engine's directives", () => {
     expect((play?.at ?? 0) - t0).toBeGreaterThanOrEqual(99);
     // Readings come while it plays, with the video, a position past the start, PLAYING.
     await until(() => sink.readings.some(([, , s]) => s === 1), "a reading while playing");
-    const [video, position] = sink.readings.find(([, , s]) => s === 1) ?? ["", 0];
+    const [video, position, , duration] = sink.readings.find(([, , s]) => s === 1) ?? ["", 0];
     expect(video).toBe(VIDEO);
     expect(position).toBeGreaterThanOrEqual(5);
+    // The video's length as the player knows it (a track added by link has none yet).
+    expect(duration).toBe(212.5);
 
     player.apply({ do: "pause", video: VIDEO, position: 12 });
     expect(calls().slice(-2)).toEqual(["pauseVideo", "seekTo"]);
     const n = sink.readings.length;
     await until(() => sink.readings.length > n + 1, "readings while paused");
-    expect(sink.readings.at(-1)).toEqual([VIDEO, 12, 2]);
+    expect(sink.readings.at(-1)).toEqual([VIDEO, 12, 2, 212.5]);
 
     // A seek of the loaded video: pause, seek, play at the instant (no reload).
     player.apply({ do: "play", video: VIDEO, position: 20, in_ms: 50 });
@@ -131,6 +133,17 @@ describe("the player executes the engine's directives", () => {
       expect(seek?.args).toEqual([12, true]);
       player.dispose();
     });
+  });
+
+  it("reads no duration while the player answers 0 (metadata not loaded)", async () => {
+    win.__ytStandin = { bufferMs: 30, durations: { [VIDEO]: 0 } };
+    const yt = runStandin();
+    const sink = recorder();
+    const player = new VideoPlayer(yt, document.body, sink);
+    player.apply({ do: "pause", video: VIDEO, position: 3 });
+    await until(() => sink.readings.length > 0, "a reading");
+    expect(sink.readings[0]).toEqual([VIDEO, 3, 5, undefined]);
+    player.dispose();
   });
 
   it("hands the player's error codes on", async () => {

@@ -90,11 +90,15 @@ pub enum NodeCommand {
     /// added (for the stretches with no coverage); `progress` events as `preload`.
     AutoPreload { enabled: bool },
     /// The app's YouTube player, read just now while it holds `video`: `position` is
-    /// `getCurrentTime()` (s), `state` `getPlayerState()` (IFrame API codes).
+    /// `getCurrentTime()` (s), `state` `getPlayerState()` (IFrame API codes), `duration`
+    /// `getDuration()` (s; left out while the player answers 0): a track without a
+    /// duration takes it (docs/protocol.md, "Track").
     YoutubeReading {
         video: String,
         position: f64,
         state: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<f64>,
     },
     /// The app's YouTube player failed on `video` with this `onError` code.
     YoutubeError { video: String, code: i64 },

@@ -1635,7 +1635,13 @@ impl Engine {
                     reason: crate::external::player_error_message(code),
                 });
             }
-            ExternalReport::Reading { video, reading } if holds(&video) && tl.playing => {
+            ExternalReport::Reading { video, reading } if holds(&video) => {
+                if let Some(d) = reading.duration_s.and_then(crate::external::video_duration) {
+                    self.learn_duration(now, &tl.track.id, d);
+                }
+                if !tl.playing {
+                    return;
+                }
                 let server_at = self.clock.to_server(reading.at);
                 if server_at < tl.at_server_ms {
                     return; // the start has not landed yet
@@ -1659,6 +1665,57 @@ impl Engine {
             }
             // A report of another video (one the player held before) or while paused.
             _ => {}
+        }
+    }
+
+    /// The external player knows the duration of the track it holds, which the track
+    /// lacks (YouTube's oEmbed gives none, so a video added by link has none until a player
+    /// loads it). This device's timeline takes it at once (the end of the track, the DJ's
+    /// track change, the position bar). The shared playlist takes it from the DJ only:
+    /// docs/protocol.md lets the DJ send any playlist (`playlist-update`) but anyone else
+    /// only append, so a member's device keeps the duration to itself and the track gets it
+    /// for everyone when a DJ's device learns it.
+    fn learn_duration(&mut self, now: LocalTime, track_id: &str, duration: f64) {
+        let mut timeline_moved = false;
+        if let Some(tl) = self.timeline.as_mut().filter(|t| t.track.id == track_id)
+            && track_end(&tl.track).is_infinite()
+        {
+            tl.track.duration = Some(duration);
+            timeline_moved = true;
+        }
+        if timeline_moved {
+            let playing = self.timeline.as_ref().filter(|t| t.playing);
+            self.end_timer = playing
+                .and_then(Timeline::end_at)
+                .map(|end| self.clock.to_local(end));
+            self.refresh_dj(now, false);
+        }
+        let Some(index) = self.playlist.index_of(track_id) else {
+            return;
+        };
+        if self.playlist.tracks()[index].duration.is_some() {
+            return;
+        }
+        let mut tracks = self.playlist.tracks().to_vec();
+        tracks[index].duration = Some(duration);
+        if !self.set_playlist(tracks) || !self.is_dj() {
+            return;
+        }
+        let playlist = self.playlist.tracks().to_vec();
+        if !self.connected && self.peers.any() {
+            let update = MeshPlaylist {
+                playlist: playlist.clone(),
+            };
+            self.mesh_send(None, kinds::PLAYLIST_UPDATE, None, &update);
+        }
+        if self.connected
+            && self.is_server_dj()
+            && let Some(session_id) = self.session_id.clone()
+        {
+            self.emit(&PlaylistUpdate {
+                session_id,
+                playlist,
+            });
         }
     }
 

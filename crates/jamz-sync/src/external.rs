@@ -83,6 +83,20 @@ pub struct Reading {
     /// `getCurrentTime()`, s: what the player plays now, as far as the page knows.
     pub position_s: f64,
     pub state: PlayerState,
+    /// `getDuration()`, s, once the player knows it (`None` while it answers 0, before
+    /// the video's metadata has loaded). YouTube's oEmbed gives no duration: a track added
+    /// by link has none until a player has loaded it ([`video_duration`]).
+    pub duration_s: Option<f64>,
+}
+
+/// The duration a player reported, if it is one a track may carry: finite, positive and
+/// within [`MAX_TRACK_LENGTH_S`] (a live stream's `getDuration()` grows with it and is
+/// no length to end a track at).
+///
+/// [`MAX_TRACK_LENGTH_S`]: crate::constants::MAX_TRACK_LENGTH_S
+pub fn video_duration(reported: f64) -> Option<f64> {
+    (reported.is_finite() && reported > 0.0 && reported <= crate::constants::MAX_TRACK_LENGTH_S)
+        .then_some(reported)
 }
 
 /// What to do about one reading.
@@ -181,6 +195,7 @@ mod tests {
             at,
             position_s,
             state: PlayerState::Playing,
+            duration_s: None,
         }
     }
 
@@ -249,6 +264,14 @@ mod tests {
             p.on_reading(playing(f64::NAN, f64::NAN), 10.0),
             Correction::Keep
         );
+    }
+
+    #[test]
+    fn only_a_finite_positive_bounded_duration_is_one() {
+        assert_eq!(video_duration(212.5), Some(212.5));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 86_400.5] {
+            assert_eq!(video_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -59,10 +59,41 @@ fn reading(e: &mut Engine, now: f64, position_s: f64) -> Vec<Action> {
                 at: now,
                 position_s,
                 state: PlayerState::Playing,
+                duration_s: None,
             },
         }),
     );
     drain(e)
+}
+
+/// A reading that also says the video's duration (`getDuration()`).
+fn reading_with_duration(
+    e: &mut Engine,
+    now: f64,
+    position_s: f64,
+    duration_s: f64,
+) -> Vec<Action> {
+    e.handle(
+        now,
+        Input::External(ExternalReport::Reading {
+            video: VIDEO.into(),
+            reading: Reading {
+                at: now,
+                position_s,
+                state: PlayerState::Playing,
+                duration_s: Some(duration_s),
+            },
+        }),
+    );
+    drain(e)
+}
+
+/// The video as added by link: oEmbed gives no duration.
+fn video_without_duration() -> jamz_proto::Track {
+    jamz_proto::Track {
+        duration: None,
+        ..video_track()
+    }
 }
 
 #[test]
@@ -213,6 +244,106 @@ fn a_player_error_leaves_the_device_silent_and_the_next_track_on_time() {
         close(s[0].2, video_end, 1.0),
         "t2 at {} vs {video_end}",
         s[0].2
+    );
+}
+
+#[test]
+fn the_dj_shares_the_duration_the_player_read_and_the_next_track_starts_at_its_end() {
+    let (mut e, now) = app_dj();
+    server(
+        &mut e,
+        now,
+        playlist(vec![video_without_duration(), track(2, 3.0)]),
+    );
+    command(
+        &mut e,
+        now,
+        Command::Play {
+            track: Some("t1".into()),
+            position: Some(0.0),
+        },
+    );
+    let start = now + CONTROL_LEAD_MS;
+    // Readings without a duration (the player answers 0 before the metadata) share nothing.
+    let t = start + 300.0;
+    let actions = reading(&mut e, t, 0.3);
+    assert!(
+        emitted(&actions, "playlist-update").is_empty(),
+        "{actions:?}"
+    );
+    // Nonsense durations neither.
+    for bad in [0.0, -3.0, f64::NAN, f64::INFINITY, MAX_TRACK_LENGTH_S + 1.0] {
+        let actions = reading_with_duration(&mut e, t, 0.3, bad);
+        assert!(
+            emitted(&actions, "playlist-update").is_empty(),
+            "{bad}: {actions:?}"
+        );
+    }
+    // The first real one: the DJ's device sends the playlist with it (the DJ may send any
+    // playlist, docs/protocol.md), and its own playlist shows it.
+    let actions = reading_with_duration(&mut e, t + 250.0, 0.55, 20.0);
+    let sent = emitted(&actions, "playlist-update");
+    assert_eq!(sent.len(), 1, "{actions:?}");
+    assert_eq!(sent[0]["sessionId"], SESSION);
+    assert_eq!(sent[0]["playlist"][0]["id"], "t1");
+    assert_eq!(sent[0]["playlist"][0]["duration"], 20.0);
+    assert_eq!(sent[0]["playlist"][1]["id"], "t2");
+    assert!(
+        actions.iter().any(|a| matches!(a,
+        Action::Notify(Notification::Playlist { playlist }) if playlist[0].duration == Some(20.0)))
+    );
+    // Once: the next readings send nothing more.
+    let again = reading_with_duration(&mut e, t + 500.0, 0.8, 20.0);
+    assert!(emitted(&again, "playlist-update").is_empty(), "{again:?}");
+
+    // The track now ends: at the video's end the upload starts exactly then.
+    let video_end = start + 20_000.0;
+    let later: Vec<Action> = run_until(&mut e, t + 500.0, video_end + 1_000.0)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    let s = starts(&later);
+    assert_eq!(s.first().map(|s| s.0.as_str()), Some("t2"), "{later:?}");
+    assert!(
+        close(s[0].2, video_end, 1.0),
+        "t2 at {} vs {video_end}",
+        s[0].2
+    );
+}
+
+#[test]
+fn a_member_keeps_the_duration_to_itself() {
+    const MEMBER: i64 = 2;
+    let mut config = EngineConfig::new(MEMBER, "app").with_session(SESSION);
+    config.external_video_player = true;
+    let mut e = Engine::new(config);
+    e.handle(
+        0.0,
+        Input::Connected {
+            socket_id: socket_of(MEMBER),
+        },
+    );
+    drain(&mut e);
+    let now = sync_clock(&mut e, 0.0, 0.0, 20);
+    server(&mut e, now, controller_is(DJ));
+    server(&mut e, now, playlist(vec![video_without_duration()]));
+    let mut video = video_without_duration();
+    video.id = "t1".into();
+    server(
+        &mut e,
+        now,
+        jamz_proto::events::ServerEvent::MusicPlay(relay(DJ, Some(video), 0.0, now)),
+    );
+    drain(&mut e);
+    let actions = reading_with_duration(&mut e, now + 1_000.0, 1.0, 20.0);
+    // Only the DJ may change a track already in the playlist (docs/protocol.md).
+    assert!(
+        emitted(&actions, "playlist-update").is_empty(),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| matches!(a,
+        Action::Notify(Notification::Playlist { playlist }) if playlist[0].duration == Some(20.0)))
     );
 }
 

@@ -12,11 +12,13 @@
 //     durations: { VIDEOID: 30 },  // getDuration() per video (default 60 s)
 //     now: () => performance.now() // the clock, ms
 //   }
-// It keeps a log of every call in window.__ytStandin.calls, for tests to read.
+// It keeps a log of every call in window.__ytStandin.calls, and the players made (not yet
+// destroyed) in window.__ytStandin.players, for tests to read.
 (function () {
   "use strict";
   var cfg = (window.__ytStandin = window.__ytStandin || {});
   cfg.calls = cfg.calls || [];
+  cfg.players = cfg.players || [];
   var now = function () { return cfg.now ? cfg.now() : performance.now(); };
   var bufferMs = function () { return typeof cfg.bufferMs === "number" ? cfg.bufferMs : 120; };
   var State = { UNSTARTED: -1, ENDED: 0, PLAYING: 1, PAUSED: 2, BUFFERING: 3, CUED: 5 };
@@ -39,6 +41,7 @@
     this._base = 0; // position (s) at _since while PLAYING, the position otherwise
     this._since = 0;
     this._timer = null;
+    cfg.players.push(this);
     var self = this;
     setTimeout(function () { self._fire("onReady", undefined); }, 0);
   }
@@ -140,6 +143,8 @@
   Player.prototype.getIframe = function () { return this._frame; };
   Player.prototype.destroy = function () {
     this._clear();
+    var i = cfg.players.indexOf(this);
+    if (i >= 0) cfg.players.splice(i, 1);
     if (this._frame.parentNode) this._frame.parentNode.removeChild(this._frame);
   };
 

@@ -18,7 +18,7 @@ import {
   positionAt,
   type SessionState,
 } from "../session-state";
-import { nodeLocationSource } from "../settings";
+import { nodeLocationSource, type Settings } from "../settings";
 import { plural } from "../words";
 import { DEFAULT_YOUTUBE_ORIGIN, loadIframeApi, VideoPlayer } from "../youtube";
 import { settingsForm } from "./settings-form";
@@ -152,7 +152,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       (yt) => {
         if (closed) return null;
         videoPlayer = new VideoPlayer(yt, videoHost, {
-          reading: (video, position, state) => send({ cmd: "youtube-reading", video, position, state }),
+          reading: (video, position, state, duration) =>
+            send({ cmd: "youtube-reading", video, position, state, ...(duration === undefined ? {} : { duration }) }),
           error: (video, code) => send({ cmd: "youtube-error", video, code }),
         });
         return videoPlayer;
@@ -353,12 +354,24 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const distances = h("ul", { class: "distances", "data-testid": "distances" });
   // The tile server is the shell's to reach (with its cache); none set: a blank map.
   let tiles: MapTiles | null = null;
-  const tilesReady = ctx.settings.mapTiles
-    ? ctx.backend.setMapTiles(ctx.settings.mapTiles).then(
-      () => { tiles = { url: ctx.backend.mapTileUrl(++mapsMade), attribution: "© OpenStreetMap contributors" }; },
+  /** Tells the shell the settings' tile server and draws the map from it (again, when they change). */
+  const useTiles = (set: Pick<Settings, "mapTiles" | "mapAttribution">): Promise<void> => set.mapTiles
+    ? ctx.backend.setMapTiles(set.mapTiles).then(
+      () => {
+        // New URLs for a new server: the web view asks the shell again rather than reuse
+        // what it drew from the old one.
+        tiles = { url: ctx.backend.mapTileUrl(++mapsMade), attribution: set.mapAttribution };
+        mapView?.setTiles(tiles);
+        renderTiles();
+      },
       (e: unknown) => showError(error, e))
-    : ctx.backend.setMapTiles(null).then(() => undefined, () => undefined);
+    : ctx.backend.setMapTiles(null).then(() => {
+      tiles = null;
+      mapView?.setTiles(null);
+      tilesText.hidden = true;
+    }, () => undefined);
   const tilesText = h("p", { class: "muted", "data-testid": "map-tiles", hidden: true });
+  const tilesReady = useTiles(ctx.settings);
   const renderTiles = (): void => {
     if (!tiles) return;
     void ctx.backend.mapTilesInfo().then((t) => {
@@ -450,7 +463,9 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   const renderInUse = (): void => {
     inUse.textContent = st.output ? `In use: output ${st.output} · latency offset ${Math.round(st.latencyOffsetMs)} ms` : "";
   };
-  const liveSettings = settingsForm(ctx, (c) => ctx.backend.command(c));
+  const liveSettings = settingsForm(ctx, (c) => ctx.backend.command(c), (prev, next) => {
+    if (next.mapTiles !== prev.mapTiles || next.mapAttribution !== prev.mapAttribution) void useTiles(next);
+  });
   const settingsPanel = h("section", { class: "card", "aria-labelledby": "settings-h", id: "sec-settings", hidden: true },
     h("h2", { id: "settings-h" }, "Settings"),
     inUse,

@@ -6,7 +6,7 @@ import type { Calibrated, LocationSourceView, NodeCommand, Output } from "../bac
 import type { Ctx } from "../app";
 import { field, h, showError } from "../dom";
 import {
-  locationFromSpec, locationSpecOf, MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, THEMES,
+  defaultAttribution, locationFromSpec, locationSpecOf, MAX_ATTRIBUTION_LEN, MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, THEMES,
   type LocationMode, type Settings, type Theme,
 } from "../settings";
 
@@ -74,9 +74,14 @@ export function calibrationWords(r: Pick<Calibrated, "delay_ms" | "agreeing" | "
 
 /**
  * Builds the form. `live` sends commands to the running node (in a session);
- * without it, changes apply when the next session opens.
+ * without it, changes apply when the next session opens. `onSave` hears every save
+ * (what the session applies itself, such as the map's tiles).
  */
-export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>) | null): SettingsForm {
+export function settingsForm(
+  ctx: Ctx,
+  live: ((c: NodeCommand) => Promise<void>) | null,
+  onSave: (prev: Settings, next: Settings) => void = () => undefined,
+): SettingsForm {
   const s = ctx.settings;
   const output = h("select", { name: "output" });
   const fillOutputs = (devices: readonly Output[]): void => {
@@ -102,6 +107,13 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     ...THEMES.map((t) => h("option", { value: t, selected: t === s.theme }, THEME_LABEL[t])));
   const displayName = h("input", { name: "display-name", value: s.displayName });
   const mapTiles = h("input", { name: "map-tiles", value: s.mapTiles, placeholder: "https://tiles.example.org/{z}/{x}/{y}.png" });
+  const mapAttribution = h("input", { name: "map-attribution", value: s.mapAttribution, maxlength: MAX_ATTRIBUTION_LEN, placeholder: "© the tile server's credit" });
+  // The credit follows the address while it is the address's default (not typed over).
+  let tilesBefore = mapTiles.value;
+  mapTiles.addEventListener("input", () => {
+    if (mapAttribution.value.trim() === defaultAttribution(tilesBefore)) mapAttribution.value = defaultAttribution(mapTiles.value);
+    tilesBefore = mapTiles.value;
+  });
   const youtubeOrigin = h("input", { name: "youtube-origin", value: s.youtubeOrigin, placeholder: "https://www.youtube.com" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
@@ -141,7 +153,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     }
   });
   const hint = live
-    ? "Output, latency offset and the cache settings apply now; location source, name and map tiles when the session next opens."
+    ? "Output, latency offset, the cache settings and the map's tiles apply now; location source and name when the session next opens."
     : "These apply when a session opens.";
 
   const form = h("form", { class: "card settings-form", "aria-label": "Settings" },
@@ -156,6 +168,7 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
     locationArgField,
     field("Name in the session", displayName),
     field("Map tiles address, with {z}/{x}/{y}; tiles seen are kept for offline use (empty: cars on a blank map)", mapTiles),
+    field("Map credit, shown under the map (what the tile server's terms ask for)", mapAttribution),
     field("YouTube address (empty: YouTube's own; for tests)", youtubeOrigin),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save"), copyDiagnostics),
@@ -173,12 +186,15 @@ export function settingsForm(ctx: Ctx, live: ((c: NodeCommand) => Promise<void>)
       ...locationChoice(mode.value, locationArg.value),
       displayName: displayName.value.trim(),
       mapTiles: mapTiles.value.trim(),
+      mapAttribution: mapAttribution.value,
       youtubeOrigin: youtubeOrigin.value.trim(),
       theme: theme.value as Theme,
     });
     latency.value = String(next.latencyOffsetMs);
     cacheLimit.value = String(next.cacheLimitMiB);
     ctx.saveSettings(next);
+    mapAttribution.value = next.mapAttribution;
+    onSave(prev, next);
     const commands = live ? liveCommands(prev, next) : [];
     saved.textContent = live && commands.length > 0 ? "Saved; applying…" : "Saved.";
     if (live && commands.length > 0) {

@@ -149,6 +149,7 @@ impl Runtime {
                 video,
                 position,
                 state,
+                duration,
             } => {
                 // An unknown state code is not a reading to judge by.
                 let Some(state) = jamz_sync::external::PlayerState::from_code(state) else {
@@ -158,6 +159,7 @@ impl Runtime {
                     at: self.clock.now_ms(),
                     position_s: position,
                     state,
+                    duration_s: duration,
                 };
                 self.feed(Input::External(ExternalReport::Reading { video, reading }));
                 return;
