@@ -23,6 +23,7 @@ die() {
 # /usr/lib/postgresql/*/bin (not on PATH), else PATH.
 pg_bin() {
   if [ -n "${JAMZ_PG_BIN:-}" ]; then
+    [ -x "$JAMZ_PG_BIN/initdb" ] || die "initdb not found in JAMZ_PG_BIN=$JAMZ_PG_BIN"
     echo "$JAMZ_PG_BIN"
     return
   fi
@@ -32,7 +33,7 @@ pg_bin() {
     echo "$d"
     return
   fi
-  command -v initdb >/dev/null 2>&1 || die "initdb not found: install postgresql (scripts/apt/postgres.txt)"
+  command -v initdb >/dev/null 2>&1 || die "initdb not found: PostgreSQL is not installed (scripts/apt/postgres.txt)"
   dirname "$(command -v initdb)"
 }
 
