@@ -20,7 +20,14 @@ pub struct ServerArgs {
     /// The database: a SQLite file (created if missing), or a PostgreSQL URL
     /// postgres://user:password@host:port/database (the database must exist; the
     /// server creates its tables). Cannot be opened or reached at start: exit status 69.
-    #[arg(long, default_value = "jamz-data/jamz.db", value_name = "FILE|URL")]
+    /// From the environment, a URL's password stays out of the process list.
+    #[arg(
+        long,
+        env = "JAMZ_DB",
+        hide_env_values = true,
+        default_value = "jamz-data/jamz.db",
+        value_name = "FILE|URL"
+    )]
     pub db: crate::DbLocation,
     /// Directory for uploaded files and the token secret.
     #[arg(long, default_value = "jamz-data")]
