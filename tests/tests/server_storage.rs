@@ -118,11 +118,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs `jamz-server --db db` until it exits; its status and stderr.
-async fn start_fails(db: &str) -> (Option<i32>, String) {
+/// Runs `jamz-server --db db` (or with `JAMZ_DB=db`) until it exits; its status and stderr.
+async fn start_fails(db: &str, from_env: bool) -> (Option<i32>, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let child = tokio::process::Command::new(workspace_bin("jamz-server"))
-        .args(["--bind", "127.0.0.1:0", "--db", db, "--data-dir"])
+    let mut cmd = tokio::process::Command::new(workspace_bin("jamz-server"));
+    if from_env {
+        cmd.env("JAMZ_DB", db);
+    } else {
+        cmd.args(["--db", db]).env_remove("JAMZ_DB");
+    }
+    let child = cmd
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(tmp.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -145,20 +151,22 @@ async fn start_fails(db: &str) -> (Option<i32>, String) {
 async fn an_unreachable_database_at_start_is_a_clear_error_and_exit_status_69() {
     let port = free_port();
     let url = format!("postgres://jamz:hunter2@127.0.0.1:{port}/jamz");
-    let (code, stderr) = start_fails(&url).await;
-    eprintln!("{stderr}");
-    assert_eq!(code, Some(69), "{stderr}");
-    let shown = format!("postgres://jamz:***@127.0.0.1:{port}/jamz");
-    assert!(stderr.contains(&shown), "names the database: {stderr}");
-    assert!(
-        stderr.to_lowercase().contains("connection refused"),
-        "says why: {stderr}"
-    );
-    assert!(
-        !stderr.contains("hunter2"),
-        "never shows the password: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    for from_env in [false, true] {
+        let (code, stderr) = start_fails(&url, from_env).await;
+        eprintln!("{stderr}");
+        assert_eq!(code, Some(69), "{stderr}");
+        let shown = format!("postgres://jamz:***@127.0.0.1:{port}/jamz");
+        assert!(stderr.contains(&shown), "names the database: {stderr}");
+        assert!(
+            stderr.to_lowercase().contains("connection refused"),
+            "says why: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "never shows the password: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[tokio::test]
@@ -168,7 +176,7 @@ async fn a_missing_postgres_database_at_start_is_exit_status_69() {
         return;
     };
     let url = pg::database_url(&admin, "jamz_no_such_database");
-    let (code, stderr) = start_fails(&url).await;
+    let (code, stderr) = start_fails(&url, false).await;
     eprintln!("{stderr}");
     assert_eq!(code, Some(69), "{stderr}");
     assert!(
