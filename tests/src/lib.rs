@@ -93,11 +93,22 @@ impl TestServer {
     /// Like [`TestServer::start_in`], with extra command-line arguments (e.g.
     /// `--ping-interval-ms 300 --ping-timeout-ms 300`).
     pub async fn start_in_with_args(dir: &Path, bind: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_on_db(dir, bind, dir.join("jamz.db").as_os_str(), extra).await
+    }
+
+    /// Like [`TestServer::start_in_with_args`], on the database `db`: a SQLite file or a
+    /// `postgres://` URL (`--db`); `dir` holds the files and the token secret.
+    pub async fn start_on_db(
+        dir: &Path,
+        bind: &str,
+        db: &std::ffi::OsStr,
+        extra: &[&str],
+    ) -> Result<Self> {
         let mut child = Command::new(workspace_bin("jamz-server"))
             .arg("--bind")
             .arg(bind)
             .arg("--db")
-            .arg(dir.join("jamz.db"))
+            .arg(db)
             .arg("--data-dir")
             .arg(dir.join("files"))
             .args(extra)

@@ -1,4 +1,5 @@
-//! scripts/env.d/pulseaudio.sh on every path where PulseAudio is unavailable: without
+//! scripts/env.d/pulseaudio.sh on every path where PulseAudio is unavailable (and
+//! scripts/env.d/postgres.sh where PostgreSQL is): without
 //! `JAMZ_REQUIRE_PULSE` it says why and lets the run go on (the real-time tests then say
 //! "skipped"); with it (CI) it fails the run and says why. Each path is made real with
 //! stand-in `pulseaudio`/`pactl` programs that fail, on a PATH of their own.
@@ -89,4 +90,48 @@ fn the_daemon_does_not_start() {
         &dir.path().join("pulse"),
         "could not start",
     );
+}
+
+/// Sources scripts/env.d/postgres.sh with `JAMZ_PG_BIN` pointing where there is no
+/// PostgreSQL: whether the shell got past it, its stderr, and whether it exported a URL.
+fn source_postgres_hook(pg_dir: &Path, require: bool) -> (bool, String, bool) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = Command::new("/bin/bash");
+    cmd.current_dir(&root)
+        .args([
+            "-c",
+            "set -euo pipefail; . scripts/env.d/postgres.sh; echo \"past-the-hook url=${JAMZ_TEST_POSTGRES_URL:-}\"",
+        ])
+        .env("JAMZ_PG_BIN", pg_dir.join("no-bin"))
+        .env("JAMZ_PG_DIR", pg_dir.join("pg"))
+        .env("JAMZ_PG_PORT", "1")
+        .env_remove("JAMZ_TEST_POSTGRES_URL")
+        .env_remove("JAMZ_REQUIRE_POSTGRES");
+    if require {
+        cmd.env("JAMZ_REQUIRE_POSTGRES", "1");
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.success() && stdout.contains("past-the-hook"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout.contains("url=postgres"),
+    )
+}
+
+#[test]
+fn postgresql_not_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (passed, err, url) = source_postgres_hook(dir.path(), false);
+    assert!(
+        passed,
+        "without JAMZ_REQUIRE_POSTGRES the run goes on: {err}"
+    );
+    assert!(!url, "no URL exported: {err}");
+    assert!(err.contains("initdb not found"), "{err}");
+    assert!(err.contains("will be skipped"), "{err}");
+    let (passed, err, _) = source_postgres_hook(dir.path(), true);
+    assert!(!passed, "with JAMZ_REQUIRE_POSTGRES the run fails: {err}");
+    assert!(err.contains("initdb not found"), "{err}");
+    assert!(err.contains("JAMZ_REQUIRE_POSTGRES is set"), "{err}");
 }

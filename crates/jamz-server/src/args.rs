@@ -17,9 +17,18 @@ pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, default_value = "127.0.0.1:5050")]
     pub bind: SocketAddr,
-    /// SQLite database file (created if missing).
-    #[arg(long, default_value = "jamz-data/jamz.db")]
-    pub db: PathBuf,
+    /// The database: a SQLite file (created if missing), or a PostgreSQL URL
+    /// postgres://user:password@host:port/database (the database must exist; the
+    /// server creates its tables). Cannot be opened or reached at start: exit status 69.
+    /// From the environment, a URL's password stays out of the process list.
+    #[arg(
+        long,
+        env = "JAMZ_DB",
+        hide_env_values = true,
+        default_value = "jamz-data/jamz.db",
+        value_name = "FILE|URL"
+    )]
+    pub db: crate::DbLocation,
     /// Directory for uploaded files and the token secret.
     #[arg(long, default_value = "jamz-data")]
     pub data_dir: PathBuf,

@@ -57,12 +57,17 @@ impl ApiError {
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Io(e) if is_disk_full(e) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::Database(e) if crate::db::is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Io(_) | Self::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
     }
 }
+
+/// What a client is told to wait when the database cannot be reached: a restart
+/// or a fail-over takes seconds.
+const DATABASE_RETRY_SECS: u64 = 2;
 
 fn is_disk_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
@@ -73,9 +78,15 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry_after = match self {
             Self::Throttled(s) | Self::Busy(s) => Some(s),
+            Self::Database(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                Some(DATABASE_RETRY_SECS)
+            }
             _ => None,
         };
-        if status.is_server_error() && !matches!(self, Self::Busy(_)) {
+        if status == StatusCode::SERVICE_UNAVAILABLE && !matches!(self, Self::Busy(_)) {
+            // The database is gone for now: one line per request, not an error trace.
+            tracing::warn!(error = %self, "database unavailable");
+        } else if status.is_server_error() && !matches!(self, Self::Busy(_)) {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::debug!(error = %self, %status, "request refused");
@@ -83,6 +94,8 @@ impl IntoResponse for ApiError {
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             // Details of our own faults go to the log, not to the client.
             "internal server error".to_string()
+        } else if status == StatusCode::SERVICE_UNAVAILABLE && !matches!(self, Self::Busy(_)) {
+            "the database is unavailable; retry shortly".to_string()
         } else if status == StatusCode::INSUFFICIENT_STORAGE {
             "the server's disk is full".to_string()
         } else {

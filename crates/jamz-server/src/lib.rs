@@ -24,6 +24,10 @@ mod store;
 mod throttle;
 mod tls;
 
+#[cfg(test)]
+#[path = "../tests/support/postgres.rs"]
+mod test_postgres;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +37,7 @@ use std::time::Duration;
 use socketioxide::SocketIo;
 
 pub use args::ServerArgs;
+pub use db::DbLocation;
 pub use error::ApiError;
 pub use rest::Limits;
 
@@ -50,7 +55,8 @@ const SOCKET_SEND_BUFFER_PACKETS: usize = 2048;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
-    pub db: PathBuf,
+    /// A SQLite file or a PostgreSQL URL (docs/architecture.md, "Storage").
+    pub db: DbLocation,
     pub data_dir: PathBuf,
     /// Signs tokens. `None`: read from (or created in) `<data_dir>/jwt-secret`,
     /// so tokens stay valid across restarts.
@@ -112,10 +118,10 @@ pub fn default_hash_workers() -> usize {
 }
 
 impl ServerConfig {
-    pub fn new(bind: SocketAddr, db: PathBuf, data_dir: PathBuf) -> Self {
+    pub fn new(bind: SocketAddr, db: impl Into<DbLocation>, data_dir: PathBuf) -> Self {
         Self {
             bind,
-            db,
+            db: db.into(),
             data_dir,
             jwt_secret: None,
             public_url: None,
@@ -138,11 +144,17 @@ impl ServerConfig {
     }
 }
 
+/// `jamz-server`'s exit status when its database cannot be opened or reached at start
+/// (sysexits' EX_UNAVAILABLE): a service manager may retry; any other failure exits 1.
+pub const EXIT_DATABASE_UNAVAILABLE: u8 = 69;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("database {path}: {source}")]
+    /// The database cannot be opened, reached or migrated: `jamz-server` exits with
+    /// [`EXIT_DATABASE_UNAVAILABLE`].
+    #[error("database {location}: {source}")]
     Database {
-        path: PathBuf,
+        location: DbLocation,
         #[source]
         source: sqlx::Error,
     },
@@ -184,9 +196,11 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
     let db = db::Db::open(&config.db)
         .await
         .map_err(|source| StartError::Database {
-            path: config.db.clone(),
+            location: config.db.clone(),
             source,
         })?;
+    // Several processes sharing one PostgreSQL would close each other's live
+    // participations here: docs/architecture.md ("Storage", what one process assumes).
     let closed = db
         .close_open_participations()
         .await

@@ -73,7 +73,7 @@ pub async fn test_state(dir: &std::path::Path) -> AppState {
     // Broadcasts go to the default namespace, which must exist.
     io.ns("/", async |_s: socketioxide::extract::SocketRef| {});
     AppState {
-        db: Db::open(&dir.join("jamz.db")).await.unwrap(),
+        db: Db::open(&dir.join("jamz.db").into()).await.unwrap(),
         keys: TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef"),
         grants: Arc::new(GrantSigner::from_seed([7; 32])),
         store: FileStore::open(&dir.join("files")).unwrap(),
