@@ -205,6 +205,8 @@ fn every_command_forwards_to_the_facade_through_the_ipc() {
     );
     let sources = shell.ok("location_sources", json!({}));
     assert_eq!(sources[0]["spec"], "manual", "{sources}");
+    // The desktop's location service is offered on a desktop, whether or not it answers.
+    assert_eq!(sources[1]["spec"], "desktop", "{sources}");
     let outputs = shell.ok("list_outputs", json!({}));
     assert_eq!(outputs[0]["id"], "default", "{outputs}");
 

@@ -1,7 +1,7 @@
 // Device settings, kept in this web view's localStorage (they are per device).
 
-export type LocationMode = "manual" | "device" | "replay" | "gpsd" | "nmea";
-const LOCATION_MODES: readonly LocationMode[] = ["manual", "device", "replay", "gpsd", "nmea"];
+export type LocationMode = "manual" | "device" | "desktop" | "replay" | "gpsd" | "nmea";
+const LOCATION_MODES: readonly LocationMode[] = ["manual", "device", "desktop", "replay", "gpsd", "nmea"];
 
 /** Day or night colours: `system` follows the system's dark setting. */
 export type Theme = "system" | "light" | "dark";
@@ -141,6 +141,7 @@ export function nodeLocationSource(s: Settings): string {
   if (s.locationMode === "replay" && s.locationArg.trim()) return `replay:${s.locationArg.trim()}`;
   if (s.locationMode === "gpsd" && s.locationArg.trim()) return `gpsd:${s.locationArg.trim()}`;
   if (s.locationMode === "nmea" && s.locationArg.trim()) return `nmea:${s.locationArg.trim()}`;
+  if (s.locationMode === "desktop") return "desktop";
   return "none";
 }
 
@@ -155,10 +156,13 @@ export function locationFromSpec(spec: string): { locationMode: LocationMode; lo
   for (const mode of ["gpsd", "nmea", "replay"] as const) {
     if (spec.startsWith(`${mode}:`)) return { locationMode: mode, locationArg: spec.slice(mode.length + 1) };
   }
-  return { locationMode: spec === "device" ? "device" : "manual", locationArg: "" };
+  const alone: LocationMode = spec === "device" || spec === "desktop" ? spec : "manual";
+  return { locationMode: alone, locationArg: "" };
 }
 
 /** The node spec a location choice stands for (`device` for the phone's own). */
 export function locationSpecOf(s: Pick<Settings, "locationMode" | "locationArg">): string {
-  return s.locationMode === "manual" || s.locationMode === "device" ? s.locationMode : `${s.locationMode}:${s.locationArg}`;
+  return s.locationMode === "manual" || s.locationMode === "device" || s.locationMode === "desktop"
+    ? s.locationMode
+    : `${s.locationMode}:${s.locationArg}`;
 }

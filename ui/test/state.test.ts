@@ -3,6 +3,7 @@ import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
 import { formatBytes, plural } from "../src/words";
 import { apply, formatTime, initialState, isDj, linkState, MAX_REFUSALS, moved, positionAt } from "../src/session-state";
 import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings } from "../src/settings";
+import { DESKTOP_SOURCE_NAME, locationChoice, locationOptions } from "../src/screens/settings-form";
 import { liveCommands, outputOptions } from "../src/screens/settings-form";
 import { memoryStorage } from "./helpers";
 
@@ -167,6 +168,15 @@ describe("settings", () => {
   it("maps the location source to the node's option", () => {
     expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "gpsd", locationArg: "car:2947" })).toBe("gpsd:car:2947");
     expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "manual" })).toBe("none");
+    expect(nodeLocationSource({ ...DEFAULT_SETTINGS, locationMode: "desktop" })).toBe("desktop");
+    expect(sanitize({ ...DEFAULT_SETTINGS, locationMode: "desktop" }).locationMode).toBe("desktop");
+    expect(locationChoice("desktop", "")).toEqual({ locationMode: "desktop", locationArg: "" });
+    // Chosen before, and the node's list not loaded yet: still offered and selected.
+    const opts = locationOptions([], { locationMode: "desktop", locationArg: "" });
+    expect(opts.filter((o) => o.selected)).toEqual([{ value: "desktop", name: DESKTOP_SOURCE_NAME, selected: true }]);
+    // Listed by the node: once.
+    const listed = locationOptions([{ spec: "desktop", name: DESKTOP_SOURCE_NAME }], { locationMode: "desktop", locationArg: "" });
+    expect(listed.filter((o) => o.value === "desktop")).toHaveLength(1);
   });
 });
 

@@ -2,8 +2,9 @@
 //!
 //! Location sources behind one trait, [`LocationSource`]: gpsd over its JSON protocol
 //! ([`GpsdSource`]), NMEA 0183 from a serial receiver ([`SerialNmeaSource`]), a recorded
-//! NMEA log or GPX track replayed at its pace or scaled ([`ReplaySource`]), and fixes given
-//! by hand ([`ManualSource`]). [`LocationSpec`] parses the node's `--location` flag and
+//! NMEA log or GPX track replayed at its pace or scaled ([`ReplaySource`]), the desktop's
+//! own location service ([`DesktopSource`]: the portal or GeoClue, CoreLocation, Windows),
+//! and fixes given by hand ([`ManualSource`]). [`LocationSpec`] parses the node's `--location` flag and
 //! opens the source it names.
 //!
 //! Every source runs its fixes through a [`FixFilter`]: bad checksums, truncated
@@ -30,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod desktop;
 pub mod filter;
 pub mod fix;
 pub mod gpsd;
@@ -41,6 +43,7 @@ pub mod serial;
 pub mod source;
 pub mod spec;
 
+pub use desktop::{DesktopError, DesktopSource};
 pub use filter::{FixFilter, MAX_PLAUSIBLE_SPEED_MPS, SkipCounts, SkipReason};
 pub use fix::Fix;
 pub use gpsd::GpsdSource;

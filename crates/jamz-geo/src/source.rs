@@ -48,6 +48,9 @@ pub enum GeoError {
     /// A GPX file that is not well-formed XML.
     #[error("GPX {}: {reason}", path.display())]
     Gpx { path: PathBuf, reason: String },
+    /// The desktop's location service gives no position.
+    #[error("desktop location service: {0}")]
+    Desktop(#[from] crate::desktop::DesktopError),
     /// A replay file with no usable fix.
     #[error("{}: no usable fix ({counts:?} skipped)", path.display())]
     NoFixes { path: PathBuf, counts: SkipCounts },

@@ -1,13 +1,14 @@
 //! The `--location` spec: which source, and how to open it.
 //!
 //! `none` | `manual` | `gpsd` | `gpsd:HOST[:PORT]` | `nmea:DEVICE[@BAUD]` |
-//! `replay:FILE.nmea[@SPEED]` | `replay:FILE.gpx[@SPEED]` | `auto`
+//! `replay:FILE.nmea[@SPEED]` | `replay:FILE.gpx[@SPEED]` | `desktop` | `auto`
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::desktop::DesktopSource;
 use crate::gpsd::{DEFAULT_PORT, GpsdSource, gpsd_answers};
 use crate::replay::{ReplayFormat, ReplaySource, ReplaySpeed};
 use crate::serial::{BAUD_RATES, SerialNmeaSource};
@@ -19,6 +20,11 @@ pub const DEFAULT_HOST: &str = "localhost";
 /// How long `auto` waits for a local gpsd's greeting: it answers in milliseconds when it
 /// runs, and the node should not wait long at start when it does not.
 pub const AUTO_PROBE: Duration = Duration::from_millis(1500);
+
+/// How long `auto` waits for the desktop's location service to give a first position
+/// (when no gpsd answers): a Wi-Fi or network position takes a few seconds, and a
+/// permission prompt the user has to answer.
+pub const AUTO_DESKTOP_PROBE: Duration = Duration::from_secs(20);
 
 /// A parsed `--location` value.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +46,10 @@ pub enum LocationSpec {
         format: ReplayFormat,
         speed: ReplaySpeed,
     },
-    /// The best that answers: gpsd on this machine, else none.
+    /// The desktop's own location service (the portal or GeoClue, CoreLocation, Windows).
+    Desktop,
+    /// The best that answers: gpsd on this machine, else the desktop's location service
+    /// if it gives a position, else none.
     Auto,
 }
 
@@ -60,6 +69,7 @@ impl FromStr for LocationSpec {
             ("none", None) => Ok(LocationSpec::None),
             ("manual", None) => Ok(LocationSpec::Manual),
             ("auto", None) => Ok(LocationSpec::Auto),
+            ("desktop", None) => Ok(LocationSpec::Desktop),
             ("gpsd", None) => parse_gpsd("").map_err(bad),
             // `gpsd:` with nothing after it is more likely a forgotten host than a wish
             // for the default: say so.
@@ -120,7 +130,7 @@ impl FromStr for LocationSpec {
                 })
             }
             _ => Err(bad(
-                "expected none, manual, auto, gpsd[:HOST[:PORT]], nmea:DEVICE[@BAUD], replay:FILE.nmea[@SPEED] or replay:FILE.gpx[@SPEED]"
+                "expected none, manual, auto, desktop, gpsd[:HOST[:PORT]], nmea:DEVICE[@BAUD], replay:FILE.nmea[@SPEED] or replay:FILE.gpx[@SPEED]"
                     .into(),
             )),
         }
@@ -187,6 +197,7 @@ impl fmt::Display for LocationSpec {
             LocationSpec::None => f.write_str("none"),
             LocationSpec::Manual => f.write_str("manual"),
             LocationSpec::Auto => f.write_str("auto"),
+            LocationSpec::Desktop => f.write_str("desktop"),
             LocationSpec::Gpsd { host, port } if host.contains(':') => {
                 write!(f, "gpsd:[{host}]:{port}")
             }
@@ -206,8 +217,9 @@ impl fmt::Display for LocationSpec {
 }
 
 impl LocationSpec {
-    /// `auto` made concrete: gpsd on this machine if it answers, else `none`. Other specs
-    /// come back as they are.
+    /// `auto`'s first choice made concrete: gpsd on this machine if it answers, else `none`
+    /// (the desktop's service is only known to answer once it gives a position: [`Self::open`]
+    /// tries it). Other specs come back as they are.
     pub async fn resolve(self) -> LocationSpec {
         match self {
             LocationSpec::Auto => {
@@ -225,11 +237,35 @@ impl LocationSpec {
     }
 
     /// Opens the source. `None` for `none` and `manual` (manual fixes come through the
-    /// caller's own path, e.g. [`crate::ManualSource`]); `auto` is resolved first.
+    /// caller's own path, e.g. [`crate::ManualSource`]). `auto` takes gpsd on this machine
+    /// if it answers within [`AUTO_PROBE`], else the desktop's location service if it gives
+    /// a position within [`AUTO_DESKTOP_PROBE`], else nothing (`None`); why each was passed
+    /// over is logged.
     pub async fn open(&self) -> Result<Option<Box<dyn LocationSource>>, GeoError> {
-        let spec = self.clone().resolve().await;
+        self.open_with(AUTO_DESKTOP_PROBE).await
+    }
+
+    /// [`Self::open`] with `auto` waiting `desktop_probe` for the desktop's first position.
+    pub async fn open_with(
+        &self,
+        desktop_probe: Duration,
+    ) -> Result<Option<Box<dyn LocationSource>>, GeoError> {
+        let spec = match self.clone().resolve().await {
+            // No gpsd answered: the desktop's service, if it gives a position.
+            LocationSpec::None if *self == LocationSpec::Auto => {
+                return Ok(match DesktopSource::probe(desktop_probe).await {
+                    Ok(source) => Some(Box::new(source)),
+                    Err(e) => {
+                        tracing::info!(reason = %e, "auto: no gpsd on this machine, and the desktop location service gives no position");
+                        None
+                    }
+                });
+            }
+            spec => spec,
+        };
         Ok(match spec {
             LocationSpec::None | LocationSpec::Manual | LocationSpec::Auto => None,
+            LocationSpec::Desktop => Some(Box::new(DesktopSource::start())),
             LocationSpec::Gpsd { host, port } => Some(Box::new(GpsdSource::new(host, port))),
             LocationSpec::Nmea { device, baud } => {
                 Some(Box::new(SerialNmeaSource::new(device, baud)))
@@ -256,6 +292,7 @@ mod tests {
         assert_eq!(ok("none"), LocationSpec::None);
         assert_eq!(ok("manual"), LocationSpec::Manual);
         assert_eq!(ok("auto"), LocationSpec::Auto);
+        assert_eq!(ok("desktop"), LocationSpec::Desktop);
         let gpsd = |h: &str, p| LocationSpec::Gpsd {
             host: h.into(),
             port: p,
@@ -311,6 +348,7 @@ mod tests {
             "none",
             "manual",
             "auto",
+            "desktop",
             "gpsd:localhost:2947",
             "gpsd:[::1]:3000",
             "nmea:/dev/ttyUSB0@4800",
@@ -327,6 +365,7 @@ mod tests {
             ("", "expected none"),
             ("gps", "expected none"),
             ("none:x", "expected none"),
+            ("desktop:x", "expected none"),
             ("gpsd:", "gpsd:HOST"),
             ("gpsd:host:0", "port `0`"),
             ("gpsd:host:99999", "port `99999`"),

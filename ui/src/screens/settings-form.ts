@@ -22,6 +22,9 @@ const SPECIAL_OUTPUTS: Record<string, string> = {
   null: "No sound (keep time only)",
 };
 
+/** The name of the node's `desktop` source (as jamz-node's list gives it). */
+export const DESKTOP_SOURCE_NAME = "This computer's location service (GeoClue, Location Services)";
+
 /** The commands that make a running node match `next` (what changed since `prev`). */
 export function liveCommands(prev: Settings, next: Settings): NodeCommand[] {
   const out: NodeCommand[] = [];
@@ -42,6 +45,10 @@ export function locationOptions(found: readonly LocationSourceView[], current: P
   const opts: { value: string; name: string }[] = [...found.map((f) => ({ value: f.spec, name: f.name }))];
   if (!opts.some((o) => o.value === "manual")) opts.unshift({ value: "manual", name: "Entered by hand" });
   opts.push({ value: "device", name: "This device's own position (phones and tablets)" });
+  // The desktop's location service, chosen before: kept while the list is still loading.
+  if (current.locationMode === "desktop" && !opts.some((o) => o.value === "desktop")) {
+    opts.push({ value: "desktop", name: DESKTOP_SOURCE_NAME });
+  }
   if (current.locationMode === "nmea" && !opts.some((o) => o.value === saved)) {
     opts.push({ value: saved, name: `GPS receiver on ${current.locationArg} (not connected)` });
   }

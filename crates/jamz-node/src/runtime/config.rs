@@ -25,7 +25,7 @@ pub enum NodeAuth {
 }
 
 /// Where location fixes come from (`--location`): a jamz-geo source spec
-/// (`none`, `manual`, `auto`, `gpsd:HOST:PORT`, `nmea:DEVICE[@BAUD]`, `replay:FILE[@SPEED]`).
+/// (`none`, `manual`, `auto`, `desktop`, `gpsd:HOST:PORT`, `nmea:DEVICE[@BAUD]`, `replay:FILE[@SPEED]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocationSource(pub jamz_geo::LocationSpec);
 
