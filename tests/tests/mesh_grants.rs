@@ -167,6 +167,7 @@ async fn grants_come_with_the_state_and_each_change_of_control_and_survive_a_res
         from: ann.user.id,
         epoch: Some(1),
         sig: None,
+        ttl: None,
     })?;
     assert!(matches!(
         receive(&ben_gate, &mut ben_rx, web.user.id, &forged),

@@ -4,21 +4,13 @@
 //! socket and over the mesh, or over two mesh paths), a type this version does not know is
 //! ignored. Decoding never panics, whatever the bytes.
 
-use std::collections::HashMap;
-
 use jamz_proto::UserId;
 use jamz_proto::events::ControlAction;
-use jamz_proto::mesh::{MeshEnvelope, MeshPayload};
+use jamz_proto::mesh::{MeshEnvelope, MeshPayload, SeenSequences};
 
 pub use jamz_proto::mesh::MAX_MESSAGE_BYTES;
 
-/// How many sequence numbers below the highest seen are remembered per sender. A copy
-/// arriving later than this many newer messages is dropped as stale.
-pub const DEDUP_WINDOW: u64 = 1024;
-
-/// Senders remembered at once; past this the least recently heard one is forgotten, so a
-/// flood of forged `from` values cannot grow memory without bound.
-pub const MAX_SENDERS: usize = 1024;
+pub use jamz_proto::mesh::{DEDUP_WINDOW, MAX_SENDERS};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MessageError {
@@ -82,6 +74,7 @@ impl Outgoing {
             from: self.from,
             epoch,
             sig: None,
+            ttl: None,
         }
     }
 
@@ -110,79 +103,10 @@ pub enum Received {
     Ignored { kind: String },
 }
 
-/// The sequences seen from one sender: the highest, and a bitmap of the window below it.
-#[derive(Debug, Clone)]
-struct Window {
-    highest: u64,
-    /// Bit `i` set: `highest - i` was seen (bit 0 is `highest` itself).
-    seen: [u64; (DEDUP_WINDOW / 64) as usize],
-    touched: u64,
-}
-
-impl Window {
-    fn new(sequence: u64, touched: u64) -> Self {
-        let mut seen = [0; (DEDUP_WINDOW / 64) as usize];
-        seen[0] = 1;
-        Self {
-            highest: sequence,
-            seen,
-            touched,
-        }
-    }
-
-    fn bit(&self, back: u64) -> bool {
-        let (word, bit) = ((back / 64) as usize, back % 64);
-        self.seen.get(word).is_some_and(|w| w & (1 << bit) != 0)
-    }
-
-    fn set(&mut self, back: u64) {
-        let (word, bit) = ((back / 64) as usize, back % 64);
-        if let Some(w) = self.seen.get_mut(word) {
-            *w |= 1 << bit;
-        }
-    }
-
-    fn shift(&mut self, by: u64) {
-        if by >= DEDUP_WINDOW {
-            self.seen = [0; (DEDUP_WINDOW / 64) as usize];
-            return;
-        }
-        let (words, bits) = ((by / 64) as usize, by % 64);
-        let n = self.seen.len();
-        for i in (0..n).rev() {
-            let lo = i.checked_sub(words).map_or(0, |j| self.seen[j]);
-            let carry = if bits == 0 {
-                0
-            } else {
-                i.checked_sub(words + 1)
-                    .map_or(0, |j| self.seen[j] >> (64 - bits))
-            };
-            self.seen[i] = (lo << bits) | carry;
-        }
-    }
-
-    /// Records `sequence`; false if it was seen or is too old to tell.
-    fn accept(&mut self, sequence: u64) -> bool {
-        if sequence > self.highest {
-            self.shift(sequence - self.highest);
-            self.highest = sequence;
-            self.set(0);
-            return true;
-        }
-        let back = self.highest - sequence;
-        if back >= DEDUP_WINDOW || self.bit(back) {
-            return false;
-        }
-        self.set(back);
-        true
-    }
-}
-
 /// The receiving side: de-duplicates by `(from, sequence)` across every transport.
 #[derive(Debug, Default)]
 pub struct Receiver {
-    windows: HashMap<UserId, Window>,
-    clock: u64,
+    seen: SeenSequences,
 }
 
 impl Receiver {
@@ -212,23 +136,7 @@ impl Receiver {
 
     /// Records `(from, sequence)`; false if it was seen before (or is older than the window).
     pub fn accept(&mut self, from: UserId, sequence: u64) -> bool {
-        self.clock += 1;
-        let clock = self.clock;
-        if let Some(w) = self.windows.get_mut(&from) {
-            w.touched = clock;
-            return w.accept(sequence);
-        }
-        if self.windows.len() >= MAX_SENDERS
-            && let Some(oldest) = self
-                .windows
-                .iter()
-                .min_by_key(|(_, w)| w.touched)
-                .map(|(u, _)| *u)
-        {
-            self.windows.remove(&oldest);
-        }
-        self.windows.insert(from, Window::new(sequence, clock));
-        true
+        self.seen.accept(from, sequence)
     }
 }
 
@@ -363,7 +271,7 @@ mod tests {
         for from in 0..(MAX_SENDERS as i64 * 3) {
             assert!(rx.accept(from, 1));
         }
-        assert_eq!(rx.windows.len(), MAX_SENDERS);
+        assert_eq!(rx.seen.senders(), MAX_SENDERS);
     }
 
     proptest! {

@@ -103,6 +103,12 @@ impl CredentialStore {
         self
     }
 
+    /// The directory it keeps its files in (also this device's mesh key, see
+    /// [`crate::device_key`]).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The credentials file.
     pub fn path(&self) -> PathBuf {
         self.dir.join(CREDENTIALS_FILE)
@@ -249,7 +255,7 @@ impl CredentialStore {
 }
 
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -259,12 +265,12 @@ fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), NodeError> {
     std::fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))
 }
 
 #[cfg(unix)]
-fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let _ = std::fs::remove_file(path);
@@ -283,7 +289,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
     std::fs::write(path, data).map_err(|e| NodeError::io(path, e))
 }
 

@@ -50,6 +50,7 @@ pub mod audio;
 pub mod calibration;
 pub mod clock;
 pub mod control;
+pub mod device_key;
 pub mod directories;
 pub mod discovery;
 mod error;

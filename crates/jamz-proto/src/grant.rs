@@ -68,8 +68,8 @@ impl ControllerGrant {
 }
 
 /// The bytes a DJ device signs for a mesh message of session `session_id`:
-/// [`ENVELOPE_DOMAIN`], `\n`, the session id, `\n`, then the envelope without `sig` as
-/// canonical JSON (see [`canonical_json`]).
+/// [`ENVELOPE_DOMAIN`], `\n`, the session id, `\n`, then the envelope without `sig` (and
+/// without `ttl`, which relays lower) as canonical JSON (see [`canonical_json`]).
 pub fn envelope_signing_bytes(
     session_id: &str,
     envelope: &MeshEnvelope,
@@ -79,6 +79,8 @@ pub fn envelope_signing_bytes(
     }
     let mut unsigned = envelope.clone();
     unsigned.sig = None;
+    // The relay budget is lowered by each relay: not the sender's to vouch for.
+    unsigned.ttl = None;
     let value =
         serde_json::to_value(&unsigned).map_err(|e| CanonicalError::Encode(e.to_string()))?;
     let mut out = format!("{ENVELOPE_DOMAIN}\n{session_id}\n").into_bytes();
@@ -194,9 +196,9 @@ mod tests {
     }
 
     #[test]
-    fn envelope_bytes_ignore_spacing_order_and_sig() {
+    fn envelope_bytes_ignore_spacing_order_sig_and_ttl() {
         let a: MeshEnvelope = serde_json::from_str(
-            r#"{"type":"music-control","action":"pause","data":{"timestamp":5.5,"position":1.25,"from":7},"sequence":9,"from":7,"epoch":3,"sig":"ff"}"#,
+            r#"{"type":"music-control","action":"pause","data":{"timestamp":5.5,"position":1.25,"from":7},"sequence":9,"from":7,"epoch":3,"sig":"ff","ttl":2}"#,
         )
         .unwrap();
         let b: MeshEnvelope = serde_json::from_str(
@@ -223,6 +225,7 @@ mod tests {
             from: 2,
             epoch: None,
             sig: None,
+            ttl: None,
         };
         let text = String::from_utf8(envelope_signing_bytes("s", &position_sync).unwrap()).unwrap();
         assert!(

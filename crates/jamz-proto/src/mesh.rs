@@ -1,4 +1,6 @@
 //! Peer-mesh DataChannel messages (docs/protocol.md, "Peer mesh").
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::events::ControlAction;
@@ -12,7 +14,8 @@ pub const CHANNEL_MAX_RETRANSMITS: u16 = 3;
 /// The largest mesh message, in bytes of JSON text: larger ones are refused both ways.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// The envelope of every mesh message: `{type, action?, data, sequence, from, epoch?, sig?}`.
+/// The envelope of every mesh message: `{type, action?, data, sequence, from, epoch?, sig?,
+/// ttl?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeshEnvelope {
     #[serde(rename = "type")]
@@ -28,6 +31,11 @@ pub struct MeshEnvelope {
     pub epoch: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
+    /// **(ext)** How many more times peers may relay this message (docs/protocol.md,
+    /// "Relaying"): the sender sets it, each relay lowers it by one, none left (or absent)
+    /// is not relayed. Not signed: a relay must be able to lower it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
 }
 
 pub mod kinds {
@@ -151,5 +159,118 @@ impl MeshEnvelope {
             kinds::TIME_SYNC_REPLY => MeshPayload::TimeSyncReply(decode(data).map_err(ctx)?),
             _ => MeshPayload::Unknown,
         })
+    }
+}
+
+/// How many sequence numbers below the highest seen are remembered per sender. A copy
+/// arriving later than this many newer messages is dropped as stale.
+pub const DEDUP_WINDOW: u64 = 1024;
+
+/// Senders remembered at once; past this the least recently heard one is forgotten, so a
+/// flood of forged `from` values cannot grow memory without bound.
+pub const MAX_SENDERS: usize = 1024;
+
+/// The sequences seen from one sender: the highest, and a bitmap of the window below it.
+#[derive(Debug, Clone)]
+struct Window {
+    highest: u64,
+    /// Bit `i` set: `highest - i` was seen (bit 0 is `highest` itself).
+    seen: [u64; (DEDUP_WINDOW / 64) as usize],
+    touched: u64,
+}
+
+impl Window {
+    fn new(sequence: u64, touched: u64) -> Self {
+        let mut seen = [0; (DEDUP_WINDOW / 64) as usize];
+        seen[0] = 1;
+        Self {
+            highest: sequence,
+            seen,
+            touched,
+        }
+    }
+
+    fn bit(&self, back: u64) -> bool {
+        let (word, bit) = ((back / 64) as usize, back % 64);
+        self.seen.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    fn set(&mut self, back: u64) {
+        let (word, bit) = ((back / 64) as usize, back % 64);
+        if let Some(w) = self.seen.get_mut(word) {
+            *w |= 1 << bit;
+        }
+    }
+
+    fn shift(&mut self, by: u64) {
+        if by >= DEDUP_WINDOW {
+            self.seen = [0; (DEDUP_WINDOW / 64) as usize];
+            return;
+        }
+        let (words, bits) = ((by / 64) as usize, by % 64);
+        let n = self.seen.len();
+        for i in (0..n).rev() {
+            let lo = i.checked_sub(words).map_or(0, |j| self.seen[j]);
+            let carry = if bits == 0 {
+                0
+            } else {
+                i.checked_sub(words + 1)
+                    .map_or(0, |j| self.seen[j] >> (64 - bits))
+            };
+            self.seen[i] = (lo << bits) | carry;
+        }
+    }
+
+    /// Records `sequence`; false if it was seen or is too old to tell.
+    fn accept(&mut self, sequence: u64) -> bool {
+        if sequence > self.highest {
+            self.shift(sequence - self.highest);
+            self.highest = sequence;
+            self.set(0);
+            return true;
+        }
+        let back = self.highest - sequence;
+        if back >= DEDUP_WINDOW || self.bit(back) {
+            return false;
+        }
+        self.set(back);
+        true
+    }
+}
+
+/// The `(from, sequence)` pairs seen, per sender: a window of [`DEDUP_WINDOW`] below each
+/// sender's highest, for at most [`MAX_SENDERS`] senders (the least recently heard is
+/// forgotten first). Every receiver of mesh messages drops what this has seen.
+#[derive(Debug, Clone, Default)]
+pub struct SeenSequences {
+    windows: HashMap<UserId, Window>,
+    clock: u64,
+}
+
+impl SeenSequences {
+    /// How many senders are remembered.
+    pub fn senders(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Records `(from, sequence)`; false if it was seen before (or is older than the window).
+    pub fn accept(&mut self, from: UserId, sequence: u64) -> bool {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some(w) = self.windows.get_mut(&from) {
+            w.touched = clock;
+            return w.accept(sequence);
+        }
+        if self.windows.len() >= MAX_SENDERS
+            && let Some(oldest) = self
+                .windows
+                .iter()
+                .min_by_key(|(_, w)| w.touched)
+                .map(|(u, _)| *u)
+        {
+            self.windows.remove(&oldest);
+        }
+        self.windows.insert(from, Window::new(sequence, clock));
+        true
     }
 }

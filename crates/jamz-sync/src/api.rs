@@ -44,6 +44,14 @@ pub struct EngineConfig {
     /// player): YouTube tracks are steered there ([`Action::External`]) instead of leaving
     /// the device silent.
     pub external_video_player: bool,
+    /// This device's own key (docs/mesh-trust.md): while this device is the DJ and the
+    /// server's grant names its key, it signs what it sends over the mesh, so that peers
+    /// obey it relayed too. `None`: nothing signed (obeyed on direct links only).
+    pub device_key: Option<crate::trust::DeviceKey>,
+    /// The sequence number of this member's first mesh message. It must grow across
+    /// restarts, or peers that remember the earlier run drop the new messages as seen: the
+    /// node gives the Unix time in ms at start.
+    pub mesh_first_sequence: u64,
 }
 
 impl EngineConfig {
@@ -57,6 +65,8 @@ impl EngineConfig {
             high_latency_link: None,
             location: crate::location::LocationConfig::default(),
             external_video_player: false,
+            device_key: None,
+            mesh_first_sequence: 1,
         }
     }
 
@@ -267,16 +277,17 @@ pub enum Action {
     ReportLocations {
         reports: Vec<jamz_proto::rest::LocationReport>,
     },
-    /// Send a mesh message: to one peer (`to`), or to every connected peer (`None`). The
-    /// node stamps it with this member's next sequence number (docs/protocol.md, "Peer
-    /// mesh").
+    /// Send a mesh message as it is: to one peer (`to`), or to every connected peer
+    /// (`None`). The engine stamped it (this member's next sequence number; the DJ's
+    /// device signs it, docs/mesh-trust.md), or it is another member's message relayed
+    /// with one hop less to go (docs/protocol.md, "Relaying").
     Mesh {
         to: Option<UserId>,
-        message: MeshOut,
+        message: Box<jamz_proto::mesh::MeshEnvelope>,
     },
 }
 
-/// A mesh message for the node to stamp and send: the envelope's `type`, `action` and
+/// A mesh message before the engine stamps it: the envelope's `type`, `action` and
 /// `data` (docs/protocol.md, "Peer mesh").
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeshOut {
@@ -527,4 +538,9 @@ pub struct EngineStats {
     pub time_sync_samples: u64,
     /// Mesh messages refused by the trust rules (docs/mesh-trust.md).
     pub mesh_refused: u64,
+    /// Admitted mesh messages dropped as already had (a copy over another path, or a
+    /// replayed sequence).
+    pub mesh_duplicates: u64,
+    /// Copies of other members' mesh messages this device relayed to its peers.
+    pub mesh_relayed: u64,
 }

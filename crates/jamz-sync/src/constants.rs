@@ -214,6 +214,13 @@ pub const JOIN_RESYNC_COOLDOWN_MS: f64 = 1_000.0;
 /// a lying or broken peer cannot flood the user with events (all are counted).
 pub const MESH_REFUSAL_REPORT_MS: f64 = 5_000.0;
 
+/// How many relays a DJ's signed mesh message may take (its `ttl`, docs/protocol.md,
+/// "Relaying"): a peer reaches the DJ over at most this many peers in between. Each peer
+/// relays a message once at most (the first copy it admits), so this bounds a path's
+/// length, not the copies, which are at most one per peer and link. Four covers a convoy
+/// strung out along a road (DJ - A - B - C - D - E).
+pub const MESH_RELAY_TTL: u8 = 4;
+
 // ------------------------------------------------------------------ external player (YouTube)
 
 /// How often the web view reads YouTube's IFrame player and reports (ms). The IFrame API

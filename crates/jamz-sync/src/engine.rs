@@ -7,7 +7,8 @@ use jamz_proto::events::{
 };
 use jamz_proto::events::{ConvoyRelay, LocationRelay, TimeSync, TimeSyncReply};
 use jamz_proto::mesh::{
-    MeshControl, MeshEnvelope, MeshPayload, MeshPlaylist, MeshPositionSync, StateHello, kinds,
+    MeshControl, MeshEnvelope, MeshPayload, MeshPlaylist, MeshPositionSync, SeenSequences,
+    StateHello, kinds,
 };
 use jamz_proto::{Event, ServerEvent, Track, UserId};
 
@@ -116,6 +117,11 @@ pub struct Engine {
     announced_dj: Option<UserId>,
     /// Refused mesh messages, per link and reason: when last reported, and how many since.
     refusals: BTreeMap<(UserId, &'static str), (LocalTime, u64)>,
+    /// The sequence number of this member's next mesh message.
+    next_sequence: u64,
+    /// The `(from, sequence)` of every mesh message admitted, whichever link brought it:
+    /// a copy over another path (or replayed) is dropped, and only the first is relayed.
+    seen: SeenSequences,
     actions: VecDeque<Action>,
     stats: EngineStats,
     /// Location sharing and the convoy.
@@ -124,7 +130,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
-        Self {
+        let mut engine = Self {
             location: LocationState::new(cfg.location),
             session_id: cfg.session_id.clone(),
             gate: Gate::new(cfg.session_id.clone().unwrap_or_default()),
@@ -169,9 +175,13 @@ impl Engine {
             heard: BTreeMap::new(),
             announced_dj: None,
             refusals: BTreeMap::new(),
+            next_sequence: 0, // set below, from `cfg`
+            seen: SeenSequences::default(),
             actions: VecDeque::new(),
             stats: EngineStats::default(),
-        }
+        };
+        engine.next_sequence = engine.cfg.mesh_first_sequence;
+        engine
     }
 
     // ------------------------------------------------------------------ the contract
@@ -751,6 +761,11 @@ impl Engine {
         let from = message.from;
         // Whatever it says, the link's peer is alive (its link is authenticated).
         self.heard.insert(link, now);
+        if from == self.cfg.user_id {
+            // Our own, relayed back to us.
+            self.stats.mesh_duplicates += 1;
+            return;
+        }
         if let MeshPayload::ControllerChanged(c) = &payload {
             // A grant speaks for itself (the server signed it), whoever carries it.
             return self.on_mesh_grant(now, link, &message, c.grant.as_ref());
@@ -759,7 +774,19 @@ impl Engine {
             Ok(a) => a,
             Err(why) => return self.refuse(now, link, &message, why),
         };
+        // De-duplicate only what was admitted: a forged sequence cannot move the window
+        // of the member it names (docs/mesh-trust.md).
+        if !self.seen.accept(from, message.sequence) {
+            self.stats.mesh_duplicates += 1;
+            return;
+        }
         self.heard.insert(from, now);
+        if from != link {
+            // The DJ's own signature over another peer: it is there (a successor acting
+            // for it hands control back before this is applied).
+            self.update_acting(now);
+        }
+        self.relay(link, admitted, &message);
         match payload {
             MeshPayload::MusicControl(action, c) => {
                 let track = match (c.track, c.track_id) {
@@ -857,6 +884,31 @@ impl Engine {
         }
     }
 
+    /// Relays a message just admitted (the first copy of it) to every other open link:
+    /// only the DJ's signed messages (every peer can check them, however many hops they
+    /// took) with relays left in their `ttl`, never back to the link it came on nor to its
+    /// author (docs/mesh-trust.md, "Relaying").
+    fn relay(&mut self, link: UserId, admitted: Admitted, message: &MeshEnvelope) {
+        let ttl = match message.ttl {
+            Some(t) if t > 0 && message.sig.is_some() && admitted == Admitted::Controller => t,
+            _ => return,
+        };
+        let to: Vec<UserId> = self
+            .peers
+            .users()
+            .filter(|&u| u != link && u != message.from)
+            .collect();
+        for user in to {
+            let mut copy = message.clone();
+            copy.ttl = Some(ttl - 1);
+            self.stats.mesh_relayed += 1;
+            self.actions.push_back(Action::Mesh {
+                to: Some(user),
+                message: Box::new(copy),
+            });
+        }
+    }
+
     /// A `controller-changed` over the mesh: its grant, when the server signed it for this
     /// session with a newer epoch, names the DJ; anything else is refused.
     fn on_mesh_grant(
@@ -932,7 +984,7 @@ impl Engine {
     fn update_acting(&mut self, now: LocalTime) {
         let was_dj = self.is_dj();
         let dj = self.gate.server_controller();
-        let heard: Vec<(UserId, f64)> = self
+        let mut heard: Vec<(UserId, f64)> = self
             .peers
             .users()
             .map(|u| {
@@ -944,6 +996,13 @@ impl Engine {
                 (u, at)
             })
             .collect();
+        // The DJ with no link here may still be heard: its signed messages relayed.
+        if let Some(dj) = dj
+            && !self.peers.is_up(dj)
+            && let Some(&at) = self.heard.get(&dj)
+        {
+            heard.push((dj, at));
+        }
         let reachable = self.socket_down().is_none();
         self.gate
             .update_acting(self.cfg.user_id, &heard, now, reachable);
@@ -1014,10 +1073,7 @@ impl Engine {
         data: &T,
     ) {
         match serde_json::to_value(data) {
-            Ok(data) => self.actions.push_back(Action::Mesh {
-                to,
-                message: MeshOut { kind, action, data },
-            }),
+            Ok(data) => self.stamp_and_send(to, MeshOut { kind, action, data }),
             // Plain structs with string keys always serialize; this cannot happen.
             Err(err) => self.error(
                 None,
@@ -1026,6 +1082,53 @@ impl Engine {
                 },
             ),
         }
+    }
+
+    /// Stamps `out` with this member's next sequence number and sends it. While this
+    /// device is the DJ under a grant naming its key, what may be relayed (all but the
+    /// link messages) is signed with the grant's epoch and may travel [`MESH_RELAY_TTL`]
+    /// relays (docs/mesh-trust.md, "Relaying").
+    fn stamp_and_send(&mut self, to: Option<UserId>, out: MeshOut) {
+        let sequence = self.next_sequence;
+        self.next_sequence = self.next_sequence.saturating_add(1);
+        let mut envelope = MeshEnvelope {
+            kind: out.kind.to_owned(),
+            action: out.action,
+            data: out.data,
+            sequence,
+            from: self.cfg.user_id,
+            epoch: None,
+            sig: None,
+            ttl: None,
+        };
+        let relayable = !matches!(
+            out.kind,
+            kinds::STATE_HELLO | kinds::TIME_SYNC | kinds::TIME_SYNC_REPLY
+        );
+        let signed = if relayable
+            && let Some(device) = &self.cfg.device_key
+            && let Some(epoch) = self.gate.signing_epoch(self.cfg.user_id, device)
+        {
+            envelope.epoch = Some(epoch);
+            envelope.ttl = Some(MESH_RELAY_TTL);
+            device.sign(self.gate.session_id(), &mut envelope)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = signed {
+            // A session id with a line break: sent unsigned (obeyed on direct links only).
+            (envelope.epoch, envelope.ttl) = (None, None);
+            self.error(
+                None,
+                SyncError::Server {
+                    message: format!("mesh {} not signed: {e}", envelope.kind),
+                },
+            );
+        }
+        self.actions.push_back(Action::Mesh {
+            to,
+            message: Box::new(envelope),
+        });
     }
 
     // ------------------------------------------------------------------ commands
@@ -1941,6 +2044,10 @@ impl Engine {
         };
         self.location.handle(now, h, &ctx);
         self.actions.extend(self.location.drain());
+        let mesh: Vec<MeshOut> = self.location.drain_mesh().collect();
+        for out in mesh {
+            self.stamp_and_send(None, out);
+        }
     }
 
     // ------------------------------------------------------------------ helpers

@@ -197,6 +197,8 @@ pub(crate) struct LocationState {
     next_tick: Option<LocalTime>,
     next_regroup_report: Option<LocalTime>,
     actions: VecDeque<Action>,
+    /// Mesh messages for everyone, for the engine to stamp (it owns the sequence numbers).
+    mesh: VecDeque<MeshOut>,
     /// Counts changes of the fixes not yet delivered (see [`LocationState::backlog`]).
     backlog_version: u64,
     /// Each other member's newest fix taken: timestamp, latitude, longitude.
@@ -239,6 +241,11 @@ impl LocationState {
     /// The actions this part produced, in order.
     pub fn drain(&mut self) -> impl Iterator<Item = Action> + '_ {
         self.actions.drain(..)
+    }
+
+    /// The mesh messages (to every peer) this part produced, in order.
+    pub fn drain_mesh(&mut self) -> impl Iterator<Item = MeshOut> + '_ {
+        self.mesh.drain(..)
     }
 
     /// This car's fixes not known to have reached the server, oldest first: those waiting
@@ -681,13 +688,10 @@ impl LocationState {
     fn mesh<T: Serialize>(&mut self, kind: &'static str, data: &T) {
         // Plain structs with string keys always serialize.
         if let Ok(data) = serde_json::to_value(data) {
-            self.actions.push_back(Action::Mesh {
-                to: None,
-                message: MeshOut {
-                    kind,
-                    action: None,
-                    data,
-                },
+            self.mesh.push_back(MeshOut {
+                kind,
+                action: None,
+                data,
             });
         }
     }

@@ -111,6 +111,7 @@ pub enum SignError {
 
 /// This device's own Ed25519 key: presented to the server at CONNECT, named in the grant
 /// when this device's user takes control, and signing what it sends over the mesh.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DeviceKey(SigningKey);
 
 impl fmt::Debug for DeviceKey {
@@ -130,6 +131,10 @@ impl DeviceKey {
     /// The public key, lower-case hex: CONNECT's `deviceKey`.
     pub fn public_hex(&self) -> String {
         hex::encode(self.0.verifying_key().as_bytes())
+    }
+
+    fn verifying(&self) -> VerifyingKey {
+        self.0.verifying_key()
     }
 
     /// Signs `envelope` as a message of session `session_id`: sets `sig` to the hex
@@ -463,6 +468,16 @@ impl Gate {
         }
     }
 
+    /// The epoch to sign with when `me` sends with `device`: the held grant checked out,
+    /// names `me` and `device`'s key (not another device of the same user). Its expiry is
+    /// the receivers' to check.
+    pub fn signing_epoch(&self, me: UserId, device: &DeviceKey) -> Option<u64> {
+        match &self.checked {
+            Some(Ok(g)) if g.user == me && g.device == Some(device.verifying()) => Some(g.epoch),
+            _ => None,
+        }
+    }
+
     /// The DJ obeyed now.
     pub fn acting(&self) -> Acting {
         self.acting
@@ -543,13 +558,15 @@ impl Gate {
                 from,
             });
         }
-        // Relayed: only the server's DJ can prove itself, and only while it is obeyed.
+        // Relayed: only the server's DJ can prove itself. Its signature also proves it is
+        // there, while a successor acts for it: the engine then hears it, and the
+        // succession rule gives control back (docs/mesh-trust.md).
         let granted = self.server_controller();
         if acting == Some(from) && granted != Some(from) {
             // The succession rule's DJ: nothing the server signed speaks for it.
             return Err(Rejection::NoGrant);
         }
-        if granted != Some(from) || acting != Some(from) {
+        if granted != Some(from) {
             return match (class, &envelope.sig) {
                 (Class::Controller, _) => Err(Rejection::NotController {
                     from,

@@ -9,10 +9,11 @@ use common::mesh::*;
 use common::*;
 use jamz_proto::ServerEvent;
 use jamz_proto::events::{ConvoyKind, ConvoyRelay, LocationRelay};
+use jamz_proto::mesh::MeshEnvelope;
 use jamz_proto::mesh::kinds;
 use jamz_sync::convoy::Position;
 use jamz_sync::location::{LocationEvent, LocationInput};
-use jamz_sync::{Action, Engine, Input, MeshOut, Notification};
+use jamz_sync::{Action, Engine, Input, Notification};
 
 fn loc(e: &mut Engine, now: f64, i: LocationInput) -> Vec<Action> {
     e.handle(now, Input::Location(i));
@@ -31,7 +32,7 @@ fn fix(lat: f64) -> LocationInput {
     LocationInput::Fix(Position::moving(lat, 11.575, 20.0, 0.0))
 }
 
-fn of_kind(actions: &[Action], kind: &str) -> Vec<MeshOut> {
+fn of_kind(actions: &[Action], kind: &str) -> Vec<MeshEnvelope> {
     mesh_out(actions)
         .into_iter()
         .filter(|(to, m)| {
@@ -65,7 +66,7 @@ fn offs_of(actions: &[Action], user: i64) -> usize {
         .count()
 }
 
-fn from_mesh(e: &mut Engine, now: f64, link: i64, seq: u64, m: &MeshOut) -> Vec<Action> {
+fn from_mesh(e: &mut Engine, now: f64, link: i64, seq: u64, m: &MeshEnvelope) -> Vec<Action> {
     e.handle(
         now,
         Input::Mesh {
@@ -115,7 +116,7 @@ fn a_fix_over_the_socket_and_the_mesh_is_taken_once_and_an_older_one_not_at_all(
     assert_eq!((first.len(), second.len()), (1, 1));
 
     // The server's relay of the first fix carries the same stamp as the mesh copy.
-    let socket_copy = |m: &MeshOut| {
+    let socket_copy = |m: &MeshEnvelope| {
         ServerEvent::LocationUpdate(LocationRelay {
             user_id: ME,
             session_id: Some(SESSION.into()),

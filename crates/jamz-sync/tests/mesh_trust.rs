@@ -51,6 +51,7 @@ fn pause_by(from: i64, sequence: u64, at: f64) -> Box<MeshEnvelope> {
         from,
         epoch: None,
         sig: None,
+        ttl: None,
     })
 }
 
@@ -63,6 +64,7 @@ fn controller_changed(from: i64, grant: jamz_proto::grant::ControllerGrant) -> B
         from,
         epoch: None,
         sig: None,
+        ttl: None,
     })
 }
 
@@ -265,6 +267,7 @@ fn fuzz_only_the_granted_dj_moves_the_session_over_the_mesh() {
                     from,
                     epoch: None,
                     sig: None,
+                    ttl: None,
                 });
                 let before = (me.timeline().cloned(), me.playlist().tracks().to_vec());
                 me.handle(t, Input::Mesh { link, message });

@@ -11,13 +11,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use jamz_link::SocketClient;
-use jamz_mesh::{Mesh, MeshConfig, MeshEvent, Outgoing, Received, Receiver};
+use jamz_mesh::{Mesh, MeshConfig, MeshEvent, Received, Receiver};
 use jamz_proto::UserId;
 use jamz_proto::events::{WebrtcSignal, names};
-use jamz_sync::api::{Input, MeshOut};
+use jamz_proto::mesh::MeshEnvelope;
+use jamz_sync::api::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -38,10 +39,11 @@ pub(super) enum MeshJob {
     Members(BTreeSet<UserId>),
     /// A `webrtc-signal` the server relayed.
     Signal(WebrtcSignal),
-    /// The engine's message, to stamp and send (to one peer, or to all).
+    /// The engine's message, stamped (and signed) by it, to send as it is (to one peer,
+    /// or to all).
     Send {
         to: Option<UserId>,
-        message: MeshOut,
+        message: Box<MeshEnvelope>,
     },
     /// Whether the server link is up: signals go out only then (queued ones would reach
     /// peers stale, and an old offer replaces a live link).
@@ -141,17 +143,12 @@ pub(super) async fn spawn(
         ));
     }
     let connected = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    // Sequence numbers grow across restarts of this member: they start at the Unix time.
-    let first = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as u64);
     let driver = Driver {
         mesh,
         sockets,
         link,
         jobs_back,
         online: false,
-        outgoing: Outgoing::new(user, first),
         receivers: HashMap::new(),
         connected: Arc::clone(&connected),
         dropped: 0,
@@ -205,7 +202,6 @@ struct Driver {
     link: SocketClient,
     jobs_back: mpsc::UnboundedSender<Job>,
     online: bool,
-    outgoing: Outgoing,
     /// De-duplication per link: what one peer sends under another's name cannot move
     /// that member's window (a forged far-ahead sequence would make its real messages
     /// look old); the engine judges who wrote what (docs/mesh-trust.md).
@@ -257,21 +253,16 @@ impl Driver {
         let result = match job {
             MeshJob::Members(members) => self.mesh.set_members(now, members),
             MeshJob::Signal(signal) => self.mesh.handle_signal(now, signal),
-            MeshJob::Send { to, message } => {
-                match self
-                    .outgoing
-                    .encode(message.kind, message.action, message.data, None)
-                {
-                    Ok(text) => match to {
-                        Some(user) => self.mesh.send_text(now, user, &text),
-                        None => self.mesh.broadcast_text(now, &text).map(|_| ()),
-                    },
-                    Err(e) => {
-                        tracing::warn!(error = %e, kind = message.kind, "mesh message not sent");
-                        Ok(())
-                    }
+            MeshJob::Send { to, message } => match jamz_mesh::message::encode(&message) {
+                Ok(text) => match to {
+                    Some(user) => self.mesh.send_text(now, user, &text),
+                    None => self.mesh.broadcast_text(now, &text).map(|_| ()),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = message.kind, "mesh message not sent");
+                    Ok(())
                 }
-            }
+            },
             MeshJob::Online(online) => {
                 self.online = online;
                 Ok(())
@@ -449,7 +440,7 @@ impl super::Runtime {
     }
 
     /// The engine's mesh message.
-    pub(super) fn mesh_send(&self, to: Option<UserId>, message: MeshOut) {
+    pub(super) fn mesh_send(&self, to: Option<UserId>, message: Box<MeshEnvelope>) {
         if let Some(mesh) = &self.mesh {
             mesh.send(MeshJob::Send { to, message });
         }

@@ -125,8 +125,13 @@ impl Node {
         let files_prefix = format!("{}/api/music/files/", rest.base_url().trim_end_matches('/'));
         cache.set_auth(Some((files_prefix, token.clone())));
         player.set_latency_offset(Duration::from_secs_f64(config.latency_offset_ms / 1000.0))?;
+        let device_key = device_key(&config);
+        let mut socket_config = SocketConfig::new(rest.base_url());
+        if let Some(key) = &device_key {
+            socket_config = socket_config.device_key(key.public_hex());
+        }
         let (link, link_events) = SocketClient::connect(
-            SocketConfig::new(rest.base_url())
+            socket_config
                 .token(token)
                 // Only a car's newest position matters: fixes queued while
                 // offline must not crowd real changes out of the queue.
@@ -143,6 +148,11 @@ impl Node {
             EngineConfig::new(user_id, display_name).with_session(session.id.clone());
         engine_config.location = config.location_rules;
         engine_config.external_video_player = config.external_video_player;
+        engine_config.device_key = device_key;
+        // Sequence numbers grow across restarts of this member: they start at the Unix time.
+        engine_config.mesh_first_sequence = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2));
         let engine = Engine::new(engine_config);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -343,6 +353,18 @@ async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), Node
             Ok((rest, *user_id, username.clone()))
         }
     }
+}
+
+/// This device's mesh key, kept in the config directory (the saved login's, else the
+/// platform's): without one the node still plays, its DJ obeyed on direct links only.
+fn device_key(config: &NodeConfig) -> Option<jamz_sync::trust::DeviceKey> {
+    let dir = match &config.store {
+        Some(store) => Ok(store.dir().to_owned()),
+        None => crate::directories::config_dir(),
+    };
+    dir.and_then(|d| crate::device_key::load_or_create(&d))
+        .inspect_err(|e| tracing::warn!(error = %e, "no device key: mesh messages unsigned"))
+        .ok()
 }
 
 /// Which store holds the token a [`NodeAuth::Saved`] node logged in with.

@@ -79,6 +79,7 @@ fn pause(from: UserId, sequence: u64, epoch: Option<u64>) -> MeshEnvelope {
         from,
         epoch,
         sig: None,
+        ttl: None,
     }
 }
 
@@ -342,6 +343,7 @@ fn members_are_heard_on_their_own_links_only() {
         from: BOB,
         epoch: None,
         sig: None,
+        ttl: None,
     };
     assert_eq!(gate.judge(NOW, BOB, &append), Ok(Admitted::Member));
     assert_eq!(
@@ -542,6 +544,38 @@ fn the_successor_is_obeyed_directly_but_never_relayed() {
         gate.judge(NOW, DJ, &pause(DJ, 4, None)),
         Ok(Admitted::Controller)
     );
+}
+
+#[test]
+fn only_the_device_the_grant_names_signs() {
+    let gate = gate_with(&good_grant(3));
+    assert_eq!(gate.signing_epoch(DJ, &dj_device()), Some(3));
+    assert_eq!(
+        gate.signing_epoch(DJ, &carol_device()),
+        None,
+        "another device of the DJ's user"
+    );
+    assert_eq!(gate.signing_epoch(CAROL, &dj_device()), None, "not the DJ");
+    let mut keyless = Gate::new(SESSION);
+    let _ = keyless.on_server_controller(Some(DJ), Some(&good_grant(3)));
+    assert_eq!(
+        keyless.signing_epoch(DJ, &dj_device()),
+        None,
+        "a grant not checked (no server key) is not signed under"
+    );
+}
+
+#[test]
+fn the_djs_signature_relayed_is_admitted_while_a_successor_acts() {
+    let mut gate = gate_with(&good_grant(3));
+    let t = 50_000.0;
+    let acting = gate.update_acting(CAROL, &[(BOB, t - 1.0), (DJ, t - 60_000.0)], t, false);
+    assert_eq!(acting, Acting::Successor(BOB));
+    let relayed = over_the_wire(&signed(&dj_device(), SESSION, pause(DJ, 7, Some(3))));
+    assert_eq!(gate.judge(NOW, BOB, &relayed), Ok(Admitted::Controller));
+    // Not signed by the DJ's device: still refused.
+    let forged = over_the_wire(&signed(&carol_device(), SESSION, pause(DJ, 8, Some(3))));
+    assert_eq!(gate.judge(NOW, BOB, &forged), Err(Rejection::BadSignature));
 }
 
 proptest! {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use jamz_proto::mesh::MeshEnvelope;
-use jamz_sync::{Action, AudioCommand, Engine, Input, MeshOut, Notification, Tier};
+use jamz_sync::{Action, AudioCommand, Engine, Input, Notification, Tier};
 
 use super::*;
 
@@ -52,26 +52,25 @@ pub fn tiers(actions: &[Action]) -> Vec<Tier> {
 }
 
 /// The mesh messages among `actions`: (to, message).
-pub fn mesh_out(actions: &[Action]) -> Vec<(Option<i64>, MeshOut)> {
+pub fn mesh_out(actions: &[Action]) -> Vec<(Option<i64>, MeshEnvelope)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Mesh { to, message } => Some((*to, message.clone())),
+            Action::Mesh { to, message } => Some((*to, (**message).clone())),
             _ => None,
         })
         .collect()
 }
 
-/// What the node would deliver: `message` stamped by `from` with `sequence`.
-pub fn envelope(from: i64, sequence: u64, message: &MeshOut) -> Box<MeshEnvelope> {
+/// `message` as if `from` had sent it with `sequence` (unsigned).
+pub fn envelope(from: i64, sequence: u64, message: &MeshEnvelope) -> Box<MeshEnvelope> {
     Box::new(MeshEnvelope {
-        kind: message.kind.to_string(),
-        action: message.action,
-        data: message.data.clone(),
         sequence,
         from,
         epoch: None,
         sig: None,
+        ttl: None,
+        ..message.clone()
     })
 }
 
