@@ -408,8 +408,11 @@ impl Player {
         self.position_us()
     }
 
-    // The buttons are enabled for the DJ only (the engine refuses the others); `CanControl`
-    // stays true so that the OS still shows them (greyed out) and the volume works.
+    // Next, previous and seek are enabled for the DJ only (the engine refuses the others);
+    // `CanControl` stays true so that the OS still shows them (greyed out) and the volume
+    // works. `CanPlay`/`CanPause` mean "there is a track" (MPRIS: clients such as playerctl
+    // and desktop widgets hide a player's now playing without them), so a rider's play key
+    // reaches the engine, which refuses it with its `error` event.
     #[zbus(property)]
     fn can_go_next(&self) -> bool {
         let s = lock(&self.state);
@@ -424,14 +427,12 @@ impl Player {
 
     #[zbus(property)]
     fn can_play(&self) -> bool {
-        let s = lock(&self.state);
-        s.is_dj() && s.has_tracks()
+        lock(&self.state).has_tracks()
     }
 
     #[zbus(property)]
     fn can_pause(&self) -> bool {
-        let s = lock(&self.state);
-        s.is_dj() && s.has_tracks()
+        lock(&self.state).has_tracks()
     }
 
     #[zbus(property)]
