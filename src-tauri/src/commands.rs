@@ -159,7 +159,7 @@ pub async fn pick_audio_files<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, App>,
 ) -> AppResult<Vec<String>> {
-    let audio = &["mp3", "m4a", "aac", "mp4", "flac", "ogg", "oga", "wav"];
+    let audio: &[&str] = &["mp3", "m4a", "aac", "mp4", "flac", "ogg", "oga", "wav"];
     let picked = pick(&app, "Add tracks", ("Audio", audio), true).await?;
     Ok(grant(&state, picked))
 }
@@ -171,7 +171,7 @@ pub async fn pick_replay_file<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, App>,
 ) -> AppResult<Option<String>> {
-    let drives = &["nmea", "nmea0183", "txt", "log", "gpx"];
+    let drives: &[&str] = &["nmea", "nmea0183", "txt", "log", "gpx"];
     let picked = pick(
         &app,
         "Replay a recorded drive",
