@@ -1,7 +1,9 @@
 // The replay location source: its file comes from the native picker (the node replays
-// only a file the picker returned), chosen with a button in the settings.
+// only a file the picker returned), chosen with a button in the settings; and the
+// playlist reordered by touch.
 import { clearMocks } from "@tauri-apps/api/mocks";
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { emit } from "@tauri-apps/api/event";
+import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { backend } from "../src/backend";
 import type { Ctx } from "../src/app";
 import { startApp } from "../src/start";
@@ -56,4 +58,38 @@ it("the settings choose a drive to replay with the native picker, and the sessio
   await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
   const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
   expect(args.location).toBe("replay:/home/ann/drives/a9.gpx");
+});
+
+it("the DJ reorders the playlist by touch: the grip follows the finger to another row", async () => {
+  const calls = fakeBackend({
+    current_account: () => ACCOUNT,
+    list_groups: () => [GROUP],
+    open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
+    node_command: () => null,
+    leave_session: () => null,
+    list_outputs: () => [],
+  });
+  ctx = await startApp(root, backend, memoryStorage());
+  ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
+  await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
+  await emit("node-event", { event: "controller", userId: 1 });
+  await emit("node-event", { event: "playlist", playlist: [
+    { id: "a", title: "Alpha", artist: "", source: "upload" }, { id: "b", title: "Beta", artist: "", source: "upload" }, { id: "c", title: "Gamma", artist: "", source: "upload" },
+  ] });
+  await until(() => root.querySelectorAll("[data-track] [data-action=grip]").length === 3, "the grips");
+  const grip = root.querySelector<HTMLElement>("[data-track=a] [data-action=grip]")!;
+  // No layout here: the row under the finger is the one the test names.
+  const target = root.querySelector<HTMLElement>("[data-track=c] .t")!;
+  const spy = vi.spyOn(document, "elementFromPoint").mockReturnValue(target);
+  grip.dispatchEvent(new PointerEvent("pointerdown", { pointerType: "touch", bubbles: true, clientX: 10, clientY: 10 }));
+  document.dispatchEvent(new PointerEvent("pointerup", { pointerType: "touch", bubbles: true, clientX: 10, clientY: 90 }));
+  spy.mockRestore();
+  const reorders = (): unknown[] => calls.filter((c) => c.cmd === "node_command").map((c) => c.args.command)
+    .filter((c) => (c as { cmd: string }).cmd === "reorder");
+  await until(() => reorders().length === 1, "the reorder");
+  expect(reorders()).toEqual([{ cmd: "reorder", order: ["b", "c", "a"] }]);
+  // A mouse uses HTML5 drag and drop instead: the grip ignores it.
+  grip.dispatchEvent(new PointerEvent("pointerdown", { pointerType: "mouse", bubbles: true }));
+  document.dispatchEvent(new PointerEvent("pointerup", { pointerType: "mouse", bubbles: true }));
+  expect(reorders()).toHaveLength(1);
 });
