@@ -21,6 +21,7 @@ const COMMANDS: &[&str] = &[
     "leave_session",
     "node_command",
     "pick_audio_files",
+    "pick_replay_file",
     "cache_info",
     "cache_clear",
     "list_outputs",
@@ -31,6 +32,8 @@ const COMMANDS: &[&str] = &[
     "set_map_tiles",
     "map_tiles_info",
     "launch_link",
+    "read_join_link",
+    "make_join_link",
 ];
 
 fn main() {

@@ -1,7 +1,7 @@
 //! The app's commands: each forwards to [`jamz_node::app::App`].
 
 use jamz_node::app::{
-    AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView,
+    AccountView, App, AppInfo, CacheInfo, ChangePasswordArgs, EventSink, HostedView, JoinLinkView,
     LocationSourceView, LoginArgs, LogoutOutcome, MapTilesInfo, OpenArgs, RegisterArgs,
     SessionEnded, SessionView, ShellFacts,
 };
@@ -159,38 +159,74 @@ pub async fn pick_audio_files<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, App>,
 ) -> AppResult<Vec<String>> {
-    let picked: Vec<std::path::PathBuf> = match std::env::var_os(TEST_PICKED_FILES_ENV) {
-        Some(list) => std::fs::read_to_string(&list)
+    let audio: &[&str] = &["mp3", "m4a", "aac", "mp4", "flac", "ogg", "oga", "wav"];
+    let picked = pick(&app, "Add tracks", ("Audio", audio), true).await?;
+    Ok(grant(&state, picked))
+}
+
+/// The native file picker for a recorded drive to replay (`replay:` location source):
+/// the one file, or none when the person cancelled.
+#[tauri::command]
+pub async fn pick_replay_file<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, App>,
+) -> AppResult<Option<String>> {
+    let drives: &[&str] = &["nmea", "nmea0183", "txt", "log", "gpx"];
+    let picked = pick(
+        &app,
+        "Replay a recorded drive",
+        ("NMEA or GPX", drives),
+        false,
+    )
+    .await?;
+    Ok(grant(&state, picked).into_iter().next())
+}
+
+/// Shows the native picker (or reads [`TEST_PICKED_FILES_ENV`]'s list).
+async fn pick<R: Runtime>(
+    app: &AppHandle<R>,
+    title: &str,
+    (kind, extensions): (&str, &[&str]),
+    many: bool,
+) -> AppResult<Vec<std::path::PathBuf>> {
+    if let Some(list) = std::env::var_os(TEST_PICKED_FILES_ENV) {
+        return Ok(std::fs::read_to_string(&list)
             .map_err(|e| jamz_node::NodeError::Invalid(format!("{TEST_PICKED_FILES_ENV}: {e}")))?
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(std::path::PathBuf::from)
-            .collect(),
-        None => {
-            use tauri_plugin_dialog::DialogExt;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            app.dialog()
-                .file()
-                .set_title("Add tracks")
-                .add_filter(
-                    "Audio",
-                    &["mp3", "m4a", "aac", "mp4", "flac", "ogg", "oga", "wav"],
-                )
-                .pick_files(move |files| {
-                    let _ = tx.send(files);
-                });
-            let files = rx.await.ok().flatten().unwrap_or_default();
-            files
-                .into_iter()
-                .filter_map(|f| f.into_path().ok())
-                .collect()
-        }
-    };
-    Ok(state
+            .collect());
+    }
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let dialog = app
+        .dialog()
+        .file()
+        .set_title(title)
+        .add_filter(kind, extensions);
+    if many {
+        dialog.pick_files(move |files| {
+            let _ = tx.send(files.unwrap_or_default());
+        });
+    } else {
+        dialog.pick_file(move |file| {
+            let _ = tx.send(file.into_iter().collect());
+        });
+    }
+    let files = rx.await.unwrap_or_default();
+    Ok(files
+        .into_iter()
+        .filter_map(|f| f.into_path().ok())
+        .collect())
+}
+
+/// What the picker returned, granted to the web view (`jamz_node::app::web_view`).
+fn grant(state: &App, picked: Vec<std::path::PathBuf>) -> Vec<String> {
+    state
         .grant_picked_files(picked)
         .into_iter()
         .map(|p| p.to_string_lossy().into_owned())
-        .collect())
+        .collect()
 }
 
 #[tauri::command]
@@ -243,6 +279,26 @@ pub async fn diagnostics<R: Runtime>(
         log_file: log_dir.0.as_deref().and_then(crate::logs::newest_file),
     };
     Ok(state.diagnostics(facts).await)
+}
+
+/// Reads a join link (pasted, or one the system opened the app with).
+#[tauri::command]
+pub fn read_join_link(link: String) -> AppResult<JoinLinkView> {
+    Ok(jamz_node::app::read_join_link(&link)?)
+}
+
+/// The join link (and its QR code) to a group on a server, for a hosting device to show.
+#[tauri::command]
+pub fn make_join_link(
+    server: String,
+    group: Option<String>,
+    name: Option<String>,
+) -> AppResult<JoinLinkView> {
+    Ok(jamz_node::app::make_join_link(
+        &server,
+        group.as_deref(),
+        name.as_deref(),
+    )?)
 }
 
 /// The `trafficjamz://` link this instance was started with (once; later links

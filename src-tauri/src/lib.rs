@@ -105,6 +105,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         commands::leave_session,
         commands::node_command,
         commands::pick_audio_files,
+        commands::pick_replay_file,
         commands::cache_info,
         commands::cache_clear,
         commands::cover_art,
@@ -115,5 +116,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         commands::map_tiles_info,
         commands::diagnostics,
         commands::launch_link,
+        commands::read_join_link,
+        commands::make_join_link,
     ]
 }

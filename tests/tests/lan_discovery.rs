@@ -45,8 +45,14 @@ struct Host {
 
 impl Host {
     async fn start(dir: &Path, name: &str) -> Result<Host> {
+        Self::start_with(dir, name, &[]).await
+    }
+
+    /// [`Host::start`] with more `jamz server` arguments (`--tls-cert`, `--tls-key`).
+    async fn start_with(dir: &Path, name: &str, extra: &[&str]) -> Result<Host> {
         let mut child = jamz_as(dir)
             .args(["server", "--bind", "0.0.0.0:0", "--announce", name])
+            .args(extra)
             .arg("--db")
             .arg(dir.join("jamz.db"))
             .arg("--data-dir")
@@ -58,7 +64,10 @@ impl Host {
         let mut port = None;
         let announced = tokio::time::timeout(WAIT, async {
             while let Some(line) = stdout.next_line().await? {
-                if let Some(addr) = line.strip_prefix("jamz-server listening on http://") {
+                if let Some(addr) = line
+                    .strip_prefix("jamz-server listening on http://")
+                    .or_else(|| line.strip_prefix("jamz-server listening on https://"))
+                {
                     port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
                 }
                 if line.starts_with("announced on this network as") {
@@ -250,6 +259,86 @@ fn a_discovering_node_joins_the_hosted_session_and_plays() {
             .await?;
             bob.quit().await?;
             dj.quit().await?;
+            anyhow::Ok(())
+        })
+        .unwrap();
+}
+
+/// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a CA, and a certificate it
+/// issued for the hotspot's address.
+fn private_ca(dir: &Path) -> Result<()> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "TrafficJamz test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec!["10.42.0.1".to_owned()])?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "jamz-server");
+    let cert = leaf.signed_by(&key, &issuer)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
+    std::fs::write(dir.join("server.pem"), cert.pem())?;
+    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
+    Ok(())
+}
+
+/// A host speaking TLS is announced as such (`scheme=https`): the URL found is its
+/// `https://` one, and it works with the host's CA.
+#[test]
+fn a_tls_server_is_found_as_https() {
+    if !jamz_e2e::in_network_namespace("a_tls_server_is_found_as_https", SETUP) {
+        return;
+    }
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async {
+            let tmp = tempfile::tempdir()?;
+            let home = tmp.path();
+            let tls = home.join("tls");
+            private_ca(&tls)?;
+            let (cert, key) = (tls.join("server.pem"), tls.join("server.key"));
+            let host = Host::start_with(
+                &home.join("ann"),
+                "Ann's secure car",
+                &[
+                    "--tls-cert",
+                    cert.to_str().context("path")?,
+                    "--tls-key",
+                    key.to_str().context("path")?,
+                ],
+            )
+            .await?;
+            let (ok, out, err) = jamz(home, &["discover", "--wait-s", "5"]).await?;
+            assert!(ok, "{err}");
+            let url = format!("https://10.42.0.1:{}", host.port);
+            let want = format!("{url}\tAnn's secure car");
+            assert!(out.lines().any(|l| l == want), "{want:?} not in {out:?}");
+            // The URL found is the server's, over TLS with its CA.
+            let ca = tls.join("ca.pem");
+            let (ok, _, err) = jamz(
+                home,
+                &[
+                    "--ca-cert",
+                    ca.to_str().context("path")?,
+                    "register",
+                    "--server",
+                    &url,
+                    "--username",
+                    "probe",
+                    "--password",
+                    PASSWORD,
+                ],
+            )
+            .await?;
+            assert!(ok, "{err}");
             anyhow::Ok(())
         })
         .unwrap();

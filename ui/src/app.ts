@@ -1,6 +1,6 @@
 // Shared context of the screens: the backend, the banner, settings and navigation.
 
-import type { Account, Backend } from "./backend";
+import type { Account, Backend, JoinLink } from "./backend";
 import type { Banner } from "./banner";
 import type { Settings } from "./settings";
 
@@ -16,6 +16,8 @@ export interface Ctx {
   banner: Banner;
   settings: Settings;
   account: Account | null;
+  /** A join link opened or pasted and not yet acted on: the groups screen offers its group. */
+  join?: JoinLink | null;
   saveSettings(s: Settings): void;
   go(route: Route): void;
 }

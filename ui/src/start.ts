@@ -9,6 +9,7 @@ import { groupsScreen } from "./screens/groups";
 import { sessionScreen } from "./screens/session";
 import { settingsScreen } from "./screens/settings";
 import { welcomeScreen } from "./screens/welcome";
+import { takeJoinLink } from "./join";
 import { applyTheme, loadSettings, saveSettings } from "./settings";
 
 function screenFor(route: Route): Screen {
@@ -27,6 +28,7 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
   root.replaceChildren(h("a", { class: "skip", href: "#view" }, "Skip to content"), banner.el, view);
   view.id = "view";
   let cleanup: () => void = () => undefined;
+  let current: Route["screen"] | null = null;
   const ctx: Ctx = {
     backend,
     banner,
@@ -43,6 +45,7 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
       if (route.screen !== "session") {
         banner.set(navigator.onLine ? "socket" : "offline", 0, "not in a session");
       }
+      current = route.screen;
       cleanup = screenFor(route)(view, ctx);
       document.title = `TrafficJamz — ${route.screen}`;
     },
@@ -63,7 +66,20 @@ export async function startApp(root: HTMLElement, backend: Backend, storage: Sto
       banner.set("offline", 0, `cannot host the session: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  ctx.go(ctx.account ? { screen: "groups" } : ctx.settings.setUp ? { screen: "auth" } : { screen: "welcome" });
+  // Opened with a join link: its server is the one to sign in to, its group the one to open.
+  const opened = await backend.launchLink().catch(() => null);
+  const joined = opened ? await takeJoinLink(ctx, opened).then(() => true, (e: unknown) => {
+    banner.set(navigator.onLine ? "socket" : "offline", 0, `the link the app was opened with: ${e instanceof Error ? e.message : String(e)}`);
+    return false;
+  }) : false;
+  ctx.go(ctx.account ? { screen: "groups" } : ctx.settings.setUp || joined ? { screen: "auth" } : { screen: "welcome" });
+  // A link opened while the app runs (a second launch hands it over): shown at once,
+  // unless a session is open (then the groups screen offers it after leaving).
+  void backend.onJoinLink((link) => {
+    void takeJoinLink(ctx, link).then(() => {
+      if (current !== "session") ctx.go(ctx.account ? { screen: "groups" } : { screen: "auth" });
+    }, (e: unknown) => banner.set(navigator.onLine ? "socket" : "offline", 0, `join link: ${e instanceof Error ? e.message : String(e)}`));
+  }).catch(() => undefined);
   // Two frames: the first screen has been laid out and painted.
   requestAnimationFrame(() =>
     requestAnimationFrame(() => {

@@ -12,6 +12,7 @@ export const NO_TILES = { source: null, tiles: 0, bytes: 0, maxBytes: 268435456,
 const DEFAULT_HANDLERS: Record<string, (args: Record<string, unknown>) => unknown> = {
   set_map_tiles: (a) => ({ ...NO_TILES, source: a.template ?? null }),
   map_tiles_info: () => NO_TILES,
+  launch_link: () => null,
 };
 
 /** Mocks the IPC with per-command handlers; records every call (event plugin calls excluded). */

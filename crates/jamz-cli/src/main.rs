@@ -227,6 +227,10 @@ struct NodeArgs {
     /// `{origin}/oembed`. Tests use a local stand-in.
     #[arg(long, env = "JAMZ_YOUTUBE_ORIGIN", default_value = jamz_node::DEFAULT_YOUTUBE_ORIGIN)]
     youtube_origin: String,
+    /// Show the session in the desktop's "now playing" and take its media keys (MPRIS on
+    /// the session bus; `playerctl play-pause`). The DJ's keys steer the group.
+    #[arg(long, env = "JAMZ_MEDIA_SESSION")]
+    media_session: bool,
     /// JSON lines: commands on stdin, events on stdout.
     #[arg(long)]
     json: bool,
@@ -430,7 +434,8 @@ async fn server(a: ServerCmd) -> Result<()> {
                     .filter(|n| !n.trim().is_empty())
                     .unwrap_or_else(discovery::device_announcement_name);
                 // The server runs on without it: its URL still works when typed.
-                match discovery::Announcer::start(&name, addr.port(), Some(addr.ip())) {
+                let https = url.starts_with("https://");
+                match discovery::Announcer::start(&name, addr.port(), Some(addr.ip()), https) {
                     Ok(a) => {
                         println!("announced on this network as \"{}\"", a.name());
                         announced = Some(a);
@@ -664,6 +669,7 @@ async fn node(a: NodeArgs) -> Result<()> {
         location_rules: Default::default(),
         youtube_origin: a.youtube_origin,
         external_video_player: false,
+        media_session: a.media_session,
     };
     let node = jamz_node::Node::start(config).await?;
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).

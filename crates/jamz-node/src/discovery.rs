@@ -67,8 +67,15 @@ impl std::fmt::Debug for Announcer {
 impl Announcer {
     /// Announces the server listening on `port` under `name` ("TrafficJamz on
     /// ann-laptop"); `only` restricts it to the interface with that address (a server
-    /// bound to one address). A name already taken on the network gets a suffix.
-    pub fn start(name: &str, port: u16, only: Option<IpAddr>) -> Result<Announcer, NodeError> {
+    /// bound to one address); `https`: the server speaks TLS (`scheme=https` in the TXT
+    /// record, so that browsers build an `https://` URL). A name already taken on the
+    /// network gets a suffix.
+    pub fn start(
+        name: &str,
+        port: u16,
+        only: Option<IpAddr>,
+        https: bool,
+    ) -> Result<Announcer, NodeError> {
         if turned_off() {
             return Err(NodeError::Discovery(format!(
                 "announcing is turned off ({MDNS_ENV}=off)"
@@ -79,6 +86,7 @@ impl Announcer {
         let txt = [
             ("txtvers", TXT_VERSION),
             ("path", "/"),
+            ("scheme", if https { "https" } else { "http" }),
             ("version", env!("CARGO_PKG_VERSION")),
         ];
         let mut info =
@@ -158,6 +166,7 @@ pub async fn browse(
                     &service.get_addresses_v4(),
                     service.get_property_val_str("txtvers"),
                     service.get_property_val_str("path"),
+                    service.get_property_val_str("scheme"),
                 ) else {
                     tracing::debug!(fullname = %service.fullname, "skipped an announcement");
                     continue;
@@ -312,17 +321,24 @@ fn host_label(name: &str) -> String {
 }
 
 /// A found announcement as a session to join, or `None` when it is not one this
-/// device can use (another TXT format, no address another car reaches).
+/// device can use (another TXT format, an unknown scheme, no address another car
+/// reaches). No `scheme` (an announcement of an earlier version) is `http`.
 fn found_session(
     fullname: &str,
     port: u16,
     addresses: &std::collections::HashSet<Ipv4Addr>,
     txtvers: Option<&str>,
     path: Option<&str>,
+    scheme: Option<&str>,
 ) -> Option<FoundSession> {
     if txtvers != Some(TXT_VERSION) {
         return None;
     }
+    let scheme = match scheme.map(str::trim) {
+        None | Some("http") => "http",
+        Some("https") => "https",
+        Some(_) => return None,
+    };
     let instance = fullname.strip_suffix(&format!(".{SERVICE_TYPE}"))?;
     let ip = addresses
         .iter()
@@ -330,19 +346,19 @@ fn found_session(
         .min()?;
     Some(FoundSession {
         name: unescape(instance),
-        url: base_url(*ip, port, path.unwrap_or("/")),
+        url: base_url(scheme, *ip, port, path.unwrap_or("/")),
     })
 }
 
-/// `http://IP:PORT` and the announced path (none for `/`).
-fn base_url(ip: Ipv4Addr, port: u16, path: &str) -> String {
+/// `SCHEME://IP:PORT` and the announced path (none for `/`).
+fn base_url(scheme: &str, ip: Ipv4Addr, port: u16, path: &str) -> String {
     let path = path.trim().trim_end_matches('/');
     let path = if path.is_empty() || path.starts_with('/') {
         path.to_owned()
     } else {
         format!("/{path}")
     };
-    format!("http://{ip}:{port}{path}")
+    format!("{scheme}://{ip}:{port}{path}")
 }
 
 /// An instance label as DNS-SD writes it (`\.` for a dot, `\\` for a backslash).
@@ -392,6 +408,7 @@ mod tests {
             &ips(&["127.0.0.1", "169.254.1.1", "10.42.0.1", "192.168.43.1"]),
             Some("1"),
             Some("/"),
+            None,
         )
         .unwrap();
         assert_eq!(s.name, "Ann's car");
@@ -399,21 +416,43 @@ mod tests {
     }
 
     #[test]
+    fn a_tls_server_is_announced_and_found_as_https() {
+        let lan = ips(&["10.42.0.1"]);
+        let found = |scheme| {
+            found_session(
+                "A._trafficjamz._tcp.local.",
+                5050,
+                &lan,
+                Some("1"),
+                None,
+                scheme,
+            )
+        };
+        assert_eq!(found(Some("https")).unwrap().url, "https://10.42.0.1:5050");
+        assert_eq!(found(Some("http")).unwrap().url, "http://10.42.0.1:5050");
+        // A scheme this version cannot speak is skipped, not guessed.
+        assert!(found(Some("gopher")).is_none());
+    }
+
+    #[test]
     fn an_unusable_announcement_is_skipped() {
         let name = "x._trafficjamz._tcp.local.";
         let lan = ips(&["10.42.0.1"]);
-        assert!(found_session(name, 1, &lan, Some("2"), None).is_none());
-        assert!(found_session(name, 1, &lan, None, None).is_none());
-        assert!(found_session(name, 1, &ips(&["127.0.0.1"]), Some("1"), None).is_none());
-        assert!(found_session("x._other._tcp.local.", 1, &lan, Some("1"), None).is_none());
+        assert!(found_session(name, 1, &lan, Some("2"), None, None).is_none());
+        assert!(found_session(name, 1, &lan, None, None, None).is_none());
+        assert!(found_session(name, 1, &ips(&["127.0.0.1"]), Some("1"), None, None).is_none());
+        assert!(found_session("x._other._tcp.local.", 1, &lan, Some("1"), None, None).is_none());
     }
 
     #[test]
     fn paths_and_escapes() {
         let ip: Ipv4Addr = "10.0.0.2".parse().unwrap();
-        assert_eq!(base_url(ip, 80, "/"), "http://10.0.0.2:80");
-        assert_eq!(base_url(ip, 80, "jamz/"), "http://10.0.0.2:80/jamz");
-        assert_eq!(base_url(ip, 80, "/a/b"), "http://10.0.0.2:80/a/b");
+        assert_eq!(base_url("http", ip, 80, "/"), "http://10.0.0.2:80");
+        assert_eq!(base_url("http", ip, 80, "jamz/"), "http://10.0.0.2:80/jamz");
+        assert_eq!(
+            base_url("https", ip, 443, "/a/b"),
+            "https://10.0.0.2:443/a/b"
+        );
         assert_eq!(unescape(r"Ann\.s car\\x"), r"Ann.s car\x");
     }
 

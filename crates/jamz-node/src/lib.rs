@@ -20,6 +20,8 @@
 //!   [`ErrorView`] is an error as a face hands it on (a stable [`ErrorCode`]).
 //! - [`calibrate_output`] measures an output's latency with the microphone (`jamz
 //!   calibrate`); in a session the `calibrate` command does it on the output in use.
+//! - [`media_session`] shows the session in the OS's "now playing" (MPRIS on Linux) and
+//!   turns its media keys into the engine's commands.
 //! - `ui_types` (the `ts` feature) writes the UI's TypeScript types.
 //!
 //! ```no_run
@@ -60,6 +62,7 @@ mod grant_key;
 pub mod host;
 pub mod human;
 pub mod json;
+pub mod media_session;
 pub mod outbox;
 pub mod positions;
 mod runtime;

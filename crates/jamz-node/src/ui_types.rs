@@ -57,6 +57,7 @@ pub fn typescript() -> String {
         // The app's commands.
         crate::app::AppInfo,
         crate::app::HostedView,
+        crate::app::JoinLinkView,
         crate::app::MapTilesInfo,
         crate::app::AccountView,
         crate::app::LogoutOutcome,

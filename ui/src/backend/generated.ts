@@ -234,6 +234,19 @@ url: string, port: number,
 lanUrls: Array<string>, };
 
 /**
+ * A join link, read or made, as the UI shows it.
+ */
+export type JoinLinkView = { 
+/**
+ * `trafficjamz://join?server=...`, as written by this version.
+ */
+link: string, server: string, group: string | null, name: string | null, 
+/**
+ * The link as a QR code: an SVG document (black on white, with its quiet zone).
+ */
+qrSvg: string, };
+
+/**
  * The map tiles as the UI shows them.
  */
 export type MapTilesInfo = { 

@@ -11,6 +11,7 @@ import type {
   ErrorView,
   Group,
   Hosted,
+  JoinLink,
   LocationSourceView,
   LogoutOutcome,
   MapTilesInfo,
@@ -66,6 +67,8 @@ function tileBase(): string {
 
 export const NODE_EVENT = "node-event";
 export const SESSION_ENDED = "session-ended";
+/** A `trafficjamz://` link handed over by a second launch of the app. */
+export const JOIN_LINK = "join-link";
 
 export const backend = {
   appInfo: (): Promise<AppInfo> => call("app_info"),
@@ -105,6 +108,8 @@ export const backend = {
   command: (command: NodeCommand): Promise<void> => call("node_command", { command }),
 
   pickAudioFiles: (): Promise<string[]> => call("pick_audio_files"),
+  /** The native picker for a recorded drive (NMEA or GPX) to replay; `null`: cancelled. */
+  pickReplayFile: (): Promise<string | null> => call("pick_replay_file"),
   cacheInfo: (): Promise<CacheInfo> => call("cache_info"),
   /** The cover art in the tags of the cached file with this SHA-256, as a `data:` URL; `null` when none. */
   coverArt: (sha256: string): Promise<string | null> => call("cover_art", { sha256 }),
@@ -126,6 +131,13 @@ export const backend = {
    * shell again rather than reuse pictures the web view kept.
    */
   mapTileUrl: (map: number): string => `${tileBase()}{z}/{x}/{y}?map=${map}`,
+  /** The `trafficjamz://` link the app was started with (once), or `null`. */
+  launchLink: (): Promise<string | null> => call("launch_link"),
+  /** Reads a join link (refused in words when it is not one). */
+  readJoinLink: (link: string): Promise<JoinLink> => call("read_join_link", { link }),
+  /** The join link (and QR code) to `group` on `server`, for a hosting device to show. */
+  makeJoinLink: (server: string, group: string | null, name: string | null): Promise<JoinLink> =>
+    call("make_join_link", { server, group, name }),
   /** "Copy diagnostics": the app's version, state and the end of its log file, as text. */
   diagnostics: (): Promise<string> => call("diagnostics"),
 
@@ -134,6 +146,9 @@ export const backend = {
     listen<NodeEvent>(NODE_EVENT, (e) => handler(e.payload)),
   onSessionEnded: (handler: (ev: SessionEnded) => void): Promise<UnlistenFn> =>
     listen<SessionEnded>(SESSION_ENDED, (e) => handler(e.payload)),
+  /** Join links a second launch of the app handed over while it runs. */
+  onJoinLink: (handler: (link: string) => void): Promise<UnlistenFn> =>
+    listen<string>(JOIN_LINK, (e) => handler(e.payload)),
 
   /** The device's position from tauri-plugin-geolocation (phones and tablets only). */
   devicePosition: async (): Promise<Position> => {

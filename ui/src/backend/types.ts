@@ -3,6 +3,7 @@
 import type {
   AccountView,
   HostedView,
+  JoinLinkView,
   NodeEvent,
   OpenArgs,
   OutputView,
@@ -16,6 +17,8 @@ export type * from "./generated";
 export type UserId = number;
 export type Account = AccountView;
 export type Hosted = HostedView;
+/** A join link read or made by the shell, with its QR code (SVG). */
+export type JoinLink = JoinLinkView;
 /** An audio output: `id` is the spec to pass as `output`. */
 export type Output = OutputView;
 export type Participant = ParticipantView;

@@ -2,11 +2,12 @@
 
 import type { Screen } from "../app";
 import { field, h, showError } from "../dom";
+import { joinLabel, looksLikeJoinLink, takeJoinLink } from "../join";
 
 /** `notice`: why the user is asked to sign in (a login the server refused). */
 export const authScreen = (notice?: string): Screen => (root, ctx) => {
   let mode: "login" | "register" = "login";
-  const server = h("input", { name: "server", type: "url", required: true, value: ctx.settings.server, autocomplete: "url" });
+  const server = h("input", { name: "server", type: "text", inputmode: "url", spellcheck: "false", required: true, value: ctx.settings.server, autocomplete: "url" });
   const username = h("input", { name: "username", required: true, autocomplete: "username" });
   const email = h("input", { name: "email", type: "email", autocomplete: "email" });
   const password = h("input", { name: "password", type: "password", required: true, autocomplete: "current-password" });
@@ -34,10 +35,14 @@ export const authScreen = (notice?: string): Screen => (root, ctx) => {
   };
   const heading = h("h1", { tabindex: -1 }, "Sign in");
 
+  const joining = ctx.join
+    ? h("p", { class: "hint", "data-testid": "joining" }, `Joining ${joinLabel(ctx.join)}: sign in or register on its server.`)
+    : null;
   const form = h(
     "form",
     { class: "card", "aria-labelledby": "auth-heading" },
-    field("Server URL", server),
+    joining,
+    field("Server URL or join link", server),
     h("label", { class: "check" }, host, h("span", {}, "This device hosts the session")),
     hostNote,
     field("Username", username),
@@ -58,6 +63,10 @@ export const authScreen = (notice?: string): Screen => (root, ctx) => {
       submit.disabled = true;
       try {
         let url = server.value.trim();
+        if (!host.checked && looksLikeJoinLink(url)) {
+          url = (await takeJoinLink(ctx, url)).server;
+          server.value = url;
+        }
         if (host.checked) {
           const info = await ctx.backend.appInfo();
           url = (info.hosting ?? (await ctx.backend.hostSession())).url;

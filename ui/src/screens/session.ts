@@ -244,6 +244,19 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   // --- playlist
   const playlist = h("ol", { class: "playlist", "data-testid": "playlist", "aria-label": "Playlist" });
   let dragFrom: number | null = null;
+  let touchFrom: number | null = null;
+  // The row under the lifted finger (touch pointers stay captured by where they went down).
+  const dropTouch = (e: PointerEvent): void => {
+    const from = touchFrom;
+    touchFrom = null;
+    if (from === null) return;
+    const under = document.elementFromPoint(e.clientX, e.clientY)?.closest<HTMLElement>("li[data-track]");
+    const to = under ? st.playlist.findIndex((t) => t.id === under.dataset.track) : -1;
+    if (to >= 0 && to !== from) reorder(from, to);
+  };
+  const cancelTouch = (): void => { touchFrom = null; };
+  document.addEventListener("pointerup", dropTouch);
+  document.addEventListener("pointercancel", cancelTouch);
   const reorder = (from: number, to: number): void => {
     const order = moved(st.playlist.map((t) => t.id), from, to);
     send({ cmd: "reorder", order });
@@ -259,7 +272,16 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
           b.addEventListener("click", fn);
           return b;
         };
+        // Touch and pen: HTML5 drag events never fire there, so the handle follows the
+        // pointer and the track drops on the row under it (keyboard: Alt+↑/↓, the buttons).
+        const handle = dj ? h("span", { class: "grip", "aria-hidden": "true", "data-action": "grip" }, "⠿") : null;
+        handle?.addEventListener("pointerdown", (e) => {
+          if (e.pointerType === "mouse") return;
+          e.preventDefault();
+          touchFrom = i;
+        });
         li.append(
+          ...(handle ? [handle] : []),
           h("span", { class: "t" }, t.title || "(untitled)", h("span", { class: "muted" }, t.artist ? ` — ${t.artist}` : "")),
           h("span", { class: "muted" }, t.duration ? formatTime(t.duration) : ""),
           mk("▶", "play-track", "Play", () => send({ cmd: "play", track: t.id, position: 0 }), dj),
@@ -502,7 +524,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       jump,
       h("div", { class: "grid" },
         section("pl", "Playlist", h("div", { class: "row" }, pick), addVideo, uploadBar, uploadText, pendingList, playlist,
-          h("p", { class: "hint" }, "DJ: drag tracks, or focus one and press Alt+↑ / Alt+↓ to move it.")),
+          h("p", { class: "hint" }, "DJ: drag tracks (on a touch screen by their ⠿ grip), or focus one and press Alt+↑ / Alt+↓ to move it.")),
         section("map", "Map", mapEl, tilesText, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
         section("people", "In the session", people, refusedList, refusedClear),
         section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
@@ -606,5 +628,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     for (const u of unlisten) u();
     mapView?.destroy();
     videoPlayer?.dispose();
+    document.removeEventListener("pointerup", dropTouch);
+    document.removeEventListener("pointercancel", cancelTouch);
   };
 };

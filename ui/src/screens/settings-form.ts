@@ -102,7 +102,19 @@ export function settingsForm(
   const mode = h("select", { name: "location-mode" });
   const locationArg = h("input", { name: "location-arg", value: s.locationArg });
   const locationArgField = field("File to replay, or the gpsd address (host:port)", locationArg);
-  const showLocationArg = (): void => { locationArgField.hidden = mode.value !== "replay" && mode.value !== "gpsd"; };
+  // A drive to replay comes through the native file picker: the node replays only a file
+  // the picker returned (docs/architecture.md, "Least privilege for the web view").
+  const pickReplay = h("button", { type: "button", "data-action": "pick-replay" }, "Choose a recorded drive…");
+  pickReplay.addEventListener("click", () => {
+    void ctx.backend.pickReplayFile().then((file) => {
+      if (file !== null) locationArg.value = file;
+    }, (err: unknown) => showError(error, err));
+  });
+  const pickReplayRow = h("div", { class: "row" }, pickReplay);
+  const showLocationArg = (): void => {
+    locationArgField.hidden = mode.value !== "replay" && mode.value !== "gpsd";
+    pickReplayRow.hidden = mode.value !== "replay";
+  };
   mode.addEventListener("change", showLocationArg);
   const fillLocations = (found: readonly LocationSourceView[]): void => {
     mode.replaceChildren(...locationOptions(found, s).map((o) =>
@@ -173,6 +185,7 @@ export function settingsForm(
     h("label", { class: "check" }, autoPreload, h("span", {}, "Cache the playlist ahead while online, for stretches with no coverage")),
     field("Location source", mode),
     locationArgField,
+    pickReplayRow,
     field("Name in the session", displayName),
     field("Map tiles address, with {z}/{x}/{y}; tiles seen are kept for offline use (empty: cars on a blank map)", mapTiles),
     field("Map credit, shown under the map (what the tile server's terms ask for)", mapAttribution),

@@ -5,6 +5,7 @@
 import type { LocationSourceView, Output } from "../backend";
 import type { Screen } from "../app";
 import { field, h, showError } from "../dom";
+import { looksLikeJoinLink, takeJoinLink } from "../join";
 import { DEFAULT_SETTINGS, sanitize } from "../settings";
 import { locationChoice, locationOptions, outputOptions } from "./settings-form";
 
@@ -39,15 +40,23 @@ export const welcomeScreen: Screen = (root, ctx) => {
   };
 
   const server = (): void => {
-    const url = h("input", { name: "server", type: "url", required: true, value: ctx.settings.server, autocomplete: "url" });
+    const url = h("input", { name: "server", type: "text", inputmode: "url", spellcheck: "false", required: true, value: ctx.settings.server, autocomplete: "url" });
     const error = h("p", { class: "error", role: "alert" });
     const back = h("button", { type: "button" }, "Back");
     back.addEventListener("click", choose);
     const form = h("form", { "aria-label": "Server" },
-      field("The server's address (ask whoever runs it)", url), error,
+      field("The server's address or a join link (ask whoever runs it)", url), error,
       h("div", { class: "row" }, back, h("button", { type: "submit", class: "primary" }, "Continue")));
     form.addEventListener("submit", (e) => {
       e.preventDefault();
+      if (looksLikeJoinLink(url.value)) {
+        // A join link fills in the server (and remembers the group to open).
+        void takeJoinLink(ctx, url.value).then((link) => {
+          url.value = link.server;
+          car();
+        }, (err: unknown) => showError(error, err));
+        return;
+      }
       if (!/^https?:\/\/\S+$/.test(url.value.trim())) {
         showError(error, "An address starts with http:// or https://, like http://192.168.1.20:5050");
         return;

@@ -76,9 +76,15 @@ impl App {
         let announcer = if discovery::turned_off() {
             None
         } else {
-            Announcer::start(&discovery::device_announcement_name(), server.port(), None)
-                .inspect_err(|e| tracing::warn!("the hosted session is not announced: {e}"))
-                .ok()
+            // The hosted server speaks plain http (a hotspot with no CA to trust).
+            Announcer::start(
+                &discovery::device_announcement_name(),
+                server.port(),
+                None,
+                false,
+            )
+            .inspect_err(|e| tracing::warn!("the hosted session is not announced: {e}"))
+            .ok()
         };
         *slot = Some(Served { server, announcer });
         Ok(view)

@@ -7,6 +7,7 @@
 //! - [`session`]: at most one running node, its events to an [`EventSink`].
 //! - [`cache_admin`]: the track cache while no session holds it.
 //! - [`covers`]: cover art of cached tracks, for now playing.
+//! - [`join`]: join links and their QR codes.
 //! - [`location_sources`]: the location sources this device has.
 //! - [`map_tiles`]: the map's tiles, from the tile cache (the shell serves them).
 //! - [`diagnostics`]: the text of "copy diagnostics".
@@ -19,6 +20,7 @@ pub mod covers;
 pub mod diagnostics;
 #[cfg(feature = "host")]
 pub mod hosting;
+pub mod join;
 pub mod location_sources;
 pub mod map_tiles;
 pub mod session;
@@ -32,6 +34,7 @@ pub use cache_admin::CacheInfo;
 pub use diagnostics::ShellFacts;
 #[cfg(feature = "host")]
 pub use hosting::HOST_PORT_ENV;
+pub use join::{JoinLinkView, make_join_link, read_join_link};
 pub use location_sources::LocationSourceView;
 pub use map_tiles::MapTilesInfo;
 pub use session::{EventSink, OpenArgs, SessionEnded, SessionView};

@@ -130,6 +130,8 @@ impl App {
         config.share_location = args.share_location.unwrap_or(false);
         // The app's web view plays YouTube videos (ui/src/youtube.ts).
         config.external_video_player = true;
+        // The OS's "now playing" and media keys (MPRIS on Linux).
+        config.media_session = true;
         if let Some(origin) = args.youtube_origin.filter(|o| !o.trim().is_empty()) {
             config.youtube_origin = origin;
         }

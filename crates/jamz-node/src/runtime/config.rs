@@ -77,6 +77,10 @@ pub struct NodeConfig {
     /// steered there (`youtube` events, `youtube-reading` commands) instead of leaving this
     /// device silent. Off for a headless node.
     pub external_video_player: bool,
+    /// Show the session in the OS's "now playing" and take its media keys
+    /// ([`crate::media_session`]: MPRIS on Linux). Off by default: a test's node stays
+    /// off the desktop's bus.
+    pub media_session: bool,
 }
 
 impl NodeConfig {
@@ -100,6 +104,7 @@ impl NodeConfig {
             location_rules: jamz_sync::location::LocationConfig::default(),
             youtube_origin: jamz_link::DEFAULT_OEMBED_ORIGIN.to_owned(),
             external_video_player: false,
+            media_session: false,
         }
     }
 }

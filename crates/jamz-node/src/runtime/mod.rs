@@ -74,6 +74,8 @@ pub struct Node {
     task: tokio::task::JoinHandle<Result<(), NodeError>>,
     user_id: UserId,
     session_id: String,
+    /// The OS's "now playing" (`NodeConfig::media_session`), fed every event.
+    media: Option<crate::media_session::MediaSession>,
 }
 
 impl Node {
@@ -255,17 +257,24 @@ impl Node {
                 for_ms: config.share_for_s.map(|s| s * 1000.0),
             }));
         }
+        let commands = Commander(cmd_tx);
+        let media = if config.media_session {
+            crate::media_session::MediaSession::start(user_id, commands.clone(), clock).await
+        } else {
+            None
+        };
         let task = tokio::spawn(async move {
             // The location source stops with the runtime.
             let _location = location;
             rt.run(cmd_rx, link_events, reports_rx, jobs_rx).await
         });
         Ok(Node {
-            commands: Commander(cmd_tx),
+            commands,
             events: events_rx,
             task,
             user_id,
             session_id,
+            media,
         })
     }
 
@@ -281,7 +290,11 @@ impl Node {
 
     /// The next event; `None` once the node has stopped and every event was read.
     pub async fn next_event(&mut self) -> Option<NodeEvent> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        if let (Some(media), Some(event)) = (&self.media, &event) {
+            media.event(event);
+        }
+        event
     }
 
     /// This node's user.
