@@ -51,6 +51,9 @@ export class WebDriver {
 
   /** Runs `act` on the element `css` names; again on a fresh find if the page re-rendered it meanwhile. */
   async onElement(css, act) {
+    // A screen that was just asked for may still be loading its list (the groups after
+    // leaving a session): wait, bounded, for the element before acting on it.
+    await waitFor(`an element ${css}`, () => this.findAll(css).then((a) => a.length > 0));
     for (let attempt = 1; ; attempt++) {
       try {
         return await act(await this.reveal(await this.find(css)));
