@@ -343,7 +343,7 @@ export type CacheInfo = { dir: string, tracks: number, bytes: number, };
  */
 export type LocationSourceView = { 
 /**
- * The node's `location` spec (`manual`, `gpsd:HOST:PORT`, `nmea:DEVICE`).
+ * The node's `location` spec (`manual`, `desktop`, `gpsd:HOST:PORT`, `nmea:DEVICE`).
  */
 spec: string, 
 /**
