@@ -61,6 +61,8 @@ export interface SessionState {
   /** The track this device cannot play (a YouTube video on a device without YouTube's
    * player), and why: silent for it, in step for the next. */
   silent: { track: string; reason: string } | null;
+  /** The track this device waits for the bytes of (silent meanwhile, in step once they come). */
+  buffering: string | null;
   /** Changes made offline, waiting for the server (oldest first). */
   pending: PendingChange[];
 }
@@ -94,6 +96,7 @@ export function initialState(me: UserId | null = null): SessionState {
     behind: new Map(),
     lastError: null,
     silent: null,
+    buffering: null,
     pending: [],
   };
 }
@@ -130,6 +133,7 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       s.syncOffsetMs = ev.playing ? ev.sync_offset_ms ?? null : null;
       s.underruns = ev.underruns;
       s.underrunMs = ev.underrun_ms;
+      s.buffering = ev.buffering ?? null;
       s.playing = ev.playing;
       s.track = ev.track;
       if (ev.position !== null) {
@@ -200,6 +204,10 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       break;
     case "not-playable":
       s.silent = { track: ev.track, reason: ev.reason };
+      break;
+    case "buffering":
+      if (ev.buffering) s.buffering = ev.track;
+      else if (s.buffering === ev.track) s.buffering = null;
       break;
     case "outbox":
       s.pending = ev.pending;

@@ -230,6 +230,20 @@ describe("session", () => {
   const commands = (calls: { cmd: string; args: Record<string, unknown> }[]) =>
     calls.filter((c) => c.cmd === "node_command").map((c) => c.args.command).filter((c) => (c as { cmd: string }).cmd !== "status");
 
+  it("says a track is buffering on this device while its bytes are downloading", async () => {
+    await openSession();
+    await emit("node-event", { event: "playlist", playlist: [
+      { id: "a", title: "Alpha", artist: "X", source: "upload", duration: 200 },
+    ] });
+    await emit("node-event", { event: "playback", playing: true, track: "a", position: 5, at: 0 });
+    await emit("node-event", { event: "buffering", track: "a", buffering: true });
+    const note = () => root.querySelector<HTMLElement>("[data-testid=not-playable]")!;
+    await until(() => !note().hidden, "the buffering note");
+    expect(note().textContent).toMatch(/^Buffering/);
+    await emit("node-event", { event: "buffering", track: "a", buffering: false });
+    await until(() => note().hidden === true, "the note gone once the bytes came");
+  });
+
   it("enables DJ controls only for the DJ and sends take-control, play and seek", async () => {
     const calls = await openSession();
     await emit("node-event", { event: "playlist", playlist: [

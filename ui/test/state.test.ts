@@ -96,6 +96,18 @@ describe("session state", () => {
     expect(s.silent).toBeNull();
   });
 
+  it("knows which track this device is buffering until its bytes come", () => {
+    const s = initialState(1);
+    apply(s, { event: "playback", playing: true, track: "u", position: 0, at: 0 }, 0);
+    apply(s, { event: "buffering", track: "u", buffering: true }, 0);
+    expect(s.buffering).toBe("u");
+    // Over for another track: still waiting for this one.
+    apply(s, { event: "buffering", track: "w", buffering: false }, 10);
+    expect(s.buffering).toBe("u");
+    apply(s, { event: "buffering", track: "u", buffering: false }, 20);
+    expect(s.buffering).toBeNull();
+  });
+
   it("formats times", () => {
     expect(formatTime(0)).toBe("0:00");
     expect(formatTime(125.9)).toBe("2:05");

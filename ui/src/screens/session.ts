@@ -213,8 +213,11 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
     artist.textContent = t ? t.artist : st.playlist.length > 0 ? "The DJ starts the music with Play." : "Add songs to the playlist.";
     playState.textContent = st.playing ? "playing" : st.track ? "paused" : "stopped";
     const silent = st.silent !== null && st.silent.track === st.track ? st.silent.reason : null;
-    silentNote.hidden = silent === null;
-    silentNote.textContent = silent === null ? "" : `Silent on this device: ${silent}`;
+    const buffering = silent === null && st.buffering !== null && st.buffering === st.track;
+    silentNote.hidden = silent === null && !buffering;
+    silentNote.textContent = silent !== null
+      ? `Silent on this device: ${silent}`
+      : buffering ? "Buffering: this track is still downloading; it joins the group as soon as enough is here." : "";
     const dj = isDj(st);
     for (const b of [prev, play, pause, next]) b.disabled = !dj;
     // One of play and pause at a time, in the same place.
@@ -554,7 +557,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         if (ev.cmd === "calibrate") liveSettings.calibrationFailed(null);
         break;
       case "calibration": liveSettings.calibrated(ev); renderInUse(); break;
-      case "not-playable": renderNowPlaying(); break;
+      case "not-playable": case "buffering": renderNowPlaying(); break;
       case "outbox": renderPending(); break;
       case "youtube": onVideo(ev); break;
       case "mesh-refused": renderPeople(); break;
