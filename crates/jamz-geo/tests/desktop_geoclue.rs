@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::*;
@@ -238,10 +238,16 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// A receiver on GeoClue's NMEA socket: every connection gets `fixes`, one every 0.2 s
-/// (a 5 Hz receiver), then stays open. No fixes: it accepts and stays silent.
-fn start_receiver(socket: &Path, fixes: Vec<Fix>) {
+/// How often the stand-in receiver sends a fix (a 5 Hz receiver).
+const FIX_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A receiver on GeoClue's NMEA socket: every connection gets `fixes`, one per
+/// [`FIX_INTERVAL`], then stays open. No fixes: it accepts and stays silent. It stops when
+/// the returned sender is dropped (the test's world ends): between fixes it waits on that,
+/// bounded by the receiver's pace.
+fn start_receiver(socket: &Path, fixes: Vec<Fix>) -> mpsc::Sender<()> {
     let listener = UnixListener::bind(socket).unwrap();
+    let (stop, stopped) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         let mut open = Vec::new();
         for stream in listener.incoming() {
@@ -254,12 +260,17 @@ fn start_receiver(socket: &Path, fixes: Vec<Fix>) {
                 {
                     break;
                 }
-                // The receiver's own pace, not a wait for anything.
-                std::thread::sleep(Duration::from_millis(200));
+                if !matches!(
+                    stopped.recv_timeout(FIX_INTERVAL),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    return;
+                }
             }
             open.push(stream);
         }
     });
+    stop
 }
 
 /// A drive of ten minutes at 5 fixes a second: more than any test reads.
@@ -279,6 +290,8 @@ struct World {
     session: String,
     asked: Arc<Mutex<Vec<String>>>,
     _agent: Option<zbus::blocking::Connection>,
+    /// Dropped with the world: the stand-in receiver stops.
+    _receiver: Option<mpsc::Sender<()>>,
     _geoclue: Option<Daemon>,
     _bus: Daemon,
     _session: Daemon,
@@ -294,13 +307,13 @@ impl World {
         println!("private system bus at {bus}, session bus at {session}");
         let socket = dir.path().join("nmea.sock");
         let log = dir.path().join("geoclue.log");
-        let (geoclue, agent, asked) = if geoclue {
-            start_receiver(&socket, fixes);
+        let (geoclue, agent, asked, receiver) = if geoclue {
+            let receiver = start_receiver(&socket, fixes);
             let gc = start_geoclue(&bus, &socket, allow, &log);
             let (agent, asked) = start_agent(&bus, &log);
-            (Some(gc), Some(agent), asked)
+            (Some(gc), Some(agent), asked, Some(receiver))
         } else {
-            (None, None, Arc::default())
+            (None, None, Arc::default(), None)
         };
         World {
             dir,
@@ -308,6 +321,7 @@ impl World {
             session,
             asked,
             _agent: agent,
+            _receiver: receiver,
             _geoclue: geoclue,
             _bus: bus_daemon,
             _session: session_daemon,
