@@ -259,7 +259,13 @@ impl Node {
         }
         let commands = Commander(cmd_tx);
         let media = if config.media_session {
-            crate::media_session::MediaSession::start(user_id, commands.clone(), clock).await
+            crate::media_session::MediaSession::start(
+                user_id,
+                commands.clone(),
+                clock,
+                cache_dir.clone(),
+            )
+            .await
         } else {
             None
         };
