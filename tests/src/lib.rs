@@ -409,6 +409,8 @@ async fn listening(child: &mut Child, name: &str, prefix: &str) -> Result<String
 
 pub mod throttle;
 
+pub mod tls;
+
 /// What the benchmarks share: their knobs from the environment and their figures.
 pub mod bench {
     /// `name` from the environment as a count, else `default`.

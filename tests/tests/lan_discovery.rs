@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use jamz_e2e::jamz_as;
+use jamz_e2e::tls::private_ca;
 use jamz_link::RestClient;
 use node_support::{NodeProc, PASSWORD, click_track};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -264,32 +265,6 @@ fn a_discovering_node_joins_the_hosted_session_and_plays() {
         .unwrap();
 }
 
-/// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a CA, and a certificate it
-/// issued for the hotspot's address.
-fn private_ca(dir: &Path) -> Result<()> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "TrafficJamz test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["10.42.0.1".to_owned()])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "jamz-server");
-    let cert = leaf.signed_by(&key, &issuer)?;
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
-    std::fs::write(dir.join("server.pem"), cert.pem())?;
-    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
-    Ok(())
-}
-
 /// A host speaking TLS is announced as such (`scheme=https`): the URL found is its
 /// `https://` one, and it works with the host's CA.
 #[test]
@@ -303,7 +278,7 @@ fn a_tls_server_is_found_as_https() {
             let tmp = tempfile::tempdir()?;
             let home = tmp.path();
             let tls = home.join("tls");
-            private_ca(&tls)?;
+            private_ca(&tls, &["10.42.0.1"])?;
             let (cert, key) = (tls.join("server.pem"), tls.join("server.key"));
             let host = Host::start_with(
                 &home.join("ann"),
