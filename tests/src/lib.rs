@@ -52,6 +52,7 @@ pub fn jamz_as(home: &Path) -> Command {
         .env("JAMZ_CACHE_DIR", home.join("cache"))
         .env_remove("JAMZ_SERVER")
         .env_remove("JAMZ_PASSWORD")
+        .env_remove("JAMZ_DISCOVER")
         .kill_on_drop(true);
     cmd
 }

@@ -155,6 +155,34 @@ fn an_announced_server_is_found_by_another_process() {
                 "{err}"
             );
             assert!(err.contains("--discover NAME"), "{err}");
+
+            // A part of a name, letter case ignored, picks one (then the login is Bob's
+            // van's business: no such account there).
+            let node_as_x = |session: &'static str| {
+                [
+                    "node",
+                    "--discover",
+                    session,
+                    "--username",
+                    "x",
+                    "--password",
+                    "y",
+                    "--output",
+                    "null",
+                ]
+            };
+            let (ok, _, err) = jamz(home, &node_as_x("bob")).await?;
+            assert!(!ok);
+            let picked = format!("found \"Bob's van\" at http://10.42.0.1:{}", bob.port);
+            assert!(err.contains(&picked), "{err}");
+            // A name nobody announces: said, with what was found.
+            let (ok, _, err) = jamz(home, &node_as_x("Carol")).await?;
+            assert!(!ok);
+            assert!(
+                err.contains("no session named \"Carol\" found on this network"),
+                "{err}"
+            );
+            assert!(err.contains("\"Ann's car\""), "{err}");
             anyhow::Ok(())
         })
         .unwrap();
@@ -266,7 +294,8 @@ fn a_discovering_node_joins_the_hosted_session_and_plays() {
 }
 
 /// A host speaking TLS is announced as such (`scheme=https`): the URL found is its
-/// `https://` one, and it works with the host's CA.
+/// `https://` one, and it works with the host's CA, for `jamz` and for a node that
+/// discovers it (configured by environment only, as the service is).
 #[test]
 fn a_tls_server_is_found_as_https() {
     if !jamz_e2e::in_network_namespace("a_tls_server_is_found_as_https", SETUP) {
@@ -314,6 +343,61 @@ fn a_tls_server_is_found_as_https() {
             )
             .await?;
             assert!(ok, "{err}");
+
+            // A node finds it and reaches it over TLS with the CA: it logs in and asks
+            // for the member's groups there.
+            let ca = ca.to_str().context("path")?;
+            let (ok, _, err) = jamz(
+                home,
+                &[
+                    "--ca-cert",
+                    ca,
+                    "node",
+                    "--discover",
+                    "--username",
+                    "probe",
+                    "--password",
+                    PASSWORD,
+                    "--output",
+                    "null",
+                ],
+            )
+            .await?;
+            assert!(!ok);
+            assert!(
+                err.contains(&format!(
+                    "you are in no group on {url}: ask the host to add you"
+                )),
+                "{err}"
+            );
+            // In a group, a node configured as the service is (environment only:
+            // JAMZ_DISCOVER=any, deploy/node.env.example) joins its session.
+            let (ok, _, err) =
+                jamz(home, &["--ca-cert", ca, "group", "create", "night drive"]).await?;
+            assert!(ok, "{err}");
+            let cache = home.join("cache-probe");
+            let mut node = NodeProc::spawn(
+                "probe",
+                &["node", "--json", "--output", "null"],
+                &home.join("config"),
+                &[
+                    ("JAMZ_DISCOVER", "any"),
+                    ("JAMZ_CA_CERT", ca),
+                    ("JAMZ_USERNAME", "probe"),
+                    ("JAMZ_PASSWORD", PASSWORD),
+                    ("JAMZ_CACHE_DIR", cache.to_str().context("path")?),
+                ],
+            )
+            .await?;
+            let ready = node.wait_event("ready", |_| true).await?;
+            println!("joined over https: {ready}");
+            node.wait_event("participants", |v| {
+                v["participants"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|x| x["userId"] == ready["userId"]))
+            })
+            .await?;
+            node.quit().await?;
             anyhow::Ok(())
         })
         .unwrap();
