@@ -183,9 +183,10 @@ struct NodeArgs {
     #[arg(long, env = "JAMZ_GROUP", required_unless_present = "discover")]
     group: Option<String>,
     /// Join the session hosted on this network (found over mDNS) instead of --server;
-    /// NAME picks one when several are announced.
+    /// NAME picks one when several are announced ("any", or no NAME: the only one).
     #[arg(
         long,
+        env = "JAMZ_DISCOVER",
         value_name = "NAME",
         num_args = 0..=1,
         default_missing_value = "",
@@ -453,6 +454,12 @@ async fn server(a: ServerCmd) -> Result<()> {
     Ok(())
 }
 
+/// The name `--discover NAME` (or `JAMZ_DISCOVER`) asks for: none for no NAME or
+/// "any" (an environment file cannot say "the flag without a value").
+fn session_wanted(arg: &str) -> Option<&str> {
+    Some(arg.trim()).filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("any"))
+}
+
 fn wait_of(secs: f64, flag: &str) -> Result<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(secs)
         .ok()
@@ -634,7 +641,7 @@ async fn node(a: NodeArgs) -> Result<()> {
     let server = match (a.server, &a.discover) {
         (_, Some(wanted)) => {
             let wait = wait_of(a.discover_wait_s, "--discover-wait-s")?;
-            let wanted = Some(wanted.as_str()).filter(|w| !w.trim().is_empty());
+            let wanted = session_wanted(wanted);
             let found = discovery::find_session(wanted, wait).await?;
             eprintln!("found \"{}\" at {}", found.name, found.url);
             found.url
@@ -765,6 +772,18 @@ mod tests {
         })
         .context("uploading");
         assert_eq!(error_report(&e), "uploading: reading a.mp3: No such file");
+    }
+
+    #[test]
+    fn any_or_no_session_name_takes_the_only_one() {
+        use super::session_wanted;
+        assert_eq!(session_wanted(""), None);
+        assert_eq!(session_wanted("  "), None);
+        assert_eq!(session_wanted("any"), None);
+        assert_eq!(session_wanted("ANY"), None);
+        assert_eq!(session_wanted(" Ann's car "), Some("Ann's car"));
+        // A name that contains "any" is a name.
+        assert_eq!(session_wanted("Danny"), Some("Danny"));
     }
 
     #[test]

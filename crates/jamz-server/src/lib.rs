@@ -258,7 +258,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
     realtime::register(state.clone());
     let app = rest::router(state, config.limits)
         .layer(layer)
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(ShedAwareOnFailure));
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -359,4 +359,30 @@ pub async fn stop_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// How the request trace reports a failed answer: a 503 is the server shedding load (a
+/// busy password pool, a database away for a moment), which it survives by design, so
+/// a warning; any other 5xx (or an error before an answer) is an error, as by default.
+#[derive(Debug, Clone, Copy)]
+struct ShedAwareOnFailure;
+
+impl tower_http::trace::OnFailure<tower_http::classify::ServerErrorsFailureClass>
+    for ShedAwareOnFailure
+{
+    fn on_failure(
+        &mut self,
+        class: tower_http::classify::ServerErrorsFailureClass,
+        latency: Duration,
+        _span: &tracing::Span,
+    ) {
+        use tower_http::classify::ServerErrorsFailureClass as Class;
+        let latency_ms = latency.as_millis();
+        match class {
+            Class::StatusCode(axum::http::StatusCode::SERVICE_UNAVAILABLE) => {
+                tracing::warn!(classification = %class, latency_ms, "service unavailable (shedding load)");
+            }
+            other => tracing::error!(classification = %other, latency_ms, "response failed"),
+        }
+    }
 }
