@@ -357,6 +357,13 @@ impl Runtime {
             underruns: callbacks.underruns,
             underrun_ms,
             buffering: self.engine.buffering().map(str::to_owned),
+            mesh: crate::control::MeshCounters {
+                signed: stats.mesh_signed,
+                relayed_in: stats.mesh_relayed_in,
+                relayed: stats.mesh_relayed,
+                refused: stats.mesh_refused,
+                duplicates: stats.mesh_duplicates,
+            },
         })
     }
 }
