@@ -1,7 +1,9 @@
 //! A missing link, end to end (docs/mesh-trust.md, "Relaying"): a real server and three
 //! `jamz node --json` processes, where the DJ's device and car C have no path to each
 //! other; the server is killed with SIGKILL and C still follows the DJ's pause, seek and
-//! play, carried by B, the car in between, and checked by C against the DJ's signature.
+//! play, carried by B, the car in between, and checked by C against the DJ's signature;
+//! and, with the server gone, the path between the DJ and C opens and their link comes up
+//! on signals B carries over the mesh.
 //!
 //! The network: a network namespace this test makes (`unshare --net`, `ip` from iproute2:
 //! scripts/apt/platform.txt; needs root or user namespaces) with three addresses on `lo`,
@@ -182,6 +184,119 @@ async fn missing_link() -> Result<()> {
     assert!(delta(2, "relayed_in") >= 3, "C: {}", after[2]);
     assert_eq!(after[2]["peers"], 1, "C: {}", after[2]);
     assert_eq!(after[2]["tier"], "mesh", "C: {}", after[2]);
+    for n in nodes {
+        n.quit().await?;
+    }
+    drop(tmp);
+    Ok(())
+}
+
+/// The same network; with the server gone the path between the DJ and C opens (the
+/// `blackhole` rules go): their link comes up through signals B carries over the mesh
+/// (docs/mesh-trust.md, "Signaling over the mesh"), and C then hears the DJ directly.
+#[test]
+fn with_the_server_gone_the_dj_and_c_link_through_signals_b_carries() {
+    const NAME: &str = "with_the_server_gone_the_dj_and_c_link_through_signals_b_carries";
+    if !jamz_e2e::in_network_namespace(NAME, SETUP) {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(link_over_the_mesh())
+        .unwrap();
+}
+
+/// How long ICE takes to give up on the blocked link and the mesh to try again, at most.
+const RELINK_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+async fn link_over_the_mesh() -> Result<()> {
+    let mut world = World::new_bound(3, "0.0.0.0:0", &[]).await?;
+    let port = world
+        .server
+        .addr
+        .rsplit(':')
+        .next()
+        .context("server port")?
+        .to_owned();
+    let song = world.dir.path().join("song.wav");
+    click_track(&song, 60.0, 1.0)?;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let url = format!("http://{}:{port}", address(i));
+        let mut n = world.node_at(i, &url, "null", &[], &[]).await?;
+        n.wait_event("ready", |_| true).await?;
+        nodes.push(n);
+    }
+    let (dj, b, c) = (world.user_id(0), world.user_id(1), world.user_id(2));
+    nodes[0].take_control(dj).await?;
+    let pl = nodes[0].add(&song, 1).await?;
+    let id = pl["playlist"][0]["id"].as_str().unwrap().to_owned();
+    for n in nodes[1..].iter_mut() {
+        n.wait_playlist(1).await?;
+    }
+    for (i, p) in [(0, b), (1, dj), (1, c), (2, b)] {
+        nodes[i]
+            .wait_event("peer", |v| v["userId"] == p && v["state"] == "connected")
+            .await?;
+    }
+    nodes[0]
+        .send(json!({"cmd":"play","track":id,"position":0.0}))
+        .await?;
+    nodes[2].wait_position(&id, 1.0).await?;
+
+    let tmp = world.server.take_dir();
+    world.server.kill9().await?;
+    for n in nodes.iter_mut() {
+        n.wait_event("tier", |v| v["tier"] == "mesh").await?;
+    }
+    // The path opens. No server: only signals carried over the mesh can set the link up.
+    for (from, to) in [("10.0.1.1", "10.0.3.1"), ("10.0.3.1", "10.0.1.1")] {
+        let out = std::process::Command::new("ip")
+            .args([
+                "rule",
+                "del",
+                "from",
+                from,
+                "to",
+                to,
+                "blackhole",
+                "pref",
+                "50",
+            ])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "ip rule del: {out:?}");
+    }
+    let ev = nodes[2]
+        .wait_for_within("the DJ's link", RELINK_WAIT, |v| {
+            v["event"] == "peer" && v["userId"] == dj && v["state"] == "connected"
+        })
+        .await?;
+    eprintln!("{}: {ev}", nodes[2].name);
+    nodes[0]
+        .wait_event("peer", |v| v["userId"] == c && v["state"] == "connected")
+        .await?;
+    let s = statuses(&mut nodes).await?;
+    for (i, st) in s.iter().enumerate() {
+        assert_eq!(st["tier"], "mesh", "{}: {st}", nodes[i].name);
+        assert_eq!(st["peers"], 2, "{}: {st}", nodes[i].name);
+    }
+    // B carried the DJ's and C's signals; each got the other's over the mesh.
+    assert!(counter(&s[1], "signals_relayed") >= 2, "B: {}", s[1]);
+    for i in [0, 2] {
+        assert!(counter(&s[i], "signals_sent") >= 1, "{}", s[i]);
+        assert!(counter(&s[i], "signals_in") >= 1, "{}", s[i]);
+    }
+    // The DJ's pause reaches C over the new link too.
+    nodes[0].send(json!({"cmd":"pause"})).await?;
+    let ev = nodes[2]
+        .wait_event("playback", |v| {
+            v["playing"] == false && v["track"] == id.as_str()
+        })
+        .await?;
+    eprintln!("{}: paused: {ev}", nodes[2].name);
     for n in nodes {
         n.quit().await?;
     }

@@ -399,6 +399,15 @@ pub struct MeshCounters {
     pub refused: u64,
     /// Messages admitted before and dropped as copies (another path, a replay).
     pub duplicates: u64,
+    /// `webrtc-signal`s this device sent over the mesh (the server could not carry them).
+    #[serde(default)]
+    pub signals_sent: u64,
+    /// Other members' signals this device carried on.
+    #[serde(default)]
+    pub signals_relayed: u64,
+    /// Signals for this device that arrived over the mesh.
+    #[serde(default)]
+    pub signals_in: u64,
 }
 
 /// How the node reaches the group: the engine decides it.

@@ -170,7 +170,19 @@ refused: number,
 /**
  * Messages admitted before and dropped as copies (another path, a replay).
  */
-duplicates: number, };
+duplicates: number, 
+/**
+ * `webrtc-signal`s this device sent over the mesh (the server could not carry them).
+ */
+signals_sent: number, 
+/**
+ * Other members' signals this device carried on.
+ */
+signals_relayed: number, 
+/**
+ * Signals for this device that arrived over the mesh.
+ */
+signals_in: number, };
 
 /**
  * How this device reaches the group, as the engine judges both transports' health:

@@ -363,6 +363,9 @@ impl Runtime {
                 relayed: stats.mesh_relayed,
                 refused: stats.mesh_refused,
                 duplicates: stats.mesh_duplicates,
+                signals_sent: stats.mesh_signals_sent,
+                signals_relayed: stats.mesh_signals_relayed,
+                signals_in: stats.mesh_signals_in,
             },
         })
     }
