@@ -382,6 +382,34 @@ pub struct CacheSummary {
     pub max_tracks: u64,
 }
 
+/// The `mesh` object of a `status` event (beyond docs/node-control.md): what the peer
+/// mesh carried since the node started (docs/mesh-trust.md).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MeshCounters {
+    /// Messages this device sent signed (it is the DJ, under a grant naming its key).
+    pub signed: u64,
+    /// Messages obeyed that arrived relayed by another peer: each signed by the DJ's
+    /// device, the signature checked against the server's grant.
+    pub relayed_in: u64,
+    /// Copies of the DJ's messages this device passed on to its other peers.
+    pub relayed: u64,
+    /// Messages refused by the trust rules (each also a `mesh-refused` report, at most
+    /// one per peer and reason every 5 s).
+    pub refused: u64,
+    /// Messages admitted before and dropped as copies (another path, a replay).
+    pub duplicates: u64,
+    /// `webrtc-signal`s this device sent over the mesh (the server could not carry them).
+    #[serde(default)]
+    pub signals_sent: u64,
+    /// Other members' signals this device carried on.
+    #[serde(default)]
+    pub signals_relayed: u64,
+    /// Signals for this device that arrived over the mesh.
+    #[serde(default)]
+    pub signals_in: u64,
+}
+
 /// How the node reaches the group: the engine decides it.
 pub use jamz_sync::{Notification, Tier};
 
@@ -440,6 +468,9 @@ pub struct StatusView {
     /// docs/node-control.md).
     #[serde(default)]
     pub buffering: Option<String>,
+    /// What the peer mesh carried (beyond docs/node-control.md).
+    #[serde(default)]
+    pub mesh: MeshCounters,
 }
 
 /// One change waiting for the server, as the `outbox` event lists it.
@@ -860,6 +891,7 @@ mod tests {
             underruns: 2,
             underrun_ms: 10.5,
             buffering: None,
+            mesh: MeshCounters::default(),
         });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");

@@ -77,8 +77,8 @@ pub mod waiting_fixes;
 pub use calibration::{Calibrated, calibrate_output};
 pub use clock::LocalClock;
 pub use control::{
-    CacheSummary, Command, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent,
-    Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
+    CacheSummary, Command, CommandError, EtaView, LocationEvent, MeshCounters, NodeCommand,
+    NodeEvent, Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
     VideoDirective, parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};

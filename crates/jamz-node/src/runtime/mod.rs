@@ -13,7 +13,7 @@ use jamz_link::{
     DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
 };
 use jamz_proto::events::{LeaveAudioSession, names};
-use jamz_proto::{ServerEvent, Track, UserId};
+use jamz_proto::{Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
     Action, AudioCommand, Command, EngineConfig, ExternalReport, Heard, Input, Notification,
@@ -651,6 +651,7 @@ impl Runtime {
             Action::Notify(n) => self.notify(n),
             Action::ReportLocations { reports } => self.report_locations(reports),
             Action::Mesh { to, message } => self.mesh_send(to, message),
+            Action::Signal(signal) => self.mesh_signal(*signal),
             Action::External(directive) => {
                 let event = youtube::directive_event(directive, self.clock.now_ms());
                 self.emit(NodeEvent::Youtube(event));
@@ -749,10 +750,8 @@ impl Runtime {
                 }
             }
             LinkEvent::State(state) => tracing::debug!(?state, "link"),
-            LinkEvent::Event { event: ev, .. } => match *ev {
-                ServerEvent::WebrtcSignal(signal) => self.mesh_signal(signal),
-                ev => self.feed(Input::Server(ev)),
-            },
+            // The server's `webrtc-signal`s too: the engine hands them to the mesh.
+            LinkEvent::Event { event: ev, .. } => self.feed(Input::Server(*ev)),
             LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
                 format!("bad `{}` event from the server: {error}", raw.name),
                 None,
