@@ -357,6 +357,7 @@ impl Runtime {
             underruns: callbacks.underruns,
             underrun_ms,
             buffering: self.engine.buffering().map(str::to_owned),
+            server: self.server.clone(),
         })
     }
 }
