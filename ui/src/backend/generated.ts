@@ -78,7 +78,7 @@ export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | 
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "youtube" } & VideoDirective | Notification;
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "server", url: string, previous: string | null, notice: boolean, } | { "event": "youtube" } & VideoDirective | Notification;
 
 /**
  * A directive for the app's YouTube IFrame player (`youtube` event).
@@ -129,7 +129,12 @@ underrun_ms: number,
  * meanwhile, in step once they are there), `null` otherwise (beyond
  * docs/node-control.md).
  */
-buffering: string | null, };
+buffering: string | null, 
+/**
+ * The server the link is on now, as configured (one of `--server`'s), `null`
+ * before the first connection (beyond docs/node-control.md).
+ */
+server?: string | null, };
 
 /**
  * The `cache` object of a `status` event.
@@ -317,7 +322,12 @@ shareLocation?: boolean,
 /**
  * Where YouTube answers oEmbed, a video's title (default: YouTube's own origin).
  */
-youtubeOrigin?: string, };
+youtubeOrigin?: string, 
+/**
+ * Further servers of the saved login's backend (processes sharing its database),
+ * tried in turn when the one in use dies (docs/node-control.md, "Several servers").
+ */
+fallbackServers?: Array<string>, };
 
 /**
  * The session a node joined.
