@@ -170,9 +170,12 @@ struct ServerCmd {
 
 #[derive(clap::Args, Debug)]
 struct NodeArgs {
-    /// Backend (default: the one of the saved login).
-    #[arg(long, env = "JAMZ_SERVER")]
-    server: Option<String>,
+    /// Backend (default: the one of the saved login). Several servers of one backend
+    /// (processes sharing its database): repeat the flag or separate them with commas;
+    /// the node logs in on the first that answers and moves to another when its server
+    /// dies or announces its shutdown.
+    #[arg(long, env = "JAMZ_SERVER", value_delimiter = ',')]
+    server: Vec<String>,
     /// With --password: log in as this user (default: the saved token).
     #[arg(long, env = "JAMZ_USERNAME")]
     username: Option<String>,
@@ -638,7 +641,14 @@ async fn node(a: NodeArgs) -> Result<()> {
         _ => bail!("--username and --password go together"),
     };
     let store = CredentialStore::default_location()?;
-    let server = match (a.server, &a.discover) {
+    let mut servers = a
+        .server
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let server = servers.next();
+    let fallback_servers: Vec<String> = servers.collect();
+    let server = match (server, &a.discover) {
         (_, Some(wanted)) => {
             let wait = wait_of(a.discover_wait_s, "--discover-wait-s")?;
             let wanted = session_wanted(wanted);
@@ -658,6 +668,7 @@ async fn node(a: NodeArgs) -> Result<()> {
     };
     let config = NodeConfig {
         server,
+        fallback_servers,
         auth,
         store: Some(store),
         group_id,

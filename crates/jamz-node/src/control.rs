@@ -471,6 +471,11 @@ pub struct StatusView {
     /// What the peer mesh carried (beyond docs/node-control.md).
     #[serde(default)]
     pub mesh: MeshCounters,
+    /// The server the link is on now, as configured (one of `--server`'s), `null`
+    /// before the first connection (beyond docs/node-control.md).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub server: Option<String>,
 }
 
 /// One change waiting for the server, as the `outbox` event lists it.
@@ -555,6 +560,17 @@ pub enum NodeEvent {
     /// kept it (sent once at start, when there are any), for a map with no link.
     LastPositions {
         positions: Vec<crate::positions::KnownPosition>,
+    },
+    /// Beyond docs/node-control.md: the link connected to `url` (one of the configured
+    /// servers), sent on the first connection and whenever it moves to another server;
+    /// `previous` is the one it was on, `notice` says the move followed that server's
+    /// `server-shutdown` notice (docs/protocol.md, "Several servers").
+    Server {
+        url: String,
+        #[serde(default)]
+        previous: Option<String>,
+        #[serde(default)]
+        notice: bool,
     },
     /// Beyond docs/node-control.md: what the app's YouTube player is to do (the engine's
     /// `external::Directive`), with the instant as a delay from now (`in_ms`). Only a node
@@ -892,6 +908,7 @@ mod tests {
             underrun_ms: 10.5,
             buffering: None,
             mesh: MeshCounters::default(),
+            server: Some("http://a:1".into()),
         });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");

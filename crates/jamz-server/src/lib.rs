@@ -19,6 +19,7 @@ mod probe;
 mod realtime;
 mod rest;
 mod service;
+mod shutdown;
 mod state;
 mod store;
 mod throttle;
@@ -298,7 +299,8 @@ impl BoundServer {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    /// Serves until `shutdown` completes, then closes every socket.
+    /// Serves until `shutdown` completes, then tells every socket to reconnect
+    /// elsewhere (`server-shutdown`, [`shutdown::notify`]) and closes them.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -306,6 +308,7 @@ impl BoundServer {
         let io = self.io.clone();
         let result = conn::serve(self.listener, self.app, self.limits, self.tls, async move {
             shutdown.await;
+            shutdown::notify(&io).await;
             io.close().await;
         })
         .await;

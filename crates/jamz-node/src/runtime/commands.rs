@@ -367,6 +367,7 @@ impl Runtime {
                 signals_relayed: stats.mesh_signals_relayed,
                 signals_in: stats.mesh_signals_in,
             },
+            server: self.server.clone(),
         })
     }
 }

@@ -128,7 +128,13 @@ impl Node {
         cache.set_auth(Some((files_prefix, token.clone())));
         player.set_latency_offset(Duration::from_secs_f64(config.latency_offset_ms / 1000.0))?;
         let device_key = device_key(&config);
-        let mut socket_config = SocketConfig::new(rest.base_url());
+        // Every server of the backend, the one the login reached first.
+        let mut servers = rest.server_urls();
+        let first = rest.current_url();
+        if let Some(i) = servers.iter().position(|s| *s == first) {
+            servers.rotate_left(i);
+        }
+        let mut socket_config = SocketConfig::new(first).fallbacks(servers);
         if let Some(key) = &device_key {
             socket_config = socket_config.device_key(key.public_hex());
         }
@@ -194,6 +200,8 @@ impl Node {
             jobs: jobs_tx,
             session_id: session.id.clone(),
             connected: false,
+            server: None,
+            shutdown_notice: false,
             tier: Tier::Offline,
             playlist: session.music.playlist.clone(),
             playing: false,
@@ -347,10 +355,14 @@ async fn open_output(spec: &OutputSpec) -> Result<(Player, Option<String>), Node
     }
 }
 
+/// Logs in on the first server that answers (`server`, then the fallbacks).
 async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), NodeError> {
+    let client = |url: &str| -> Result<RestClient, NodeError> {
+        Ok(RestClient::new(url)?.with_fallbacks(&config.fallback_servers)?)
+    };
     match &config.auth {
         NodeAuth::Password { username, password } => {
-            let rest = RestClient::new(&config.server)?;
+            let rest = client(&config.server)?;
             let auth = rest.login(username, password).await?;
             Ok((rest, auth.user.id, auth.user.username))
         }
@@ -360,6 +372,7 @@ async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), Node
                 None => CredentialStore::default_location()?,
             };
             let (rest, creds) = saved_client(&store, Some(&config.server))?;
+            let rest = rest.with_fallbacks(&config.fallback_servers)?;
             Ok((rest, creds.user_id, creds.username))
         }
         NodeAuth::Token {
@@ -367,7 +380,7 @@ async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), Node
             user_id,
             username,
         } => {
-            let rest = RestClient::new(&config.server)?;
+            let rest = client(&config.server)?;
             rest.set_token(Some(token.clone()));
             Ok((rest, *user_id, username.clone()))
         }
@@ -445,6 +458,11 @@ struct Runtime {
     jobs: mpsc::UnboundedSender<Job>,
     session_id: String,
     connected: bool,
+    /// The server the link is on (last connected to), as configured.
+    server: Option<String>,
+    /// The link left its server on a `server-shutdown` notice: the next connection
+    /// says so.
+    shutdown_notice: bool,
     /// The engine's tier, as last announced (for `status`).
     tier: Tier,
     playlist: Vec<Track>,
@@ -710,6 +728,29 @@ impl Runtime {
         self.emit(NodeEvent::Session(n));
     }
 
+    /// The link connected to `url`: REST follows it there, and a move is told.
+    fn on_server(&mut self, url: String) {
+        if !self.rest.use_server(&url) {
+            tracing::warn!(%url, "the link's server is not one of the REST client's");
+        }
+        let notice = std::mem::take(&mut self.shutdown_notice);
+        if self.server.as_deref() == Some(url.as_str()) {
+            return;
+        }
+        tracing::info!(%url, previous = ?self.server, notice, "on server");
+        let previous = self.server.replace(url.clone());
+        // Track files named by this server get the token (the first server's did so far).
+        if let Some(token) = self.rest.token() {
+            let prefix = format!("{}/api/music/files/", url.trim_end_matches('/'));
+            self.cache.set_auth(Some((prefix, token)));
+        }
+        self.emit(NodeEvent::Server {
+            url,
+            previous,
+            notice,
+        });
+    }
+
     fn set_offline(&mut self, reason: String) {
         self.connected = false;
         self.mesh_online(false);
@@ -718,7 +759,8 @@ impl Runtime {
 
     fn link_event(&mut self, ev: LinkEvent) {
         match ev {
-            LinkEvent::State(LinkState::Connected { sid, .. }) => {
+            LinkEvent::State(LinkState::Connected { sid, server, .. }) => {
+                self.on_server(server);
                 self.connected = true;
                 self.queued = 0;
                 self.mesh_online(true);
@@ -738,6 +780,15 @@ impl Runtime {
                 ));
                 if self.connected {
                     self.set_offline(format!("refused: {message}"));
+                }
+            }
+            LinkEvent::State(LinkState::Disconnected {
+                reason: DisconnectReason::ServerShutdown { reconnect_after },
+            }) => {
+                tracing::info!(server = ?self.server, ?reconnect_after, "the server announced its shutdown");
+                self.shutdown_notice = true;
+                if self.connected {
+                    self.set_offline("the server is shutting down".into());
                 }
             }
             LinkEvent::State(
@@ -781,6 +832,7 @@ fn describe(state: &LinkState) -> String {
             DisconnectReason::ProtocolError(m) => format!("protocol error: {m}"),
             DisconnectReason::ConnectFailed(m) => format!("cannot connect: {m}"),
             DisconnectReason::ClientClose => "closed".into(),
+            DisconnectReason::ServerShutdown { .. } => "the server is shutting down".into(),
         },
         LinkState::Closed => "the link closed".into(),
         other => format!("{other:?}"),
