@@ -131,6 +131,10 @@ underrun_ms: number,
  */
 buffering: string | null, 
 /**
+ * What the peer mesh carried (beyond docs/node-control.md).
+ */
+mesh: MeshCounters, 
+/**
  * The server the link is on now, as configured (one of `--server`'s), `null`
  * before the first connection (beyond docs/node-control.md).
  */
@@ -144,6 +148,46 @@ export type CacheSummary = { tracks: number, bytes: number, hits: number, misses
  * The size limits (beyond docs/node-control.md).
  */
 max_bytes: number, max_tracks: number, };
+
+/**
+ * The `mesh` object of a `status` event (beyond docs/node-control.md): what the peer
+ * mesh carried since the node started (docs/mesh-trust.md).
+ */
+export type MeshCounters = { 
+/**
+ * Messages this device sent signed (it is the DJ, under a grant naming its key).
+ */
+signed: number, 
+/**
+ * Messages obeyed that arrived relayed by another peer: each signed by the DJ's
+ * device, the signature checked against the server's grant.
+ */
+relayed_in: number, 
+/**
+ * Copies of the DJ's messages this device passed on to its other peers.
+ */
+relayed: number, 
+/**
+ * Messages refused by the trust rules (each also a `mesh-refused` report, at most
+ * one per peer and reason every 5 s).
+ */
+refused: number, 
+/**
+ * Messages admitted before and dropped as copies (another path, a replay).
+ */
+duplicates: number, 
+/**
+ * `webrtc-signal`s this device sent over the mesh (the server could not carry them).
+ */
+signals_sent: number, 
+/**
+ * Other members' signals this device carried on.
+ */
+signals_relayed: number, 
+/**
+ * Signals for this device that arrived over the mesh.
+ */
+signals_in: number, };
 
 /**
  * How this device reaches the group, as the engine judges both transports' health:
