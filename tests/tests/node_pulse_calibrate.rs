@@ -36,7 +36,7 @@ const MAX_DISAGREEMENT_MS: f64 = 2.0;
 /// between calibrations (parec measures each); a player ignoring the offset would be
 /// the whole loopback (150 ms) off.
 const MAX_RESIDUAL_MS: f64 = 20.0;
-/// Bound on one calibration (three to five runs of five 1.55 s probes, opening the input).
+/// Bound on one calibration (three to five runs of three 1.55 s probes, opening the input).
 const CALIBRATION_WAIT: Duration = Duration::from_secs(90);
 /// Calibrations tried before the test gives up on a busy machine.
 const ATTEMPTS: usize = 3;
@@ -175,7 +175,7 @@ async fn calibrate_recorded(
         let b = Parec::start(mic);
         a.wait_running().await;
         b.wait_running().await;
-        n.send(json!({"cmd":"calibrate","probes":5})).await?;
+        n.send(json!({"cmd":"calibrate","probes":3})).await?;
         let answer = n
             .wait_for_within("calibration", CALIBRATION_WAIT, |v| {
                 v["event"] == "calibration" || (v["event"] == "error" && v["cmd"] == "calibrate")
@@ -185,7 +185,7 @@ async fn calibrate_recorded(
         let answer = answer?;
         eprintln!("calibration (attempt {attempt}): {answer}");
         if answer["event"] == "calibration" {
-            return Ok((answer, independent_delay_ms(&a, &b, 5)));
+            return Ok((answer, independent_delay_ms(&a, &b, 3)));
         }
         let message = answer["message"].as_str().unwrap_or_default();
         // Load shows as disagreeing runs, missed or unclear probes; silence is a real failure.
