@@ -230,12 +230,12 @@ describe("session", () => {
   it("calibrates the speakers in a session: the node measures, the result is applied, a failure is said in words", async () => {
     const calls = await openSession();
     await emit("node-event", { ...STATUS, output: "default", latency_offset_ms: 0 });
-    button(root, "[data-action=settings]").click();
-    const panel = () => root.querySelector<HTMLElement>("#sec-settings")!;
+    button(ui.root, "[data-action=settings]").click();
+    const panel = () => ui.root.querySelector<HTMLElement>("#sec-settings")!;
     await until(() => !panel().hidden, "the settings beside the session");
     const calibrate = () => panel().querySelector<HTMLButtonElement>("[data-action=calibrate]")!;
     const words = () => panel().querySelector("[data-testid=calibration]")?.textContent ?? "";
-    const inUse = () => root.querySelector("[data-testid=output-in-use]")?.textContent ?? "";
+    const inUse = () => ui.root.querySelector("[data-testid=output-in-use]")?.textContent ?? "";
 
     // The button asks the node, and says it is listening while the probes play.
     calibrate().click();
@@ -257,7 +257,7 @@ describe("session", () => {
     await until(() => words().startsWith("Listening"), "listening again");
     await emit("node-event", { event: "error", cmd: "calibrate", message: "calibration: the microphone hears nothing usable (level -120.0 dBFS)" });
     await until(() => !calibrate().disabled, "the button back");
-    expect(root.querySelector("[data-testid=session-error]")?.textContent)
+    expect(ui.root.querySelector("[data-testid=session-error]")?.textContent)
       .toBe("calibrate: calibration: the microphone hears nothing usable (level -120.0 dBFS)");
     expect(words()).toBe("");
     expect(panel().querySelector<HTMLInputElement>("[name=latency]")!.value).toBe("152");
