@@ -468,9 +468,10 @@ pub struct StatusView {
     /// docs/node-control.md).
     #[serde(default)]
     pub buffering: Option<String>,
-    /// What the peer mesh carried (beyond docs/node-control.md).
+    /// What the peer mesh carried (beyond docs/node-control.md); boxed to keep
+    /// [`NodeEvent`] small.
     #[serde(default)]
-    pub mesh: MeshCounters,
+    pub mesh: Box<MeshCounters>,
     /// The server the link is on now, as configured (one of `--server`'s), `null`
     /// before the first connection (beyond docs/node-control.md).
     #[serde(default)]
@@ -907,7 +908,7 @@ mod tests {
             underruns: 2,
             underrun_ms: 10.5,
             buffering: None,
-            mesh: MeshCounters::default(),
+            mesh: Box::default(),
             server: Some("http://a:1".into()),
         });
         let v = serde_json::to_value(&s).unwrap();

@@ -654,7 +654,7 @@ mod tests {
             underruns: 0,
             underrun_ms: 0.0,
             buffering: None,
-            mesh: crate::control::MeshCounters::default(),
+            mesh: Box::default(),
             server: None,
         }
     }

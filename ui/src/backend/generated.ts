@@ -131,7 +131,8 @@ underrun_ms: number,
  */
 buffering: string | null, 
 /**
- * What the peer mesh carried (beyond docs/node-control.md).
+ * What the peer mesh carried (beyond docs/node-control.md); boxed to keep
+ * [`NodeEvent`] small.
  */
 mesh: MeshCounters, 
 /**
