@@ -482,3 +482,13 @@ pub fn in_network_namespace(name: &str, setup: &str) -> bool {
     );
     false
 }
+
+/// A minimal playlist track with this id (title `Title {id}`, a URL no test fetches).
+pub fn track(id: &str) -> jamz_proto::Track {
+    jamz_proto::Track {
+        id: id.into(),
+        title: format!("Title {id}"),
+        url: format!("http://cdn.example/{id}.mp3"),
+        ..jamz_proto::Track::default()
+    }
+}

@@ -23,20 +23,11 @@ mod pg;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use jamz_e2e::TestServer;
+use jamz_e2e::{TestServer, track};
 use jamz_link::RestClient;
 use jamz_proto::Track;
-use node_support::{NodeProc, PASSWORD, WAIT};
+use node_support::{NodeProc, PASSWORD, WAIT, playlist_ids};
 use serde_json::{Value, json};
-
-fn track(id: &str) -> Track {
-    Track {
-        id: id.into(),
-        title: format!("Title {id}"),
-        url: format!("http://cdn.example/{id}.mp3"),
-        ..Track::default()
-    }
-}
 
 /// Two servers on one fresh database and one data directory, a member with a group
 /// whose session has track `a` (added through the first server).
@@ -114,17 +105,6 @@ fn is(v: &Value, url: &str) -> bool {
 
 fn ids(playlist: &[Track]) -> Vec<String> {
     playlist.iter().map(|t| t.id.clone()).collect()
-}
-
-fn playlist_ids(event: &Value) -> Vec<String> {
-    event["playlist"]
-        .as_array()
-        .map(|p| {
-            p.iter()
-                .filter_map(|t| t["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The node is on `url` (its first `server` event), joined, and has the playlist [a].

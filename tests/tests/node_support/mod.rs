@@ -574,3 +574,15 @@ impl Comparison {
         );
     }
 }
+
+/// The track ids of a `playlist` event, in order (empty when it has none).
+pub fn playlist_ids(event: &Value) -> Vec<String> {
+    event["playlist"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
