@@ -75,6 +75,7 @@ test('the docs/protocol.md scenario with socket.io-client', async (t) => {
     assert.deepEqual(state.playlist, []);
     assert.equal(state.is_playing, false);
     assert.equal(typeof state.server_time, 'number');
+    assert.equal(state.restBroadcasts, true, 'jamz-server tells the room of REST changes itself');
     const partsA = await a.next('current-participants');
     assert.deepEqual(partsA.participants.map((p) => p.userId), [ann.user.id]);
 

@@ -287,6 +287,11 @@ crate::model::with_music_state_fields! {
         /// it, and while nobody controls).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub grant: Option<ControllerGrant>,
+        /// **(ext)** The server tells the room of REST playlist changes itself, so the
+        /// client that made one sends no `playlist-update` after it (false, the web
+        /// backend's way, when absent).
+        #[serde(default, rename = "restBroadcasts", skip_serializing_if = "std::ops::Not::not")]
+        pub rest_broadcasts: bool,
     }
 }
 event!(MusicSessionState, names::MUSIC_SESSION_STATE);

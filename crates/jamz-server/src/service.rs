@@ -105,6 +105,7 @@ pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
         grant: ctrl.as_ref().and_then(|c| grant_for(state, &row.id, c)),
         controller_socket_id: ctrl.map(|c| c.socket_id),
         server_time: Some(now),
+        rest_broadcasts: true,
     }
 }
 

@@ -113,6 +113,13 @@ pub struct Engine {
     /// The timeline came from the DJ over the mesh since the socket was lost: the
     /// server's memory, when it returns, may be older than it.
     mesh_timeline: bool,
+    /// The server tells the room of REST playlist changes itself (its session state says
+    /// so): this device then never repeats one with `playlist-update`.
+    rest_broadcasts: bool,
+    /// A REST playlist change was answered while the socket was down: the room hears the
+    /// playlist once this device has joined again (never the old answer, which a later
+    /// change or another DJ may have replaced by then).
+    playlist_echo_owed: bool,
     /// Who is obeyed over the mesh: the server's key and DJ grant, the succession rule.
     gate: Gate,
     /// When anything was last admitted from each member over the mesh (local ms).
@@ -183,6 +190,8 @@ impl Engine {
             peers: Peers::default(),
             recent: RecentControls::default(),
             mesh_timeline: false,
+            rest_broadcasts: false,
+            playlist_echo_owed: false,
             heard: BTreeMap::new(),
             announced_dj: None,
             refusals: BTreeMap::new(),
@@ -555,7 +564,17 @@ impl Engine {
             self.clock.on_session_state(t, now);
         }
         self.server_grant(s.controller_id, s.grant.as_ref());
+        self.rest_broadcasts = s.rest_broadcasts;
         self.set_playlist(s.playlist);
+        if std::mem::take(&mut self.playlist_echo_owed)
+            && !self.rest_broadcasts
+            && let Some(session_id) = self.session_id.clone()
+        {
+            self.emit(&PlaylistUpdate {
+                session_id,
+                playlist: self.playlist.tracks().to_vec(),
+            });
+        }
         self.set_controller(s.controller_id.map(|user_id| Controller {
             user_id,
             socket_id: s.controller_socket_id.clone(),
@@ -2308,10 +2327,16 @@ impl Engine {
 
     /// The playlist a REST change answered with. In the seeds' flow the server only stores
     /// a REST change; the client that made it tells the room with `playlist-update`, as the
-    /// web app does (receivers take it as idempotent; a server that also broadcasts REST
-    /// changes just sends the same list twice).
+    /// web app does. Not to a server that tells the room itself: there the copy is stored
+    /// too, and arriving after a later change (the socket is slower than the next REST
+    /// call) it would undo that change until a newer copy came, or for good if that one
+    /// was lost with the connection. Never queued for a later connection either.
     fn on_rest_playlist(&mut self, tracks: Vec<Track>) {
-        if !self.set_playlist(tracks) {
+        if !self.set_playlist(tracks) || self.rest_broadcasts {
+            return;
+        }
+        if !self.connected {
+            self.playlist_echo_owed = true;
             return;
         }
         if let Some(session_id) = self.session_id.clone() {

@@ -961,6 +961,82 @@ fn a_rest_change_is_told_to_the_room_with_playlist_update() {
 }
 
 #[test]
+fn a_server_that_tells_the_room_of_rest_changes_gets_no_playlist_update_after_one() {
+    let (mut e, now) = dj_world();
+    let ServerEvent::MusicSessionState(mut state) = session_state(
+        Some(DJ),
+        vec![track(1, 200.0), track(2, 200.0)],
+        None,
+        Some(now),
+    ) else {
+        unreachable!("session_state builds a session state")
+    };
+    state.rest_broadcasts = true;
+    server(&mut e, now, ServerEvent::MusicSessionState(state));
+    e.handle(
+        now,
+        Input::PlaylistLoaded(vec![track(2, 200.0), track(1, 200.0)]),
+    );
+    let actions = drain(&mut e);
+    assert!(
+        emitted(&actions, names::PLAYLIST_UPDATE).is_empty(),
+        "the server told the room already: {actions:?}"
+    );
+    assert_eq!(
+        e.playlist().tracks()[0].id,
+        "t2",
+        "this device has the answer"
+    );
+}
+
+#[test]
+fn a_rest_answer_while_the_socket_is_down_is_told_after_the_rejoin_as_the_server_has_it() {
+    let (mut e, now) = dj_world();
+    e.handle(
+        now,
+        Input::Disconnected {
+            reason: "cut".into(),
+        },
+    );
+    e.handle(
+        now,
+        Input::PlaylistLoaded(vec![track(2, 200.0), track(1, 200.0)]),
+    );
+    let away = drain(&mut e);
+    assert!(
+        emitted(&away, names::PLAYLIST_UPDATE).is_empty(),
+        "nothing queued for a later connection: {away:?}"
+    );
+    e.handle(
+        now + 10.0,
+        Input::Connected {
+            socket_id: socket_of(DJ),
+        },
+    );
+    drain(&mut e);
+    // Meanwhile another change took track 1 out: the room hears the server's list.
+    let back = server(
+        &mut e,
+        now + 20.0,
+        session_state(Some(DJ), vec![track(2, 200.0)], None, Some(now + 20.0)),
+    );
+    let updates = emitted(&back, names::PLAYLIST_UPDATE);
+    assert_eq!(updates.len(), 1, "{back:?}");
+    assert_eq!(updates[0]["playlist"].as_array().map(Vec::len), Some(1));
+    assert_eq!(updates[0]["playlist"][0]["id"], "t2");
+    // Owed once: the next session state tells nobody.
+    let again = server(
+        &mut e,
+        now + 30.0,
+        session_state(Some(DJ), vec![track(2, 200.0)], None, Some(now + 30.0)),
+    );
+    assert!(
+        emitted(&again, names::PLAYLIST_UPDATE).is_empty(),
+        "{again:?}"
+    );
+}
+
+#[test]
 fn a_track_this_device_cannot_play_leaves_it_silent_and_the_next_starts_on_time() {
     let mut video = track(1, 3.0);
     video.source = jamz_proto::TrackSource::Youtube;

@@ -174,6 +174,8 @@ impl SimServer {
                     controller_socket_id: self.controller.as_ref().map(|c| c.1.clone()),
                     server_time: self.server_time_in_state.then_some(now),
                     grant: None,
+                    // The seeds' backend: REST changes are told by their client.
+                    rest_broadcasts: false,
                 };
                 out.push((dev, event(names::MUSIC_SESSION_STATE, &state)));
                 let list = CurrentParticipants {

@@ -222,6 +222,7 @@ pub fn session_state(
         controller_socket_id: dj.map(socket_of),
         server_time,
         grant: None,
+        rest_broadcasts: false,
     })
 }
 
