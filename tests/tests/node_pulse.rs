@@ -9,19 +9,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod node_support;
+mod pulse_support;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use node_support::{Click, Comparison, World, click_track, find_clicks, position_in};
+use anyhow::Result;
+use node_support::{Click, Comparison, World, click_track, position_in};
+use pulse_support::{NullSink, Recording, sink_or_skip};
 use serde_json::json;
-
-/// The null sinks' rate (scripts/env.d/pulseaudio.sh pins 50 kHz: no drift
-/// against the monotonic clock, docs/architecture.md ("real-time audio without a sound card")); parec records at it.
-const SINK_RATE: u32 = 50_000;
 
 /// Loose bound on |offset| after the seek (both streams running). Looser than
 /// node_sync.rs's 30 ms for the WAV outputs because two things add here: each
@@ -42,125 +37,12 @@ const AFTER_SEEK_S: f64 = 0.6;
 
 const PAIR_WINDOW_S: f64 = 0.25;
 
-/// Samples recorded so far, and (arrival, frames so far) after each read.
-type Recorded = (Vec<i16>, Vec<(Instant, u64)>);
-
-/// A parec recording of one sink's monitor, with the arrival of each read.
-struct Recording {
-    child: std::process::Child,
-    data: Arc<Mutex<Recorded>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Recording {
-    fn start(sink: &str) -> Result<Self> {
-        let mut child = Command::new("parec")
-            .args([
-                "-d",
-                &format!("{sink}.monitor"),
-                "--latency-msec=20",
-                "--channels=2",
-                "--format=s16le",
-                "--raw",
-            ])
-            .arg(format!("--rate={SINK_RATE}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawn parec")?;
-        let mut out = child.stdout.take().context("parec stdout")?;
-        let data = Arc::new(Mutex::new((Vec::new(), Vec::new())));
-        let d = Arc::clone(&data);
-        let reader = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 4096];
-            let mut pending: Vec<u8> = Vec::new();
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let now = Instant::now();
-                pending.extend_from_slice(&buf[..n]);
-                let whole = pending.len() / 4 * 4;
-                let mut g = d.lock().unwrap();
-                for fr in pending[..whole].chunks_exact(4) {
-                    g.0.push(i16::from_le_bytes([fr[0], fr[1]]));
-                }
-                pending.drain(..whole);
-                let frames = g.0.len() as u64;
-                g.1.push((now, frames));
-            }
-        });
-        Ok(Recording {
-            child,
-            data,
-            reader: Some(reader),
-        })
-    }
-
-    /// Stops parec; returns the clicks on the timeline of seconds since `origin`.
-    fn finish(mut self, origin: Instant) -> Result<Vec<Click>> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let g = self.data.lock().unwrap();
-        let (samples, arrivals) = (&g.0, &g.1);
-        if arrivals.is_empty() {
-            bail!("parec recorded nothing");
-        }
-        // Frame 0 was captured no later than (arrival - frames/rate) for every read:
-        // the earliest such bound estimates it (reads arrive after their frames).
-        let rate = f64::from(SINK_RATE);
-        let t0 = arrivals
-            .iter()
-            .map(|(at, frames)| at.duration_since(origin).as_secs_f64() - *frames as f64 / rate)
-            .fold(f64::INFINITY, f64::min);
-        let mono: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
-        Ok(find_clicks(&mono, SINK_RATE, t0))
-    }
-}
-
-fn pactl(args: &[&str]) -> Result<String> {
-    let out = Command::new("pactl").args(args).output().context("pactl")?;
-    if !out.status.success() {
-        bail!(
-            "pactl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// Unloads a module on drop.
-struct Module(String);
-impl Drop for Module {
-    fn drop(&mut self) {
-        let _ = pactl(&["unload-module", &self.0]);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
-    let Ok(sink_a) = std::env::var("JAMZ_PULSE_SINK") else {
-        if std::env::var_os("JAMZ_REQUIRE_PULSE").is_some() {
-            bail!(
-                "JAMZ_REQUIRE_PULSE is set but JAMZ_PULSE_SINK is not: source scripts/env.d/pulseaudio.sh"
-            );
-        }
-        eprintln!(
-            "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; source scripts/env.d/pulseaudio.sh) ***\n"
-        );
+    let Some(sink_a) = sink_or_skip() else {
         return Ok(());
     };
-    let sink_b = format!("jamz_node_b_{}", std::process::id());
-    let module = Module(pactl(&[
-        "load-module",
-        "module-null-sink",
-        &format!("sink_name={sink_b}"),
-        "channels=2",
-        &format!("rate={SINK_RATE}"),
-    ])?);
+    let sink_b = NullSink::load(&format!("jamz_node_b_{}", std::process::id()))?;
 
     let world = World::new(2).await?;
     let dir = world.dir.path().to_path_buf();
@@ -169,12 +51,12 @@ async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
 
     let origin = Instant::now();
     let rec_a = Recording::start(&sink_a)?;
-    let rec_b = Recording::start(&sink_b)?;
+    let rec_b = Recording::start(&sink_b.name)?;
     let mut n0 = world
         .node(0, "default", &[("PULSE_SINK", sink_a.as_str())])
         .await?;
     let mut n1 = world
-        .node(1, "default", &[("PULSE_SINK", sink_b.as_str())])
+        .node(1, "default", &[("PULSE_SINK", sink_b.name.as_str())])
         .await?;
     n0.wait_event("ready", |_| true).await?;
     n1.wait_event("ready", |_| true).await?;
@@ -197,9 +79,9 @@ async fn two_nodes_on_pulseaudio_sinks_play_in_step() -> Result<()> {
 
     let clicks_a = rec_a.finish(origin)?;
     let clicks_b = rec_b.finish(origin)?;
-    drop(module);
     eprintln!(
-        "\nPulseAudio monitors ({sink_a}, {sink_b}), clicks paired within +-{PAIR_WINDOW_S} s:"
+        "\nPulseAudio monitors ({sink_a}, {}), clicks paired within +-{PAIR_WINDOW_S} s:",
+        sink_b.name
     );
     eprintln!("  car0 on {sink_a}: {} clean clicks", clicks_a.len());
     if std::env::var_os("JAMZ_DEBUG_CLICKS").is_some() {

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
-use node_support::{CLICK_EVERY_S, CLICK_FRAMES, Click, LEVELS, RATE, World};
+use node_support::{CLICK_EVERY_S, CLICK_FRAMES, Click, LEVELS, RATE, World, write_stereo_wav};
 use pulse_support::{NullSink, Recording, sink_or_skip};
 use serde_json::json;
 
@@ -56,18 +56,7 @@ fn write_track(path: &Path) -> Result<()> {
         }
         k += 1;
     }
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec)?;
-    for s in samples {
-        w.write_sample(s)?;
-    }
-    w.finalize()?;
-    Ok(())
+    write_stereo_wav(path, &samples)
 }
 
 /// Whether `clicks` begin with the track's first click: level 0, then level 1 one

@@ -426,6 +426,11 @@ pub fn click_track(path: &Path, seconds: f64, polarity: f32) -> Result<()> {
         }
         k += 1;
     }
+    write_stereo_wav(path, &samples)
+}
+
+/// Writes interleaved stereo 16-bit samples at the tracks' rate as a WAV file.
+pub fn write_stereo_wav(path: &Path, samples: &[i16]) -> Result<()> {
     let spec = hound::WavSpec {
         channels: 2,
         sample_rate: RATE,
@@ -433,7 +438,7 @@ pub fn click_track(path: &Path, seconds: f64, polarity: f32) -> Result<()> {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec)?;
-    for s in samples {
+    for &s in samples {
         w.write_sample(s)?;
     }
     w.finalize()?;

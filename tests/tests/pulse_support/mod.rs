@@ -18,10 +18,14 @@ use crate::node_support::{Click, find_clicks};
 pub const SINK_RATE: u32 = 50_000;
 
 /// The sink scripts/env.d/pulseaudio.sh started, or `None` (and a loud note on
-/// stderr: the caller skips) when there is no PulseAudio.
+/// stderr: the caller skips) when there is no PulseAudio. With JAMZ_REQUIRE_PULSE set
+/// (CI) a missing PulseAudio fails the test instead: never a silent skip there.
 pub fn sink_or_skip() -> Option<String> {
     match std::env::var("JAMZ_PULSE_SINK") {
         Ok(s) => Some(s),
+        Err(_) if std::env::var_os("JAMZ_REQUIRE_PULSE").is_some() => panic!(
+            "JAMZ_REQUIRE_PULSE is set but JAMZ_PULSE_SINK is not: source scripts/env.d/pulseaudio.sh"
+        ),
         Err(_) => {
             eprintln!(
                 "\n*** skipped: no PulseAudio (JAMZ_PULSE_SINK unset; source scripts/env.d/pulseaudio.sh) ***\n"
