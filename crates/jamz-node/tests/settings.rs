@@ -20,6 +20,21 @@ async fn status(node: &mut Node, what: &str, pred: impl Fn(&StatusView) -> bool)
     s
 }
 
+/// Switches the node's output to a WAV file at `path` and waits for the status that
+/// shows it; the output's spec.
+async fn switch_to_wav(node: &mut Node, path: &std::path::Path) -> String {
+    let spec = format!("wav:{}", path.display());
+    node.send(NodeCommand::Output { spec: spec.clone() })
+        .unwrap();
+    next_matching(
+        node,
+        "the status after the switch",
+        |e| matches!(e, NodeEvent::Status(s) if s.output == spec),
+    )
+    .await;
+    spec
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_apply_while_the_session_plays() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,15 +160,7 @@ async fn settings_apply_while_the_session_plays() {
 
     // Switch the output: the new one carries on where the group is.
     let second_wav = dir.path().join("second.wav");
-    let spec = format!("wav:{}", second_wav.display());
-    node.send(NodeCommand::Output { spec: spec.clone() })
-        .unwrap();
-    next_matching(
-        &mut node,
-        "the status after the switch",
-        |e| matches!(e, NodeEvent::Status(s) if s.output == spec),
-    )
-    .await;
+    let spec = switch_to_wav(&mut node, &second_wav).await;
     let before = match next_matching(&mut node, "playback on the new output", |e| {
         matches!(
             e,
@@ -329,15 +336,7 @@ async fn a_sound_device_that_cannot_open_leaves_the_node_in_the_session_silently
 
     // ... until an output that opens is chosen: sound from there on, at the group's place.
     let wav = dir.path().join("recovered.wav");
-    let spec = format!("wav:{}", wav.display());
-    node.send(NodeCommand::Output { spec: spec.clone() })
-        .unwrap();
-    next_matching(
-        &mut node,
-        "the status after the switch",
-        |e| matches!(e, NodeEvent::Status(s) if s.output == spec),
-    )
-    .await;
+    switch_to_wav(&mut node, &wav).await;
     let s = status(&mut node, "a status on the new output", |_| true).await;
     let switched_at = s.position.unwrap_or(0.0);
     next_matching(&mut node, "playback on the new output", |e| {
