@@ -565,6 +565,36 @@ mod tests {
     }
 
     #[test]
+    fn a_rejoin_request_gets_one_fresh_offer_and_no_churn() {
+        let now = Instant::now();
+        let mut m = mesh(1);
+        m.set_members(now, [1, 2, 5]).unwrap();
+        assert_eq!(offers(&mut m), [2, 5]);
+        // Our own asking, the offers young: nothing new.
+        m.rejoined(now, 2, false).unwrap();
+        assert!(offers(&mut m).is_empty());
+        // 2 restarted and asks: our earlier offer went nowhere, a fresh one goes.
+        m.rejoined(now, 2, true).unwrap();
+        assert_eq!(offers(&mut m), [2]);
+        // It asks again soon after: its answer may be on its way, no churn.
+        m.rejoined(now + std::time::Duration::from_secs(1), 2, true)
+            .unwrap();
+        assert!(offers(&mut m).is_empty());
+        // Unanswered for REOFFER_AFTER: offered anew.
+        m.rejoined(now + REOFFER_AFTER, 2, true).unwrap();
+        assert_eq!(offers(&mut m), [2]);
+        m.rejoined(now + REOFFER_AFTER, 5, false).unwrap();
+        assert_eq!(offers(&mut m), [5]);
+        // A higher id offers to us: we only wait (no offer), and a member unknown before
+        // becomes one.
+        let mut high = mesh(9);
+        high.rejoined(now, 3, true).unwrap();
+        assert!(offers(&mut high).is_empty());
+        assert_eq!(high.peer_state(3), Some(LinkState::Connecting));
+        assert!(high.remote_address(3).is_none());
+    }
+
+    #[test]
     fn members_get_links_and_a_rejoining_one_a_fresh_offer() {
         let now = Instant::now();
         let mut m = mesh(1);
