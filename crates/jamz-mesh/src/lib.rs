@@ -15,6 +15,7 @@
 //! The WebRTC core is `rtc` (webrtc-rs's sans-IO core); see the crate README for why and
 //! what the browser interop test showed.
 
+pub mod direct;
 mod link;
 pub mod message;
 mod stun;
@@ -91,6 +92,10 @@ pub enum MeshError {
     Rtc(String),
 }
 
+/// An offer unanswered for this long is made anew when its peer asks for a link again
+/// ([`Mesh::rejoined`]): younger, its answer may still be on its way.
+pub const REOFFER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The peer mesh of one member: a link per other member.
 pub struct Mesh {
     config: MeshConfig,
@@ -106,6 +111,10 @@ pub struct Mesh {
     events: VecDeque<MeshEvent>,
     /// The session's members as last given by [`Mesh::set_members`] (without us).
     members: BTreeSet<UserId>,
+    /// Each link's peer: the address its datagrams last came from.
+    last_source: HashMap<UserId, SocketAddr>,
+    /// Peers whose current link was made for a rejoin request ([`Mesh::rejoined`]).
+    asked: BTreeSet<UserId>,
 }
 
 impl Mesh {
@@ -119,6 +128,8 @@ impl Mesh {
             signals: VecDeque::new(),
             events: VecDeque::new(),
             members: BTreeSet::new(),
+            last_source: HashMap::new(),
+            asked: BTreeSet::new(),
         }
     }
 
@@ -161,6 +172,46 @@ impl Mesh {
         }
     }
 
+    /// A link with `user` is wanted again (a `mesh-rejoin`, docs/protocol.md): `by_peer`,
+    /// `user` restarted and asks (any offer made before went nowhere); else this device,
+    /// restarted, asks. If we offer, we offer anew unless our link to it is open, already
+    /// answered (its checks under way), or our offer is younger than [`REOFFER_AFTER`]
+    /// and was made for such a request (its answer may be on its way); if it offers, a
+    /// closed link waits for its offer again. Safe to call again and again (a restarted
+    /// member asks until a link is up). `user` becomes a member if it was not one (the
+    /// engine checked it is one of the session's).
+    pub fn rejoined(&mut self, now: Instant, user: UserId, by_peer: bool) -> Result<(), MeshError> {
+        if user == self.config.local_user {
+            return Ok(());
+        }
+        self.members.insert(user);
+        let stale = match self.links.get(&user) {
+            None => true,
+            Some(l) => {
+                let young = now.saturating_duration_since(l.created) < REOFFER_AFTER;
+                let for_a_request = self.asked.contains(&user);
+                l.state == LinkState::Closed
+                    || (self.offers_to(user)
+                        && l.is_offerer()
+                        && !l.has_remote_description()
+                        && l.state != LinkState::Connected
+                        && !(young && (for_a_request || !by_peer)))
+            }
+        };
+        if stale {
+            self.remove_peer(user);
+            self.add_peer(now, user)?;
+            self.asked.insert(user);
+        }
+        Ok(())
+    }
+
+    /// Where `user`'s datagrams last came from (its end of the link): kept so a restarted
+    /// node can ask it for a link again with no server.
+    pub fn remote_address(&self, user: UserId) -> Option<SocketAddr> {
+        self.last_source.get(&user).copied()
+    }
+
     pub fn local_user(&self) -> UserId {
         self.config.local_user
     }
@@ -192,6 +243,8 @@ impl Mesh {
         }
         self.routes.retain(|_, u| *u != user);
         self.checks.retain(|_, u| *u != user);
+        self.last_source.remove(&user);
+        self.asked.remove(&user);
     }
 
     /// The members with a link, and where each stands.
@@ -210,6 +263,7 @@ impl Mesh {
     }
 
     fn new_link(&mut self, now: Instant, user: UserId, offerer: bool) -> Result<(), MeshError> {
+        self.asked.remove(&user);
         if let Some(mut old) = self.links.remove(&user) {
             old.close();
             self.collect(user, &mut old);
@@ -357,6 +411,7 @@ impl Mesh {
         };
         self.routes.insert(source, user);
         if let Some(link) = self.links.get_mut(&user) {
+            self.last_source.insert(user, source);
             link.handle_datagram(now, source, destination, contents);
             self.collect_user(user);
         }
@@ -507,6 +562,36 @@ mod tests {
             .filter(|s| s.kind == SignalType::Offer)
             .map(|s| s.to)
             .collect()
+    }
+
+    #[test]
+    fn a_rejoin_request_gets_one_fresh_offer_and_no_churn() {
+        let now = Instant::now();
+        let mut m = mesh(1);
+        m.set_members(now, [1, 2, 5]).unwrap();
+        assert_eq!(offers(&mut m), [2, 5]);
+        // Our own asking, the offers young: nothing new.
+        m.rejoined(now, 2, false).unwrap();
+        assert!(offers(&mut m).is_empty());
+        // 2 restarted and asks: our earlier offer went nowhere, a fresh one goes.
+        m.rejoined(now, 2, true).unwrap();
+        assert_eq!(offers(&mut m), [2]);
+        // It asks again soon after: its answer may be on its way, no churn.
+        m.rejoined(now + std::time::Duration::from_secs(1), 2, true)
+            .unwrap();
+        assert!(offers(&mut m).is_empty());
+        // Unanswered for REOFFER_AFTER: offered anew.
+        m.rejoined(now + REOFFER_AFTER, 2, true).unwrap();
+        assert_eq!(offers(&mut m), [2]);
+        m.rejoined(now + REOFFER_AFTER, 5, false).unwrap();
+        assert_eq!(offers(&mut m), [5]);
+        // A higher id offers to us: we only wait (no offer), and a member unknown before
+        // becomes one.
+        let mut high = mesh(9);
+        high.rejoined(now, 3, true).unwrap();
+        assert!(offers(&mut high).is_empty());
+        assert_eq!(high.peer_state(3), Some(LinkState::Connecting));
+        assert!(high.remote_address(3).is_none());
     }
 
     #[test]

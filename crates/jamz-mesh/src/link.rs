@@ -60,6 +60,8 @@ pub(crate) struct Link {
     pub(crate) local_ufrag: Option<String>,
     pub(crate) outputs: VecDeque<LinkOutput>,
     pub(crate) transmits: VecDeque<Transmit>,
+    /// When the link was made (an offer older than a few seconds with no answer is stale).
+    pub(crate) created: Instant,
 }
 
 fn rtc_err(what: &'static str) -> impl Fn(rtc::shared::error::Error) -> MeshError {
@@ -119,6 +121,7 @@ impl Link {
             local_ufrag: None,
             outputs: VecDeque::new(),
             transmits: VecDeque::new(),
+            created: now,
         };
         if offerer {
             let init = RTCDataChannelInit {

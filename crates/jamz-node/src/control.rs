@@ -408,6 +408,17 @@ pub struct MeshCounters {
     /// Signals for this device that arrived over the mesh.
     #[serde(default)]
     pub signals_in: u64,
+    /// **(ext)** `mesh-rejoin`s this device sent: it started from a kept session with the
+    /// server gone and asked peers for links (docs/node-control.md).
+    #[serde(default)]
+    pub rejoins_sent: u64,
+    /// `mesh-rejoin`s for this device acted on: a restarted member asked it for a link.
+    #[serde(default)]
+    pub rejoins_in: u64,
+    /// Messages taken that came straight to this device's mesh socket (a restarted
+    /// member's `mesh-rejoin` and signals, before its link is open).
+    #[serde(default)]
+    pub direct_in: u64,
 }
 
 /// How the node reaches the group: the engine decides it.

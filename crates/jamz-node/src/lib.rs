@@ -64,6 +64,7 @@ mod grant_key;
 pub mod host;
 pub mod human;
 pub mod json;
+pub mod kept_session;
 pub mod media_session;
 pub mod outbox;
 pub mod positions;

@@ -52,6 +52,20 @@ pub mod kinds {
     /// (ext) A `webrtc-signal` carried over the mesh while the server cannot carry it: its
     /// `data` is the socket event's payload (docs/protocol.md, "Signaling over the mesh").
     pub const WEBRTC_SIGNAL: &str = "webrtc-signal";
+    /// (ext) A member back from a restart asks a peer for a fresh link, sent straight to
+    /// an address it kept or carried over the mesh like a signal (docs/protocol.md,
+    /// "Rejoining without the server").
+    pub const MESH_REJOIN: &str = "mesh-rejoin";
+}
+
+/// (ext) `mesh-rejoin`'s `data`: `from` (the envelope's sender) asks `to` for a link in
+/// session `sessionId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshRejoin {
+    #[serde(rename = "sessionId", alias = "session_id")]
+    pub session_id: String,
+    pub from: UserId,
+    pub to: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +151,8 @@ pub enum MeshPayload {
     TimeSyncReply(crate::events::TimeSyncReply),
     /// (ext) A signal for a peer connection, carried by peers.
     Signal(Box<crate::events::WebrtcSignal>),
+    /// (ext) A restarted member asks for a link.
+    Rejoin(MeshRejoin),
     /// A type this version does not understand: ignored by the receiver.
     Unknown,
 }
@@ -163,6 +179,7 @@ impl MeshEnvelope {
             kinds::TIME_SYNC => MeshPayload::TimeSync(decode(data).map_err(ctx)?),
             kinds::TIME_SYNC_REPLY => MeshPayload::TimeSyncReply(decode(data).map_err(ctx)?),
             kinds::WEBRTC_SIGNAL => MeshPayload::Signal(Box::new(decode(data).map_err(ctx)?)),
+            kinds::MESH_REJOIN => MeshPayload::Rejoin(decode(data).map_err(ctx)?),
             _ => MeshPayload::Unknown,
         })
     }

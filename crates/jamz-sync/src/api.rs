@@ -174,6 +174,24 @@ pub enum Input {
     /// and kept by the node for when the server is gone: without it no control is obeyed
     /// over the mesh (docs/mesh-trust.md).
     GrantKey(jamz_proto::grant::GrantKey),
+    /// **(ext)** Instead of [`Input::SessionLoaded`] when the server is unreachable at start:
+    /// the session the node kept ([`crate::kept::KeptSession::read`] said it may be used).
+    /// The engine takes its session, members, DJ and grant, playlist and timeline, and asks
+    /// the peers it kept the address of for links ([`Action::MeshDirect`]) until one is
+    /// open, then the others over the mesh (docs/protocol.md, "Rejoining without the
+    /// server").
+    SessionKept(Box<crate::kept::KeptSession>),
+    /// The mesh link to `user` is open with its end at `address` (kept for a restart).
+    PeerAddress {
+        user: UserId,
+        address: std::net::SocketAddr,
+    },
+    /// **(ext)** A mesh message that came straight to this device's mesh socket from
+    /// `address`, not over a link (`mesh-rejoin`, `webrtc-signal`: jamz-mesh's `direct`).
+    MeshDirect {
+        address: std::net::SocketAddr,
+        message: Box<jamz_proto::mesh::MeshEnvelope>,
+    },
     /// The time of `Engine::next_timeout()` has come.
     Tick,
 }
@@ -293,6 +311,17 @@ pub enum Action {
     /// Hand the mesh a `webrtc-signal` for this device: from the server, or carried over
     /// the mesh by other peers (docs/mesh-trust.md, "Signaling over the mesh").
     Signal(Box<jamz_proto::events::WebrtcSignal>),
+    /// **(ext)** Send a mesh message (`mesh-rejoin`, `webrtc-signal`) straight to a peer's
+    /// mesh socket at `to`, not over a link: a restarted node and the peer it asks for a
+    /// link, before that link is open (jamz-mesh's `direct`).
+    MeshDirect {
+        to: std::net::SocketAddr,
+        message: Box<jamz_proto::mesh::MeshEnvelope>,
+    },
+    /// **(ext)** A link with `user` is wanted anew (`mesh-rejoin`): `by_peer`, `user`
+    /// restarted and asked; else this device, restarted, asks it. The mesh sets the link
+    /// up anew where that helps (`Mesh::rejoined`).
+    Rejoin { user: UserId, by_peer: bool },
 }
 
 /// A mesh message before the engine stamps it: the envelope's `type`, `action` and
@@ -563,4 +592,10 @@ pub struct EngineStats {
     pub mesh_signals_relayed: u64,
     /// Signals for this device that arrived over the mesh and were handed to it.
     pub mesh_signals_in: u64,
+    /// `mesh-rejoin`s this device sent (started from a kept session, the server gone).
+    pub mesh_rejoins_sent: u64,
+    /// `mesh-rejoin`s for this device acted on (a restarted member asked for a link).
+    pub mesh_rejoins_in: u64,
+    /// Messages that came straight to this device's mesh socket and were taken.
+    pub mesh_direct_in: u64,
 }

@@ -255,3 +255,9 @@ pub const EXTERNAL_PLAY_LEAD_MS: f64 = 800.0;
 /// After a start or seek, readings are not judged for this long (ms): the player buffers,
 /// then plays from the instant, and its first state messages still carry the old time.
 pub const EXTERNAL_SEEK_COOLDOWN_MS: f64 = 3_000.0;
+
+/// **(ext)** How often a node started from a kept session with the server gone asks for
+/// links (`mesh-rejoin`), ms: straight to one kept peer address per round while it has
+/// no link, over the mesh to every member it has no link with once it has one
+/// (docs/protocol.md, "Rejoining without the server").
+pub const REJOIN_EVERY_MS: f64 = 4_000.0;

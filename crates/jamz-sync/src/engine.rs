@@ -7,8 +7,8 @@ use jamz_proto::events::{
 };
 use jamz_proto::events::{ConvoyRelay, LocationRelay, TimeSync, TimeSyncReply};
 use jamz_proto::mesh::{
-    MeshControl, MeshEnvelope, MeshPayload, MeshPlaylist, MeshPositionSync, SeenSequences,
-    StateHello, kinds,
+    MeshControl, MeshEnvelope, MeshPayload, MeshPlaylist, MeshPositionSync, MeshRejoin,
+    SeenSequences, StateHello, kinds,
 };
 use jamz_proto::{Event, ServerEvent, Track, UserId};
 
@@ -139,6 +139,17 @@ pub struct Engine {
     /// device signed: nothing proves who is on it, so what comes over it is judged as
     /// relayed (docs/mesh-trust.md, "Signaling over the mesh").
     unvouched: std::collections::BTreeSet<UserId>,
+    /// Started from a kept session with the server gone: asking peers for links until the
+    /// socket is up (docs/protocol.md, "Rejoining without the server").
+    rejoining: bool,
+    next_rejoin: Option<LocalTime>,
+    /// Which kept address the next straight `mesh-rejoin` goes to (round robin).
+    rejoin_turn: usize,
+    /// Where each peer's end of its mesh link was (for the kept session).
+    peer_addresses: BTreeMap<UserId, std::net::SocketAddr>,
+    /// Peers reached straight at their mesh socket, whose link is not open yet: their
+    /// signals go there.
+    direct: BTreeMap<UserId, std::net::SocketAddr>,
     actions: VecDeque<Action>,
     stats: EngineStats,
     /// Location sharing and the convoy.
@@ -199,6 +210,11 @@ impl Engine {
             seen: SeenSequences::default(),
             seen_signals: SeenSignals::default(),
             unvouched: std::collections::BTreeSet::new(),
+            rejoining: false,
+            next_rejoin: None,
+            rejoin_turn: 0,
+            peer_addresses: BTreeMap::new(),
+            direct: BTreeMap::new(),
             actions: VecDeque::new(),
             stats: EngineStats::default(),
         };
@@ -273,9 +289,17 @@ impl Engine {
                     },
                 ),
             },
+            Input::SessionKept(k) => self.on_session_kept(now, *k),
+            Input::PeerAddress { user, address } => {
+                if self.is_member(user) {
+                    self.peer_addresses.insert(user, address);
+                }
+            }
+            Input::MeshDirect { address, message } => self.on_mesh_direct(now, address, *message),
             Input::Tick => {}
         }
         self.update_acting(now);
+        self.rejoin(now);
         self.mesh_clock(now);
         self.on_timers(now);
         self.location_happened(now, Happening::Tick);
@@ -345,6 +369,8 @@ impl Engine {
             self.next_position_sync.filter(|_| dj),
             self.auto_advance.as_ref().map(|(t, _)| *t).filter(|_| dj),
             self.location.next_timeout(),
+            self.next_rejoin
+                .filter(|_| self.rejoining && !self.connected),
         ]
         .into_iter()
         .flatten()
@@ -490,6 +516,10 @@ impl Engine {
             }
         }
         self.connected = true;
+        // The server carries signals again; what the mesh says, it said while away.
+        self.rejoining = false;
+        self.next_rejoin = None;
+        self.direct.clear();
         self.clock.on_connected(now);
         match self.session_id.clone() {
             Some(session_id) => self.emit(&JoinAudioSession {
@@ -817,6 +847,9 @@ impl Engine {
         if let MeshPayload::Signal(signal) = payload {
             return self.on_mesh_signal(now, link, &message, *signal);
         }
+        if let MeshPayload::Rejoin(r) = payload {
+            return self.on_mesh_rejoin(now, link, &message, &r);
+        }
         let server_now = self.clock.to_server(now);
         let admitted = match self.gate.judge_on(server_now, link, vouched, &message) {
             Ok(a) => a,
@@ -930,6 +963,7 @@ impl Engine {
             MeshPayload::StateHello(_)
             | MeshPayload::ControllerChanged(_)
             | MeshPayload::Signal(_)
+            | MeshPayload::Rejoin(_)
             | MeshPayload::Unknown => {}
         }
     }
@@ -968,6 +1002,26 @@ impl Engine {
         }
         if self.connected {
             return self.emit(&signal);
+        }
+        if !self.peers.is_up(signal.to)
+            && let Some(&address) = self.direct.get(&signal.to)
+        {
+            // A peer reached straight at its socket, with no link yet: straight there.
+            self.stats.mesh_signals_sent += 1;
+            let out = MeshOut {
+                kind: kinds::WEBRTC_SIGNAL,
+                action: None,
+                data: match serde_json::to_value(&signal) {
+                    Ok(d) => d,
+                    Err(_) => return,
+                },
+            };
+            let message = self.stamp(out);
+            self.actions.push_back(Action::MeshDirect {
+                to: address,
+                message: Box::new(message),
+            });
+            return;
         }
         if !self.peers.any() {
             return; // nobody to carry it: the mesh offers again when a link comes or goes
@@ -1023,11 +1077,18 @@ impl Engine {
             self.actions.push_back(Action::Signal(Box::new(signal)));
             return;
         }
+        self.carry(link, message, signal.to);
+    }
+
+    /// Carries a signal or a `mesh-rejoin` for `target` on (once, while its `ttl` lasts): to
+    /// the target's link if open here, else to every open link but the one it came on and
+    /// its sender's.
+    fn carry(&mut self, link: UserId, message: &MeshEnvelope, target: UserId) {
         let Some(ttl) = message.ttl.filter(|t| *t > 0) else {
             return;
         };
-        let to: Vec<UserId> = if self.peers.is_up(signal.to) && signal.to != link {
-            vec![signal.to]
+        let to: Vec<UserId> = if self.peers.is_up(target) && target != link {
+            vec![target]
         } else {
             self.peers
                 .users()
@@ -1043,6 +1104,310 @@ impl Engine {
                 message: Box::new(copy),
             });
         }
+    }
+
+    /// A `mesh-rejoin` over the mesh (docs/protocol.md, "Rejoining without the server"): a
+    /// member back from a restart asks for a link. For this device, the mesh sets its link
+    /// to that member up anew (unless it is open: only its own peer could ask that); for
+    /// another, carried on like a signal.
+    fn on_mesh_rejoin(
+        &mut self,
+        now: LocalTime,
+        link: UserId,
+        message: &MeshEnvelope,
+        r: &MeshRejoin,
+    ) {
+        if let Err(why) = self.check_rejoin_like(message, &r.session_id, r.from) {
+            return self.refuse(now, link, message, why);
+        }
+        if !self
+            .seen_signals
+            .first_time(message.from, message.sequence, &message.data)
+        {
+            self.stats.mesh_duplicates += 1;
+            return;
+        }
+        if r.to != self.cfg.user_id {
+            return self.carry(link, message, r.to);
+        }
+        if !self.is_member(r.from) {
+            let why = format!("{} is not a member of the session", r.from);
+            return self.refuse(now, link, message, Rejection::BadSignal(why));
+        }
+        if self.peers.is_up(r.from) {
+            let why = Rejection::SignalLinkOpen { from: r.from };
+            return self.refuse(now, link, message, why);
+        }
+        self.stats.mesh_rejoins_in += 1;
+        self.actions.push_back(Action::Rejoin {
+            user: r.from,
+            by_peer: true,
+        });
+    }
+
+    /// A signal's or rejoin's own checks: its sender is the envelope's, its session ours.
+    fn check_rejoin_like(
+        &self,
+        message: &MeshEnvelope,
+        session_id: &str,
+        from: UserId,
+    ) -> Result<(), Rejection> {
+        if from != message.from {
+            return Err(Rejection::BadSignal(format!(
+                "the envelope is from {} but its data from {from}",
+                message.from
+            )));
+        }
+        if session_id != self.gate.session_id() {
+            return Err(Rejection::BadSignal(format!("for session {session_id}")));
+        }
+        Ok(())
+    }
+
+    /// A member of the session (as the server last listed them), not this device's user.
+    fn is_member(&self, user: UserId) -> bool {
+        user != self.cfg.user_id && self.participants.iter().any(|p| p.user_id == user)
+    }
+
+    /// A mesh message that came straight to this device's mesh socket from `address`
+    /// (docs/protocol.md, "Rejoining without the server"): only a `mesh-rejoin` or a
+    /// `webrtc-signal` for this device, from a member of this session whose link here is
+    /// not open. Its signals then go back there until the link is open. Nothing proves who
+    /// sent it: the link it sets up is unvouched unless the DJ's device signed it.
+    fn on_mesh_direct(
+        &mut self,
+        now: LocalTime,
+        address: std::net::SocketAddr,
+        message: MeshEnvelope,
+    ) {
+        let from = message.from;
+        let payload = match message.payload() {
+            Ok(p) => p,
+            Err(e) => {
+                let why = Rejection::BadSignal(e.to_string());
+                return self.refuse(now, from, &message, why);
+            }
+        };
+        let (session_id, claimed, to) = match &payload {
+            MeshPayload::Signal(s) => (s.session_id.clone(), s.from, s.to),
+            MeshPayload::Rejoin(r) => (r.session_id.clone(), r.from, r.to),
+            _ => {
+                let why =
+                    Rejection::BadSignal(format!("a `{}` may not come directly", message.kind));
+                return self.refuse(now, from, &message, why);
+            }
+        };
+        if let Err(why) = self.check_rejoin_like(&message, &session_id, claimed) {
+            return self.refuse(now, from, &message, why);
+        }
+        if to != self.cfg.user_id {
+            let why = Rejection::BadSignal(format!("for {to}: direct messages are not carried"));
+            return self.refuse(now, from, &message, why);
+        }
+        if !self.is_member(from) {
+            let why = Rejection::BadSignal(format!("{from} is not a member of the session"));
+            return self.refuse(now, from, &message, why);
+        }
+        if self.peers.is_up(from) {
+            return self.refuse(now, from, &message, Rejection::SignalLinkOpen { from });
+        }
+        if !self
+            .seen_signals
+            .first_time(message.from, message.sequence, &message.data)
+        {
+            self.stats.mesh_duplicates += 1;
+            return;
+        }
+        self.stats.mesh_direct_in += 1;
+        self.direct.insert(from, address);
+        match payload {
+            MeshPayload::Signal(signal) => {
+                let server_now = self.clock.to_server(now);
+                if self.gate.signed_by_dj(server_now, from, &message) {
+                    self.unvouched.remove(&from);
+                } else {
+                    self.unvouched.insert(from);
+                }
+                self.stats.mesh_signals_in += 1;
+                self.actions.push_back(Action::Signal(signal));
+            }
+            _ => {
+                self.stats.mesh_rejoins_in += 1;
+                self.actions.push_back(Action::Rejoin {
+                    user: from,
+                    by_peer: true,
+                });
+            }
+        }
+    }
+
+    /// A node started from a kept session (the server unreachable at start): the session,
+    /// its members, the DJ and its grant, the playlist and the timeline as last known.
+    /// Playback goes on from the kept timeline by this device's clock until the DJ is
+    /// heard; links are asked for by [`Engine::rejoin`].
+    fn on_session_kept(&mut self, now: LocalTime, k: crate::kept::KeptSession) {
+        if self.gate.session_id() != k.session_id {
+            let mut gate = Gate::new(k.session_id.clone());
+            if let Some(key) = self.gate.server_key() {
+                gate.set_server_key(key.clone());
+            }
+            self.gate = gate;
+        }
+        // Checked again once the server's key is given (`Input::GrantKey`).
+        let _ = self
+            .gate
+            .on_server_controller(k.controller, k.grant.as_ref());
+        self.session_id = Some(k.session_id);
+        self.set_playlist(k.playlist);
+        self.set_controller(k.controller.map(|user_id| Controller {
+            user_id,
+            socket_id: None,
+        }));
+        self.participants = k
+            .members
+            .into_iter()
+            .map(|m| ParticipantView {
+                user_id: m.user_id,
+                display_name: m.display_name,
+                socket_id: String::new(),
+            })
+            .collect();
+        self.notify_participants();
+        self.peer_addresses = k
+            .peers
+            .into_iter()
+            .filter(|(u, _)| self.is_member(*u))
+            .collect();
+        self.down_reason = "the server did not answer at start: playing the kept session".into();
+        if let Some(t) = k.timeline
+            && let Some(track) = self.playlist.get(&t.track_id).cloned()
+            && check_position(&track, t.position).is_ok()
+            && t.at_server_ms.is_finite()
+        {
+            self.timeline = Some(Timeline {
+                track,
+                playing: t.playing,
+                position_s: t.position,
+                at_server_ms: t.at_server_ms,
+                precise: false,
+            });
+            self.apply_timeline(now);
+        }
+        self.rejoining = true;
+        self.next_rejoin = Some(now);
+    }
+
+    /// Asks for links while started from a kept session and the server is gone, every
+    /// [`REJOIN_EVERY_MS`]: with no link open, straight to one kept peer address per round
+    /// (the other members first, the DJ last, round robin: one answer brings the rest over
+    /// the mesh); with one open, a `mesh-rejoin` over the mesh to every member with no link
+    /// here, carried by the peers like a signal. Each time the mesh here is told too
+    /// (`Action::Rejoin`): where this device offers, its offer goes anew if the last one
+    /// went unanswered.
+    fn rejoin(&mut self, now: LocalTime) {
+        if !self.rejoining || self.connected {
+            return;
+        }
+        match self.next_rejoin {
+            Some(due) if now >= due => {}
+            _ => return,
+        }
+        self.next_rejoin = Some(now + REJOIN_EVERY_MS);
+        let mut missing: Vec<UserId> = self
+            .participants
+            .iter()
+            .map(|p| p.user_id)
+            .filter(|&u| u != self.cfg.user_id && !self.peers.is_up(u))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let session_id = self.gate.session_id().to_owned();
+        let me = self.cfg.user_id;
+        let rejoin = |to: UserId| MeshRejoin {
+            session_id: session_id.clone(),
+            from: me,
+            to,
+        };
+        if self.peers.any() {
+            for user in missing {
+                self.stats.mesh_rejoins_sent += 1;
+                self.mesh_send(None, kinds::MESH_REJOIN, None, &rejoin(user));
+                self.actions.push_back(Action::Rejoin {
+                    user,
+                    by_peer: false,
+                });
+            }
+            return;
+        }
+        let dj = self.gate.server_controller();
+        let mut order: Vec<UserId> = missing
+            .into_iter()
+            .filter(|u| self.peer_addresses.contains_key(u))
+            .collect();
+        order.sort_by_key(|&u| (Some(u) == dj, u));
+        if order.is_empty() {
+            return;
+        }
+        let user = order[self.rejoin_turn % order.len()];
+        self.rejoin_turn = self.rejoin_turn.wrapping_add(1);
+        let Some(&address) = self.peer_addresses.get(&user) else {
+            return;
+        };
+        let Ok(data) = serde_json::to_value(rejoin(user)) else {
+            return;
+        };
+        self.direct.insert(user, address);
+        self.stats.mesh_rejoins_sent += 1;
+        let message = self.stamp(MeshOut {
+            kind: kinds::MESH_REJOIN,
+            action: None,
+            data,
+        });
+        self.actions.push_back(Action::MeshDirect {
+            to: address,
+            message: Box::new(message),
+        });
+        self.actions.push_back(Action::Rejoin {
+            user,
+            by_peer: false,
+        });
+    }
+
+    /// What this device keeps to start again with the server gone (docs/node-control.md,
+    /// "Starting with the server gone"), `None` before it is in a session. The timeline is
+    /// kept as its anchor (it changes only when the DJ's words do).
+    pub fn kept_session(
+        &self,
+        identity: crate::kept::KeptIdentity,
+        now_unix_ms: f64,
+    ) -> Option<crate::kept::KeptSession> {
+        let session_id = self.session_id.clone()?;
+        let mut members: Vec<crate::kept::KeptMember> = Vec::new();
+        for p in &self.participants {
+            if !members.iter().any(|m| m.user_id == p.user_id) {
+                members.push(crate::kept::KeptMember {
+                    user_id: p.user_id,
+                    display_name: p.display_name.clone(),
+                });
+            }
+        }
+        Some(crate::kept::KeptSession {
+            format: crate::kept::KEPT_FORMAT,
+            identity,
+            session_id,
+            members,
+            controller: self.gate.server_controller(),
+            grant: self.gate.grant().cloned(),
+            playlist: self.playlist.tracks().to_vec(),
+            timeline: self.timeline.as_ref().map(|tl| crate::kept::KeptTimeline {
+                track_id: tl.track.id.clone(),
+                playing: tl.playing,
+                position: tl.position_s,
+                at_server_ms: tl.at_server_ms,
+            }),
+            peers: self.peer_addresses.clone(),
+            saved_at_ms: now_unix_ms,
+        })
     }
 
     /// A `controller-changed` over the mesh: its grant, when the server signed it for this
@@ -1225,6 +1590,15 @@ impl Engine {
     /// link messages) is signed with the grant's epoch and may travel [`MESH_RELAY_TTL`]
     /// relays (docs/mesh-trust.md, "Relaying").
     fn stamp_and_send(&mut self, to: Option<UserId>, out: MeshOut) {
+        let envelope = self.stamp(out);
+        self.actions.push_back(Action::Mesh {
+            to,
+            message: Box::new(envelope),
+        });
+    }
+
+    /// [`Engine::stamp_and_send`]'s envelope, not sent.
+    fn stamp(&mut self, out: MeshOut) -> MeshEnvelope {
         let sequence = self.next_sequence;
         self.next_sequence = self.next_sequence.saturating_add(1);
         let mut envelope = MeshEnvelope {
@@ -1254,7 +1628,7 @@ impl Engine {
         if envelope.sig.is_some() {
             self.stats.mesh_signed += 1;
         }
-        if out.kind == kinds::WEBRTC_SIGNAL && envelope.ttl.is_none() {
+        if matches!(out.kind, kinds::WEBRTC_SIGNAL | kinds::MESH_REJOIN) && envelope.ttl.is_none() {
             // Anyone's signals are carried by peers (unsigned: see `on_mesh_signal`).
             envelope.ttl = Some(MESH_RELAY_TTL);
         }
@@ -1268,10 +1642,7 @@ impl Engine {
                 },
             );
         }
-        self.actions.push_back(Action::Mesh {
-            to,
-            message: Box::new(envelope),
-        });
+        envelope
     }
 
     // ------------------------------------------------------------------ commands

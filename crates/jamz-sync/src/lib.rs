@@ -40,6 +40,7 @@ pub mod discovery;
 mod engine;
 mod error;
 pub mod external;
+pub mod kept;
 pub mod location;
 pub mod mesh;
 mod playlist;

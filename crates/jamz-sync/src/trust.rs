@@ -461,6 +461,11 @@ impl Gate {
         Ok(newer)
     }
 
+    /// The grant held for the server's DJ, as given (checked or not).
+    pub fn grant(&self) -> Option<&ControllerGrant> {
+        self.dj.as_ref()?.grant.as_ref()
+    }
+
     /// The server's DJ (as it last said, or as a newer grant says).
     pub fn server_controller(&self) -> Option<UserId> {
         self.dj.as_ref().map(|d| d.user)

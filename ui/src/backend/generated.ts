@@ -188,7 +188,21 @@ signals_relayed: number,
 /**
  * Signals for this device that arrived over the mesh.
  */
-signals_in: number, };
+signals_in: number, 
+/**
+ * **(ext)** `mesh-rejoin`s this device sent: it started from a kept session with the
+ * server gone and asked peers for links (docs/node-control.md).
+ */
+rejoins_sent: number, 
+/**
+ * `mesh-rejoin`s for this device acted on: a restarted member asked it for a link.
+ */
+rejoins_in: number, 
+/**
+ * Messages taken that came straight to this device's mesh socket (a restarted
+ * member's `mesh-rejoin` and signals, before its link is open).
+ */
+direct_in: number, };
 
 /**
  * How this device reaches the group, as the engine judges both transports' health:

@@ -366,6 +366,9 @@ impl Runtime {
                 signals_sent: stats.mesh_signals_sent,
                 signals_relayed: stats.mesh_signals_relayed,
                 signals_in: stats.mesh_signals_in,
+                rejoins_sent: stats.mesh_rejoins_sent,
+                rejoins_in: stats.mesh_rejoins_in,
+                direct_in: stats.mesh_direct_in,
             }),
             server: self.server.clone(),
         })

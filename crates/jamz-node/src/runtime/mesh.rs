@@ -49,6 +49,13 @@ pub(super) enum MeshJob {
     /// Whether the server link is up: signals go out only then (queued ones would reach
     /// peers stale, and an old offer replaces a live link).
     Online(bool),
+    /// The engine's `mesh-rejoin` or signal, straight to a peer's mesh socket.
+    Direct {
+        to: SocketAddr,
+        message: Box<MeshEnvelope>,
+    },
+    /// A link with a member is wanted anew (`Mesh::rejoined`; `true`: it asked).
+    Rejoin(UserId, bool),
 }
 
 /// The node loop's handle on the mesh task (it stops when this is dropped).
@@ -234,7 +241,11 @@ impl Driver {
                     None => break,
                 },
                 Some((source, local, bytes)) = datagrams.recv() => {
-                    self.mesh.handle_datagram(Instant::now(), source, local, &bytes);
+                    if jamz_mesh::direct::is_direct(&bytes) {
+                        self.direct_in(source, &bytes);
+                    } else {
+                        self.mesh.handle_datagram(Instant::now(), source, local, &bytes);
+                    }
                 }
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                     let now = Instant::now();
@@ -268,6 +279,11 @@ impl Driver {
                 self.online = online;
                 Ok(())
             }
+            MeshJob::Direct { to, message } => {
+                self.direct(to, &message);
+                Ok(())
+            }
+            MeshJob::Rejoin(user, by_peer) => self.mesh.rejoined(now, user, by_peer),
         };
         if let Err(e) = result {
             self.dropped += 1;
@@ -336,6 +352,9 @@ impl Driver {
             MeshEvent::PeerConnected(user) => {
                 self.peer(user, PeerState::Connected);
                 self.back(Job::Input(Input::PeerUp { user, rtt_ms: None }));
+                if let Some(address) = self.mesh.remote_address(user) {
+                    self.back(Job::Input(Input::PeerAddress { user, address }));
+                }
             }
             MeshEvent::PeerClosed(user) => {
                 self.rtts.remove(&user);
@@ -365,6 +384,43 @@ impl Driver {
             MeshEvent::Dropped { from, reason } => {
                 self.dropped += 1;
                 tracing::debug!(?from, reason, "mesh input dropped");
+            }
+        }
+    }
+
+    /// Sends a mesh message straight to `to` (jamz-mesh's `direct`), from the socket of
+    /// the same family.
+    fn direct(&self, to: SocketAddr, message: &MeshEnvelope) {
+        let bytes = match jamz_mesh::direct::encode(message) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, kind = message.kind, "direct mesh message not sent");
+                return;
+            }
+        };
+        let Some((_, socket)) = self
+            .sockets
+            .iter()
+            .find(|(a, _)| a.is_ipv4() == to.is_ipv4())
+        else {
+            tracing::debug!(%to, "no mesh socket of that address family");
+            return;
+        };
+        if let Err(e) = socket.try_send_to(&bytes, to) {
+            tracing::debug!(error = %e, %to, "direct mesh datagram not sent");
+        }
+    }
+
+    /// A datagram straight to our socket: to the engine, which judges it.
+    fn direct_in(&mut self, source: SocketAddr, bytes: &[u8]) {
+        match jamz_mesh::direct::decode(bytes) {
+            Ok(message) => self.back(Job::Input(Input::MeshDirect {
+                address: source,
+                message: Box::new(message),
+            })),
+            Err(e) => {
+                self.dropped += 1;
+                tracing::debug!(error = %e, %source, "direct mesh datagram refused");
             }
         }
     }
@@ -464,6 +520,20 @@ impl super::Runtime {
     pub(super) fn mesh_signal(&self, signal: WebrtcSignal) {
         if let Some(mesh) = &self.mesh {
             mesh.send(MeshJob::Signal(signal));
+        }
+    }
+
+    /// The engine's message straight to a peer's mesh socket.
+    pub(super) fn mesh_direct(&self, to: SocketAddr, message: Box<MeshEnvelope>) {
+        if let Some(mesh) = &self.mesh {
+            mesh.send(MeshJob::Direct { to, message });
+        }
+    }
+
+    /// A member asks for a link anew.
+    pub(super) fn mesh_rejoin(&self, user: UserId, by_peer: bool) {
+        if let Some(mesh) = &self.mesh {
+            mesh.send(MeshJob::Rejoin(user, by_peer));
         }
     }
 

@@ -34,6 +34,7 @@ use crate::waiting_fixes::WaitingFixes;
 
 mod commands;
 mod config;
+mod kept;
 mod location;
 mod mesh;
 mod offline;
@@ -42,6 +43,7 @@ mod preload;
 mod youtube;
 
 pub use config::{LocationSource, NodeAuth, NodeConfig};
+use kept::KeptWriter;
 use offline::OutboxFailure;
 use preload::spawn_pinning;
 
@@ -98,8 +100,41 @@ impl Node {
         // The output opens while the login runs: it has a start-up of its own to get
         // through before it can play anything on time (see `OUTPUT_WARM_TIMEOUT`).
         let (logged_in, opened) = tokio::join!(login(&config), open_output(&config.output));
-        let (rest, user_id, username) = logged_in?;
         let (player, output_error) = opened?;
+        let cache_dir = match &config.cache_dir {
+            Some(d) => d.clone(),
+            None => default_cache_dir()?,
+        };
+        // With the server unreachable, the session kept from the last run (if it may be
+        // used: jamz_sync::kept) in place of the login's and the session's answers.
+        let online = match logged_in {
+            Ok((rest, user_id, username)) => match rest.session_for_group(&config.group_id).await {
+                Ok(session) => Ok((rest, user_id, username, session)),
+                Err(e) => Err((NodeError::from(e), Some(username))),
+            },
+            Err(e) => Err((e, username_hint(&config))),
+        };
+        let (rest, user_id, username, start) = match online {
+            Ok((rest, user_id, username, session)) => {
+                (rest, user_id, username, Start::Online(Box::new(session)))
+            }
+            Err((e, hint)) => {
+                let kept = start_offline(&config, &cache_dir, e, hint.as_deref())?;
+                let rest =
+                    RestClient::new(&config.server)?.with_fallbacks(&config.fallback_servers)?;
+                rest.set_token(Some(kept.identity.token.clone()));
+                (
+                    rest,
+                    kept.identity.user_id,
+                    kept.identity.username.clone(),
+                    Start::Kept(Box::new(kept)),
+                )
+            }
+        };
+        let session_id = match &start {
+            Start::Online(s) => s.id.clone(),
+            Start::Kept(k) => k.session_id.clone(),
+        };
         let player = Arc::new(player);
         let warming = {
             let p = Arc::clone(&player);
@@ -109,17 +144,12 @@ impl Node {
         let token = rest
             .token()
             .ok_or_else(|| NodeError::Invalid("login gave no token".into()))?;
-        let session = rest.session_for_group(&config.group_id).await?;
-        let cache_dir = match &config.cache_dir {
-            Some(d) => d.clone(),
-            None => default_cache_dir()?,
-        };
         let cache = open_cache(Some(&cache_dir)).await?;
-        let (outbox, outbox_problem) = Outbox::open(&cache_dir, rest.base_url(), &session.id)?;
+        let (outbox, outbox_problem) = Outbox::open(&cache_dir, rest.base_url(), &session_id)?;
         let (positions, positions_problem) =
-            LastPositions::open(&cache_dir, rest.base_url(), &session.id);
+            LastPositions::open(&cache_dir, rest.base_url(), &session_id);
         let (waiting_fixes, kept_fixes, kept_problem) =
-            WaitingFixes::open(&cache_dir, rest.base_url(), &session.id);
+            WaitingFixes::open(&cache_dir, rest.base_url(), &session_id);
         if let Some(bytes) = config.cache_max_bytes {
             let (tracks, _) = cache.limits();
             cache.set_limits(tracks, bytes).await?;
@@ -140,7 +170,7 @@ impl Node {
         }
         let (link, link_events) = SocketClient::connect(
             socket_config
-                .token(token)
+                .token(token.clone())
                 // Only a car's newest position matters: fixes queued while
                 // offline must not crowd real changes out of the queue.
                 .latest_only([names::LOCATION_UPDATE, names::MUSIC_POSITION_SYNC])
@@ -150,10 +180,25 @@ impl Node {
                 .hold_queue(true),
         )?;
         let clock = LocalClock::new();
-        let display_name = config.display_name.clone().unwrap_or(username);
-        let session_id = session.id.clone();
+        let display_name = config
+            .display_name
+            .clone()
+            .unwrap_or_else(|| username.clone());
+        let kept_writer = KeptWriter {
+            dir: cache_dir.clone(),
+            identity: jamz_sync::kept::KeptIdentity {
+                server: config.server.clone(),
+                group_id: config.group_id.clone(),
+                user_id,
+                username,
+                display_name: display_name.clone(),
+                token: token.clone(),
+            },
+            last: None,
+            dirty: false,
+        };
         let mut engine_config =
-            EngineConfig::new(user_id, display_name).with_session(session.id.clone());
+            EngineConfig::new(user_id, display_name).with_session(session_id.clone());
         engine_config.location = config.location_rules;
         engine_config.external_video_player = config.external_video_player;
         engine_config.device_key = device_key;
@@ -171,7 +216,7 @@ impl Node {
         // The peer mesh: a node without it still plays (socket and offline tiers).
         let mesh_ip = mesh::route_to(rest.base_url()).await;
         let mesh = mesh::spawn(
-            session.id.clone(),
+            session_id.clone(),
             user_id,
             &[mesh_ip],
             link.clone(),
@@ -198,12 +243,16 @@ impl Node {
             audio,
             events: events_tx,
             jobs: jobs_tx,
-            session_id: session.id.clone(),
+            session_id: session_id.clone(),
+            kept: kept_writer,
             connected: false,
             server: None,
             shutdown_notice: false,
             tier: Tier::Offline,
-            playlist: session.music.playlist.clone(),
+            playlist: match &start {
+                Start::Online(s) => s.music.playlist.clone(),
+                Start::Kept(k) => k.playlist.clone(),
+            },
             playing: false,
             current: None,
             queued: 0,
@@ -248,7 +297,10 @@ impl Node {
                 "the audio output is not running steadily yet; joining anyway"
             );
         }
-        rt.feed(Input::SessionLoaded(Box::new(session)));
+        rt.feed(match start {
+            Start::Online(session) => Input::SessionLoaded(session),
+            Start::Kept(kept) => Input::SessionKept(kept),
+        });
         if !kept_fixes.is_empty() {
             tracing::info!(
                 fixes = kept_fixes.len(),
@@ -355,6 +407,60 @@ async fn open_output(spec: &OutputSpec) -> Result<(Player, Option<String>), Node
     }
 }
 
+/// How the node starts: with the server's answers, or with the session kept from its
+/// last run (the server unreachable).
+enum Start {
+    Online(Box<jamz_proto::Session>),
+    Kept(Box<jamz_sync::kept::KeptSession>),
+}
+
+/// The user a node logs in as, when known without the server (for the kept session's
+/// check).
+fn username_hint(config: &NodeConfig) -> Option<String> {
+    match &config.auth {
+        NodeAuth::Password { username, .. } => Some(username.clone()),
+        NodeAuth::Token { username, .. } => Some(username.clone()),
+        NodeAuth::Saved => None,
+    }
+}
+
+/// The server did not answer at start (`error`): the session kept from the last run, if
+/// there is one that may be used (docs/node-control.md, "Starting with the server gone").
+/// Else the start fails as it always did, with `error`, and why the kept session is not
+/// used when there is one.
+fn start_offline(
+    config: &NodeConfig,
+    cache_dir: &std::path::Path,
+    error: NodeError,
+    username: Option<&str>,
+) -> Result<jamz_sync::kept::KeptSession, NodeError> {
+    let unreachable = matches!(&error, NodeError::Link(e) if e.is_unreachable());
+    if !unreachable {
+        return Err(error);
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let check = jamz_sync::kept::KeptCheck {
+        server: &config.server,
+        group_id: &config.group_id,
+        username,
+        now_ms,
+    };
+    match crate::kept_session::load(cache_dir, &check) {
+        Ok(Some(kept)) => {
+            tracing::warn!(
+                error = %error,
+                session = kept.session_id,
+                "the server is unreachable: starting from the kept session"
+            );
+            Ok(kept)
+        }
+        Ok(None) => Err(error),
+        Err(why) => Err(NodeError::Invalid(format!("{error}; and {why}"))),
+    }
+}
+
 /// Logs in on the first server that answers (`server`, then the fallbacks).
 async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), NodeError> {
     let client = |url: &str| -> Result<RestClient, NodeError> {
@@ -457,6 +563,8 @@ struct Runtime {
     events: mpsc::UnboundedSender<NodeEvent>,
     jobs: mpsc::UnboundedSender<Job>,
     session_id: String,
+    /// What is kept for a start with the server gone.
+    kept: KeptWriter,
     connected: bool,
     /// The server the link is on (last connected to), as configured.
     server: Option<String>,
@@ -532,7 +640,12 @@ impl Runtime {
                 },
                 Some(report) = reports.recv() => self.audio_report(report),
                 Some(job) = jobs.recv() => match job {
-                    Job::Input(i) => self.feed(i),
+                    Job::Input(i) => {
+                        if matches!(i, Input::PeerAddress { .. }) {
+                            self.kept.changed();
+                        }
+                        self.feed(i);
+                    }
                     Job::RestDone(i) => {
                         self.rest_in_flight = self.rest_in_flight.saturating_sub(1);
                         self.feed(i);
@@ -566,6 +679,7 @@ impl Runtime {
                 () = sleep_until_opt(deadline) => self.feed(Input::Tick),
             }
             self.save_waiting_fixes(false);
+            self.save_kept();
         }
         self.quit().await;
         Ok(())
@@ -670,6 +784,8 @@ impl Runtime {
             Action::ReportLocations { reports } => self.report_locations(reports),
             Action::Mesh { to, message } => self.mesh_send(to, message),
             Action::Signal(signal) => self.mesh_signal(*signal),
+            Action::MeshDirect { to, message } => self.mesh_direct(to, message),
+            Action::Rejoin { user, by_peer } => self.mesh_rejoin(user, by_peer),
             Action::External(directive) => {
                 let event = youtube::directive_event(directive, self.clock.now_ms());
                 self.emit(NodeEvent::Youtube(event));
@@ -678,6 +794,16 @@ impl Runtime {
     }
 
     fn notify(&mut self, n: Notification) {
+        if matches!(
+            n,
+            Notification::Ready { .. }
+                | Notification::Playlist { .. }
+                | Notification::Participants { .. }
+                | Notification::Playback { .. }
+                | Notification::Controller { .. }
+        ) {
+            self.kept.changed();
+        }
         match &n {
             Notification::Playlist { playlist } => {
                 self.pin_playlist(playlist);
