@@ -6,6 +6,7 @@
 mod args;
 mod auth;
 mod clock;
+mod cluster;
 mod conn;
 mod db;
 mod error;
@@ -36,6 +37,8 @@ use std::time::Duration;
 
 use socketioxide::SocketIo;
 
+use crate::cluster::{Adapter, ClusterDriver, Io};
+
 pub use args::ServerArgs;
 pub use db::DbLocation;
 pub use error::ApiError;
@@ -51,6 +54,8 @@ pub const DEFAULT_MAX_EVENT_BYTES: u64 = 8 * 1024 * 1024;
 /// (socketioxide's default is 128). A DJ scrubbing sends bursts of seeks and a
 /// listener on a congested LTE link drains slowly: room for a few seconds of that.
 const SOCKET_SEND_BUFFER_PACKETS: usize = 2048;
+/// The prefix of the Redis channels and keys of one deployment's processes.
+pub const DEFAULT_REDIS_PREFIX: &str = "jamz";
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -86,6 +91,12 @@ pub struct ServerConfig {
     pub upload_min_bytes_per_sec: u64,
     /// https/wss with this certificate chain and key (PEM files); plain http without.
     pub tls: Option<TlsFiles>,
+    /// Redis (`redis://host:port/`): several processes as one (deploy/scale-out.md):
+    /// relays reach the room's sockets on every process. `None`: this process alone.
+    pub redis: Option<String>,
+    /// The prefix of this deployment's Redis channels and keys (several deployments, or
+    /// test runs, on one Redis keep apart by it).
+    pub redis_prefix: String,
 }
 
 /// The PEM files of a TLS server: the certificate (then its chain) and the private key.
@@ -140,6 +151,8 @@ impl ServerConfig {
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             upload_min_bytes_per_sec: DEFAULT_UPLOAD_MIN_BYTES_PER_SEC,
             tls: None,
+            redis: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_string(),
         }
     }
 }
@@ -172,6 +185,10 @@ pub enum StartError {
     },
     #[error("{0}")]
     Tls(String),
+    /// Redis (`--redis`) cannot be reached at start: `jamz-server` exits with
+    /// [`EXIT_DATABASE_UNAVAILABLE`] too (a service manager may retry).
+    #[error("redis {location}: {reason}")]
+    Redis { location: String, reason: String },
     #[error("startup: {0}")]
     Other(String),
 }
@@ -180,7 +197,7 @@ pub enum StartError {
 pub struct BoundServer {
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    io: SocketIo,
+    io: Io,
     local_addr: SocketAddr,
     limits: conn::ConnLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -199,18 +216,30 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
             location: config.db.clone(),
             source,
         })?;
-    // Several processes sharing one PostgreSQL would close each other's live
-    // participations here: docs/architecture.md ("Storage", what one process assumes).
-    let closed = db
-        .close_open_participations()
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    if closed > 0 {
-        tracing::info!(
-            closed,
-            "closed participations left open by the previous run"
-        );
+    // One SQLite file has one process: what is open was left by the previous run. On
+    // PostgreSQL other processes may be serving; participations name their process and
+    // those of a process that is gone are not counted (docs/architecture.md, "Storage").
+    if matches!(config.db, DbLocation::Sqlite(_)) {
+        let closed = db
+            .close_open_participations()
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        if closed > 0 {
+            tracing::info!(
+                closed,
+                "closed participations left open by the previous run"
+            );
+        }
     }
+    let driver = match &config.redis {
+        Some(url) => ClusterDriver::connect(url)
+            .await
+            .map_err(|e| StartError::Redis {
+                location: cluster::redact(url),
+                reason: e.to_string(),
+            })?,
+        None => ClusterDriver::local(),
+    };
     let data_dir_err = |source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -222,7 +251,9 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
     };
     let grant_signer =
         grants::GrantSigner::load_or_create(&config.data_dir).map_err(data_dir_err)?;
+    let shared_counters = driver.connection();
     let (layer, io) = SocketIo::builder()
+        .with_adapter::<Adapter>(driver.adapter_state(&config.redis_prefix))
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_event_bytes)
@@ -244,18 +275,30 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         upload_min_rate: config.upload_min_bytes_per_sec,
         hasher: hasher::Hasher::start(config.hash_workers, config.hash_queue)
             .map_err(|e| StartError::Other(format!("password threads: {e}")))?,
-        throttle: Arc::new(throttle::Throttle::new(
-            throttle::Rate {
-                attempts: config.login_per_account,
-                window: config.login_window,
-            },
-            throttle::Rate {
-                attempts: config.login_per_address,
-                window: config.login_window,
-            },
-        )),
+        throttle: Arc::new(
+            throttle::Throttle::new(
+                throttle::Rate {
+                    attempts: config.login_per_account,
+                    window: config.login_window,
+                },
+                throttle::Rate {
+                    attempts: config.login_per_address,
+                    window: config.login_window,
+                },
+            )
+            .shared(shared_counters, &config.redis_prefix),
+        ),
     };
-    realtime::register(state.clone());
+    realtime::register(state.clone())
+        .await
+        .map_err(|reason| StartError::Redis {
+            location: config
+                .redis
+                .as_deref()
+                .map(cluster::redact)
+                .unwrap_or_default(),
+            reason,
+        })?;
     let app = rest::router(state, config.limits)
         .layer(layer)
         .layer(tower_http::trace::TraceLayer::new_for_http());

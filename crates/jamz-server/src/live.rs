@@ -1,11 +1,9 @@
-//! Per-session state kept in memory: the DJ (mirrored from the database) and
-//! playback (docs/protocol.md: playing and position live in server memory).
+//! Per-session state: the DJ and the playback anchor (stored in the database,
+//! docs/architecture.md "Storage"), and the per-process playlist locks.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use jamz_proto::{Track, UserId};
-
-use crate::clock::now_ms_f64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Controller {
@@ -17,7 +15,7 @@ pub struct Controller {
     pub device_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Playback {
     pub track: Option<Track>,
     /// Seconds into the track at `at_ms`.
@@ -40,22 +38,17 @@ impl Playback {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct LiveSession {
-    /// `None` until loaded from the database (first join after start-up).
-    pub controller: Option<Controller>,
-    pub controller_loaded: bool,
-    pub playback: Playback,
-}
-
-/// One session's state and the lock that serializes its playlist writes. Each
-/// session has its own: a huge reorder in one group never delays another.
+/// One session's lock that serializes its playlist writes in this process. Each
+/// session has its own: a huge reorder in one group never delays another. (Across
+/// processes the write itself is conditional: [`crate::db::Db::save_playlist_if`].)
 #[derive(Default)]
 struct Slot {
-    live: Mutex<LiveSession>,
     playlist: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// What this process keeps per session: only locks. The DJ, the playlist and the
+/// playback anchor live in the database, so that every process answers the same
+/// (deploy/scale-out.md).
 #[derive(Default)]
 pub struct LiveSessions {
     /// Held only to find or insert a slot, never while working on one.
@@ -90,20 +83,8 @@ impl LiveSessions {
             .clone()
     }
 
-    /// Runs `f` on the session's live state, creating it empty if absent.
-    pub fn with<R>(&self, session_id: &str, f: impl FnOnce(&mut LiveSession) -> R) -> R {
-        let slot = self.slot(session_id);
-        let mut live = slot.live.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut live)
-    }
-
     /// Serializes read-modify-write of this session's playlist.
     pub async fn lock_playlist(&self, session_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         self.slot(session_id).playlist.clone().lock_owned().await
-    }
-
-    pub fn playback_now(&self, session_id: &str) -> (Playback, f64) {
-        let now = now_ms_f64();
-        (self.with(session_id, |s| s.playback.clone()), now)
     }
 }
