@@ -83,6 +83,11 @@ impl LiveSessions {
             .clone()
     }
 
+    /// Counts the session as having state in this process (a socket joined it here).
+    pub fn touch(&self, session_id: &str) {
+        self.slot(session_id);
+    }
+
     /// Serializes read-modify-write of this session's playlist.
     pub async fn lock_playlist(&self, session_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         self.slot(session_id).playlist.clone().lock_owned().await

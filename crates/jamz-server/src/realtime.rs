@@ -369,6 +369,7 @@ async fn join(state: &AppState, s: &Sock, user: UserId, e: JoinAudioSession) -> 
         .await
         .map_err(api_message)?;
     s.join([room(&row.id), member_room(&row.id, user)]);
+    state.live.touch(&row.id);
     s.extensions.insert(Joined {
         session_id: row.id.clone(),
     });
