@@ -44,6 +44,17 @@ impl Playback {
 #[derive(Default)]
 struct Slot {
     playlist: Arc<tokio::sync::Mutex<()>>,
+    playback: std::sync::Mutex<Pending>,
+}
+
+/// A playback anchor on its way to the database: the newest one, its generation, and
+/// whether a writer is at work (one per session; it writes the newest, so a burst of
+/// seeks costs one write at a time, not one each).
+#[derive(Default)]
+struct Pending {
+    latest: Option<Playback>,
+    generation: u64,
+    writing: bool,
 }
 
 /// What this process keeps per session: only locks. The DJ, the playlist and the
@@ -86,6 +97,48 @@ impl LiveSessions {
     /// Counts the session as having state in this process (a socket joined it here).
     pub fn touch(&self, session_id: &str) {
         self.slot(session_id);
+    }
+
+    /// The anchor this process set that may not be in the database yet.
+    pub fn pending_playback(&self, session_id: &str) -> Option<Playback> {
+        let slot = self.slot(session_id);
+        let p = slot.playback.lock().unwrap_or_else(|p| p.into_inner());
+        p.latest.clone()
+    }
+
+    /// Offers a new anchor; true when the caller must start the session's writer.
+    pub fn offer_playback(&self, session_id: &str, playback: Playback) -> bool {
+        let slot = self.slot(session_id);
+        let mut p = slot.playback.lock().unwrap_or_else(|p| p.into_inner());
+        p.latest = Some(playback);
+        p.generation += 1;
+        !std::mem::replace(&mut p.writing, true)
+    }
+
+    /// The writer's next anchor to write, and its generation.
+    pub fn playback_to_write(&self, session_id: &str) -> Option<(Playback, u64)> {
+        let slot = self.slot(session_id);
+        let mut p = slot.playback.lock().unwrap_or_else(|p| p.into_inner());
+        match p.latest.clone() {
+            Some(latest) => Some((latest, p.generation)),
+            None => {
+                p.writing = false;
+                None
+            }
+        }
+    }
+
+    /// Generation `generation` is written: done (true) unless a newer one came meanwhile.
+    pub fn playback_written(&self, session_id: &str, generation: u64) -> bool {
+        let slot = self.slot(session_id);
+        let mut p = slot.playback.lock().unwrap_or_else(|p| p.into_inner());
+        if p.generation == generation {
+            p.latest = None;
+            p.writing = false;
+            true
+        } else {
+            false
+        }
     }
 
     /// Serializes read-modify-write of this session's playlist.

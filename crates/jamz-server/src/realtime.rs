@@ -622,7 +622,7 @@ async fn control(state: &AppState, s: &Sock, user: UserId, e: MusicControl) -> R
     let row = require_dj(state, &joined.session_id, user).await?;
     use jamz_proto::events::ControlAction::*;
     let now = now_ms_f64();
-    let mut p = row.playback;
+    let mut p = service::playback(state, &row);
     let track = {
         if let Some(t) = &e.track {
             p.track = Some(t.clone());
@@ -639,11 +639,7 @@ async fn control(state: &AppState, s: &Sock, user: UserId, e: MusicControl) -> R
         p.at_ms = now;
         p.track.clone()
     };
-    state
-        .db
-        .save_playback(&joined.session_id, &p)
-        .await
-        .map_err(api_message)?;
+    service::save_playback(state, &joined.session_id, p);
     let relay = MusicRelay {
         position: e.position,
         track,
@@ -664,14 +660,10 @@ async fn position_sync(
     let joined = joined_session(s, &e.session_id)?;
     check_position(e.position)?;
     let row = require_dj(state, &joined.session_id, user).await?;
-    let mut playback = row.playback;
+    let mut playback = service::playback(state, &row);
     playback.position = e.position;
     playback.at_ms = now_ms_f64();
-    state
-        .db
-        .save_playback(&joined.session_id, &playback)
-        .await
-        .map_err(api_message)?;
+    service::save_playback(state, &joined.session_id, playback);
     let relay = PositionSyncRelay {
         position: e.position,
         timestamp: e.timestamp,

@@ -43,9 +43,41 @@ pub fn is_dj(session: &SessionRow, user: UserId) -> bool {
     controller(session).is_some_and(|c| c.user == user)
 }
 
-fn currently_playing(session: &SessionRow) -> (Option<CurrentlyPlaying>, bool, f64) {
+/// The session's playback anchor: this process's newest if not written yet, else the
+/// database's.
+pub fn playback(state: &AppState, session: &SessionRow) -> crate::live::Playback {
+    state
+        .live
+        .pending_playback(&session.id)
+        .unwrap_or_else(|| session.playback.clone())
+}
+
+/// Stores `playback` as the session's anchor: at once for this process, in the database
+/// by the session's writer (the newest anchor at each write, so a burst of seeks does not
+/// queue a write each behind the relays).
+pub fn save_playback(state: &AppState, session_id: &str, playback: crate::live::Playback) {
+    if !state.live.offer_playback(session_id, playback) {
+        return;
+    }
+    let (state, id) = (state.clone(), session_id.to_string());
+    tokio::spawn(async move {
+        while let Some((playback, generation)) = state.live.playback_to_write(&id) {
+            if let Err(e) = state.db.save_playback(&id, &playback).await {
+                tracing::error!(session = %id, error = %e, "could not store the playback anchor");
+            }
+            if state.live.playback_written(&id, generation) {
+                break;
+            }
+        }
+    });
+}
+
+fn currently_playing(
+    state: &AppState,
+    session: &SessionRow,
+) -> (Option<CurrentlyPlaying>, bool, f64) {
     let now = crate::clock::now_ms_f64();
-    let playback = &session.playback;
+    let playback = &playback(state, session);
     let playing = playback.playing;
     let current = playback.track.clone().map(|track| CurrentlyPlaying {
         track: Some(track),
@@ -72,7 +104,7 @@ pub async fn session_document(state: &AppState, row: &SessionRow) -> ApiResult<S
     active.sort_unstable();
     active.dedup();
     let ctrl = controller(row);
-    let (mut current, is_playing, _) = currently_playing(row);
+    let (mut current, is_playing, _) = currently_playing(state, row);
     if let (Some(c), Some(cur)) = (&ctrl, current.as_mut()) {
         cur.controlled_by = Some(c.user);
     }
@@ -96,7 +128,7 @@ pub async fn session_document(state: &AppState, row: &SessionRow) -> ApiResult<S
 /// What a joiner receives.
 pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
     let ctrl = controller(row);
-    let (current, is_playing, now) = currently_playing(row);
+    let (current, is_playing, now) = currently_playing(state, row);
     MusicSessionState {
         playlist: row.playlist.clone(),
         currently_playing: current,
