@@ -174,6 +174,46 @@ async fn members_on_two_processes_hear_each_other() {
     assert!(doc.music.is_playing);
     assert_eq!(doc.music.controller_id, Some(ann_id));
 
+    // Bob takes control on B: A, which checks the DJ in its memory, hears of it (the
+    // announcement goes out before the room is told) and refuses ann from now on; bob's
+    // playback reaches ann.
+    m[1].take_control(&session).unwrap();
+    // (ann's own take may still be queued before it)
+    while m[0]
+        .wait_for("music-controller-changed")
+        .await
+        .unwrap()
+        .data()["userId"]
+        != bob_id
+    {}
+    m[0].link()
+        .send(&MusicControl {
+            session_id: session.clone(),
+            action: jamz_proto::events::ControlAction::Pause,
+            position: 13.0,
+            track: None,
+            timestamp: 0.0,
+        })
+        .unwrap();
+    let refused = m[0].wait_for("music-error").await.unwrap();
+    assert!(
+        refused.data()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("only the DJ")),
+        "{refused:?}"
+    );
+    m[1].link()
+        .send(&MusicControl {
+            session_id: session.clone(),
+            action: jamz_proto::events::ControlAction::Seek,
+            position: 40.0,
+            track: None,
+            timestamp: 0.0,
+        })
+        .unwrap();
+    let seek = m[0].wait_for("music-seek").await.unwrap();
+    assert_eq!(seek.data()["position"], 40.0);
+
     // A playlist change from B reaches A; stored once for both.
     m[1].link()
         .send(&PlaylistUpdate {

@@ -56,6 +56,9 @@ struct RedisLink {
     epoch: std::time::Instant,
     /// The URL without its password, for logs.
     shown: String,
+    /// Counts the times Redis came back after being unreachable (messages may have been
+    /// missed meanwhile).
+    back: tokio::sync::watch::Sender<u64>,
 }
 
 /// socketioxide-redis's pub/sub driver over a reconnecting Redis connection, or nothing.
@@ -93,6 +96,7 @@ impl ClusterDriver {
             failed_at_ms: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
             shown: redact(&url),
+            back: tokio::sync::watch::Sender::new(0),
         });
         tokio::spawn(watch(Arc::downgrade(&link)));
         Ok(Self { link: Some(link) })
@@ -112,6 +116,119 @@ impl ClusterDriver {
     /// A connection for other commands (the shared counters), if clustered.
     pub fn connection(&self) -> Option<ConnectionManager> {
         self.link.as_ref().map(|l| l.conn.clone())
+    }
+}
+
+/// A change of control made by one process, for the others (deploy/scale-out.md: each
+/// process checks the DJ in its memory; this keeps that memory true).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct DjChange {
+    pub session: String,
+    pub epoch: u64,
+    pub user: Option<jamz_proto::UserId>,
+    /// The announcing process (it ignores its own announcements).
+    pub from: String,
+}
+
+/// Where changes of control are announced: a Redis channel with `--redis`, nowhere
+/// without (one process: its memory is the only one).
+#[derive(Clone, Default)]
+pub struct DjBus {
+    link: Option<(Arc<RedisLink>, String)>,
+    me: String,
+}
+
+impl DjBus {
+    pub fn clustered(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Tells the other processes; a failure is logged (the link's warning), and every
+    /// process reads the DJ again when Redis is back.
+    pub async fn announce(&self, session: &str, dj: crate::live::Dj) {
+        let Some((link, chan)) = &self.link else {
+            return;
+        };
+        let change = DjChange {
+            session: session.to_string(),
+            epoch: dj.epoch,
+            user: dj.user,
+            from: self.me.clone(),
+        };
+        let Ok(payload) = serde_json::to_vec(&change) else {
+            return;
+        };
+        let mut conn = link.conn.clone();
+        match redis::AsyncCommands::publish::<_, _, redis::Value>(&mut conn, chan.as_str(), payload)
+            .await
+        {
+            Ok(_) => link.succeeded(),
+            Err(e) => link.failed("announce a change of control", &e),
+        }
+    }
+}
+
+/// What reaches a process from [`DjBus`]: other processes' changes of control, and the
+/// count of Redis's comebacks (after one, forget what was learnt: messages may be lost).
+pub struct DjListener {
+    changes: mpsc::Receiver<ChanItem>,
+    back: tokio::sync::watch::Receiver<u64>,
+    me: String,
+}
+
+pub enum DjHeard {
+    Change(DjChange),
+    RedisBack,
+}
+
+impl DjListener {
+    /// The next thing heard; `None` when the link is gone.
+    pub async fn next(&mut self) -> Option<DjHeard> {
+        loop {
+            tokio::select! {
+                item = self.changes.recv() => {
+                    let (_, payload) = item?;
+                    match serde_json::from_slice::<DjChange>(&payload) {
+                        Ok(change) if change.from != self.me => return Some(DjHeard::Change(change)),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "a change of control that does not decode; ignored"),
+                    }
+                }
+                changed = self.back.changed() => {
+                    changed.ok()?;
+                    return Some(DjHeard::RedisBack);
+                }
+            }
+        }
+    }
+}
+
+impl ClusterDriver {
+    /// The bus of changes of control, and (with Redis) what this process hears on it.
+    pub async fn dj_bus(&self, prefix: &str) -> Result<(DjBus, Option<DjListener>), ClusterError> {
+        let me = format!("{:032x}", rand::random::<u128>());
+        let Some(link) = &self.link else {
+            return Ok((DjBus { link: None, me }, None));
+        };
+        let chan = format!("{prefix}#dj");
+        let (tx, rx) = mpsc::channel(4096);
+        link.handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(chan.clone(), tx);
+        link.conn.clone().subscribe(chan.as_str()).await?;
+        let listener = DjListener {
+            changes: rx,
+            back: link.back.subscribe(),
+            me: me.clone(),
+        };
+        Ok((
+            DjBus {
+                link: Some((link.clone(), chan)),
+                me,
+            },
+            Some(listener),
+        ))
     }
 }
 
@@ -139,6 +256,7 @@ impl RedisLink {
     fn succeeded(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::warn!(redis = %self.shown, "Redis reachable again: relays reach every process");
+            self.back.send_modify(|n| *n += 1);
         }
     }
 }

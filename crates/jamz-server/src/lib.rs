@@ -252,6 +252,18 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
     let grant_signer =
         grants::GrantSigner::load_or_create(&config.data_dir).map_err(data_dir_err)?;
     let shared_counters = driver.connection();
+    let (dj_bus, dj_listener) =
+        driver
+            .dj_bus(&config.redis_prefix)
+            .await
+            .map_err(|e| StartError::Redis {
+                location: config
+                    .redis
+                    .as_deref()
+                    .map(cluster::redact)
+                    .unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
     let (layer, io) = SocketIo::builder()
         .with_adapter::<Adapter>(driver.adapter_state(&config.redis_prefix))
         .ping_interval(config.ping_interval)
@@ -267,7 +279,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         keys: auth::TokenKeys::from_secret(secret.as_bytes()),
         grants: Arc::new(grant_signer),
         store,
-        live: Arc::new(live::LiveSessions::default()),
+        live: Arc::new(live::LiveSessions::new(dj_bus)),
         metrics: Arc::new(metrics::Metrics::default()),
         io: io.clone(),
         public_url: config.public_url.clone(),
@@ -289,6 +301,23 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
             .shared(shared_counters, &config.redis_prefix),
         ),
     };
+    if let Some(mut listener) = dj_listener {
+        let live = state.live.clone();
+        tokio::spawn(async move {
+            while let Some(heard) = listener.next().await {
+                match heard {
+                    cluster::DjHeard::Change(c) => live.remote_dj(
+                        &c.session,
+                        live::Dj {
+                            user: c.user,
+                            epoch: c.epoch,
+                        },
+                    ),
+                    cluster::DjHeard::RedisBack => live.forget_all(),
+                }
+            }
+        });
+    }
     realtime::register(state.clone())
         .await
         .map_err(|reason| StartError::Redis {

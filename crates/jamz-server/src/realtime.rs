@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::now_ms_f64;
 use crate::cluster::{Ack as AckSender, Sock};
 use crate::error::ApiError;
-use crate::live::Controller;
+use crate::live::{Controller, Dj, Persist, Playback};
 use crate::service;
 use crate::state::{AppState, room};
 
@@ -369,7 +369,7 @@ async fn join(state: &AppState, s: &Sock, user: UserId, e: JoinAudioSession) -> 
         .await
         .map_err(api_message)?;
     s.join([room(&row.id), member_room(&row.id, user)]);
-    state.live.touch(&row.id);
+    note_row(state, &row);
     s.extensions.insert(Joined {
         session_id: row.id.clone(),
     });
@@ -528,6 +528,7 @@ async fn take_control(
         .await
         .map_err(api_message)?;
     let me = public_id(s);
+    note_row(state, &row);
     // Conditional on the epoch read: of two members racing (on two processes), one wins.
     let Some(c) = set_controller(state, s, &row.id, user, row.controller_epoch).await? else {
         return Err("another member took control at the same moment; try again".to_string());
@@ -570,6 +571,17 @@ async fn set_controller(
         .set_controller_if(session_id, seen, user, &socket_id, device_key.as_deref())
         .await
         .map_err(api_message)?;
+    match epoch {
+        Some(epoch) => {
+            let dj = Dj {
+                user: Some(user),
+                epoch,
+            };
+            state.live.dj_changed_here(session_id, dj).await;
+        }
+        // Another change came first (maybe on another process): read it when needed.
+        None => state.live.forget_dj(session_id),
+    }
     Ok(epoch.map(|epoch| Controller {
         user,
         socket_id,
@@ -578,29 +590,60 @@ async fn set_controller(
     }))
 }
 
-/// The DJ check for playback events: the session's controller is a user, so
-/// any of that user's sockets may steer (a reconnect gets a new socket id). The
-/// session as the database has it now, for the caller to go on with.
-async fn require_dj(
-    state: &AppState,
-    session_id: &str,
-    user: UserId,
-) -> Result<crate::db::SessionRow, String> {
-    let row = state
+/// What the database says of the session's DJ and anchor, for this process's memory
+/// (kept where this process knows newer).
+fn note_row(state: &AppState, row: &crate::db::SessionRow) {
+    state.live.note_dj(
+        &row.id,
+        Dj {
+            user: row.controller_id,
+            epoch: row.controller_epoch,
+        },
+    );
+}
+
+/// The DJ check for playback events, in this process's memory (read from the database
+/// only when this process does not know the DJ: first use, or another process changed
+/// it): the session's controller is a user, so any of that user's sockets may steer (a
+/// reconnect gets a new socket id). Returns the session's playback anchor, for the
+/// caller to go on with.
+async fn require_dj(state: &AppState, session_id: &str, user: UserId) -> Result<Playback, String> {
+    let mut read = None;
+    let dj = match state.live.dj(session_id) {
+        Some(dj) => dj,
+        None => {
+            let row = read_session(state, session_id).await?;
+            note_row(state, &row);
+            let dj = state.live.dj(session_id).unwrap_or(Dj {
+                user: row.controller_id,
+                epoch: row.controller_epoch,
+            });
+            read = Some(row);
+            dj
+        }
+    };
+    if dj.user != Some(user) {
+        return Err("only the DJ can control playback; take control first".to_string());
+    }
+    // Only the DJ's events fill in the anchor: this process then writes it.
+    if let Some(anchor) = state.live.playback(session_id) {
+        return Ok(anchor);
+    }
+    let row = match read {
+        Some(row) => row,
+        None => read_session(state, session_id).await?,
+    };
+    state.live.note_playback(session_id, &row.playback);
+    Ok(state.live.playback(session_id).unwrap_or(row.playback))
+}
+
+async fn read_session(state: &AppState, session_id: &str) -> Result<crate::db::SessionRow, String> {
+    state
         .db
         .session(session_id)
         .await
         .map_err(api_message)?
-        .ok_or_else(|| format!("no session {session_id}"))?;
-    dj_check(&row, user)?;
-    Ok(row)
-}
-
-fn dj_check(row: &crate::db::SessionRow, user: UserId) -> Result<(), String> {
-    match service::controller(row) {
-        Some(c) if c.user == user => Ok(()),
-        _ => Err("only the DJ can control playback; take control first".to_string()),
-    }
+        .ok_or_else(|| format!("no session {session_id}"))
 }
 
 fn check_position(position: f64) -> Result<(), String> {
@@ -619,10 +662,9 @@ async fn control(state: &AppState, s: &Sock, user: UserId, e: MusicControl) -> R
     if let Some(t) = &e.track {
         service::check_track(t).map_err(api_message)?;
     }
-    let row = require_dj(state, &joined.session_id, user).await?;
+    let mut p = require_dj(state, &joined.session_id, user).await?;
     use jamz_proto::events::ControlAction::*;
     let now = now_ms_f64();
-    let mut p = service::playback(state, &row);
     let track = {
         if let Some(t) = &e.track {
             p.track = Some(t.clone());
@@ -639,7 +681,7 @@ async fn control(state: &AppState, s: &Sock, user: UserId, e: MusicControl) -> R
         p.at_ms = now;
         p.track.clone()
     };
-    service::save_playback(state, &joined.session_id, p);
+    service::save_playback(state, &joined.session_id, p, Persist::Now);
     let relay = MusicRelay {
         position: e.position,
         track,
@@ -659,11 +701,10 @@ async fn position_sync(
 ) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
     check_position(e.position)?;
-    let row = require_dj(state, &joined.session_id, user).await?;
-    let mut playback = service::playback(state, &row);
+    let mut playback = require_dj(state, &joined.session_id, user).await?;
     playback.position = e.position;
     playback.at_ms = now_ms_f64();
-    service::save_playback(state, &joined.session_id, playback);
+    service::save_playback(state, &joined.session_id, playback, Persist::No);
     let relay = PositionSyncRelay {
         position: e.position,
         timestamp: e.timestamp,
@@ -796,7 +837,6 @@ async fn convoy_update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::Playback;
 
     /// The DJ is a user, not a socket: after a reconnect (a new socket id) the same user
     /// still steers; nobody else does, and nobody at all before someone took control.
@@ -812,14 +852,35 @@ mod tests {
         let s2 = state.db.session_for_group("g2", ann).await.unwrap().id;
         let err = require_dj(&state, &s1, ann).await.unwrap_err();
         assert!(err.contains("take control first"), "{err}");
-        state
+        // Another process made ann the DJ (from an old socket) and said so.
+        let epoch = state
             .db
             .set_controller(&s1, ann, "old-socket", None)
             .await
             .unwrap();
-        let row = require_dj(&state, &s1, ann).await.unwrap();
-        assert_eq!(row.controller_socket_id.as_deref(), Some("old-socket"));
+        let err = require_dj(&state, &s1, ann).await.unwrap_err();
+        assert!(err.contains("take control first"), "not told yet: {err}");
+        state.live.remote_dj(
+            &s1,
+            Dj {
+                user: Some(ann),
+                epoch,
+            },
+        );
+        require_dj(&state, &s1, ann).await.unwrap();
         assert!(require_dj(&state, &s1, bob).await.is_err());
+        // A stale announcement (an older epoch) changes nothing.
+        state.live.remote_dj(
+            &s1,
+            Dj {
+                user: Some(bob),
+                epoch: epoch - 1,
+            },
+        );
+        assert!(require_dj(&state, &s1, bob).await.is_err());
+        // Forgotten (this process lost a race): read from the database again.
+        state.live.forget_dj(&s1);
+        require_dj(&state, &s1, ann).await.unwrap();
         // Another session's DJ is not this one's.
         assert!(require_dj(&state, &s2, ann).await.is_err());
     }

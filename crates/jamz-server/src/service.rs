@@ -43,31 +43,41 @@ pub fn is_dj(session: &SessionRow, user: UserId) -> bool {
     controller(session).is_some_and(|c| c.user == user)
 }
 
-/// The session's playback anchor: this process's newest if not written yet, else the
-/// database's.
+/// The session's playback anchor: this process's if it knows one (the newest, maybe not
+/// written yet), else the database's.
 pub fn playback(state: &AppState, session: &SessionRow) -> crate::live::Playback {
     state
         .live
-        .pending_playback(&session.id)
+        .playback(&session.id)
         .unwrap_or_else(|| session.playback.clone())
 }
 
 /// Stores `playback` as the session's anchor: at once for this process, in the database
-/// by the session's writer (the newest anchor at each write, so a burst of seeks does not
-/// queue a write each behind the relays).
-pub fn save_playback(state: &AppState, session_id: &str, playback: crate::live::Playback) {
-    if !state.live.offer_playback(session_id, playback) {
+/// by the session's writer in the background (the newest anchor at each write, so a
+/// burst of seeks does not queue a write each; position-syncs at most every
+/// [`crate::live::COALESCE`], and not at all in a single process).
+pub fn save_playback(
+    state: &AppState,
+    session_id: &str,
+    playback: crate::live::Playback,
+    persist: crate::live::Persist,
+) {
+    if !state.live.offer_playback(session_id, playback, persist) {
         return;
     }
     let (state, id) = (state.clone(), session_id.to_string());
     tokio::spawn(async move {
-        while let Some((playback, generation)) = state.live.playback_to_write(&id) {
+        while let Some((_, _, may_wait)) = state.live.playback_to_write(&id) {
+            if may_wait {
+                tokio::time::sleep(crate::live::COALESCE).await;
+            }
+            let Some((playback, generation, _)) = state.live.playback_to_write(&id) else {
+                break;
+            };
             if let Err(e) = state.db.save_playback(&id, &playback).await {
                 tracing::error!(session = %id, error = %e, "could not store the playback anchor");
             }
-            if state.live.playback_written(&id, generation) {
-                break;
-            }
+            state.live.playback_written(&id, generation);
         }
     });
 }
