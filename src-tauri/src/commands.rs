@@ -148,8 +148,9 @@ pub async fn node_command(state: State<'_, App>, command: NodeCommand) -> AppRes
 }
 
 /// Set to a file listing paths, one a line: the picker returns them (read at each
-/// pick) without showing a dialog. For the app's E2E, which cannot drive a native
-/// dialog; only whoever starts the process can set it, never the web view.
+/// pick; the first only where the dialog picks one file) without showing a dialog.
+/// For the app's E2E, which cannot drive a native dialog; only whoever starts the
+/// process can set it, never the web view.
 pub const TEST_PICKED_FILES_ENV: &str = "JAMZ_TEST_PICKED_FILES";
 
 /// The native file picker for audio files. What it returns is the only way a
@@ -190,10 +191,12 @@ async fn pick<R: Runtime>(
     many: bool,
 ) -> AppResult<Vec<std::path::PathBuf>> {
     if let Some(list) = std::env::var_os(TEST_PICKED_FILES_ENV) {
+        // As the dialog: one file at most when picking one.
         return Ok(std::fs::read_to_string(&list)
             .map_err(|e| jamz_node::NodeError::Invalid(format!("{TEST_PICKED_FILES_ENV}: {e}")))?
             .lines()
             .filter(|l| !l.trim().is_empty())
+            .take(if many { usize::MAX } else { 1 })
             .map(std::path::PathBuf::from)
             .collect());
     }

@@ -52,6 +52,7 @@ pub fn jamz_as(home: &Path) -> Command {
         .env("JAMZ_CACHE_DIR", home.join("cache"))
         .env_remove("JAMZ_SERVER")
         .env_remove("JAMZ_PASSWORD")
+        .env_remove("JAMZ_DISCOVER")
         .kill_on_drop(true);
     cmd
 }
@@ -104,7 +105,44 @@ impl TestServer {
         db: &std::ffi::OsStr,
         extra: &[&str],
     ) -> Result<Self> {
-        let mut child = Command::new(workspace_bin("jamz-server"))
+        Self::spawn(dir, bind, db, extra, None).await
+    }
+
+    /// A fresh server (own temporary directory) with extra arguments whose log (its
+    /// stderr: warnings and errors, no colours) goes to the file `log`, for a test that
+    /// checks what the server logs.
+    pub async fn start_logging_to(log: &Path, extra: &[&str]) -> Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let db = dir.join("jamz.db");
+        let mut s = Self::spawn(&dir, "127.0.0.1:0", db.as_os_str(), extra, Some(file)).await?;
+        s._tmp = Some(tmp);
+        Ok(s)
+    }
+
+    async fn spawn(
+        dir: &Path,
+        bind: &str,
+        db: &std::ffi::OsStr,
+        extra: &[&str],
+        log: Option<std::fs::File>,
+    ) -> Result<Self> {
+        let mut cmd = Command::new(workspace_bin("jamz-server"));
+        match log {
+            Some(file) => cmd
+                .env("RUST_LOG", "warn")
+                .env("NO_COLOR", "1")
+                .stderr(file),
+            None => cmd
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .stderr(Stdio::inherit()),
+        };
+        let mut child = cmd
             .arg("--bind")
             .arg(bind)
             .arg("--db")
@@ -112,12 +150,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(dir.join("files"))
             .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .context("spawn jamz-server")?;
@@ -377,6 +410,8 @@ async fn listening(child: &mut Child, name: &str, prefix: &str) -> Result<String
 
 pub mod throttle;
 
+pub mod tls;
+
 /// What the benchmarks share: their knobs from the environment and their figures.
 pub mod bench {
     /// `name` from the environment as a count, else `default`.
@@ -446,4 +481,14 @@ pub fn in_network_namespace(name: &str, setup: &str) -> bool {
         "the inner test did not run: {text}"
     );
     false
+}
+
+/// A minimal playlist track with this id (title `Title {id}`, a URL no test fetches).
+pub fn track(id: &str) -> jamz_proto::Track {
+    jamz_proto::Track {
+        id: id.into(),
+        title: format!("Title {id}"),
+        url: format!("http://cdn.example/{id}.mp3"),
+        ..jamz_proto::Track::default()
+    }
 }

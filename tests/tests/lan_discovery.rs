@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use jamz_e2e::jamz_as;
+use jamz_e2e::tls::private_ca;
 use jamz_link::RestClient;
 use node_support::{NodeProc, PASSWORD, click_track};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -154,6 +155,34 @@ fn an_announced_server_is_found_by_another_process() {
                 "{err}"
             );
             assert!(err.contains("--discover NAME"), "{err}");
+
+            // A part of a name, letter case ignored, picks one (then the login is Bob's
+            // van's business: no such account there).
+            let node_as_x = |session: &'static str| {
+                [
+                    "node",
+                    "--discover",
+                    session,
+                    "--username",
+                    "x",
+                    "--password",
+                    "y",
+                    "--output",
+                    "null",
+                ]
+            };
+            let (ok, _, err) = jamz(home, &node_as_x("bob")).await?;
+            assert!(!ok);
+            let picked = format!("found \"Bob's van\" at http://10.42.0.1:{}", bob.port);
+            assert!(err.contains(&picked), "{err}");
+            // A name nobody announces: said, with what was found.
+            let (ok, _, err) = jamz(home, &node_as_x("Carol")).await?;
+            assert!(!ok);
+            assert!(
+                err.contains("no session named \"Carol\" found on this network"),
+                "{err}"
+            );
+            assert!(err.contains("\"Ann's car\""), "{err}");
             anyhow::Ok(())
         })
         .unwrap();
@@ -264,34 +293,9 @@ fn a_discovering_node_joins_the_hosted_session_and_plays() {
         .unwrap();
 }
 
-/// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a CA, and a certificate it
-/// issued for the hotspot's address.
-fn private_ca(dir: &Path) -> Result<()> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "TrafficJamz test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["10.42.0.1".to_owned()])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "jamz-server");
-    let cert = leaf.signed_by(&key, &issuer)?;
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
-    std::fs::write(dir.join("server.pem"), cert.pem())?;
-    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
-    Ok(())
-}
-
 /// A host speaking TLS is announced as such (`scheme=https`): the URL found is its
-/// `https://` one, and it works with the host's CA.
+/// `https://` one, and it works with the host's CA, for `jamz` and for a node that
+/// discovers it (configured by environment only, as the service is).
 #[test]
 fn a_tls_server_is_found_as_https() {
     if !jamz_e2e::in_network_namespace("a_tls_server_is_found_as_https", SETUP) {
@@ -303,7 +307,7 @@ fn a_tls_server_is_found_as_https() {
             let tmp = tempfile::tempdir()?;
             let home = tmp.path();
             let tls = home.join("tls");
-            private_ca(&tls)?;
+            private_ca(&tls, &["10.42.0.1"])?;
             let (cert, key) = (tls.join("server.pem"), tls.join("server.key"));
             let host = Host::start_with(
                 &home.join("ann"),
@@ -339,6 +343,61 @@ fn a_tls_server_is_found_as_https() {
             )
             .await?;
             assert!(ok, "{err}");
+
+            // A node finds it and reaches it over TLS with the CA: it logs in and asks
+            // for the member's groups there.
+            let ca = ca.to_str().context("path")?;
+            let (ok, _, err) = jamz(
+                home,
+                &[
+                    "--ca-cert",
+                    ca,
+                    "node",
+                    "--discover",
+                    "--username",
+                    "probe",
+                    "--password",
+                    PASSWORD,
+                    "--output",
+                    "null",
+                ],
+            )
+            .await?;
+            assert!(!ok);
+            assert!(
+                err.contains(&format!(
+                    "you are in no group on {url}: ask the host to add you"
+                )),
+                "{err}"
+            );
+            // In a group, a node configured as the service is (environment only:
+            // JAMZ_DISCOVER=any, deploy/node.env.example) joins its session.
+            let (ok, _, err) =
+                jamz(home, &["--ca-cert", ca, "group", "create", "night drive"]).await?;
+            assert!(ok, "{err}");
+            let cache = home.join("cache-probe");
+            let mut node = NodeProc::spawn(
+                "probe",
+                &["node", "--json", "--output", "null"],
+                &home.join("config"),
+                &[
+                    ("JAMZ_DISCOVER", "any"),
+                    ("JAMZ_CA_CERT", ca),
+                    ("JAMZ_USERNAME", "probe"),
+                    ("JAMZ_PASSWORD", PASSWORD),
+                    ("JAMZ_CACHE_DIR", cache.to_str().context("path")?),
+                ],
+            )
+            .await?;
+            let ready = node.wait_event("ready", |_| true).await?;
+            println!("joined over https: {ready}");
+            node.wait_event("participants", |v| {
+                v["participants"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|x| x["userId"] == ready["userId"]))
+            })
+            .await?;
+            node.quit().await?;
             anyhow::Ok(())
         })
         .unwrap();

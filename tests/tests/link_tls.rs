@@ -4,37 +4,14 @@
 //! websocket and the `jamz` CLI all work over TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
+use jamz_e2e::tls::private_ca;
 use jamz_e2e::{TestServer, jamz_as};
 use jamz_link::{LinkEvent, LinkState, RestClient, SocketClient, SocketConfig};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a CA, and a certificate it
-/// issued for 127.0.0.1 and localhost.
-fn private_ca(dir: &Path) -> Result<()> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "TrafficJamz test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "jamz-server");
-    let cert = leaf.signed_by(&key, &issuer)?;
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
-    std::fs::write(dir.join("server.pem"), cert.pem())?;
-    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
-    Ok(())
-}
 
 /// Every cause of an error, outermost first.
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
@@ -50,7 +27,7 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_its_own_ca_is_refused_until_the_ca_is_trusted() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    private_ca(dir.path())?;
+    private_ca(dir.path(), &["127.0.0.1", "localhost"])?;
     let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
     let server = TestServer::start_with_args(&[
         "--tls-cert",

@@ -186,6 +186,78 @@ async fn node_on(world: &World, i: usize, bus: &Bus) -> Result<NodeProc> {
         .await
 }
 
+/// `out`: `audio` as FLAC with a 16x16 red PNG (`cover`) attached as its front cover.
+async fn with_cover(
+    audio: &std::path::Path,
+    cover: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<()> {
+    let ffmpeg = |args: Vec<&std::ffi::OsStr>| {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(args);
+        cmd
+    };
+    let s = |x: &'static str| std::ffi::OsStr::new(x);
+    let made = ffmpeg(vec![
+        s("-f"),
+        s("lavfi"),
+        s("-i"),
+        s("color=c=red:s=16x16"),
+        s("-frames:v"),
+        s("1"),
+        cover.as_os_str(),
+    ])
+    .status()
+    .await
+    .context("ffmpeg (scripts/apt/audio-test.txt)")?;
+    anyhow::ensure!(made.success(), "ffmpeg could not make the cover");
+    let made = ffmpeg(vec![
+        s("-i"),
+        audio.as_os_str(),
+        s("-i"),
+        cover.as_os_str(),
+        s("-map"),
+        s("0:a"),
+        s("-map"),
+        s("1:v"),
+        s("-c:a"),
+        s("flac"),
+        s("-c:v"),
+        s("copy"),
+        s("-disposition:v"),
+        s("attached_pic"),
+        out.as_os_str(),
+    ])
+    .status()
+    .await?;
+    anyhow::ensure!(made.success(), "ffmpeg could not attach the cover");
+    Ok(())
+}
+
+/// A `file://` URL's path with its `%XX` escapes undone.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn title_of(playlist: &Value, i: usize) -> String {
     playlist["playlist"][i]["title"]
         .as_str()
@@ -218,10 +290,14 @@ async fn playerctl_reads_now_playing_and_steers_the_dj_but_not_the_others() -> R
         .wait_event("controller", |v| v["userId"] == world.user_id(0))
         .await?;
 
-    let first = world.dir.path().join("first drive.wav");
+    let first_wav = world.dir.path().join("first drive.wav");
     let second = world.dir.path().join("second drive.wav");
-    click_track(&first, 40.0, 1.0)?;
+    click_track(&first_wav, 40.0, 1.0)?;
     click_track(&second, 30.0, -1.0)?;
+    // The first track carries a cover picture in its tags (FLAC with an attached PNG).
+    let cover = world.dir.path().join("cover.png");
+    let first = world.dir.path().join("first drive.flac");
+    with_cover(&first_wav, &cover, &first).await?;
     dj.add(&first, 1).await?;
     let playlist = dj.add(&second, 2).await?;
     rider.wait_playlist(2).await?;
@@ -276,6 +352,20 @@ async fn playerctl_reads_now_playing_and_steers_the_dj_but_not_the_others() -> R
         })
         .await?;
     eprintln!("rider's now playing: {rider_meta}");
+    // The cover from the track's tags, as a file each desktop reads from its own cache.
+    let png = std::fs::read(&cover)?;
+    for (who, bus) in [("DJ", &dj_bus), ("rider", &rider_bus)] {
+        let art = bus
+            .playerctl_until(&["metadata", "mpris:artUrl"], |m| m.starts_with("file://"))
+            .await?;
+        eprintln!("{who}'s cover: {art}");
+        let path = percent_decode(art.trim_start_matches("file://"));
+        assert_eq!(
+            std::fs::read(&path).with_context(|| format!("{who}'s cover {path}"))?,
+            png,
+            "{who}'s cover is the picture in the track's tags"
+        );
+    }
 
     // Next: the second track, for everyone.
     dj_bus.playerctl(&["next"]).await?;

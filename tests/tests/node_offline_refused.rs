@@ -9,19 +9,8 @@ mod node_support;
 
 use anyhow::Result;
 use jamz_e2e::LinkProxy;
-use node_support::{NodeProc, World, click_track};
+use node_support::{NodeProc, World, click_track, playlist_ids};
 use serde_json::{Value, json};
-
-fn ids(playlist: &Value) -> Vec<String> {
-    playlist
-        .as_array()
-        .map(|p| {
-            p.iter()
-                .filter_map(|t| t["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 async fn outbox_of(n: &mut NodeProc, len: usize) -> Result<Value> {
     n.wait_event("outbox", |v| {
@@ -46,7 +35,7 @@ async fn offline_remove_and_reorder_arrive_and_a_refused_one_is_reported() -> Re
         // Different lengths: different files (the server keeps one copy of equal bytes).
         click_track(&path, 2.0 + 0.2 * i as f64, 1.0)?;
         let pl = dj.add(&path, i + 1).await?;
-        tracks = ids(&pl["playlist"]);
+        tracks = playlist_ids(&pl);
     }
     let [a, b, c] = [&tracks[0], &tracks[1], &tracks[2]].map(String::clone);
     other.wait_playlist(3).await?;
@@ -68,10 +57,10 @@ async fn offline_remove_and_reorder_arrive_and_a_refused_one_is_reported() -> Re
     proxy.restore();
     let want = vec![c.clone(), b.clone()];
     other
-        .wait_event("playlist", |v| ids(&v["playlist"]) == want)
+        .wait_event("playlist", |v| playlist_ids(v) == want)
         .await?;
     outbox_of(&mut dj, 0).await?;
-    dj.wait_event("playlist", |v| ids(&v["playlist"]) == want)
+    dj.wait_event("playlist", |v| playlist_ids(v) == want)
         .await?;
 
     // 2. Away again, the DJ removes `b`; meanwhile the other member takes the role.

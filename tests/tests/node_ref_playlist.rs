@@ -10,20 +10,8 @@ mod node_support;
 use anyhow::{Context, Result};
 use jamz_e2e::RefServer;
 use jamz_link::RestClient;
-use node_support::{NodeProc, PASSWORD, click_track};
-use serde_json::{Value, json};
-
-/// The ids of a `playlist` event, in order.
-fn ids(v: &Value) -> Vec<String> {
-    v["playlist"]
-        .as_array()
-        .map(|p| {
-            p.iter()
-                .filter_map(|t| t["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use node_support::{NodeProc, PASSWORD, click_track, playlist_ids};
+use serde_json::json;
 
 async fn node(server: &str, group: &str, name: &str, dir: &std::path::Path) -> Result<NodeProc> {
     let cache = dir.join(format!("cache-{name}"));
@@ -85,9 +73,9 @@ async fn a_second_node_sees_every_playlist_change_on_a_relay_only_server() -> Re
         let path = dir.path().join(format!("song-{i}.wav"));
         click_track(&path, seconds, 1.0)?;
         let mine = ann.add(&path, i + 1).await?;
-        tracks = ids(&mine);
+        tracks = playlist_ids(&mine);
         let theirs = bob.wait_playlist(i + 1).await?;
-        assert_eq!(ids(&theirs), tracks, "bob after append {i}");
+        assert_eq!(playlist_ids(&theirs), tracks, "bob after append {i}");
     }
 
     // Reorder: the last one first.
@@ -95,19 +83,19 @@ async fn a_second_node_sees_every_playlist_change_on_a_relay_only_server() -> Re
     ann.send(json!({"cmd":"reorder","order":order})).await?;
     let want = order.clone();
     let theirs = bob
-        .wait_event("playlist", |v| ids(v) == want)
+        .wait_event("playlist", |v| playlist_ids(v) == want)
         .await
         .context("bob never saw the reorder")?;
-    assert_eq!(ids(&theirs), order);
+    assert_eq!(playlist_ids(&theirs), order);
 
     // Delete: the middle one.
     ann.send(json!({"cmd":"remove","track":order[1]})).await?;
     let want = vec![order[0].clone(), order[2].clone()];
     let theirs = bob
-        .wait_event("playlist", |v| ids(v) == want)
+        .wait_event("playlist", |v| playlist_ids(v) == want)
         .await
         .context("bob never saw the delete")?;
-    assert_eq!(ids(&theirs), want);
+    assert_eq!(playlist_ids(&theirs), want);
 
     ann.quit().await?;
     bob.quit().await?;

@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use jamz_e2e::{TestServer, repo_root, workspace_bin};
+use jamz_e2e::{TestServer, repo_root, track, workspace_bin};
 use jamz_link::{LinkError, RestClient, RetryPolicy};
-use jamz_proto::Track;
 
 /// Every wait here is bounded by this; a hang fails the test, a slow machine does not.
 const BOUND: Duration = Duration::from_secs(60);
@@ -28,15 +27,6 @@ fn client(url: &str) -> RestClient {
         max_retries: 0,
         ..RetryPolicy::default()
     })
-}
-
-fn track(id: &str) -> Track {
-    Track {
-        id: id.into(),
-        title: format!("Title {id}"),
-        url: format!("http://cdn.example/{id}.mp3"),
-        ..Track::default()
-    }
 }
 
 async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {

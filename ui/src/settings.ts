@@ -9,6 +9,11 @@ export const THEMES: readonly Theme[] = ["system", "light", "dark"];
 
 export interface Settings {
   server: string;
+  /**
+   * Further servers of the same backend (processes sharing its database): the node moves to
+   * one of them when the server it is on dies or shuts down (docs/node-control.md).
+   */
+  otherServers: string[];
   /** jamz-audio output spec: `default`, `device:ID`, `null` or `wav:PATH`. */
   output: string;
   /** Extra latency of this device's output, 0-2000 ms (a Bluetooth stereo: 150-300). */
@@ -70,6 +75,7 @@ export function defaultAttribution(tiles: string): string {
 
 export const DEFAULT_SETTINGS: Settings = {
   server: "http://127.0.0.1:5050",
+  otherServers: [],
   output: "default",
   latencyOffsetMs: 0,
   cacheLimitMiB: 2048,
@@ -119,10 +125,26 @@ export function sanitize(s: Settings): Settings {
     mapAttribution: typeof s.mapAttribution === "string"
       ? s.mapAttribution.replace(/\s+/g, " ").trim().slice(0, MAX_ATTRIBUTION_LEN)
       : "",
+    otherServers: serverList(s.otherServers),
     theme: THEMES.includes(s.theme) ? s.theme : "system",
     locationMode: LOCATION_MODES.includes(s.locationMode) ? s.locationMode : "manual",
     setUp: s.setUp === true,
   };
+}
+
+/**
+ * Server addresses as the settings keep them: `http(s)://` ones, trimmed, each once; from a
+ * list or a comma-separated line (what the settings form has).
+ */
+export function serverList(value: unknown): string[] {
+  const items = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : [];
+  const out: string[] = [];
+  for (const item of items) {
+    if (typeof item !== "string") continue;
+    const u = item.trim();
+    if (/^https?:\/\/\S+$/.test(u) && !out.includes(u)) out.push(u);
+  }
+  return out;
 }
 
 /** A tile URL template Leaflet can use: http(s) with `{z}`, `{x}` and `{y}`. */

@@ -3,28 +3,16 @@
 // happy-dom has not: the palette's contrast is checked in contrast.test.ts.)
 
 import axe from "axe-core";
-import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { backend } from "../src/backend";
+import { describe, expect, it } from "vitest";
 import type { Ctx } from "../src/app";
-import { startApp } from "../src/start";
-import { button, fakeBackend, memoryStorage, setUpStorage, until } from "./helpers";
+import { appHarness, button, fakeBackend, memoryStorage, setUpStorage, until } from "./helpers";
 
 const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1, tokenStore: "keyring" };
 const OUTPUTS = [{ id: "default", name: "System default", is_default: true }];
 const GROUP = { id: "g1", name: "Road trip", description: "Saturday", creator_id: 1, members: [1, 2] };
 
-let root: HTMLElement;
-const started: Ctx[] = [];
-beforeEach(() => {
-  root = document.createElement("div");
-  document.body.replaceChildren(root);
-});
-afterEach(() => {
-  for (const ctx of started.splice(0)) ctx.go({ screen: "auth" });
-  clearMocks();
-});
+const ui = appHarness();
 
 async function app(account: unknown, storage: Storage = setUpStorage()): Promise<Ctx> {
   fakeBackend({
@@ -38,9 +26,7 @@ async function app(account: unknown, storage: Storage = setUpStorage()): Promise
     cover_art: () => null,
     location_sources: () => [{ spec: "manual", name: "Entered by hand" }],
   });
-  const ctx = await startApp(root, backend, storage);
-  started.push(ctx);
-  return ctx;
+  return ui.start(storage);
 }
 
 /** The serious and critical violations on the page, one line each. */
@@ -54,45 +40,45 @@ async function violations(): Promise<string[]> {
 // axe walks the whole page several times: slow under happy-dom on a busy machine.
 describe("accessibility (axe-core)", { timeout: 30_000 }, () => {
   it("finds an unlabelled control (the pass can fail)", async () => {
-    root.append(Object.assign(document.createElement("input"), { name: "unlabelled" }));
+    ui.root.append(Object.assign(document.createElement("input"), { name: "unlabelled" }));
     expect((await violations()).some((v) => v.startsWith("label (critical)"))).toBe(true);
   });
 
   it("the first run: the choice, the server, this car", async () => {
     await app(null, memoryStorage());
     expect(await violations()).toEqual([]);
-    button(root, "[data-choice=join]").click();
+    button(ui.root, "[data-choice=join]").click();
     expect(await violations()).toEqual([]);
-    root.querySelector("form")?.requestSubmit();
-    await until(() => root.querySelectorAll("[name=output] option").length >= 2, "the output list");
+    ui.root.querySelector("form")?.requestSubmit();
+    await until(() => ui.root.querySelectorAll("[name=output] option").length >= 2, "the output list");
     expect(await violations()).toEqual([]);
   });
 
   it("sign in and register", async () => {
     await app(null);
     expect(await violations()).toEqual([]);
-    button(root, "button.link").click();
+    button(ui.root, "button.link").click();
     expect(await violations()).toEqual([]);
   });
 
   it("groups, with the hosting card", async () => {
     await app(ACCOUNT);
-    await until(() => root.querySelectorAll("li.group").length === 1, "the group");
-    await until(() => root.querySelector("[data-testid=lan-urls]") !== null, "the hosting card");
+    await until(() => ui.root.querySelectorAll("li.group").length === 1, "the group");
+    await until(() => ui.root.querySelector("[data-testid=lan-urls]") !== null, "the hosting card");
     expect(await violations()).toEqual([]);
   });
 
   it("settings", async () => {
     const ctx = await app(ACCOUNT);
     ctx.go({ screen: "settings", back: { screen: "groups" } });
-    await until(() => root.querySelectorAll("[name=output] option").length >= 2, "the output list");
+    await until(() => ui.root.querySelectorAll("[name=output] option").length >= 2, "the output list");
     expect(await violations()).toEqual([]);
   });
 
   it("the session: now playing, playlist, people, map, cache and its settings panel", async () => {
     const ctx = await app(ACCOUNT);
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
-    await until(() => root.querySelector("[data-screen=session]") !== null, "the session");
+    await until(() => ui.root.querySelector("[data-screen=session]") !== null, "the session");
     expect(await violations()).toEqual([]);
     await emit("node-event", { event: "controller", userId: 1 });
     await emit("node-event", { event: "playlist", playlist: [
@@ -102,9 +88,9 @@ describe("accessibility (axe-core)", { timeout: 30_000 }, () => {
     await emit("node-event", { event: "playback", playing: true, track: "a", position: 5, at: 0 });
     await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socketId: "s" }] });
     await emit("node-event", { event: "outbox", pending: [{ action: "add", label: "Song 2" }] });
-    await until(() => root.querySelectorAll("[data-track]").length === 2, "the playlist");
+    await until(() => ui.root.querySelectorAll("[data-track]").length === 2, "the playlist");
     expect(await violations()).toEqual([]);
-    button(root, "[data-action=settings]").click();
+    button(ui.root, "[data-action=settings]").click();
     expect(await violations()).toEqual([]);
   });
 });

@@ -1,4 +1,8 @@
-import { mockIPC } from "@tauri-apps/api/mocks";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { afterEach, beforeEach } from "vitest";
+import type { Ctx } from "../src/app";
+import { backend } from "../src/backend";
+import { startApp } from "../src/start";
 
 export interface Call {
   cmd: string;
@@ -70,4 +74,44 @@ export function setUpStorage(): Storage {
   const s = memoryStorage();
   s.setItem("trafficjamz.settings", JSON.stringify({ setUp: true }));
   return s;
+}
+
+/**
+ * The app under test, one per test: a fresh root element before each test, and every app
+ * a test started taken back to the sign-in screen afterwards, so no screen of one test (a
+ * session's status poll) keeps calling into the next one.
+ */
+export interface AppHarness {
+  /** The element the current test's app renders into. */
+  readonly root: HTMLElement;
+  /** Starts the app in `root` with the (mocked) backend. */
+  start(storage: Storage): Promise<Ctx>;
+  /** The name of the screen shown now. */
+  screen(): string | undefined;
+}
+
+export function appHarness(): AppHarness {
+  let current: HTMLElement | null = null;
+  const started: Ctx[] = [];
+  beforeEach(() => {
+    current = document.createElement("div");
+    document.body.replaceChildren(current);
+  });
+  afterEach(() => {
+    for (const ctx of started.splice(0)) ctx.go({ screen: "auth" });
+    clearMocks();
+  });
+  const harness: AppHarness = {
+    get root(): HTMLElement {
+      if (!current) throw new Error("the app's root exists only inside a test");
+      return current;
+    },
+    async start(storage: Storage): Promise<Ctx> {
+      const ctx = await startApp(harness.root, backend, storage);
+      started.push(ctx);
+      return ctx;
+    },
+    screen: () => harness.root.querySelector<HTMLElement>("[data-screen]")?.dataset.screen,
+  };
+  return harness;
 }

@@ -1,12 +1,9 @@
 // Join links in the UI: a hosting device shows each group's link and QR code; a joining
 // device opens or pastes one and is taken to the group's session.
-import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { backend } from "../src/backend";
+import { describe, expect, it } from "vitest";
 import type { Ctx } from "../src/app";
-import { startApp } from "../src/start";
-import { button, fakeBackend, input, memoryStorage, setUpStorage, until } from "./helpers";
+import { appHarness, button, fakeBackend, input, memoryStorage, setUpStorage, until } from "./helpers";
 
 const ACCOUNT = { server: "http://10.42.0.1:5050", username: "bob", userId: 2, tokenStore: "keyring" };
 const GROUP = { id: "g1", name: "Road trip", description: "", creator_id: 1, members: [1, 2] };
@@ -24,22 +21,9 @@ const readLink = (a: Record<string, unknown>): unknown => {
   return view("http://10.42.0.1:5050", "g1", "Ann's car");
 };
 
-let root: HTMLElement;
-const started: Ctx[] = [];
-beforeEach(() => {
-  root = document.createElement("div");
-  document.body.replaceChildren(root);
-});
-afterEach(() => {
-  for (const ctx of started.splice(0)) ctx.go({ screen: "auth" });
-  clearMocks();
-});
-async function app(storage: Storage): Promise<Ctx> {
-  const ctx = await startApp(root, backend, storage);
-  started.push(ctx);
-  return ctx;
-}
-const screen = (): string | undefined => root.querySelector<HTMLElement>("[data-screen]")?.dataset.screen;
+const ui = appHarness();
+const app = (storage: Storage): Promise<Ctx> => ui.start(storage);
+const screen = (): string | undefined => ui.screen();
 
 describe("join links", () => {
   it("a hosting device shows each group's join link as text and as a QR code", async () => {
@@ -53,22 +37,22 @@ describe("join links", () => {
       make_join_link: (a) => view(String(a.server), a.group as string, a.name as string),
     });
     await app(storage);
-    await until(() => root.querySelector("[data-action=show-join-link]") !== null, "the invite button");
-    const show = button(root, "[data-action=show-join-link]");
+    await until(() => ui.root.querySelector("[data-action=show-join-link]") !== null, "the invite button");
+    const show = button(ui.root, "[data-action=show-join-link]");
     expect(show.getAttribute("aria-expanded")).toBe("false");
     // A button: Enter and Space work from the keyboard as a click does.
     show.focus();
     show.click();
-    await until(() => root.querySelector("img.qr") !== null, "the QR code");
+    await until(() => ui.root.querySelector("img.qr") !== null, "the QR code");
     expect(calls.find((c) => c.cmd === "make_join_link")?.args).toEqual({ server: "http://10.42.0.1:5050", group: "g1", name: "Road trip" });
     expect(show.getAttribute("aria-expanded")).toBe("true");
-    const img = root.querySelector<HTMLImageElement>("img.qr")!;
+    const img = ui.root.querySelector<HTMLImageElement>("img.qr")!;
     expect(img.alt).toBe("QR code of the join link to Road trip");
     expect(decodeURIComponent(img.src.replace(/^data:image\/svg\+xml;charset=utf-8,/, ""))).toBe(SVG);
-    expect(input(root, "join-link").value).toBe(LINK);
-    expect(input(root, "join-link").readOnly).toBe(true);
+    expect(input(ui.root, "join-link").value).toBe(LINK);
+    expect(input(ui.root, "join-link").readOnly).toBe(true);
     show.click();
-    expect(root.querySelector<HTMLElement>("[data-testid=invite]")!.hidden).toBe(true);
+    expect(ui.root.querySelector<HTMLElement>("[data-testid=invite]")!.hidden).toBe(true);
     expect(show.getAttribute("aria-expanded")).toBe("false");
   });
 
@@ -87,13 +71,13 @@ describe("join links", () => {
     await app(storage);
     // Not set up yet, but the link says where: straight to signing in, server filled in.
     expect(screen()).toBe("auth");
-    expect(input(root, "server").value).toBe("http://10.42.0.1:5050");
-    expect(root.querySelector("[data-testid=joining]")?.textContent).toBe("Joining Ann's car: sign in or register on its server.");
-    input(root, "username").value = "bob";
-    input(root, "password").value = "pw";
-    root.querySelector("form")?.requestSubmit();
-    await until(() => root.querySelector("[data-action=open-joined]") !== null, "the join card");
-    const open = button(root, "[data-action=open-joined]");
+    expect(input(ui.root, "server").value).toBe("http://10.42.0.1:5050");
+    expect(ui.root.querySelector("[data-testid=joining]")?.textContent).toBe("Joining Ann's car: sign in or register on its server.");
+    input(ui.root, "username").value = "bob";
+    input(ui.root, "password").value = "pw";
+    ui.root.querySelector("form")?.requestSubmit();
+    await until(() => ui.root.querySelector("[data-action=open-joined]") !== null, "the join card");
+    const open = button(ui.root, "[data-action=open-joined]");
     expect(open.textContent).toBe("Open the session of Road trip");
     expect(document.activeElement).toBe(open);
     open.click();
@@ -112,23 +96,23 @@ describe("join links", () => {
       list_groups: () => [],
     });
     const ctx = await app(setUpStorage());
-    input(root, "server").value = "trafficjamz://join?oops";
-    input(root, "username").value = "bob";
-    input(root, "password").value = "pw";
+    input(ui.root, "server").value = "trafficjamz://join?oops";
+    input(ui.root, "username").value = "bob";
+    input(ui.root, "password").value = "pw";
     // Starts with the scheme: read as a link, and the shell's refusal is shown.
-    root.querySelector("form")?.requestSubmit();
-    await until(() => (root.querySelector("[role=alert]")?.textContent ?? "") !== "", "an error");
-    expect(root.querySelector("[role=alert]")?.textContent).toBe("the join link names no server");
+    ui.root.querySelector("form")?.requestSubmit();
+    await until(() => (ui.root.querySelector("[role=alert]")?.textContent ?? "") !== "", "an error");
+    expect(ui.root.querySelector("[role=alert]")?.textContent).toBe("the join link names no server");
     expect(screen()).toBe("auth");
     expect(calls.some((c) => c.cmd === "login")).toBe(false);
-    input(root, "server").value = LINK;
-    root.querySelector("form")?.requestSubmit();
+    input(ui.root, "server").value = LINK;
+    ui.root.querySelector("form")?.requestSubmit();
     await until(() => screen() === "groups", "the groups screen");
     expect(calls.find((c) => c.cmd === "login")?.args).toEqual({ args: { server: "http://10.42.0.1:5050", username: "bob", password: "pw" } });
     expect(ctx.settings.server).toBe("http://10.42.0.1:5050");
     // Not a member of the link's group: told what to do.
-    await until(() => root.querySelector("[data-testid=join]:not([hidden])") !== null, "the join card");
-    expect(root.querySelector("[data-testid=join]")?.textContent).toContain("ask its host to add your username, bob");
+    await until(() => ui.root.querySelector("[data-testid=join]:not([hidden])") !== null, "the join card");
+    expect(ui.root.querySelector("[data-testid=join]")?.textContent).toContain("ask its host to add your username, bob");
   });
 
   it("a link handed over by a second launch takes the app to its group", async () => {
@@ -139,10 +123,10 @@ describe("join links", () => {
     });
     await app(setUpStorage());
     await until(() => screen() === "groups", "the groups screen");
-    expect(root.querySelector<HTMLElement>("[data-testid=join]")!.hidden).toBe(true);
+    expect(ui.root.querySelector<HTMLElement>("[data-testid=join]")!.hidden).toBe(true);
     await emit("join-link", LINK);
-    await until(() => root.querySelector("[data-action=open-joined]") !== null, "the join card");
-    button(root, "[data-action=dismiss-join]").click();
-    expect(root.querySelector<HTMLElement>("[data-testid=join]")!.hidden).toBe(true);
+    await until(() => ui.root.querySelector("[data-action=open-joined]") !== null, "the join card");
+    button(ui.root, "[data-action=dismiss-join]").click();
+    expect(ui.root.querySelector<HTMLElement>("[data-testid=join]")!.hidden).toBe(true);
   });
 });

@@ -1,12 +1,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { clearMocks } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { backend } from "../src/backend";
 import type { Ctx } from "../src/app";
-import { startApp } from "../src/start";
-import { button, fakeBackend, input, memoryStorage, setUpStorage, until } from "./helpers";
+import { appHarness, button, fakeBackend, input, memoryStorage, setUpStorage, until } from "./helpers";
 
 const ACCOUNT = { server: "http://127.0.0.1:5050", username: "ann", userId: 1, tokenStore: "keyring" };
 const OUTPUTS = [
@@ -15,25 +13,10 @@ const OUTPUTS = [
 ];
 const GROUP = { id: "g1", name: "Road trip", description: "", creator_id: 1, members: [1] };
 
-let root: HTMLElement;
-beforeEach(() => {
-  root = document.createElement("div");
-  document.body.replaceChildren(root);
-});
-// Every app a test starts is taken back to the sign-in screen afterwards, so no
-// screen of one test (a session's status poll) keeps calling into the next one.
-const started: Ctx[] = [];
-async function app(storage: Storage): Promise<Ctx> {
-  const ctx = await startApp(root, backend, storage);
-  started.push(ctx);
-  return ctx;
-}
-afterEach(() => {
-  for (const ctx of started.splice(0)) ctx.go({ screen: "auth" });
-  clearMocks();
-});
+const ui = appHarness();
+const app = (storage: Storage): Promise<Ctx> => ui.start(storage);
 
-const screen = (): string | undefined => root.querySelector<HTMLElement>("[data-screen]")?.dataset.screen;
+const screen = (): string | undefined => ui.screen();
 
 describe("sign in", () => {
   it("registers against the typed server and shows the groups", async () => {
@@ -44,13 +27,13 @@ describe("sign in", () => {
     });
     await app(setUpStorage());
     expect(screen()).toBe("auth");
-    expect(root.querySelector("[data-testid=tier]")?.textContent).toMatch(/Online|Offline/);
-    button(root, "button.link").click();
-    input(root, "server").value = "http://10.0.0.2:5050";
-    input(root, "username").value = "ann";
-    input(root, "email").value = "ann@example.com";
-    input(root, "password").value = "pw";
-    root.querySelector("form")?.requestSubmit();
+    expect(ui.root.querySelector("[data-testid=tier]")?.textContent).toMatch(/Online|Offline/);
+    button(ui.root, "button.link").click();
+    input(ui.root, "server").value = "http://10.0.0.2:5050";
+    input(ui.root, "username").value = "ann";
+    input(ui.root, "email").value = "ann@example.com";
+    input(ui.root, "password").value = "pw";
+    ui.root.querySelector("form")?.requestSubmit();
     await until(() => screen() === "groups", "the groups screen");
     expect(calls.find((c) => c.cmd === "register")?.args).toEqual({
       args: { server: "http://10.0.0.2:5050", username: "ann", email: "ann@example.com", password: "pw" },
@@ -69,24 +52,24 @@ describe("sign in", () => {
     });
     await app(storage);
     expect(screen()).toBe("welcome");
-    button(root, "[data-choice=join]").click();
-    input(root, "server").value = "ftp://10.0.0.2";
-    root.querySelector("form")?.requestSubmit();
-    expect(root.querySelector("[role=alert]")?.textContent).toMatch(/^An address starts with http/);
-    input(root, "server").value = "http://10.0.0.2:5050";
-    root.querySelector("form")?.requestSubmit();
-    expect(root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
-    await until(() => root.querySelectorAll("[name=output] option").length === 3, "the output list");
-    await until(() => root.querySelectorAll("[name=location-mode] option").length === 3, "the location sources");
-    expect([...root.querySelectorAll<HTMLOptionElement>("[name=location-mode] option")].map((o) => o.value))
+    button(ui.root, "[data-choice=join]").click();
+    input(ui.root, "server").value = "ftp://10.0.0.2";
+    ui.root.querySelector("form")?.requestSubmit();
+    expect(ui.root.querySelector("[role=alert]")?.textContent).toMatch(/^An address starts with http/);
+    input(ui.root, "server").value = "http://10.0.0.2:5050";
+    ui.root.querySelector("form")?.requestSubmit();
+    expect(ui.root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
+    await until(() => ui.root.querySelectorAll("[name=output] option").length === 3, "the output list");
+    await until(() => ui.root.querySelectorAll("[name=location-mode] option").length === 3, "the location sources");
+    expect([...ui.root.querySelectorAll<HTMLOptionElement>("[name=location-mode] option")].map((o) => o.value))
       .toEqual(["manual", "gpsd:localhost:2947", "device"]);
-    input(root, "display-name").value = "Ann's car";
-    root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
-    root.querySelector<HTMLSelectElement>("[name=location-mode]")!.value = "gpsd:localhost:2947";
-    root.querySelector("form")?.requestSubmit();
+    input(ui.root, "display-name").value = "Ann's car";
+    ui.root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
+    ui.root.querySelector<HTMLSelectElement>("[name=location-mode]")!.value = "gpsd:localhost:2947";
+    ui.root.querySelector("form")?.requestSubmit();
     expect(screen()).toBe("auth");
-    expect(input(root, "server").value).toBe("http://10.0.0.2:5050");
-    expect(input(root, "host").checked).toBe(false);
+    expect(input(ui.root, "server").value).toBe("http://10.0.0.2:5050");
+    expect(input(ui.root, "host").checked).toBe(false);
     const saved = JSON.parse(storage.getItem("trafficjamz.settings")!);
     expect([saved.setUp, saved.hosting, saved.server, saved.displayName, saved.output, saved.locationMode, saved.locationArg])
       .toEqual([true, false, "http://10.0.0.2:5050", "Ann's car", "device:alsa:pulse", "gpsd", "localhost:2947"]);
@@ -103,15 +86,15 @@ describe("sign in", () => {
       list_groups: () => [],
     });
     await app(memoryStorage());
-    button(root, "[data-choice=host]").click();
-    expect(root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
-    root.querySelector("form")?.requestSubmit();
+    button(ui.root, "[data-choice=host]").click();
+    expect(ui.root.querySelector("[data-step]")?.getAttribute("data-step")).toBe("car");
+    ui.root.querySelector("form")?.requestSubmit();
     expect(screen()).toBe("auth");
-    expect(input(root, "host").checked).toBe(true);
-    expect(input(root, "server").disabled).toBe(true);
-    input(root, "username").value = "ann";
-    input(root, "password").value = "pw";
-    root.querySelector("form")?.requestSubmit();
+    expect(input(ui.root, "host").checked).toBe(true);
+    expect(input(ui.root, "server").disabled).toBe(true);
+    input(ui.root, "username").value = "ann";
+    input(ui.root, "password").value = "pw";
+    ui.root.querySelector("form")?.requestSubmit();
     await until(() => screen() === "groups", "the groups screen");
     const login = calls.find((c) => c.cmd === "login");
     expect(login?.args).toEqual({ args: { server: "http://127.0.0.1:5151", username: "ann", password: "pw" } });
@@ -136,9 +119,9 @@ describe("sign in", () => {
     await app(storage);
     // the app restarts the server it hosted before
     expect(calls.filter((c) => c.cmd === "host_session")).toHaveLength(1);
-    await until(() => root.querySelector("[data-testid=lan-urls]") !== null, "the LAN URLs");
-    expect(root.querySelector("[data-testid=lan-urls]")?.textContent).toBe("http://192.168.43.1:5050");
-    button(root, "[data-action=stop-hosting]").click();
+    await until(() => ui.root.querySelector("[data-testid=lan-urls]") !== null, "the LAN URLs");
+    expect(ui.root.querySelector("[data-testid=lan-urls]")?.textContent).toBe("http://192.168.43.1:5050");
+    button(ui.root, "[data-action=stop-hosting]").click();
     await until(() => screen() === "auth", "the sign-in screen");
     expect(calls.map((c) => c.cmd)).toContain("stop_hosting");
     expect(JSON.parse(storage.getItem("trafficjamz.settings")!).hosting).toBe(false);
@@ -150,11 +133,11 @@ describe("sign in", () => {
       login: () => { throw { code: "unauthorized", message: "invalid username or password" }; },
     });
     await app(setUpStorage());
-    input(root, "username").value = "ann";
-    input(root, "password").value = "bad";
-    root.querySelector("form")?.requestSubmit();
-    await until(() => (root.querySelector("[role=alert]")?.textContent ?? "") !== "", "an error");
-    expect(root.querySelector("[role=alert]")?.textContent).toBe("invalid username or password");
+    input(ui.root, "username").value = "ann";
+    input(ui.root, "password").value = "bad";
+    ui.root.querySelector("form")?.requestSubmit();
+    await until(() => (ui.root.querySelector("[role=alert]")?.textContent ?? "") !== "", "an error");
+    expect(ui.root.querySelector("[role=alert]")?.textContent).toBe("invalid username or password");
     expect(screen()).toBe("auth");
   });
 });
@@ -171,11 +154,11 @@ describe("groups", () => {
       node_command: () => null,
     });
     await app(memoryStorage());
-    await until(() => root.querySelectorAll("li.group").length === 1, "the group list");
-    input(root, "group-name").value = "Convoy";
-    root.querySelector<HTMLFormElement>("form[aria-label='Create a group']")?.requestSubmit();
-    await until(() => root.querySelectorAll("li.group").length === 2, "the new group");
-    const first = root.querySelector<HTMLElement>("li.group[data-group=g1]")!;
+    await until(() => ui.root.querySelectorAll("li.group").length === 1, "the group list");
+    input(ui.root, "group-name").value = "Convoy";
+    ui.root.querySelector<HTMLFormElement>("form[aria-label='Create a group']")?.requestSubmit();
+    await until(() => ui.root.querySelectorAll("li.group").length === 2, "the new group");
+    const first = ui.root.querySelector<HTMLElement>("li.group[data-group=g1]")!;
     input(first, "member").value = "bo";
     first.querySelector("form")?.requestSubmit();
     await until(() => first.querySelector("[data-testid=member-count]")?.textContent === "2 members", "two members");
@@ -193,13 +176,13 @@ describe("groups", () => {
       leave_group: (a) => { groups = groups.filter((g) => g.id !== a.groupId); return null; },
     });
     await app(memoryStorage());
-    await until(() => root.querySelectorAll("li.group").length === 2, "both groups");
-    expect(root.querySelector("[data-testid=signed-in]")?.textContent).toContain("system keyring");
-    const second = root.querySelector<HTMLElement>("li.group[data-group=g2]")!;
+    await until(() => ui.root.querySelectorAll("li.group").length === 2, "both groups");
+    expect(ui.root.querySelector("[data-testid=signed-in]")?.textContent).toContain("system keyring");
+    const second = ui.root.querySelector<HTMLElement>("li.group[data-group=g2]")!;
     button(second, "[data-action=leave-group]").click();
-    await until(() => root.querySelectorAll("li.group").length === 1, "one group left");
+    await until(() => ui.root.querySelectorAll("li.group").length === 1, "one group left");
     expect(calls.find((c) => c.cmd === "leave_group")?.args).toEqual({ groupId: "g2" });
-    expect(root.querySelector("li.group[data-group=g1]")).not.toBeNull();
+    expect(ui.root.querySelector("li.group[data-group=g1]")).not.toBeNull();
   });
 });
 
@@ -237,7 +220,7 @@ describe("session", () => {
     ] });
     await emit("node-event", { event: "playback", playing: true, track: "a", position: 5, at: 0 });
     await emit("node-event", { event: "buffering", track: "a", buffering: true });
-    const note = () => root.querySelector<HTMLElement>("[data-testid=not-playable]")!;
+    const note = () => ui.root.querySelector<HTMLElement>("[data-testid=not-playable]")!;
     await until(() => !note().hidden, "the buffering note");
     expect(note().textContent).toMatch(/^Buffering/);
     await emit("node-event", { event: "buffering", track: "a", buffering: false });
@@ -250,20 +233,20 @@ describe("session", () => {
       { id: "a", title: "Alpha", artist: "X", source: "upload", duration: 200 },
       { id: "b", title: "Beta", artist: "Y", source: "upload", duration: 100 },
     ] });
-    await until(() => root.querySelectorAll("[data-track]").length === 2, "the playlist");
-    expect(button(root, "[data-action=play]").disabled).toBe(true);
-    button(root, "[data-action=take-control]").click();
+    await until(() => ui.root.querySelectorAll("[data-track]").length === 2, "the playlist");
+    expect(button(ui.root, "[data-action=play]").disabled).toBe(true);
+    button(ui.root, "[data-action=take-control]").click();
     await emit("node-event", { event: "controller", userId: 1 });
-    await until(() => !button(root, "[data-action=play]").disabled, "DJ controls");
-    button(root, "[data-action=play]").click();
+    await until(() => !button(ui.root, "[data-action=play]").disabled, "DJ controls");
+    button(ui.root, "[data-action=play]").click();
     await emit("node-event", { event: "playback", playing: true, track: "a", position: 5, at: 0 });
-    await until(() => root.querySelector("[data-testid=play-state]")?.textContent === "playing", "playing");
-    expect(root.querySelector("[data-testid=now-playing]")?.textContent).toBe("Alpha");
-    expect(root.querySelector("[data-testid=artist]")?.textContent).toBe("X");
+    await until(() => ui.root.querySelector("[data-testid=play-state]")?.textContent === "playing", "playing");
+    expect(ui.root.querySelector("[data-testid=now-playing]")?.textContent).toBe("Alpha");
+    expect(ui.root.querySelector("[data-testid=artist]")?.textContent).toBe("X");
     // one of play and pause at a time, in the same place
-    expect(button(root, "[data-action=play]").hidden).toBe(true);
-    expect(button(root, "[data-action=pause]").hidden).toBe(false);
-    const seek = root.querySelector<HTMLInputElement>("[data-testid=position-bar]")!;
+    expect(button(ui.root, "[data-action=play]").hidden).toBe(true);
+    expect(button(ui.root, "[data-action=pause]").hidden).toBe(false);
+    const seek = ui.root.querySelector<HTMLInputElement>("[data-testid=position-bar]")!;
     seek.value = "42";
     seek.dispatchEvent(new Event("change"));
     await until(() => commands(calls).length === 3, "three commands");
@@ -276,8 +259,8 @@ describe("session", () => {
 
   it("adds a YouTube video by link and plays the engine's directives in YouTube's player", async () => {
     const calls = await openSession();
-    input(root, "youtube").value = " https://youtu.be/dQw4w9WgXcQ ";
-    root.querySelector<HTMLFormElement>("form[data-testid=add-youtube]")?.requestSubmit();
+    input(ui.root, "youtube").value = " https://youtu.be/dQw4w9WgXcQ ";
+    ui.root.querySelector<HTMLFormElement>("form[data-testid=add-youtube]")?.requestSubmit();
     await until(() => commands(calls).length === 1, "the add");
     expect(commands(calls)).toEqual([{ cmd: "add", youtube: "https://youtu.be/dQw4w9WgXcQ" }]);
     // YouTube's script already in the page (the stand-in's surface): the node's directive is
@@ -290,9 +273,9 @@ describe("session", () => {
     const reading = commands(calls).find((c) => (c as { state?: number }).state === 1) as { video: string; position: number };
     expect(reading.video).toBe("dQw4w9WgXcQ");
     expect(reading.position).toBeGreaterThanOrEqual(3);
-    expect(root.querySelector<HTMLElement>("[data-testid=youtube-player]")?.hidden).toBe(false);
+    expect(ui.root.querySelector<HTMLElement>("[data-testid=youtube-player]")?.hidden).toBe(false);
     await emit("node-event", { event: "youtube", do: "stop" });
-    await until(() => root.querySelector<HTMLElement>("[data-testid=youtube-player]")?.hidden === true, "the player hidden");
+    await until(() => ui.root.querySelector<HTMLElement>("[data-testid=youtube-player]")?.hidden === true, "the player hidden");
     delete (window as { YT?: unknown }).YT;
   });
 
@@ -302,7 +285,7 @@ describe("session", () => {
       { id: "a", title: "Alpha", artist: "X", source: "upload", sha256: "c0ffee" },
       { id: "b", title: "Beta", artist: "Y", source: "upload", sha256: "beef" },
     ] });
-    const cover = root.querySelector<HTMLImageElement>("[data-testid=cover]")!;
+    const cover = ui.root.querySelector<HTMLImageElement>("[data-testid=cover]")!;
     expect(cover.hidden).toBe(true);
     await emit("node-event", { event: "playback", playing: true, track: "a", position: 0, at: 0 });
     await until(() => !cover.hidden, "the cover");
@@ -310,7 +293,7 @@ describe("session", () => {
     expect(calls.find((c) => c.cmd === "cover_art")?.args).toEqual({ sha256: "c0ffee" });
     await emit("node-event", { event: "playback", playing: true, track: "b", position: 0, at: 0 });
     await until(() => cover.hidden === true, "the placeholder");
-    expect(root.querySelector(".np-art .placeholder")?.hasAttribute("hidden")).toBe(false);
+    expect(ui.root.querySelector(".np-art .placeholder")?.hasAttribute("hidden")).toBe(false);
   });
 
   it("lets the DJ reorder with the keyboard and remove tracks", async () => {
@@ -319,11 +302,11 @@ describe("session", () => {
     await emit("node-event", { event: "playlist", playlist: [
       { id: "a", title: "Alpha", artist: "", source: "upload" }, { id: "b", title: "Beta", artist: "", source: "upload" }, { id: "c", title: "Gamma", artist: "", source: "upload" },
     ] });
-    await until(() => root.querySelectorAll("[data-track]").length === 3, "the playlist");
-    const a = root.querySelector<HTMLElement>("[data-track=a]")!;
+    await until(() => ui.root.querySelectorAll("[data-track]").length === 3, "the playlist");
+    const a = ui.root.querySelector<HTMLElement>("[data-track=a]")!;
     a.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", altKey: true, bubbles: true }));
-    button(root, "[data-track=c] [data-action=remove]").click();
-    button(root, "[data-track=c] [data-action=up]").click();
+    button(ui.root, "[data-track=c] [data-action=remove]").click();
+    button(ui.root, "[data-track=c] [data-action=up]").click();
     await until(() => commands(calls).length === 3, "three commands");
     expect(commands(calls)).toEqual([
       { cmd: "reorder", order: ["b", "a", "c"] },
@@ -337,63 +320,63 @@ describe("session", () => {
     await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socketId: "s" }] });
     await emit("node-event", { event: "tier", tier: "mesh", reason: "server unreachable" });
     await emit("node-event", { event: "status", tier: "mesh", playing: false, track: null, position: null, clock_offset_ms: null, drift_ms: null, peers: 1, cache: { tracks: 2, bytes: 2048, hits: 3, misses: 1, max_bytes: 1 << 30, max_tracks: 50 }, queued: 2, output: "null", latency_offset_ms: 0 });
-    await until(() => root.querySelector("[data-testid=tier]")?.textContent === "Peer mesh", "the mesh tier");
-    expect(root.querySelector("[data-testid=queued]")?.textContent).toContain("2 queued changes");
-    expect(root.querySelector("[data-user='2']")?.getAttribute("data-link")).toBe("socket");
-    expect(root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2 KiB · 75 % played from the cache · limit 1 GiB");
+    await until(() => ui.root.querySelector("[data-testid=tier]")?.textContent === "Peer mesh", "the mesh tier");
+    expect(ui.root.querySelector("[data-testid=queued]")?.textContent).toContain("2 queued changes");
+    expect(ui.root.querySelector("[data-user='2']")?.getAttribute("data-link")).toBe("socket");
+    expect(ui.root.querySelector("[data-testid=cache-summary]")?.textContent).toBe("2 tracks cached, 2 KiB · 75 % played from the cache · limit 1 GiB");
     await emit("node-event", { event: "peer", userId: 2, state: "connected" });
-    await until(() => root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
-    expect(root.querySelector<HTMLElement>("[data-testid=sync]")?.hidden).toBe(true);
+    await until(() => ui.root.querySelector("[data-user='2']")?.getAttribute("data-link") === "peer", "a peer link");
+    expect(ui.root.querySelector<HTMLElement>("[data-testid=sync]")?.hidden).toBe(true);
     await emit("node-event", { event: "playback", playing: true, track: null, position: 1, at: 0, sync_offset_ms: -0.42 });
-    await until(() => root.querySelector("[data-testid=sync]")?.textContent === " · sync −0.4 ms", "the sync meter");
+    await until(() => ui.root.querySelector("[data-testid=sync]")?.textContent === " · sync −0.4 ms", "the sync meter");
     await emit("node-event", { event: "playback", playing: false, track: null, position: 1, at: 0, sync_offset_ms: null });
-    await until(() => root.querySelector<HTMLElement>("[data-testid=sync]")?.hidden === true, "no meter when paused");
+    await until(() => ui.root.querySelector<HTMLElement>("[data-testid=sync]")?.hidden === true, "no meter when paused");
   });
 
   it("lists the changes made offline until the server has them", async () => {
     await openSession();
-    expect(root.querySelector<HTMLElement>("[data-testid=pending]")?.hidden).toBe(true);
+    expect(ui.root.querySelector<HTMLElement>("[data-testid=pending]")?.hidden).toBe(true);
     await emit("node-event", { event: "outbox", pending: [
       { action: "add", label: "Song 2" }, { action: "upload", label: "tone.wav" },
     ] });
-    await until(() => root.querySelectorAll("[data-testid=pending] li[data-action]").length === 2, "two waiting changes");
-    expect(root.querySelector("[data-testid=pending]")?.textContent).toBe("Waiting for the server:add: Song 2upload and add: tone.wav");
+    await until(() => ui.root.querySelectorAll("[data-testid=pending] li[data-action]").length === 2, "two waiting changes");
+    expect(ui.root.querySelector("[data-testid=pending]")?.textContent).toBe("Waiting for the server:add: Song 2upload and add: tone.wav");
     await emit("node-event", { event: "outbox", pending: [] });
-    await until(() => root.querySelector<HTMLElement>("[data-testid=pending]")?.hidden === true, "an empty list");
+    await until(() => ui.root.querySelector<HTMLElement>("[data-testid=pending]")?.hidden === true, "an empty list");
   });
 
   it("sends a fix entered by hand and lists distances between cars", async () => {
     const calls = await openSession();
-    input(root, "latitude").value = "47.3769";
-    input(root, "longitude").value = "8.5417";
-    root.querySelector<HTMLFormElement>("form[aria-label='Enter a position']")?.requestSubmit();
+    input(ui.root, "latitude").value = "47.3769";
+    input(ui.root, "longitude").value = "8.5417";
+    ui.root.querySelector<HTMLFormElement>("form[aria-label='Enter a position']")?.requestSubmit();
     await until(() => commands(calls).length === 1, "the location command");
     expect(commands(calls)[0]).toEqual({ cmd: "location", latitude: 47.3769, longitude: 8.5417 });
     // the node echoes this device's own fix, and relays the other car's
     await emit("node-event", { event: "location", userId: 1, latitude: 47.3769, longitude: 8.5417, speed: null, heading: null, together: [] });
     await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [] });
-    await until(() => root.querySelector(".distance") !== null, "a distance");
-    expect(root.querySelector(".distance")?.textContent).toMatch(/^(ann ↔ user 2|user 2 ↔ ann): 1\.11 km$/);
-    expect(root.querySelector("[data-testid=distances] [data-user='1']")?.textContent).toBe("ann: 47.37690, 8.54170");
+    await until(() => ui.root.querySelector(".distance") !== null, "a distance");
+    expect(ui.root.querySelector(".distance")?.textContent).toMatch(/^(ann ↔ user 2|user 2 ↔ ann): 1\.11 km$/);
+    expect(ui.root.querySelector("[data-testid=distances] [data-user='1']")?.textContent).toBe("ann: 47.37690, 8.54170");
   });
 
   it("turns sharing on and off, and shows together, the meeting point's ETAs and a car falling behind", async () => {
     const calls = await openSession();
-    button(root, "[data-action=share-location]").click();
+    button(ui.root, "[data-action=share-location]").click();
     await until(() => commands(calls).length === 1, "the share-location command");
     expect(commands(calls)[0]).toEqual({ cmd: "share-location", enabled: true });
     await emit("node-event", { event: "sharing", enabled: true, until: null, reason: "turned on" });
-    await until(() => button(root, "[data-action=share-location]").textContent === "Stop sharing my position", "the button to stop");
+    await until(() => button(ui.root, "[data-action=share-location]").textContent === "Stop sharing my position", "the button to stop");
     await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [1] });
     await emit("node-event", { event: "together", groups: [[1, 2]] });
     await emit("node-event", { event: "regroup", latitude: 47.4, longitude: 8.55, setBy: 2, etas: [{ userId: 2, distance_m: 1500, eta_s: 120, arrived: false }] });
     await emit("node-event", { event: "falling-behind", userId: 3, behind_m: 2400 });
-    await until(() => root.querySelector(".behind") !== null, "the alert");
-    expect(root.querySelector(".together")?.textContent).toBe("Together: ann, user 2");
-    expect(root.querySelector(".eta")?.textContent).toBe("user 2: 1.50 km, about 2 min");
-    expect(root.querySelector(".behind")?.textContent).toBe("user 3 is falling behind (2.40 km)");
+    await until(() => ui.root.querySelector(".behind") !== null, "the alert");
+    expect(ui.root.querySelector(".together")?.textContent).toBe("Together: ann, user 2");
+    expect(ui.root.querySelector(".eta")?.textContent).toBe("user 2: 1.50 km, about 2 min");
+    expect(ui.root.querySelector(".behind")?.textContent).toBe("user 3 is falling behind (2.40 km)");
     await emit("node-event", { event: "location-off", userId: 2 });
-    await until(() => root.querySelector("[data-testid=distances] [data-user='2']:not(.eta)") === null, "user 2's marker gone");
+    await until(() => ui.root.querySelector("[data-testid=distances] [data-user='2']:not(.eta)") === null, "user 2's marker gone");
   });
 
   it("asks the shell for the map's tiles and says how many are kept for offline use", async () => {
@@ -406,7 +389,7 @@ describe("session", () => {
     expect(set).toBeLessThan(calls.findIndex((c) => c.cmd === "open_session"));
     expect(calls[set]?.args).toEqual({ template: "https://tile.openstreetmap.org/{z}/{x}/{y}.png" });
     await emit("node-event", { ...STATUS });
-    const tiles = root.querySelector<HTMLElement>("[data-testid=map-tiles]")!;
+    const tiles = ui.root.querySelector<HTMLElement>("[data-testid=map-tiles]")!;
     await until(() => !tiles.hidden, "the tile line");
     expect(tiles.textContent).toBe("12 map tiles kept for offline use (1.5 MiB of 256 MiB)");
     expect(tiles.dataset.fromCache).toBe("7");
@@ -418,28 +401,28 @@ describe("session", () => {
       map_tiles_info: () => ({ source: "x", tiles: 0, bytes: 0, maxBytes: 1, fromCache: 0, fetched: 0, failed: 0 }),
     });
     await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [] });
-    const credit = (): string => root.querySelector(".leaflet-control-attribution")?.textContent ?? "";
+    const credit = (): string => ui.root.querySelector(".leaflet-control-attribution")?.textContent ?? "";
     await until(() => credit().includes("© OpenStreetMap contributors"), "OpenStreetMap's credit");
-    const layerUrls = (): string[] => [...root.querySelectorAll<HTMLImageElement>(".convoy-tiles img")].map((i) => i.getAttribute("src") ?? "");
+    const layerUrls = (): string[] => [...ui.root.querySelectorAll<HTMLImageElement>(".convoy-tiles img")].map((i) => i.getAttribute("src") ?? "");
     const tilesBefore = layerUrls();
 
     // The session's settings: another tile server; the credit field follows the address
     // (it was that address's default), then the user types the new server's credit.
-    button(root, "[data-action=settings]").click();
-    const url = root.querySelector<HTMLInputElement>("#sec-settings input[name=map-tiles]")!;
-    const attribution = root.querySelector<HTMLInputElement>("#sec-settings input[name=map-attribution]")!;
+    button(ui.root, "[data-action=settings]").click();
+    const url = ui.root.querySelector<HTMLInputElement>("#sec-settings input[name=map-tiles]")!;
+    const attribution = ui.root.querySelector<HTMLInputElement>("#sec-settings input[name=map-attribution]")!;
     expect(attribution.value).toBe("© OpenStreetMap contributors");
     url.value = "https://tiles.example.org/{z}/{x}/{y}.png";
     url.dispatchEvent(new Event("input"));
     expect(attribution.value).toBe("");
     attribution.value = "<b>Example</b> tiles";
-    root.querySelector<HTMLFormElement>("#sec-settings form")!.requestSubmit();
+    ui.root.querySelector<HTMLFormElement>("#sec-settings form")!.requestSubmit();
 
     await until(() => calls.filter((c) => c.cmd === "set_map_tiles").length === 2, "the new tile server to the shell");
     expect(calls.filter((c) => c.cmd === "set_map_tiles").at(-1)?.args).toEqual({ template: "https://tiles.example.org/{z}/{x}/{y}.png" });
     await until(() => credit().includes("<b>Example</b> tiles"), "the new credit, as text");
     expect(credit()).not.toContain("OpenStreetMap");
-    expect(root.querySelector(".leaflet-control-attribution b")).toBeNull();
+    expect(ui.root.querySelector(".leaflet-control-attribution b")).toBeNull();
     // One tile layer, with URLs of its own (the web view asks the shell again).
     const tilesAfter = layerUrls();
     expect(tilesBefore.length).toBeGreaterThan(0);
@@ -448,11 +431,11 @@ describe("session", () => {
     // No tile server: the map stays, without tiles or credit.
     url.value = "";
     url.dispatchEvent(new Event("input"));
-    root.querySelector<HTMLFormElement>("#sec-settings form")!.requestSubmit();
+    ui.root.querySelector<HTMLFormElement>("#sec-settings form")!.requestSubmit();
     await until(() => calls.filter((c) => c.cmd === "set_map_tiles").length === 3, "no tile server to the shell");
     expect(calls.filter((c) => c.cmd === "set_map_tiles").at(-1)?.args).toEqual({ template: null });
     await until(() => !credit().includes("Example"), "the credit gone");
-    expect(root.querySelectorAll(".convoy-tiles img").length).toBe(0);
+    expect(ui.root.querySelectorAll(".convoy-tiles img").length).toBe(0);
   });
 
   it("draws the groups travelling together and the meeting point on the map", async () => {
@@ -461,20 +444,20 @@ describe("session", () => {
     await emit("node-event", { event: "location", userId: 2, latitude: 47.3869, longitude: 8.5417, speed: 20, heading: 0, together: [1] });
     await emit("node-event", { event: "together", groups: [[1, 2]] });
     await emit("node-event", { event: "regroup", latitude: 47.4, longitude: 8.55, setBy: 2, etas: [] });
-    await until(() => root.querySelector(".regroup-marker") !== null, "the meeting point");
-    expect(root.querySelectorAll(".together-line").length).toBe(1);
-    expect(root.querySelector(".leaflet-tooltip-bottom")?.textContent).toBe("Meeting point");
+    await until(() => ui.root.querySelector(".regroup-marker") !== null, "the meeting point");
+    expect(ui.root.querySelectorAll(".together-line").length).toBe(1);
+    expect(ui.root.querySelector(".leaflet-tooltip-bottom")?.textContent).toBe("Meeting point");
     await emit("node-event", { event: "regroup-cleared" });
     await emit("node-event", { event: "together", groups: [] });
-    await until(() => root.querySelector(".regroup-marker") === null, "the meeting point gone");
-    expect(root.querySelectorAll(".together-line").length).toBe(0);
+    await until(() => ui.root.querySelector(".regroup-marker") === null, "the meeting point gone");
+    expect(ui.root.querySelectorAll(".together-line").length).toBe(0);
   });
 
   it("shows each peer link's round trip, refusals over the mesh and gaps in the sound", async () => {
     await openSession();
     await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socket_id: "s2" }] });
     await emit("node-event", { event: "peer", userId: 2, state: "connected", rtt_ms: 42.4 });
-    const bo = () => root.querySelector<HTMLElement>("[data-testid=participants] [data-user='2']")!;
+    const bo = () => ui.root.querySelector<HTMLElement>("[data-testid=participants] [data-user='2']")!;
     await until(() => bo()?.querySelector("[data-testid=rtt]") !== null, "the round trip");
     expect(bo().textContent).toBe("Bo's carpeer 42 ms");
     await emit("node-event", { event: "peer", userId: 2, state: "closed" });
@@ -483,21 +466,21 @@ describe("session", () => {
     const refusal = { event: "mesh-refused", from: 3, via: 2, type: "control", reason: "not-controller", message: "user 3 is not the DJ", count: 2 };
     await emit("node-event", refusal);
     await emit("node-event", { ...refusal, count: 1 });
-    const list = root.querySelector<HTMLElement>("[data-testid=mesh-refused]")!;
+    const list = ui.root.querySelector<HTMLElement>("[data-testid=mesh-refused]")!;
     await until(() => list.textContent!.includes("3 times"), "the refusals counted");
     expect(list.hidden).toBe(false);
     expect([...list.querySelectorAll("li")].map((l) => l.textContent)).toEqual([
       "Refused from user 3 (relayed by Bo's car): user 3 is not the DJ (3 times)",
     ]);
     // Cleared from the keyboard: a native button, then focus stays in the section.
-    const clear = button(root, "[data-action=clear-refused]");
+    const clear = button(ui.root, "[data-action=clear-refused]");
     clear.focus();
     clear.click();
     expect(list.hidden).toBe(true);
     expect(clear.hidden).toBe(true);
-    expect(document.activeElement).toBe(root.querySelector("[data-testid=participants]"));
+    expect(document.activeElement).toBe(ui.root.querySelector("[data-testid=participants]"));
 
-    const gaps = root.querySelector<HTMLElement>("[data-testid=underruns]")!;
+    const gaps = ui.root.querySelector<HTMLElement>("[data-testid=underruns]")!;
     expect(gaps.hidden).toBe(true);
     await emit("node-event", { ...STATUS, underruns: 3, underrun_ms: 84.6 });
     await until(() => !gaps.hidden, "the gaps line");
@@ -506,8 +489,8 @@ describe("session", () => {
 
   it("applies output, latency offset and cache size at once, without leaving the session", async () => {
     const calls = await openSession();
-    button(root, "[data-action=settings]").click();
-    const panel = root.querySelector<HTMLElement>("#sec-settings")!;
+    button(ui.root, "[data-action=settings]").click();
+    const panel = ui.root.querySelector<HTMLElement>("#sec-settings")!;
     expect(panel.hidden).toBe(false);
     await until(() => panel.querySelectorAll("[name=output] option").length === 3, "the output list");
     expect([...panel.querySelectorAll<HTMLOptionElement>("[name=output] option")].map((o) => o.textContent)).toEqual([
@@ -529,7 +512,7 @@ describe("session", () => {
     expect(screen()).toBe("session");
     // saving again with nothing changed sends nothing
     panel.querySelector("form")?.requestSubmit();
-    button(root, "[data-action=cache-clear]").click();
+    button(ui.root, "[data-action=cache-clear]").click();
     await until(() => commands(calls).length === 5, "cache-clear");
     expect(commands(calls)[4]).toEqual({ cmd: "cache-clear" });
   });
@@ -548,10 +531,10 @@ describe("settings before a session", () => {
     });
     const ctx = await app(storage);
     ctx.go({ screen: "settings", back: { screen: "groups" } });
-    await until(() => root.querySelectorAll("[name=output] option").length === 3, "the output list");
-    root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
-    input(root, "latency").value = "180";
-    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    await until(() => ui.root.querySelectorAll("[name=output] option").length === 3, "the output list");
+    ui.root.querySelector<HTMLSelectElement>("[name=output]")!.value = "device:alsa:pulse";
+    input(ui.root, "latency").value = "180";
+    ui.root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
     expect(calls.some((c) => c.cmd === "node_command")).toBe(false);
     const saved = JSON.parse(storage.getItem("trafficjamz.settings")!);
     expect([saved.output, saved.latencyOffsetMs]).toEqual(["device:alsa:pulse", 180]);
@@ -569,14 +552,14 @@ describe("day and night", () => {
     const ctx = await app(storage);
     expect(document.documentElement.dataset.theme).toBeUndefined();
     ctx.go({ screen: "settings", back: { screen: "groups" } });
-    await until(() => (root.querySelector("[data-testid=cache-stats]")?.textContent ?? "").startsWith("1 track,"), "the cache stats");
-    expect(root.querySelector("[data-testid=cache-stats]")?.textContent).toBe("1 track, 1.7 MiB, in /c");
-    root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "dark";
-    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    await until(() => (ui.root.querySelector("[data-testid=cache-stats]")?.textContent ?? "").startsWith("1 track,"), "the cache stats");
+    expect(ui.root.querySelector("[data-testid=cache-stats]")?.textContent).toBe("1 track, 1.7 MiB, in /c");
+    ui.root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "dark";
+    ui.root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
     expect(document.documentElement.dataset.theme).toBe("dark");
     expect(JSON.parse(storage.getItem("trafficjamz.settings")!).theme).toBe("dark");
-    root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "system";
-    root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    ui.root.querySelector<HTMLSelectElement>("[name=theme]")!.value = "system";
+    ui.root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
     expect(document.documentElement.dataset.theme).toBeUndefined();
   });
 });
@@ -595,13 +578,13 @@ describe("calibrate this car's speakers", () => {
     });
     const ctx = await app(storage);
     ctx.go({ screen: "settings", back: { screen: "groups" } });
-    await until(() => root.querySelector("[data-action=calibrate]") !== null, "the calibrate button");
-    root.querySelector<HTMLButtonElement>("[data-action=calibrate]")!.click();
-    await until(() => (root.querySelector("[data-testid=calibration]")?.textContent ?? "").startsWith("Heard"), "the result");
+    await until(() => ui.root.querySelector("[data-action=calibrate]") !== null, "the calibrate button");
+    ui.root.querySelector<HTMLButtonElement>("[data-action=calibrate]")!.click();
+    await until(() => (ui.root.querySelector("[data-testid=calibration]")?.textContent ?? "").startsWith("Heard"), "the result");
     expect(asked).toEqual({ output: "default", latencyOffsetMs: 0 });
-    expect(root.querySelector("[data-testid=calibration]")?.textContent)
+    expect(ui.root.querySelector("[data-testid=calibration]")?.textContent)
       .toBe("Heard 152.4 ms later than expected (9 of 9 probes agree, confidence 0.97): latency offset set to 152 ms.");
-    expect(root.querySelector<HTMLInputElement>("[name=latency]")!.value).toBe("152");
+    expect(ui.root.querySelector<HTMLInputElement>("[name=latency]")!.value).toBe("152");
     expect(JSON.parse(storage.getItem("trafficjamz.settings")!).latencyOffsetMs).toBe(152);
   });
 });
@@ -622,15 +605,15 @@ describe("a session that cannot go on", () => {
       const ctx = await app(memoryStorage());
       ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
       await until(() => opens === 1, "open_session");
-      expect(button(root, "[data-action=rejoin]").hidden).toBe(true);
+      expect(button(ui.root, "[data-action=rejoin]").hidden).toBe(true);
       const statuses = (): number => calls.filter((c) => c.cmd === "node_command").length;
       const before = statuses();
       vi.advanceTimersByTime(5000);
       await until(() => statuses() > before, "the status poll");
       await emit("session-ended", { reason: "track cache: disk full" });
-      await until(() => !button(root, "[data-action=rejoin]").hidden, "the rejoin button");
-      expect(root.querySelector("[data-testid=session-error]")?.textContent).toBe("The session stopped: track cache: disk full");
-      expect(root.querySelector("[data-testid=tier]")?.textContent).toBe("Offline");
+      await until(() => !button(ui.root, "[data-action=rejoin]").hidden, "the rejoin button");
+      expect(ui.root.querySelector("[data-testid=session-error]")?.textContent).toBe("The session stopped: track cache: disk full");
+      expect(ui.root.querySelector("[data-testid=tier]")?.textContent).toBe("Offline");
       const after = statuses();
       vi.advanceTimersByTime(10_000);
       // A sentinel call: once it is answered, every call made before it was recorded.
@@ -640,9 +623,9 @@ describe("a session that cannot go on", () => {
     } finally {
       vi.useRealTimers();
     }
-    button(root, "[data-action=rejoin]").click();
+    button(ui.root, "[data-action=rejoin]").click();
     await until(() => opens === 2, "a second open_session");
-    expect(button(root, "[data-action=rejoin]").hidden).toBe(true);
+    expect(button(ui.root, "[data-action=rejoin]").hidden).toBe(true);
   });
 
   it("asks to sign in again when the server no longer accepts the saved login", async () => {
@@ -656,7 +639,7 @@ describe("a session that cannot go on", () => {
     const ctx = await app(memoryStorage());
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
     await until(() => screen() === "auth", "the sign-in screen");
-    expect(root.querySelector("[role=alert]")?.textContent).toBe("Sign in again: invalid token");
+    expect(ui.root.querySelector("[role=alert]")?.textContent).toBe("Sign in again: invalid token");
     expect(calls.map((c) => c.cmd)).toContain("logout");
     expect(ctx.account).toBeNull();
   });

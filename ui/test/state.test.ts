@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
 import { formatBytes, plural } from "../src/words";
 import { apply, formatTime, initialState, isDj, linkState, MAX_REFUSALS, moved, positionAt } from "../src/session-state";
-import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings } from "../src/settings";
+import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings, serverList } from "../src/settings";
 import { DESKTOP_SOURCE_NAME, locationChoice, locationOptions } from "../src/screens/settings-form";
 import { liveCommands, outputOptions } from "../src/screens/settings-form";
 import { memoryStorage } from "./helpers";
@@ -165,6 +165,18 @@ describe("settings", () => {
     // One line, of bounded length.
     expect(sanitize({ ...DEFAULT_SETTINGS, mapAttribution: "  © Example\n tiles " }).mapAttribution).toBe("© Example tiles");
     expect(sanitize({ ...DEFAULT_SETTINGS, mapAttribution: "x".repeat(1000) }).mapAttribution.length).toBe(MAX_ATTRIBUTION_LEN);
+  });
+
+  it("keeps other servers as a list of http(s) addresses, each once", () => {
+    expect(serverList("http://a:1, https://b:2 ,, ftp://c, http://a:1, not a url")).toEqual(["http://a:1", "https://b:2"]);
+    expect(serverList(["http://a:1", 7, " http://b:2 "])).toEqual(["http://a:1", "http://b:2"]);
+    expect(serverList(undefined)).toEqual([]);
+    const st = memoryStorage();
+    // Settings kept before the list existed, and a list stored wrong.
+    st.setItem("trafficjamz.settings", JSON.stringify({ latencyOffsetMs: 20 }));
+    expect(loadSettings(st).otherServers).toEqual([]);
+    st.setItem("trafficjamz.settings", JSON.stringify({ otherServers: "http://b:2" }));
+    expect(loadSettings(st).otherServers).toEqual(["http://b:2"]);
   });
 
   it("gives settings kept before the credit existed the credit of their tile address", () => {

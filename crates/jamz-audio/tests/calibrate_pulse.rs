@@ -192,6 +192,9 @@ fn independent_delay_ms(a: &(Vec<f32>, Instant), b: &(Vec<f32>, Instant), probes
 
 /// Runs the child calibration with the player on `sink` and the microphone on `source`;
 /// returns its line ("result DELAY_MS CONFIDENCE SPREAD_MS AGREEING" or "error MESSAGE").
+/// Calibrations per loopback before a refusal counts as a failure.
+const ATTEMPTS: u32 = 3;
+
 fn calibrate_in_child(sink: &str, source: &str) -> String {
     let mut cmd = rerun("calibrate_child");
     cmd.env("JAMZ_CALIBRATE_CHILD", "1")
@@ -224,12 +227,28 @@ fn calibration_agrees_with_the_loopback_delay_parec_measures_and_a_silent_microp
             "source_dont_move=true",
             "sink_dont_move=true",
         ]);
-        let a = Parec::start(&format!("{out}.monitor"));
-        let b = Parec::start(&format!("{cabin}.monitor"));
-        a.wait_running();
-        b.wait_running();
-        let line = calibrate_in_child(&out, &format!("{cabin}.monitor"));
-        let (a, b) = (a.finish(), b.finish());
+        // A calibration that finds the machine too busy says so and asks to try again, as
+        // a user would: up to ATTEMPTS runs, each printed. Silence is never retried.
+        let mut attempt = 1;
+        let (line, a, b) = loop {
+            let a = Parec::start(&format!("{out}.monitor"));
+            let b = Parec::start(&format!("{cabin}.monitor"));
+            a.wait_running();
+            b.wait_running();
+            let line = calibrate_in_child(&out, &format!("{cabin}.monitor"));
+            let (a, b) = (a.finish(), b.finish());
+            if line.starts_with("result ") || attempt == ATTEMPTS || line.contains("hears nothing")
+            {
+                break (line, a, b);
+            }
+            println!("loopback {target_ms} ms, attempt {attempt}: {line}; trying again");
+            attempt += 1;
+        };
+        assert_eq!(
+            line.split_whitespace().next(),
+            Some("result"),
+            "calibration: {line}"
+        );
         let measured = independent_delay_ms(&a, &b, CalibrationOptions::default().probes);
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields.first(), Some(&"result"), "calibration: {line}");

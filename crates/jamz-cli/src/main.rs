@@ -170,9 +170,12 @@ struct ServerCmd {
 
 #[derive(clap::Args, Debug)]
 struct NodeArgs {
-    /// Backend (default: the one of the saved login).
-    #[arg(long, env = "JAMZ_SERVER")]
-    server: Option<String>,
+    /// Backend (default: the one of the saved login). Several servers of one backend
+    /// (processes sharing its database): repeat the flag or separate them with commas;
+    /// the node logs in on the first that answers and moves to another when its server
+    /// dies or announces its shutdown.
+    #[arg(long, env = "JAMZ_SERVER", value_delimiter = ',')]
+    server: Vec<String>,
     /// With --password: log in as this user (default: the saved token).
     #[arg(long, env = "JAMZ_USERNAME")]
     username: Option<String>,
@@ -183,9 +186,10 @@ struct NodeArgs {
     #[arg(long, env = "JAMZ_GROUP", required_unless_present = "discover")]
     group: Option<String>,
     /// Join the session hosted on this network (found over mDNS) instead of --server;
-    /// NAME picks one when several are announced.
+    /// NAME picks one when several are announced ("any", or no NAME: the only one).
     #[arg(
         long,
+        env = "JAMZ_DISCOVER",
         value_name = "NAME",
         num_args = 0..=1,
         default_missing_value = "",
@@ -453,6 +457,12 @@ async fn server(a: ServerCmd) -> Result<()> {
     Ok(())
 }
 
+/// The name `--discover NAME` (or `JAMZ_DISCOVER`) asks for: none for no NAME or
+/// "any" (an environment file cannot say "the flag without a value").
+fn session_wanted(arg: &str) -> Option<&str> {
+    Some(arg.trim()).filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("any"))
+}
+
 fn wait_of(secs: f64, flag: &str) -> Result<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(secs)
         .ok()
@@ -631,10 +641,17 @@ async fn node(a: NodeArgs) -> Result<()> {
         _ => bail!("--username and --password go together"),
     };
     let store = CredentialStore::default_location()?;
-    let server = match (a.server, &a.discover) {
+    let mut servers = a
+        .server
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let server = servers.next();
+    let fallback_servers: Vec<String> = servers.collect();
+    let server = match (server, &a.discover) {
         (_, Some(wanted)) => {
             let wait = wait_of(a.discover_wait_s, "--discover-wait-s")?;
-            let wanted = Some(wanted.as_str()).filter(|w| !w.trim().is_empty());
+            let wanted = session_wanted(wanted);
             let found = discovery::find_session(wanted, wait).await?;
             eprintln!("found \"{}\" at {}", found.name, found.url);
             found.url
@@ -651,6 +668,7 @@ async fn node(a: NodeArgs) -> Result<()> {
     };
     let config = NodeConfig {
         server,
+        fallback_servers,
         auth,
         store: Some(store),
         group_id,
@@ -765,6 +783,18 @@ mod tests {
         })
         .context("uploading");
         assert_eq!(error_report(&e), "uploading: reading a.mp3: No such file");
+    }
+
+    #[test]
+    fn any_or_no_session_name_takes_the_only_one() {
+        use super::session_wanted;
+        assert_eq!(session_wanted(""), None);
+        assert_eq!(session_wanted("  "), None);
+        assert_eq!(session_wanted("any"), None);
+        assert_eq!(session_wanted("ANY"), None);
+        assert_eq!(session_wanted(" Ann's car "), Some("Ann's car"));
+        // A name that contains "any" is a name.
+        assert_eq!(session_wanted("Danny"), Some("Danny"));
     }
 
     #[test]

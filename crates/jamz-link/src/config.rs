@@ -23,12 +23,22 @@ pub const MAX_PING_MS: u64 = 3_600_000;
 /// The Socket.IO path of the protocol (docs/protocol.md).
 pub const DEFAULT_PATH: &str = "/socket.io/";
 
+/// Longest wait a server's `server-shutdown` notice can ask of a link with no other
+/// server to move to: its `reconnectAfterMs` comes from the network.
+pub const MAX_SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+
 /// How to reach the server and how to behave.
 #[derive(Debug, Clone)]
 pub struct SocketConfig {
     /// `http://host:port`, `https://...`, `ws://...` or `wss://...` (a path is ignored;
-    /// see `path`).
+    /// see `path`): the first server tried.
     pub url: String,
+    /// Further servers of the same service (processes sharing one database), tried
+    /// in turn when the one in use dies: the link stays on the last one that
+    /// worked and, when it fails, goes round the list (`url` first) with its
+    /// backoff; a `server-shutdown` notice moves it to the next at once
+    /// (docs/protocol.md, "Several servers").
+    pub fallbacks: Vec<String>,
     pub path: String,
     /// Sent as the CONNECT auth payload `{token}`; updatable with
     /// [`SocketClient::set_token`](crate::SocketClient::set_token).
@@ -58,6 +68,7 @@ impl SocketConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallbacks: Vec::new(),
             path: DEFAULT_PATH.to_owned(),
             token: None,
             device_key: None,
@@ -78,6 +89,29 @@ impl SocketConfig {
     {
         self.latest_only = events.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Sets the further servers (see [`Self::fallbacks`]); `url` itself and
+    /// repeats are left out.
+    pub fn fallbacks<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut list: Vec<String> = Vec::new();
+        for u in urls {
+            let u = u.into();
+            if u != self.url && !list.contains(&u) {
+                list.push(u);
+            }
+        }
+        self.fallbacks = list;
+        self
+    }
+
+    /// Every server, `url` first.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.fallbacks.iter().map(String::as_str))
     }
 
     pub fn token(mut self, token: impl Into<String>) -> Self {
@@ -126,11 +160,20 @@ impl SocketConfig {
 
     /// The websocket URL: `ws(s)://host:port/socket.io/?EIO=4&transport=websocket`.
     pub fn ws_url(&self) -> Result<String, LinkError> {
+        self.ws_url_of(&self.url)
+    }
+
+    /// The websocket URL of every server, `url` first (see [`Self::ws_url`]).
+    pub fn ws_urls(&self) -> Result<Vec<String>, LinkError> {
+        self.servers().map(|u| self.ws_url_of(u)).collect()
+    }
+
+    fn ws_url_of(&self, url: &str) -> Result<String, LinkError> {
         let bad = |reason: &str| LinkError::Url {
-            url: self.url.clone(),
+            url: url.to_owned(),
             reason: reason.to_owned(),
         };
-        let mut u = url::Url::parse(&self.url).map_err(|e| bad(&e.to_string()))?;
+        let mut u = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         let scheme = match u.scheme() {
             "http" | "ws" => "ws",
             "https" | "wss" => "wss",
@@ -163,5 +206,22 @@ mod tests {
         );
         assert!(SocketConfig::new("ftp://x").ws_url().is_err());
         assert!(SocketConfig::new("not a url").ws_url().is_err());
+    }
+
+    #[test]
+    fn fallbacks_keep_their_order_without_repeats() {
+        let c = SocketConfig::new("http://a:1").fallbacks([
+            "http://b:2",
+            "http://a:1",
+            "http://b:2",
+            "http://c:3",
+        ]);
+        assert_eq!(
+            c.servers().collect::<Vec<_>>(),
+            ["http://a:1", "http://b:2", "http://c:3"]
+        );
+        assert_eq!(c.ws_urls().unwrap().len(), 3);
+        let bad = SocketConfig::new("http://a:1").fallbacks(["ftp://b"]);
+        assert!(bad.ws_urls().is_err());
     }
 }

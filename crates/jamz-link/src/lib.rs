@@ -61,10 +61,10 @@ pub mod tls;
 mod typed;
 
 pub use backoff::ReconnectPolicy;
-pub use config::{OUTGOING_QUEUE_CAPACITY, SocketConfig};
+pub use config::{MAX_SHUTDOWN_WAIT, OUTGOING_QUEUE_CAPACITY, SocketConfig};
 pub use error::LinkError;
 pub use oembed::{DEFAULT_OEMBED_ORIGIN, OEmbedClient, OEmbedError};
 pub use rest::{Download, Progress, RestClient, Upload};
 pub use retry::RetryPolicy;
-pub use session::{DisconnectReason, LinkState, OutgoingEvent, Session};
+pub use session::{DisconnectReason, LinkState, OutgoingEvent, SERVER_SHUTDOWN, Session};
 pub use socket::{AckSender, LinkEvent, LinkEvents, ServerMessage, SocketClient};

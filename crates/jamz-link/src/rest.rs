@@ -1,5 +1,6 @@
 //! A typed client for every REST route of the protocol (docs/protocol.md), on reqwest + rustls.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,20 +33,47 @@ pub const UPLOAD_CHUNK: usize = 64 * 1024;
 /// A progress callback: `(bytes sent, total bytes)`.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-/// A REST client bound to one backend. Clone freely: clones share the
-/// connection pool and the token.
+/// A REST client bound to one backend (one or several processes sharing its
+/// data, see [`RestClient::with_fallbacks`]). Clone freely: clones share the
+/// connection pool, the token and the server in use.
 #[derive(Clone)]
 pub struct RestClient {
     http: reqwest::Client,
+    /// The first server: the backend's name ([`RestClient::base_url`]).
     base: url::Url,
+    servers: Arc<Servers>,
     token: Arc<RwLock<Option<String>>>,
     retry: RetryPolicy,
+}
+
+/// Every server of the backend (`base` first) and the one in use.
+#[derive(Debug)]
+struct Servers {
+    list: Vec<url::Url>,
+    current: AtomicUsize,
+}
+
+impl Servers {
+    fn current(&self) -> &url::Url {
+        let i = self.current.load(Ordering::Relaxed);
+        &self.list[i.min(self.list.len() - 1)]
+    }
+
+    /// Moves on from `from` (the server a request found dead) to the next one,
+    /// unless another request moved already.
+    fn next_after(&self, from: usize) {
+        let next = (from + 1) % self.list.len();
+        let _ = self
+            .current
+            .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for RestClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestClient")
             .field("base", &self.base.as_str())
+            .field("current", &self.servers.current().as_str())
             .field("has_token", &self.token().is_some())
             .finish()
     }
@@ -104,18 +132,13 @@ impl RestClient {
             .tls_certs_merge(crate::tls::reqwest_roots()?)
             .build()
             .map_err(request_error("-", base_url))?;
-        let base = url::Url::parse(base_url).map_err(|e| LinkError::Url {
-            url: base_url.into(),
-            reason: e.to_string(),
-        })?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(LinkError::Url {
-                url: base_url.into(),
-                reason: "scheme must be http or https".into(),
-            });
-        }
+        let base = parse_base(base_url)?;
         Ok(Self {
             http,
+            servers: Arc::new(Servers {
+                list: vec![base.clone()],
+                current: AtomicUsize::new(0),
+            }),
             base,
             token: Arc::new(RwLock::new(None)),
             retry: RetryPolicy::default(),
@@ -134,9 +157,61 @@ impl RestClient {
         self.retry
     }
 
-    /// The backend's base URL (also what [`crate::SocketConfig::new`] takes).
+    /// This client with further servers of the same backend (processes sharing
+    /// its database): a request that cannot reach the server in use (connection
+    /// refused, no route, timeout while connecting) goes to the next one, round
+    /// robin, and the client stays there. Repeats of a URL are left out.
+    pub fn with_fallbacks<I, S>(self, urls: I) -> Result<Self, LinkError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list = vec![self.base.clone()];
+        for u in urls {
+            let u = parse_base(u.as_ref())?;
+            if !list.contains(&u) {
+                list.push(u);
+            }
+        }
+        Ok(Self {
+            servers: Arc::new(Servers {
+                list,
+                current: AtomicUsize::new(0),
+            }),
+            ..self
+        })
+    }
+
+    /// The backend's base URL: its first server (also what
+    /// [`crate::SocketConfig::new`] takes), whichever server is in use.
     pub fn base_url(&self) -> &str {
         self.base.as_str()
+    }
+
+    /// The server requests go to now.
+    pub fn current_url(&self) -> String {
+        self.servers.current().to_string()
+    }
+
+    /// Every server, the first one first.
+    pub fn server_urls(&self) -> Vec<String> {
+        self.servers.list.iter().map(url::Url::to_string).collect()
+    }
+
+    /// Sends the next requests to `url` (one of [`Self::server_urls`], e.g. the
+    /// server the socket link is on now). Returns `false`, changing nothing, for
+    /// a URL that is not one of them.
+    pub fn use_server(&self, url: &str) -> bool {
+        let Ok(wanted) = url::Url::parse(url) else {
+            return false;
+        };
+        match self.servers.list.iter().position(|u| *u == wanted) {
+            Some(i) => {
+                self.servers.current.store(i, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The bearer token in use (set by [`register`](Self::register) and
@@ -150,10 +225,13 @@ impl RestClient {
     }
 
     fn url(&self, path: &str) -> Result<url::Url, LinkError> {
-        self.base.join(path).map_err(|e| LinkError::Url {
-            url: path.into(),
-            reason: e.to_string(),
-        })
+        self.servers
+            .current()
+            .join(path)
+            .map_err(|e| LinkError::Url {
+                url: path.into(),
+                reason: e.to_string(),
+            })
     }
 
     /// Adds the bearer token, if any.
@@ -427,7 +505,11 @@ impl RestClient {
     ) -> Result<reqwest::Response, LinkError> {
         let build = || {
             let target = self.url(url)?;
-            let same_origin = target.origin() == self.base.origin();
+            let same_origin = self
+                .servers
+                .list
+                .iter()
+                .any(|s| s.origin() == target.origin());
             let mut rb = self.http.get(target);
             if same_origin {
                 rb = self.authorized(rb);
@@ -530,11 +612,20 @@ impl RestClient {
     ) -> Result<reqwest::Response, LinkError> {
         let mut retries = 0u32;
         let mut waited = Duration::ZERO;
+        // Servers found dead by this request: each other one is tried once.
+        let mut dead = 0usize;
         loop {
-            let resp = build()?
-                .send()
-                .await
-                .map_err(request_error(method.as_str(), path))?;
+            let on = self.servers.current.load(Ordering::Relaxed);
+            let resp = match build()?.send().await {
+                Ok(resp) => resp,
+                Err(e) if e.is_connect() && dead + 1 < self.servers.list.len() => {
+                    tracing::warn!(server = %self.servers.current(), error = %e, "server unreachable; trying the next one");
+                    self.servers.next_after(on);
+                    dead += 1;
+                    continue;
+                }
+                Err(e) => return Err(request_error(method.as_str(), path)(e)),
+            };
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
@@ -566,6 +657,21 @@ impl RestClient {
             waited += wait;
         }
     }
+}
+
+/// A server's base URL: `http(s)://host:port`.
+fn parse_base(base_url: &str) -> Result<url::Url, LinkError> {
+    let base = url::Url::parse(base_url).map_err(|e| LinkError::Url {
+        url: base_url.into(),
+        reason: e.to_string(),
+    })?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(LinkError::Url {
+            url: base_url.into(),
+            reason: "scheme must be http or https".into(),
+        });
+    }
+    Ok(base)
 }
 
 /// Reads the body of a successful answer and decodes it as `R`.
@@ -656,6 +762,46 @@ mod tests {
     fn base_must_be_http() {
         assert!(RestClient::new("ftp://x").is_err());
         assert!(RestClient::new("http://127.0.0.1:1").is_ok());
+        let r = RestClient::new("http://127.0.0.1:1").unwrap();
+        assert!(r.with_fallbacks(["ftp://x"]).is_err());
+    }
+
+    #[test]
+    fn fallbacks_and_the_server_in_use() {
+        let r = RestClient::new("http://127.0.0.1:1")
+            .unwrap()
+            .with_fallbacks(["http://127.0.0.1:2", "http://127.0.0.1:1/"])
+            .unwrap();
+        assert_eq!(
+            r.server_urls(),
+            ["http://127.0.0.1:1/", "http://127.0.0.1:2/"]
+        );
+        assert_eq!(r.current_url(), "http://127.0.0.1:1/");
+        assert!(r.use_server("http://127.0.0.1:2"));
+        let clone = r.clone();
+        assert_eq!(clone.current_url(), "http://127.0.0.1:2/");
+        assert_eq!(r.base_url(), "http://127.0.0.1:1/");
+        assert!(!r.use_server("http://127.0.0.1:3"));
+        assert_eq!(r.current_url(), "http://127.0.0.1:2/");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_hands_over_to_the_next() {
+        // Two ports nobody listens on: the request tries both, then reports.
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
+        drop((a, b));
+        let r = RestClient::new(&format!("http://127.0.0.1:{pa}"))
+            .unwrap()
+            .with_fallbacks([format!("http://127.0.0.1:{pb}")])
+            .unwrap();
+        let err = r.groups().await.unwrap_err();
+        assert!(matches!(err, LinkError::Request { .. }), "{err:?}");
+        assert_eq!(r.current_url(), format!("http://127.0.0.1:{pb}/"));
     }
 
     #[test]

@@ -16,7 +16,15 @@
 //!   connection the events queued while disconnected are sent in order, at once
 //!   or, with [`SocketConfig::hold_queue`], when the caller releases them;
 //! - a bounded queue while disconnected: the oldest event is dropped on overflow
-//!   and reported (an acked one also fails its ack).
+//!   and reported (an acked one also fails its ack);
+//! - several servers of one service ([`SocketConfig::fallbacks`]): each attempt
+//!   goes to the server in use; a failed attempt moves on to the next one (round
+//!   robin, `url` first), so after a lost connection the link tries the server it
+//!   was on once more (a tunnel, not a dead process) and then the others, with
+//!   the backoff between attempts; a `server-shutdown` notice (**(ext)**,
+//!   docs/protocol.md) moves it to the next server at once, or, with a single
+//!   server, waits the notice's `reconnectAfterMs` (at most
+//!   [`MAX_SHUTDOWN_WAIT`]).
 //!
 //! Every byte comes from the network: malformed input ends the connection with a
 //! reason, never a panic.
@@ -28,7 +36,7 @@ use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::config::{DEFAULT_CONNECT_TIMEOUT, MAX_PING_MS, SocketConfig};
+use crate::config::{DEFAULT_CONNECT_TIMEOUT, MAX_PING_MS, MAX_SHUTDOWN_WAIT, SocketConfig};
 use crate::error::LinkError;
 use crate::packet::{EioPacket, MAIN_NAMESPACE, OpenData, SioKind, SioPacket};
 
@@ -47,7 +55,15 @@ pub enum DisconnectReason {
     ConnectFailed(String),
     /// The caller closed the link.
     ClientClose,
+    /// **(ext)** The server announced its shutdown (`server-shutdown`) and asked
+    /// for at least `reconnect_after` before coming back to it; the link moves to
+    /// its next server at once, if it has one.
+    ServerShutdown { reconnect_after: Duration },
 }
+
+/// **(ext)** The event a server sends every socket before it stops
+/// (docs/protocol.md, "Several servers"): `{reconnectAfterMs}`.
+pub const SERVER_SHUTDOWN: &str = "server-shutdown";
 
 /// The life of the link.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +78,8 @@ pub enum LinkState {
     Connected {
         sid: String,
         engine_sid: String,
+        /// The server connected to, as configured (`url` or one of the fallbacks).
+        server: String,
         ping_interval: Duration,
         ping_timeout: Duration,
     },
@@ -205,6 +223,10 @@ enum Phase {
 #[derive(Debug)]
 pub struct Session {
     config: SocketConfig,
+    /// Every server, `config.url` first.
+    servers: Vec<String>,
+    /// The one the next (or current) attempt goes to.
+    server: usize,
     backoff: Backoff,
     phase: Phase,
     queue: VecDeque<Queued>,
@@ -223,6 +245,8 @@ impl Session {
     /// A session that starts its first attempt at `now` (see [`Session::poll_io`]).
     pub fn new(config: SocketConfig, seed: u64, now: Instant) -> Self {
         let mut s = Self {
+            servers: config.servers().map(str::to_owned).collect(),
+            server: 0,
             backoff: Backoff::new(config.reconnect, seed),
             config,
             // Replaced at once by the first attempt.
@@ -267,6 +291,19 @@ impl Session {
     /// stops reading must not block the link forever.
     pub fn write_limit(&self) -> Duration {
         self.write_limit
+    }
+
+    /// The index (in [`SocketConfig::servers`] order) of the server of the current
+    /// or next attempt.
+    pub fn server(&self) -> usize {
+        self.server
+    }
+
+    /// The URL of that server, as configured.
+    pub fn server_url(&self) -> &str {
+        self.servers
+            .get(self.server)
+            .map_or(self.config.url.as_str(), String::as_str)
     }
 
     pub fn is_connected(&self) -> bool {
@@ -457,7 +494,8 @@ impl Session {
         self.state(LinkState::Disconnected {
             reason: DisconnectReason::ConnectFailed(reason),
         });
-        self.schedule_retry(now);
+        self.next_server();
+        self.schedule_retry(now, Duration::ZERO);
     }
 
     fn refused(&mut self, now: Instant, message: String) {
@@ -476,9 +514,18 @@ impl Session {
         }
     }
 
-    fn schedule_retry(&mut self, now: Instant) {
+    /// Round robin: the next attempt goes to the next server.
+    fn next_server(&mut self) {
+        if !self.servers.is_empty() {
+            self.server = (self.server + 1) % self.servers.len();
+        }
+    }
+
+    /// The next attempt after the backoff's delay, and not before `at_least`.
+    fn schedule_retry(&mut self, now: Instant, at_least: Duration) {
         match self.backoff.next_delay() {
             Some(delay) => {
+                let delay = delay.max(at_least);
                 self.state(LinkState::Reconnecting {
                     attempt: self.backoff.attempt(),
                     delay,
@@ -501,9 +548,12 @@ impl Session {
         let silence_limit = ping_interval + ping_timeout;
         self.write_limit = silence_limit;
         info!(%sid, engine_sid = %open.sid, ?ping_interval, ?ping_timeout, "connected");
+        let server = self.server_url().to_owned();
+        info!(%server, "on this server");
         self.state(LinkState::Connected {
             sid,
             engine_sid: open.sid,
+            server,
             ping_interval,
             ping_timeout,
         });
@@ -519,13 +569,26 @@ impl Session {
     }
 
     /// The connection is gone: unsent events back to the queue, pending acks
-    /// failed, then a retry after the backoff.
+    /// failed, then a retry after the backoff (the same server first). After a
+    /// shutdown notice: the next server at once, or with a single server, the
+    /// same one after the wait the notice asked for.
     fn lost(&mut self, now: Instant, reason: DisconnectReason, graceful: bool) {
         self.requeue_unsent(None);
         self.io.push_back(Io::Close { graceful });
         self.fail_pending();
+        let notice = match &reason {
+            DisconnectReason::ServerShutdown { reconnect_after } => Some(*reconnect_after),
+            _ => None,
+        };
         self.state(LinkState::Disconnected { reason });
-        self.schedule_retry(now);
+        match notice {
+            Some(_) if self.servers.len() > 1 => {
+                self.next_server();
+                self.start_attempt(now);
+            }
+            Some(wait) => self.schedule_retry(now, wait),
+            None => self.schedule_retry(now, Duration::ZERO),
+        }
     }
 
     /// Puts the events of `first` and of every send not yet carried out back at
@@ -771,6 +834,11 @@ impl Session {
                     return Ok(());
                 }
                 match sio.kind {
+                    SioKind::Event { name, args, .. } if name == SERVER_SHUTDOWN => {
+                        let reconnect_after = shutdown_wait(args.first());
+                        info!(server = %self.server_url(), ?reconnect_after, "the server announced its shutdown");
+                        return Err((DisconnectReason::ServerShutdown { reconnect_after }, false));
+                    }
                     SioKind::Event { id, name, args } => {
                         let generation = self.generation;
                         let ack = id.map(|id| AckTicket { id, generation });
@@ -800,6 +868,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The wait a `server-shutdown` notice asks for: its `reconnectAfterMs`, within
+/// `0..=MAX_SHUTDOWN_WAIT` (absent or not a number: none).
+fn shutdown_wait(data: Option<&Value>) -> Duration {
+    let ms = data
+        .and_then(|d| d.get("reconnectAfterMs"))
+        .and_then(Value::as_f64)
+        .filter(|ms| ms.is_finite() && *ms > 0.0)
+        .unwrap_or(0.0)
+        // Capped before the conversion: a huge number must not overflow it.
+        .min(MAX_SHUTDOWN_WAIT.as_secs_f64() * 1000.0);
+    Duration::from_secs_f64(ms / 1000.0)
 }
 
 /// A frame shortened for error messages and logs.

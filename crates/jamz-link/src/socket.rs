@@ -160,14 +160,14 @@ impl SocketClient {
     /// [`LinkEvents`] for [`LinkState::Connected`]). Must be called within a
     /// tokio runtime. Fails only on a bad URL.
     pub fn connect(config: SocketConfig) -> Result<(SocketClient, LinkEvents), LinkError> {
-        let ws_url = config.ws_url()?;
+        let ws_urls = config.ws_urls()?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(LinkState::Connecting { attempt: 0 });
         let seed = config.seed.unwrap_or_else(rand::random);
         let driver = Driver {
             session: Session::new(config, seed, now()),
-            ws_url,
+            ws_urls,
             transport: Transport::None,
             state_tx,
             cmd_rx,
@@ -347,7 +347,8 @@ async fn next_on(transport: &mut Transport) -> Happened {
 
 struct Driver {
     session: Session,
-    ws_url: String,
+    /// The websocket URL of every server, in the session's order.
+    ws_urls: Vec<String>,
     transport: Transport,
     state_tx: watch::Sender<LinkState>,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
@@ -412,7 +413,11 @@ impl Driver {
     async fn io(&mut self, io: Io) {
         match io {
             Io::Connect => {
-                let url = self.ws_url.clone();
+                let Some(url) = self.ws_urls.get(self.session.server()).cloned() else {
+                    let e = LinkError::Protocol("no server to connect to".into());
+                    self.transport = Transport::Opening(Box::pin(async move { Err(e) }));
+                    return;
+                };
                 let connector = if url.starts_with("wss:") {
                     ensure_tls_provider();
                     match crate::tls::client_config() {

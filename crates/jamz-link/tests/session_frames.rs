@@ -121,6 +121,7 @@ fn handshake_sends_the_token_and_reports_the_connection() {
         vec![LinkState::Connected {
             sid: "wZX3oN0bSVIhsaknAAAI".into(),
             engine_sid: "lv_VI97HAXpY6yYWAAAC".into(),
+            server: "http://127.0.0.1:1".into(),
             ping_interval: ms(25_000),
             ping_timeout: ms(20_000),
         }]
@@ -681,4 +682,166 @@ fn a_device_key_goes_beside_the_token_in_connect() {
     assert_eq!(frames.len(), 1);
     let auth: Value = serde_json::from_str(frames[0].strip_prefix("40").unwrap()).unwrap();
     assert_eq!(auth, json!({"token": "good", "deviceKey": key}));
+}
+
+/// Connects `s` (its attempt already ordered) and drains what it said.
+fn finish_handshake(s: &mut Session, now: Instant) -> Vec<LinkState> {
+    text(s, now, OPEN);
+    text(s, now, r#"40{"sid":"again"}"#);
+    io(s);
+    states(s)
+}
+
+fn on_server(states: &[LinkState]) -> Option<&str> {
+    states.iter().find_map(|st| match st {
+        LinkState::Connected { server, .. } => Some(server.as_str()),
+        _ => None,
+    })
+}
+
+#[test]
+fn several_servers_sticky_first_then_round_robin() {
+    let t0 = Instant::now();
+    let cfg = config().fallbacks(["http://127.0.0.1:2", "http://127.0.0.1:3"]);
+    let mut s = connected_with(cfg, OPEN, t0);
+    assert_eq!(s.server_url(), "http://127.0.0.1:1");
+    // The connection drops: the same server once more first (a tunnel, not a
+    // dead process), after the backoff.
+    s.handle_frame(t0 + ms(10), Frame::End);
+    assert_eq!(s.server(), 0);
+    let st = states(&mut s);
+    assert!(
+        st.contains(&LinkState::Reconnecting {
+            attempt: 1,
+            delay: ms(250)
+        }),
+        "{st:?}"
+    );
+    io(&mut s);
+    s.handle_timeout(t0 + ms(260));
+    assert_eq!(io(&mut s), vec![Did::Connect]);
+    assert_eq!(s.server(), 0);
+    // Refused at the door: the next server, after the grown backoff.
+    s.handle_transport_error(t0 + ms(261), "Connection refused".into());
+    assert_eq!(s.server(), 1);
+    let st = states(&mut s);
+    assert!(
+        st.contains(&LinkState::Reconnecting {
+            attempt: 2,
+            delay: ms(500)
+        }),
+        "{st:?}"
+    );
+    io(&mut s);
+    s.handle_timeout(t0 + ms(761));
+    assert_eq!(io(&mut s), vec![Did::Connect]);
+    // That one times out at the handshake: the third.
+    s.handle_timeout(t0 + ms(761) + Duration::from_secs(10));
+    assert_eq!(s.server(), 2);
+    events(&mut s);
+    io(&mut s);
+    s.handle_timeout(t0 + Duration::from_secs(20));
+    assert_eq!(io(&mut s), vec![Did::Connect]);
+    let st = finish_handshake(&mut s, t0 + Duration::from_secs(20));
+    assert_eq!(on_server(&st), Some("http://127.0.0.1:3"), "{st:?}");
+    // Lost again: sticky to the third, then round to the first.
+    s.handle_frame(t0 + Duration::from_secs(21), Frame::End);
+    assert_eq!(s.server(), 2);
+    events(&mut s);
+    io(&mut s);
+    s.handle_timeout(t0 + Duration::from_secs(22));
+    io(&mut s);
+    s.handle_transport_error(t0 + Duration::from_secs(22), "Connection refused".into());
+    assert_eq!(s.server(), 0);
+}
+
+#[test]
+fn a_shutdown_notice_moves_to_the_next_server_at_once_keeping_the_queue() {
+    let t0 = Instant::now();
+    let cfg = config().hold_queue(true).fallbacks(["http://127.0.0.1:2"]);
+    let mut s = connected_with(cfg, OPEN, t0);
+    s.release_queue();
+    // An acked emit in flight is failed (it may not have been acted on); a
+    // later one waits for the next server.
+    s.emit(event("ping-me", json!({})), Some(RequestId(7)));
+    io(&mut s);
+    text(
+        &mut s,
+        t0 + ms(5),
+        r#"42["server-shutdown",{"reconnectAfterMs":3000}]"#,
+    );
+    let evs = events(&mut s);
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            SessionEvent::AckResult {
+                request: RequestId(7),
+                result: Err(LinkError::AckLost { .. })
+            }
+        )),
+        "{evs:?}"
+    );
+    let st: Vec<_> = evs
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::State(st) => Some(st),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        st,
+        vec![
+            LinkState::Disconnected {
+                reason: DisconnectReason::ServerShutdown {
+                    reconnect_after: ms(3000)
+                }
+            },
+            LinkState::Connecting { attempt: 0 },
+        ]
+    );
+    // No backoff: the next server's attempt is ordered now.
+    assert_eq!(
+        io(&mut s),
+        vec![Did::Close { graceful: false }, Did::Connect]
+    );
+    assert_eq!(s.server_url(), "http://127.0.0.1:2");
+    s.emit(event("music-add", json!({"n": 1})), None);
+    assert_eq!(s.queued(), 1);
+    let st = finish_handshake(&mut s, t0 + ms(6));
+    assert_eq!(on_server(&st), Some("http://127.0.0.1:2"));
+    s.release_queue();
+    assert_eq!(sent(&mut s), vec![r#"42["music-add",{"n":1}]"#]);
+}
+
+#[test]
+fn a_shutdown_notice_with_one_server_waits_what_it_asks_within_bounds() {
+    let t0 = Instant::now();
+    for (data, wait) in [
+        (r#"{"reconnectAfterMs":3000}"#, ms(3000)),
+        // The backoff's first delay when the notice asks less, or nothing usable.
+        (r#"{"reconnectAfterMs":1}"#, ms(250)),
+        (r#"{"reconnectAfterMs":"soon"}"#, ms(250)),
+        ("null", ms(250)),
+        (r#"{"reconnectAfterMs":-5}"#, ms(250)),
+        // A hostile number is capped.
+        (
+            r#"{"reconnectAfterMs":1e300}"#,
+            jamz_link::MAX_SHUTDOWN_WAIT,
+        ),
+    ] {
+        let mut s = connected(t0);
+        text(&mut s, t0, &format!(r#"42["server-shutdown",{data}]"#));
+        let st = states(&mut s);
+        assert_eq!(
+            st.last(),
+            Some(&LinkState::Reconnecting {
+                attempt: 1,
+                delay: wait
+            }),
+            "{data}: {st:?}"
+        );
+        assert_eq!(io(&mut s), vec![Did::Close { graceful: false }]);
+        assert_eq!(s.poll_timeout(), Some(t0 + wait), "{data}");
+        assert_eq!(s.server(), 0);
+    }
 }

@@ -382,6 +382,34 @@ pub struct CacheSummary {
     pub max_tracks: u64,
 }
 
+/// The `mesh` object of a `status` event (beyond docs/node-control.md): what the peer
+/// mesh carried since the node started (docs/mesh-trust.md).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MeshCounters {
+    /// Messages this device sent signed (it is the DJ, under a grant naming its key).
+    pub signed: u64,
+    /// Messages obeyed that arrived relayed by another peer: each signed by the DJ's
+    /// device, the signature checked against the server's grant.
+    pub relayed_in: u64,
+    /// Copies of the DJ's messages this device passed on to its other peers.
+    pub relayed: u64,
+    /// Messages refused by the trust rules (each also a `mesh-refused` report, at most
+    /// one per peer and reason every 5 s).
+    pub refused: u64,
+    /// Messages admitted before and dropped as copies (another path, a replay).
+    pub duplicates: u64,
+    /// `webrtc-signal`s this device sent over the mesh (the server could not carry them).
+    #[serde(default)]
+    pub signals_sent: u64,
+    /// Other members' signals this device carried on.
+    #[serde(default)]
+    pub signals_relayed: u64,
+    /// Signals for this device that arrived over the mesh.
+    #[serde(default)]
+    pub signals_in: u64,
+}
+
 /// How the node reaches the group: the engine decides it.
 pub use jamz_sync::{Notification, Tier};
 
@@ -440,6 +468,15 @@ pub struct StatusView {
     /// docs/node-control.md).
     #[serde(default)]
     pub buffering: Option<String>,
+    /// What the peer mesh carried (beyond docs/node-control.md); boxed to keep
+    /// [`NodeEvent`] small.
+    #[serde(default)]
+    pub mesh: Box<MeshCounters>,
+    /// The server the link is on now, as configured (one of `--server`'s), `null`
+    /// before the first connection (beyond docs/node-control.md).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub server: Option<String>,
 }
 
 /// One change waiting for the server, as the `outbox` event lists it.
@@ -524,6 +561,17 @@ pub enum NodeEvent {
     /// kept it (sent once at start, when there are any), for a map with no link.
     LastPositions {
         positions: Vec<crate::positions::KnownPosition>,
+    },
+    /// Beyond docs/node-control.md: the link connected to `url` (one of the configured
+    /// servers), sent on the first connection and whenever it moves to another server;
+    /// `previous` is the one it was on, `notice` says the move followed that server's
+    /// `server-shutdown` notice (docs/protocol.md, "Several servers").
+    Server {
+        url: String,
+        #[serde(default)]
+        previous: Option<String>,
+        #[serde(default)]
+        notice: bool,
     },
     /// Beyond docs/node-control.md: what the app's YouTube player is to do (the engine's
     /// `external::Directive`), with the instant as a delay from now (`in_ms`). Only a node
@@ -860,6 +908,8 @@ mod tests {
             underruns: 2,
             underrun_ms: 10.5,
             buffering: None,
+            mesh: Box::default(),
+            server: Some("http://a:1".into()),
         });
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["event"], "status");

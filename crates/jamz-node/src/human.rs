@@ -353,6 +353,13 @@ impl HumanView {
             } => vec![format!(
                 "Calibrated: heard {delay_ms:+.1} ms from the expected ({agreeing} of {probes} probes, confidence {confidence:.2}); latency offset now {latency_offset_ms:.0} ms"
             )],
+            // The first connection is not news; a move is.
+            NodeEvent::Server { previous: None, .. } => Vec::new(),
+            NodeEvent::Server { url, notice, .. } => vec![if *notice {
+                format!("The server is shutting down; now on {url}")
+            } else {
+                format!("Now on server {url}")
+            }],
             NodeEvent::Outbox { pending } => {
                 let before = std::mem::replace(&mut self.outbox, pending.len());
                 match (before, pending.len()) {
@@ -647,6 +654,8 @@ mod tests {
             underruns: 0,
             underrun_ms: 0.0,
             buffering: None,
+            mesh: Box::default(),
+            server: None,
         }
     }
 

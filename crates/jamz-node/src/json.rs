@@ -234,7 +234,7 @@ fn word_line(line: &str) -> Result<Parsed, Box<NodeEvent>> {
 
 /// Either an event or text from the input side, for the output.
 enum Local {
-    Event(NodeEvent),
+    Event(Box<NodeEvent>),
     Text(String),
     TogglePlay,
     Typing(Option<String>),
@@ -275,7 +275,7 @@ fn pass_line(
             let _ = local_tx.send(Local::Text(text));
         }
         Err(e) => {
-            let _ = local_tx.send(Local::Event(*e));
+            let _ = local_tx.send(Local::Event(e));
         }
     }
     LineOutcome::Continue
@@ -297,10 +297,10 @@ async fn read_lines(
                 }
             }
             Ok(Some(Err(len))) => {
-                let _ = local_tx.send(Local::Event(NodeEvent::error(
+                let _ = local_tx.send(Local::Event(Box::new(NodeEvent::error(
                     format!("command line of {len} bytes is over the limit of {MAX_COMMAND_LINE}"),
                     None,
-                )));
+                ))));
             }
             Ok(None) => {
                 tracing::info!("end of input: quitting");

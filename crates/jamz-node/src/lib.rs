@@ -21,7 +21,8 @@
 //! - [`calibrate_output`] measures an output's latency with the microphone (`jamz
 //!   calibrate`); in a session the `calibrate` command does it on the output in use.
 //! - [`media_session`] shows the session in the OS's "now playing" (MPRIS on Linux) and
-//!   turns its media keys into the engine's commands.
+//!   turns its media keys into the engine's commands; [`covers`] keeps the cover art
+//!   found in cached tracks' tags, for it and for the app.
 //! - `ui_types` (the `ts` feature) writes the UI's TypeScript types.
 //!
 //! ```no_run
@@ -52,6 +53,7 @@ pub mod audio;
 pub mod calibration;
 pub mod clock;
 pub mod control;
+pub mod covers;
 pub mod device_key;
 pub mod directories;
 pub mod discovery;
@@ -75,8 +77,8 @@ pub mod waiting_fixes;
 pub use calibration::{Calibrated, calibrate_output};
 pub use clock::LocalClock;
 pub use control::{
-    CacheSummary, Command, CommandError, EtaView, LocationEvent, NodeCommand, NodeEvent,
-    Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
+    CacheSummary, Command, CommandError, EtaView, LocationEvent, MeshCounters, NodeCommand,
+    NodeEvent, Notification, OutputView, ParticipantView, PeerState, PendingView, StatusView, Tier,
     VideoDirective, parse_command,
 };
 pub use error::{ErrorCode, ErrorView, NodeError};

@@ -46,6 +46,7 @@ pub fn typescript() -> String {
         crate::VideoDirective,
         crate::StatusView,
         crate::CacheSummary,
+        crate::MeshCounters,
         crate::Tier,
         crate::PeerState,
         crate::PendingView,

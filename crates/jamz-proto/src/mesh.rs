@@ -49,6 +49,9 @@ pub mod kinds {
     pub const TIME_SYNC_REPLY: &str = "time-sync-reply";
     /// (ext) A convoy signal (location off, regroup point) while the server is away.
     pub const CONVOY_UPDATE: &str = "convoy-update";
+    /// (ext) A `webrtc-signal` carried over the mesh while the server cannot carry it: its
+    /// `data` is the socket event's payload (docs/protocol.md, "Signaling over the mesh").
+    pub const WEBRTC_SIGNAL: &str = "webrtc-signal";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +135,8 @@ pub enum MeshPayload {
     StateHello(StateHello),
     TimeSync(crate::events::TimeSync),
     TimeSyncReply(crate::events::TimeSyncReply),
+    /// (ext) A signal for a peer connection, carried by peers.
+    Signal(Box<crate::events::WebrtcSignal>),
     /// A type this version does not understand: ignored by the receiver.
     Unknown,
 }
@@ -157,6 +162,7 @@ impl MeshEnvelope {
             kinds::STATE_HELLO => MeshPayload::StateHello(decode(data).map_err(ctx)?),
             kinds::TIME_SYNC => MeshPayload::TimeSync(decode(data).map_err(ctx)?),
             kinds::TIME_SYNC_REPLY => MeshPayload::TimeSyncReply(decode(data).map_err(ctx)?),
+            kinds::WEBRTC_SIGNAL => MeshPayload::Signal(Box::new(decode(data).map_err(ctx)?)),
             _ => MeshPayload::Unknown,
         })
     }

@@ -102,6 +102,14 @@ impl IntoResponse for ApiError {
             self.to_string()
         };
         let mut response = (status, Json(ErrorBody { error: message })).into_response();
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of that slow body is not waited for: this connection ends
+            // (after a short lingering read, `rest::files`).
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         if let Some(secs) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

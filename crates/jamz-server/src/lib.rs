@@ -20,6 +20,7 @@ mod probe;
 mod realtime;
 mod rest;
 mod service;
+mod shutdown;
 mod state;
 mod store;
 mod throttle;
@@ -330,7 +331,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         })?;
     let app = rest::router(state, config.limits)
         .layer(layer)
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(ShedAwareOnFailure));
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -370,7 +371,8 @@ impl BoundServer {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    /// Serves until `shutdown` completes, then closes every socket.
+    /// Serves until `shutdown` completes, then tells every socket to reconnect
+    /// elsewhere (`server-shutdown`, [`shutdown::notify`]) and closes them.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -378,6 +380,7 @@ impl BoundServer {
         let io = self.io.clone();
         let result = conn::serve(self.listener, self.app, self.limits, self.tls, async move {
             shutdown.await;
+            shutdown::notify(&io).await;
             io.close().await;
         })
         .await;
@@ -431,4 +434,30 @@ pub async fn stop_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// How the request trace reports a failed answer: a 503 is the server shedding load (a
+/// busy password pool, a database away for a moment), which it survives by design, so
+/// a warning; any other 5xx (or an error before an answer) is an error, as by default.
+#[derive(Debug, Clone, Copy)]
+struct ShedAwareOnFailure;
+
+impl tower_http::trace::OnFailure<tower_http::classify::ServerErrorsFailureClass>
+    for ShedAwareOnFailure
+{
+    fn on_failure(
+        &mut self,
+        class: tower_http::classify::ServerErrorsFailureClass,
+        latency: Duration,
+        _span: &tracing::Span,
+    ) {
+        use tower_http::classify::ServerErrorsFailureClass as Class;
+        let latency_ms = latency.as_millis();
+        match class {
+            Class::StatusCode(axum::http::StatusCode::SERVICE_UNAVAILABLE) => {
+                tracing::warn!(classification = %class, latency_ms, "service unavailable (shedding load)");
+            }
+            other => tracing::error!(classification = %other, latency_ms, "response failed"),
+        }
+    }
 }

@@ -165,6 +165,11 @@ pub enum Input {
         link: UserId,
         message: Box<jamz_proto::mesh::MeshEnvelope>,
     },
+    /// A `webrtc-signal` the mesh has for a peer (an offer, an answer, a candidate). The
+    /// engine sends it through the server while the socket is up, else over the open mesh
+    /// links for the peers there to carry (docs/mesh-trust.md, "Signaling over the
+    /// mesh"); with neither it is dropped (the mesh offers again when a link closes).
+    SignalOut(Box<jamz_proto::events::WebrtcSignal>),
     /// The server's grant-signing key (`GET /api/mesh/grant-key`), fetched while online
     /// and kept by the node for when the server is gone: without it no control is obeyed
     /// over the mesh (docs/mesh-trust.md).
@@ -285,6 +290,9 @@ pub enum Action {
         to: Option<UserId>,
         message: Box<jamz_proto::mesh::MeshEnvelope>,
     },
+    /// Hand the mesh a `webrtc-signal` for this device: from the server, or carried over
+    /// the mesh by other peers (docs/mesh-trust.md, "Signaling over the mesh").
+    Signal(Box<jamz_proto::events::WebrtcSignal>),
 }
 
 /// A mesh message before the engine stamps it: the envelope's `type`, `action` and
@@ -543,4 +551,16 @@ pub struct EngineStats {
     pub mesh_duplicates: u64,
     /// Copies of other members' mesh messages this device relayed to its peers.
     pub mesh_relayed: u64,
+    /// Admitted mesh messages that arrived relayed (their author is not the peer of the
+    /// link they came on): each one signed by the DJ's device, its signature checked
+    /// against the server's grant (docs/mesh-trust.md, "Relaying").
+    pub mesh_relayed_in: u64,
+    /// Mesh messages this device sent signed (as the DJ under a grant naming its key).
+    pub mesh_signed: u64,
+    /// Signals this device sent over the mesh (the server could not carry them).
+    pub mesh_signals_sent: u64,
+    /// Copies of other members' signals this device carried on to its peers.
+    pub mesh_signals_relayed: u64,
+    /// Signals for this device that arrived over the mesh and were handed to it.
+    pub mesh_signals_in: u64,
 }

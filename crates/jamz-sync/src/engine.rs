@@ -18,7 +18,7 @@ use crate::constants::*;
 use crate::error::{DjName, SyncError};
 use crate::external::{Correction, ExternalPlayout};
 use crate::location::{Ctx, Happening, LocationState};
-use crate::mesh::{Peers, RecentControls, fnv1a};
+use crate::mesh::{Peers, RecentControls, SeenSignals, fnv1a};
 use crate::playlist::Playlist;
 use crate::playout::{Decision, Playout};
 use crate::sync_meter::{SyncMeter, SyncReading};
@@ -89,6 +89,10 @@ pub struct Engine {
     /// The player's last report of what it plays: (local instant, what).
     last_heard: Option<(LocalTime, Heard)>,
     next_position_sync: Option<LocalTime>,
+    /// The DJ's last control that left the group paused, as it went over the mesh: sent
+    /// again as the paused DJ's heartbeat while the server is away (see
+    /// `send_position_sync`).
+    paused_control: Option<(ControlAction, MeshControl)>,
     /// When the DJ sends the track change at the end of the current track, and for which track.
     auto_advance: Option<(LocalTime, String)>,
     /// A joiner waits until this instant (at most) for a clock estimate and an exact anchor.
@@ -122,6 +126,12 @@ pub struct Engine {
     /// The `(from, sequence)` of every mesh message admitted, whichever link brought it:
     /// a copy over another path (or replayed) is dropped, and only the first is relayed.
     seen: SeenSequences,
+    /// Signals carried over the mesh lately (their other copies are dropped).
+    seen_signals: SeenSignals,
+    /// Peers whose link was set up by signals neither the server carried nor the DJ's
+    /// device signed: nothing proves who is on it, so what comes over it is judged as
+    /// relayed (docs/mesh-trust.md, "Signaling over the mesh").
+    unvouched: std::collections::BTreeSet<UserId>,
     actions: VecDeque<Action>,
     stats: EngineStats,
     /// Location sharing and the convoy.
@@ -161,6 +171,7 @@ impl Engine {
             end_timer: None,
             last_heard: None,
             next_position_sync: None,
+            paused_control: None,
             auto_advance: None,
             join_wait: None,
             joining: false,
@@ -177,6 +188,8 @@ impl Engine {
             refusals: BTreeMap::new(),
             next_sequence: 0, // set below, from `cfg`
             seen: SeenSequences::default(),
+            seen_signals: SeenSignals::default(),
+            unvouched: std::collections::BTreeSet::new(),
             actions: VecDeque::new(),
             stats: EngineStats::default(),
         };
@@ -241,6 +254,7 @@ impl Engine {
                 self.heard.remove(&user);
             }
             Input::Mesh { link, message } => self.on_mesh(now, link, *message),
+            Input::SignalOut(signal) => self.on_signal_out(*signal),
             Input::GrantKey(key) => match ServerKey::from_grant_key(&key) {
                 Ok(key) => self.gate.set_server_key(key),
                 Err(e) => self.error(
@@ -523,7 +537,12 @@ impl Engine {
             ServerEvent::MusicError(e) => self.error(None, SyncError::Server { message: e.error }),
             ServerEvent::LocationUpdate(l) => self.location_happened(now, Happening::Remote(&l)),
             ServerEvent::ConvoyUpdate(c) => self.location_happened(now, Happening::Convoy(&c)),
-            ServerEvent::WebrtcSignal(_) | ServerEvent::Unknown { .. } => {}
+            ServerEvent::WebrtcSignal(signal) => {
+                // The server authenticated its sender: the link it sets up is vouched for.
+                self.unvouched.remove(&signal.from);
+                self.actions.push_back(Action::Signal(Box::new(signal)));
+            }
+            ServerEvent::Unknown { .. } => {}
         }
     }
 
@@ -711,8 +730,11 @@ impl Engine {
     fn on_peer_up(&mut self, now: LocalTime, user: UserId, rtt_ms: Option<f64>) {
         let new = !self.peers.is_up(user);
         self.peers.up(user, rtt_ms);
-        // A link up, or its round trip measured anew, is the peer alive.
-        self.heard.insert(user, now);
+        // A link up, or its round trip measured anew, is the peer alive (when it is known
+        // who is on it).
+        if !self.unvouched.contains(&user) {
+            self.heard.insert(user, now);
+        }
         if !new {
             return;
         }
@@ -759,8 +781,11 @@ impl Engine {
             }
         };
         let from = message.from;
+        let vouched = !self.unvouched.contains(&link);
         // Whatever it says, the link's peer is alive (its link is authenticated).
-        self.heard.insert(link, now);
+        if vouched {
+            self.heard.insert(link, now);
+        }
         if from == self.cfg.user_id {
             // Our own, relayed back to us.
             self.stats.mesh_duplicates += 1;
@@ -770,7 +795,11 @@ impl Engine {
             // A grant speaks for itself (the server signed it), whoever carries it.
             return self.on_mesh_grant(now, link, &message, c.grant.as_ref());
         }
-        let admitted = match self.gate.judge(self.clock.to_server(now), link, &message) {
+        if let MeshPayload::Signal(signal) = payload {
+            return self.on_mesh_signal(now, link, &message, *signal);
+        }
+        let server_now = self.clock.to_server(now);
+        let admitted = match self.gate.judge_on(server_now, link, vouched, &message) {
             Ok(a) => a,
             Err(why) => return self.refuse(now, link, &message, why),
         };
@@ -784,6 +813,7 @@ impl Engine {
         if from != link {
             // The DJ's own signature over another peer: it is there (a successor acting
             // for it hands control back before this is applied).
+            self.stats.mesh_relayed_in += 1;
             self.update_acting(now);
         }
         self.relay(link, admitted, &message);
@@ -880,6 +910,7 @@ impl Engine {
             }
             MeshPayload::StateHello(_)
             | MeshPayload::ControllerChanged(_)
+            | MeshPayload::Signal(_)
             | MeshPayload::Unknown => {}
         }
     }
@@ -902,6 +933,92 @@ impl Engine {
             let mut copy = message.clone();
             copy.ttl = Some(ttl - 1);
             self.stats.mesh_relayed += 1;
+            self.actions.push_back(Action::Mesh {
+                to: Some(user),
+                message: Box::new(copy),
+            });
+        }
+    }
+
+    /// A signal the mesh has for a peer: through the server while the socket is up (it
+    /// authenticates the sender), else to the open mesh links for the peers there to carry
+    /// (the target's own link if it is open), with [`MESH_RELAY_TTL`] relays to go.
+    fn on_signal_out(&mut self, signal: jamz_proto::events::WebrtcSignal) {
+        if signal.from != self.cfg.user_id {
+            return; // not ours to send
+        }
+        if self.connected {
+            return self.emit(&signal);
+        }
+        if !self.peers.any() {
+            return; // nobody to carry it: the mesh offers again when a link comes or goes
+        }
+        let to = Some(signal.to).filter(|&u| self.peers.is_up(u));
+        self.stats.mesh_signals_sent += 1;
+        self.mesh_send(to, kinds::WEBRTC_SIGNAL, None, &signal);
+    }
+
+    /// A signal carried over the mesh (docs/mesh-trust.md, "Signaling over the mesh"): for
+    /// this device, handed to the mesh unless it would replace an open link in someone
+    /// else's name; for another, carried on (once, while its `ttl` lasts) to the target's
+    /// link if open here, else to every other open link.
+    fn on_mesh_signal(
+        &mut self,
+        now: LocalTime,
+        link: UserId,
+        message: &MeshEnvelope,
+        signal: jamz_proto::events::WebrtcSignal,
+    ) {
+        if signal.from != message.from {
+            let why = format!(
+                "the envelope is from {} but the signal from {}",
+                message.from, signal.from
+            );
+            return self.refuse(now, link, message, Rejection::BadSignal(why));
+        }
+        if signal.session_id != self.gate.session_id() {
+            let why = format!("for session {}", signal.session_id);
+            return self.refuse(now, link, message, Rejection::BadSignal(why));
+        }
+        if !self
+            .seen_signals
+            .first_time(message.from, message.sequence, &message.data)
+        {
+            self.stats.mesh_duplicates += 1;
+            return;
+        }
+        if signal.to == self.cfg.user_id {
+            let own_link = link == signal.from && !self.unvouched.contains(&link);
+            if !own_link && self.peers.is_up(signal.from) {
+                // A live link is replaced by a new offer: only its own peer may ask.
+                let why = Rejection::SignalLinkOpen { from: signal.from };
+                return self.refuse(now, link, message, why);
+            }
+            let server_now = self.clock.to_server(now);
+            if own_link || self.gate.signed_by_dj(server_now, link, message) {
+                self.unvouched.remove(&signal.from);
+            } else {
+                self.unvouched.insert(signal.from);
+            }
+            self.stats.mesh_signals_in += 1;
+            self.actions.push_back(Action::Signal(Box::new(signal)));
+            return;
+        }
+        let Some(ttl) = message.ttl.filter(|t| *t > 0) else {
+            return;
+        };
+        let to: Vec<UserId> = if self.peers.is_up(signal.to) && signal.to != link {
+            vec![signal.to]
+        } else {
+            self.peers
+                .users()
+                .filter(|&u| u != link && u != message.from)
+                .collect()
+        };
+        for user in to {
+            let mut copy = message.clone();
+            copy.ttl = Some(ttl - 1);
+            self.stats.mesh_signals_relayed += 1;
             self.actions.push_back(Action::Mesh {
                 to: Some(user),
                 message: Box::new(copy),
@@ -1115,6 +1232,13 @@ impl Engine {
         } else {
             Ok(())
         };
+        if envelope.sig.is_some() {
+            self.stats.mesh_signed += 1;
+        }
+        if out.kind == kinds::WEBRTC_SIGNAL && envelope.ttl.is_none() {
+            // Anyone's signals are carried by peers (unsigned: see `on_mesh_signal`).
+            envelope.ttl = Some(MESH_RELAY_TTL);
+        }
         if let Err(e) = signed {
             // A session id with a line break: sent unsigned (obeyed on direct links only).
             (envelope.epoch, envelope.ttl) = (None, None);
@@ -1306,16 +1430,17 @@ impl Engine {
         }
         // The same control over the mesh at once: receivers apply whichever copy comes
         // first, so losing the server loses no control.
+        let control = MeshControl {
+            position,
+            track_id: Some(track.id.clone()),
+            track: Some(track.clone()),
+            timestamp: start,
+            from: Some(self.cfg.user_id),
+        };
         if self.peers.any() {
-            let control = MeshControl {
-                position,
-                track_id: Some(track.id.clone()),
-                track: Some(track.clone()),
-                timestamp: start,
-                from: Some(self.cfg.user_id),
-            };
             self.mesh_send(None, kinds::MUSIC_CONTROL, Some(action), &control);
         }
+        self.paused_control = (!playing).then_some((action, control));
         self.timeline = Some(Timeline {
             track,
             playing,
@@ -1334,10 +1459,17 @@ impl Engine {
     /// (Re)plans the DJ's position syncs and the track change at the end of the track.
     /// `anchor_moved`: the timeline got a new anchor (sync right after it starts).
     fn refresh_dj(&mut self, now: LocalTime, anchor_moved: bool) {
-        let playing = self.timeline.as_ref().filter(|t| t.playing).cloned();
-        let (true, Some(tl)) = (self.is_dj(), playing) else {
-            self.next_position_sync = None;
+        let timeline = self.timeline.clone().filter(|_| self.is_dj());
+        let Some(tl) = timeline.filter(|t| t.playing) else {
             self.auto_advance = None;
+            // Paused, the DJ still says it is there every period while the server is away
+            // (`send_position_sync`); with nothing loaded or not the DJ, nothing to say.
+            let paused = self.is_dj() && self.timeline.is_some();
+            self.next_position_sync = match self.next_position_sync {
+                Some(t) if paused && !anchor_moved => Some(t),
+                _ if paused => Some(now + self.position_sync_period()),
+                _ => None,
+            };
             return;
         };
         let start_local = self.clock.to_local(tl.at_server_ms);
@@ -1368,9 +1500,12 @@ impl Engine {
 
     fn send_position_sync(&mut self, now: LocalTime) {
         let server_now = self.clock.to_server(now);
-        let Some(tl) = self.timeline.as_ref().filter(|t| t.playing) else {
+        let Some(tl) = self.timeline.as_ref() else {
             return;
         };
+        if !tl.playing {
+            return self.send_paused_heartbeat();
+        }
         let position = tl.position_at(server_now);
         if !self.reaches_group() || server_now < tl.at_server_ms || position > track_end(&tl.track)
         {
@@ -1393,6 +1528,31 @@ impl Engine {
                 position,
                 timestamp: server_now,
             });
+        }
+    }
+
+    /// A paused DJ with the server away sends its last control (the pause, or a seek or
+    /// track change made while paused) again over the mesh each
+    /// period (a new sequence number, signed, relayed like the first): peers that reach it
+    /// only through others hear it is there and pick no successor, those that missed the
+    /// pause apply it, and the others recognise it as a copy already applied
+    /// (docs/mesh-trust.md, "Relaying").
+    fn send_paused_heartbeat(&mut self) {
+        if self.connected || !self.peers.any() {
+            return;
+        }
+        let Some((action, control)) = self.paused_control.clone() else {
+            return;
+        };
+        // Only while it still says where the group is (nothing moved it since).
+        let current = self.timeline.as_ref().is_some_and(|tl| {
+            !tl.playing
+                && control.track_id.as_deref() == Some(tl.track.id.as_str())
+                && control.position.to_bits() == tl.position_s.to_bits()
+                && control.timestamp.to_bits() == tl.at_server_ms.to_bits()
+        });
+        if current {
+            self.mesh_send(None, kinds::MUSIC_CONTROL, Some(action), &control);
         }
     }
 

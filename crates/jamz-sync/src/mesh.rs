@@ -93,6 +93,33 @@ impl RecentControls {
     }
 }
 
+/// How many signals carried over the mesh are remembered to drop their other copies.
+const SIGNALS_KEPT: usize = 512;
+
+/// The signals carried over the mesh lately, by `(from, sequence)` and content: a copy
+/// over another path is dropped. By content too, not the sequence window alone: a member's
+/// signals relayed by others cannot be checked, so a forged far-ahead sequence in its
+/// name must not make its real ones look old (docs/mesh-trust.md).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SeenSignals {
+    keys: VecDeque<(UserId, u64, u64)>,
+}
+
+impl SeenSignals {
+    /// Records a signal; `false` if the same one came before.
+    pub fn first_time(&mut self, from: UserId, sequence: u64, data: &serde_json::Value) -> bool {
+        let key = (from, sequence, fnv1a(data.to_string().as_bytes()));
+        if self.keys.contains(&key) {
+            return false;
+        }
+        if self.keys.len() >= SIGNALS_KEPT {
+            self.keys.pop_front();
+        }
+        self.keys.push_back(key);
+        true
+    }
+}
+
 /// FNV-1a (64 bits): a stable hash for track ids and the `state-hello` playlist hash
 /// (not a security measure).
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {

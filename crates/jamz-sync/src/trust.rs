@@ -193,6 +193,10 @@ pub enum Rejection {
     BadSignature,
     #[error("user {from} is not the DJ: it may only append to the playlist")]
     NotAnAppend { from: UserId },
+    #[error("a signal carried over the mesh that does not hold: {0}")]
+    BadSignal(String),
+    #[error("a signal in {from}'s name over another peer while {from}'s own link is open")]
+    SignalLinkOpen { from: UserId },
 }
 
 impl Rejection {
@@ -214,6 +218,8 @@ impl Rejection {
             Self::DeviceCannotSign => "device-cannot-sign",
             Self::BadSignature => "bad-signature",
             Self::NotAnAppend { .. } => "not-an-append",
+            Self::BadSignal(_) => "bad-signal",
+            Self::SignalLinkOpen { .. } => "signal-link-open",
         }
     }
 }
@@ -520,8 +526,30 @@ impl Gate {
         link: UserId,
         envelope: &MeshEnvelope,
     ) -> Result<Admitted, Rejection> {
+        self.judge_on(server_now_ms, link, true, envelope)
+    }
+
+    /// [`Gate::judge`] on a link that is `vouched` for or not. A link set up by signals
+    /// that the server did not carry and the DJ's device did not sign (relayed over the
+    /// mesh by other members, docs/mesh-trust.md, "Signaling over the mesh") proves nothing
+    /// of who is on it: what arrives there is judged as relayed, but for the link messages
+    /// (`state-hello`, `time-sync`, `time-sync-reply`), taken as any member's.
+    pub fn judge_on(
+        &self,
+        server_now_ms: f64,
+        link: UserId,
+        vouched: bool,
+        envelope: &MeshEnvelope,
+    ) -> Result<Admitted, Rejection> {
         let class = class_of(&envelope.kind)
             .ok_or_else(|| Rejection::UnknownKind(envelope.kind.clone()))?;
+        if !vouched && envelope.from == link {
+            if class == Class::Link {
+                return Ok(Admitted::Member);
+            }
+            // As if some other peer carried it: only the DJ's signature counts.
+            return self.judge_relayed(server_now_ms, link, class, envelope);
+        }
         let from = envelope.from;
         if envelope.kind == kinds::MUSIC_CONTROL
             && let Some(data_from) = envelope.data.get("from").and_then(|v| v.as_i64())
@@ -558,6 +586,26 @@ impl Gate {
                 from,
             });
         }
+        self.judge_relayed(server_now_ms, link, class, envelope)
+    }
+
+    /// Whether `envelope` is the server's DJ's, signed by the device its grant names (as a
+    /// relayed message must be): what vouches for a link set up by signals carried over
+    /// the mesh.
+    pub fn signed_by_dj(&self, server_now_ms: f64, link: UserId, envelope: &MeshEnvelope) -> bool {
+        self.server_controller() == Some(envelope.from)
+            && self.check_signed(server_now_ms, link, envelope).is_ok()
+    }
+
+    fn judge_relayed(
+        &self,
+        server_now_ms: f64,
+        link: UserId,
+        class: Class,
+        envelope: &MeshEnvelope,
+    ) -> Result<Admitted, Rejection> {
+        let from = envelope.from;
+        let acting = self.acting.user();
         // Relayed: only the server's DJ can prove itself. Its signature also proves it is
         // there, while a successor acts for it: the engine then hears it, and the
         // succession rule gives control back (docs/mesh-trust.md).

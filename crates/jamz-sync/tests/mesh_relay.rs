@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use common::*;
 use ed25519_dalek::Signer;
-use jamz_proto::events::{MusicControllerChanged, names};
+use jamz_proto::events::{MusicControllerChanged, SignalData, SignalType, WebrtcSignal, names};
 use jamz_proto::grant::ControllerGrant;
 use jamz_proto::mesh::{MeshEnvelope, kinds};
 use jamz_proto::{ServerEvent, UserId};
@@ -56,6 +56,8 @@ struct Net {
     /// Every action each engine produced, in order.
     seen: BTreeMap<UserId, Vec<Action>>,
     now: f64,
+    /// Messages of this type from this user are lost on the wire.
+    mute: Option<(UserId, &'static str)>,
 }
 
 impl Net {
@@ -84,6 +86,7 @@ impl Net {
             wire: VecDeque::new(),
             seen: BTreeMap::new(),
             now,
+            mute: None,
         };
         let granted = ServerEvent::MusicControllerChanged(MusicControllerChanged {
             controller_id: socket_of(DJ),
@@ -147,6 +150,12 @@ impl Net {
         let actions = drain(e);
         for a in &actions {
             if let Action::Mesh { to, message } = a {
+                if self
+                    .mute
+                    .is_some_and(|(u, k)| u == user && k == message.kind)
+                {
+                    continue;
+                }
                 let text = serde_json::to_string(&**message).unwrap();
                 let peers: Vec<UserId> = match to {
                     Some(p) => vec![*p],
@@ -519,10 +528,13 @@ fn a_successor_hands_control_back_when_the_djs_signature_arrives_relayed() {
     let mut net = line();
     net.server_gone();
     net.command(DJ, Command::Pause);
-    // Paused, the DJ says nothing for a long while: C, hearing only B, takes the DJ for
-    // gone and applies the succession rule (B and C present: the lowest id, B).
+    // Its repeated pauses are lost on the way for a long while: C, hearing only B, takes
+    // the DJ for gone and applies the succession rule (B and C present: the lowest id, B).
+    net.mute = Some((DJ, kinds::MUSIC_CONTROL));
     net.run_for(2.0 * DJ_ABSENCE_MS);
     assert_eq!(net.engine(C).acting(), Acting::Successor(B));
+    assert_eq!(net.engine(B).acting(), Acting::Server(DJ), "B hears it");
+    net.mute = None;
     // The DJ plays: its signed control, relayed by B, proves it is there.
     net.command(DJ, play());
     assert_eq!(net.engine(C).acting(), Acting::Server(DJ));
@@ -539,4 +551,282 @@ fn a_control_ahead_of_the_grant_check_does_not_poison_the_djs_sequence() {
     assert_eq!(b_relays(&mut net, &ahead)[0].2, "bad-signature");
     assert!(b_relays(&mut net, &pause).is_empty());
     assert!(!net.playing(C), "the real pause is obeyed");
+}
+
+// ------------------------------------------------------------ signaling over the mesh
+
+/// A signal of `from`'s for `to`, as the mesh makes it.
+fn signal(from: UserId, to: UserId, kind: SignalType, sdp: &str) -> WebrtcSignal {
+    WebrtcSignal {
+        session_id: SESSION.into(),
+        from,
+        to,
+        kind,
+        data: SignalData {
+            sdp: Some(sdp.into()),
+            candidate: None,
+        },
+    }
+}
+
+/// The signals `user`'s engine handed its mesh since `before` (an index in its actions).
+fn signals_for(net: &Net, user: UserId, before: usize) -> Vec<WebrtcSignal> {
+    net.seen.get(&user).map_or(Vec::new(), |a| {
+        a[before.min(a.len())..]
+            .iter()
+            .filter_map(|a| match a {
+                Action::Signal(s) => Some((**s).clone()),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+fn actions_so_far(net: &Net, user: UserId) -> usize {
+    net.seen.get(&user).map_or(0, Vec::len)
+}
+
+/// The mesh of `user` has a signal and the server cannot carry it.
+fn signal_out(net: &mut Net, user: UserId, s: WebrtcSignal) -> Vec<Action> {
+    let actions = net.input(user, Input::SignalOut(Box::new(s)));
+    net.deliver();
+    actions
+}
+
+/// Both ends' links are up (the peer connection the signals set up).
+fn link_up(net: &mut Net, a: UserId, b: UserId) {
+    net.links.insert((a.min(b), a.max(b)));
+    for (x, y) in [(a, b), (b, a)] {
+        net.input(
+            x,
+            Input::PeerUp {
+                user: y,
+                rtt_ms: Some(1.0),
+            },
+        );
+    }
+    net.deliver();
+}
+
+#[test]
+fn with_the_server_gone_c_and_the_dj_link_through_signals_b_carries() {
+    let mut net = line();
+    net.server_gone();
+    // C's mesh offers to the DJ: over C's one open link, to B, which reaches the DJ.
+    let (c0, dj0) = (actions_so_far(&net, C), actions_so_far(&net, DJ));
+    let offer = signal(C, DJ, SignalType::Offer, "v=0 offer of C");
+    let sent = signal_out(&mut net, C, offer.clone());
+    let out: Vec<&MeshEnvelope> = sent
+        .iter()
+        .filter_map(|a| match a {
+            Action::Mesh { message, .. } => Some(&**message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(out.len(), 1, "{sent:?}");
+    assert_eq!(out[0].kind, kinds::WEBRTC_SIGNAL);
+    assert_eq!(out[0].ttl, Some(4), "carried like the DJ's words");
+    assert!(out[0].sig.is_none(), "C is no DJ: it cannot sign");
+    assert!(emitted(&sent, names::WEBRTC_SIGNAL).is_empty(), "no server");
+    assert_eq!(signals_for(&net, DJ, dj0), vec![offer], "B carried it");
+    assert_eq!(net.engine(B).stats().mesh_signals_relayed, 1);
+    assert_eq!(net.engine(DJ).stats().mesh_signals_in, 1);
+    assert!(signals_for(&net, C, c0).is_empty());
+
+    // The DJ's answer goes back the same way, signed by the DJ's device.
+    let answer = signal(DJ, C, SignalType::Answer, "v=0 answer of the DJ");
+    let sent = signal_out(&mut net, DJ, answer.clone());
+    assert!(sent.iter().any(|a| matches!(a,
+        Action::Mesh { message, .. } if message.kind == kinds::WEBRTC_SIGNAL && message.sig.is_some())));
+    assert_eq!(signals_for(&net, C, c0), vec![answer]);
+    assert_eq!(net.engine(B).stats().mesh_signals_relayed, 2);
+
+    // The link comes up. C obeys the DJ over it directly (the DJ's answer was signed: C
+    // knows who is on it), each pause once however many paths bring it.
+    link_up(&mut net, DJ, C);
+    let relayed_before = net.engine(C).stats().mesh_relayed_in;
+    net.command(DJ, Command::Pause);
+    assert!(!net.playing(C));
+    assert_eq!(net.pauses(C), 1);
+    assert_eq!(net.engine(C).stats().mesh_refused, 0);
+    assert!(
+        net.engine(C).stats().mesh_duplicates >= 1,
+        "B's copy dropped"
+    );
+    assert_eq!(net.engine(C).stats().mesh_relayed_in, relayed_before);
+    // The clock: C probes the DJ over the new link, and the DJ answers (link messages are
+    // taken on an unproven link too).
+    net.run_for(2_000.0);
+    assert_eq!(net.engine(DJ).stats().mesh_refused, 0);
+
+    // C's offer was unsigned: nothing proves to the DJ that C is on that link. What comes
+    // over it counts as relayed: C's own append is not taken there (it reaches the DJ
+    // through the server when it returns).
+    let mut pl = net.engine(DJ).playlist().tracks().to_vec();
+    pl.push(track(9, 60.0));
+    let append = MeshEnvelope {
+        kind: kinds::PLAYLIST_UPDATE.into(),
+        action: None,
+        data: serde_json::json!({ "playlist": pl }),
+        sequence: 1 << 50,
+        from: C,
+        epoch: None,
+        sig: None,
+        ttl: None,
+    };
+    let before = actions_so_far(&net, DJ);
+    net.carry(C, DJ, &serde_json::to_string(&append).unwrap());
+    assert_eq!(
+        refused(&net.seen[&DJ][before..]),
+        vec![(C, C, "relayed-unsigned".to_owned())]
+    );
+    assert_eq!(net.engine(DJ).playlist().len(), 2);
+}
+
+#[test]
+fn a_signal_in_anothers_name_sets_up_nothing_that_is_obeyed() {
+    let mut net = line();
+    net.server_gone();
+    // B offers to C in the DJ's name (C has no link to the DJ): C's mesh gets it, but the
+    // link it makes proves nothing.
+    let forged = signal(DJ, C, SignalType::Offer, "v=0 B pretending");
+    let c0 = actions_so_far(&net, C);
+    let mut env = MeshEnvelope {
+        kind: kinds::WEBRTC_SIGNAL.into(),
+        action: None,
+        data: serde_json::to_value(&forged).unwrap(),
+        sequence: 1 << 50,
+        from: DJ,
+        epoch: None,
+        sig: None,
+        ttl: Some(4),
+    };
+    net.carry(B, C, &serde_json::to_string(&env).unwrap());
+    assert_eq!(signals_for(&net, C, c0), vec![forged]);
+    // The "DJ" (B behind it) on that link: its unsigned pause is refused.
+    link_up(&mut net, DJ, C);
+    net.links.remove(&(DJ, C)); // the wire is B's, not the DJ's
+    let pause = MeshEnvelope {
+        kind: kinds::MUSIC_CONTROL.into(),
+        action: Some(jamz_proto::events::ControlAction::Pause),
+        data: serde_json::json!({"position": 5.0, "timestamp": 1.0, "from": DJ}),
+        sequence: (1 << 50) + 1,
+        from: DJ,
+        epoch: None,
+        sig: None,
+        ttl: None,
+    };
+    let before = actions_so_far(&net, C);
+    net.carry(DJ, C, &serde_json::to_string(&pause).unwrap());
+    // Judged as relayed: it carries no epoch of the DJ's grant (nor a signature).
+    assert_eq!(
+        refused(&net.seen[&C][before..]),
+        vec![(DJ, DJ, "grant-other-epoch".to_owned())]
+    );
+    assert!(net.playing(C));
+
+    // A signal in C's name for B, carried by the DJ, while B's own link to C is open: it
+    // would replace that link, so it is refused.
+    env.data = serde_json::to_value(signal(C, B, SignalType::Offer, "v=0 not C")).unwrap();
+    env.from = C;
+    env.sequence += 7;
+    let b0 = actions_so_far(&net, B);
+    net.carry(DJ, B, &serde_json::to_string(&env).unwrap());
+    assert!(signals_for(&net, B, b0).is_empty());
+    assert_eq!(
+        refused(&net.seen[&B][b0..]),
+        vec![(C, DJ, "signal-link-open".to_owned())]
+    );
+    // One whose envelope and signal disagree on who sends it: refused.
+    env.from = DJ;
+    env.sequence += 1;
+    env.data = serde_json::to_value(signal(C, B, SignalType::Offer, "v=0")).unwrap();
+    let b0 = actions_so_far(&net, B);
+    net.carry(C, B, &serde_json::to_string(&env).unwrap());
+    assert_eq!(
+        refused(&net.seen[&B][b0..]),
+        vec![(DJ, C, "bad-signal".to_owned())]
+    );
+}
+
+#[test]
+fn signals_go_through_the_server_while_it_is_there_and_die_out_in_the_mesh() {
+    let mut net = line();
+    // Server up: the socket carries it, the mesh nothing.
+    let sent = signal_out(&mut net, C, signal(C, DJ, SignalType::Offer, "v=0"));
+    assert_eq!(emitted(&sent, names::WEBRTC_SIGNAL).len(), 1);
+    assert!(!sent.iter().any(|a| matches!(a, Action::Mesh { .. })));
+    // The server's signal is handed to the mesh (and vouches for its sender).
+    let s = signal(DJ, C, SignalType::Answer, "v=0");
+    let c0 = actions_so_far(&net, C);
+    net.input(C, Input::Server(ServerEvent::WebrtcSignal(s.clone())));
+    assert_eq!(signals_for(&net, C, c0), vec![s]);
+
+    // Server gone: a signal for someone nobody reaches goes round the mesh once and stops.
+    net.server_gone();
+    let nobody: UserId = 99;
+    signal_out(&mut net, C, signal(C, nobody, SignalType::Offer, "v=0"));
+    let relayed = |net: &Net, u| net.engine(u).stats().mesh_signals_relayed;
+    assert_eq!(
+        (relayed(&net, B), relayed(&net, DJ)),
+        (1, 0),
+        "B to the DJ, the DJ to nobody"
+    );
+    // A copy that comes again (a replay) is dropped, not carried twice.
+    let copy = net.last_sent(C, kinds::WEBRTC_SIGNAL);
+    let dups = net.engine(B).stats().mesh_duplicates;
+    net.carry(C, B, &serde_json::to_string(&copy).unwrap());
+    net.deliver();
+    assert_eq!(relayed(&net, B), 1);
+    assert_eq!(net.engine(B).stats().mesh_duplicates, dups + 1);
+}
+
+// ------------------------------------------------------------ the paused DJ's heartbeat
+
+#[test]
+fn a_paused_dj_is_heard_through_b_and_c_picks_no_successor() {
+    let mut net = line();
+    net.server_gone();
+    net.command(DJ, Command::Pause);
+    assert!(!net.playing(C));
+    let before = net.engine(C).stats();
+    // Paused for three times the absence limit: the DJ repeats its signed pause each
+    // period, B carries it, C hears the DJ and keeps it; nothing is applied twice.
+    net.run_for(3.0 * DJ_ABSENCE_MS);
+    let after = net.engine(C).stats();
+    assert_eq!(net.engine(C).acting(), Acting::Server(DJ));
+    assert_eq!(net.engine(B).acting(), Acting::Server(DJ));
+    assert_eq!(net.pauses(C), 1, "the repeats change nothing");
+    assert!(!net.playing(C));
+    assert_eq!(after.mesh_refused, before.mesh_refused);
+    assert!(
+        after.mesh_relayed_in >= before.mesh_relayed_in + 5,
+        "a repeat every 5 s: {after:?}"
+    );
+    // Each repeat is the pause itself: same content, a new sequence number, signed.
+    let last = net.last_sent(DJ, kinds::MUSIC_CONTROL);
+    assert_eq!(last.action, Some(jamz_proto::events::ControlAction::Pause));
+    assert!(last.sig.is_some());
+
+    // The DJ plays again: C follows; the repeats stop (position syncs take over).
+    net.command(DJ, play());
+    assert!(net.playing(C));
+    net.run_for(2.0 * DJ_ABSENCE_MS);
+    assert_eq!(net.engine(C).acting(), Acting::Server(DJ));
+    assert_eq!(net.pauses(C), 1);
+}
+
+#[test]
+fn with_the_server_there_a_paused_dj_repeats_nothing() {
+    let mut net = line();
+    net.command(DJ, Command::Pause);
+    let sent = |net: &Net| {
+        net.seen[&DJ]
+            .iter()
+            .filter(|a| matches!(a, Action::Mesh { message, .. } if message.kind == kinds::MUSIC_CONTROL))
+            .count()
+    };
+    let n = sent(&net);
+    net.run_for(3.0 * DJ_ABSENCE_MS);
+    assert_eq!(sent(&net), n, "the server keeps everyone: no heartbeat");
 }

@@ -50,6 +50,12 @@ impl World {
 
     /// [`World::new`] with more `jamz-server` arguments (`--public-url` of a proxy, say).
     pub async fn new_with_server_args(n: usize, server_args: &[&str]) -> Result<Self> {
+        Self::new_bound(n, "127.0.0.1:0", server_args).await
+    }
+
+    /// [`World::new_with_server_args`] with the server listening on `bind` (`0.0.0.0:0`:
+    /// every address of a test's network namespace).
+    pub async fn new_bound(n: usize, bind: &str, server_args: &[&str]) -> Result<Self> {
         // Every member add is a username lookup and every node a login, all from this
         // address: a world of 20 or 32 cars (the mesh benchmark) needs more than the
         // default per-address budget.
@@ -58,7 +64,15 @@ impl World {
         if n > 8 {
             args.extend(["--login-attempts-per-address", budget.as_str()]);
         }
-        let server = TestServer::start_with_args(&args).await?;
+        let dir = tempfile::tempdir()?;
+        let server = if bind == "127.0.0.1:0" {
+            TestServer::start_with_args(&args).await?
+        } else {
+            // Its data in the world's directory: it outlives a kill and restart.
+            let data = dir.path().join("server");
+            std::fs::create_dir_all(&data)?;
+            TestServer::start_in_with_args(&data, bind, &args).await?
+        };
         let mut users = Vec::new();
         let mut owner = None;
         for i in 0..n {
@@ -81,7 +95,7 @@ impl World {
             server,
             users,
             group: group.id,
-            dir: tempfile::tempdir()?,
+            dir,
         })
     }
 
@@ -182,6 +196,7 @@ impl NodeProc {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .env_remove("JAMZ_DISCOVER")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -558,4 +573,16 @@ impl Comparison {
             self.max_abs_ms()
         );
     }
+}
+
+/// The track ids of a `playlist` event, in order (empty when it has none).
+pub fn playlist_ids(event: &Value) -> Vec<String> {
+    event["playlist"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -78,7 +78,7 @@ export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | 
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "youtube" } & VideoDirective | Notification;
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "server", url: string, previous: string | null, notice: boolean, } | { "event": "youtube" } & VideoDirective | Notification;
 
 /**
  * A directive for the app's YouTube IFrame player (`youtube` event).
@@ -129,7 +129,17 @@ underrun_ms: number,
  * meanwhile, in step once they are there), `null` otherwise (beyond
  * docs/node-control.md).
  */
-buffering: string | null, };
+buffering: string | null, 
+/**
+ * What the peer mesh carried (beyond docs/node-control.md); boxed to keep
+ * [`NodeEvent`] small.
+ */
+mesh: MeshCounters, 
+/**
+ * The server the link is on now, as configured (one of `--server`'s), `null`
+ * before the first connection (beyond docs/node-control.md).
+ */
+server?: string | null, };
 
 /**
  * The `cache` object of a `status` event.
@@ -139,6 +149,46 @@ export type CacheSummary = { tracks: number, bytes: number, hits: number, misses
  * The size limits (beyond docs/node-control.md).
  */
 max_bytes: number, max_tracks: number, };
+
+/**
+ * The `mesh` object of a `status` event (beyond docs/node-control.md): what the peer
+ * mesh carried since the node started (docs/mesh-trust.md).
+ */
+export type MeshCounters = { 
+/**
+ * Messages this device sent signed (it is the DJ, under a grant naming its key).
+ */
+signed: number, 
+/**
+ * Messages obeyed that arrived relayed by another peer: each signed by the DJ's
+ * device, the signature checked against the server's grant.
+ */
+relayed_in: number, 
+/**
+ * Copies of the DJ's messages this device passed on to its other peers.
+ */
+relayed: number, 
+/**
+ * Messages refused by the trust rules (each also a `mesh-refused` report, at most
+ * one per peer and reason every 5 s).
+ */
+refused: number, 
+/**
+ * Messages admitted before and dropped as copies (another path, a replay).
+ */
+duplicates: number, 
+/**
+ * `webrtc-signal`s this device sent over the mesh (the server could not carry them).
+ */
+signals_sent: number, 
+/**
+ * Other members' signals this device carried on.
+ */
+signals_relayed: number, 
+/**
+ * Signals for this device that arrived over the mesh.
+ */
+signals_in: number, };
 
 /**
  * How this device reaches the group, as the engine judges both transports' health:
@@ -317,7 +367,12 @@ shareLocation?: boolean,
 /**
  * Where YouTube answers oEmbed, a video's title (default: YouTube's own origin).
  */
-youtubeOrigin?: string, };
+youtubeOrigin?: string, 
+/**
+ * Further servers of the saved login's backend (processes sharing its database),
+ * tried in turn when the one in use dies (docs/node-control.md, "Several servers").
+ */
+fallbackServers?: Array<string>, };
 
 /**
  * The session a node joined.

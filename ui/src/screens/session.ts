@@ -577,6 +577,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         cacheMaxMib: ctx.settings.cacheLimitMiB,
         autoPreload: ctx.settings.autoPreload,
         youtubeOrigin: ctx.settings.youtubeOrigin.trim() || undefined,
+        fallbackServers: ctx.settings.otherServers.length > 0 ? ctx.settings.otherServers : undefined,
       }, onProgress);
       st.me = info.userId;
       send({ cmd: "status" });

@@ -6,7 +6,7 @@ import type { Calibrated, LocationSourceView, NodeCommand, Output } from "../bac
 import type { Ctx } from "../app";
 import { field, h, showError } from "../dom";
 import {
-  defaultAttribution, locationFromSpec, locationSpecOf, MAX_ATTRIBUTION_LEN, MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, THEMES,
+  defaultAttribution, locationFromSpec, locationSpecOf, MAX_ATTRIBUTION_LEN, MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, sanitize, serverList, THEMES,
   type LocationMode, type Settings, type Theme,
 } from "../settings";
 
@@ -134,6 +134,7 @@ export function settingsForm(
     tilesBefore = mapTiles.value;
   });
   const youtubeOrigin = h("input", { name: "youtube-origin", value: s.youtubeOrigin, placeholder: "https://www.youtube.com" });
+  const otherServers = h("input", { name: "other-servers", value: s.otherServers.join(", "), placeholder: "https://b.example:5050, https://c.example:5050" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
   // For a bug report: the app's state and the end of its log file, to the clipboard.
@@ -190,6 +191,7 @@ export function settingsForm(
     field("Map tiles address, with {z}/{x}/{y}; tiles seen are kept for offline use (empty: cars on a blank map)", mapTiles),
     field("Map credit, shown under the map (what the tile server's terms ask for)", mapAttribution),
     field("YouTube address (empty: YouTube's own; for tests)", youtubeOrigin),
+    field("Other servers of the same backend, comma-separated (used when the server dies)", otherServers),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save"), copyDiagnostics),
     saved, error);
@@ -208,6 +210,7 @@ export function settingsForm(
       mapTiles: mapTiles.value.trim(),
       mapAttribution: mapAttribution.value,
       youtubeOrigin: youtubeOrigin.value.trim(),
+      otherServers: serverList(otherServers.value),
       theme: theme.value as Theme,
     });
     latency.value = String(next.latencyOffsetMs);

@@ -1,26 +1,11 @@
-//! Cover art for the app's now-playing view: the picture in a cached track's tags,
-//! read once per file and kept beside the track cache (`<cache>/covers/<sha256>`), so
-//! it shows offline and without reading the tags again. Keyed by content hash, the
-//! same file has the same picture in every group. Covers of files that have left the
-//! cache are removed whenever a new one is saved, so the covers stay within what the
-//! track cache holds.
+//! Cover art for the app's now-playing view: the picture in a cached track's tags
+//! ([`crate::covers`], which reads and keeps it) as a `data:` URL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::App;
+use crate::covers::{Cover, cover_file, image_type};
 use crate::error::NodeError;
-
-/// A picture larger than this is not shown (it would cross the IPC as one string).
-const MAX_COVER_BYTES: usize = 2 * 1024 * 1024;
-
-/// The image types a cover may be shown as.
-const IMAGE_TYPES: [&str; 5] = [
-    "image/jpeg",
-    "image/png",
-    "image/gif",
-    "image/webp",
-    "image/bmp",
-];
 
 impl App {
     /// The cover art of the cached file with this SHA-256, as a `data:` URL; `None`
@@ -34,66 +19,13 @@ impl App {
     }
 }
 
-fn covers_dir(cache_dir: &Path) -> PathBuf {
-    cache_dir.join("covers")
-}
-
-/// The saved cover (an empty file: the track has none), else the track's tags.
+/// The cover as a `data:` URL (see [`cover_file`]).
 pub(crate) fn cover_data_url(cache_dir: &Path, sha256: &str) -> Result<Option<String>, NodeError> {
-    let Some(track) = jamz_cache::stored_file(cache_dir, sha256) else {
+    let Cover::Picture(path) = cover_file(cache_dir, sha256)? else {
         return Ok(None);
     };
-    let dir = covers_dir(cache_dir);
-    let saved = dir.join(sha256);
-    match std::fs::read_to_string(&saved) {
-        Ok(url) => return Ok(Some(url).filter(|u| !u.is_empty())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(NodeError::io(&saved, e)),
-    }
-    let url = jamz_audio::read_tags(&track)?
-        .cover
-        .filter(|c| !c.data.is_empty() && c.data.len() <= MAX_COVER_BYTES)
-        .and_then(|c| {
-            let media_type = c
-                .media_type
-                .filter(|t| IMAGE_TYPES.contains(&t.as_str()))
-                .or_else(|| sniff_image_type(&c.data).map(str::to_owned))?;
-            Some(format!("data:{media_type};base64,{}", base64(&c.data)))
-        });
-    std::fs::create_dir_all(&dir).map_err(|e| NodeError::io(&dir, e))?;
-    std::fs::write(&saved, url.as_deref().unwrap_or("")).map_err(|e| NodeError::io(&saved, e))?;
-    prune(cache_dir, &dir);
-    Ok(url)
-}
-
-/// Removes the covers of files no longer in the cache (best effort: a cover left
-/// behind is removed next time).
-fn prune(cache_dir: &Path, dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let gone = name
-            .to_str()
-            .is_none_or(|sha| jamz_cache::stored_file(cache_dir, sha).is_none());
-        if gone && let Err(e) = std::fs::remove_file(entry.path()) {
-            tracing::debug!(path = %entry.path().display(), error = %e, "cover not removed");
-        }
-    }
-}
-
-/// The image type from the first bytes, for pictures whose tag does not say.
-fn sniff_image_type(data: &[u8]) -> Option<&'static str> {
-    if data.starts_with(&[0xff, 0xd8, 0xff]) {
-        Some("image/jpeg")
-    } else if data.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if data.starts_with(b"GIF8") {
-        Some("image/gif")
-    } else {
-        None
-    }
+    let data = std::fs::read(&path).map_err(|e| NodeError::io(&path, e))?;
+    Ok(image_type(&data).map(|t| format!("data:{t};base64,{}", base64(&data))))
 }
 
 /// Standard base64 with padding (RFC 4648).
@@ -135,16 +67,6 @@ mod tests {
         ] {
             assert_eq!(base64(input.as_bytes()), expected, "{input}");
         }
-    }
-
-    #[test]
-    fn only_a_hex_sha256_names_a_file() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            cover_data_url(dir.path(), "../../etc/passwd").unwrap(),
-            None
-        );
-        assert_eq!(cover_data_url(dir.path(), &"a".repeat(64)).unwrap(), None);
     }
 
     /// A FLAC file with a red 16x16 PNG as its front cover (ffmpeg; skipped without it).
@@ -214,7 +136,12 @@ mod tests {
         std::fs::copy(&flac, cache.join("files").join(&other)).unwrap();
         std::fs::remove_file(cache.join("files").join(&sha)).unwrap();
         assert!(cover_data_url(&cache, &other).unwrap().is_some());
-        assert!(!covers_dir(&cache).join(&sha).exists());
-        assert!(covers_dir(&cache).join(&other).exists());
+        let covers = crate::covers::covers_dir(&cache);
+        assert!(!covers.join(&sha).exists());
+        assert_eq!(
+            std::fs::read(covers.join(&other)).unwrap(),
+            png,
+            "the picture itself"
+        );
     }
 }

@@ -33,6 +33,9 @@ pub struct OpenArgs {
     pub share_location: Option<bool>,
     /// Where YouTube answers oEmbed, a video's title (default: YouTube's own origin).
     pub youtube_origin: Option<String>,
+    /// Further servers of the saved login's backend (processes sharing its database),
+    /// tried in turn when the one in use dies (docs/node-control.md, "Several servers").
+    pub fallback_servers: Option<Vec<String>>,
 }
 
 /// The session a node joined.
@@ -128,6 +131,13 @@ impl App {
         config.cache_max_bytes = args.cache_max_mib.map(|m| m.saturating_mul(1024 * 1024));
         config.auto_preload = args.auto_preload.unwrap_or(true);
         config.share_location = args.share_location.unwrap_or(false);
+        config.fallback_servers = args
+            .fallback_servers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         // The app's web view plays YouTube videos (ui/src/youtube.ts).
         config.external_video_player = true;
         // The OS's "now playing" and media keys (MPRIS on Linux).

@@ -15,6 +15,9 @@
 #[cfg(target_os = "linux")]
 mod mpris;
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use jamz_proto::{Track, UserId};
 use jamz_sync::LocalTime;
 
@@ -37,6 +40,9 @@ pub struct NowPlaying {
     position: f64,
     at: LocalTime,
     volume: f64,
+    /// Covers found in cached tracks' tags, by SHA-256: a `file://` URL, or `None` when
+    /// the track has none.
+    covers: HashMap<String, Option<String>>,
 }
 
 /// The OS's playback state (MPRIS `PlaybackStatus`).
@@ -99,6 +105,7 @@ impl NowPlaying {
             position: 0.0,
             at: 0.0,
             volume: 1.0,
+            covers: HashMap::new(),
         }
     }
 
@@ -149,6 +156,36 @@ impl NowPlaying {
     pub fn current(&self) -> Option<&Track> {
         let id = self.track.as_deref()?;
         self.playlist.iter().find(|t| t.id == id)
+    }
+
+    /// The current track's picture as a URL the OS fetches itself: the track's own
+    /// `album_art` when it is an http(s) or file URL (not a `data:` URL), else the cover
+    /// found in its tags.
+    pub fn art_url(&self) -> Option<&str> {
+        let t = self.current()?;
+        if let Some(art) = t.album_art.as_deref().filter(|a| fetchable(a)) {
+            return Some(art);
+        }
+        self.covers.get(t.sha256.as_deref()?)?.as_deref()
+    }
+
+    /// The SHA-256 of the current track when its cover is still to be looked for in
+    /// the cache (see [`NowPlaying::found_cover`]).
+    pub fn cover_wanted(&self) -> Option<&str> {
+        let t = self.current()?;
+        if t.album_art.as_deref().is_some_and(fetchable) {
+            return None;
+        }
+        let sha = t.sha256.as_deref()?;
+        (!self.covers.contains_key(sha)).then_some(sha)
+    }
+
+    /// What the cache said of a track's cover (`None`: the track has none); true when
+    /// that changes what is shown now.
+    pub fn found_cover(&mut self, sha256: &str, file: Option<&Path>) -> bool {
+        let before = self.art_url().map(str::to_owned);
+        self.covers.insert(sha256.to_owned(), file.map(file_url));
+        before.as_deref() != self.art_url()
     }
 
     pub fn track_id(&self) -> Option<&str> {
@@ -212,6 +249,25 @@ impl NowPlaying {
     }
 }
 
+fn fetchable(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file://")
+}
+
+/// A `file://` URL (RFC 8089) for an absolute path, every byte outside the unreserved
+/// set and `/` percent-encoded.
+fn file_url(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut url = String::from("file://");
+    for b in absolute.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(b) {
+            url.push(char::from(*b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
+}
+
 fn status_of(track: Option<&str>, playing: bool) -> Status {
     match (track, playing) {
         (None, _) => Status::Stopped,
@@ -231,10 +287,16 @@ pub struct MediaSession {
 impl MediaSession {
     /// Shows this node's session to the OS; `None` (logged) where there is no media
     /// session to join (no session bus, another platform).
-    pub async fn start(me: UserId, commander: Commander, clock: LocalClock) -> Option<Self> {
+    /// `cache_dir`: the track cache, where covers found in tags are kept.
+    pub async fn start(
+        me: UserId,
+        commander: Commander,
+        clock: LocalClock,
+        cache_dir: std::path::PathBuf,
+    ) -> Option<Self> {
         #[cfg(target_os = "linux")]
         {
-            match mpris::Mpris::start(NowPlaying::new(me), commander, clock).await {
+            match mpris::Mpris::start(NowPlaying::new(me), commander, clock, cache_dir).await {
                 Ok(inner) => Some(MediaSession { inner }),
                 Err(e) => {
                     tracing::warn!("no media session (MPRIS): {e}");
@@ -244,7 +306,7 @@ impl MediaSession {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = (me, commander, clock);
+            let _ = (me, commander, clock, cache_dir);
             tracing::info!("no media session on this platform yet");
             None
         }
@@ -336,5 +398,47 @@ mod tests {
             user_id: Some(8),
         }));
         assert!(!now.is_dj());
+    }
+
+    #[test]
+    fn the_picture_is_the_tracks_own_url_else_the_cover_from_its_tags() {
+        let mut now = NowPlaying::new(7);
+        let mut with_sha = track("a", "First");
+        with_sha.sha256 = Some("ab".repeat(32));
+        let mut with_url = track("b", "Second");
+        with_url.sha256 = Some("cd".repeat(32));
+        with_url.album_art = Some("https://img.example/b.jpg".into());
+        let mut inline = track("c", "Third");
+        inline.sha256 = Some("ef".repeat(32));
+        inline.album_art = Some("data:image/png;base64,AAAA".into());
+        now.apply(&NodeEvent::Session(Notification::Playlist {
+            playlist: vec![with_sha, with_url, inline],
+        }));
+        assert_eq!(now.cover_wanted(), None, "nothing playing");
+
+        now.apply(&playback(Some("a"), true, 0.0, 0.0));
+        let sha_a = "ab".repeat(32);
+        assert_eq!(now.cover_wanted(), Some(sha_a.as_str()));
+        assert_eq!(now.art_url(), None);
+        let changed = now.found_cover(&sha_a, Some(Path::new("/c/covers/a b#1")));
+        assert!(changed);
+        assert_eq!(now.art_url(), Some("file:///c/covers/a%20b%231"));
+        assert_eq!(now.cover_wanted(), None, "looked for once");
+
+        // A track's own http(s) picture wins and needs no look.
+        now.apply(&playback(Some("b"), true, 0.0, 0.0));
+        assert_eq!(now.cover_wanted(), None);
+        assert_eq!(now.art_url(), Some("https://img.example/b.jpg"));
+
+        // A data: URL is no picture the OS can fetch: the tags are looked at.
+        now.apply(&playback(Some("c"), true, 0.0, 0.0));
+        let sha_c = "ef".repeat(32);
+        assert_eq!(now.cover_wanted(), Some(sha_c.as_str()));
+        assert!(
+            !now.found_cover(&sha_c, None),
+            "no picture: nothing changes"
+        );
+        assert_eq!(now.art_url(), None);
+        assert_eq!(now.cover_wanted(), None);
     }
 }

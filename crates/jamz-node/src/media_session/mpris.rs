@@ -47,6 +47,7 @@ impl Mpris {
         now: NowPlaying,
         commander: Commander,
         clock: LocalClock,
+        cache_dir: std::path::PathBuf,
     ) -> Result<Mpris, zbus::Error> {
         let state = Arc::new(Mutex::new(now));
         let name = format!(
@@ -75,7 +76,8 @@ impl Mpris {
         let task = tokio::spawn(async move {
             let mut awake = KeepAwake::default();
             while let Some(event) = rx.recv().await {
-                let changed = lock(&state).apply(&event);
+                let mut changed = lock(&state).apply(&event);
+                changed.metadata |= look_for_cover(&state, &cache_dir).await;
                 if !changed.any() {
                     continue;
                 }
@@ -120,6 +122,31 @@ impl Mpris {
             let _ = self.events.send(event.clone());
         }
     }
+}
+
+/// Looks for the current track's cover in the cache once its file is there (reading a
+/// file's tags blocks); true when the picture shown changed.
+async fn look_for_cover(state: &Shared, cache_dir: &std::path::Path) -> bool {
+    let Some(sha) = lock(state).cover_wanted().map(str::to_owned) else {
+        return false;
+    };
+    let dir = cache_dir.to_owned();
+    let key = sha.clone();
+    let found = tokio::task::spawn_blocking(move || crate::covers::cover_file(&dir, &key)).await;
+    let file = match found {
+        Ok(Ok(crate::covers::Cover::NotCached)) => return false,
+        Ok(Ok(crate::covers::Cover::Picture(path))) => Some(path),
+        Ok(Ok(crate::covers::Cover::Nothing)) => None,
+        Ok(Err(e)) => {
+            tracing::debug!(%sha, "no cover for the media session: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(%sha, "no cover for the media session: {e}");
+            None
+        }
+    };
+    lock(state).found_cover(&sha, file.as_deref())
 }
 
 /// Keep-awake while the session plays: the desktop's screen saver and idle sleep held
@@ -375,10 +402,7 @@ impl Player {
             if let Some(d) = t.duration.filter(|d| d.is_finite() && *d > 0.0) {
                 put("mpris:length", Value::from(seconds_to_us(d)));
             }
-            // A picture the OS can fetch itself (an https or file URL, not a data: URL).
-            if let Some(art) = t.album_art.as_deref().filter(|a| {
-                a.starts_with("https://") || a.starts_with("http://") || a.starts_with("file://")
-            }) {
+            if let Some(art) = state.art_url() {
                 put("mpris:artUrl", Value::from(art.to_owned()));
             }
             if !t.url.is_empty() {

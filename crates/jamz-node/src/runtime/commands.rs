@@ -357,6 +357,17 @@ impl Runtime {
             underruns: callbacks.underruns,
             underrun_ms,
             buffering: self.engine.buffering().map(str::to_owned),
+            mesh: Box::new(crate::control::MeshCounters {
+                signed: stats.mesh_signed,
+                relayed_in: stats.mesh_relayed_in,
+                relayed: stats.mesh_relayed,
+                refused: stats.mesh_refused,
+                duplicates: stats.mesh_duplicates,
+                signals_sent: stats.mesh_signals_sent,
+                signals_relayed: stats.mesh_signals_relayed,
+                signals_in: stats.mesh_signals_in,
+            }),
+            server: self.server.clone(),
         })
     }
 }

@@ -47,6 +47,9 @@ impl FromStr for LocationSource {
 pub struct NodeConfig {
     /// The backend, `http://host:port`.
     pub server: String,
+    /// Further servers of the same backend (processes sharing its database), tried
+    /// in turn when the one in use dies (docs/node-control.md, "Several servers").
+    pub fallback_servers: Vec<String>,
     pub auth: NodeAuth,
     /// Where saved credentials live (for [`NodeAuth::Saved`]).
     pub store: Option<CredentialStore>,
@@ -89,6 +92,7 @@ impl NodeConfig {
     pub fn new(server: impl Into<String>, auth: NodeAuth, group_id: impl Into<String>) -> Self {
         NodeConfig {
             server: server.into(),
+            fallback_servers: Vec::new(),
             auth,
             store: None,
             group_id: group_id.into(),

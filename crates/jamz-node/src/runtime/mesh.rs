@@ -4,7 +4,8 @@
 //! messages from peers, `peer` events). The WebRTC work (DTLS handshakes, SCTP) runs
 //! here, never on the node loop.
 //!
-//! Links are signalled through the server while it is reachable and survive its loss.
+//! Links are signalled through the server while it is reachable and survive its loss;
+//! while it is not, the engine sends signals over the mesh for other peers to carry.
 //! Which members get a link, and when a link is set up anew, is the mesh's
 //! ([`Mesh::set_members`], [`Mesh::relink`]): this task hands it the participant list.
 
@@ -37,7 +38,7 @@ const RTT_EVERY: Duration = Duration::from_secs(2);
 pub(super) enum MeshJob {
     /// The session's members now (from the participant list).
     Members(BTreeSet<UserId>),
-    /// A `webrtc-signal` the server relayed.
+    /// A `webrtc-signal` for this device (the server's, or carried over the mesh).
     Signal(WebrtcSignal),
     /// The engine's message, stamped (and signed) by it, to send as it is (to one peer,
     /// or to all).
@@ -314,6 +315,9 @@ impl Driver {
 
     fn signal(&self, signal: &WebrtcSignal) {
         if !self.online {
+            // The server cannot carry it: the engine sends it over the mesh, for the peers
+            // that reach its target to carry (docs/mesh-trust.md).
+            self.back(Job::Input(Input::SignalOut(Box::new(signal.clone()))));
             return;
         }
         match serde_json::to_value(signal) {
@@ -455,7 +459,8 @@ impl super::Runtime {
         }
     }
 
-    /// A `webrtc-signal` from the server.
+    /// A `webrtc-signal` for this device (the engine's word: the server's, or carried over
+    /// the mesh).
     pub(super) fn mesh_signal(&self, signal: WebrtcSignal) {
         if let Some(mesh) = &self.mesh {
             mesh.send(MeshJob::Signal(signal));

@@ -13,7 +13,7 @@ use jamz_link::{
     DisconnectReason, LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig,
 };
 use jamz_proto::events::{LeaveAudioSession, names};
-use jamz_proto::{ServerEvent, Track, UserId};
+use jamz_proto::{Track, UserId};
 use jamz_sync::Engine;
 use jamz_sync::api::{
     Action, AudioCommand, Command, EngineConfig, ExternalReport, Heard, Input, Notification,
@@ -128,7 +128,13 @@ impl Node {
         cache.set_auth(Some((files_prefix, token.clone())));
         player.set_latency_offset(Duration::from_secs_f64(config.latency_offset_ms / 1000.0))?;
         let device_key = device_key(&config);
-        let mut socket_config = SocketConfig::new(rest.base_url());
+        // Every server of the backend, the one the login reached first.
+        let mut servers = rest.server_urls();
+        let first = rest.current_url();
+        if let Some(i) = servers.iter().position(|s| *s == first) {
+            servers.rotate_left(i);
+        }
+        let mut socket_config = SocketConfig::new(first).fallbacks(servers);
         if let Some(key) = &device_key {
             socket_config = socket_config.device_key(key.public_hex());
         }
@@ -194,6 +200,8 @@ impl Node {
             jobs: jobs_tx,
             session_id: session.id.clone(),
             connected: false,
+            server: None,
+            shutdown_notice: false,
             tier: Tier::Offline,
             playlist: session.music.playlist.clone(),
             playing: false,
@@ -259,7 +267,13 @@ impl Node {
         }
         let commands = Commander(cmd_tx);
         let media = if config.media_session {
-            crate::media_session::MediaSession::start(user_id, commands.clone(), clock).await
+            crate::media_session::MediaSession::start(
+                user_id,
+                commands.clone(),
+                clock,
+                cache_dir.clone(),
+            )
+            .await
         } else {
             None
         };
@@ -341,10 +355,14 @@ async fn open_output(spec: &OutputSpec) -> Result<(Player, Option<String>), Node
     }
 }
 
+/// Logs in on the first server that answers (`server`, then the fallbacks).
 async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), NodeError> {
+    let client = |url: &str| -> Result<RestClient, NodeError> {
+        Ok(RestClient::new(url)?.with_fallbacks(&config.fallback_servers)?)
+    };
     match &config.auth {
         NodeAuth::Password { username, password } => {
-            let rest = RestClient::new(&config.server)?;
+            let rest = client(&config.server)?;
             let auth = rest.login(username, password).await?;
             Ok((rest, auth.user.id, auth.user.username))
         }
@@ -354,6 +372,7 @@ async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), Node
                 None => CredentialStore::default_location()?,
             };
             let (rest, creds) = saved_client(&store, Some(&config.server))?;
+            let rest = rest.with_fallbacks(&config.fallback_servers)?;
             Ok((rest, creds.user_id, creds.username))
         }
         NodeAuth::Token {
@@ -361,7 +380,7 @@ async fn login(config: &NodeConfig) -> Result<(RestClient, UserId, String), Node
             user_id,
             username,
         } => {
-            let rest = RestClient::new(&config.server)?;
+            let rest = client(&config.server)?;
             rest.set_token(Some(token.clone()));
             Ok((rest, *user_id, username.clone()))
         }
@@ -439,6 +458,11 @@ struct Runtime {
     jobs: mpsc::UnboundedSender<Job>,
     session_id: String,
     connected: bool,
+    /// The server the link is on (last connected to), as configured.
+    server: Option<String>,
+    /// The link left its server on a `server-shutdown` notice: the next connection
+    /// says so.
+    shutdown_notice: bool,
     /// The engine's tier, as last announced (for `status`).
     tier: Tier,
     playlist: Vec<Track>,
@@ -645,6 +669,7 @@ impl Runtime {
             Action::Notify(n) => self.notify(n),
             Action::ReportLocations { reports } => self.report_locations(reports),
             Action::Mesh { to, message } => self.mesh_send(to, message),
+            Action::Signal(signal) => self.mesh_signal(*signal),
             Action::External(directive) => {
                 let event = youtube::directive_event(directive, self.clock.now_ms());
                 self.emit(NodeEvent::Youtube(event));
@@ -703,6 +728,29 @@ impl Runtime {
         self.emit(NodeEvent::Session(n));
     }
 
+    /// The link connected to `url`: REST follows it there, and a move is told.
+    fn on_server(&mut self, url: String) {
+        if !self.rest.use_server(&url) {
+            tracing::warn!(%url, "the link's server is not one of the REST client's");
+        }
+        let notice = std::mem::take(&mut self.shutdown_notice);
+        if self.server.as_deref() == Some(url.as_str()) {
+            return;
+        }
+        tracing::info!(%url, previous = ?self.server, notice, "on server");
+        let previous = self.server.replace(url.clone());
+        // Track files named by this server get the token (the first server's did so far).
+        if let Some(token) = self.rest.token() {
+            let prefix = format!("{}/api/music/files/", url.trim_end_matches('/'));
+            self.cache.set_auth(Some((prefix, token)));
+        }
+        self.emit(NodeEvent::Server {
+            url,
+            previous,
+            notice,
+        });
+    }
+
     fn set_offline(&mut self, reason: String) {
         self.connected = false;
         self.mesh_online(false);
@@ -711,7 +759,8 @@ impl Runtime {
 
     fn link_event(&mut self, ev: LinkEvent) {
         match ev {
-            LinkEvent::State(LinkState::Connected { sid, .. }) => {
+            LinkEvent::State(LinkState::Connected { sid, server, .. }) => {
+                self.on_server(server);
                 self.connected = true;
                 self.queued = 0;
                 self.mesh_online(true);
@@ -733,6 +782,15 @@ impl Runtime {
                     self.set_offline(format!("refused: {message}"));
                 }
             }
+            LinkEvent::State(LinkState::Disconnected {
+                reason: DisconnectReason::ServerShutdown { reconnect_after },
+            }) => {
+                tracing::info!(server = ?self.server, ?reconnect_after, "the server announced its shutdown");
+                self.shutdown_notice = true;
+                if self.connected {
+                    self.set_offline("the server is shutting down".into());
+                }
+            }
             LinkEvent::State(
                 state @ (LinkState::Dead { .. }
                 | LinkState::Disconnected { .. }
@@ -743,10 +801,8 @@ impl Runtime {
                 }
             }
             LinkEvent::State(state) => tracing::debug!(?state, "link"),
-            LinkEvent::Event { event: ev, .. } => match *ev {
-                ServerEvent::WebrtcSignal(signal) => self.mesh_signal(signal),
-                ev => self.feed(Input::Server(ev)),
-            },
+            // The server's `webrtc-signal`s too: the engine hands them to the mesh.
+            LinkEvent::Event { event: ev, .. } => self.feed(Input::Server(*ev)),
             LinkEvent::BadEvent { error, raw } => self.emit(NodeEvent::error(
                 format!("bad `{}` event from the server: {error}", raw.name),
                 None,
@@ -776,6 +832,7 @@ fn describe(state: &LinkState) -> String {
             DisconnectReason::ProtocolError(m) => format!("protocol error: {m}"),
             DisconnectReason::ConnectFailed(m) => format!("cannot connect: {m}"),
             DisconnectReason::ClientClose => "closed".into(),
+            DisconnectReason::ServerShutdown { .. } => "the server is shutting down".into(),
         },
         LinkState::Closed => "the link closed".into(),
         other => format!("{other:?}"),

@@ -111,15 +111,32 @@ pub async fn upload(
     };
     match store_upload(&state, &headers, user, &mut form).await {
         Ok(stored) => Ok(stored),
-        // Draining a too-slow body would wait on that slow body again, past
-        // the client's patience: answer now (hyper's client reads an early
-        // answer while it is still sending).
-        Err(e @ ApiError::TooSlow(_)) => Err(e),
+        // Draining a too-slow body before answering would wait on that slow body
+        // again, past the client's patience: answer now, and keep reading behind
+        // the answer (a lingering close), so that the client, still sending, reads
+        // the 408 instead of a reset connection.
+        Err(e @ ApiError::TooSlow(_)) => {
+            tokio::spawn(linger(form));
+            Err(e)
+        }
         Err(e) => {
             drain(&mut form).await;
             Err(e)
         }
     }
+}
+
+/// How long a too-slow upload is still read after its 408 has been sent: the
+/// answer needs one round trip to reach the client.
+pub const TOO_SLOW_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads what a too-slow client still sends, for at most [`TOO_SLOW_LINGER`] and
+/// [`REFUSED_UPLOAD_DRAIN_BYTES`]: while the request body is read, the connection
+/// stays open behind the answer already sent. Closing it with unread bytes would
+/// make the kernel reset it, and the client, whose next write then fails, would see
+/// "error sending request" instead of the 408.
+async fn linger(mut form: Multipart) {
+    let _ = tokio::time::timeout(TOO_SLOW_LINGER, drain(&mut form)).await;
 }
 
 /// Reads (and drops) what is left of a refused upload, up to

@@ -716,7 +716,7 @@ impl Simulation {
                     Action::Notify(_) | Action::ReportLocations { .. } => {}
                     // The simulated devices have no mesh (the engine's mesh side is
                     // covered by tests/mesh_tier.rs).
-                    Action::Mesh { .. } => {}
+                    Action::Mesh { .. } | Action::Signal(_) => {}
                     // Nor an external video player (headless, like a node).
                     Action::External(_) => {}
                 }

@@ -643,3 +643,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_refusal_names_the_dj_in_words() {
+    let with_dj = Rejection::NotController {
+        from: CAROL,
+        controller: Some(DJ),
+    };
+    assert_eq!(
+        with_dj.to_string(),
+        "user 3 is not the DJ (the DJ is user 1)"
+    );
+    let without = Rejection::NotController {
+        from: CAROL,
+        controller: None,
+    };
+    assert_eq!(without.to_string(), "user 3 is not the DJ (there is no DJ)");
+}
