@@ -76,6 +76,10 @@ pub enum Persist {
 /// database: a DJ syncing every 100 ms costs the database one write per this, not 20.
 pub const COALESCE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// In a single process, the shortest time between two writes of one session's anchor,
+/// even of changes: a burst of seeks is written as its newest anchor at most this often.
+pub const SPACING: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The playback anchor this process knows: the newest one, its generation, the one
 /// in the database, and whether a writer is at work (one per session; it writes the
 /// newest, so a burst of seeks costs one write at a time, not one each).
@@ -124,6 +128,11 @@ impl LiveSessions {
             clustered: bus.clustered(),
             bus,
         }
+    }
+
+    /// Whether other processes share the database (`--redis`).
+    pub fn clustered(&self) -> bool {
+        self.clustered
     }
 
     /// This process made `dj` the session's DJ: noted, and the other processes told.

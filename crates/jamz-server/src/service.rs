@@ -67,10 +67,18 @@ pub fn save_playback(
     }
     let (state, id) = (state.clone(), session_id.to_string());
     tokio::spawn(async move {
+        let mut last_write: Option<tokio::time::Instant> = None;
         while let Some((_, _, may_wait)) = state.live.playback_to_write(&id) {
             if may_wait {
                 tokio::time::sleep(crate::live::COALESCE).await;
+            } else if let Some(last) = last_write.filter(|_| !state.live.clustered()) {
+                // One process (its memory is the truth; the database is for a restart):
+                // a DJ seeking many times a second costs the database one write per
+                // SPACING (the newest anchor), not one each, as the relays share its
+                // CPU. Other processes read the database at a join: written at once.
+                tokio::time::sleep_until(last + crate::live::SPACING).await;
             }
+            last_write = Some(tokio::time::Instant::now());
             let Some((playback, generation, _)) = state.live.playback_to_write(&id) else {
                 break;
             };
