@@ -49,6 +49,8 @@ struct Slot {
     /// `None`: not known here (never read, or another process changed it since).
     dj: std::sync::Mutex<Option<Dj>>,
     playback: std::sync::Mutex<Anchor>,
+    /// Wakes the session's writer from its [`COALESCE`] wait when a change arrives.
+    urgent: Arc<tokio::sync::Notify>,
 }
 
 /// Who is the session's DJ, at which change of control (docs/protocol.md, "Controller
@@ -276,6 +278,8 @@ impl LiveSessions {
             Persist::Now | Persist::Later => {
                 if persist == Persist::Now {
                     a.urgent = a.generation;
+                    // A writer waiting to coalesce position-syncs writes this at once.
+                    slot.urgent.notify_one();
                 }
                 !std::mem::replace(&mut a.writing, true)
             }
@@ -299,6 +303,11 @@ impl LiveSessions {
                 None
             }
         }
+    }
+
+    /// Notified when a change must not wait for [`COALESCE`] (the writer's wait ends).
+    pub fn urgent(&self, session_id: &str) -> Arc<tokio::sync::Notify> {
+        self.slot(session_id).urgent.clone()
     }
 
     /// Generation `generation` is in the database.
@@ -397,5 +406,28 @@ mod tests {
         assert_eq!(live.dj("s").and_then(|d| d.user), Some(1));
         live.forget_all();
         assert!(live.dj("s").is_none());
+    }
+
+    /// A change during a writer's wait to coalesce position-syncs wakes it: other
+    /// processes read the anchor at a join and must not see it 2 s late.
+    #[tokio::test]
+    async fn a_change_wakes_a_writer_waiting_to_coalesce() {
+        let live = LiveSessions {
+            clustered: true,
+            ..LiveSessions::default()
+        };
+        assert!(live.offer_playback("s", at(1.0), Persist::No));
+        let (_, _, may_wait) = live.playback_to_write("s").unwrap();
+        assert!(may_wait, "a position-sync may wait");
+        let urgent = live.urgent("s");
+        assert!(
+            !live.offer_playback("s", at(2.0), Persist::Now),
+            "the writer is at work"
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(5), urgent.notified())
+            .await
+            .expect("the waiting writer is woken");
+        let (p, _, may_wait) = live.playback_to_write("s").unwrap();
+        assert_eq!((p.position, may_wait), (2.0, false));
     }
 }

@@ -70,7 +70,13 @@ pub fn save_playback(
         let mut last_write: Option<tokio::time::Instant> = None;
         while let Some((_, _, may_wait)) = state.live.playback_to_write(&id) {
             if may_wait {
-                tokio::time::sleep(crate::live::COALESCE).await;
+                // Position-syncs wait, unless a change (play, pause, seek, track) comes:
+                // other processes read it at a join.
+                let urgent = state.live.urgent(&id);
+                tokio::select! {
+                    () = tokio::time::sleep(crate::live::COALESCE) => {}
+                    () = urgent.notified() => {}
+                }
             } else if let Some(last) = last_write.filter(|_| !state.live.clustered()) {
                 // One process (its memory is the truth; the database is for a restart):
                 // a DJ seeking many times a second costs the database one write per
