@@ -35,6 +35,12 @@ scripts/with-test-runner.sh cargo test --workspace --locked -- --nocapture 2>&1 
 step "node --test tests/js"
 # A limit per test (ms): the slowest takes a few seconds.
 node --test --test-timeout=120000 tests/js/
+# The server scenarios again against other server set-ups (tests/js/helpers.mjs,
+# JAMZ_JS_SERVER): e.g. JAMZ_JS_SERVER_MODES="postgres cluster" (CI).
+for mode in ${JAMZ_JS_SERVER_MODES:-}; do
+  step "node --test tests/js/server-scenario.test.mjs (JAMZ_JS_SERVER=$mode)"
+  JAMZ_JS_SERVER=$mode node --test --test-timeout=120000 tests/js/server-scenario.test.mjs
+done
 step "npm test (UI typecheck and unit tests)"
 npm test
 step "app E2E (real binary, tauri-driver, Xvfb)"

@@ -39,7 +39,8 @@ jamz_pg_start() {
   export JAMZ_PG_CLUSTER="$script"
   # Stopped and removed with the shell that sourced this (after any EXIT trap it had).
   local previous
-  previous=$(trap -p EXIT | sed -e "s/^trap -- '//" -e "s/' EXIT\$//")
+  # `trap -p` quotes the command for the shell: eval takes the quoting off again.
+  eval "previous=$(trap -p EXIT | sed -e 's/^trap -- //' -e 's/ EXIT$//')"
   # shellcheck disable=SC2064
   trap "${previous:+$previous; }'$script' destroy '$dir' >/dev/null 2>&1 || true" EXIT
   echo "[postgres] test cluster at $url (data in $dir)" >&2

@@ -8,7 +8,20 @@
 //! ```
 //! Latency is measured on one clock (sender and receivers share the process):
 //! from the DJ's emit to each listener's receipt of the relayed `music-seek`.
+//!
+//! `JAMZ_BENCH_SERVER=cluster` runs it on two processes sharing one fresh PostgreSQL
+//! database and one Redis (deploy/scale-out.md; the services of scripts/env.d/postgres.sh
+//! and redis.sh), the sockets of each session spread over both (the DJ on the first);
+//! `postgres` on one process on PostgreSQL; `sqlite` (the default) on one process on
+//! SQLite. The issue's figure, 1,000 sessions of 5 sockets:
+//! ```text
+//! JAMZ_BENCH_SOCKETS=5000 JAMZ_BENCH_SESSIONS=1000 JAMZ_BENCH_SERVER=cluster cargo bench -p jamz-e2e --bench relay_latency
+//! ```
+//! It also prints each server process's resident memory per socket it holds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../crates/jamz-server/tests/support/postgres.rs"]
+mod pg;
 
 use jamz_e2e::bench::{env_usize, percentile};
 use std::sync::Arc;
@@ -68,11 +81,14 @@ async fn main() -> Result<()> {
     let sockets = env_usize("JAMZ_BENCH_SOCKETS", 60);
     let sessions = env_usize("JAMZ_BENCH_SESSIONS", 10).max(1);
     let per_session = (sockets / sessions).max(2);
-    let server = TestServer::start().await?;
+    let mode = std::env::var("JAMZ_BENCH_SERVER").unwrap_or_else(|_| "sqlite".into());
+    let (servers, _dir) = start_servers(&mode).await?;
+    let server = &servers[0];
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     println!(
-        "relay_latency: {} sockets in {sessions} sessions ({per_session} per session, 1 DJ each), server {}",
+        "relay_latency: {} sockets in {sessions} sessions ({per_session} per session, 1 DJ each), {mode}: {}",
         per_session * sessions,
-        server.url
+        urls.join(" + ")
     );
 
     // Accounts, groups and sessions over REST.
@@ -96,10 +112,11 @@ async fn main() -> Result<()> {
         }
         let session = users[0].0.session_for_group(&group.id).await?;
         let mut members = Vec::new();
-        for (_, auth) in &users {
-            let (link, mut events) = SocketClient::connect(
-                SocketConfig::new(server.url.clone()).token(auth.token.clone()),
-            )?;
+        for (u, (_, auth)) in users.iter().enumerate() {
+            // Spread over the processes: member u on process u mod n.
+            let url = urls[u % urls.len()].clone();
+            let (link, mut events) =
+                SocketClient::connect(SocketConfig::new(url).token(auth.token.clone()))?;
             link.send(&JoinAudioSession {
                 session_id: session.id.clone(),
                 user_id: Some(auth.user.id),
@@ -120,6 +137,18 @@ async fn main() -> Result<()> {
             wait_for(&mut m.events, names::MUSIC_CONTROLLER_CHANGED).await?;
         }
         rooms.push((session.id, members));
+    }
+
+    for s in &servers {
+        if let Some(kib) = s.child.id().and_then(rss_kib) {
+            let held = per_session * sessions / servers.len();
+            println!(
+                "  {}: resident {:.1} MiB, {:.1} KiB per socket ({held} sockets)",
+                s.url,
+                kib as f64 / 1024.0,
+                kib as f64 / held.max(1) as f64
+            );
+        }
     }
 
     // Listeners record the latency of every relayed event.
@@ -237,4 +266,52 @@ async fn main() -> Result<()> {
         burst_secs
     );
     Ok(())
+}
+
+/// The server set-up of `mode` (see the top of this file).
+async fn start_servers(mode: &str) -> Result<(Vec<TestServer>, Option<tempfile::TempDir>)> {
+    if mode == "sqlite" {
+        return Ok((vec![TestServer::start().await?], None));
+    }
+    let admin = std::env::var("JAMZ_TEST_POSTGRES_URL")
+        .context("JAMZ_TEST_POSTGRES_URL (source scripts/env.d/postgres.sh)")?;
+    let db = pg::fresh_database(&admin).await;
+    let dir = tempfile::tempdir()?;
+    let db = std::ffi::OsStr::new(&db);
+    match mode {
+        "postgres" => {
+            let s = TestServer::start_on_db(dir.path(), "127.0.0.1:0", db, &[]).await?;
+            Ok((vec![s], Some(dir)))
+        }
+        "cluster" => {
+            let redis = std::env::var("JAMZ_TEST_REDIS_URL")
+                .context("JAMZ_TEST_REDIS_URL (source scripts/env.d/redis.sh)")?;
+            let prefix = format!("jamz-bench-{:x}", rand::random::<u64>());
+            let args = [
+                "--redis",
+                redis.as_str(),
+                "--redis-prefix",
+                prefix.as_str(),
+                "--jwt-secret",
+                "bench-secret-0123456789abcdef0123456789",
+            ];
+            let a = TestServer::start_on_db(dir.path(), "127.0.0.1:0", db, &args).await?;
+            let b = TestServer::start_on_db(dir.path(), "127.0.0.1:0", db, &args).await?;
+            Ok((vec![a, b], Some(dir)))
+        }
+        other => bail!("JAMZ_BENCH_SERVER={other}: sqlite, postgres or cluster"),
+    }
+}
+
+/// A process's resident memory (KiB), from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }

@@ -1,7 +1,8 @@
 // Helpers for the JavaScript end-to-end tests: start a real jamz-server
 // process, talk REST with fetch, and record Socket.IO events so that a test
 // can wait for one with a bounded timeout (never a fixed sleep).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,10 +23,59 @@ export function serverBinary() {
 }
 
 /**
- * Starts jamz-server on a free loopback port with a fresh database; or, for a
- * restart, on `bind` over the database and files in `dir`.
+ * The server set-up the scenarios run against, from `JAMZ_JS_SERVER` (scripts/test.sh
+ * runs them in each mode CI names):
+ *   sqlite    (default) one process on a SQLite file
+ *   postgres  one process on a fresh database of the PostgreSQL of scripts/env.d/postgres.sh
+ *   cluster   two processes on one fresh PostgreSQL database and the Redis of
+ *             scripts/env.d/redis.sh; `connect` spreads the sockets over both (one on
+ *             each in turn), so the members of a session are on different processes
+ * A start that names its own database, address or descriptor limit (the restart and
+ * resource tests) is always one SQLite process.
  */
-export async function startServer({ extraArgs = [], dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-')), bind = '127.0.0.1:0', fdLimit, db = path.join(dir, 'jamz.db') } = {}) {
+export const SERVER_MODE = process.env.JAMZ_JS_SERVER || 'sqlite';
+
+/** Each cluster's URLs, by the URL `startServer` returned; the next one `connect` uses. */
+const clusters = new Map();
+
+function freshPostgresDatabase() {
+  const admin = process.env.JAMZ_TEST_POSTGRES_URL;
+  if (!admin) throw new Error(`JAMZ_JS_SERVER=${SERVER_MODE} needs JAMZ_TEST_POSTGRES_URL: source scripts/env.d/postgres.sh`);
+  const name = `jamz_js_${randomBytes(8).toString('hex')}`;
+  execFileSync('psql', [admin, '-q', '-c', `CREATE DATABASE ${name}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const base = admin.split('?')[0];
+  return `${base.slice(0, base.lastIndexOf('/'))}/${name}`;
+}
+
+/**
+ * Starts jamz-server on a free loopback port with a fresh database (in the set-up of
+ * `SERVER_MODE`); or, for a restart, on `bind` over the database and files in `dir`.
+ */
+export async function startServer(options = {}) {
+  const own = options.db !== undefined || options.bind !== undefined || options.fdLimit !== undefined;
+  if (SERVER_MODE === 'sqlite' || own) return startOne(options);
+  if (SERVER_MODE !== 'postgres' && SERVER_MODE !== 'cluster') throw new Error(`JAMZ_JS_SERVER=${SERVER_MODE}: sqlite, postgres or cluster`);
+  const db = freshPostgresDatabase();
+  if (SERVER_MODE === 'postgres') return startOne({ ...options, db });
+  const redis = process.env.JAMZ_TEST_REDIS_URL;
+  if (!redis) throw new Error('JAMZ_JS_SERVER=cluster needs JAMZ_TEST_REDIS_URL: source scripts/env.d/redis.sh');
+  const dir = options.dir || mkdtempSync(path.join(tmpdir(), 'jamz-js-'));
+  const extraArgs = [...(options.extraArgs || []), '--redis', redis, '--redis-prefix', `jamz-js-${randomBytes(6).toString('hex')}`, '--jwt-secret', randomBytes(32).toString('hex')];
+  // One after the other: the second finds the grant key the first made in `dir`.
+  const a = await startOne({ ...options, dir, db, extraArgs });
+  const b = await startOne({ ...options, dir, db, extraArgs });
+  clusters.set(a.url, { urls: [a.url, b.url], next: 0 });
+  return {
+    ...a,
+    urls: [a.url, b.url],
+    panicked() { return a.panicked() || b.panicked(); },
+    async kill9() { b.child.kill('SIGKILL'); return a.kill9(); },
+    stop() { b.child.kill('SIGKILL'); a.stop(); },
+  };
+}
+
+/** One jamz-server process (see `startServer`). */
+async function startOne({ extraArgs = [], dir = mkdtempSync(path.join(tmpdir(), 'jamz-js-')), bind = '127.0.0.1:0', fdLimit, db = path.join(dir, 'jamz.db') } = {}) {
   const args = ['--bind', bind, '--db', db, '--data-dir', path.join(dir, 'data'), ...extraArgs];
   // `fdLimit`: run under `ulimit -n`, as a small device would.
   const [cmd, argv] = fdLimit
@@ -82,6 +132,8 @@ export async function rest(base, method, route, { token, json, body, headers = {
 
 /** A Socket.IO client that records every event it receives. */
 export function connect(base, token, opts = {}) {
+  const cluster = clusters.get(base);
+  if (cluster) base = cluster.urls[cluster.next++ % cluster.urls.length];
   const socket = io(base, { auth: { token }, reconnection: false, forceNew: true, ...opts });
   const seen = [];
   const waiters = [];

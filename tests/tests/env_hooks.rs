@@ -1,5 +1,5 @@
 //! scripts/env.d/pulseaudio.sh on every path where PulseAudio is unavailable (and
-//! scripts/env.d/postgres.sh where PostgreSQL is): without
+//! scripts/env.d/postgres.sh where PostgreSQL is, scripts/env.d/redis.sh where Redis is): without
 //! `JAMZ_REQUIRE_PULSE` it says why and lets the run go on (the real-time tests then say
 //! "skipped"); with it (CI) it fails the run and says why. Each path is made real with
 //! stand-in `pulseaudio`/`pactl` programs that fail, on a PATH of their own.
@@ -134,4 +134,64 @@ fn postgresql_not_installed() {
     assert!(!passed, "with JAMZ_REQUIRE_POSTGRES the run fails: {err}");
     assert!(err.contains("initdb not found"), "{err}");
     assert!(err.contains("JAMZ_REQUIRE_POSTGRES is set"), "{err}");
+}
+
+/// Sources scripts/env.d/redis.sh with `JAMZ_REDIS_BIN` naming `program`: whether the shell
+/// got past it, its stderr, and whether it exported a URL.
+fn source_redis_hook(program: &Path, dir: &Path, require: bool) -> (bool, String, bool) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = Command::new("/bin/bash");
+    cmd.current_dir(&root)
+        .args([
+            "-c",
+            "set -euo pipefail; . scripts/env.d/redis.sh; echo \"past-the-hook url=${JAMZ_TEST_REDIS_URL:-}\"",
+        ])
+        .env("JAMZ_REDIS_BIN", program)
+        .env("JAMZ_REDIS_DIR", dir.join("redis"))
+        .env("JAMZ_REDIS_PORT", "1")
+        .env_remove("JAMZ_TEST_REDIS_URL")
+        .env_remove("JAMZ_REQUIRE_REDIS");
+    if require {
+        cmd.env("JAMZ_REQUIRE_REDIS", "1");
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.success() && stdout.contains("past-the-hook"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout.contains("url=redis"),
+    )
+}
+
+/// Checks the Redis hook both ways: skipped with `reason` without JAMZ_REQUIRE_REDIS, fails
+/// with it; no URL either way.
+fn check_redis(program: &Path, dir: &Path, reason: &str) {
+    let (passed, err, url) = source_redis_hook(program, dir, false);
+    assert!(passed, "without JAMZ_REQUIRE_REDIS the run goes on: {err}");
+    assert!(!url, "no URL exported: {err}");
+    assert!(err.contains(reason), "{err}");
+    assert!(err.contains("will be skipped"), "{err}");
+    let (passed, err, _) = source_redis_hook(program, dir, true);
+    assert!(!passed, "with JAMZ_REQUIRE_REDIS the run fails: {err}");
+    assert!(err.contains(reason), "{err}");
+    assert!(err.contains("JAMZ_REQUIRE_REDIS is set"), "{err}");
+}
+
+#[test]
+fn redis_not_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    check_redis(
+        &dir.path().join("no-redis-server"),
+        dir.path(),
+        "not installed",
+    );
+}
+
+#[test]
+fn redis_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("redis-server");
+    std::fs::write(&program, "#!/bin/sh\necho 'cannot bind' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check_redis(&program, dir.path(), "could not start");
 }

@@ -44,6 +44,17 @@ pub struct ServerArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Redis (redis://[:password@]host:port/[db]): several jamz-server processes on one
+    /// PostgreSQL serve as one (deploy/scale-out.md): relays reach the room's sockets on
+    /// every process, and login throttling and connection caps count across them. Cannot
+    /// be reached at start: exit status 69; goes away later: relays stay on each process
+    /// (a warning) until it is back.
+    #[arg(long, env = "JAMZ_REDIS", hide_env_values = true, value_name = "URL")]
+    pub redis: Option<String>,
+    /// The prefix of this deployment's Redis channels and keys: deployments (or test
+    /// runs) sharing one Redis keep apart by it; every process of one uses the same.
+    #[arg(long, env = "JAMZ_REDIS_PREFIX", default_value = crate::DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
     /// Engine.IO ping interval, ms.
     #[arg(long, default_value_t = DEFAULT_PING_INTERVAL.as_millis() as u64)]
     pub ping_interval_ms: u64,
@@ -105,6 +116,8 @@ impl ServerArgs {
         config.max_connections = self.max_connections;
         config.max_connections_per_address = self.max_connections_per_address;
         config.upload_min_bytes_per_sec = self.upload_min_bytes_per_sec;
+        config.redis = self.redis;
+        config.redis_prefix = self.redis_prefix;
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
             config.tls = Some(crate::TlsFiles { cert, key });
         }

@@ -25,7 +25,7 @@ macro_rules! with_pool {
 /// The columns of [`SessionRow`], in its tuple's order.
 macro_rules! session_columns {
     () => {
-        "id, group_id, creator_id, playlist_json, controller_id, controller_socket_id, created_at, last_activity, controller_epoch, controller_device_key"
+        "id, group_id, creator_id, playlist_json, controller_id, controller_socket_id, created_at, last_activity, controller_epoch, controller_device_key, playback_json"
     };
 }
 
@@ -40,6 +40,7 @@ type SessionTuple = (
     i64,
     i64,
     i64,
+    Option<String>,
     Option<String>,
 );
 type GroupTuple = (String, String, String, i64, i64);
@@ -59,6 +60,7 @@ pub struct UserRow {
     pub token_version: i64,
 }
 
+#[derive(Debug)]
 pub struct SessionRow {
     pub id: String,
     pub group_id: String,
@@ -72,6 +74,17 @@ pub struct SessionRow {
     pub controller_device_key: Option<String>,
     pub created_at: i64,
     pub last_activity: i64,
+    /// The playback anchor (`None`: nothing played yet), shared by every process.
+    pub playback: crate::live::Playback,
+}
+
+/// An open participation: who is in a session on which process.
+pub struct OpenParticipant {
+    pub user_id: UserId,
+    pub socket_id: String,
+    pub display_name: Option<String>,
+    /// The Socket.IO server id of the process the socket is on.
+    pub server_id: Option<String>,
 }
 
 impl Db {
@@ -362,7 +375,13 @@ impl Db {
             last_activity,
             controller_epoch,
             controller_device_key,
+            playback_json,
         ) = r;
+        // A stored anchor that does not decode (written by a newer version) is no
+        // playback, not a failed session.
+        let playback = playback_json
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
         let playlist = jamz_proto::decode_str(&playlist_json)
             .map_err(|e| ApiError::Internal(format!("stored playlist of session {id}: {e}")))?;
         Ok(SessionRow {
@@ -377,6 +396,7 @@ impl Db {
             // Written only by `set_controller`, which counts up from 0.
             controller_epoch: u64::try_from(controller_epoch).unwrap_or(0),
             controller_device_key,
+            playback,
         })
     }
 
@@ -422,6 +442,7 @@ impl Db {
         Self::session_row(row)
     }
 
+    #[cfg(test)]
     pub async fn save_playlist(&self, session: &str, playlist: &[Track]) -> ApiResult<()> {
         let json = serde_json::to_string(playlist)
             .map_err(|e| ApiError::Internal(format!("encode playlist: {e}")))?;
@@ -440,6 +461,7 @@ impl Db {
 
     /// Makes `user` (on `socket_id`, with `device_key`) the DJ: a change of control,
     /// so the session's epoch grows by one. Returns the new epoch.
+    #[cfg(test)]
     pub async fn set_controller(
         &self,
         session: &str,
@@ -463,6 +485,85 @@ impl Db {
         Ok(u64::try_from(epoch).unwrap_or(0))
     }
 
+    /// [`Self::set_controller`] if the session's epoch is still `seen` (the one the caller
+    /// read): `None` when another change of control came first. One conditional `UPDATE`,
+    /// its own transaction: of two processes racing from the same epoch, PostgreSQL makes
+    /// the second wait for the first's row lock and then finds the epoch moved on (READ
+    /// COMMITTED re-checks the `WHERE` on the new row), SQLite has one writer at a time;
+    /// either way exactly one wins (docs/architecture.md, "Storage").
+    pub async fn set_controller_if(
+        &self,
+        session: &str,
+        seen: u64,
+        user: UserId,
+        socket_id: &str,
+        device_key: Option<&str>,
+    ) -> ApiResult<Option<u64>> {
+        let sql = self.pool.sql(
+            "UPDATE sessions SET controller_id = ?, controller_socket_id = ?, controller_device_key = ?,
+                 controller_epoch = controller_epoch + 1, last_activity = ?
+             WHERE id = ? AND controller_epoch = ? RETURNING controller_epoch",
+        );
+        let epoch: Option<i64> = with_pool!(self, p => sqlx::query_scalar(sql)
+            .bind(user)
+            .bind(socket_id)
+            .bind(device_key)
+            .bind(now_ms())
+            .bind(session)
+            .bind(i64::try_from(seen).unwrap_or(i64::MAX))
+            .fetch_optional(p)
+            .await)?;
+        Ok(epoch.map(|e| u64::try_from(e).unwrap_or(0)))
+    }
+
+    /// Stores the session's playback anchor (every process answers joiners from it).
+    pub async fn save_playback(
+        &self,
+        session: &str,
+        playback: &crate::live::Playback,
+    ) -> ApiResult<()> {
+        let json = serde_json::to_string(playback)
+            .map_err(|e| ApiError::Internal(format!("encode playback: {e}")))?;
+        let sql = self
+            .pool
+            .sql("UPDATE sessions SET playback_json = ?, last_activity = ? WHERE id = ?");
+        with_pool!(self, p => sqlx::query(sql)
+            .bind(json)
+            .bind(now_ms())
+            .bind(session)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Replaces the playlist if it is still `seen` (as the caller read it): whether it
+    /// was replaced. Two processes changing one playlist at once: one of them reads again.
+    pub async fn save_playlist_if(
+        &self,
+        session: &str,
+        seen: &[Track],
+        playlist: &[Track],
+    ) -> ApiResult<bool> {
+        let encode = |list: &[Track]| {
+            serde_json::to_string(list)
+                .map_err(|e| ApiError::Internal(format!("encode playlist: {e}")))
+        };
+        let (seen, json) = (encode(seen)?, encode(playlist)?);
+        let sql = self.pool.sql(
+            "UPDATE sessions SET playlist_json = ?, last_activity = ? WHERE id = ? AND playlist_json = ?",
+        );
+        let n = with_pool!(self, p => sqlx::query(sql)
+            .bind(json)
+            .bind(now_ms())
+            .bind(session)
+            .bind(seen)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
     pub async fn touch_session(&self, session: &str) -> ApiResult<()> {
         let sql = self
             .pool
@@ -478,6 +579,7 @@ impl Db {
 
     // ----------------------------------------------------------- participants
 
+    #[cfg(test)]
     pub async fn participant_joined(
         &self,
         session: &str,
@@ -485,9 +587,22 @@ impl Db {
         socket_id: &str,
         display_name: Option<&str>,
     ) -> ApiResult<()> {
+        self.participant_joined_on(session, user, socket_id, display_name, None)
+            .await
+    }
+
+    /// A participation on the process with Socket.IO server id `server_id`.
+    pub async fn participant_joined_on(
+        &self,
+        session: &str,
+        user: UserId,
+        socket_id: &str,
+        display_name: Option<&str>,
+        server_id: Option<&str>,
+    ) -> ApiResult<()> {
         let sql = self.pool.sql(
-            "INSERT INTO participants (session_id, user_id, socket_id, display_name, joined_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO participants (session_id, user_id, socket_id, display_name, joined_at, server_id)
+             VALUES (?, ?, ?, ?, ?, ?)",
         );
         with_pool!(self, p => sqlx::query(sql)
             .bind(session)
@@ -495,6 +610,7 @@ impl Db {
             .bind(socket_id)
             .bind(display_name)
             .bind(now_ms())
+            .bind(server_id)
             .execute(p)
             .await
             .map(|_| ()))?;
@@ -525,6 +641,29 @@ impl Db {
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?)
+    }
+
+    /// The session's open participations, oldest first.
+    pub async fn open_participants(&self, session: &str) -> ApiResult<Vec<OpenParticipant>> {
+        let sql = self.pool.sql(
+            "SELECT user_id, socket_id, display_name, server_id FROM participants
+             WHERE session_id = ? AND left_at IS NULL ORDER BY id",
+        );
+        let rows: Vec<(i64, String, Option<String>, Option<String>)> = with_pool!(self, p => sqlx::query_as(sql)
+                .bind(session)
+                .fetch_all(p)
+                .await)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(user_id, socket_id, display_name, server_id)| OpenParticipant {
+                    user_id,
+                    socket_id,
+                    display_name,
+                    server_id,
+                },
+            )
+            .collect())
     }
 
     pub async fn participants(&self, session: &str) -> ApiResult<Vec<Participant>> {

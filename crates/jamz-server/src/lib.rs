@@ -6,6 +6,7 @@
 mod args;
 mod auth;
 mod clock;
+mod cluster;
 mod conn;
 mod db;
 mod error;
@@ -37,6 +38,8 @@ use std::time::Duration;
 
 use socketioxide::SocketIo;
 
+use crate::cluster::{Adapter, ClusterDriver, Io};
+
 pub use args::ServerArgs;
 pub use db::DbLocation;
 pub use error::ApiError;
@@ -52,6 +55,8 @@ pub const DEFAULT_MAX_EVENT_BYTES: u64 = 8 * 1024 * 1024;
 /// (socketioxide's default is 128). A DJ scrubbing sends bursts of seeks and a
 /// listener on a congested LTE link drains slowly: room for a few seconds of that.
 const SOCKET_SEND_BUFFER_PACKETS: usize = 2048;
+/// The prefix of the Redis channels and keys of one deployment's processes.
+pub const DEFAULT_REDIS_PREFIX: &str = "jamz";
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -87,6 +92,12 @@ pub struct ServerConfig {
     pub upload_min_bytes_per_sec: u64,
     /// https/wss with this certificate chain and key (PEM files); plain http without.
     pub tls: Option<TlsFiles>,
+    /// Redis (`redis://host:port/`): several processes as one (deploy/scale-out.md):
+    /// relays reach the room's sockets on every process. `None`: this process alone.
+    pub redis: Option<String>,
+    /// The prefix of this deployment's Redis channels and keys (several deployments, or
+    /// test runs, on one Redis keep apart by it).
+    pub redis_prefix: String,
 }
 
 /// The PEM files of a TLS server: the certificate (then its chain) and the private key.
@@ -141,6 +152,8 @@ impl ServerConfig {
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             upload_min_bytes_per_sec: DEFAULT_UPLOAD_MIN_BYTES_PER_SEC,
             tls: None,
+            redis: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_string(),
         }
     }
 }
@@ -173,6 +186,10 @@ pub enum StartError {
     },
     #[error("{0}")]
     Tls(String),
+    /// Redis (`--redis`) cannot be reached at start: `jamz-server` exits with
+    /// [`EXIT_DATABASE_UNAVAILABLE`] too (a service manager may retry).
+    #[error("redis {location}: {reason}")]
+    Redis { location: String, reason: String },
     #[error("startup: {0}")]
     Other(String),
 }
@@ -181,7 +198,7 @@ pub enum StartError {
 pub struct BoundServer {
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    io: SocketIo,
+    io: Io,
     local_addr: SocketAddr,
     limits: conn::ConnLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -200,18 +217,30 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
             location: config.db.clone(),
             source,
         })?;
-    // Several processes sharing one PostgreSQL would close each other's live
-    // participations here: docs/architecture.md ("Storage", what one process assumes).
-    let closed = db
-        .close_open_participations()
-        .await
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    if closed > 0 {
-        tracing::info!(
-            closed,
-            "closed participations left open by the previous run"
-        );
+    // One SQLite file has one process: what is open was left by the previous run. On
+    // PostgreSQL other processes may be serving; participations name their process and
+    // those of a process that is gone are not counted (docs/architecture.md, "Storage").
+    if matches!(config.db, DbLocation::Sqlite(_)) {
+        let closed = db
+            .close_open_participations()
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        if closed > 0 {
+            tracing::info!(
+                closed,
+                "closed participations left open by the previous run"
+            );
+        }
     }
+    let driver = match &config.redis {
+        Some(url) => ClusterDriver::connect(url)
+            .await
+            .map_err(|e| StartError::Redis {
+                location: cluster::redact(url),
+                reason: e.to_string(),
+            })?,
+        None => ClusterDriver::local(),
+    };
     let data_dir_err = |source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -223,7 +252,21 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
     };
     let grant_signer =
         grants::GrantSigner::load_or_create(&config.data_dir).map_err(data_dir_err)?;
+    let shared_counters = driver.connection();
+    let (dj_bus, dj_listener) =
+        driver
+            .dj_bus(&config.redis_prefix)
+            .await
+            .map_err(|e| StartError::Redis {
+                location: config
+                    .redis
+                    .as_deref()
+                    .map(cluster::redact)
+                    .unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
     let (layer, io) = SocketIo::builder()
+        .with_adapter::<Adapter>(driver.adapter_state(&config.redis_prefix))
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_event_bytes)
@@ -237,7 +280,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         keys: auth::TokenKeys::from_secret(secret.as_bytes()),
         grants: Arc::new(grant_signer),
         store,
-        live: Arc::new(live::LiveSessions::default()),
+        live: Arc::new(live::LiveSessions::new(dj_bus)),
         metrics: Arc::new(metrics::Metrics::default()),
         io: io.clone(),
         public_url: config.public_url.clone(),
@@ -245,18 +288,47 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, StartError> {
         upload_min_rate: config.upload_min_bytes_per_sec,
         hasher: hasher::Hasher::start(config.hash_workers, config.hash_queue)
             .map_err(|e| StartError::Other(format!("password threads: {e}")))?,
-        throttle: Arc::new(throttle::Throttle::new(
-            throttle::Rate {
-                attempts: config.login_per_account,
-                window: config.login_window,
-            },
-            throttle::Rate {
-                attempts: config.login_per_address,
-                window: config.login_window,
-            },
-        )),
+        throttle: Arc::new(
+            throttle::Throttle::new(
+                throttle::Rate {
+                    attempts: config.login_per_account,
+                    window: config.login_window,
+                },
+                throttle::Rate {
+                    attempts: config.login_per_address,
+                    window: config.login_window,
+                },
+            )
+            .shared(shared_counters, &config.redis_prefix),
+        ),
     };
-    realtime::register(state.clone());
+    if let Some(mut listener) = dj_listener {
+        let live = state.live.clone();
+        tokio::spawn(async move {
+            while let Some(heard) = listener.next().await {
+                match heard {
+                    cluster::DjHeard::Change(c) => live.remote_dj(
+                        &c.session,
+                        live::Dj {
+                            user: c.user,
+                            epoch: c.epoch,
+                        },
+                    ),
+                    cluster::DjHeard::RedisBack => live.forget_all(),
+                }
+            }
+        });
+    }
+    realtime::register(state.clone())
+        .await
+        .map_err(|reason| StartError::Redis {
+            location: config
+                .redis
+                .as_deref()
+                .map(cluster::redact)
+                .unwrap_or_default(),
+            reason,
+        })?;
     let app = rest::router(state, config.limits)
         .layer(layer)
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(ShedAwareOnFailure));

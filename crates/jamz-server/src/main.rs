@@ -9,7 +9,7 @@ use std::io::Write;
     version,
     about = "Reference TrafficJamz backend (REST + Socket.IO, docs/protocol.md)",
     after_help = "Exit status: 0 stopped by SIGTERM or Ctrl-C; 69 the database (--db) cannot be \
-                  opened or reached at start; 1 any other failure."
+                  opened or reached at start, or Redis (--redis) cannot be reached; 1 any other failure."
 )]
 struct Args {
     #[command(flatten)]
@@ -27,7 +27,10 @@ async fn main() -> std::process::ExitCode {
             let database = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<jamz_server::StartError>(),
-                    Some(jamz_server::StartError::Database { .. })
+                    Some(
+                        jamz_server::StartError::Database { .. }
+                            | jamz_server::StartError::Redis { .. }
+                    )
                 )
             });
             if database {

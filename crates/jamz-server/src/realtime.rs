@@ -8,14 +8,15 @@ use jamz_proto::events::{
 };
 use jamz_proto::{CarriesFix, ClientEvent, UserId};
 use serde_json::Value;
-use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::extract::{Event, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::now_ms_f64;
+use crate::cluster::{Ack as AckSender, Sock};
 use crate::error::ApiError;
-use crate::live::Controller;
+use crate::live::{Controller, Dj, Persist, Playback};
 use crate::service;
 use crate::state::{AppState, room};
 
@@ -54,7 +55,6 @@ struct DeviceKey(String);
 #[derive(Debug, Clone)]
 struct Joined {
     session_id: String,
-    display_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -82,10 +82,10 @@ enum Inbound {
     Disconnect(oneshot::Sender<()>),
 }
 
-/// Registers the `/` namespace on `io`.
-pub fn register(state: AppState) {
+/// Registers the `/` namespace on `io` (with Redis: subscribes to the other processes).
+pub async fn register(state: AppState) -> Result<(), String> {
     let io = state.io.clone();
-    let auth = move |s: SocketRef, TryData(auth): TryData<Value>| {
+    let auth = move |s: Sock, TryData(auth): TryData<Value>| {
         let state = state.clone();
         async move {
             let auth = auth.ok();
@@ -101,6 +101,8 @@ pub fn register(state: AppState) {
                 .flatten()
                 .ok_or(AuthFailed)?;
             s.extensions.insert(SocketUser(user));
+            // Every process can reach this user's sockets (revoked tokens: disconnect_user).
+            s.join(user_room(user));
             s.extensions.insert(PublicId::random());
             if let Some(text) = auth
                 .as_ref()
@@ -126,16 +128,46 @@ pub fn register(state: AppState) {
     // socketioxide 0.18 runs connect handlers only after CONNECT has gone out, so
     // the event handlers are attached by the middleware above instead: an event
     // sent right after CONNECT must find them.
-    let on_connect = async |s: SocketRef| {
+    let on_connect = async |s: Sock| {
         tracing::debug!(socket = %s.id, "connected");
     };
-    io.ns("/", on_connect.with(auth));
+    io.ns("/", on_connect.with(auth))
+        .await
+        .map_err(|e| format!("Socket.IO adapter: {e}"))
+}
+
+/// The room of every socket of one user, on every process.
+fn user_room(user: UserId) -> String {
+    format!("user-{user}")
+}
+
+/// The room of one user's sockets in one session, on every process.
+fn member_room(session_id: &str, user: UserId) -> String {
+    format!("member-{session_id}-{user}")
+}
+
+/// The processes with sockets in the session's room (this one always): their open
+/// participations are live, those of a process that died are not.
+pub async fn live_servers(state: &AppState, session_id: &str) -> std::collections::HashSet<String> {
+    let mut live = std::collections::HashSet::from([server_id(state)]);
+    match state.io.within(room(session_id)).fetch_sockets().await {
+        Ok(sockets) => live.extend(sockets.iter().map(|r| r.data().server_id.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not ask the other processes who is in the room")
+        }
+    }
+    live
+}
+
+/// This process's Socket.IO server id (named in its participations).
+fn server_id(state: &AppState) -> String {
+    state.io.config().server_id.to_string()
 }
 
 /// Handles a socket's events one at a time, in the order they arrived.
 /// socketioxide spawns a task per event, so without this a `join-audio-session`
 /// followed at once by `music-take-control` could be handled the other way round.
-fn attach_worker(state: AppState, s: &SocketRef) {
+fn attach_worker(state: AppState, s: &Sock) {
     state.metrics.socket_opened();
     let (tx, mut rx) = mpsc::channel::<Inbound>(SOCKET_INBOX);
     let worker_socket = s.clone();
@@ -160,7 +192,7 @@ fn attach_worker(state: AppState, s: &SocketRef) {
     // The closure runs synchronously as each packet is read; only the returned
     // future is spawned. Queueing here keeps the client's order.
     s.on_fallback(
-        move |s: SocketRef, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
+        move |s: Sock, Event(name): Event, TryData(data): TryData<Value>, ack: AckSender| {
             let data = data.unwrap_or(Value::Null);
             if let Err(mpsc::error::TrySendError::Full(_)) =
                 events.try_send(Inbound::Event { name, data, ack })
@@ -170,7 +202,7 @@ fn attach_worker(state: AppState, s: &SocketRef) {
             async {}
         },
     );
-    s.on_disconnect(move |s: SocketRef, reason: DisconnectReason| {
+    s.on_disconnect(move |s: Sock, reason: DisconnectReason| {
         let tx = tx.clone();
         async move {
             tracing::debug!(socket = %s.id, ?reason, "disconnected");
@@ -182,12 +214,12 @@ fn attach_worker(state: AppState, s: &SocketRef) {
     });
 }
 
-fn user_of(s: &SocketRef) -> Option<UserId> {
+fn user_of(s: &Sock) -> Option<UserId> {
     s.extensions.get::<SocketUser>().map(|u| u.0)
 }
 
 /// The socket's id as other members see it.
-fn public_id(s: &SocketRef) -> String {
+fn public_id(s: &Sock) -> String {
     s.extensions
         .get::<PublicId>()
         .map(|p| p.0)
@@ -198,7 +230,7 @@ fn public_id(s: &SocketRef) -> String {
 /// handshake id its client already knows, so that "is that me?" checks of
 /// existing clients (the DJ recognising itself) keep working; any other id is
 /// left as it is.
-fn as_seen_by(s: &SocketRef, id: String) -> String {
+fn as_seen_by(s: &Sock, id: String) -> String {
     if !id.is_empty() && id == public_id(s) {
         s.id.to_string()
     } else {
@@ -206,7 +238,7 @@ fn as_seen_by(s: &SocketRef, id: String) -> String {
     }
 }
 
-fn refuse(s: &SocketRef, message: impl Into<String>) {
+fn refuse(s: &Sock, message: impl Into<String>) {
     let message = message.into();
     tracing::debug!(socket = %s.id, %message, "refused");
     if let Err(e) = s.emit(names::MUSIC_ERROR, &MusicError { error: message }) {
@@ -214,25 +246,20 @@ fn refuse(s: &SocketRef, message: impl Into<String>) {
     }
 }
 
-fn emit_to_self<T: serde::Serialize>(s: &SocketRef, event: &str, data: &T) {
+fn emit_to_self<T: serde::Serialize>(s: &Sock, event: &str, data: &T) {
     if let Err(e) = s.emit(event, data) {
         tracing::debug!(socket = %s.id, event, error = %e, "emit failed");
     }
 }
 
-async fn emit_to_others<T: serde::Serialize>(
-    s: &SocketRef,
-    session_id: &str,
-    event: &str,
-    data: &T,
-) {
+async fn emit_to_others<T: serde::Serialize>(s: &Sock, session_id: &str, event: &str, data: &T) {
     if let Err(e) = s.to(room(session_id)).emit(event, data).await {
         tracing::warn!(socket = %s.id, event, error = %e, "broadcast failed");
     }
 }
 
 /// The joined session, checked against the one the event names.
-fn joined_session(s: &SocketRef, named: &str) -> Result<Joined, String> {
+fn joined_session(s: &Sock, named: &str) -> Result<Joined, String> {
     match s.extensions.get::<Joined>() {
         Some(j) if j.session_id == named => Ok(j),
         Some(_) => Err(format!("you have not joined session {named}")),
@@ -241,13 +268,7 @@ fn joined_session(s: &SocketRef, named: &str) -> Result<Joined, String> {
 }
 
 /// Handles one event; whether it was refused (answered with `music-error`).
-async fn dispatch(
-    state: &AppState,
-    s: &SocketRef,
-    name: &str,
-    data: Value,
-    ack: AckSender,
-) -> bool {
+async fn dispatch(state: &AppState, s: &Sock, name: &str, data: Value, ack: AckSender) -> bool {
     let Some(user) = user_of(s) else {
         refuse(s, "Authentication failed");
         return true;
@@ -274,7 +295,7 @@ async fn dispatch(
         ClientEvent::MusicControl(e) => control(state, s, user, e).await,
         ClientEvent::PositionSync(e) => position_sync(state, s, user, e).await,
         ClientEvent::PlaylistUpdate(e) => playlist_update(state, s, user, e).await,
-        ClientEvent::WebrtcSignal(e) => webrtc_signal(s, user, e),
+        ClientEvent::WebrtcSignal(e) => webrtc_signal(s, user, e).await,
         ClientEvent::LocationUpdate(e) => location_update(state, s, user, e).await,
         ClientEvent::ConvoyUpdate(e) => convoy_update(state, s, user, e).await,
     };
@@ -309,12 +330,7 @@ fn time_sync(t: TimeSync, ack: AckSender) {
     }
 }
 
-async fn join(
-    state: &AppState,
-    s: &SocketRef,
-    user: UserId,
-    e: JoinAudioSession,
-) -> Result<(), String> {
+async fn join(state: &AppState, s: &Sock, user: UserId, e: JoinAudioSession) -> Result<(), String> {
     // The token says who this is; a payload naming someone else is not believed.
     if e.user_id.is_some_and(|claimed| claimed != user) {
         tracing::warn!(socket = %s.id, user, claimed = ?e.user_id, "join names another user; using the token's");
@@ -330,7 +346,11 @@ async fn join(
                 names::MUSIC_SESSION_STATE,
                 &session_state_for(state, s, &row),
             );
-            emit_to_self(s, names::CURRENT_PARTICIPANTS, &participants_of(s, &row.id));
+            emit_to_self(
+                s,
+                names::CURRENT_PARTICIPANTS,
+                &participants_of(state, s, &row.id).await,
+            );
             return Ok(());
         }
         leave_current(state, s).await;
@@ -339,29 +359,47 @@ async fn join(
     let me = public_id(s);
     state
         .db
-        .participant_joined(&row.id, user, &me, display_name.as_deref())
+        .participant_joined_on(
+            &row.id,
+            user,
+            &me,
+            display_name.as_deref(),
+            Some(&server_id(state)),
+        )
         .await
         .map_err(api_message)?;
-    s.join(room(&row.id));
+    s.join([room(&row.id), member_room(&row.id, user)]);
+    note_row(state, &row);
     s.extensions.insert(Joined {
         session_id: row.id.clone(),
-        display_name: display_name.clone(),
     });
     tracing::info!(socket = %s.id, user, session = %row.id, "joined");
     // A DJ reconnecting on a new socket keeps the role; its socket id follows.
     let mut controller_moved = None;
-    if let Some(c) = service::controller(state, &row)
+    if let Some(c) = service::controller(&row)
         && c.user == user
         && c.socket_id != me
     {
-        controller_moved = Some(set_controller(state, s, &row.id, user).await?);
+        // Unless control changed meanwhile (then the newer DJ stays).
+        controller_moved = set_controller(state, s, &row.id, user, c.epoch).await?;
     }
+    // The state as it is after that move.
+    let row = match controller_moved {
+        Some(_) => service::member_session(state, &row.id, user)
+            .await
+            .map_err(api_message)?,
+        None => row,
+    };
     emit_to_self(
         s,
         names::MUSIC_SESSION_STATE,
         &session_state_for(state, s, &row),
     );
-    emit_to_self(s, names::CURRENT_PARTICIPANTS, &participants_of(s, &row.id));
+    emit_to_self(
+        s,
+        names::CURRENT_PARTICIPANTS,
+        &participants_of(state, s, &row.id).await,
+    );
     let joined = ParticipantInfo {
         socket_id: me.clone(),
         user_id: user,
@@ -383,7 +421,7 @@ async fn join(
 /// The session state as `s` is shown it (its own id as its handshake id).
 fn session_state_for(
     state: &AppState,
-    s: &SocketRef,
+    s: &Sock,
     row: &crate::db::SessionRow,
 ) -> jamz_proto::events::MusicSessionState {
     let mut st = service::session_state(state, row);
@@ -391,61 +429,71 @@ fn session_state_for(
     st
 }
 
-/// Everyone connected to the session's room, the asker included.
-fn participants_of(s: &SocketRef, session_id: &str) -> CurrentParticipants {
-    let mut participants: Vec<ParticipantInfo> = s
-        .within(room(session_id))
-        .sockets()
+/// Everyone connected to the session's room on any process, the asker included: the
+/// open participations (the database) of the processes that have sockets in the room
+/// (asked through the adapter), so that a process that died is not counted.
+async fn participants_of(state: &AppState, s: &Sock, session_id: &str) -> CurrentParticipants {
+    let live = live_servers(state, session_id).await;
+    let open = match state.db.open_participants(session_id).await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the session's participants");
+            Vec::new()
+        }
+    };
+    let mut participants: Vec<ParticipantInfo> = open
         .into_iter()
-        .filter_map(|other| {
-            let user = user_of(&other)?;
-            let joined = other.extensions.get::<Joined>()?;
-            Some(ParticipantInfo {
-                socket_id: as_seen_by(s, public_id(&other)),
-                user_id: user,
-                display_name: joined.display_name,
-            })
+        .filter(|p| p.server_id.as_ref().is_some_and(|id| live.contains(id)))
+        .map(|p| ParticipantInfo {
+            socket_id: as_seen_by(s, p.socket_id),
+            user_id: p.user_id,
+            display_name: p.display_name,
         })
         .collect();
     participants.sort_by(|a, b| a.socket_id.cmp(&b.socket_id));
+    participants.dedup_by(|a, b| a.socket_id == b.socket_id);
     CurrentParticipants { participants }
 }
 
-async fn leave(state: &AppState, s: &SocketRef, e: LeaveAudioSession) -> Result<(), String> {
+async fn leave(state: &AppState, s: &Sock, e: LeaveAudioSession) -> Result<(), String> {
     joined_session(s, &e.session_id)?;
     leave_current(state, s).await;
     Ok(())
 }
 
-/// Takes `user`'s sockets out of the session (they left its group): each leaves
-/// the room as if it had sent `leave-audio-session`.
+/// Takes `user`'s sockets out of the session (they left its group): each of this
+/// process's leaves the room as if it had sent `leave-audio-session`; those on other
+/// processes are disconnected (their client reconnects and can no longer join).
 pub async fn evict(state: &AppState, session_id: &str, user: UserId) {
-    let sockets: Vec<SocketRef> = state
+    let sockets: Vec<Sock> = state
         .io
-        .to(room(session_id))
+        .to(member_room(session_id, user))
         .sockets()
         .into_iter()
-        .filter(|s| user_of(s) == Some(user))
         .collect();
     for s in sockets {
         leave_current(state, &s).await;
     }
+    // Only other processes' sockets are left in the member room now.
+    if let Err(e) = state
+        .io
+        .to(member_room(session_id, user))
+        .disconnect()
+        .await
+    {
+        tracing::warn!(user, error = %e, "could not disconnect the user's sockets elsewhere");
+    }
 }
 
-/// Disconnects every socket of `user` (their tokens were revoked).
-pub fn disconnect_user(state: &AppState, user: UserId) {
-    for s in state.io.sockets() {
-        if user_of(&s) == Some(user) {
-            let id = s.id;
-            if let Err(e) = s.disconnect() {
-                tracing::debug!(socket = %id, error = %e, "disconnect failed");
-            }
-        }
+/// Disconnects every socket of `user` (their tokens were revoked), on every process.
+pub async fn disconnect_user(state: &AppState, user: UserId) {
+    if let Err(e) = state.io.to(user_room(user)).disconnect().await {
+        tracing::warn!(user, error = %e, "could not disconnect the user's sockets");
     }
 }
 
 /// Leaves the joined session, if any: history row closed, the others told.
-async fn leave_current(state: &AppState, s: &SocketRef) {
+async fn leave_current(state: &AppState, s: &Sock) {
     let Some(joined) = s.extensions.remove::<Joined>() else {
         return;
     };
@@ -462,13 +510,16 @@ async fn leave_current(state: &AppState, s: &SocketRef) {
         user_id: user,
     };
     emit_to_others(s, &joined.session_id, names::PARTICIPANT_LEFT, &left).await;
-    s.leave(room(&joined.session_id));
+    s.leave([
+        room(&joined.session_id),
+        member_room(&joined.session_id, user),
+    ]);
     tracing::info!(socket = %s.id, user, session = %joined.session_id, "left");
 }
 
 async fn take_control(
     state: &AppState,
-    s: &SocketRef,
+    s: &Sock,
     user: UserId,
     e: MusicTakeControl,
 ) -> Result<(), String> {
@@ -476,9 +527,12 @@ async fn take_control(
     let row = service::member_session(state, &joined.session_id, user)
         .await
         .map_err(api_message)?;
-    service::controller(state, &row); // load before overwriting
     let me = public_id(s);
-    let c = set_controller(state, s, &row.id, user).await?;
+    note_row(state, &row);
+    // Conditional on the epoch read: of two members racing (on two processes), one wins.
+    let Some(c) = set_controller(state, s, &row.id, user, row.controller_epoch).await? else {
+        return Err("another member took control at the same moment; try again".to_string());
+    };
     let timestamp = now_ms_f64();
     tracing::info!(socket = %s.id, user, session = %row.id, epoch = c.epoch, "took control");
     let grant = service::grant_for(state, &row.id, &c);
@@ -500,40 +554,96 @@ async fn take_control(
     Ok(())
 }
 
-/// Makes `user` on socket `s` the DJ: a change of control, so a new epoch, with the
-/// device key `s` presented at CONNECT (persisted, then live).
+/// Makes `user` on socket `s` the DJ if the session's epoch is still `seen`: a change of
+/// control, so a new epoch, with the device key `s` presented at CONNECT. `None`: another
+/// change of control came first (this one did nothing).
 async fn set_controller(
     state: &AppState,
-    s: &SocketRef,
+    s: &Sock,
     session_id: &str,
     user: UserId,
-) -> Result<Controller, String> {
+    seen: u64,
+) -> Result<Option<Controller>, String> {
     let socket_id = public_id(s);
     let device_key = s.extensions.get::<DeviceKey>().map(|k| k.0);
     let epoch = state
         .db
-        .set_controller(session_id, user, &socket_id, device_key.as_deref())
+        .set_controller_if(session_id, seen, user, &socket_id, device_key.as_deref())
         .await
         .map_err(api_message)?;
-    let c = Controller {
+    match epoch {
+        Some(epoch) => {
+            let dj = Dj {
+                user: Some(user),
+                epoch,
+            };
+            state.live.dj_changed_here(session_id, dj).await;
+        }
+        // Another change came first (maybe on another process): read it when needed.
+        None => state.live.forget_dj(session_id),
+    }
+    Ok(epoch.map(|epoch| Controller {
         user,
         socket_id,
         epoch,
         device_key,
-    };
-    state
-        .live
-        .with(session_id, |live| live.controller = Some(c.clone()));
-    Ok(c)
+    }))
 }
 
-/// The DJ check for playback events: the session's controller is a user, so
-/// any of that user's sockets may steer (a reconnect gets a new socket id).
-fn require_dj(state: &AppState, session_id: &str, user: UserId) -> Result<Controller, String> {
-    match state.live.with(session_id, |live| live.controller.clone()) {
-        Some(c) if c.user == user => Ok(c),
-        _ => Err("only the DJ can control playback; take control first".to_string()),
+/// What the database says of the session's DJ and anchor, for this process's memory
+/// (kept where this process knows newer).
+fn note_row(state: &AppState, row: &crate::db::SessionRow) {
+    state.live.note_dj(
+        &row.id,
+        Dj {
+            user: row.controller_id,
+            epoch: row.controller_epoch,
+        },
+    );
+}
+
+/// The DJ check for playback events, in this process's memory (read from the database
+/// only when this process does not know the DJ: first use, or another process changed
+/// it): the session's controller is a user, so any of that user's sockets may steer (a
+/// reconnect gets a new socket id). Returns the session's playback anchor, for the
+/// caller to go on with.
+async fn require_dj(state: &AppState, session_id: &str, user: UserId) -> Result<Playback, String> {
+    let mut read = None;
+    let dj = match state.live.dj(session_id) {
+        Some(dj) => dj,
+        None => {
+            let row = read_session(state, session_id).await?;
+            note_row(state, &row);
+            let dj = state.live.dj(session_id).unwrap_or(Dj {
+                user: row.controller_id,
+                epoch: row.controller_epoch,
+            });
+            read = Some(row);
+            dj
+        }
+    };
+    if dj.user != Some(user) {
+        return Err("only the DJ can control playback; take control first".to_string());
     }
+    // Only the DJ's events fill in the anchor: this process then writes it.
+    if let Some(anchor) = state.live.playback(session_id) {
+        return Ok(anchor);
+    }
+    let row = match read {
+        Some(row) => row,
+        None => read_session(state, session_id).await?,
+    };
+    state.live.note_playback(session_id, &row.playback);
+    Ok(state.live.playback(session_id).unwrap_or(row.playback))
+}
+
+async fn read_session(state: &AppState, session_id: &str) -> Result<crate::db::SessionRow, String> {
+    state
+        .db
+        .session(session_id)
+        .await
+        .map_err(api_message)?
+        .ok_or_else(|| format!("no session {session_id}"))
 }
 
 fn check_position(position: f64) -> Result<(), String> {
@@ -546,22 +656,16 @@ fn check_position(position: f64) -> Result<(), String> {
     }
 }
 
-async fn control(
-    state: &AppState,
-    s: &SocketRef,
-    user: UserId,
-    e: MusicControl,
-) -> Result<(), String> {
+async fn control(state: &AppState, s: &Sock, user: UserId, e: MusicControl) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
     check_position(e.position)?;
     if let Some(t) = &e.track {
         service::check_track(t).map_err(api_message)?;
     }
-    require_dj(state, &joined.session_id, user)?;
+    let mut p = require_dj(state, &joined.session_id, user).await?;
     use jamz_proto::events::ControlAction::*;
     let now = now_ms_f64();
-    let track = state.live.with(&joined.session_id, |live| {
-        let p = &mut live.playback;
+    let track = {
         if let Some(t) = &e.track {
             p.track = Some(t.clone());
         }
@@ -576,7 +680,8 @@ async fn control(
         p.position = e.position;
         p.at_ms = now;
         p.track.clone()
-    });
+    };
+    service::save_playback(state, &joined.session_id, p, Persist::Now);
     let relay = MusicRelay {
         position: e.position,
         track,
@@ -590,18 +695,16 @@ async fn control(
 
 async fn position_sync(
     state: &AppState,
-    s: &SocketRef,
+    s: &Sock,
     user: UserId,
     e: PositionSync,
 ) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
     check_position(e.position)?;
-    require_dj(state, &joined.session_id, user)?;
-    let now = now_ms_f64();
-    state.live.with(&joined.session_id, |live| {
-        live.playback.position = e.position;
-        live.playback.at_ms = now;
-    });
+    let mut playback = require_dj(state, &joined.session_id, user).await?;
+    playback.position = e.position;
+    playback.at_ms = now_ms_f64();
+    service::save_playback(state, &joined.session_id, playback, Persist::No);
     let relay = PositionSyncRelay {
         position: e.position,
         timestamp: e.timestamp,
@@ -613,7 +716,7 @@ async fn position_sync(
 
 async fn playlist_update(
     state: &AppState,
-    s: &SocketRef,
+    s: &Sock,
     user: UserId,
     e: PlaylistUpdate,
 ) -> Result<(), String> {
@@ -624,33 +727,37 @@ async fn playlist_update(
     Ok(())
 }
 
-fn webrtc_signal(s: &SocketRef, user: UserId, e: WebrtcSignal) -> Result<(), String> {
+async fn webrtc_signal(s: &Sock, user: UserId, e: WebrtcSignal) -> Result<(), String> {
     let joined = joined_session(s, &e.session_id)?;
     if e.from != user {
         return Err(format!(
             "webrtc-signal `from` must be your own user id ({user})"
         ));
     }
-    let targets: Vec<SocketRef> = s
-        .to(room(&joined.session_id))
-        .sockets()
-        .into_iter()
-        .filter(|other| user_of(other) == Some(e.to))
-        .collect();
-    if targets.is_empty() {
+    // The addressee's sockets in this session, on any process (this one left out).
+    let targets = member_room(&joined.session_id, e.to);
+    let found = match s.within(targets.clone()).fetch_sockets().await {
+        Ok(found) => found.iter().any(|r| r.data().id != s.id),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not ask the other processes for the addressee");
+            !s.within(targets.clone())
+                .sockets()
+                .iter()
+                .all(|o| o.id == s.id)
+        }
+    };
+    if !found {
         return Err(format!("user {} is not in this session", e.to));
     }
-    for target in targets {
-        if let Err(err) = target.emit(names::WEBRTC_SIGNAL, &e) {
-            tracing::debug!(socket = %target.id, error = %err, "webrtc-signal delivery failed");
-        }
+    if let Err(err) = s.to(targets).emit(names::WEBRTC_SIGNAL, &e).await {
+        tracing::debug!(error = %err, "webrtc-signal delivery failed");
     }
     Ok(())
 }
 
 async fn location_update(
     state: &AppState,
-    s: &SocketRef,
+    s: &Sock,
     user: UserId,
     e: LocationUpdate,
 ) -> Result<(), String> {
@@ -691,7 +798,7 @@ async fn location_update(
 /// group's latest positions until they share again (docs/protocol.md, "Convoy").
 async fn convoy_update(
     state: &AppState,
-    s: &SocketRef,
+    s: &Sock,
     user: UserId,
     e: ConvoyUpdate,
 ) -> Result<(), String> {
@@ -730,16 +837,6 @@ async fn convoy_update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::Playback;
-
-    fn dj(user: UserId, socket: &str) -> Controller {
-        Controller {
-            user,
-            socket_id: socket.into(),
-            epoch: 1,
-            device_key: None,
-        }
-    }
 
     /// The DJ is a user, not a socket: after a reconnect (a new socket id) the same user
     /// still steers; nobody else does, and nobody at all before someone took control.
@@ -747,15 +844,45 @@ mod tests {
     async fn only_the_dj_user_steers_from_any_of_its_sockets() {
         let dir = tempfile::tempdir().unwrap();
         let state = crate::state::test_state(dir.path()).await;
-        let err = require_dj(&state, "s1", 1).unwrap_err();
+        let ann = state.db.create_user("ann", "a@e.test", "x").await.unwrap();
+        let bob = state.db.create_user("bob", "b@e.test", "x").await.unwrap();
+        state.db.create_group("g1", "A", "", ann).await.unwrap();
+        state.db.create_group("g2", "B", "", ann).await.unwrap();
+        let s1 = state.db.session_for_group("g1", ann).await.unwrap().id;
+        let s2 = state.db.session_for_group("g2", ann).await.unwrap().id;
+        let err = require_dj(&state, &s1, ann).await.unwrap_err();
         assert!(err.contains("take control first"), "{err}");
-        state
-            .live
-            .with("s1", |live| live.controller = Some(dj(1, "old-socket")));
-        assert_eq!(require_dj(&state, "s1", 1).unwrap(), dj(1, "old-socket"));
-        assert!(require_dj(&state, "s1", 2).is_err());
+        // Another process made ann the DJ (from an old socket) and said so.
+        let epoch = state
+            .db
+            .set_controller(&s1, ann, "old-socket", None)
+            .await
+            .unwrap();
+        let err = require_dj(&state, &s1, ann).await.unwrap_err();
+        assert!(err.contains("take control first"), "not told yet: {err}");
+        state.live.remote_dj(
+            &s1,
+            Dj {
+                user: Some(ann),
+                epoch,
+            },
+        );
+        require_dj(&state, &s1, ann).await.unwrap();
+        assert!(require_dj(&state, &s1, bob).await.is_err());
+        // A stale announcement (an older epoch) changes nothing.
+        state.live.remote_dj(
+            &s1,
+            Dj {
+                user: Some(bob),
+                epoch: epoch - 1,
+            },
+        );
+        assert!(require_dj(&state, &s1, bob).await.is_err());
+        // Forgotten (this process lost a race): read from the database again.
+        state.live.forget_dj(&s1);
+        require_dj(&state, &s1, ann).await.unwrap();
         // Another session's DJ is not this one's.
-        assert!(require_dj(&state, "s2", 1).is_err());
+        assert!(require_dj(&state, &s2, ann).await.is_err());
     }
 
     #[test]

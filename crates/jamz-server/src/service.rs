@@ -29,28 +29,79 @@ pub async fn member_session(
     Ok(session)
 }
 
-/// The current DJ, loading it from the database on first use after start-up.
-pub fn controller(state: &AppState, session: &SessionRow) -> Option<Controller> {
-    state.live.with(&session.id, |live| {
-        if !live.controller_loaded {
-            live.controller_loaded = true;
-            live.controller = session.controller_id.map(|user| Controller {
-                user,
-                socket_id: session.controller_socket_id.clone().unwrap_or_default(),
-                epoch: session.controller_epoch,
-                device_key: session.controller_device_key.clone(),
-            });
-        }
-        live.controller.clone()
+/// The current DJ, as the database has it.
+pub fn controller(session: &SessionRow) -> Option<Controller> {
+    session.controller_id.map(|user| Controller {
+        user,
+        socket_id: session.controller_socket_id.clone().unwrap_or_default(),
+        epoch: session.controller_epoch,
+        device_key: session.controller_device_key.clone(),
     })
 }
 
-pub fn is_dj(state: &AppState, session: &SessionRow, user: UserId) -> bool {
-    controller(state, session).is_some_and(|c| c.user == user)
+pub fn is_dj(session: &SessionRow, user: UserId) -> bool {
+    controller(session).is_some_and(|c| c.user == user)
 }
 
-fn currently_playing(state: &AppState, session_id: &str) -> (Option<CurrentlyPlaying>, bool, f64) {
-    let (playback, now) = state.live.playback_now(session_id);
+/// The session's playback anchor: this process's if it knows one (the newest, maybe not
+/// written yet), else the database's.
+pub fn playback(state: &AppState, session: &SessionRow) -> crate::live::Playback {
+    state
+        .live
+        .playback(&session.id)
+        .unwrap_or_else(|| session.playback.clone())
+}
+
+/// Stores `playback` as the session's anchor: at once for this process, in the database
+/// by the session's writer in the background (the newest anchor at each write, so a
+/// burst of seeks does not queue a write each; position-syncs at most every
+/// [`crate::live::COALESCE`], and not at all in a single process).
+pub fn save_playback(
+    state: &AppState,
+    session_id: &str,
+    playback: crate::live::Playback,
+    persist: crate::live::Persist,
+) {
+    if !state.live.offer_playback(session_id, playback, persist) {
+        return;
+    }
+    let (state, id) = (state.clone(), session_id.to_string());
+    tokio::spawn(async move {
+        let mut last_write: Option<tokio::time::Instant> = None;
+        while let Some((_, _, may_wait)) = state.live.playback_to_write(&id) {
+            if may_wait {
+                // Position-syncs wait, unless a change (play, pause, seek, track) comes:
+                // other processes read it at a join.
+                let urgent = state.live.urgent(&id);
+                tokio::select! {
+                    () = tokio::time::sleep(crate::live::COALESCE) => {}
+                    () = urgent.notified() => {}
+                }
+            } else if let Some(last) = last_write.filter(|_| !state.live.clustered()) {
+                // One process (its memory is the truth; the database is for a restart):
+                // a DJ seeking many times a second costs the database one write per
+                // SPACING (the newest anchor), not one each, as the relays share its
+                // CPU. Other processes read the database at a join: written at once.
+                tokio::time::sleep_until(last + crate::live::SPACING).await;
+            }
+            last_write = Some(tokio::time::Instant::now());
+            let Some((playback, generation, _)) = state.live.playback_to_write(&id) else {
+                break;
+            };
+            if let Err(e) = state.db.save_playback(&id, &playback).await {
+                tracing::error!(session = %id, error = %e, "could not store the playback anchor");
+            }
+            state.live.playback_written(&id, generation);
+        }
+    });
+}
+
+fn currently_playing(
+    state: &AppState,
+    session: &SessionRow,
+) -> (Option<CurrentlyPlaying>, bool, f64) {
+    let now = crate::clock::now_ms_f64();
+    let playback = &playback(state, session);
     let playing = playback.playing;
     let current = playback.track.clone().map(|track| CurrentlyPlaying {
         track: Some(track),
@@ -64,15 +115,20 @@ fn currently_playing(state: &AppState, session_id: &str) -> (Option<CurrentlyPla
 /// The REST session document.
 pub async fn session_document(state: &AppState, row: &SessionRow) -> ApiResult<Session> {
     let participants = state.db.participants(&row.id).await?;
-    let mut active: Vec<UserId> = participants
-        .iter()
-        .filter(|p| p.left_at.is_none())
+    // Open participations of live processes (not those of a process that died).
+    let live = crate::realtime::live_servers(state, &row.id).await;
+    let mut active: Vec<UserId> = state
+        .db
+        .open_participants(&row.id)
+        .await?
+        .into_iter()
+        .filter(|p| p.server_id.as_ref().is_none_or(|id| live.contains(id)))
         .map(|p| p.user_id)
         .collect();
     active.sort_unstable();
     active.dedup();
-    let ctrl = controller(state, row);
-    let (mut current, is_playing, _) = currently_playing(state, &row.id);
+    let ctrl = controller(row);
+    let (mut current, is_playing, _) = currently_playing(state, row);
     if let (Some(c), Some(cur)) = (&ctrl, current.as_mut()) {
         cur.controlled_by = Some(c.user);
     }
@@ -95,8 +151,8 @@ pub async fn session_document(state: &AppState, row: &SessionRow) -> ApiResult<S
 
 /// What a joiner receives.
 pub fn session_state(state: &AppState, row: &SessionRow) -> MusicSessionState {
-    let ctrl = controller(state, row);
-    let (current, is_playing, now) = currently_playing(state, &row.id);
+    let ctrl = controller(row);
+    let (current, is_playing, now) = currently_playing(state, row);
     MusicSessionState {
         playlist: row.playlist.clone(),
         currently_playing: current,
@@ -130,7 +186,7 @@ pub enum Origin<'a> {
     /// A REST call: everyone in the room hears.
     Rest,
     /// A socket event: everyone but that socket hears (docs/protocol.md: "the others").
-    Socket(&'a socketioxide::extract::SocketRef),
+    Socket(&'a crate::cluster::Sock),
 }
 
 async fn broadcast_playlist(
@@ -250,6 +306,49 @@ pub fn new_object_id() -> String {
     hex::encode(bytes)
 }
 
+/// How often a playlist change is tried again when another process changed the playlist
+/// between this one's read and write.
+const PLAYLIST_WRITE_TRIES: usize = 16;
+
+/// Reads the session (checking `user` is a member, if given), lets `change` compute the
+/// new playlist from it (`None`: nothing to change) and stores it if the stored playlist
+/// is still the one read; else reads again. Returns the playlist and whether it changed.
+async fn change_playlist(
+    state: &AppState,
+    session_id: &str,
+    member: Option<UserId>,
+    mut change: impl FnMut(&SessionRow) -> ApiResult<Option<Vec<Track>>>,
+) -> ApiResult<(Vec<Track>, bool)> {
+    // Serializes this process's writers; other processes' are caught by the
+    // conditional write.
+    let _guard = state.live.lock_playlist(session_id).await;
+    for _ in 0..PLAYLIST_WRITE_TRIES {
+        let row = match member {
+            Some(user) => member_session(state, session_id, user).await?,
+            None => state
+                .db
+                .session(session_id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no session {session_id}")))?,
+        };
+        let Some(list) = change(&row)? else {
+            return Ok((row.playlist, false));
+        };
+        if state
+            .db
+            .save_playlist_if(session_id, &row.playlist, &list)
+            .await?
+        {
+            return Ok((list, true));
+        }
+        tracing::debug!(
+            session = session_id,
+            "playlist changed by another process meanwhile; reading it again"
+        );
+    }
+    Err(ApiError::Busy(1))
+}
+
 /// Appends (any member). Returns the playlist and whether the track was added.
 pub async fn append_track(
     state: &AppState,
@@ -257,16 +356,12 @@ pub async fn append_track(
     track: Track,
     origin: Origin<'_>,
 ) -> ApiResult<(Vec<Track>, bool)> {
-    let _guard = state.live.lock_playlist(session_id).await;
-    let row = state
-        .db
-        .session(session_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no session {session_id}")))?;
-    let mut list = row.playlist;
-    let added = playlist::append(&mut list, track);
+    let (list, added) = change_playlist(state, session_id, None, |row| {
+        let mut list = row.playlist.clone();
+        Ok(playlist::append(&mut list, track.clone()).then_some(list))
+    })
+    .await?;
     if added {
-        state.db.save_playlist(session_id, &list).await?;
         broadcast_playlist(state, session_id, &list, origin).await;
     }
     Ok((list, added))
@@ -279,20 +374,21 @@ pub async fn remove_track(
     user: UserId,
     track_id: &str,
 ) -> ApiResult<Vec<Track>> {
-    let _guard = state.live.lock_playlist(session_id).await;
-    let row = member_session(state, session_id, user).await?;
-    if !is_dj(state, &row, user) {
-        return Err(ApiError::Forbidden("only the DJ may delete tracks".into()));
-    }
-    let mut list = row.playlist;
-    let before = list.len();
-    list.retain(|t| t.id != track_id);
-    if list.len() == before {
-        return Err(ApiError::NotFound(format!(
-            "track {track_id} is not in the playlist"
-        )));
-    }
-    state.db.save_playlist(session_id, &list).await?;
+    let (list, _) = change_playlist(state, session_id, Some(user), |row| {
+        if !is_dj(row, user) {
+            return Err(ApiError::Forbidden("only the DJ may delete tracks".into()));
+        }
+        let mut list = row.playlist.clone();
+        let before = list.len();
+        list.retain(|t| t.id != track_id);
+        if list.len() == before {
+            return Err(ApiError::NotFound(format!(
+                "track {track_id} is not in the playlist"
+            )));
+        }
+        Ok(Some(list))
+    })
+    .await?;
     broadcast_playlist(state, session_id, &list, Origin::Rest).await;
     Ok(list)
 }
@@ -304,13 +400,15 @@ pub async fn reorder_tracks(
     user: UserId,
     order: &[String],
 ) -> ApiResult<Vec<Track>> {
-    let _guard = state.live.lock_playlist(session_id).await;
-    let row = member_session(state, session_id, user).await?;
-    if !is_dj(state, &row, user) {
-        return Err(ApiError::Forbidden("only the DJ may reorder tracks".into()));
-    }
-    let list = playlist::reorder(&row.playlist, order).map_err(ApiError::Unprocessable)?;
-    state.db.save_playlist(session_id, &list).await?;
+    let (list, _) = change_playlist(state, session_id, Some(user), |row| {
+        if !is_dj(row, user) {
+            return Err(ApiError::Forbidden("only the DJ may reorder tracks".into()));
+        }
+        playlist::reorder(&row.playlist, order)
+            .map(Some)
+            .map_err(ApiError::Unprocessable)
+    })
+    .await?;
     broadcast_playlist(state, session_id, &list, Origin::Rest).await;
     Ok(list)
 }
@@ -322,31 +420,33 @@ pub async fn replace_playlist(
     session_id: &str,
     user: UserId,
     proposed: Vec<Track>,
-    socket: &socketioxide::extract::SocketRef,
+    socket: &crate::cluster::Sock,
 ) -> ApiResult<Vec<Track>> {
-    let _guard = state.live.lock_playlist(session_id).await;
-    let row = member_session(state, session_id, user).await?;
-    let mut prepared = Vec::with_capacity(proposed.len());
+    let mut checked = Vec::with_capacity(proposed.len());
     for t in proposed {
-        prepared.push(prepare_track(t, user)?);
+        checked.push(prepare_track(t, user)?);
     }
-    // A track already in the playlist keeps who added it.
-    let added_by: std::collections::HashMap<&str, Option<UserId>> = row
-        .playlist
-        .iter()
-        .map(|t| (t.id.as_str(), t.uploaded_by))
-        .collect();
-    for t in &mut prepared {
-        if let Some(by) = added_by.get(t.id.as_str()) {
-            t.uploaded_by = *by;
+    let (list, _) = change_playlist(state, session_id, Some(user), |row| {
+        let mut prepared = checked.clone();
+        // A track already in the playlist keeps who added it.
+        let added_by: std::collections::HashMap<&str, Option<UserId>> = row
+            .playlist
+            .iter()
+            .map(|t| (t.id.as_str(), t.uploaded_by))
+            .collect();
+        for t in &mut prepared {
+            if let Some(by) = added_by.get(t.id.as_str()) {
+                t.uploaded_by = *by;
+            }
         }
-    }
-    let list = if is_dj(state, &row, user) {
-        playlist::dedupe(prepared)
-    } else {
-        playlist::merge_member_proposal(&row.playlist, prepared).map_err(ApiError::Forbidden)?
-    };
-    state.db.save_playlist(session_id, &list).await?;
+        let list = if is_dj(row, user) {
+            playlist::dedupe(prepared)
+        } else {
+            playlist::merge_member_proposal(&row.playlist, prepared).map_err(ApiError::Forbidden)?
+        };
+        Ok(Some(list))
+    })
+    .await?;
     broadcast_playlist(state, session_id, &list, Origin::Socket(socket)).await;
     Ok(list)
 }
@@ -380,15 +480,7 @@ mod tests {
         let b = state.db.session_for_group("gb", ann).await.unwrap().id;
         let tracks: Vec<Track> = (0..40_000).map(track).collect();
         state.db.save_playlist(&a, &tracks).await.unwrap();
-        state.live.with(&a, |live| {
-            live.controller_loaded = true;
-            live.controller = Some(Controller {
-                user: ann,
-                socket_id: "dj".into(),
-                epoch: 1,
-                device_key: None,
-            });
-        });
+        state.db.set_controller(&a, ann, "dj", None).await.unwrap();
         let order: Vec<String> = tracks.iter().rev().map(|t| t.id.clone()).collect();
 
         // Session A's playlist is busy (held here), so its 40,000-track reorder

@@ -1,8 +1,6 @@
 //! What every handler shares.
 use std::sync::Arc;
 
-use socketioxide::SocketIo;
-
 use crate::auth::TokenKeys;
 use crate::db::Db;
 use crate::error::ApiError;
@@ -22,7 +20,7 @@ pub struct AppState {
     pub live: Arc<LiveSessions>,
     /// What `GET /metrics` shows.
     pub metrics: Arc<crate::metrics::Metrics>,
-    pub io: SocketIo,
+    pub io: crate::cluster::Io,
     /// The base of absolute file URLs when set (`--public-url`); else the
     /// request's Host.
     pub public_url: Option<String>,
@@ -69,9 +67,15 @@ pub fn room(session_id: &str) -> String {
 /// A state over a fresh database in `dir`, for in-process tests.
 #[cfg(test)]
 pub async fn test_state(dir: &std::path::Path) -> AppState {
-    let (_layer, io) = SocketIo::builder().build_layer();
+    let (_layer, io) = socketioxide::SocketIo::builder()
+        .with_adapter::<crate::cluster::Adapter>(
+            crate::cluster::ClusterDriver::local().adapter_state("jamz-test"),
+        )
+        .build_layer();
     // Broadcasts go to the default namespace, which must exist.
-    io.ns("/", async |_s: socketioxide::extract::SocketRef| {});
+    io.ns("/", async |_s: crate::cluster::Sock| {})
+        .await
+        .unwrap();
     AppState {
         db: Db::open(&dir.join("jamz.db").into()).await.unwrap(),
         keys: TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef"),

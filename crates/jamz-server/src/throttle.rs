@@ -43,7 +43,38 @@ pub struct Throttle {
     per_account: Rate,
     per_address: Rate,
     buckets: Mutex<HashMap<Key, Bucket>>,
+    /// With `--redis`: the buckets live there, shared by every process (the local ones
+    /// serve while Redis is unreachable).
+    shared: Option<redis::aio::ConnectionManager>,
+    /// The deployment's prefix of its Redis keys.
+    prefix: String,
 }
+
+/// Both buckets in one atomic step on Redis, by Redis's clock: the same token buckets as
+/// [`Throttle::attempt`]. KEYS: the account's and the address's bucket; ARGV: each one's
+/// capacity and refill per ms, then the keys' lifetime (ms). Returns 0 (taken) or the ms
+/// to wait.
+const SHARED_BUCKETS: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local wait = 0
+local tokens = {}
+for i = 1, 2 do
+  local cap = tonumber(ARGV[2 * i - 1])
+  local rate = tonumber(ARGV[2 * i])
+  local b = redis.call('HMGET', KEYS[i], 't', 'at')
+  local t = cap
+  if b[1] then t = math.min(cap, tonumber(b[1]) + (now - tonumber(b[2])) * rate) end
+  tokens[i] = t
+  if t < 1 then wait = math.max(wait, (1 - t) / rate) end
+end
+if wait > 0 then return math.ceil(wait) end
+for i = 1, 2 do
+  redis.call('HSET', KEYS[i], 't', tostring(tokens[i] - 1), 'at', tostring(now))
+  redis.call('PEXPIRE', KEYS[i], ARGV[5])
+end
+return 0
+";
 
 impl Throttle {
     pub fn new(per_account: Rate, per_address: Rate) -> Self {
@@ -51,6 +82,59 @@ impl Throttle {
             per_account,
             per_address,
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
+            prefix: String::new(),
+        }
+    }
+
+    /// The buckets on Redis (`--redis`), shared by every process.
+    pub fn shared(mut self, conn: Option<redis::aio::ConnectionManager>, prefix: &str) -> Self {
+        self.shared = conn;
+        self.prefix = prefix.to_string();
+        self
+    }
+
+    /// Takes one attempt for `account` from `address`: from the shared buckets on Redis
+    /// when there are some (and it answers), else from this process's.
+    pub async fn check(&self, account: &str, address: IpAddr) -> Result<(), Throttled> {
+        let Some(conn) = &self.shared else {
+            return self.attempt(account, address);
+        };
+        let rate = |r: Rate| r.per_sec() / 1000.0;
+        let lifetime_ms = self.per_account.max(self.per_address).window.as_millis() as u64;
+        let answer: Result<u64, _> = redis::Script::new(SHARED_BUCKETS)
+            .key(shared_key(
+                &self.prefix,
+                &Key::Account(account.to_lowercase()),
+            ))
+            .key(shared_key(&self.prefix, &Key::Address(address)))
+            .arg(self.per_account.attempts)
+            .arg(rate(self.per_account))
+            .arg(self.per_address.attempts)
+            .arg(rate(self.per_address))
+            .arg(lifetime_ms.max(1000))
+            .invoke_async(&mut conn.clone())
+            .await;
+        match answer {
+            Ok(0) => Ok(()),
+            Ok(wait_ms) => Err(Throttled {
+                retry_after_secs: wait_ms.div_ceil(1000).max(1),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis unreachable: login throttling counts on this process only");
+                self.attempt(account, address)
+            }
+        }
+    }
+
+    /// The account's owner got in: their bucket is full again (on Redis too).
+    pub async fn reset(&self, account: &str) {
+        self.succeeded(account);
+        if let Some(conn) = &self.shared {
+            let key = shared_key(&self.prefix, &Key::Account(account.to_lowercase()));
+            if let Err(e) = redis::AsyncCommands::del::<_, ()>(&mut conn.clone(), key).await {
+                tracing::warn!(error = %e, "Redis unreachable: the account's shared bucket stays");
+            }
         }
     }
 
@@ -113,6 +197,14 @@ impl Throttle {
             let cutoff = ages[ages.len() / 2];
             map.retain(|_, b| b.at > cutoff);
         }
+    }
+}
+
+/// The Redis key of a bucket.
+fn shared_key(prefix: &str, key: &Key) -> String {
+    match key {
+        Key::Account(a) => format!("{prefix}:throttle:account:{a}"),
+        Key::Address(a) => format!("{prefix}:throttle:address:{a}"),
     }
 }
 

@@ -70,7 +70,8 @@ pub async fn login(
     let login = body.username.trim();
     state
         .throttle
-        .attempt(login, addr)
+        .check(login, addr)
+        .await
         .map_err(|t| ApiError::Throttled(t.retry_after_secs))?;
     let refused = || ApiError::Unauthorized("invalid username or password".into());
     if body.password.len() > MAX_PASSWORD_BYTES {
@@ -88,7 +89,7 @@ pub async fn login(
     let Some(user) = user.filter(|_| ok) else {
         return Err(refused());
     };
-    state.throttle.succeeded(login);
+    state.throttle.reset(login).await;
     state.db.touch_login(user.id).await?;
     let token = state
         .keys
@@ -110,7 +111,7 @@ pub async fn logout(
     AuthUser(user): AuthUser,
 ) -> ApiResult<Json<serde_json::Value>> {
     state.db.bump_token_version(user).await?;
-    crate::realtime::disconnect_user(&state, user);
+    crate::realtime::disconnect_user(&state, user).await;
     tracing::info!(user, "logged out everywhere");
     Ok(Json(serde_json::json!({"success": true})))
 }
@@ -139,7 +140,8 @@ pub async fn change_password(
     // A stolen token must not turn into unlimited guesses at the password.
     state
         .throttle
-        .attempt(&row.username, addr)
+        .check(&row.username, addr)
+        .await
         .map_err(|t| ApiError::Throttled(t.retry_after_secs))?;
     if body.new_password.is_empty() || body.new_password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::Unprocessable(format!(
@@ -155,7 +157,7 @@ pub async fn change_password(
     }
     let hash = state.hash_password(body.new_password).await?;
     let version = state.db.set_password(user, &hash).await?;
-    crate::realtime::disconnect_user(&state, user);
+    crate::realtime::disconnect_user(&state, user).await;
     tracing::info!(user, "password changed");
     let token = state.keys.issue(user, &row.username, version)?;
     Ok(Json(AuthResponse {

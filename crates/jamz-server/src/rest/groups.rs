@@ -74,7 +74,8 @@ pub async fn add_member(
     // logins, per caller and per address.
     state
         .throttle
-        .attempt(&format!("lookup:{user}"), addr)
+        .check(&format!("lookup:{user}"), addr)
+        .await
         .map_err(|t| ApiError::Throttled(t.retry_after_secs))?;
     let member = state
         .db
