@@ -4,7 +4,9 @@
 //! playlist and the playback anchor reach across; two members racing for control from
 //! two processes always end with one DJ that everybody agrees on (100 seeded rounds); and
 //! Redis going away leaves each process relaying to its own sockets (a logged warning)
-//! until it is back.
+//! until it is back. Failover: four members spread over the two processes, the DJ's
+//! process killed (SIGKILL) mid-session; its members' links move to the other process and
+//! re-join, and the session goes on with its DJ, playlist and position.
 //!
 //! Skipped (saying so) without PostgreSQL or Redis; with `JAMZ_REQUIRE_POSTGRES` /
 //! `JAMZ_REQUIRE_REDIS` (CI) they fail instead. Needs `cargo build -p jamz-server` first.
@@ -91,6 +93,17 @@ async fn session_across(
     names: &[(&str, bool)],
     seed: u64,
 ) -> (Vec<Member>, String, String) {
+    session_across_with(c, names, seed, false).await
+}
+
+/// [`session_across`]; with `fallback`, each member's link is also given the other
+/// process, to move to when its own dies (docs/protocol.md, "Several servers").
+async fn session_across_with(
+    c: &Cluster,
+    names: &[(&str, bool)],
+    seed: u64,
+    fallback: bool,
+) -> (Vec<Member>, String, String) {
     let mut members = Vec::new();
     for (name, on_a) in names {
         let url = if *on_a { &c.a.url } else { &c.b.url };
@@ -106,8 +119,15 @@ async fn session_across(
     }
     let session = members[0].rest.session_for_group(&group.id).await.unwrap();
     for (i, (_, on_a)) in names.iter().enumerate() {
-        let url = if *on_a { &c.a.url } else { &c.b.url };
-        let cfg = members[i].config(url, seed.wrapping_add(i as u64)).unwrap();
+        let (url, other) = if *on_a {
+            (&c.a.url, &c.b.url)
+        } else {
+            (&c.b.url, &c.a.url)
+        };
+        let mut cfg = members[i].config(url, seed.wrapping_add(i as u64)).unwrap();
+        if fallback {
+            cfg = cfg.fallbacks([other.clone()]);
+        }
         members[i].enter(cfg, &session.id).await.unwrap();
         // Everyone already in hears of the newcomer, whichever process they are on.
         let newcomer = members[i].user.id;
@@ -117,6 +137,31 @@ async fn session_across(
         }
     }
     (members, session.id, group.id)
+}
+
+/// The session document as `m`'s process serves it, once `pred` holds of its music
+/// (polled, bounded by [`link_support::WAIT`]): the playback anchor reaches the database,
+/// where the other process reads it, from a writer in the background.
+async fn session_seen(
+    m: &Member,
+    group: &str,
+    what: &str,
+    pred: impl Fn(&jamz_proto::MusicState) -> bool,
+) -> jamz_proto::Session {
+    let deadline = tokio::time::Instant::now() + link_support::WAIT;
+    loop {
+        let doc = m.rest.session_for_group(group).await.unwrap();
+        if pred(&doc.music) {
+            return doc;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}'s process never showed {what}: {:?}",
+            m.name,
+            doc.music
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn user_ids(participants: &Value) -> Vec<i64> {
@@ -167,8 +212,12 @@ async fn members_on_two_processes_hear_each_other() {
     assert_eq!(play.data()["position"], 12.5);
     assert_eq!(play.data()["track"]["id"], "a");
 
-    // The playback anchor is shared: B's REST answer knows what A's DJ started.
-    let doc = m[1].rest.session_for_group(&group).await.unwrap();
+    // The playback anchor is shared: B's REST answer knows what A's DJ started (once
+    // A's writer has stored it: in the background, so waited for, bounded).
+    let doc = session_seen(&m[1], &group, "the playing state", |music| {
+        music.is_playing && music.currently_playing.is_some()
+    })
+    .await;
     let current = doc.music.currently_playing.expect("B knows what plays");
     assert_eq!(current.track.map(|t| t.id), Some("a".to_string()));
     assert!(doc.music.is_playing);
@@ -402,6 +451,217 @@ async fn a_process_restarted_alone_knows_the_session_from_the_database() {
     assert_eq!(state.data()["controller_id"], m[0].user.id);
     let seen = m[1].wait_for("current-participants").await.unwrap();
     assert_eq!(user_ids(seen.data()), [m[1].user.id]);
+}
+
+/// How far back of the position B read before the kill a position after it may be:
+/// both are B's reading of one stored anchor on one clock, so only rounding.
+const POSITION_SLACK: f64 = 0.05;
+
+fn same_server(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+fn track_ids(playlist: &[Track]) -> Vec<&str> {
+    playlist.iter().map(|t| t.id.as_str()).collect()
+}
+
+/// A `music-session-state` after the failover: the DJ, the playlist [a, b], track `a`
+/// playing from no earlier than `before`; returns its position.
+fn assert_goes_on(who: &str, msg: &jamz_link::ServerMessage, dj: i64, before: f64) -> f64 {
+    let st: jamz_proto::events::MusicSessionState =
+        serde_json::from_value(msg.data().clone()).unwrap();
+    assert_eq!(
+        st.controller_id,
+        Some(dj),
+        "{who}: the DJ is still the DJ: {st:?}"
+    );
+    assert_eq!(
+        track_ids(&st.playlist),
+        ["a", "b"],
+        "{who}: the playlist: {st:?}"
+    );
+    assert!(st.is_playing, "{who}: still playing: {st:?}");
+    let current = st.currently_playing.as_ref().expect("a current track");
+    assert_eq!(
+        current.track.as_ref().map(|t| t.id.as_str()),
+        Some("a"),
+        "{who}: the track playing: {st:?}"
+    );
+    assert!(
+        current.position >= before - POSITION_SLACK,
+        "{who}: the position went back from {before} to {} (not carried over): {st:?}",
+        current.position
+    );
+    current.position
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_djs_process_moves_its_clients_and_the_session_goes_on() {
+    const TEST: &str = "sigkill_of_the_djs_process_moves_its_clients_and_the_session_goes_on";
+    let Some(mut c) = cluster(TEST).await else {
+        return;
+    };
+    let seed = seed();
+    eprintln!("{TEST}: seed {seed}");
+    let (a_url, b_url) = (c.a.url.clone(), c.b.url.clone());
+    // ann (the DJ) and carl on A, bob and dora on B; every link also knows the other process.
+    let (mut m, session, group) = session_across_with(
+        &c,
+        &[
+            ("ann", true),
+            ("bob", false),
+            ("carl", true),
+            ("dora", false),
+        ],
+        seed,
+        true,
+    )
+    .await;
+    let ids: Vec<i64> = m.iter().map(|m| m.user.id).collect();
+    let ann_id = ids[0];
+
+    // ann takes control, sets the playlist [a, b] and plays a from 30 s; everyone hears it.
+    m[0].take_control(&session).unwrap();
+    for other in &mut m[1..] {
+        let changed = other.wait_for("music-controller-changed").await.unwrap();
+        assert_eq!(changed.data()["userId"], ann_id, "{}", other.name);
+    }
+    m[0].link()
+        .send(&PlaylistUpdate {
+            session_id: session.clone(),
+            playlist: vec![track("a"), track("b")],
+        })
+        .unwrap();
+    for other in &mut m[1..] {
+        let list = other.wait_for("playlist-update").await.unwrap();
+        let got: Vec<&str> = list.data()["playlist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, ["a", "b"], "{}", other.name);
+    }
+    m[0].link()
+        .send(&MusicControl {
+            session_id: session.clone(),
+            action: jamz_proto::events::ControlAction::Play,
+            position: 30.0,
+            track: Some(track("a")),
+            timestamp: 0.0,
+        })
+        .unwrap();
+    for other in &mut m[1..] {
+        let play = other.wait_for("music-play").await.unwrap();
+        assert_eq!(play.data()["track"]["id"], "a", "{}", other.name);
+    }
+
+    // The anchor reaches the database in the background: B (asked by bob) must see the
+    // playing state before A dies, else there would be nothing to carry over.
+    let doc = session_seen(&m[1], &group, "ann's playlist and playing state", |music| {
+        music.is_playing
+            && music.controller_id == Some(ann_id)
+            && track_ids(&music.playlist) == ["a", "b"]
+            && music
+                .currently_playing
+                .as_ref()
+                .is_some_and(|c| c.track.as_ref().is_some_and(|t| t.id == "a"))
+    })
+    .await;
+    let before = doc.music.currently_playing.unwrap().position;
+    assert!(before >= 30.0, "{before}");
+
+    // Process A dies (SIGKILL) mid-session.
+    let killed = tokio::time::Instant::now();
+    c.a.kill9().await.unwrap();
+    eprintln!("{TEST}: A ({a_url}) killed at position {before:.3} s as B saw it");
+
+    // ann and carl move to B and re-join; each is told the session as it was.
+    let mut after = Vec::new();
+    for i in [0, 2] {
+        let state = m[i]
+            .wait_state_within("Connected to B", Duration::from_secs(30), |s| {
+                matches!(s, jamz_link::LinkState::Connected { server, .. } if same_server(server, &b_url))
+            })
+            .await
+            .unwrap();
+        let jamz_link::LinkState::Connected { sid, .. } = state else {
+            unreachable!()
+        };
+        let msg = m[i].wait_for("music-session-state").await.unwrap();
+        let position = assert_goes_on(&m[i].name, &msg, ann_id, before);
+        if i == 0 {
+            // B moved the controller to the DJ's new socket.
+            assert_eq!(
+                msg.data()["controller_socket_id"],
+                sid.as_str(),
+                "ann's new socket is the DJ's: {:?}",
+                msg.data()
+            );
+        }
+        eprintln!(
+            "{TEST}: {} re-joined on B {:.0} ms after the kill, at position {position:.3} s",
+            m[i].name,
+            killed.elapsed().as_secs_f64() * 1000.0
+        );
+        after.push((m[i].name.clone(), position));
+    }
+
+    // bob and dora (on B all along) hear ann and carl come back, and ann's new socket
+    // announced as the DJ's.
+    for i in [1, 3] {
+        let (mut joined, mut dj_moved) = (Vec::new(), false);
+        while !(dj_moved && joined.contains(&ids[0]) && joined.contains(&ids[2])) {
+            let msg = bounded_next(&mut m[i]).await;
+            match msg.name.as_str() {
+                "participant-joined" => joined.push(msg.data()["userId"].as_i64().unwrap()),
+                "music-controller-changed" => {
+                    assert_eq!(msg.data()["userId"], ann_id, "{}: {msg:?}", m[i].name);
+                    dj_moved = true;
+                }
+                _ => {}
+            }
+        }
+        // Asked again, B tells them the same session: DJ, playlist, position; and all
+        // four members there (the participations on the dead process not counted).
+        m[i].link()
+            .send(&jamz_proto::events::JoinAudioSession {
+                session_id: session.clone(),
+                user_id: Some(m[i].user.id),
+                display_name: Some(m[i].name.clone()),
+            })
+            .unwrap();
+        let msg = m[i].wait_for("music-session-state").await.unwrap();
+        let position = assert_goes_on(&m[i].name, &msg, ann_id, before);
+        let seen = m[i].wait_for("current-participants").await.unwrap();
+        let mut everyone = ids.clone();
+        everyone.sort_unstable();
+        assert_eq!(user_ids(seen.data()), everyone, "{}", m[i].name);
+        after.push((m[i].name.clone(), position));
+    }
+    eprintln!("{TEST}: positions after the failover (s): {after:?}");
+
+    // The DJ goes on: the next track, accepted by B and relayed to the three others.
+    m[0].link()
+        .send(&MusicControl {
+            session_id: session.clone(),
+            action: jamz_proto::events::ControlAction::TrackChange,
+            position: 0.0,
+            track: Some(track("b")),
+            timestamp: 0.0,
+        })
+        .unwrap();
+    for other in &mut m[1..] {
+        let change = other.wait_for("music-track-change").await.unwrap();
+        assert_eq!(change.data()["track"]["id"], "b", "{}", other.name);
+        assert_eq!(change.data()["userId"], ann_id, "{}", other.name);
+    }
+    assert!(
+        !m[0].skipped.iter().any(|e| e == "music-error"),
+        "ann was refused: {:?}",
+        m[0].skipped
+    );
+    eprintln!("{TEST}: ann's track change after the failover reached bob, carl and dora");
 }
 
 /// A `jamz-server` whose log is read by the test (for the warning it must give).

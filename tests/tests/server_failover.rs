@@ -10,8 +10,9 @@
 //! - SIGTERM: the server tells every socket `server-shutdown` (ext) and exits 0; the node
 //!   moves to the other server at once and says the move followed the notice.
 //!
-//! What this does not assert: the controller and the playback position across the switch
-//! (they live in one process's memory until the shared-state work of issue 16 lands).
+//! The controller and the playback position across such a switch (shared through the
+//! database and Redis) are asserted by server_cluster.rs
+//! (`sigkill_of_the_djs_process_moves_its_clients_and_the_session_goes_on`).
 //!
 //! Needs `cargo build -p jamz-cli -p jamz-server` first.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
