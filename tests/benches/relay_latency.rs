@@ -286,17 +286,13 @@ async fn start_servers(mode: &str) -> Result<(Vec<TestServer>, Option<tempfile::
         "cluster" => {
             let redis = std::env::var("JAMZ_TEST_REDIS_URL")
                 .context("JAMZ_TEST_REDIS_URL (source scripts/env.d/redis.sh)")?;
-            let prefix = format!("jamz-bench-{:x}", rand::random::<u64>());
-            let args = [
-                "--redis",
-                redis.as_str(),
-                "--redis-prefix",
-                prefix.as_str(),
-                "--jwt-secret",
+            let (a, b) = TestServer::start_pair_on_redis(
+                dir.path(),
+                db,
+                &redis,
                 "bench-secret-0123456789abcdef0123456789",
-            ];
-            let a = TestServer::start_on_db(dir.path(), "127.0.0.1:0", db, &args).await?;
-            let b = TestServer::start_on_db(dir.path(), "127.0.0.1:0", db, &args).await?;
+            )
+            .await?;
             Ok((vec![a, b], Some(dir)))
         }
         other => bail!("JAMZ_BENCH_SERVER={other}: sqlite, postgres or cluster"),

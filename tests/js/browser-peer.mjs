@@ -5,7 +5,7 @@
 //   stdout: {"signal": {...}} | {"event": "open"|"message"|"state"|"ready", ...} | {"error": "..."}
 // Usage: node tests/js/browser-peer.mjs --me ID --peer ID --session ID [--offer] [--no-mdns]
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const argv = process.argv.slice(2);
 const arg = (name, fallback) => {
@@ -22,22 +22,7 @@ const hideWithMdns = !argv.includes('--no-mdns');
 
 const out = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
-const args = [
-  '--headless=new',
-  '--no-sandbox',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-if (!hideWithMdns) args.push('--disable-features=WebRtcHideLocalIpsWithMdns');
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args,
-});
+const browser = await launchChromium(hideWithMdns);
 const shutdown = async (code) => {
   await browser.close().catch(() => {});
   process.exit(code);

@@ -28,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const env = (name) => {
@@ -202,22 +202,7 @@ function webPeer({ url, username, password, group }) {
   })().catch((e) => fail('start', e));
 }
 
-const args = [
-  '--headless=new',
-  '--no-sandbox',
-  '--allow-loopback-in-peer-connection',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-if (!hideWithMdns) args.push('--disable-features=WebRtcHideLocalIpsWithMdns');
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args,
-});
+const browser = await launchChromium(hideWithMdns);
 const shutdown = async (code) => {
   await browser.close().catch(() => {});
   process.exit(code);

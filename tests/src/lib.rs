@@ -108,6 +108,38 @@ impl TestServer {
         Self::spawn(dir, bind, db, extra, None).await
     }
 
+    /// Two processes as one server: on the database `db` and the Redis at `redis` (under a
+    /// key prefix of their own), signing tokens with `secret`; started one after the
+    /// other, so the second finds the grant key the first made.
+    pub async fn start_pair_on_redis(
+        dir: &Path,
+        db: &std::ffi::OsStr,
+        redis: &str,
+        secret: &str,
+    ) -> Result<(Self, Self)> {
+        // Unique per pair (process, clock, count): runs sharing one Redis never mix.
+        static PAIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let prefix = format!(
+            "jamz-t-{}-{nanos:x}-{}",
+            std::process::id(),
+            PAIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let args = [
+            "--redis",
+            redis,
+            "--redis-prefix",
+            prefix.as_str(),
+            "--jwt-secret",
+            secret,
+        ];
+        let a = Self::start_on_db(dir, "127.0.0.1:0", db, &args).await?;
+        let b = Self::start_on_db(dir, "127.0.0.1:0", db, &args).await?;
+        Ok((a, b))
+    }
+
     /// A fresh server (own temporary directory) with extra arguments whose log (its
     /// stderr: warnings and errors, no colours) goes to the file `log`, for a test that
     /// checks what the server logs.

@@ -25,17 +25,14 @@
 
 mod node_support;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
-use node_support::{PASSWORD, WAIT, World, click_track};
+use node_support::{NodeProc, PASSWORD, World, click_track};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::process::Command;
 
 /// One Chromium at a time: the machine is small and each case launches a browser.
 static BROWSER: Mutex<()> = Mutex::new(());
@@ -90,14 +87,9 @@ fn browser_available() -> bool {
     }
 }
 
-/// `node tests/js/browser-web-peer.mjs`: commands to its stdin, its JSON lines in a queue.
-struct WebPeer {
-    child: Child,
-    stdin: ChildStdin,
-    rx: mpsc::UnboundedReceiver<Value>,
-    queue: VecDeque<Value>,
-    history: Vec<Value>,
-}
+/// `node tests/js/browser-web-peer.mjs`: commands to its stdin, its JSON lines in a queue
+/// ([`NodeProc`] drives it like a node); a line with `error` ends any wait.
+struct WebPeer(NodeProc);
 
 impl WebPeer {
     async fn spawn(world: &World, member: usize, hide_with_mdns: bool) -> Result<Self> {
@@ -109,78 +101,32 @@ impl WebPeer {
             .env("JAMZ_PASSWORD", PASSWORD)
             .env("JAMZ_GROUP", &world.group)
             .env("CHROMIUM_PATH", chromium_path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         if !hide_with_mdns {
             cmd.arg("--no-mdns");
         }
-        let mut child = cmd
-            .spawn()
-            .context("run node (Node.js) for the browser peer")?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let v = serde_json::from_str::<Value>(&line)
-                    .unwrap_or_else(|e| json!({"error": format!("not JSON ({e}): {line}")}));
-                if tx.send(v).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(WebPeer {
-            child,
-            stdin,
-            rx,
-            queue: VecDeque::new(),
-            history: Vec::new(),
-        })
+        Ok(WebPeer(NodeProc::spawn_command("the browser peer", cmd)?))
     }
 
     async fn send(&mut self, cmd: Value) -> Result<()> {
-        self.stdin.write_all(format!("{cmd}\n").as_bytes()).await?;
-        self.stdin.flush().await?;
-        Ok(())
+        self.0.send(cmd).await
     }
 
-    fn take(&mut self, v: Value) -> Result<()> {
-        self.history.push(v.clone());
+    /// Waits (at most `node_support::WAIT`) for a line matching `pred` and takes it out of the
+    /// queue.
+    async fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        let v = self
+            .0
+            .wait_for(what, |v| v.get("error").is_some() || pred(v))
+            .await?;
         if let Some(e) = v.get("error") {
             bail!(
                 "the browser peer failed: {e}; its last lines: {}",
-                self.tail()
+                self.0.tail()
             );
         }
-        self.queue.push_back(v);
-        Ok(())
-    }
-
-    /// Waits (at most [`WAIT`]) for a line matching `pred` and takes it out of the queue.
-    async fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            while let Ok(v) = self.rx.try_recv() {
-                self.take(v)?;
-            }
-            if let Some(i) = self.queue.iter().position(&pred) {
-                return Ok(self.queue.remove(i).unwrap_or(Value::Null));
-            }
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(v)) => self.take(v)?,
-                Ok(None) => bail!(
-                    "the browser peer ended while waiting for {what}; its last lines: {}",
-                    self.tail()
-                ),
-                Err(_) => bail!(
-                    "the browser peer: no {what} within {WAIT:?}; its last lines: {}",
-                    self.tail()
-                ),
-            }
-        }
+        Ok(v)
     }
 
     /// Waits for a mesh message from `peer` matching `pred`; returns its envelope.
@@ -200,41 +146,16 @@ impl WebPeer {
 
     /// The local candidates the page signalled so far.
     fn candidates(&mut self) -> Vec<String> {
-        while let Ok(v) = self.rx.try_recv() {
-            self.history.push(v.clone());
-            self.queue.push_back(v);
-        }
-        self.history
+        self.0
+            .history()
             .iter()
             .filter(|v| v["event"] == "candidate")
             .filter_map(|v| v["candidate"].as_str().map(str::to_owned))
             .collect()
     }
 
-    fn tail(&self) -> String {
-        let n = self.history.len().saturating_sub(12);
-        self.history[n..]
-            .iter()
-            .map(|v| {
-                let s = v.to_string();
-                if s.len() > 400 {
-                    format!("{}...", &s[..400])
-                } else {
-                    s
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n  ")
-    }
-
-    async fn quit(mut self) -> Result<()> {
-        self.send(json!({"quit": true})).await?;
-        let status = tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .context("the browser peer did not exit after quit")??;
-        if !status.success() {
-            bail!("the browser peer: exit {status}");
-        }
+    async fn quit(self) -> Result<()> {
+        self.0.quit_with(json!({"quit": true})).await?;
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ mod pg;
 
 use std::time::Duration;
 
-use jamz_e2e::TestServer;
+use jamz_e2e::{TestServer, track};
 use jamz_proto::Track;
 use jamz_proto::events::{MusicControl, PlaylistUpdate, WebrtcSignal};
 use link_support::{Member, seed};
@@ -57,33 +57,12 @@ async fn cluster(test: &str) -> Option<Cluster> {
     let redis = redis_url(test)?;
     let db = pg::fresh_database(&admin).await;
     let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("jamz-t-{:016x}", rand::random::<u64>());
-    let args = [
-        "--redis",
-        redis.as_str(),
-        "--redis-prefix",
-        prefix.as_str(),
-        "--jwt-secret",
-        SECRET,
-    ];
-    // One after the other: the second finds the grant key the first made.
-    let a = TestServer::start_on_db(dir.path(), "127.0.0.1:0", std::ffi::OsStr::new(&db), &args)
-        .await
-        .unwrap();
-    let b = TestServer::start_on_db(dir.path(), "127.0.0.1:0", std::ffi::OsStr::new(&db), &args)
-        .await
-        .unwrap();
+    let (a, b) =
+        TestServer::start_pair_on_redis(dir.path(), std::ffi::OsStr::new(&db), &redis, SECRET)
+            .await
+            .unwrap();
     eprintln!("{test}: processes at {} and {}", a.url, b.url);
     Some(Cluster { a, b, _dir: dir })
-}
-
-fn track(id: &str) -> Track {
-    Track {
-        id: id.into(),
-        title: format!("Title {id}"),
-        url: format!("http://cdn.example/{id}.mp3"),
-        ..Track::default()
-    }
 }
 
 /// `ann` registered on process A, the others on B; one group, its session; each member

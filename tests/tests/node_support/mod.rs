@@ -197,14 +197,22 @@ impl NodeProc {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .env_remove("JAMZ_DISCOVER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().context("spawn jamz node")?;
+        Self::spawn_command(name, cmd)
+    }
+
+    /// Runs `cmd` (stdin and stdout piped) as a process speaking JSON lines: lines to its
+    /// stdin, every stdout line a JSON value (anything else ends the reading, loudly).
+    pub fn spawn_command(name: &str, mut cmd: Command) -> Result<Self> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawn {name}"))?;
         let stdout = child.stdout.take().context("stdout")?;
         let stdin = child.stdin.take();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -338,16 +346,16 @@ impl NodeProc {
         Ok(())
     }
 
-    fn tail(&self) -> String {
+    /// The last events, each cut to 300 characters, for a failure message.
+    pub fn tail(&self) -> String {
         let n = self.history.len().saturating_sub(12);
         self.history[n..]
             .iter()
             .map(|v| {
                 let s = v.to_string();
-                if s.len() > 300 {
-                    format!("{}...", &s[..300])
-                } else {
-                    s
+                match s.char_indices().nth(300) {
+                    Some((cut, _)) => format!("{}...", &s[..cut]),
+                    None => s,
                 }
             })
             .collect::<Vec<_>>()
@@ -392,11 +400,17 @@ impl NodeProc {
         Ok(())
     }
 
-    pub async fn quit(mut self) -> Result<Vec<Value>> {
-        self.send(json!({"cmd":"quit"})).await?;
+    pub async fn quit(self) -> Result<Vec<Value>> {
+        self.quit_with(json!({"cmd":"quit"})).await
+    }
+
+    /// Sends `line` (the process's own quit command) and waits for a clean exit; every
+    /// event it printed.
+    pub async fn quit_with(mut self, line: Value) -> Result<Vec<Value>> {
+        self.send(line).await?;
         let status = tokio::time::timeout(WAIT, self.child.wait())
             .await
-            .context("node did not exit after quit")??;
+            .with_context(|| format!("{} did not exit after quit", self.name))??;
         if !status.success() {
             bail!("{}: exit {status}", self.name);
         }
