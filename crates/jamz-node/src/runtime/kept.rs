@@ -41,9 +41,7 @@ impl super::Runtime {
         if self.kept.last.as_deref() == Some(text.as_str()) {
             return;
         }
-        kept.saved_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        kept.saved_at_ms = self.clock.now_ms();
         match crate::kept_session::save(&self.kept.dir, &kept) {
             Ok(()) => {
                 tracing::debug!(session = kept.session_id, "session kept");

@@ -438,9 +438,7 @@ fn start_offline(
     if !unreachable {
         return Err(error);
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let now_ms = crate::clock::LocalClock::new().now_ms();
     let check = jamz_sync::kept::KeptCheck {
         server: &config.server,
         group_id: &config.group_id,
