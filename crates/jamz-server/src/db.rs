@@ -442,21 +442,17 @@ impl Db {
         Self::session_row(row)
     }
 
+    /// Replaces the playlist whatever it was (tests set sessions up with it).
     #[cfg(test)]
     pub async fn save_playlist(&self, session: &str, playlist: &[Track]) -> ApiResult<()> {
-        let json = serde_json::to_string(playlist)
-            .map_err(|e| ApiError::Internal(format!("encode playlist: {e}")))?;
-        let sql = self
-            .pool
-            .sql("UPDATE sessions SET playlist_json = ?, last_activity = ? WHERE id = ?");
-        with_pool!(self, p => sqlx::query(sql)
-            .bind(json)
-            .bind(now_ms())
-            .bind(session)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        let seen = self.test_row(session).await?.playlist;
+        if self.save_playlist_if(session, &seen, playlist).await? {
+            Ok(())
+        } else {
+            Err(ApiError::Internal(
+                "the playlist moved during a test's write".into(),
+            ))
+        }
     }
 
     /// Makes `user` (on `socket_id`, with `device_key`) the DJ: a change of control,
@@ -469,25 +465,22 @@ impl Db {
         socket_id: &str,
         device_key: Option<&str>,
     ) -> ApiResult<u64> {
-        let sql = self.pool.sql(
-            "UPDATE sessions SET controller_id = ?, controller_socket_id = ?, controller_device_key = ?,
-                 controller_epoch = controller_epoch + 1, last_activity = ?
-             WHERE id = ? RETURNING controller_epoch",
-        );
-        let epoch: i64 = with_pool!(self, p => sqlx::query_scalar(sql)
-            .bind(user)
-            .bind(socket_id)
-            .bind(device_key)
-            .bind(now_ms())
-            .bind(session)
-            .fetch_one(p)
-            .await)?;
-        Ok(u64::try_from(epoch).unwrap_or(0))
+        let seen = self.test_row(session).await?.controller_epoch;
+        self.set_controller_if(session, seen, user, socket_id, device_key)
+            .await?
+            .ok_or_else(|| ApiError::Internal("the epoch moved during a test's take".into()))
     }
 
-    /// [`Self::set_controller`] if the session's epoch is still `seen` (the one the caller
-    /// read): `None` when another change of control came first. One conditional `UPDATE`,
-    /// its own transaction: of two processes racing from the same epoch, PostgreSQL makes
+    #[cfg(test)]
+    async fn test_row(&self, session: &str) -> ApiResult<SessionRow> {
+        self.session(session)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no session {session}")))
+    }
+
+    /// Makes `user` (on `socket_id`, with `device_key`) the DJ if the session's epoch is
+    /// still `seen` (the one the caller read), so the epoch grows by one: `None` when
+    /// another change of control came first. One conditional `UPDATE`, its own transaction: of two processes racing from the same epoch, PostgreSQL makes
     /// the second wait for the first's row lock and then finds the epoch moved on (READ
     /// COMMITTED re-checks the `WHERE` on the new row), SQLite has one writer at a time;
     /// either way exactly one wins (docs/architecture.md, "Storage").
