@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use jamz_e2e::{TestServer, track};
 use jamz_proto::Track;
-use jamz_proto::events::{MusicControl, PlaylistUpdate, WebrtcSignal};
+use jamz_proto::events::{ControlAction, MusicControl, PlaylistUpdate, WebrtcSignal};
 use link_support::{Member, seed};
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
@@ -43,6 +43,26 @@ fn redis_url(test: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// `member` sends `music-control` for `session` (timestamp 0: the server stamps it).
+fn control(
+    member: &Member,
+    session: &str,
+    action: ControlAction,
+    position: f64,
+    track: Option<Track>,
+) {
+    member
+        .link()
+        .send(&MusicControl {
+            session_id: session.to_owned(),
+            action,
+            position,
+            track,
+            timestamp: 0.0,
+        })
+        .unwrap();
 }
 
 /// Two processes on one fresh database and one Redis (a key prefix of this test's own).
@@ -178,15 +198,7 @@ async fn members_on_two_processes_hear_each_other() {
     m[0].take_control(&session).unwrap();
     let changed = m[1].wait_for("music-controller-changed").await.unwrap();
     assert_eq!(changed.data()["userId"], ann_id);
-    m[0].link()
-        .send(&MusicControl {
-            session_id: session.clone(),
-            action: jamz_proto::events::ControlAction::Play,
-            position: 12.5,
-            track: Some(track("a")),
-            timestamp: 0.0,
-        })
-        .unwrap();
+    control(&m[0], &session, ControlAction::Play, 12.5, Some(track("a")));
     let play = m[1].wait_for("music-play").await.unwrap();
     assert_eq!(play.data()["position"], 12.5);
     assert_eq!(play.data()["track"]["id"], "a");
@@ -214,15 +226,7 @@ async fn members_on_two_processes_hear_each_other() {
         .data()["userId"]
         != bob_id
     {}
-    m[0].link()
-        .send(&MusicControl {
-            session_id: session.clone(),
-            action: jamz_proto::events::ControlAction::Pause,
-            position: 13.0,
-            track: None,
-            timestamp: 0.0,
-        })
-        .unwrap();
+    control(&m[0], &session, ControlAction::Pause, 13.0, None);
     let refused = m[0].wait_for("music-error").await.unwrap();
     assert!(
         refused.data()["error"]
@@ -230,15 +234,7 @@ async fn members_on_two_processes_hear_each_other() {
             .is_some_and(|e| e.contains("only the DJ")),
         "{refused:?}"
     );
-    m[1].link()
-        .send(&MusicControl {
-            session_id: session.clone(),
-            action: jamz_proto::events::ControlAction::Seek,
-            position: 40.0,
-            track: None,
-            timestamp: 0.0,
-        })
-        .unwrap();
+    control(&m[1], &session, ControlAction::Seek, 40.0, None);
     let seek = m[0].wait_for("music-seek").await.unwrap();
     assert_eq!(seek.data()["position"], 40.0);
 
@@ -521,15 +517,7 @@ async fn sigkill_of_the_djs_process_moves_its_clients_and_the_session_goes_on() 
             .collect();
         assert_eq!(got, ["a", "b"], "{}", other.name);
     }
-    m[0].link()
-        .send(&MusicControl {
-            session_id: session.clone(),
-            action: jamz_proto::events::ControlAction::Play,
-            position: 30.0,
-            track: Some(track("a")),
-            timestamp: 0.0,
-        })
-        .unwrap();
+    control(&m[0], &session, ControlAction::Play, 30.0, Some(track("a")));
     for other in &mut m[1..] {
         let play = other.wait_for("music-play").await.unwrap();
         assert_eq!(play.data()["track"]["id"], "a", "{}", other.name);
@@ -621,15 +609,13 @@ async fn sigkill_of_the_djs_process_moves_its_clients_and_the_session_goes_on() 
     eprintln!("{TEST}: positions after the failover (s): {after:?}");
 
     // The DJ goes on: the next track, accepted by B and relayed to the three others.
-    m[0].link()
-        .send(&MusicControl {
-            session_id: session.clone(),
-            action: jamz_proto::events::ControlAction::TrackChange,
-            position: 0.0,
-            track: Some(track("b")),
-            timestamp: 0.0,
-        })
-        .unwrap();
+    control(
+        &m[0],
+        &session,
+        ControlAction::TrackChange,
+        0.0,
+        Some(track("b")),
+    );
     for other in &mut m[1..] {
         let change = other.wait_for("music-track-change").await.unwrap();
         assert_eq!(change.data()["track"]["id"], "b", "{}", other.name);
