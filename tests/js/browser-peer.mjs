@@ -4,8 +4,7 @@
 //   stdin:  {"signal": {sessionId, from, to, type, data}} | {"send": "text"} | {"quit": true}
 //   stdout: {"signal": {...}} | {"event": "open"|"message"|"state"|"ready", ...} | {"error": "..."}
 // Usage: node tests/js/browser-peer.mjs --me ID --peer ID --session ID [--offer] [--no-mdns]
-import { createInterface } from 'node:readline';
-import { launchChromium } from './chromium.mjs';
+import { launchChromium, readCommands } from './chromium.mjs';
 
 const argv = process.argv.slice(2);
 const arg = (name, fallback) => {
@@ -83,20 +82,10 @@ try {
   );
   out({ event: 'ready' });
 
-  const rl = createInterface({ input: process.stdin });
-  for await (const line of rl) {
-    if (!line.trim()) continue;
-    let msg;
-    try {
-      msg = JSON.parse(line);
-    } catch (e) {
-      out({ error: `bad input line: ${e}` });
-      continue;
-    }
+  await readCommands(out, async (msg) => {
     if (msg.signal) await page.evaluate((s) => window.jamzSignal(s), msg.signal);
     else if (typeof msg.send === 'string') await page.evaluate((t) => window.jamzSend(t), msg.send);
-    else if (msg.quit) break;
-  }
+  });
   await shutdown(0);
 } catch (e) {
   out({ error: String(e) });

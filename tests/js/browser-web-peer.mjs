@@ -26,9 +26,8 @@
 //   {"quit":true}
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.mjs';
+import { launchChromium, readCommands } from './chromium.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const env = (name) => {
@@ -223,19 +222,7 @@ try {
   await page.addScriptTag({ content: `(${webPeer.toString()})(${JSON.stringify(config)});` });
   out({ event: 'ready' });
 
-  const rl = createInterface({ input: process.stdin });
-  for await (const line of rl) {
-    if (!line.trim()) continue;
-    let cmd;
-    try {
-      cmd = JSON.parse(line);
-    } catch (e) {
-      out({ error: `bad input line: ${e}` });
-      continue;
-    }
-    if (cmd.quit) break;
-    await page.evaluate((c) => window.jamzCommand(c), cmd);
-  }
+  await readCommands(out, (cmd) => page.evaluate((c) => window.jamzCommand(c), cmd));
   await shutdown(0);
 } catch (e) {
   out({ error: String(e && e.stack ? e.stack : e) });
