@@ -369,6 +369,12 @@ async fn join(state: &AppState, s: &Sock, user: UserId, e: JoinAudioSession) -> 
         .await
         .map_err(api_message)?;
     s.join([room(&row.id), member_room(&row.id, user)]);
+    // Read again now that the socket is in the room: a change made between the first
+    // read and the join (a take-control, a play) was broadcast to a room this socket was
+    // not yet in, so the state it is shown must be read after the join, not before.
+    let row = service::member_session(state, &row.id, user)
+        .await
+        .map_err(api_message)?;
     note_row(state, &row);
     s.extensions.insert(Joined {
         session_id: row.id.clone(),
