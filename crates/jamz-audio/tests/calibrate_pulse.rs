@@ -27,6 +27,14 @@ const RATE: u32 = 50_000;
 const CALIBRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The agreement the issue asks for.
 const MAX_DISAGREEMENT_MS: f64 = 2.0;
+/// The latency parec asks of each monitor, which sets the null sinks' block: a null sink
+/// renders a block at the instant of its first frame and hands it whole to its monitor, so the
+/// "microphone" (the cabin's monitor) delivers frames up to a block before they are heard, which
+/// no real microphone can. The calibration times its input by arrival and reads early by about
+/// half a block: measured here, 2 ms blocks read 1.3-1.6 ms early, 10 ms blocks 5.2 ms, 1 ms
+/// blocks 0.7 ms. parec sees the same on both monitors, so its own figure is unaffected. The
+/// smallest block parec can ask for keeps this artifact of the rig well inside the 2 ms.
+const PAREC_LATENCY_MS: u32 = 1;
 /// parec's first reads bring the monitor's backlog in a burst: they say nothing of when
 /// frames were captured and are left out of the clock estimate.
 const BURST: Duration = Duration::from_millis(500);
@@ -86,7 +94,8 @@ struct Parec {
 impl Parec {
     fn start(source: &str) -> Parec {
         let mut child = Command::new("parec")
-            .args(["-d", source, "--latency-msec=2", "--channels=1"])
+            .args(["-d", source, "--channels=1"])
+            .arg(format!("--latency-msec={PAREC_LATENCY_MS}"))
             .args(["--format=float32le", "--raw", &format!("--rate={RATE}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -207,6 +216,19 @@ fn calibrate_in_child(sink: &str, source: &str) -> String {
     line.trim_start_matches("calibration ").to_owned()
 }
 
+/// Whether the child's line is a result the node applies (jamz-sync decides; the offset
+/// in force does not matter to that).
+fn would_be_applied(line: &str) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (fields.first(), number(1), number(2)) {
+        (Some(&"result"), Some(delay_ms), Some(confidence)) => {
+            jamz_sync::calibration::offset_after_calibration(0.0, delay_ms, confidence).is_ok()
+        }
+        _ => false,
+    }
+}
+
 #[test]
 fn calibration_agrees_with_the_loopback_delay_parec_measures_and_a_silent_microphone_is_an_error() {
     if common::pulse::sink_or_skip().is_none() {
@@ -228,7 +250,9 @@ fn calibration_agrees_with_the_loopback_delay_parec_measures_and_a_silent_microp
             "sink_dont_move=true",
         ]);
         // A calibration that finds the machine too busy says so and asks to try again, as
-        // a user would: up to ATTEMPTS runs, each printed. Silence is never retried.
+        // a user would: up to ATTEMPTS runs, each printed. So does a result the node would
+        // not apply (jamz-sync's rule: too little confidence), which the user is told is not
+        // reliable, with the same advice. Silence is never retried.
         let mut attempt = 1;
         let (line, a, b) = loop {
             let a = Parec::start(&format!("{out}.monitor"));
@@ -237,8 +261,7 @@ fn calibration_agrees_with_the_loopback_delay_parec_measures_and_a_silent_microp
             b.wait_running();
             let line = calibrate_in_child(&out, &format!("{cabin}.monitor"));
             let (a, b) = (a.finish(), b.finish());
-            if line.starts_with("result ") || attempt == ATTEMPTS || line.contains("hears nothing")
-            {
+            if would_be_applied(&line) || attempt == ATTEMPTS || line.contains("hears nothing") {
                 break (line, a, b);
             }
             println!("loopback {target_ms} ms, attempt {attempt}: {line}; trying again");
@@ -263,7 +286,7 @@ fn calibration_agrees_with_the_loopback_delay_parec_measures_and_a_silent_microp
             (calibrated - measured).abs() <= MAX_DISAGREEMENT_MS,
             "loopback {target_ms} ms: calibration {calibrated:.2} ms, parec {measured:.2} ms"
         );
-        assert!(confidence > 0.5, "{line}");
+        assert!(would_be_applied(&line), "not applied: {line}");
     }
     // The microphone on a sink nobody plays to: digital silence.
     let line = calibrate_in_child(&out, &format!("{quiet}.monitor"));
