@@ -46,12 +46,15 @@ impl Liar {
         )?;
         let udp = UdpSocket::bind("127.0.0.1:0").await?;
         let local = udp.local_addr()?;
-        let mut mesh = Mesh::new(MeshConfig {
-            session_id: session.id.clone(),
-            local_user: user,
-            local_candidates: vec![local],
-            ice_servers: Vec::new(),
-        });
+        let mut mesh = Mesh::new(
+            std::time::Instant::now(),
+            MeshConfig {
+                session_id: session.id.clone(),
+                local_user: user,
+                local_candidates: vec![local],
+                stun_servers: Vec::new(),
+            },
+        );
         let members: BTreeSet<i64> = world.users.iter().map(|(_, u)| *u).collect();
         let (texts, mut texts_rx) = mpsc::unbounded_channel::<String>();
         let (connected_tx, connected) = mpsc::unbounded_channel();

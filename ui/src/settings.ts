@@ -14,6 +14,11 @@ export interface Settings {
    * one of them when the server it is on dies or shuts down (docs/node-control.md).
    */
   otherServers: string[];
+  /**
+   * STUN servers (`stun:host[:port]`) the peer mesh asks for this device's address outside
+   * its NAT, so cars on different mobile networks can link (none: host addresses only).
+   */
+  iceServers: string[];
   /** jamz-audio output spec: `default`, `device:ID`, `null` or `wav:PATH`. */
   output: string;
   /** Extra latency of this device's output, 0-2000 ms (a Bluetooth stereo: 150-300). */
@@ -76,6 +81,7 @@ export function defaultAttribution(tiles: string): string {
 export const DEFAULT_SETTINGS: Settings = {
   server: "http://127.0.0.1:5050",
   otherServers: [],
+  iceServers: [],
   output: "default",
   latencyOffsetMs: 0,
   cacheLimitMiB: 2048,
@@ -126,6 +132,7 @@ export function sanitize(s: Settings): Settings {
       ? s.mapAttribution.replace(/\s+/g, " ").trim().slice(0, MAX_ATTRIBUTION_LEN)
       : "",
     otherServers: serverList(s.otherServers),
+    iceServers: iceServerList(s.iceServers).kept,
     theme: THEMES.includes(s.theme) ? s.theme : "system",
     locationMode: LOCATION_MODES.includes(s.locationMode) ? s.locationMode : "manual",
     setUp: s.setUp === true,
@@ -145,6 +152,28 @@ export function serverList(value: unknown): string[] {
     if (/^https?:\/\/\S+$/.test(u) && !out.includes(u)) out.push(u);
   }
   return out;
+}
+
+/**
+ * STUN server URLs as the settings keep them (`stun:host[:port]`, trimmed, each once), from a
+ * list or a comma-separated line, and what was left out (a TURN relay, which the node does
+ * not support, or anything else), for the form to say so.
+ */
+export function iceServerList(value: unknown): { kept: string[]; refused: string[] } {
+  const items = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : [];
+  const kept: string[] = [];
+  const refused: string[] = [];
+  for (const item of items) {
+    if (typeof item !== "string") continue;
+    const u = item.trim();
+    if (u === "") continue;
+    if (/^stun:[^\s/?#@]+$/i.test(u)) {
+      if (!kept.includes(u)) kept.push(u);
+    } else {
+      refused.push(u);
+    }
+  }
+  return { kept, refused };
 }
 
 /** A tile URL template Leaflet can use: http(s) with `{z}`, `{x}` and `{y}`. */

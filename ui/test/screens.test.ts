@@ -545,6 +545,36 @@ describe("settings before a session", () => {
   });
 });
 
+describe("STUN servers in the settings", () => {
+  it("refuses a TURN relay by name, keeps STUN servers and gives them to the next session", async () => {
+    const storage = memoryStorage();
+    const calls = fakeBackend({
+      current_account: () => ACCOUNT,
+      list_groups: () => [GROUP],
+      list_outputs: () => OUTPUTS,
+      cache_info: () => ({ dir: "/c", tracks: 1, bytes: 10 }),
+      open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
+      node_command: () => null,
+    });
+    const ctx = await app(storage);
+    ctx.go({ screen: "settings", back: { screen: "groups" } });
+    await until(() => ui.root.querySelector("[name=ice-servers]") !== null, "the settings form");
+    const ice = ui.root.querySelector<HTMLInputElement>("[name=ice-servers]")!;
+    ice.value = "stun:stun.example.org, turn:relay.example.org:3478";
+    ui.root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    expect(ui.root.querySelector("[role=alert]")?.textContent).toContain("turn:relay.example.org:3478");
+    expect(ui.root.querySelector("[role=alert]")?.textContent).toContain("TURN relays are not supported");
+    expect(storage.getItem("trafficjamz.settings")).toBeNull();
+    ice.value = "stun:stun.example.org, stun:127.0.0.1:3478";
+    ui.root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
+    expect(JSON.parse(storage.getItem("trafficjamz.settings")!).iceServers).toEqual(["stun:stun.example.org", "stun:127.0.0.1:3478"]);
+    ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
+    await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
+    const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
+    expect(args.iceServers).toEqual(["stun:stun.example.org", "stun:127.0.0.1:3478"]);
+  });
+});
+
 describe("day and night", () => {
   it("follows the system until the user picks day or night, and keeps the choice", async () => {
     const storage = memoryStorage();

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
 import { formatBytes, plural } from "../src/words";
 import { apply, formatTime, initialState, isDj, linkState, MAX_REFUSALS, moved, positionAt } from "../src/session-state";
-import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings, serverList } from "../src/settings";
+import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings, serverList, iceServerList } from "../src/settings";
 import { DESKTOP_SOURCE_NAME, locationChoice, locationOptions } from "../src/screens/settings-form";
 import { liveCommands, outputOptions } from "../src/screens/settings-form";
 import { memoryStorage } from "./helpers";
@@ -177,6 +177,18 @@ describe("settings", () => {
     expect(loadSettings(st).otherServers).toEqual([]);
     st.setItem("trafficjamz.settings", JSON.stringify({ otherServers: "http://b:2" }));
     expect(loadSettings(st).otherServers).toEqual(["http://b:2"]);
+  });
+
+  it("keeps STUN servers each once and names what it leaves out", () => {
+    expect(iceServerList("stun:a.example:3478, STUN:[::1]:5000 ,, turn:relay:3478, stun:a.example:3478, http://x"))
+      .toEqual({ kept: ["stun:a.example:3478", "STUN:[::1]:5000"], refused: ["turn:relay:3478", "http://x"] });
+    expect(iceServerList(["stun:b", 7, "stun:user@b"])).toEqual({ kept: ["stun:b"], refused: ["stun:user@b"] });
+    expect(iceServerList(undefined)).toEqual({ kept: [], refused: [] });
+    const st = memoryStorage();
+    st.setItem("trafficjamz.settings", JSON.stringify({ latencyOffsetMs: 20 }));
+    expect(loadSettings(st).iceServers).toEqual([]);
+    st.setItem("trafficjamz.settings", JSON.stringify({ iceServers: ["stun:b:1", "turn:c"] }));
+    expect(loadSettings(st).iceServers).toEqual(["stun:b:1"]);
   });
 
   it("gives settings kept before the credit existed the credit of their tile address", () => {

@@ -176,6 +176,11 @@ struct NodeArgs {
     /// dies or announces its shutdown.
     #[arg(long, env = "JAMZ_SERVER", value_delimiter = ',')]
     server: Vec<String>,
+    /// A STUN server the peer mesh asks for this device's address outside its NAT
+    /// (`stun:host[:port]`), so that cars on different networks can link; repeat the flag
+    /// or separate with commas. None by default: host addresses only. TURN is not supported.
+    #[arg(long = "ice-server", env = "JAMZ_ICE_SERVERS", value_delimiter = ',')]
+    ice_servers: Vec<String>,
     /// With --password: log in as this user (default: the saved token).
     #[arg(long, env = "JAMZ_USERNAME")]
     username: Option<String>,
@@ -634,6 +639,15 @@ async fn cache(dir: Option<PathBuf>, action: CacheCmd) -> Result<()> {
     Ok(())
 }
 
+/// `--ice-server` values as STUN URLs: a wrong or TURN one is an error naming it.
+fn stun_servers(urls: &[String]) -> Result<Vec<jamz_node::StunUrl>> {
+    urls.iter()
+        .map(|u| u.trim())
+        .filter(|u| !u.is_empty())
+        .map(|u| u.parse().context("--ice-server"))
+        .collect()
+}
+
 async fn node(a: NodeArgs) -> Result<()> {
     let auth = match (a.username, a.password) {
         (Some(username), Some(password)) => NodeAuth::Password { username, password },
@@ -688,6 +702,7 @@ async fn node(a: NodeArgs) -> Result<()> {
         youtube_origin: a.youtube_origin,
         external_video_player: false,
         media_session: a.media_session,
+        stun_servers: stun_servers(&a.ice_servers)?,
     };
     let node = jamz_node::Node::start(config).await?;
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).

@@ -18,7 +18,10 @@
 pub mod direct;
 mod link;
 pub mod message;
+mod reflexive;
 mod stun;
+#[cfg(feature = "test-support")]
+pub mod stun_responder;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -30,16 +33,9 @@ use jamz_proto::events::{SignalType, WebrtcSignal};
 pub use link::LinkState;
 use link::{Link, LinkOutput};
 pub use message::{MAX_MESSAGE_BYTES, MessageError, Outgoing, Received, Receiver};
+pub use reflexive::{DEFAULT_STUN_PORT, IceUrlError, StunUrl};
 
 const MAX_OUTSTANDING_CHECKS: usize = 4096;
-
-/// An ICE server from the settings (none by default: host candidates only).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    pub username: String,
-    pub credential: String,
-}
 
 /// What a [`Mesh`] needs to know about its member and its network.
 #[derive(Debug, Clone)]
@@ -48,7 +44,9 @@ pub struct MeshConfig {
     pub local_user: UserId,
     /// The addresses of the owner's UDP sockets, advertised as host candidates.
     pub local_candidates: Vec<SocketAddr>,
-    pub ice_servers: Vec<IceServer>,
+    /// STUN servers (the settings' [`StunUrl`]s, resolved by the owner) each socket asks
+    /// for its server-reflexive address; none by default: host candidates only.
+    pub stun_servers: Vec<SocketAddr>,
 }
 
 /// A datagram for the owner to send from the socket bound to `source`.
@@ -75,6 +73,12 @@ pub enum MeshEvent {
     Dropped {
         from: Option<UserId>,
         reason: String,
+    },
+    /// A STUN server says datagrams from our socket `base` come from `mapped`: advertised
+    /// to every link as a server-reflexive candidate (unless it is `base` itself: no NAT).
+    Reflexive {
+        base: SocketAddr,
+        mapped: SocketAddr,
     },
 }
 
@@ -115,11 +119,15 @@ pub struct Mesh {
     last_source: HashMap<UserId, SocketAddr>,
     /// Peers whose current link was made for a rejoin request ([`Mesh::rejoined`]).
     asked: BTreeSet<UserId>,
+    /// Our questions to the STUN servers, and their answers.
+    reflexive: reflexive::Gatherer,
 }
 
 impl Mesh {
-    pub fn new(config: MeshConfig) -> Self {
-        Self {
+    /// A mesh with no links yet; its first questions to the STUN servers are due at `now`.
+    pub fn new(now: Instant, config: MeshConfig) -> Self {
+        let reflexive = reflexive::Gatherer::new(&config.local_candidates, &config.stun_servers);
+        let mut mesh = Self {
             config,
             links: BTreeMap::new(),
             routes: HashMap::new(),
@@ -130,6 +138,59 @@ impl Mesh {
             members: BTreeSet::new(),
             last_source: HashMap::new(),
             asked: BTreeSet::new(),
+            reflexive,
+        };
+        mesh.ask_stun_servers(now);
+        mesh
+    }
+
+    fn ask_stun_servers(&mut self, now: Instant) {
+        for (source, destination, contents) in self.reflexive.requests(now) {
+            self.transmits.push_back(Transmit {
+                source,
+                destination,
+                contents,
+            });
+        }
+    }
+
+    /// An answer from a STUN server: a new address is told to every link.
+    fn stun_answer(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        match self
+            .reflexive
+            .handle_answer(now, source, destination, contents)
+        {
+            Ok(None) => true,
+            Ok(Some(learned)) => {
+                let users: Vec<UserId> = self.links.keys().copied().collect();
+                for user in users {
+                    if let Some(link) = self.links.get_mut(&user)
+                        && let Err(e) = link.add_reflexive(learned.base, learned.mapped)
+                    {
+                        tracing::debug!(user, "reflexive candidate not added: {e}");
+                    }
+                    self.collect_user(user);
+                }
+                self.events.push_back(MeshEvent::Reflexive {
+                    base: learned.base,
+                    mapped: learned.mapped,
+                });
+                true
+            }
+            Err(reflexive::NotAnswer::Bad(why)) => {
+                self.events.push_back(MeshEvent::Dropped {
+                    from: None,
+                    reason: format!("an answer from the STUN server {source}: {why}"),
+                });
+                true
+            }
+            Err(reflexive::NotAnswer::NotOurs) => false,
         }
     }
 
@@ -269,12 +330,13 @@ impl Mesh {
             self.collect(user, &mut old);
             self.routes.retain(|_, u| *u != user);
         }
-        let mut link = Link::new(
-            now,
-            offerer,
-            &self.config.ice_servers,
-            &self.config.local_candidates,
-        )?;
+        let reflexive: Vec<(SocketAddr, SocketAddr)> = self
+            .reflexive
+            .known()
+            .into_iter()
+            .map(|l| (l.base, l.mapped))
+            .collect();
+        let mut link = Link::new(now, offerer, &self.config.local_candidates, &reflexive)?;
         self.events.push_back(MeshEvent::PeerConnecting(user));
         self.collect(user, &mut link);
         self.links.insert(user, link);
@@ -384,6 +446,10 @@ impl Mesh {
         destination: SocketAddr,
         contents: &[u8],
     ) {
+        if self.reflexive.is_server(source) && self.stun_answer(now, source, destination, contents)
+        {
+            return;
+        }
         let ufrag = stun::local_ufrag(contents);
         let by_ufrag = ufrag.and_then(|ufrag| {
             self.links
@@ -419,10 +485,15 @@ impl Mesh {
 
     /// The earliest time [`Mesh::handle_timeout`] is due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.links.values_mut().filter_map(Link::poll_timeout).min()
+        let links = self.links.values_mut().filter_map(Link::poll_timeout).min();
+        match (links, self.reflexive.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.ask_stun_servers(now);
         let due: Vec<UserId> = self
             .links
             .iter_mut()
@@ -532,12 +603,15 @@ mod tests {
     use jamz_proto::events::{IceCandidateInit, SignalData};
 
     fn mesh(user: UserId) -> Mesh {
-        Mesh::new(MeshConfig {
-            session_id: "s".into(),
-            local_user: user,
-            local_candidates: vec![SocketAddr::from(([127, 0, 0, 1], 40000))],
-            ice_servers: Vec::new(),
-        })
+        Mesh::new(
+            Instant::now(),
+            MeshConfig {
+                session_id: "s".into(),
+                local_user: user,
+                local_candidates: vec![SocketAddr::from(([127, 0, 0, 1], 40000))],
+                stun_servers: Vec::new(),
+            },
+        )
     }
 
     fn signal(from: UserId, to: UserId, kind: SignalType, data: SignalData) -> WebrtcSignal {
@@ -562,6 +636,76 @@ mod tests {
             .filter(|s| s.kind == SignalType::Offer)
             .map(|s| s.to)
             .collect()
+    }
+
+    fn candidates_to(m: &mut Mesh, to: UserId) -> Vec<String> {
+        std::iter::from_fn(|| m.poll_signal())
+            .filter(|s| s.to == to && s.kind == SignalType::IceCandidate)
+            .filter_map(|s| s.data.candidate.map(|c| c.candidate))
+            .collect()
+    }
+
+    #[test]
+    fn a_stun_servers_answer_becomes_a_reflexive_candidate_on_every_link() {
+        let now = Instant::now();
+        let host = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let stun = SocketAddr::from(([127, 0, 0, 1], 3478));
+        let mut m = Mesh::new(
+            now,
+            MeshConfig {
+                session_id: "s".into(),
+                local_user: 1,
+                local_candidates: vec![host],
+                stun_servers: vec![stun],
+            },
+        );
+        // Asked at once, from the host socket.
+        let ask = m.poll_transmit().unwrap();
+        assert_eq!((ask.source, ask.destination), (host, stun));
+        // A link made before the answer: host candidate only.
+        m.add_peer(now, 2).unwrap();
+        let before = candidates_to(&mut m, 2);
+        assert!(before.iter().any(|c| c.contains("typ host")), "{before:?}");
+        assert!(!before.iter().any(|c| c.contains("srflx")), "{before:?}");
+        // The answer: behind a NAT at 203.0.113.7:50000.
+        let mapped = SocketAddr::from(([203, 0, 113, 7], 50000));
+        m.handle_datagram(now, stun, host, &reflexive::answer(&ask.contents, mapped));
+        let events: Vec<MeshEvent> = std::iter::from_fn(|| m.poll_event()).collect();
+        assert!(
+            events.contains(&MeshEvent::Reflexive { base: host, mapped }),
+            "{events:?}"
+        );
+        let srflx = "typ srflx raddr 127.0.0.1 rport 40000";
+        let trickled = candidates_to(&mut m, 2);
+        assert!(
+            trickled
+                .iter()
+                .any(|c| c.contains("203.0.113.7 50000") && c.contains(srflx)),
+            "the existing link trickles it: {trickled:?}"
+        );
+        // A link made after the answer has it with its host candidate.
+        m.add_peer(now, 3).unwrap();
+        let after = candidates_to(&mut m, 3);
+        assert!(
+            after
+                .iter()
+                .any(|c| c.contains("203.0.113.7 50000") && c.contains(srflx)),
+            "{after:?}"
+        );
+        // A garbled answer to the next question is dropped with a reason, not obeyed.
+        let refresh_at = m.poll_timeout().unwrap();
+        m.handle_timeout(refresh_at);
+        let again = std::iter::from_fn(|| m.poll_transmit())
+            .find(|t| t.destination == stun)
+            .unwrap();
+        let mut garbled = reflexive::answer(&again.contents, mapped);
+        garbled.truncate(26);
+        m.handle_datagram(refresh_at, stun, host, &garbled);
+        let events: Vec<MeshEvent> = std::iter::from_fn(|| m.poll_event()).collect();
+        assert!(
+            events.iter().any(|e| matches!(e, MeshEvent::Dropped { from: None, reason } if reason.contains("STUN"))),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -17,13 +17,14 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit, RTCIceServer,
+    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
+    RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use crate::{IceServer, MAX_MESSAGE_BYTES, MeshError, Transmit};
+use crate::{MAX_MESSAGE_BYTES, MeshError, Transmit};
 
 /// Where a link stands, as the mesh reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub(crate) struct Link {
     /// Remote candidates that came before the remote description.
     early_candidates: Vec<RTCIceCandidateInit>,
     local_candidates: Vec<SocketAddr>,
+    /// Our sockets' server-reflexive addresses, (base, mapped).
+    reflexive: Vec<(SocketAddr, SocketAddr)>,
     local_candidates_added: bool,
     /// `a=mid` of the data section, for our candidates' `sdpMid` (browsers match on it).
     mid: String,
@@ -89,21 +92,12 @@ impl Link {
     pub(crate) fn new(
         now: Instant,
         offerer: bool,
-        ice_servers: &[IceServer],
         local_candidates: &[SocketAddr],
+        reflexive: &[(SocketAddr, SocketAddr)],
     ) -> Result<Self, MeshError> {
-        let config = RTCConfigurationBuilder::new()
-            .with_ice_servers(
-                ice_servers
-                    .iter()
-                    .map(|s| RTCIceServer {
-                        urls: s.urls.clone(),
-                        username: s.username.clone(),
-                        credential: s.credential.clone(),
-                    })
-                    .collect(),
-            )
-            .build();
+        // No ICE servers in the configuration: the sans-IO core gathers nothing itself.
+        // The mesh asks the STUN servers (crate::reflexive) and hands the answers in.
+        let config = RTCConfigurationBuilder::new().build();
         let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(SettingEngine::default())
@@ -116,6 +110,7 @@ impl Link {
             channel: None,
             early_candidates: Vec::new(),
             local_candidates: local_candidates.to_vec(),
+            reflexive: reflexive.to_vec(),
             local_candidates_added: false,
             mid: "0".to_owned(),
             local_ufrag: None,
@@ -203,10 +198,65 @@ impl Link {
                 .add_local_candidate(init)
                 .map_err(rtc_err("add local candidate"))?;
         }
-        // the end-of-gathering sentinel: host candidates are all there is
+        for (base, mapped) in self.reflexive.clone() {
+            self.add_reflexive_candidate(base, mapped)?;
+        }
+        // The end-of-gathering sentinel: an address a STUN server tells later still
+        // trickles (add_reflexive); peers that stop listening at the sentinel keep the host
+        // and earlier reflexive candidates.
         self.pc
             .add_local_candidate(RTCIceCandidateInit::default())
             .map_err(rtc_err("end of candidates"))
+    }
+
+    /// A server-reflexive address of our socket `base`: advertised now if the local
+    /// candidates went out already, else with them.
+    pub(crate) fn add_reflexive(
+        &mut self,
+        base: SocketAddr,
+        mapped: SocketAddr,
+    ) -> Result<(), MeshError> {
+        if self.reflexive.contains(&(base, mapped)) {
+            return Ok(());
+        }
+        self.reflexive.push((base, mapped));
+        if self.local_candidates_added {
+            self.add_reflexive_candidate(base, mapped)?;
+            self.drain();
+        }
+        Ok(())
+    }
+
+    fn add_reflexive_candidate(
+        &mut self,
+        base: SocketAddr,
+        mapped: SocketAddr,
+    ) -> Result<(), MeshError> {
+        // No NAT between us and the server: the host candidate says it all (RFC 8445
+        // §5.1.3: a candidate equal to its base is redundant).
+        if mapped == base {
+            return Ok(());
+        }
+        let candidate = CandidateServerReflexiveConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: mapped.ip().to_string(),
+                port: mapped.port(),
+                component: 1,
+                ..Default::default()
+            },
+            rel_addr: base.ip().to_string(),
+            rel_port: base.port(),
+            url: None,
+        }
+        .new_candidate_server_reflexive()
+        .map_err(|e| MeshError::Rtc(format!("reflexive candidate {mapped}: {e}")))?;
+        let init = RTCIceCandidate::from(&candidate)
+            .to_json()
+            .map_err(rtc_err("reflexive candidate"))?;
+        self.pc
+            .add_local_candidate(init)
+            .map_err(rtc_err("add reflexive candidate"))
     }
 
     /// An offer or answer from the remote.

@@ -7,7 +7,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{Cmd, NodeHandle, Out, spawn_node};
+use common::{Cmd, NodeHandle, Out, spawn_node, spawn_node_asking};
+use jamz_mesh::stun_responder::StunResponder;
 use jamz_mesh::{Outgoing, Received, Receiver};
 use jamz_proto::UserId;
 use jamz_proto::events::{ControlAction, SignalType, WebrtcSignal};
@@ -31,6 +32,8 @@ struct Harness {
     candidates_first: bool,
     held: Vec<WebrtcSignal>,
     early_candidates: usize,
+    /// Each node's (base, mapped) from a STUN server's answer.
+    reflexive: BTreeMap<UserId, (std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 impl Harness {
@@ -44,10 +47,15 @@ impl Harness {
     }
 
     async fn new(users: &[UserId]) -> Self {
+        Self::asking(users, Vec::new()).await
+    }
+
+    /// Nodes whose meshes ask `stun_servers` for their reflexive addresses.
+    async fn asking(users: &[UserId], stun_servers: Vec<std::net::SocketAddr>) -> Self {
         let (tx, outs) = mpsc::unbounded_channel();
         let mut nodes = Vec::new();
         for u in users {
-            nodes.push(spawn_node(*u, tx.clone()).await);
+            nodes.push(spawn_node_asking(*u, tx.clone(), stun_servers.clone()).await);
         }
         Self {
             nodes,
@@ -60,6 +68,7 @@ impl Harness {
             candidates_first: false,
             held: Vec::new(),
             early_candidates: 0,
+            reflexive: BTreeMap::new(),
         }
     }
 
@@ -132,6 +141,9 @@ impl Harness {
                 assert!(self.closed_ok, "{user}: link to {peer} closed");
                 self.connected.remove(&(user, peer));
             }
+            Out::Event(jamz_mesh::MeshEvent::Reflexive { base, mapped }) => {
+                self.reflexive.insert(user, (base, mapped));
+            }
             Out::Event(_) => {}
             Out::Error(e) => panic!("{user}: {e}"),
         }
@@ -200,6 +212,36 @@ async fn candidates_before_their_description_are_kept_until_it_comes() {
     h.node(2).send(Cmd::Send(1, "late but fine".into()));
     h.run_until("message", |h| h.total_messages() == 1).await;
     assert_eq!(h.messages[&1], vec![(2, "late but fine".to_owned())]);
+}
+
+/// ICE servers from the settings: each mesh asks a real STUN server (a loopback UDP socket)
+/// and learns the address it is seen at; a second server that never answers holds nothing
+/// up; the links come up and carry messages.
+#[tokio::test]
+async fn meshes_ask_their_stun_servers_and_an_unanswering_one_delays_nothing() {
+    let stun = StunResponder::start().unwrap();
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let servers = vec![stun.addr, silent.local_addr().unwrap()];
+    let mut h = Harness::asking(&[1, 2], servers).await;
+    h.join_all();
+    h.run_until("links and both reflexive addresses", |h| {
+        h.all_connected() && h.reflexive.len() == 2
+    })
+    .await;
+    for n in &h.nodes {
+        // No NAT on loopback: seen at the socket's own address.
+        assert_eq!(h.reflexive[&n.user], (n.addr, n.addr));
+        assert!(stun.asked_by().contains(&n.addr), "{:?}", stun.asked_by());
+    }
+    // The silent server was asked too (a Binding request: STUN's first byte 0, the cookie).
+    let mut buf = [0u8; 64];
+    let (n, _) = tokio::time::timeout(TIMEOUT, silent.recv_from(&mut buf))
+        .await
+        .expect("the silent server is asked")
+        .unwrap();
+    assert!(n >= 20 && buf[0] == 0 && buf[1] == 1 && buf[4..8] == [0x21, 0x12, 0xA4, 0x42]);
+    h.node(1).send(Cmd::Send(2, "through".into()));
+    h.run_until("message", |h| h.total_messages() == 1).await;
 }
 
 #[tokio::test]

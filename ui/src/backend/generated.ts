@@ -386,7 +386,12 @@ youtubeOrigin?: string,
  * Further servers of the saved login's backend (processes sharing its database),
  * tried in turn when the one in use dies (docs/node-control.md, "Several servers").
  */
-fallbackServers?: Array<string>, };
+fallbackServers?: Array<string>, 
+/**
+ * STUN servers (`stun:host[:port]`) the peer mesh asks for this device's address
+ * outside its NAT (default: none, host addresses only).
+ */
+iceServers?: Array<string>, };
 
 /**
  * The session a node joined.

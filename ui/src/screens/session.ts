@@ -578,6 +578,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         autoPreload: ctx.settings.autoPreload,
         youtubeOrigin: ctx.settings.youtubeOrigin.trim() || undefined,
         fallbackServers: ctx.settings.otherServers.length > 0 ? ctx.settings.otherServers : undefined,
+        iceServers: ctx.settings.iceServers.length > 0 ? ctx.settings.iceServers : undefined,
       }, onProgress);
       st.me = info.userId;
       send({ cmd: "status" });

@@ -46,14 +46,26 @@ impl NodeHandle {
 
 /// Binds a loopback socket and runs a mesh for `user` on it in a task.
 pub async fn spawn_node(user: UserId, out: Outputs) -> NodeHandle {
+    spawn_node_asking(user, out, Vec::new()).await
+}
+
+/// [`spawn_node`] whose mesh asks `stun_servers` for its reflexive address.
+pub async fn spawn_node_asking(
+    user: UserId,
+    out: Outputs,
+    stun_servers: Vec<SocketAddr>,
+) -> NodeHandle {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = socket.local_addr().expect("local addr");
-    let mesh = Mesh::new(MeshConfig {
-        session_id: SESSION.to_owned(),
-        local_user: user,
-        local_candidates: vec![addr],
-        ice_servers: Vec::new(),
-    });
+    let mesh = Mesh::new(
+        Instant::now(),
+        MeshConfig {
+            session_id: SESSION.to_owned(),
+            local_user: user,
+            local_candidates: vec![addr],
+            stun_servers,
+        },
+    );
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     tokio::spawn(run(user, mesh, socket, addr, cmd_rx, out));
     NodeHandle {

@@ -36,6 +36,9 @@ pub struct OpenArgs {
     /// Further servers of the saved login's backend (processes sharing its database),
     /// tried in turn when the one in use dies (docs/node-control.md, "Several servers").
     pub fallback_servers: Option<Vec<String>>,
+    /// STUN servers (`stun:host[:port]`) the peer mesh asks for this device's address
+    /// outside its NAT (default: none, host addresses only).
+    pub ice_servers: Option<Vec<String>>,
 }
 
 /// The session a node joined.
@@ -138,6 +141,15 @@ impl App {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect();
+        config.stun_servers = args
+            .ice_servers
+            .unwrap_or_default()
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .map(|u| u.parse::<jamz_mesh::StunUrl>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| NodeError::Invalid(e.to_string()))?;
         // The app's web view plays YouTube videos (ui/src/youtube.ts).
         config.external_video_player = true;
         // The OS's "now playing" and media keys (MPRIS on Linux).

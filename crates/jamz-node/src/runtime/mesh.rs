@@ -121,6 +121,7 @@ pub(super) async fn spawn(
     session_id: String,
     user: UserId,
     addresses: &[IpAddr],
+    stun_urls: &[jamz_mesh::StunUrl],
     link: SocketClient,
     jobs_back: mpsc::UnboundedSender<Job>,
 ) -> Result<MeshHandle, NodeError> {
@@ -134,12 +135,16 @@ pub(super) async fn spawn(
             .map_err(|e| NodeError::Invalid(format!("mesh socket on {ip}: {e}")))?;
         sockets.push((local, Arc::new(socket)));
     }
-    let mesh = Mesh::new(MeshConfig {
-        session_id,
-        local_user: user,
-        local_candidates: sockets.iter().map(|(a, _)| *a).collect(),
-        ice_servers: Vec::new(),
-    });
+    let stun_servers = resolve_stun_servers(stun_urls).await;
+    let mesh = Mesh::new(
+        Instant::now(),
+        MeshConfig {
+            session_id,
+            local_user: user,
+            local_candidates: sockets.iter().map(|(a, _)| *a).collect(),
+            stun_servers,
+        },
+    );
     tracing::info!(addresses = ?mesh_addresses(&sockets), "mesh sockets bound");
     let (tx, rx) = mpsc::unbounded_channel();
     let (datagrams_tx, datagrams_rx) = mpsc::unbounded_channel();
@@ -168,6 +173,39 @@ pub(super) async fn spawn(
         jobs: tx,
         connected,
     })
+}
+
+/// How long a STUN server's name may take to resolve: the mesh starts without a server
+/// whose name does not resolve (offline at start, a typo), saying so.
+const STUN_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The settings' STUN servers as addresses (a name that does not resolve in time is left
+/// out with a warning: the mesh still links on host candidates).
+async fn resolve_stun_servers(urls: &[jamz_mesh::StunUrl]) -> Vec<SocketAddr> {
+    let mut all: Vec<SocketAddr> = Vec::new();
+    for url in urls {
+        let found = tokio::time::timeout(
+            STUN_RESOLVE_TIMEOUT,
+            tokio::net::lookup_host((url.host.as_str(), url.port)),
+        )
+        .await;
+        match found {
+            Ok(Ok(addrs)) => {
+                for a in addrs {
+                    if !all.contains(&a) {
+                        all.push(a);
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(server = %url, error = %e, "STUN server not resolved; the mesh goes on without it");
+            }
+            Err(_) => {
+                tracing::warn!(server = %url, "STUN server not resolved in {STUN_RESOLVE_TIMEOUT:?}; the mesh goes on without it");
+            }
+        }
+    }
+    all
 }
 
 fn mesh_addresses(sockets: &[(SocketAddr, Arc<UdpSocket>)]) -> Vec<SocketAddr> {
@@ -384,6 +422,9 @@ impl Driver {
             MeshEvent::Dropped { from, reason } => {
                 self.dropped += 1;
                 tracing::debug!(?from, reason, "mesh input dropped");
+            }
+            MeshEvent::Reflexive { base, mapped } => {
+                tracing::info!(%base, %mapped, "a STUN server sees this device's mesh socket at {mapped}");
             }
         }
     }

@@ -219,6 +219,7 @@ impl Node {
             session_id.clone(),
             user_id,
             &[mesh_ip],
+            &config.stun_servers,
             link.clone(),
             jobs_tx.clone(),
         )
