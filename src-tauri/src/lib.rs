@@ -10,12 +10,15 @@
 //!   (`second-launch`, and `join-link` for a `trafficjamz://` link) and exits.
 //! - Map tiles reach the web view through the `maptile:` protocol (`map_tiles`).
 //! - Logs go to stderr and a rotating file in the app's log directory (`logs`).
+//! - Linux without a GPU: WebKit paints the page with Skia's CPU raster (`webkit`).
 
 mod commands;
 mod error;
 mod launch;
 mod logs;
 mod map_tiles;
+#[cfg(target_os = "linux")]
+mod webkit;
 
 pub use error::{AppError, AppResult};
 pub use launch::LaunchLink;
@@ -33,6 +36,9 @@ pub struct LogDir(pub Option<std::path::PathBuf>);
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
+    // First of all: it may run the app again with a variable WebKit reads.
+    #[cfg(target_os = "linux")]
+    webkit::configure();
     let _ = STARTED.set(std::time::Instant::now());
 
     // First: a second instance must hand over and exit before anything else starts.
