@@ -55,7 +55,7 @@ pub use latency::{CalibrationResult, ProbeError};
 pub use mixer::STALL_GAP;
 pub use output::{PACED_RATE, WavSchedule};
 pub use player::{
-    MAX_LATENCY_OFFSET, MAX_RATE_TRIM_PPM, MAX_VOLUME, Player, PlayerEvent, Position,
+    MAX_LATENCY_OFFSET, MAX_RATE_TRIM_PPM, MAX_VOLUME, Player, PlayerEvent, Position, StartTicket,
 };
 pub use shared::CallbackStats;
 pub use spec::OutputSpec;
