@@ -16,13 +16,10 @@
 mod node_support;
 mod pulse_support;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Result;
-use jamz_audio::latency;
+use anyhow::{Context, Result};
+use jamz_audio::parec::{Parec, probe_delays_ms};
 use node_support::World;
 use pulse_support::{NullSink, SINK_RATE, pactl, sink_or_skip};
 use serde_json::json;
@@ -40,125 +37,24 @@ const MAX_RESIDUAL_MS: f64 = 20.0;
 const CALIBRATION_WAIT: Duration = Duration::from_secs(90);
 /// Calibrations tried before the test gives up on a busy machine.
 const ATTEMPTS: usize = 3;
-/// parec's first reads bring the monitor's backlog in a burst: left out of its clock.
-const BURST: Duration = Duration::from_millis(500);
+/// Bound on parec's first reads.
+const PAREC_START: Duration = Duration::from_secs(10);
 
-/// Mono float samples, and after each read its arrival instant and the frames so far.
-type Recorded = (Vec<f32>, Vec<(Instant, u64)>);
-
-/// parec on a monitor (as jamz-audio's calibrate_pulse.rs).
-struct Parec {
-    child: Child,
-    rec: Arc<Mutex<Recorded>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    started: Instant,
+/// parec on `source` at the sinks' rate, delivering (a bounded wait).
+fn parec(source: &str) -> Result<Parec> {
+    let p = Parec::start(source, SINK_RATE).context("parec runs (pulseaudio-utils)")?;
+    anyhow::ensure!(p.wait_running(PAREC_START), "parec recorded nothing");
+    Ok(p)
 }
 
-impl Parec {
-    fn start(source: &str) -> Parec {
-        let mut child = Command::new("parec")
-            .args(["-d", source, "--latency-msec=2", "--channels=1"])
-            .args([
-                "--format=float32le",
-                "--raw",
-                &format!("--rate={SINK_RATE}"),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("parec runs (pulseaudio-utils)");
-        let mut out = child.stdout.take().unwrap();
-        let rec = Arc::new(Mutex::new((Vec::new(), Vec::new())));
-        let r2 = Arc::clone(&rec);
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut carry: Vec<u8> = Vec::new();
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let now = Instant::now();
-                carry.extend_from_slice(&buf[..n]);
-                let whole = carry.len() / 4 * 4;
-                let mut r = r2.lock().unwrap();
-                r.0.extend(
-                    carry[..whole]
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
-                carry.drain(..whole);
-                let frames = r.0.len() as u64;
-                r.1.push((now, frames));
-            }
-        });
-        Parec {
-            child,
-            rec,
-            reader: Some(reader),
-            started: Instant::now(),
-        }
-    }
-
-    /// Waits (bounded) until parec delivers.
-    async fn wait_running(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.rec.lock().unwrap().1.len() < 5 {
-            assert!(Instant::now() < deadline, "parec recorded nothing");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Stops; the samples and frame 0's instant (the earliest "arrival minus the frames
-    /// before it" after the backlog burst).
-    fn finish(mut self) -> (Vec<f32>, Instant) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let r = self.rec.lock().unwrap();
-        let frame0 =
-            r.1.iter()
-                .filter(|(at, _)| *at >= self.started + BURST)
-                .map(|&(at, f)| at - Duration::from_secs_f64(f as f64 / f64::from(SINK_RATE)))
-                .min()
-                .expect("parec kept recording past its first reads");
-        (r.0.clone(), frame0)
-    }
-}
-
-/// The probes' delay from `a` to `b`, ms: each of `probes` probes found in `a` (the
-/// strongest left each time), then in `b` from 0.3 s before to 1 s after; the median.
-fn independent_delay_ms(a: &(Vec<f32>, Instant), b: &(Vec<f32>, Instant), probes: usize) -> f64 {
-    let rate = f64::from(SINK_RATE);
-    let template = latency::probe(SINK_RATE);
-    let skip = (BURST.as_secs_f64() * rate) as usize;
-    let mut rest = a.0[skip..].to_vec();
-    let mut delays = Vec::new();
-    for _ in 0..probes {
-        let found = latency::find_echo(&template, &rest).expect("a probe in the output's monitor");
-        let at = found.frame.round() as usize;
-        let from = at.saturating_sub(template.len());
-        let to = (at + 2 * template.len()).min(rest.len());
-        rest[from..to].iter_mut().for_each(|s| *s = 0.0);
-        let sent = a.1 + Duration::from_secs_f64((skip as f64 + found.frame) / rate);
-        let b_from = sent
-            .checked_sub(Duration::from_millis(300))
-            .and_then(|t| t.checked_duration_since(b.1))
-            .map(|d| (d.as_secs_f64() * rate) as usize)
-            .unwrap_or(0);
-        let b_to = (b_from + (1.3 * rate) as usize + template.len()).min(b.0.len());
-        let echo = latency::find_echo(&template, &b.0[b_from..b_to])
-            .expect("the probe in the microphone's monitor");
-        let heard = b.1 + Duration::from_secs_f64((b_from as f64 + echo.frame) / rate);
-        delays.push(match heard.checked_duration_since(sent) {
-            Some(d) => d.as_secs_f64() * 1e3,
-            None => -(sent - heard).as_secs_f64() * 1e3,
-        });
-    }
-    delays.sort_by(f64::total_cmp);
+/// The probes' delay from `a` to `b` (parec on the output's and the microphone's monitors),
+/// ms: the median over the probes ([`probe_delays_ms`]).
+fn independent_delay_ms(a: Parec, b: Parec, probes: usize) -> Result<f64> {
+    let a = a.finish().context("parec stopped within its first reads")?;
+    let b = b.finish().context("parec stopped within its first reads")?;
+    let delays = probe_delays_ms(&a, &b, probes).map_err(anyhow::Error::msg)?;
     eprintln!("parec: the probes' delays {delays:.2?} ms");
-    delays[delays.len() / 2]
+    Ok(delays[delays.len() / 2])
 }
 
 /// Sends `calibrate` while parec records the output's monitor and the microphone; returns
@@ -171,21 +67,22 @@ async fn calibrate_recorded(
     // A busy machine (other builds on two cores) can delay a whole run of probes: the
     // calibration then refuses its result as unreliable, rightly. Up to three attempts.
     for attempt in 1..=ATTEMPTS {
-        let a = Parec::start(&format!("{out}.monitor"));
-        let b = Parec::start(mic);
-        a.wait_running().await;
-        b.wait_running().await;
+        // parec's start is waited for on a blocking thread, off the runtime's workers.
+        let (out_monitor, mic_source) = (format!("{out}.monitor"), mic.to_owned());
+        let (a, b) = tokio::task::spawn_blocking(move || {
+            Ok::<_, anyhow::Error>((parec(&out_monitor)?, parec(&mic_source)?))
+        })
+        .await??;
         n.send(json!({"cmd":"calibrate","probes":3})).await?;
         let answer = n
             .wait_for_within("calibration", CALIBRATION_WAIT, |v| {
                 v["event"] == "calibration" || (v["event"] == "error" && v["cmd"] == "calibrate")
             })
             .await;
-        let (a, b) = (a.finish(), b.finish());
         let answer = answer?;
         eprintln!("calibration (attempt {attempt}): {answer}");
         if answer["event"] == "calibration" {
-            return Ok((answer, independent_delay_ms(&a, &b, 3)));
+            return Ok((answer, independent_delay_ms(a, b, 3)?));
         }
         let message = answer["message"].as_str().unwrap_or_default();
         // Load shows as disagreeing runs, missed or unclear probes; silence is a real failure.

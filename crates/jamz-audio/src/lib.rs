@@ -36,6 +36,8 @@ pub mod latency;
 mod mixer;
 mod mp4_edit;
 mod output;
+#[cfg(feature = "test-support")]
+pub mod parec;
 mod player;
 mod ring;
 mod shared;
