@@ -175,3 +175,54 @@ pub fn probe_delays_ms(a: &Recording, b: &Recording, probes: usize) -> Result<Ve
     delays.sort_by(f64::total_cmp);
     Ok(delays)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Silence of `len` frames with the probe at each of `at` (frames).
+    fn with_probes(rate: u32, len: usize, at: &[usize]) -> Vec<f32> {
+        let probe = latency::probe(rate);
+        let mut v = vec![0.0f32; len];
+        for &a in at {
+            v[a..a + probe.len()].copy_from_slice(&probe);
+        }
+        v
+    }
+
+    #[test]
+    fn the_delays_between_two_recordings_are_found_per_probe_on_their_own_clocks() {
+        let rate = 8_000;
+        let start = Instant::now();
+        // Probes 1.5 s apart after the burst; the second recording has each 120, 125, 130 ms
+        // later in sound, and began 0.2 s after the first (its frame 0 is that much later).
+        let sent = [8_000usize, 20_000, 32_000];
+        let heard: Vec<usize> = sent
+            .iter()
+            .zip([0.120, 0.125, 0.130])
+            .map(|(&s, d)| s + (d * f64::from(rate)) as usize - 1_600)
+            .collect();
+        let a = Recording {
+            samples: with_probes(rate, 44_000, &sent),
+            frame0: start,
+            rate,
+        };
+        let b = Recording {
+            samples: with_probes(rate, 44_000, &heard),
+            frame0: start + Duration::from_millis(200),
+            rate,
+        };
+        let delays = probe_delays_ms(&a, &b, 3).unwrap();
+        for (got, want) in delays.iter().zip([120.0, 125.0, 130.0]) {
+            assert!((got - want).abs() < 0.2, "{delays:?}");
+        }
+        // A microphone's recording without the probes says which probe it missed.
+        let silent = Recording {
+            samples: vec![0.0; 44_000],
+            ..b
+        };
+        let err = probe_delays_ms(&a, &silent, 3).unwrap_err();
+        assert!(err.contains("microphone's monitor"), "{err}");
+    }
+}
