@@ -227,6 +227,43 @@ describe("session", () => {
     await until(() => note().hidden === true, "the note gone once the bytes came");
   });
 
+  it("calibrates the speakers in a session: the node measures, the result is applied, a failure is said in words", async () => {
+    const calls = await openSession();
+    await emit("node-event", { ...STATUS, output: "default", latency_offset_ms: 0 });
+    button(ui.root, "[data-action=settings]").click();
+    const panel = () => ui.root.querySelector<HTMLElement>("#sec-settings")!;
+    await until(() => !panel().hidden, "the settings beside the session");
+    const calibrate = () => panel().querySelector<HTMLButtonElement>("[data-action=calibrate]")!;
+    const words = () => panel().querySelector("[data-testid=calibration]")?.textContent ?? "";
+    const inUse = () => ui.root.querySelector("[data-testid=output-in-use]")?.textContent ?? "";
+
+    // The button asks the node, and says it is listening while the probes play.
+    calibrate().click();
+    await until(() => commands(calls).some((c) => (c as { cmd: string }).cmd === "calibrate"), "the calibrate command");
+    expect(commands(calls).filter((c) => (c as { cmd: string }).cmd === "calibrate")).toEqual([{ cmd: "calibrate" }]);
+    expect(calibrate().disabled).toBe(true);
+    expect(words()).toMatch(/^Listening/);
+
+    // The node's result: said in words, the offset shown in use and kept in the settings.
+    await emit("node-event", { event: "calibration", delay_ms: 151.6, spread_ms: 0.4, confidence: 0.96, probes: 9, agreeing: 8, latency_offset_ms: 151.6 });
+    await until(() => words().startsWith("Heard"), "the result");
+    expect(words()).toBe("Heard 151.6 ms later than expected (8 of 9 probes agree, confidence 0.96): latency offset set to 152 ms.");
+    expect(calibrate().disabled).toBe(false);
+    expect(panel().querySelector<HTMLInputElement>("[name=latency]")!.value).toBe("152");
+    expect(inUse()).toBe("In use: output default · latency offset 152 ms");
+
+    // Again, and the node refuses: the reason in words, the button back, the offset kept.
+    calibrate().click();
+    await until(() => words().startsWith("Listening"), "listening again");
+    await emit("node-event", { event: "error", cmd: "calibrate", message: "calibration: the microphone hears nothing usable (level -120.0 dBFS)" });
+    await until(() => !calibrate().disabled, "the button back");
+    expect(ui.root.querySelector("[data-testid=session-error]")?.textContent)
+      .toBe("calibrate: calibration: the microphone hears nothing usable (level -120.0 dBFS)");
+    expect(words()).toBe("");
+    expect(panel().querySelector<HTMLInputElement>("[name=latency]")!.value).toBe("152");
+    expect(inUse()).toBe("In use: output default · latency offset 152 ms");
+  });
+
   it("enables DJ controls only for the DJ and sends take-control, play and seek", async () => {
     const calls = await openSession();
     await emit("node-event", { event: "playlist", playlist: [

@@ -52,6 +52,10 @@ pub enum AudioError {
     /// The player's output thread has stopped.
     #[error("the player has shut down")]
     Closed,
+    /// A start given up because a later command (another start, a pause, a stop) came while
+    /// its track was still being opened (a stream waiting for its bytes): nothing to report.
+    #[error("a later command superseded this start")]
+    Superseded,
 }
 
 /// Shorthand for this crate's results.

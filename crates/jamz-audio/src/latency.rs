@@ -97,6 +97,12 @@ pub enum ProbeError {
     /// Nothing to read (no probe or no recording).
     #[error("no recording to read")]
     Empty,
+    /// Too few probes were in the recording at all (the input fell behind, a busy machine),
+    /// while those that were there were heard clearly.
+    #[error(
+        "only {heard} of {probes} probes were in the recording (the microphone's input fell behind: the machine may be too busy); try again"
+    )]
+    Missed { heard: usize, probes: usize },
 }
 
 /// The recording's RMS level in dBFS (`-inf` for digital silence).
@@ -243,15 +249,19 @@ pub fn summarize(probes: &[ProbeReading]) -> Result<CalibrationResult, ProbeErro
             let level_dbfs = silent.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             return Err(ProbeError::Silent { level_dbfs });
         }
-        let confidence = probes
-            .iter()
-            .filter_map(|p| match p {
-                Err(ProbeError::NotHeard { confidence }) => Some(*confidence),
-                Ok((_, e)) => Some(e.confidence),
-                _ => None,
-            })
-            .fold(0.0, f64::max);
-        return Err(ProbeError::NotHeard { confidence });
+        // The clearest of the probes not heard clearly (each below the minimum): a heard
+        // probe's clarity here would say "0.8, at least 0.3 needed".
+        let unclear = probes.iter().filter_map(|p| match p {
+            Err(ProbeError::NotHeard { confidence }) => Some(*confidence),
+            _ => None,
+        });
+        return Err(match unclear.reduce(f64::max) {
+            Some(confidence) => ProbeError::NotHeard { confidence },
+            None => ProbeError::Missed {
+                heard: heard.len(),
+                probes: n,
+            },
+        });
     }
     let median_of = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -499,7 +509,22 @@ mod tests {
         ];
         assert_eq!(
             summarize(&noisy),
-            Err(ProbeError::NotHeard { confidence: 0.4 })
+            Err(ProbeError::NotHeard { confidence: 0.2 })
+        );
+        // Heard clearly, but most probes were not in the recording at all.
+        let missed = [
+            heard(150.0, 0.8),
+            Err(ProbeError::Empty),
+            heard(150.2, 0.8),
+            Err(ProbeError::Empty),
+            Err(ProbeError::Empty),
+        ];
+        assert_eq!(
+            summarize(&missed),
+            Err(ProbeError::Missed {
+                heard: 2,
+                probes: 5
+            })
         );
         assert_eq!(summarize(&[]), Err(ProbeError::Empty));
         let msg = ProbeError::Silent { level_dbfs: -120.0 }.to_string();

@@ -36,6 +36,8 @@ pub mod latency;
 mod mixer;
 mod mp4_edit;
 mod output;
+#[cfg(feature = "test-support")]
+pub mod parec;
 mod player;
 mod ring;
 mod shared;
@@ -55,7 +57,7 @@ pub use latency::{CalibrationResult, ProbeError};
 pub use mixer::STALL_GAP;
 pub use output::{PACED_RATE, WavSchedule};
 pub use player::{
-    MAX_LATENCY_OFFSET, MAX_RATE_TRIM_PPM, MAX_VOLUME, Player, PlayerEvent, Position,
+    MAX_LATENCY_OFFSET, MAX_RATE_TRIM_PPM, MAX_VOLUME, Player, PlayerEvent, Position, StartTicket,
 };
 pub use shared::CallbackStats;
 pub use spec::OutputSpec;

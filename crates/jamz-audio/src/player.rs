@@ -1,5 +1,6 @@
 //! The public face: a [`Player`] on one output, driven by the sync engine.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crate::output::{self, OutputHandle};
 use crate::ring;
 use crate::shared::{CallbackStats, Cmd, Shared};
 use crate::spec::OutputSpec;
+use crate::stream::Wanted;
 use crate::timeline::PendingStart;
 use crate::track::Source;
 
@@ -62,7 +64,9 @@ pub enum PlayerEvent {
 ///
 /// Every method is cheap except [`Player::start`], [`Player::seek`], [`Player::resume`] and
 /// [`Player::enqueue_next`], which open and seek the file and decode its first 170 ms on the
-/// calling thread; a decode thread of the track's own keeps 0.5 s decoded ahead of the audio
+/// calling thread (a stream's, as long as its bytes take to come: a caller that must not wait
+/// takes a [`StartTicket`] in order and opens on another thread with [`Player::start_with`]);
+/// a decode thread of the track's own keeps 0.5 s decoded ahead of the audio
 /// callback, which only copies (see the crate docs). No method takes a lock the audio
 /// callback waits on. All take `&self`; a `Player` can be shared between threads.
 pub struct Player {
@@ -86,6 +90,33 @@ struct Control {
     started: Option<Source>,
     queued: Option<Source>,
     paused: Option<(Source, f64)>,
+    /// Counts the commands that supersede a start (a start's ticket, a pause, a stop).
+    epoch: u64,
+    /// The track of the latest ticket while it is being opened: cleared when a later command
+    /// supersedes it, so a stream's read waiting for bytes gives up.
+    opening: Option<Wanted>,
+}
+
+impl Control {
+    /// A command that supersedes any start still opening its track.
+    fn supersede(&mut self) {
+        self.epoch += 1;
+        if let Some(w) = self.opening.take() {
+            w.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A start's place among the player's commands, taken (cheaply, in the caller's order of
+/// commands) before its track is opened by [`Player::start_with`], which may wait for a
+/// stream's bytes on another thread. A later ticket, [`Player::pause`] or [`Player::stop`]
+/// supersedes it: its open gives up waiting and the start does nothing
+/// ([`AudioError::Superseded`]), so the player ends up doing the last thing asked whatever
+/// order the opens finish in.
+#[derive(Debug)]
+pub struct StartTicket {
+    epoch: u64,
+    wanted: Wanted,
 }
 
 impl std::fmt::Debug for Player {
@@ -184,6 +215,33 @@ impl Player {
     /// playback starts at once from where the track is at that moment, so it stays in step.
     /// Replaces whatever is playing, with a 5 ms crossfade.
     pub fn start(&self, source: Source, at_position_s: f64, at_instant: Instant) -> Result<()> {
+        self.start_with(self.ticket(), source, at_position_s, at_instant)
+    }
+
+    /// Takes the next start's place among the commands (see [`StartTicket`]); supersedes a
+    /// start still opening its track.
+    pub fn ticket(&self) -> StartTicket {
+        let mut c = self.control();
+        c.supersede();
+        let wanted: Wanted = Arc::new(AtomicBool::new(true));
+        c.opening = Some(wanted.clone());
+        StartTicket {
+            epoch: c.epoch,
+            wanted,
+        }
+    }
+
+    /// [`Player::start`] in the place of `ticket`: fails with [`AudioError::Superseded`],
+    /// having changed nothing, if a later command came while the track was being opened
+    /// (a stream's open then stops waiting for bytes).
+    pub fn start_with(
+        &self,
+        ticket: StartTicket,
+        source: Source,
+        at_position_s: f64,
+        at_instant: Instant,
+    ) -> Result<()> {
+        let superseded = |epoch: u64| self.control().epoch != epoch;
         if !at_position_s.is_finite() || at_position_s < 0.0 {
             return Err(AudioError::InvalidArgument(format!(
                 "start position {at_position_s} s"
@@ -203,7 +261,17 @@ impl Player {
         };
         self.shared.drop_retired();
         let blocks = self.shared.ring_blocks();
-        let (reader, producer) = ring::open(&source, pos, rate, trim, blocks)?;
+        let opened = ring::open_wanted(&source, pos, rate, trim, blocks, ticket.wanted);
+        let (reader, producer) = match opened {
+            Err(_) if superseded(ticket.epoch) => return Err(AudioError::Superseded),
+            r => r?,
+        };
+        let mut c = self.control();
+        if c.epoch != ticket.epoch {
+            return Err(AudioError::Superseded);
+        }
+        // The reader owns its flag from here: a later command goes to the mixer instead.
+        c.opening = None;
         ring::spawn_decode_ahead(
             producer,
             self.shared.trim.clone(),
@@ -214,7 +282,6 @@ impl Player {
             at_instant: when,
             at_position_s: pos,
         };
-        let mut c = self.control();
         let seq = self.send(
             &mut c,
             Cmd::Schedule(Scheduled {
@@ -257,6 +324,7 @@ impl Player {
     pub fn pause(&self) -> Option<Position> {
         let heard = self.audible_position(Instant::now());
         let mut c = self.control();
+        c.supersede();
         let current = self.shared.published().current.clone();
         if let Err(e) = self.send(&mut c, Cmd::Stop) {
             tracing::warn!(error = %e, "pause: the output takes no commands");
@@ -292,6 +360,7 @@ impl Player {
     /// Stops playback (5 ms fade-out) and forgets the paused position and the queue.
     pub fn stop(&self) {
         let mut c = self.control();
+        c.supersede();
         if let Err(e) = self.send(&mut c, Cmd::StopAll) {
             tracing::warn!(error = %e, "stop: the output takes no commands");
         }

@@ -163,6 +163,20 @@ pub(crate) fn open(
     blocks: usize,
 ) -> Result<(Reader, Producer)> {
     let wanted: Wanted = Arc::new(AtomicBool::new(true));
+    open_wanted(source, position_s, out_rate, trim_ppm, blocks, wanted)
+}
+
+/// [`open`], with the flag that says whether the track is still wanted: cleared while it is
+/// being opened (a later command superseded its start), a stream's read that waits for bytes
+/// gives up and the open fails; once the reader exists, it clears it when let go of.
+pub(crate) fn open_wanted(
+    source: &Source,
+    position_s: f64,
+    out_rate: u32,
+    trim_ppm: f64,
+    blocks: usize,
+    wanted: Wanted,
+) -> Result<(Reader, Producer)> {
     let stream = TrackStream::prepare(source, position_s, out_rate, trim_ppm, &wanted)?;
     let blocks = blocks.max(1);
     let ring = Arc::new(Ring {

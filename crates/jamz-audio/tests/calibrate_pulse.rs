@@ -13,13 +13,12 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::child::{ChildRun, rerun};
-use jamz_audio::{CalibrationOptions, OutputSpec, Player, calibrate, latency};
+use jamz_audio::parec::{Parec, probe_delays_ms};
+use jamz_audio::{CalibrationOptions, OutputSpec, Player, calibrate};
 
 /// The null sinks' rate (scripts/env.d/pulseaudio.sh's: no drift against the monotonic clock).
 const RATE: u32 = 50_000;
@@ -27,17 +26,8 @@ const RATE: u32 = 50_000;
 const CALIBRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The agreement the issue asks for.
 const MAX_DISAGREEMENT_MS: f64 = 2.0;
-/// The latency parec asks of each monitor, which sets the null sinks' block: a null sink
-/// renders a block at the instant of its first frame and hands it whole to its monitor, so the
-/// "microphone" (the cabin's monitor) delivers frames up to a block before they are heard, which
-/// no real microphone can. The calibration times its input by arrival and reads early by about
-/// half a block: measured here, 2 ms blocks read 1.3-1.6 ms early, 10 ms blocks 5.2 ms, 1 ms
-/// blocks 0.7 ms. parec sees the same on both monitors, so its own figure is unaffected. The
-/// smallest block parec can ask for keeps this artifact of the rig well inside the 2 ms.
-const PAREC_LATENCY_MS: u32 = 1;
-/// parec's first reads bring the monitor's backlog in a burst: they say nothing of when
-/// frames were captured and are left out of the clock estimate.
-const BURST: Duration = Duration::from_millis(500);
+/// Bound on parec's first reads.
+const PAREC_START: Duration = Duration::from_secs(10);
 
 fn pactl(args: &[&str]) -> String {
     let out = Command::new("pactl")
@@ -80,121 +70,23 @@ fn null_sink(name: &str) -> Module {
     ])
 }
 
-/// Mono float samples, and after each read its arrival instant and the frames so far.
-type Recorded = (Vec<f32>, Vec<(Instant, u64)>);
-
-/// parec on a monitor, recording into a [`Recorded`].
-struct Parec {
-    child: Child,
-    rec: Arc<Mutex<Recorded>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    started: Instant,
+/// parec on `source`, delivering (bounded wait).
+fn parec(source: &str) -> Parec {
+    let p = Parec::start(source, RATE).expect("parec runs (pulseaudio-utils)");
+    assert!(p.wait_running(PAREC_START), "parec recorded nothing");
+    p
 }
 
-impl Parec {
-    fn start(source: &str) -> Parec {
-        let mut child = Command::new("parec")
-            .args(["-d", source, "--channels=1"])
-            .arg(format!("--latency-msec={PAREC_LATENCY_MS}"))
-            .args(["--format=float32le", "--raw", &format!("--rate={RATE}")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("parec runs (pulseaudio-utils)");
-        let mut out = child.stdout.take().unwrap();
-        let rec = Arc::new(Mutex::new((Vec::new(), Vec::new())));
-        let r2 = Arc::clone(&rec);
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            let mut carry: Vec<u8> = Vec::new();
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let now = Instant::now();
-                carry.extend_from_slice(&buf[..n]);
-                let whole = carry.len() / 4 * 4;
-                let mut r = r2.lock().unwrap();
-                r.0.extend(
-                    carry[..whole]
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
-                carry.drain(..whole);
-                let frames = r.0.len() as u64;
-                r.1.push((now, frames));
-            }
-        });
-        Parec {
-            child,
-            rec,
-            reader: Some(reader),
-            started: Instant::now(),
-        }
-    }
-
-    /// Waits (bounded) until parec delivers.
-    fn wait_running(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.rec.lock().unwrap().1.len() < 5 {
-            assert!(Instant::now() < deadline, "parec recorded nothing");
-            std::thread::park_timeout(Duration::from_millis(5));
-        }
-    }
-
-    /// Stops; the samples and frame 0's instant: the earliest "arrival minus the frames
-    /// before it" after the backlog burst (every read arrives at or after its last frame was
-    /// made, as NTP's lowest-delay sample).
-    fn finish(mut self) -> (Vec<f32>, Instant) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        let r = self.rec.lock().unwrap();
-        let frame0 =
-            r.1.iter()
-                .filter(|(at, _)| *at >= self.started + BURST)
-                .map(|&(at, f)| at - Duration::from_secs_f64(f as f64 / f64::from(RATE)))
-                .min()
-                .expect("parec kept recording past its first reads");
-        (r.0.clone(), frame0)
-    }
-}
-
-/// The probes' delay from `a` to `b` (two recordings of the same probes, each with its frame
-/// 0's instant), ms: each probe found in `a` (the strongest left, `probes` times), then in
-/// `b` from 0.3 s before to 1 s after; the median over the probes. Per probe, as the
-/// calibration does: the loopback adapts its rate, so its delay moves a little over seconds.
-fn independent_delay_ms(a: &(Vec<f32>, Instant), b: &(Vec<f32>, Instant), probes: usize) -> f64 {
-    let rate = f64::from(RATE);
-    let template = latency::probe(RATE);
-    let skip = (BURST.as_secs_f64() * rate) as usize;
-    let mut rest = a.0[skip..].to_vec();
-    let mut delays = Vec::new();
-    for _ in 0..probes {
-        let found = latency::find_echo(&template, &rest).expect("a probe in the output's monitor");
-        let at = found.frame.round() as usize;
-        // Masked, so that the next search finds another probe.
-        let from = at.saturating_sub(template.len());
-        let to = (at + 2 * template.len()).min(rest.len());
-        rest[from..to].iter_mut().for_each(|s| *s = 0.0);
-        let sent = a.1 + Duration::from_secs_f64((skip as f64 + found.frame) / rate);
-        let b_from = sent
-            .checked_sub(Duration::from_millis(300))
-            .and_then(|t| t.checked_duration_since(b.1))
-            .map(|d| (d.as_secs_f64() * rate) as usize)
-            .unwrap_or(0);
-        let b_to = (b_from + (1.3 * rate) as usize + template.len()).min(b.0.len());
-        let echo = latency::find_echo(&template, &b.0[b_from..b_to])
-            .expect("the probe in the microphone's monitor");
-        let heard = b.1 + Duration::from_secs_f64((b_from as f64 + echo.frame) / rate);
-        delays.push(match heard.checked_duration_since(sent) {
-            Some(d) => d.as_secs_f64() * 1e3,
-            None => -(sent - heard).as_secs_f64() * 1e3,
-        });
-    }
-    delays.sort_by(f64::total_cmp);
+/// The probes' delay from `a` to `b` (parec on the output's and the microphone's monitors),
+/// ms: the median over the probes ([`probe_delays_ms`]).
+fn independent_delay_ms(a: Parec, b: Parec, probes: usize) -> f64 {
+    let a = a
+        .finish()
+        .expect("parec kept recording past its first reads");
+    let b = b
+        .finish()
+        .expect("parec kept recording past its first reads");
+    let delays = probe_delays_ms(&a, &b, probes).unwrap();
     println!("parec: the probes' delays {delays:.2?} ms");
     delays[delays.len() / 2]
 }
@@ -255,12 +147,9 @@ fn calibration_agrees_with_the_loopback_delay_parec_measures_and_a_silent_microp
         // reliable, with the same advice. Silence is never retried.
         let mut attempt = 1;
         let (line, a, b) = loop {
-            let a = Parec::start(&format!("{out}.monitor"));
-            let b = Parec::start(&format!("{cabin}.monitor"));
-            a.wait_running();
-            b.wait_running();
+            let a = parec(&format!("{out}.monitor"));
+            let b = parec(&format!("{cabin}.monitor"));
             let line = calibrate_in_child(&out, &format!("{cabin}.monitor"));
-            let (a, b) = (a.finish(), b.finish());
             if would_be_applied(&line) || attempt == ATTEMPTS || line.contains("hears nothing") {
                 break (line, a, b);
             }
@@ -272,7 +161,7 @@ fn calibration_agrees_with_the_loopback_delay_parec_measures_and_a_silent_microp
             Some("result"),
             "calibration: {line}"
         );
-        let measured = independent_delay_ms(&a, &b, CalibrationOptions::default().probes);
+        let measured = independent_delay_ms(a, b, CalibrationOptions::default().probes);
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields.first(), Some(&"result"), "calibration: {line}");
         let calibrated: f64 = fields[1].parse().unwrap();

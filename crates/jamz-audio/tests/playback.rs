@@ -537,3 +537,76 @@ fn a_stream_that_stalls_plays_silence_then_resumes_on_its_timeline() {
         "the stalled stretch is silent: {got:?}"
     );
 }
+
+/// A start whose stream waits for bytes that never come (a download whose size is not
+/// known, an M4A whose index is at its end) is opened on another thread with its ticket:
+/// a stop given meanwhile supersedes it, its open stops waiting and it does nothing, and a
+/// later start plays as usual.
+#[test]
+fn a_start_waiting_for_its_bytes_is_superseded_by_a_later_command() {
+    let rig = rig();
+    let src = clicks_file(&rig.dir, "held", 3.0, &[0.5]);
+    let stream = Arc::new(StarvedOnce {
+        path: src.clone(),
+        // The header only: the open's first blocks wait.
+        limit: 44,
+        starve: Duration::from_secs(3600),
+        state: Arc::default(),
+    });
+    let (player, events) = rig.wav_player();
+    let player = Arc::new(player);
+    let ticket = player.ticket();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let opening = {
+        let player = Arc::clone(&player);
+        let stream = stream.clone();
+        std::thread::spawn(move || {
+            let r = player.start_with(
+                ticket,
+                Source::streaming("held", "held.wav", stream),
+                0.0,
+                Instant::now() + LEAD,
+            );
+            let _ = tx.send(r);
+        })
+    };
+    // Bounded wait until the open is starved of bytes.
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while stream.state.lock().0.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the open never read past the header"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        rx.try_recv().is_err(),
+        "the start waits for its bytes meanwhile"
+    );
+    player.stop();
+    let r = rx
+        .recv_timeout(EVENT_TIMEOUT)
+        .expect("the superseded open stopped waiting");
+    opening.join().unwrap();
+    assert!(
+        matches!(r, Err(jamz_audio::AudioError::Superseded)),
+        "superseded: {r:?}"
+    );
+    // The player goes on: a file starts and ends; the held stream never plays.
+    let file = clicks_file(&rig.dir, "next", 1.0, &[0.2]);
+    player
+        .start(Source::new("next", &file), 0.0, Instant::now() + LEAD)
+        .unwrap();
+    loop {
+        let e = events
+            .recv_timeout(EVENT_TIMEOUT)
+            .expect("the next track ends");
+        assert!(
+            !matches!(&e, PlayerEvent::TrackStarted { track, .. } if track == "held"),
+            "the superseded track started"
+        );
+        if ended("next")(&e) {
+            break;
+        }
+    }
+}

@@ -1,6 +1,9 @@
 //! The audio adapter's task: takes playout commands in order, fetches tracks
 //! through the cache, and calls the player (whose file-opening calls run on a
-//! blocking thread, never on the runtime's workers).
+//! blocking thread, never on the runtime's workers, and are never waited for
+//! here: opening a stream waits for its bytes, for as long as a download of
+//! unknown size or an M4A with its index at the end takes, and the task goes on
+//! taking commands meanwhile; see `jamz_audio::StartTicket`).
 //!
 //! A start of a cached track plays its file. A track not cached yet plays from the
 //! cache's reader over its download as soon as enough of it is there for the start
@@ -312,7 +315,9 @@ async fn run(
     reports: mpsc::UnboundedSender<AudioReport>,
 ) {
     type Fetched = Result<Source, String>;
+    type Started = Result<jamz_audio::Result<()>, tokio::task::JoinError>;
     let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<(u64, String, Fetched)>();
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<(u64, String, Started)>();
     let mut generation = 0u64;
     let mut pending: Option<Pending> = None;
     // The engine restarts a track that is not audible; a track that cannot be
@@ -390,20 +395,19 @@ async fn run(
                 };
                 match result {
                     Ok(source) => {
+                        // Opening a stream waits for its bytes as long as they take (an M4A
+                        // whose index is at its end, a track of unknown size): it runs off
+                        // this task, which goes on taking commands; its ticket keeps it in
+                        // their order, and a later command supersedes it.
+                        let ticket = player.ticket();
                         let pl = Arc::clone(&player);
                         let at = clock.instant_at(p.at_ms);
                         let position = p.position;
-                        let r = tokio::task::spawn_blocking(move || pl.start(source, position, at)).await;
-                        if let Some(stall) = &stall_report {
-                            // Started: the player has its bytes (a later stall says so again).
-                            stall.set(false);
-                        }
-                        if matches!(r, Ok(Ok(()))) {
-                            failing = None;
-                        } else if failing.as_deref() != Some(p.track.id.as_str()) {
-                            failing = Some(p.track.id.clone());
-                            report_blocking(&reports, Some(p.track.id), r);
-                        }
+                        let tx = started_tx.clone();
+                        tokio::spawn(async move {
+                            let r = tokio::task::spawn_blocking(move || pl.start_with(ticket, source, position, at)).await;
+                            let _ = tx.send((g, p.track.id, r));
+                        });
                     }
                     Err(message) => {
                         if failing.as_deref() == Some(p.track.id.as_str()) {
@@ -416,6 +420,22 @@ async fn run(
                             message: format!("cannot fetch the track: {message}"),
                         });
                     }
+                }
+            }
+            Some((g, id, r)) = started_rx.recv() => {
+                if matches!(r, Ok(Err(jamz_audio::AudioError::Superseded))) || g != generation {
+                    tracing::debug!(track = %id, "a start superseded while its track was opened");
+                    continue;
+                }
+                if let Some(stall) = &stall_report {
+                    // Started: the player has its bytes (a later stall says so again).
+                    stall.set(false);
+                }
+                if matches!(r, Ok(Ok(()))) {
+                    failing = None;
+                } else if failing.as_deref() != Some(id.as_str()) {
+                    failing = Some(id.clone());
+                    report_blocking(&reports, Some(id), r);
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! heard that much later: a Bluetooth car stereo's 40-300 ms). The measurement itself is
 //! jamz-audio's; whether and how to apply it is decided here.
 
+pub mod relative;
+
 /// The offsets a node accepts (ms): jamz-audio's limit.
 pub const MAX_LATENCY_OFFSET_MS: f64 = 2_000.0;
 
@@ -32,6 +34,10 @@ pub enum NotApplied {
     TooLate { offset_ms: f64 },
     #[error("the measurement is not a number")]
     NotANumber,
+    #[error(
+        "the offset changed from {then_ms:.0} ms to {now_ms:.0} ms while it was measured: measure again"
+    )]
+    Changed { then_ms: f64, now_ms: f64 },
 }
 
 /// The latency offset (ms) after a calibration that found the probes heard `delay_ms` later
