@@ -100,9 +100,10 @@ impl std::fmt::Display for StunUrl {
 struct Ask {
     local: SocketAddr,
     server: SocketAddr,
-    /// The outstanding request's id (a new one per send: a late answer to an older one is
-    /// still an answer, but only the current one is expected).
-    id: [u8; 12],
+    /// The outstanding request's id, if one is outstanding (a new one per send: only the
+    /// current request's answer is taken; none once it is answered, so a datagram forged
+    /// with a guessable id is not taken either).
+    id: Option<[u8; 12]>,
     due: Option<Instant>,
     wait: Duration,
     mapped: Option<SocketAddr>,
@@ -139,7 +140,7 @@ impl Gatherer {
             .map(|(local, server)| Ask {
                 local,
                 server,
-                id: [0; 12],
+                id: None,
                 due: None,
                 wait: RETRY_FIRST,
                 mapped: None,
@@ -169,7 +170,7 @@ impl Gatherer {
                 ask.due = Some(now + RETRY_MAX);
                 continue;
             }
-            ask.id = id.0;
+            ask.id = Some(id.0);
             if ask.mapped.is_some() {
                 ask.due = Some(now + REFRESH);
             } else {
@@ -199,7 +200,7 @@ impl Gatherer {
         let Some(ask) = self
             .asks
             .iter_mut()
-            .find(|a| a.server == source && a.local == local && Some(a.id) == id)
+            .find(|a| a.server == source && a.local == local && a.id.is_some() && a.id == id)
         else {
             return Err(NotAnswer::NotOurs);
         };
@@ -222,7 +223,7 @@ impl Gatherer {
             )));
         }
         // Answered: the next question is a refresh.
-        ask.id = [0; 12];
+        ask.id = None;
         ask.wait = RETRY_FIRST;
         ask.due = Some(now + REFRESH);
         if ask.mapped == Some(mapped) {
@@ -371,6 +372,18 @@ mod tests {
             }]
         );
         assert_eq!(g.poll_timeout(), Some(now + REFRESH));
+        // Answered: the same answer again, or one with an all-zero id, is not expected.
+        let again = answer(&second[0].2, addr("203.0.113.9:1"));
+        assert_eq!(
+            g.handle_answer(now, server, local, &again),
+            Err(NotAnswer::NotOurs)
+        );
+        let mut zero = again.clone();
+        zero[8..20].fill(0);
+        assert_eq!(
+            g.handle_answer(now, server, local, &zero),
+            Err(NotAnswer::NotOurs)
+        );
         // The refresh with the same answer changes nothing; a new mapping is learned.
         let refresh = g.requests(now + REFRESH);
         assert_eq!(
