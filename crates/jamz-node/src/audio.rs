@@ -12,7 +12,9 @@
 //! track as buffering (the engine tells the user and does not restart it), and
 //! the player keeps it on the group's timeline. Commands that come while a start
 //! waits supersede it (a pause or stop cancels it, a newer start (also a seek)
-//! replaces it), so the player always ends up doing the last thing asked.
+//! replaces it), so the player always ends up doing the last thing asked. An output
+//! switch opens and warms the new output off the task too: the old output plays, and
+//! takes the commands, until the new one is ready; a later switch supersedes it.
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -316,6 +318,7 @@ async fn run(
 ) {
     type Fetched = Result<Source, String>;
     type Started = Result<jamz_audio::Result<()>, tokio::task::JoinError>;
+    type Opened = Result<Arc<Player>, String>;
     let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<(u64, String, Fetched)>();
     let (started_tx, mut started_rx) = mpsc::unbounded_channel::<(u64, String, Started)>();
     let mut generation = 0u64;
@@ -324,6 +327,8 @@ async fn run(
     // fetched fails the same way each time: say so once, until a start succeeds.
     let mut failing: Option<String> = None;
     let mut carried = Carried::default();
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<(u64, String, Opened)>();
+    let mut switching = 0u64;
     // The latest start's buffering report (retired when a command supersedes it).
     let mut stall_report: Option<Arc<StallReport>> = None;
     loop {
@@ -381,10 +386,34 @@ async fn run(
                         }
                     }
                     AudioJob::SwitchOutput { spec } => {
-                        switch_output(&shared, spec, &carried, &reports).await;
+                        // Opening and warming the new output takes up to a few seconds: it
+                        // runs off this task, which goes on taking commands for the old
+                        // output (still playing); a later switch supersedes this one.
+                        switching += 1;
+                        let (g, tx) = (switching, opened_tx.clone());
+                        tokio::spawn(async move {
+                            let label = spec.to_string();
+                            let r = open_warm(spec).await;
+                            let _ = tx.send((g, label, r));
+                        });
                     }
                     AudioJob::Playout(other @ (AudioCommand::Preload(_) | AudioCommand::QueryClock)) => {
                         tracing::debug!(command = ?other, "not the audio task's: the runtime answers it");
+                    }
+                }
+            }
+            Some((g, label, opened)) = opened_rx.recv() => {
+                match opened {
+                    Ok(new) if g != switching => {
+                        tracing::debug!(output = %label, "an output switch superseded by a later one");
+                        new.stop();
+                    }
+                    Ok(new) => switch_to(&shared, new, &label, &carried, &reports),
+                    Err(message) => {
+                        let _ = reports.send(AudioReport::Failed {
+                            track: None,
+                            message: format!("cannot switch to output `{label}`: {message}"),
+                        });
                     }
                 }
             }
@@ -442,37 +471,15 @@ async fn run(
     }
 }
 
-/// Opens `spec`, moves the settings over and stops the old output; the node's
-/// engine then restarts playback on the new one (it owns every restart). On
-/// failure the old output keeps playing.
-async fn switch_output(
-    shared: &SharedPlayer,
-    spec: OutputSpec,
-    carried: &Carried,
-    reports: &mpsc::UnboundedSender<AudioReport>,
-) {
-    let old = current(shared);
+/// Opens `spec` and lets it get through its start-up (the engine restarts playback on
+/// the new output as soon as it hears of it; the old one plays meanwhile).
+async fn open_warm(spec: OutputSpec) -> Result<Arc<Player>, String> {
     let label = spec.to_string();
-    let opened = tokio::task::spawn_blocking(move || Player::new(&spec)).await;
-    let new = match opened {
+    let new = match tokio::task::spawn_blocking(move || Player::new(&spec)).await {
         Ok(Ok(p)) => Arc::new(p),
-        Ok(Err(e)) => {
-            let _ = reports.send(AudioReport::Failed {
-                track: None,
-                message: format!("cannot switch to output `{label}`: {e}"),
-            });
-            return;
-        }
-        Err(e) => {
-            let _ = reports.send(AudioReport::Failed {
-                track: None,
-                message: format!("cannot switch to output `{label}`: {e}"),
-            });
-            return;
-        }
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
-    // The engine restarts playback on the new output as soon as it hears of it: let the
-    // output get through its start-up first (the old one plays meanwhile).
     let warming = Arc::clone(&new);
     let warm =
         tokio::task::spawn_blocking(move || warming.wait_warm(crate::runtime::OUTPUT_WARM_TIMEOUT))
@@ -480,6 +487,20 @@ async fn switch_output(
     if !matches!(warm, Ok(true)) {
         tracing::warn!(output = %label, "the new output is not running steadily yet; switching anyway");
     }
+    Ok(new)
+}
+
+/// Moves the settings in force now (they may have changed while the new output opened)
+/// over to `new`, stops the old output and makes `new` the player; the node's engine then
+/// restarts playback on it (it owns every restart).
+fn switch_to(
+    shared: &SharedPlayer,
+    new: Arc<Player>,
+    label: &str,
+    carried: &Carried,
+    reports: &mpsc::UnboundedSender<AudioReport>,
+) {
+    let old = current(shared);
     let setup = (|| -> jamz_audio::Result<()> {
         new.set_latency_offset(old.latency_offset())?;
         new.set_rate_trim(old.rate_trim())?;
@@ -495,7 +516,9 @@ async fn switch_output(
     old.stop();
     *shared.write().unwrap_or_else(|e| e.into_inner()) = new;
     tracing::info!(output = %label, "switched the audio output");
-    let _ = reports.send(AudioReport::OutputSwitched { spec: label });
+    let _ = reports.send(AudioReport::OutputSwitched {
+        spec: label.to_owned(),
+    });
 }
 
 fn report_blocking(

@@ -416,3 +416,57 @@ async fn with_auto_preload_a_track_another_car_adds_is_cached_without_playing() 
     quit(bo).await;
     quit(ann).await;
 }
+
+/// An output that takes long to open (here a FIFO no one reads yet: opening it for the
+/// WAV blocks until a reader comes) holds up nothing: a later switch is made meanwhile,
+/// and when the slow one finally opens it is dropped as superseded, not switched to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_output_switch_does_not_hold_up_a_later_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, auth, group) = world(dir.path()).await;
+    let mut config = NodeConfig::new(
+        url,
+        NodeAuth::Token {
+            token: auth.token.clone(),
+            user_id: auth.user.id,
+            username: "ann".into(),
+        },
+        group,
+    );
+    config.output = format!("wav:{}", dir.path().join("first.wav").display())
+        .parse()
+        .unwrap();
+    config.cache_dir = Some(dir.path().join("cache"));
+    let mut node = Node::start(config).await.unwrap();
+
+    let fifo = dir.path().join("slow.wav");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed: {made}");
+    node.send(NodeCommand::Output {
+        spec: format!("wav:{}", fifo.display()),
+    })
+    .unwrap();
+    // The slow output is still opening (nothing reads the FIFO): this switch is made.
+    let spec = switch_to_wav(&mut node, &dir.path().join("second.wav")).await;
+
+    // Now the slow one opens; superseded, it is stopped at once, which closes the FIFO.
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::open(&fifo)?, &mut bytes).map(|_| bytes)
+    });
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+        .await
+        .expect("the superseded output kept its FIFO open")
+        .unwrap()
+        .unwrap();
+    eprintln!("the superseded output wrote {} bytes", read.len());
+    let s = status(&mut node, "the status after the slow output opened", |_| {
+        true
+    })
+    .await;
+    assert_eq!(s.output, spec, "the superseded switch took over");
+    quit(node).await;
+}
