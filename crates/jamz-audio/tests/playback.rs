@@ -391,7 +391,7 @@ struct StarvedOnce {
 }
 
 /// When the first starved read happened and whether the rest has arrived, with the
-/// condition that waiting readers are woken on when it does.
+/// condition that waiters are woken on when either changes.
 #[derive(Debug, Default)]
 struct Arrival {
     state: Mutex<(Option<Instant>, bool)>,
@@ -401,6 +401,15 @@ struct Arrival {
 impl Arrival {
     fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, bool)> {
         self.state.lock().unwrap()
+    }
+
+    /// Waits, at most `timeout`, for the first starved read; whether it happened.
+    fn wait_starved(&self, timeout: Duration) -> bool {
+        let (st, _) = self
+            .arrived
+            .wait_timeout_while(self.lock(), timeout, |st| st.0.is_none())
+            .unwrap();
+        st.0.is_some()
     }
 }
 
@@ -433,7 +442,11 @@ impl std::io::Read for StarvedReader {
         use std::io::Seek;
         let mut st = self.state.lock();
         if !st.1 && self.pos >= self.limit {
+            let first = st.0.is_none();
             let due = *st.0.get_or_insert_with(Instant::now) + self.starve;
+            if first {
+                self.state.arrived.notify_all();
+            }
             let now = Instant::now();
             if now < due {
                 // Wait for the arrival, at most the read wait (it comes at `due`).
@@ -571,14 +584,10 @@ fn a_start_waiting_for_its_bytes_is_superseded_by_a_later_command() {
         })
     };
     // Bounded wait until the open is starved of bytes.
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    while stream.state.lock().0.is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the open never read past the header"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        stream.state.wait_starved(EVENT_TIMEOUT),
+        "the open never read past the header"
+    );
     assert!(
         rx.try_recv().is_err(),
         "the start waits for its bytes meanwhile"

@@ -9,7 +9,7 @@ use jamz_node::{Node, NodeAuth, NodeCommand, NodeConfig, NodeEvent, StatusView};
 
 mod support;
 
-use support::{heard_ramp, next_matching, quit, world, write_ramp, write_tone};
+use support::{ann_config, heard_ramp, next_matching, quit, world, write_ramp, write_tone};
 
 async fn status(node: &mut Node, what: &str, pred: impl Fn(&StatusView) -> bool) -> StatusView {
     node.send(NodeCommand::Status).unwrap();
@@ -423,21 +423,10 @@ async fn with_auto_preload_a_track_another_car_adds_is_cached_without_playing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_output_switch_does_not_hold_up_a_later_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, auth, group) = world(dir.path()).await;
-    let mut config = NodeConfig::new(
-        url,
-        NodeAuth::Token {
-            token: auth.token.clone(),
-            user_id: auth.user.id,
-            username: "ann".into(),
-        },
-        group,
-    );
-    config.output = format!("wav:{}", dir.path().join("first.wav").display())
-        .parse()
+    let (url, _, group) = world(dir.path()).await;
+    let mut node = Node::start(ann_config(&url, &group, dir.path()))
+        .await
         .unwrap();
-    config.cache_dir = Some(dir.path().join("cache"));
-    let mut node = Node::start(config).await.unwrap();
 
     let fifo = dir.path().join("slow.wav");
     let made = std::process::Command::new("mkfifo")
