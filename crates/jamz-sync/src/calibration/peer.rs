@@ -44,11 +44,11 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn to_server(&self, local: LocalTime) -> f64 {
+    fn server_at(&self, local: LocalTime) -> f64 {
         local + self.clock.offset_ms
     }
 
-    fn to_local(&self, server: f64) -> LocalTime {
+    fn local_at(&self, server: f64) -> LocalTime {
         server - self.clock.offset_ms
     }
 
@@ -205,7 +205,7 @@ impl PeerCalibration {
         }
         self.next_run += 1;
         let id = format!("{}-{}-{}", cx.me, self.next_run, cx.now.max(0.0) as u64);
-        let plan = relative::plan(cx.to_server(cx.now), probes);
+        let plan = relative::plan(cx.server_at(cx.now), probes);
         let mut m = CalibrationUpdate::new(session_id, CalibrationKind::ProbeRequest, target, &id);
         m.at = Some(plan.at_server_ms.clone());
         out.push(Out::Send(m));
@@ -253,7 +253,7 @@ impl PeerCalibration {
             calibrating: self.own_calibration || self.listening.is_some() || self.playing.is_some(),
             audible: self.audible,
         };
-        let verdict = relative::accept(player, cx.to_server(cx.now), &plan)
+        let verdict = relative::accept(player, cx.server_at(cx.now), &plan)
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 cx.clock_ms()
@@ -263,7 +263,7 @@ impl PeerCalibration {
         match verdict {
             Ok(clock_ms) => {
                 let at: Vec<LocalTime> =
-                    plan.at_server_ms.iter().map(|t| cx.to_local(*t)).collect();
+                    plan.at_server_ms.iter().map(|t| cx.local_at(*t)).collect();
                 let last = at.last().copied().unwrap_or(cx.now);
                 self.playing = Some(PlayerRun {
                     id: m.run_id.clone(),
@@ -404,7 +404,7 @@ impl PeerCalibration {
                     .plan
                     .at_server_ms
                     .iter()
-                    .map(|t| cx.to_local(*t))
+                    .map(|t| cx.local_at(*t))
                     .collect();
                 let last = at.last().copied().unwrap_or(cx.now);
                 out.push(Out::Do(CalibrationAction::Record {
@@ -484,7 +484,7 @@ impl PeerCalibration {
             .iter()
             .map(|h| {
                 h.map(|h| Heard {
-                    at_server_ms: cx.to_server(h.at),
+                    at_server_ms: cx.server_at(h.at),
                     confidence: h.confidence,
                 })
             })
