@@ -442,6 +442,12 @@ impl Engine {
         self.session_id.as_deref()
     }
 
+    /// A relative calibration runs on this device, as listener or player: the node's own
+    /// calibration would play or record over it.
+    pub fn peer_calibration_running(&self) -> bool {
+        self.peer_calibration.running()
+    }
+
     /// The server clock estimate at local time `now`.
     pub fn clock_estimate(&self, now: LocalTime) -> ClockEstimate {
         self.clock.estimate(now)

@@ -193,7 +193,7 @@ impl Runtime {
     /// records for several seconds); the result comes back as [`Job::Calibrated`].
     fn calibrate(&mut self, probes: Option<usize>) {
         let refuse = |why: &str| NodeEvent::error(why, Some("calibrate"));
-        if self.calibrating {
+        if self.calibrating || self.engine.peer_calibration_running() {
             self.emit(refuse("a calibration is already running"));
             return;
         }

@@ -112,6 +112,11 @@ pub struct PeerCalibration {
 }
 
 impl PeerCalibration {
+    /// A run of either side is in progress (its probes play or its microphone records).
+    pub fn running(&self) -> bool {
+        self.listening.is_some() || self.playing.is_some()
+    }
+
     /// When the engine must look again (a wait that may run out).
     pub fn next_timeout(&self) -> Option<LocalTime> {
         [
