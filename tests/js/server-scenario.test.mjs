@@ -234,6 +234,36 @@ test('the docs/protocol.md scenario with socket.io-client', async (t) => {
     assert.match((await b.next('music-error')).error, /unknown/);
   });
 
+  await t.test('calibration-update (ext) reaches the target member only, with the sender', async () => {
+    const request = { sessionId, kind: 'probe-request', target: ann.user.id, runId: 'run-1', at: [1500, 2500, 3500] };
+    b.emit('calibration-update', request);
+    const got = await a.next('calibration-update', (x) => x.runId === 'run-1');
+    assert.equal(got.userId, bob.user.id);
+    assert.equal(got.target, ann.user.id);
+    assert.deepEqual(got.at, [1500, 2500, 3500]);
+    // Dan is in the session too, but not its target: a convoy signal sent after it reaches
+    // dan, the calibration message never did.
+    b.emit('convoy-update', { sessionId, kind: 'regroup-clear' });
+    await d.next('convoy-update', (x) => x.kind === 'regroup-clear' && x.userId === bob.user.id);
+    assert.ok(!d.seen.some((s) => s.event === 'calibration-update'), 'not for dan');
+    assert.ok(!b.seen.some((s) => s.event === 'calibration-update'), 'not back to its sender');
+    b.emit('calibration-update', { ...request, target: carl.user.id });
+    assert.match((await b.next('music-error')).error, /not in this session/);
+    b.emit('calibration-update', { ...request, target: 'ann' });
+    assert.match((await b.next('music-error')).error, /calibration-update/);
+    b.emit('calibration-update', { sessionId, kind: 'probe-request', runId: 'run-2' });
+    assert.match((await b.next('music-error')).error, /target/);
+    b.emit('calibration-update', { ...request, at: Array(21).fill(1) });
+    assert.match((await b.next('music-error')).error, /at most 20/);
+    b.emit('calibration-update', { ...request, kind: 'probe-answer', ok: false, message: 'x'.repeat(501) });
+    assert.match((await b.next('music-error')).error, /message/);
+    b.emit('calibration-update', { ...request, kind: 'honk' });
+    assert.match((await b.next('music-error')).error, /unknown/);
+    b.emit('calibration-update', { ...request, sessionId: 'elsewhere' });
+    assert.match((await b.next('music-error')).error, /not joined/);
+    assert.ok(!a.seen.some((s) => s.event === 'calibration-update'), 'nothing refused was relayed');
+  });
+
   await t.test('time-sync is acked with server times', async () => {
     const t0 = Date.now();
     const reply = await a.timeout(5000).emitWithAck('time-sync', { t0 });

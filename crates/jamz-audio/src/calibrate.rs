@@ -361,3 +361,174 @@ fn write_probe_file(path: &Path, rate: u32, probes: usize, spacing: f64) -> houn
     }
     w.finalize()
 }
+
+/// Plays one probe on `player` audible at each of `at` (its device latency and latency
+/// offset included, as any start), then stops it: the player's side of a relative
+/// calibration (jamz-sync's `calibration::relative`), where another device listens. Blocks
+/// until the last probe has played; call it off any async runtime's workers.
+pub fn play_probes(player: &Player, at: &[Instant]) -> Result<(), CalibrationError> {
+    let (Some(&first), Some(&last)) = (at.first(), at.last()) else {
+        return Err(CalibrationError::Options("no probe to play".into()));
+    };
+    if at.windows(2).any(|w| w[1] < w[0]) || last - first > Duration::from_secs(60) {
+        return Err(CalibrationError::Options(
+            "the probes are not in order within a minute".into(),
+        ));
+    }
+    let offsets: Vec<f64> = at
+        .iter()
+        .map(|t| FILE_LEAD_S + (*t - first).as_secs_f64())
+        .collect();
+    let file = probe_file_at(player.sample_rate(), &offsets)?;
+    let trim = player.rate_trim();
+    let _ = player.set_rate_trim(0.0);
+    // A start while the output is still starting up lands late by what no timestamp shows.
+    player.wait_warm(DEVICE_TIMEOUT);
+    // A start instant already past plays from where the file is by then: the probes still
+    // to come stay on their instants.
+    let start = first
+        .checked_sub(Duration::from_secs_f64(FILE_LEAD_S))
+        .unwrap_or(first);
+    let played = player.start(Source::new("jamz-calibration-probe", &file), 0.0, start);
+    if played.is_ok() {
+        let end = last
+            + Duration::from_secs_f64(latency::PROBE_S)
+            + player.device_latency().unwrap_or_default()
+            + player.latency_offset();
+        while Instant::now() < end {
+            std::thread::sleep(LOOK_EVERY);
+        }
+    }
+    player.stop();
+    let _ = player.set_rate_trim(trim);
+    let _ = std::fs::remove_file(&file);
+    played.map_err(CalibrationError::from)
+}
+
+/// Where [`listen_for_probes`] found one probe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeardProbe {
+    /// The instant the probe starts in the recording, by the input's stamps.
+    pub at: Instant,
+    /// The finder's confidence, 0 to 1.
+    pub confidence: f64,
+}
+
+/// Records the default input until `until` and looks for one probe heard at each of `at`,
+/// from `opts.max_early` before to `opts.max_delay` after it: the listener's side of a
+/// relative calibration. A probe not found is `None`; a silent or failing input is an
+/// error. Blocks until `until`; call it off any async runtime's workers.
+pub fn listen_for_probes(
+    at: &[Instant],
+    until: Instant,
+    opts: &CalibrationOptions,
+) -> Result<Vec<Option<HeardProbe>>, CalibrationError> {
+    let capture = Capture::open_default()?;
+    wait_for_input(&capture)?;
+    wait_recorded_until(&capture, until)?;
+    let name = capture.name.clone();
+    let rec = capture.finish().ok_or_else(|| CalibrationError::Input {
+        name,
+        what: "recorded nothing".into(),
+    })?;
+    let level = latency::level_dbfs(&rec.samples);
+    if level < latency::SILENT_DBFS {
+        return Err(ProbeError::Silent { level_dbfs: level }.into());
+    }
+    let template = latency::probe(rec.rate);
+    let rate = f64::from(rec.rate);
+    let early = opts.max_early.as_secs_f64();
+    let late = opts.max_delay.as_secs_f64() + latency::PROBE_S;
+    let window = ((early + late) * rate) as usize;
+    let Some(start) = rec.frame0_between(0, u64::MAX) else {
+        return Err(ProbeError::Empty.into());
+    };
+    let found = at
+        .iter()
+        .enumerate()
+        .map(|(k, due_at)| {
+            // Frame 0's instant by the buffers near the probe (an input that lost frames on
+            // the way moved the later ones), as `measure` does.
+            let rough = signed_secs(*due_at, start) * rate;
+            let margin = 0.5 * rate;
+            let frame0 = rec
+                .frame0_between(
+                    (rough - early * rate - margin).max(0.0) as u64,
+                    (rough + late * rate + margin).max(0.0) as u64,
+                )
+                .unwrap_or(start);
+            let due = signed_secs(*due_at, frame0);
+            let first = ((due - early) * rate).round();
+            if first < 0.0 {
+                tracing::debug!(probe = k, "probe before the recording");
+                return None;
+            }
+            let first = first as usize;
+            let part = rec
+                .samples
+                .get(first..(first + window).min(rec.samples.len()))?;
+            match latency::find_echo(&template, part) {
+                Ok(echo) => {
+                    let heard = (first as f64 + echo.frame) / rate;
+                    let at = frame0.checked_add(Duration::try_from_secs_f64(heard).ok()?)?;
+                    tracing::debug!(
+                        probe = k,
+                        late_ms = (heard - due) * 1000.0,
+                        confidence = echo.confidence,
+                        "probe heard"
+                    );
+                    Some(HeardProbe {
+                        at,
+                        confidence: echo.confidence,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(probe = k, error = %e, "probe not heard");
+                    None
+                }
+            }
+        })
+        .collect();
+    Ok(found)
+}
+
+/// Probes at `offsets` (s) in a temporary mono WAV at the output's rate.
+fn probe_file_at(rate: u32, offsets: &[f64]) -> Result<PathBuf, CalibrationError> {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let path =
+        std::env::temp_dir().join(format!("jamz-probes-{}-{unique}.wav", std::process::id()));
+    write_probes_at(&path, rate, offsets).map_err(|source| {
+        let _ = std::fs::remove_file(&path);
+        CalibrationError::ProbeFile {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    Ok(path)
+}
+
+fn write_probes_at(path: &Path, rate: u32, offsets: &[f64]) -> hound::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let probe = latency::probe(rate);
+    let end = offsets.iter().copied().fold(0.0, f64::max) + latency::PROBE_S + FILE_LEAD_S;
+    let mut signal = vec![0.0f32; (end * f64::from(rate)) as usize];
+    for offset in offsets {
+        let start = (offset * f64::from(rate)).round() as usize;
+        if let Some(dst) = signal.get_mut(start..start + probe.len()) {
+            dst.copy_from_slice(&probe);
+        }
+    }
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for s in signal {
+        w.write_sample(s)?;
+    }
+    w.finalize()
+}

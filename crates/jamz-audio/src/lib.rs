@@ -48,7 +48,9 @@ mod timeline;
 mod track;
 mod warmup;
 
-pub use calibrate::{CalibrationError, CalibrationOptions, calibrate};
+pub use calibrate::{
+    CalibrationError, CalibrationOptions, HeardProbe, calibrate, listen_for_probes, play_probes,
+};
 pub use clock::{ClockAnchor, frames_to_duration, unix_time_of};
 pub use decode::{AudioInfo, DecodedAudio, Decoder, decode_file};
 pub use devices::{OutputDevice, SYSTEM_DEFAULT_NAME, output_devices};

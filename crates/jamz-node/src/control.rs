@@ -110,6 +110,15 @@ pub enum NodeCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         probes: Option<usize>,
     },
+    /// Measures member `user`'s output from this device's microphone (the relative
+    /// calibration: docs/protocol.md, "Relative calibration"): `user`'s device plays
+    /// `probes` probes (default 5, 3 to 20) while this one records, and its latency offset
+    /// is set from the result; answered by a `peer-calibration` event (or an `error`).
+    CalibratePeer {
+        user: jamz_proto::UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probes: Option<usize>,
+    },
     /// The session's own commands (`take-control`, `play`, `pause`, `seek`, `next`,
     /// `previous`, `remove`, `reorder`): the engine's [`Command`]s, spelled once.
     #[serde(skip_serializing, skip_deserializing)]
@@ -175,6 +184,7 @@ impl NodeCommand {
             NodeCommand::YoutubeReading { .. } => "youtube-reading",
             NodeCommand::YoutubeError { .. } => "youtube-error",
             NodeCommand::Calibrate { .. } => "calibrate",
+            NodeCommand::CalibratePeer { .. } => "calibrate-peer",
             NodeCommand::Session(c) => c.name(),
         }
     }
@@ -284,6 +294,18 @@ impl NodeCommand {
             {
                 Err(format!(
                     "probes must be within 1..={MAX_CALIBRATION_PROBES}, got {n}"
+                ))
+            }
+            NodeCommand::CalibratePeer {
+                probes: Some(n), ..
+            } if !(jamz_sync::calibration::relative::MIN_PROBES
+                ..=jamz_sync::calibration::relative::MAX_PROBES)
+                .contains(n) =>
+            {
+                Err(format!(
+                    "probes must be within {}..={}, got {n}",
+                    jamz_sync::calibration::relative::MIN_PROBES,
+                    jamz_sync::calibration::relative::MAX_PROBES
                 ))
             }
             NodeCommand::Output { spec } => spec
@@ -562,6 +584,11 @@ pub enum NodeEvent {
         probes: usize,
         agreeing: usize,
         latency_offset_ms: f64,
+        /// Set by another member's relative calibration: the listening member's user id
+        /// (absent for this device's own `calibrate`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        from: Option<jamz_proto::UserId>,
     },
     /// Beyond docs/node-control.md: the changes waiting for the server, oldest first
     /// (sent whenever the list changes; empty once all went through).
@@ -759,6 +786,13 @@ mod tests {
                 r#"{"cmd":"calibrate","probes":7}"#,
                 NodeCommand::Calibrate { probes: Some(7) },
             ),
+            (
+                r#"{"cmd":"calibrate-peer","user":4,"probes":5}"#,
+                NodeCommand::CalibratePeer {
+                    user: 4,
+                    probes: Some(5),
+                },
+            ),
         ];
         for (line, want) in lines {
             assert_eq!(parse_command(line).unwrap(), want, "{line}");
@@ -798,6 +832,16 @@ mod tests {
                 r#"{"cmd":"calibrate","probes":0}"#,
                 Some("calibrate"),
                 "probes must be within 1..=20",
+            ),
+            (
+                r#"{"cmd":"calibrate-peer","user":4,"probes":2}"#,
+                Some("calibrate-peer"),
+                "probes must be within 3..=20",
+            ),
+            (
+                r#"{"cmd":"calibrate-peer","user":"bob"}"#,
+                Some("calibrate-peer"),
+                "invalid `calibrate-peer`",
             ),
             (r#"{"cmd":"add"}"#, Some("add"), "exactly one"),
             (

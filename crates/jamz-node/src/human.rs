@@ -349,9 +349,12 @@ impl HumanView {
                 agreeing,
                 probes,
                 latency_offset_ms,
+                from,
                 ..
             } => vec![format!(
-                "Calibrated: heard {delay_ms:+.1} ms from the expected ({agreeing} of {probes} probes, confidence {confidence:.2}); latency offset now {latency_offset_ms:.0} ms"
+                "Calibrated{}: heard {delay_ms:+.1} ms from the expected ({agreeing} of {probes} probes, confidence {confidence:.2}); latency offset now {latency_offset_ms:.0} ms",
+                from.map(|u| format!(" from {}'s microphone", self.name(u)))
+                    .unwrap_or_default()
             )],
             // The first connection is not news; a move is.
             NodeEvent::Server { previous: None, .. } => Vec::new(),
@@ -496,6 +499,15 @@ impl HumanView {
                 };
                 vec![format!("Refused from {by} over the mesh{times}: {message}")]
             }
+            Notification::PeerCalibration(r) => vec![format!(
+                "Calibrated {}'s output from here: heard {:+.1} ms from the expected ({} of {} probes, confidence {:.2}); its latency offset now {:.0} ms",
+                self.name(r.user),
+                r.delay_ms,
+                r.agreeing,
+                r.probes,
+                r.confidence,
+                r.latency_offset_ms
+            )],
             Notification::Location(l) => self.location(l),
             Notification::ClockEstimate { .. } | Notification::Resync { .. } => Vec::new(),
         }

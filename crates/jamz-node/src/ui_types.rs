@@ -37,6 +37,7 @@ pub fn typescript() -> String {
         jamz_proto::Group,
         jamz_sync::api::ParticipantView,
         jamz_sync::Notification,
+        jamz_sync::PeerCalibrated,
         jamz_sync::Command,
         jamz_sync::api::ClockSource,
         jamz_sync::api::RestartCause,

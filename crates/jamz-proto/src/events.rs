@@ -22,6 +22,9 @@ pub mod names {
     pub const TIME_SYNC: &str = "time-sync";
     /// (ext) Convoy signals: location sharing stopped, the regroup point set or cleared.
     pub const CONVOY_UPDATE: &str = "convoy-update";
+    /// (ext) The relative calibration between two members (docs/protocol.md, "Relative
+    /// calibration").
+    pub const CALIBRATION_UPDATE: &str = "calibration-update";
 
     pub const MUSIC_SESSION_STATE: &str = "music-session-state";
     pub const CURRENT_PARTICIPANTS: &str = "current-participants";
@@ -217,6 +220,154 @@ pub struct ConvoyUpdate {
 }
 event!(ConvoyUpdate, names::CONVOY_UPDATE);
 
+/// (ext) What a `calibration-update` says. A kind this version does not know is kept as
+/// [`CalibrationKind::Unknown`] and refused by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationKind {
+    /// The listener asks `target` to play one probe heard at each instant of `at`.
+    ProbeRequest,
+    /// The player's answer: it plays them (`ok`, `offsetMs`), or why not (`message`); and,
+    /// after an `offset-result`, whether it applied it.
+    ProbeAnswer,
+    /// The listener's measurement, against the offset `againstMs`.
+    OffsetResult,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Longest `runId` carried (a run's id is the listener's own: a few dozen characters).
+pub const CALIBRATION_RUN_ID_MAX: usize = 64;
+/// Longest `message` carried (a refusal in words).
+pub const CALIBRATION_MESSAGE_MAX: usize = 500;
+/// Most instants an `at` carries (jamz-sync's relative calibration plays at most 20).
+pub const CALIBRATION_AT_MAX: usize = 20;
+
+/// (ext) `calibration-update {sessionId, kind, target, runId, ...}`: one message of the
+/// relative calibration, for member `target` only. Which of the optional fields a kind
+/// carries is docs/protocol.md's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationUpdate {
+    #[serde(rename = "sessionId", alias = "session_id")]
+    pub session_id: String,
+    pub kind: CalibrationKind,
+    pub target: UserId,
+    #[serde(rename = "runId", alias = "run_id")]
+    pub run_id: String,
+    /// `probe-request`: the server instants (ms) at which each probe is to be heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Vec<f64>>,
+    /// `probe-answer`: whether the player plays (or applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    /// `probe-answer`: the player's latency offset in force, ms.
+    #[serde(
+        rename = "offsetMs",
+        alias = "offset_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub offset_ms: Option<f64>,
+    /// `probe-answer`: the player's clock uncertainty (half its best round trip), ms.
+    #[serde(
+        rename = "clockMs",
+        alias = "clock_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub clock_ms: Option<f64>,
+    /// `probe-answer`: why not, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `offset-result`: how much later than planned the player is heard, ms.
+    #[serde(
+        rename = "delayMs",
+        alias = "delay_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay_ms: Option<f64>,
+    #[serde(
+        rename = "spreadMs",
+        alias = "spread_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub spread_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// `offset-result`: the probes asked for, and how many of them agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreeing: Option<u32>,
+    /// `offset-result`: the player's offset the probes were measured against, ms.
+    #[serde(
+        rename = "againstMs",
+        alias = "against_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub against_ms: Option<f64>,
+}
+event!(CalibrationUpdate, names::CALIBRATION_UPDATE);
+
+impl CalibrationUpdate {
+    /// A message of `kind` for `target` in run `run_id`, every optional field absent.
+    pub fn new(
+        session_id: impl Into<String>,
+        kind: CalibrationKind,
+        target: UserId,
+        run_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            session_id: session_id.into(),
+            kind,
+            target,
+            run_id: run_id.into(),
+            at: None,
+            ok: None,
+            offset_ms: None,
+            clock_ms: None,
+            message: None,
+            delay_ms: None,
+            spread_ms: None,
+            confidence: None,
+            probes: None,
+            agreeing: None,
+            against_ms: None,
+        }
+    }
+
+    /// Whether it is within the sizes carried: what a server relays and a client takes.
+    pub fn check_size(&self) -> Result<(), String> {
+        if self.run_id.is_empty() || self.run_id.len() > CALIBRATION_RUN_ID_MAX {
+            return Err(format!(
+                "calibration-update runId must be 1 to {CALIBRATION_RUN_ID_MAX} characters"
+            ));
+        }
+        if self
+            .at
+            .as_ref()
+            .is_some_and(|a| a.len() > CALIBRATION_AT_MAX)
+        {
+            return Err(format!(
+                "calibration-update carries at most {CALIBRATION_AT_MAX} instants"
+            ));
+        }
+        if self
+            .message
+            .as_ref()
+            .is_some_and(|m| m.len() > CALIBRATION_MESSAGE_MAX)
+        {
+            return Err(format!(
+                "calibration-update message is over {CALIBRATION_MESSAGE_MAX} bytes"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// (ext) A clock probe; the server's ack is a [`TimeSyncReply`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TimeSync {
@@ -246,6 +397,7 @@ pub enum ClientEvent {
     LocationUpdate(LocationUpdate),
     TimeSync(TimeSync),
     ConvoyUpdate(ConvoyUpdate),
+    CalibrationUpdate(CalibrationUpdate),
 }
 
 impl ClientEvent {
@@ -266,6 +418,7 @@ impl ClientEvent {
             names::LOCATION_UPDATE => Self::LocationUpdate(d(data)?),
             names::TIME_SYNC => Self::TimeSync(d(data)?),
             names::CONVOY_UPDATE => Self::ConvoyUpdate(d(data)?),
+            names::CALIBRATION_UPDATE => Self::CalibrationUpdate(d(data)?),
             _ => return Ok(None),
         }))
     }
@@ -399,6 +552,15 @@ pub struct ConvoyRelay {
     pub longitude: Option<f64>,
 }
 
+/// (ext) A relayed `calibration-update`: the sender's `userId` added by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRelay {
+    #[serde(rename = "userId", alias = "user_id")]
+    pub user_id: UserId,
+    #[serde(flatten)]
+    pub update: CalibrationUpdate,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MusicError {
     pub error: String,
@@ -428,6 +590,7 @@ pub enum ServerEvent {
     WebrtcSignal(WebrtcSignal),
     LocationUpdate(LocationRelay),
     ConvoyUpdate(ConvoyRelay),
+    CalibrationUpdate(CalibrationRelay),
     MusicError(MusicError),
     /// An event this version does not know: kept, never an error.
     Unknown {
@@ -457,6 +620,7 @@ impl ServerEvent {
             names::WEBRTC_SIGNAL => Self::WebrtcSignal(d(name, data)?),
             names::LOCATION_UPDATE => Self::LocationUpdate(d(name, data)?),
             names::CONVOY_UPDATE => Self::ConvoyUpdate(d(name, data)?),
+            names::CALIBRATION_UPDATE => Self::CalibrationUpdate(d(name, data)?),
             names::MUSIC_ERROR => Self::MusicError(d(name, data)?),
             _ => Self::Unknown {
                 name: name.to_string(),
@@ -482,6 +646,7 @@ impl ServerEvent {
             Self::WebrtcSignal(_) => names::WEBRTC_SIGNAL,
             Self::LocationUpdate(_) => names::LOCATION_UPDATE,
             Self::ConvoyUpdate(_) => names::CONVOY_UPDATE,
+            Self::CalibrationUpdate(_) => names::CALIBRATION_UPDATE,
             Self::MusicError(_) => names::MUSIC_ERROR,
             Self::Unknown { name, .. } => name,
         }
@@ -508,6 +673,7 @@ impl ServerEvent {
             Self::WebrtcSignal(v) => j(v),
             Self::LocationUpdate(v) => j(v),
             Self::ConvoyUpdate(v) => j(v),
+            Self::CalibrationUpdate(v) => j(v),
             Self::MusicError(v) => j(v),
             Self::Unknown { data, .. } => data.clone(),
         }

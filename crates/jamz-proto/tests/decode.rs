@@ -300,3 +300,55 @@ fn convoy_updates_decode_both_ways_and_an_unknown_kind_is_kept_as_unknown() {
         "kind is required"
     );
 }
+
+#[test]
+fn calibration_updates_decode_both_ways_and_garbage_is_refused() {
+    use jamz_proto::events::{CalibrationKind, names};
+    let c = ClientEvent::decode(
+        names::CALIBRATION_UPDATE,
+        json!({"sessionId": "s", "kind": "probe-request", "target": 7, "runId": "r1",
+               "at": [1500.0, 2500.0, 3500.0]}),
+    )
+    .unwrap()
+    .unwrap();
+    let ClientEvent::CalibrationUpdate(c) = c else {
+        panic!("not a calibration-update: {c:?}")
+    };
+    assert_eq!(c.kind, CalibrationKind::ProbeRequest);
+    assert_eq!((c.target, c.run_id.as_str()), (7, "r1"));
+    assert!(c.check_size().is_ok());
+    let relayed = ServerEvent::decode(
+        names::CALIBRATION_UPDATE,
+        json!({"userId": 3, "sessionId": "s", "kind": "offset-result", "target": 7,
+               "runId": "r1", "delayMs": 150.5, "spreadMs": 1.0, "confidence": 0.9,
+               "againstMs": 0.0}),
+    )
+    .unwrap();
+    let ServerEvent::CalibrationUpdate(r) = &relayed else {
+        panic!("not a calibration-update")
+    };
+    assert_eq!((r.user_id, r.update.delay_ms), (3, Some(150.5)));
+    assert_eq!(
+        relayed.to_json(),
+        json!({"userId": 3, "sessionId": "s", "kind": "offset-result", "target": 7,
+               "runId": "r1", "delayMs": 150.5, "spreadMs": 1.0, "confidence": 0.9,
+               "againstMs": 0.0}),
+        "optional fields absent stay out"
+    );
+    for garbage in [
+        json!({"sessionId": "s", "kind": "probe-request", "target": "bob", "runId": "r"}),
+        json!({"sessionId": "s", "kind": "probe-request", "runId": "r"}),
+        json!({"sessionId": "s", "kind": "probe-request", "target": 7, "runId": "r", "at": "soon"}),
+    ] {
+        assert!(
+            ClientEvent::decode(names::CALIBRATION_UPDATE, garbage.clone()).is_err(),
+            "{garbage}"
+        );
+    }
+    let mut big = c.clone();
+    big.at = Some(vec![0.0; 21]);
+    assert!(big.check_size().is_err());
+    big.at = None;
+    big.run_id = "x".repeat(65);
+    assert!(big.check_size().is_err());
+}

@@ -1,10 +1,11 @@
 //! The Socket.IO side of docs/protocol.md: authentication at CONNECT, session rooms,
 //! DJ authority, relays, and the `time-sync` clock probe.
 use jamz_proto::events::{
-    ConvoyKind, ConvoyRelay, ConvoyUpdate, CurrentParticipants, JoinAudioSession,
-    LeaveAudioSession, LocationRelay, LocationUpdate, MusicControl, MusicControllerChanged,
-    MusicError, MusicRelay, MusicTakeControl, ParticipantInfo, ParticipantLeft, PlaylistUpdate,
-    PositionSync, PositionSyncRelay, TimeSync, TimeSyncReply, WebrtcSignal, names,
+    CalibrationKind, CalibrationRelay, CalibrationUpdate, ConvoyKind, ConvoyRelay, ConvoyUpdate,
+    CurrentParticipants, JoinAudioSession, LeaveAudioSession, LocationRelay, LocationUpdate,
+    MusicControl, MusicControllerChanged, MusicError, MusicRelay, MusicTakeControl,
+    ParticipantInfo, ParticipantLeft, PlaylistUpdate, PositionSync, PositionSyncRelay, TimeSync,
+    TimeSyncReply, WebrtcSignal, names,
 };
 use jamz_proto::{CarriesFix, ClientEvent, UserId};
 use serde_json::Value;
@@ -298,6 +299,7 @@ async fn dispatch(state: &AppState, s: &Sock, name: &str, data: Value, ack: AckS
         ClientEvent::WebrtcSignal(e) => webrtc_signal(s, user, e).await,
         ClientEvent::LocationUpdate(e) => location_update(state, s, user, e).await,
         ClientEvent::ConvoyUpdate(e) => convoy_update(state, s, user, e).await,
+        ClientEvent::CalibrationUpdate(e) => calibration_update(state, s, user, e).await,
     };
     match result {
         Ok(()) => false,
@@ -740,8 +742,19 @@ async fn webrtc_signal(s: &Sock, user: UserId, e: WebrtcSignal) -> Result<(), St
             "webrtc-signal `from` must be your own user id ({user})"
         ));
     }
-    // The addressee's sockets in this session, on any process (this one left out).
-    let targets = member_room(&joined.session_id, e.to);
+    emit_to_member(s, &joined.session_id, e.to, names::WEBRTC_SIGNAL, &e).await
+}
+
+/// Sends `event` to the sockets of member `to` in `session_id` only, on any process (the
+/// sender's own socket left out); refused when `to` has none there.
+async fn emit_to_member<T: serde::Serialize>(
+    s: &Sock,
+    session_id: &str,
+    to: UserId,
+    event: &str,
+    data: &T,
+) -> Result<(), String> {
+    let targets = member_room(session_id, to);
     let found = match s.within(targets.clone()).fetch_sockets().await {
         Ok(found) => found.iter().any(|r| r.data().id != s.id),
         Err(err) => {
@@ -753,12 +766,46 @@ async fn webrtc_signal(s: &Sock, user: UserId, e: WebrtcSignal) -> Result<(), St
         }
     };
     if !found {
-        return Err(format!("user {} is not in this session", e.to));
+        return Err(format!("user {to} is not in this session"));
     }
-    if let Err(err) = s.to(targets).emit(names::WEBRTC_SIGNAL, &e).await {
-        tracing::debug!(error = %err, "webrtc-signal delivery failed");
+    if let Err(err) = s.to(targets).emit(event, data).await {
+        tracing::debug!(event, error = %err, "delivery to a member failed");
     }
     Ok(())
+}
+
+/// (ext) Relays one message of the relative calibration to member `target` only, with the
+/// sender's user id (docs/protocol.md, "Relative calibration"). The server judges nothing
+/// of the measurement: the two devices do; it only keeps the message to a member of the
+/// sender's session and within the sizes carried.
+async fn calibration_update(
+    state: &AppState,
+    s: &Sock,
+    user: UserId,
+    e: CalibrationUpdate,
+) -> Result<(), String> {
+    let joined = joined_session(s, &e.session_id)?;
+    if e.kind == CalibrationKind::Unknown {
+        return Err("unknown calibration-update kind".to_string());
+    }
+    e.check_size()?;
+    // Membership may have ended since the join (the member left the group).
+    service::member_session(state, &joined.session_id, user)
+        .await
+        .map_err(api_message)?;
+    let target = e.target;
+    let relay = CalibrationRelay {
+        user_id: user,
+        update: e,
+    };
+    emit_to_member(
+        s,
+        &joined.session_id,
+        target,
+        names::CALIBRATION_UPDATE,
+        &relay,
+    )
+    .await
 }
 
 async fn location_update(

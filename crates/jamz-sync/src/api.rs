@@ -192,8 +192,86 @@ pub enum Input {
         address: std::net::SocketAddr,
         message: Box<jamz_proto::mesh::MeshEnvelope>,
     },
+    /// **(ext)** The relative calibration (docs/protocol.md, "Relative calibration"): the
+    /// user's request, the output's state, the listener's recording.
+    Calibration(CalibrationInput),
     /// The time of `Engine::next_timeout()` has come.
     Tick,
+}
+
+/// **(ext)** What the node tells the engine of a relative calibration
+/// ([`crate::calibration::peer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalibrationInput {
+    /// The user asks (on the listening device) for member `user`'s output to be calibrated
+    /// from this device's microphone, with `probes` probes.
+    Start { user: UserId, probes: usize },
+    /// What the player knows of its output: whether it reaches a speaker, the latency
+    /// offset in force (ms), whether its own calibration runs. Sent at start and on every
+    /// change; until then the device refuses to play probes (no speaker known).
+    Output {
+        audible: bool,
+        offset_ms: f64,
+        calibrating: bool,
+    },
+    /// The listener's recording of `run_id` ended: where each probe of
+    /// [`CalibrationAction::Record`]'s `at` was found (in its order; `None`: not found),
+    /// and the input's latency (ms) not in those instants.
+    Heard {
+        run_id: String,
+        heard: Vec<Option<HeardProbe>>,
+        input_latency_ms: f64,
+    },
+    /// The recording (listener) or the probes (player) of `run_id` failed.
+    Failed { run_id: String, message: String },
+}
+
+/// Where the listener found one probe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeardProbe {
+    /// The local instant the probe starts in the recording (by the input's stamps).
+    pub at: LocalTime,
+    /// The finder's confidence, 0 to 1.
+    pub confidence: f64,
+}
+
+/// **(ext)** What the engine asks the node to do for a relative calibration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CalibrationAction {
+    /// Listener: record the default input from now until `until` and look for a probe
+    /// heard at each of `at` (local ms), from [`crate::calibration::relative`]'s 300 ms
+    /// early to 900 ms late; answer with [`CalibrationInput::Heard`] or `Failed`.
+    Record {
+        run_id: String,
+        at: Vec<LocalTime>,
+        until: LocalTime,
+    },
+    /// Player: play one probe audible at each of `at` (local ms, the output's latency
+    /// offset in force included, as any start); a failure as [`CalibrationInput::Failed`].
+    PlayProbes { run_id: String, at: Vec<LocalTime> },
+    /// Player: set the output's latency offset to the result's `latency_offset_ms` and
+    /// tell the user (its `calibration` event, `from` the listener).
+    SetOffset(PeerCalibrated),
+}
+
+/// A relative calibration's figures: on the player, from the listener `user`; on the
+/// listener, of the player `user`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PeerCalibrated {
+    #[serde(rename = "userId")]
+    pub user: UserId,
+    /// How much later than the player reckoned (with `from_offset_ms` in force) the probes
+    /// were heard, ms.
+    pub delay_ms: f64,
+    pub spread_ms: f64,
+    pub confidence: f64,
+    pub probes: usize,
+    pub agreeing: usize,
+    /// The player's latency offset in force during the measurement, ms.
+    pub from_offset_ms: f64,
+    /// The player's latency offset from now on, ms.
+    pub latency_offset_ms: f64,
 }
 
 /// What the player says is audible.
@@ -308,6 +386,9 @@ pub enum Action {
         to: Option<UserId>,
         message: Box<jamz_proto::mesh::MeshEnvelope>,
     },
+    /// **(ext)** The node's part of a relative calibration (record, play probes, set the
+    /// offset).
+    Calibration(CalibrationAction),
     /// Hand the mesh a `webrtc-signal` for this device: from the server, or carried over
     /// the mesh by other peers (docs/mesh-trust.md, "Signaling over the mesh").
     Signal(Box<jamz_proto::events::WebrtcSignal>),
@@ -493,6 +574,9 @@ pub enum Notification {
         message: String,
         count: u64,
     },
+    /// **(ext)** The listener's relative calibration ended: member `userId`'s output was
+    /// measured and it applied the result (its new offset `latency_offset_ms`).
+    PeerCalibration(PeerCalibrated),
     /// Positions, sharing, together, the regroup point, falling behind: each its own
     /// event (`location`, `regroup`, ...), serialized as [`crate::location::LocationEvent`].
     #[serde(untagged)]
@@ -598,4 +682,7 @@ pub struct EngineStats {
     pub mesh_rejoins_in: u64,
     /// Messages that came straight to this device's mesh socket and were taken.
     pub mesh_direct_in: u64,
+    /// Relative calibration messages refused (bad fields, an unknown run, not for this
+    /// device, a result against an offset no longer in force).
+    pub calibration_refused: u64,
 }

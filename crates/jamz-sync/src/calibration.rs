@@ -3,6 +3,7 @@
 //! heard that much later: a Bluetooth car stereo's 40-300 ms). The measurement itself is
 //! jamz-audio's; whether and how to apply it is decided here.
 
+pub mod peer;
 pub mod relative;
 
 /// The offsets a node accepts (ms): jamz-audio's limit.

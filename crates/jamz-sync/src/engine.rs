@@ -13,6 +13,7 @@ use jamz_proto::mesh::{
 use jamz_proto::{Event, ServerEvent, Track, UserId};
 
 use crate::api::*;
+use crate::calibration::peer::{self, PeerCalibration};
 use crate::clock::ClockSync;
 use crate::constants::*;
 use crate::error::{DjName, SyncError};
@@ -154,6 +155,8 @@ pub struct Engine {
     stats: EngineStats,
     /// Location sharing and the convoy.
     location: LocationState,
+    /// The relative calibration's runs, as listener and as player.
+    peer_calibration: PeerCalibration,
 }
 
 impl Engine {
@@ -217,6 +220,7 @@ impl Engine {
             direct: BTreeMap::new(),
             actions: VecDeque::new(),
             stats: EngineStats::default(),
+            peer_calibration: PeerCalibration::default(),
         };
         engine.next_sequence = engine.cfg.mesh_first_sequence;
         engine
@@ -296,6 +300,7 @@ impl Engine {
                 }
             }
             Input::MeshDirect { address, message } => self.on_mesh_direct(now, address, *message),
+            Input::Calibration(i) => self.calibration(now, |pc, cx, out| pc.on_input(cx, i, out)),
             Input::Tick => {}
         }
         self.update_acting(now);
@@ -369,6 +374,7 @@ impl Engine {
             self.next_position_sync.filter(|_| dj),
             self.auto_advance.as_ref().map(|(t, _)| *t).filter(|_| dj),
             self.location.next_timeout(),
+            self.peer_calibration.next_timeout(),
             self.next_rejoin
                 .filter(|_| self.rejoining && !self.connected),
         ]
@@ -434,6 +440,12 @@ impl Engine {
 
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
+    }
+
+    /// A relative calibration runs on this device, as listener or player: the node's own
+    /// calibration would play or record over it.
+    pub fn peer_calibration_running(&self) -> bool {
+        self.peer_calibration.running()
     }
 
     /// The server clock estimate at local time `now`.
@@ -576,6 +588,9 @@ impl Engine {
             ServerEvent::MusicError(e) => self.error(None, SyncError::Server { message: e.error }),
             ServerEvent::LocationUpdate(l) => self.location_happened(now, Happening::Remote(&l)),
             ServerEvent::ConvoyUpdate(c) => self.location_happened(now, Happening::Convoy(&c)),
+            ServerEvent::CalibrationUpdate(c) => self.calibration(now, |pc, cx, out| {
+                pc.on_message(cx, c.user_id, c.update, out)
+            }),
             ServerEvent::WebrtcSignal(signal) => {
                 // The server authenticated its sender: the link it sets up is vouched for.
                 self.unvouched.remove(&signal.from);
@@ -2482,6 +2497,13 @@ impl Engine {
     // ------------------------------------------------------------------ timers
 
     fn on_timers(&mut self, now: LocalTime) {
+        if self
+            .peer_calibration
+            .next_timeout()
+            .is_some_and(|t| now >= t)
+        {
+            self.calibration(now, |pc, cx, out| pc.on_tick(cx, out));
+        }
         if let Some(t0) = self.server_clock().poll_probe(now) {
             self.actions.push_back(Action::TimeSync {
                 t0,
@@ -2751,6 +2773,44 @@ impl Engine {
                     message: format!("cannot encode {}: {err}", E::NAME),
                 },
             ),
+        }
+    }
+
+    /// Runs one step of the relative calibration and carries out what it decided.
+    fn calibration(
+        &mut self,
+        now: LocalTime,
+        step: impl FnOnce(&mut PeerCalibration, &peer::Context<'_>, &mut Vec<peer::Out>),
+    ) {
+        let cx = peer::Context {
+            now,
+            me: self.cfg.user_id,
+            session_id: self.session_id.as_deref(),
+            connected: self.connected,
+            playing: self.timeline.as_ref().is_some_and(|t| t.playing),
+            // The estimate the music plays by: it is the music's lateness that is measured.
+            clock: self.clock.estimate(now),
+        };
+        let mut out = Vec::new();
+        step(&mut self.peer_calibration, &cx, &mut out);
+        self.stats.calibration_refused = self.peer_calibration.refused;
+        for o in out {
+            match o {
+                peer::Out::Send(m) => {
+                    if self.connected {
+                        self.emit(&m);
+                    } else {
+                        self.error(
+                            Some(peer::COMMAND),
+                            SyncError::Server {
+                                message: "the server is not reachable: the calibration's message was not sent".into(),
+                            },
+                        );
+                    }
+                }
+                peer::Out::Do(a) => self.actions.push_back(Action::Calibration(a)),
+                peer::Out::Notify(n) => self.push_notify(n),
+            }
         }
     }
 

@@ -48,7 +48,26 @@ export type ParticipantView = { userId: number, display_name: string | null, soc
  * the app's session events are these, as they are (jamz-node's `NodeEvent::Session`), so
  * each is spelled once. Not every one is shown: `clock-estimate` and `resync` are logged.
  */
-export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, sync_offset_ms?: number | null, } | { "event": "not-playable", track: string, reason: string, } | { "event": "buffering", track: string, buffering: boolean, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | { "event": "mesh-refused", from: number, via: number, type: string, reason: string, message: string, count: number, } | LocationEvent;
+export type Notification = { "event": "ready", userId: number, sessionId: string, socketId: string, } | { "event": "playlist", playlist: Array<Track>, } | { "event": "controller", userId: number | null, } | { "event": "participants", participants: Array<ParticipantView>, } | { "event": "playback", playing: boolean, track: string | null, position: number, at: number, sync_offset_ms?: number | null, } | { "event": "not-playable", track: string, reason: string, } | { "event": "buffering", track: string, buffering: boolean, } | { "event": "error", message: string, cmd?: string | null, } | { "event": "clock-estimate", offset_ms: number, drift_ppm: number, rtt_ms: number | null, source: ClockSource, } | { "event": "tier", tier: Tier, reason: string, } | { "event": "resync", cause: RestartCause, } | { "event": "mesh-refused", from: number, via: number, type: string, reason: string, message: string, count: number, } | { "event": "peer-calibration" } & PeerCalibrated | LocationEvent;
+
+/**
+ * A relative calibration's figures: on the player, from the listener `user`; on the
+ * listener, of the player `user`.
+ */
+export type PeerCalibrated = { userId: number, 
+/**
+ * How much later than the player reckoned (with `from_offset_ms` in force) the probes
+ * were heard, ms.
+ */
+delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, 
+/**
+ * The player's latency offset in force during the measurement, ms.
+ */
+from_offset_ms: number, 
+/**
+ * The player's latency offset from now on, ms.
+ */
+latency_offset_ms: number, };
 
 /**
  * The local user's commands (docs/node-control.md); DJ-only ones are refused with an error
@@ -71,14 +90,19 @@ export type RestartCause = { "cause": "drift", errorMs: number, } | { "cause": "
 /**
  * A command, one JSON object per line on stdin.
  */
-export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, youtube?: string | null, duration?: number | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | { "cmd": "youtube-reading", video: string, position: number, state: number, duration?: number | null, } | { "cmd": "youtube-error", video: string, code: number, } | { "cmd": "calibrate", probes?: number | null, } | Command;
+export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | null, track?: Track | null, youtube?: string | null, duration?: number | null, } | { "cmd": "volume", level: number, } | { "cmd": "preload" } | { "cmd": "location", latitude: number, longitude: number, speed?: number | null, heading?: number | null, } | { "cmd": "share-location", enabled: boolean, duration_s?: number | null, } | { "cmd": "regroup", latitude: number, longitude: number, } | { "cmd": "regroup-clear" } | { "cmd": "quit" } | { "cmd": "latency-offset", ms: number, } | { "cmd": "cache-limit", bytes: number, tracks?: number | null, } | { "cmd": "cache-clear" } | { "cmd": "output", spec: string, } | { "cmd": "outputs" } | { "cmd": "auto-preload", enabled: boolean, } | { "cmd": "youtube-reading", video: string, position: number, state: number, duration?: number | null, } | { "cmd": "youtube-error", video: string, code: number, } | { "cmd": "calibrate", probes?: number | null, } | { "cmd": "calibrate-peer", user: number, probes?: number | null, } | Command;
 
 /**
  * An event, one JSON object per line on stdout: the engine's [`Notification`]s as they
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "server", url: string, previous: string | null, notice: boolean, } | { "event": "youtube" } & VideoDirective | Notification;
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, 
+/**
+ * Set by another member's relative calibration: the listening member's user id
+ * (absent for this device's own `calibrate`).
+ */
+from?: number, } | { "event": "outbox", pending: Array<PendingView>, } | { "event": "last-positions", positions: Array<KnownPosition>, } | { "event": "server", url: string, previous: string | null, notice: boolean, } | { "event": "youtube" } & VideoDirective | Notification;
 
 /**
  * A directive for the app's YouTube IFrame player (`youtube` event).

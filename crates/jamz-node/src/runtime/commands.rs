@@ -1,6 +1,10 @@
 //! The node's commands (docs/node-control.md and our additions) and its `status`.
 
 use super::*;
+use jamz_sync::{CalibrationAction, CalibrationInput};
+
+/// Probes of a `calibrate-peer` that does not say how many (docs/node-control.md).
+const PEER_CALIBRATION_PROBES: usize = 5;
 use jamz_sync::convoy::Position;
 use jamz_sync::location::LocationInput;
 
@@ -102,6 +106,7 @@ impl Runtime {
                 self.audio.send(AudioJob::LatencyOffset {
                     offset: Duration::from_secs_f64(ms / 1000.0),
                 });
+                self.tell_calibration_state();
                 return;
             }
             NodeCommand::CacheLimit { bytes, tracks } => {
@@ -172,6 +177,13 @@ impl Runtime {
                 self.calibrate(probes);
                 return;
             }
+            NodeCommand::CalibratePeer { user, probes } => {
+                self.feed(Input::Calibration(CalibrationInput::Start {
+                    user,
+                    probes: probes.unwrap_or(PEER_CALIBRATION_PROBES),
+                }));
+                return;
+            }
             NodeCommand::Session(command) => command,
         };
         self.feed(Input::Command(input));
@@ -181,7 +193,7 @@ impl Runtime {
     /// records for several seconds); the result comes back as [`Job::Calibrated`].
     fn calibrate(&mut self, probes: Option<usize>) {
         let refuse = |why: &str| NodeEvent::error(why, Some("calibrate"));
-        if self.calibrating {
+        if self.calibrating || self.engine.peer_calibration_running() {
             self.emit(refuse("a calibration is already running"));
             return;
         }
@@ -202,6 +214,7 @@ impl Runtime {
             return;
         }
         self.calibrating = true;
+        self.tell_calibration_state();
         let player = self.audio.player();
         let mut opts = jamz_audio::CalibrationOptions::default();
         if let Some(n) = probes {
@@ -221,6 +234,7 @@ impl Runtime {
     /// answers `calibrate`.
     pub(super) fn calibrated(&mut self, result: Result<jamz_audio::CalibrationResult, String>) {
         self.calibrating = false;
+        self.tell_calibration_state();
         let r = match result {
             Ok(r) => r,
             Err(e) => {
@@ -245,6 +259,7 @@ impl Runtime {
                     probes: r.probes,
                     agreeing: r.agreeing,
                     latency_offset_ms: ms,
+                    from: None,
                 });
             }
             Err(why) => self.emit(NodeEvent::error(
@@ -254,6 +269,96 @@ impl Runtime {
                 ),
                 Some("calibrate"),
             )),
+        }
+    }
+
+    /// Tells the engine what the relative calibration needs of the output: whether it
+    /// reaches a speaker, its latency offset, whether its own calibration runs.
+    pub(super) fn tell_calibration_state(&mut self) {
+        let audible = !matches!(
+            self.output.parse::<OutputSpec>(),
+            Ok(OutputSpec::Null | OutputSpec::Wav(_))
+        );
+        self.feed(Input::Calibration(CalibrationInput::Output {
+            audible,
+            offset_ms: self.latency_offset_ms,
+            calibrating: self.calibrating,
+        }));
+    }
+
+    /// The node's part of a relative calibration: recording and playing run on blocking
+    /// threads (seconds each); what they found comes back as engine inputs.
+    pub(super) fn calibration_action(&mut self, action: CalibrationAction) {
+        match action {
+            CalibrationAction::Record { run_id, at, until } => {
+                let clock = self.clock;
+                let jobs = self.jobs.clone();
+                let instants: Vec<_> = at.iter().map(|t| clock.instant_at(*t)).collect();
+                let until = clock.instant_at(until);
+                tokio::spawn(async move {
+                    let found = tokio::task::spawn_blocking(move || {
+                        jamz_audio::listen_for_probes(
+                            &instants,
+                            until,
+                            &jamz_audio::CalibrationOptions::default(),
+                        )
+                    })
+                    .await
+                    .map_err(|e| format!("the recording stopped: {e}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                    let input = match found {
+                        Ok(found) => CalibrationInput::Heard {
+                            run_id,
+                            heard: found
+                                .into_iter()
+                                .map(|h| {
+                                    h.map(|h| jamz_sync::HeardProbe {
+                                        at: clock.ms_at(h.at),
+                                        confidence: h.confidence,
+                                    })
+                                })
+                                .collect(),
+                            // The input's stamps are its buffers' arrivals less their
+                            // frames, as in the own calibration: nothing more to take off.
+                            input_latency_ms: 0.0,
+                        },
+                        Err(message) => CalibrationInput::Failed { run_id, message },
+                    };
+                    let _ = jobs.send(Job::Input(Input::Calibration(input)));
+                });
+            }
+            CalibrationAction::PlayProbes { run_id, at } => {
+                let clock = self.clock;
+                let jobs = self.jobs.clone();
+                let player = self.audio.player();
+                let instants: Vec<_> = at.iter().map(|t| clock.instant_at(*t)).collect();
+                tokio::spawn(async move {
+                    let played = tokio::task::spawn_blocking(move || {
+                        jamz_audio::play_probes(&player, &instants)
+                    })
+                    .await
+                    .map_err(|e| format!("the probes stopped: {e}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                    if let Err(message) = played {
+                        let input = CalibrationInput::Failed { run_id, message };
+                        let _ = jobs.send(Job::Input(Input::Calibration(input)));
+                    }
+                });
+            }
+            CalibrationAction::SetOffset(r) => {
+                self.command(NodeCommand::LatencyOffset {
+                    ms: r.latency_offset_ms,
+                });
+                self.emit(NodeEvent::Calibration {
+                    delay_ms: r.delay_ms,
+                    spread_ms: r.spread_ms,
+                    confidence: r.confidence,
+                    probes: r.probes,
+                    agreeing: r.agreeing,
+                    latency_offset_ms: r.latency_offset_ms,
+                    from: Some(r.user),
+                });
+            }
         }
     }
 

@@ -610,6 +610,7 @@ impl Runtime {
         mut jobs: mpsc::UnboundedReceiver<Job>,
     ) -> Result<(), NodeError> {
         let mut link_events = Some(link_events);
+        self.tell_calibration_state();
         loop {
             let deadline = self
                 .engine
@@ -785,6 +786,7 @@ impl Runtime {
             Action::Signal(signal) => self.mesh_signal(*signal),
             Action::MeshDirect { to, message } => self.mesh_direct(to, message),
             Action::Rejoin { user, by_peer } => self.mesh_rejoin(user, by_peer),
+            Action::Calibration(a) => self.calibration_action(a),
             Action::External(directive) => {
                 let event = youtube::directive_event(directive, self.clock.now_ms());
                 self.emit(NodeEvent::Youtube(event));
@@ -846,6 +848,7 @@ impl Runtime {
                 self.flush_outbox();
             }
             Notification::Controller { .. }
+            | Notification::PeerCalibration(_)
             | Notification::Error { .. }
             | Notification::NotPlayable { .. }
             | Notification::Buffering { .. } => {}

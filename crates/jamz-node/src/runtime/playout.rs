@@ -47,6 +47,7 @@ impl Runtime {
             AudioReport::OutputSwitched { spec } => {
                 self.output = spec;
                 self.feed(Input::OutputSwitched);
+                self.tell_calibration_state();
                 self.request_status();
             }
             AudioReport::Player(ev) => match ev {

@@ -719,7 +719,8 @@ impl Simulation {
                     Action::Mesh { .. }
                     | Action::Signal(_)
                     | Action::MeshDirect { .. }
-                    | Action::Rejoin { .. } => {}
+                    | Action::Rejoin { .. }
+                    | Action::Calibration(_) => {}
                     // Nor an external video player (headless, like a node).
                     Action::External(_) => {}
                 }

@@ -272,7 +272,8 @@ impl SimServer {
             }
             ClientEvent::WebrtcSignal(_)
             | ClientEvent::LocationUpdate(_)
-            | ClientEvent::ConvoyUpdate(_) => {}
+            | ClientEvent::ConvoyUpdate(_)
+            | ClientEvent::CalibrationUpdate(_) => {}
         }
     }
 
