@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
 use jamz_e2e::TestServer;
 use jamz_link::{LinkEvent, LinkEvents, LinkState, RestClient, SocketClient, SocketConfig};
 use jamz_proto::events::{ControlAction, JoinAudioSession, MusicControl, MusicTakeControl, names};
@@ -42,6 +43,8 @@ const BURST_EVENTS: usize = 500;
 /// Positions at or above this mark the burst phase.
 const BURST_MARK: f64 = 1.0e6;
 const WAIT: Duration = Duration::from_secs(120);
+/// Sessions set up at once.
+const SETUP_CONCURRENCY: usize = 16;
 
 fn now_ms() -> f64 {
     SystemTime::now()
@@ -82,7 +85,8 @@ async fn main() -> Result<()> {
     let sessions = env_usize("JAMZ_BENCH_SESSIONS", 10).max(1);
     let per_session = (sockets / sessions).max(2);
     let mode = std::env::var("JAMZ_BENCH_SERVER").unwrap_or_else(|_| "sqlite".into());
-    let (servers, _dir) = start_servers(&mode).await?;
+    let limits = bench_limits(sockets);
+    let (servers, _dir) = start_servers(&mode, &limits).await?;
     let server = &servers[0];
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     println!(
@@ -91,62 +95,56 @@ async fn main() -> Result<()> {
         urls.join(" + ")
     );
 
-    // Accounts, groups and sessions over REST.
-    let mut rooms = Vec::new();
-    for s in 0..sessions {
-        let mut users = Vec::new();
-        for u in 0..per_session {
-            let rest = RestClient::new(&server.url)?;
-            let name = format!("s{s}u{u}");
-            let auth = rest
-                .register(&name, &format!("{name}@bench.test"), "pw")
-                .await?;
-            users.push((rest, auth));
-        }
-        let group = users[0].0.create_group(&format!("bench {s}"), None).await?;
-        for (_, auth) in &users[1..] {
-            users[0]
-                .0
-                .add_member(&group.id, &auth.user.username)
-                .await?;
-        }
-        let session = users[0].0.session_for_group(&group.id).await?;
-        let mut members = Vec::new();
-        for (u, (_, auth)) in users.iter().enumerate() {
-            // Spread over the processes: member u on process u mod n.
-            let url = urls[u % urls.len()].clone();
-            let (link, mut events) =
-                SocketClient::connect(SocketConfig::new(url).token(auth.token.clone()))?;
-            link.send(&JoinAudioSession {
-                session_id: session.id.clone(),
-                user_id: Some(auth.user.id),
-                display_name: Some(auth.user.username.clone()),
-            })?;
-            wait_for(&mut events, names::MUSIC_SESSION_STATE).await?;
-            members.push(Member {
-                link,
-                events,
-                user_id: auth.user.id,
-            });
-        }
-        members[0].link.send(&MusicTakeControl {
-            session_id: session.id.clone(),
-            user_id: Some(members[0].user_id),
-        })?;
-        for m in members.iter_mut() {
-            wait_for(&mut m.events, names::MUSIC_CONTROLLER_CHANGED).await?;
-        }
-        rooms.push((session.id, members));
+    // Accounts, groups and sessions over REST, several sessions at once (the server
+    // hashes passwords on as many threads as there are cores).
+    let setup = Instant::now();
+    let mut rest_done = futures_util::stream::iter((0..sessions).map(|s| {
+        let url = server.url.clone();
+        async move { session_over_rest(&url, s, per_session).await }
+    }))
+    .buffer_unordered(SETUP_CONCURRENCY);
+    let mut planned = Vec::with_capacity(sessions);
+    while let Some(r) = rest_done.next().await {
+        planned.push(r?);
     }
+    drop(rest_done);
+    println!(
+        "  {sessions} sessions of {per_session} accounts over REST in {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
+    // Memory per socket is what the sockets add: the REST work before (password hashing
+    // above all) leaves the allocator holding memory that no socket uses.
+    let before: Vec<Option<u64>> = servers
+        .iter()
+        .map(|s| s.child.id().and_then(rss_kib))
+        .collect();
 
-    for s in &servers {
-        if let Some(kib) = s.child.id().and_then(rss_kib) {
-            let held = per_session * sessions / servers.len();
+    let setup = Instant::now();
+    let mut joined = futures_util::stream::iter(planned.into_iter().map(|p| {
+        let urls = urls.clone();
+        async move { join_session(&urls, p).await }
+    }))
+    .buffer_unordered(SETUP_CONCURRENCY);
+    let mut rooms = Vec::with_capacity(sessions);
+    while let Some(r) = joined.next().await {
+        rooms.push(r?);
+    }
+    drop(joined);
+    println!(
+        "  {} sockets joined, a DJ in each session, in {:.1} s",
+        per_session * sessions,
+        setup.elapsed().as_secs_f64()
+    );
+
+    for (s, before) in servers.iter().zip(before) {
+        let held = per_session * sessions / servers.len();
+        if let (Some(kib), Some(before)) = (s.child.id().and_then(rss_kib), before) {
             println!(
-                "  {}: resident {:.1} MiB, {:.1} KiB per socket ({held} sockets)",
+                "  {}: resident {:.1} MiB ({:.1} MiB before the sockets), {:.1} KiB per socket ({held} sockets)",
                 s.url,
                 kib as f64 / 1024.0,
-                kib as f64 / held.max(1) as f64
+                before as f64 / 1024.0,
+                kib.saturating_sub(before) as f64 / held.max(1) as f64
             );
         }
     }
@@ -268,10 +266,93 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// One session's accounts, group and session, made over REST.
+struct Planned {
+    session_id: String,
+    users: Vec<jamz_proto::rest::AuthResponse>,
+}
+
+async fn session_over_rest(url: &str, s: usize, per_session: usize) -> Result<Planned> {
+    let mut users = Vec::with_capacity(per_session);
+    let mut rests = Vec::with_capacity(per_session);
+    for u in 0..per_session {
+        let rest = RestClient::new(url)?;
+        let name = format!("s{s}u{u}");
+        let auth = rest
+            .register(&name, &format!("{name}@bench.test"), "pw")
+            .await
+            .with_context(|| format!("registering {name}"))?;
+        users.push(auth);
+        rests.push(rest);
+    }
+    let group = rests[0].create_group(&format!("bench {s}"), None).await?;
+    for auth in &users[1..] {
+        rests[0].add_member(&group.id, &auth.user.username).await?;
+    }
+    let session = rests[0].session_for_group(&group.id).await?;
+    Ok(Planned {
+        session_id: session.id,
+        users,
+    })
+}
+
+/// Connects and joins a session's members (member u on process u mod n), and makes the
+/// first the DJ.
+async fn join_session(urls: &[String], p: Planned) -> Result<(String, Vec<Member>)> {
+    let mut members = Vec::with_capacity(p.users.len());
+    for (u, auth) in p.users.iter().enumerate() {
+        let url = urls[u % urls.len()].clone();
+        let (link, mut events) =
+            SocketClient::connect(SocketConfig::new(url).token(auth.token.clone()))?;
+        link.send(&JoinAudioSession {
+            session_id: p.session_id.clone(),
+            user_id: Some(auth.user.id),
+            display_name: Some(auth.user.username.clone()),
+        })?;
+        wait_for(&mut events, names::MUSIC_SESSION_STATE).await?;
+        members.push(Member {
+            link,
+            events,
+            user_id: auth.user.id,
+        });
+    }
+    members[0].link.send(&MusicTakeControl {
+        session_id: p.session_id.clone(),
+        user_id: Some(members[0].user_id),
+    })?;
+    for m in members.iter_mut() {
+        wait_for(&mut m.events, names::MUSIC_CONTROLLER_CHANGED).await?;
+    }
+    Ok((p.session_id, members))
+}
+
+/// The caps of a public server (connections per address, logins and member lookups per
+/// address) would refuse a load test from one address: raised to what it opens.
+fn bench_limits(sockets: usize) -> Vec<String> {
+    let n = (sockets * 2 + 64).to_string();
+    [
+        "--max-connections",
+        &n,
+        "--max-connections-per-address",
+        &n,
+        "--login-attempts-per-address",
+        &n,
+        "--login-attempts-per-account",
+        &n,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// The server set-up of `mode` (see the top of this file).
-async fn start_servers(mode: &str) -> Result<(Vec<TestServer>, Option<tempfile::TempDir>)> {
+async fn start_servers(
+    mode: &str,
+    limits: &[String],
+) -> Result<(Vec<TestServer>, Option<tempfile::TempDir>)> {
+    let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
     if mode == "sqlite" {
-        return Ok((vec![TestServer::start().await?], None));
+        return Ok((vec![TestServer::start_with_args(&limits).await?], None));
     }
     let admin = std::env::var("JAMZ_TEST_POSTGRES_URL")
         .context("JAMZ_TEST_POSTGRES_URL (source scripts/env.d/postgres.sh)")?;
@@ -280,17 +361,18 @@ async fn start_servers(mode: &str) -> Result<(Vec<TestServer>, Option<tempfile::
     let db = std::ffi::OsStr::new(&db);
     match mode {
         "postgres" => {
-            let s = TestServer::start_on_db(dir.path(), "127.0.0.1:0", db, &[]).await?;
+            let s = TestServer::start_on_db(dir.path(), "127.0.0.1:0", db, &limits).await?;
             Ok((vec![s], Some(dir)))
         }
         "cluster" => {
             let redis = std::env::var("JAMZ_TEST_REDIS_URL")
                 .context("JAMZ_TEST_REDIS_URL (source scripts/env.d/redis.sh)")?;
-            let (a, b) = TestServer::start_pair_on_redis(
+            let (a, b) = TestServer::start_pair_on_redis_with_args(
                 dir.path(),
                 db,
                 &redis,
                 "bench-secret-0123456789abcdef0123456789",
+                &limits,
             )
             .await?;
             Ok((vec![a, b], Some(dir)))

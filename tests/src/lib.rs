@@ -117,6 +117,17 @@ impl TestServer {
         redis: &str,
         secret: &str,
     ) -> Result<(Self, Self)> {
+        Self::start_pair_on_redis_with_args(dir, db, redis, secret, &[]).await
+    }
+
+    /// Like [`TestServer::start_pair_on_redis`], with extra command-line arguments for both.
+    pub async fn start_pair_on_redis_with_args(
+        dir: &Path,
+        db: &std::ffi::OsStr,
+        redis: &str,
+        secret: &str,
+        extra: &[&str],
+    ) -> Result<(Self, Self)> {
         // Unique per pair (process, clock, count): runs sharing one Redis never mix.
         static PAIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
@@ -127,7 +138,7 @@ impl TestServer {
             std::process::id(),
             PAIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let args = [
+        let mut args = vec![
             "--redis",
             redis,
             "--redis-prefix",
@@ -135,6 +146,7 @@ impl TestServer {
             "--jwt-secret",
             secret,
         ];
+        args.extend_from_slice(extra);
         let a = Self::start_on_db(dir, "127.0.0.1:0", db, &args).await?;
         let b = Self::start_on_db(dir, "127.0.0.1:0", db, &args).await?;
         Ok((a, b))
