@@ -56,6 +56,10 @@ pub mod kinds {
     /// an address it kept or carried over the mesh like a signal (docs/protocol.md,
     /// "Rejoining without the server").
     pub const MESH_REJOIN: &str = "mesh-rejoin";
+    /// (ext) A relative calibration's message between two members while the server cannot
+    /// relay it: its `data` is the socket event's payload, taken only from the peer itself
+    /// on a link vouched for (docs/protocol.md, "Relative calibration (ext)").
+    pub const CALIBRATION_UPDATE: &str = "calibration-update";
 }
 
 /// (ext) `mesh-rejoin`'s `data`: `from` (the envelope's sender) asks `to` for a link in
@@ -153,6 +157,8 @@ pub enum MeshPayload {
     Signal(Box<crate::events::WebrtcSignal>),
     /// (ext) A restarted member asks for a link.
     Rejoin(MeshRejoin),
+    /// (ext) A relative calibration's message, from the link's own peer.
+    Calibration(Box<crate::events::CalibrationUpdate>),
     /// A type this version does not understand: ignored by the receiver.
     Unknown,
 }
@@ -180,6 +186,9 @@ impl MeshEnvelope {
             kinds::TIME_SYNC_REPLY => MeshPayload::TimeSyncReply(decode(data).map_err(ctx)?),
             kinds::WEBRTC_SIGNAL => MeshPayload::Signal(Box::new(decode(data).map_err(ctx)?)),
             kinds::MESH_REJOIN => MeshPayload::Rejoin(decode(data).map_err(ctx)?),
+            kinds::CALIBRATION_UPDATE => {
+                MeshPayload::Calibration(Box::new(decode(data).map_err(ctx)?))
+            }
             _ => MeshPayload::Unknown,
         })
     }

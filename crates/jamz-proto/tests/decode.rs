@@ -183,6 +183,29 @@ fn mesh_message_decodes_by_type() {
         }
         other => panic!("{other:?}"),
     }
+    let env: MeshEnvelope = decode(
+        json!({"type": "calibration-update", "sequence": 2, "from": 2,
+        "data": {"sessionId": "s", "kind": "probe-request", "target": 1, "runId": "r",
+        "at": [1000.0, 2000.0]}}),
+    )
+    .unwrap();
+    match env.payload().unwrap() {
+        MeshPayload::Calibration(c) => {
+            assert_eq!(
+                (c.target, c.at.as_deref()),
+                (1, Some(&[1000.0, 2000.0][..]))
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let env: MeshEnvelope = decode(
+        json!({"type": "calibration-update", "sequence": 3, "from": 2, "data": {"kind": 7}}),
+    )
+    .unwrap();
+    assert!(
+        env.payload().is_err(),
+        "a calibration without its fields is an error"
+    );
     let env: MeshEnvelope =
         decode(json!({"type": "future-thing", "sequence": 1, "from": 2})).unwrap();
     assert_eq!(env.payload().unwrap(), MeshPayload::Unknown);

@@ -791,6 +791,15 @@ impl Engine {
         self.peers.count()
     }
 
+    /// The open mesh links whose peer is known (set up by signals the server carried or
+    /// the DJ signed): the ones a message for that very user may take.
+    fn vouched_links(&self) -> Vec<UserId> {
+        self.peers
+            .users()
+            .filter(|u| !self.unvouched.contains(u))
+            .collect()
+    }
+
     fn on_peer_up(&mut self, now: LocalTime, user: UserId, rtt_ms: Option<f64>) {
         let new = !self.peers.is_up(user);
         self.peers.up(user, rtt_ms);
@@ -974,6 +983,10 @@ impl Engine {
                     longitude: c.longitude,
                 };
                 self.location_happened(now, Happening::Convoy(&relay));
+            }
+            MeshPayload::Calibration(c) => {
+                // The gate took it only from the link's own, vouched-for peer.
+                self.calibration(now, |pc, cx, out| pc.on_message(cx, from, *c, out));
             }
             MeshPayload::StateHello(_)
             | MeshPayload::ControllerChanged(_)
@@ -1628,7 +1641,10 @@ impl Engine {
         };
         let relayable = !matches!(
             out.kind,
-            kinds::STATE_HELLO | kinds::TIME_SYNC | kinds::TIME_SYNC_REPLY
+            kinds::STATE_HELLO
+                | kinds::TIME_SYNC
+                | kinds::TIME_SYNC_REPLY
+                | kinds::CALIBRATION_UPDATE
         );
         let signed = if relayable
             && let Some(device) = &self.cfg.device_key
@@ -2782,11 +2798,13 @@ impl Engine {
         now: LocalTime,
         step: impl FnOnce(&mut PeerCalibration, &peer::Context<'_>, &mut Vec<peer::Out>),
     ) {
+        let mesh_links = self.vouched_links();
         let cx = peer::Context {
             now,
             me: self.cfg.user_id,
             session_id: self.session_id.as_deref(),
             connected: self.connected,
+            mesh_links: &mesh_links,
             playing: self.timeline.as_ref().is_some_and(|t| t.playing),
             // The estimate the music plays by: it is the music's lateness that is measured.
             clock: self.clock.estimate(now),
@@ -2797,13 +2815,21 @@ impl Engine {
         for o in out {
             match o {
                 peer::Out::Send(m) => {
+                    // Through the server while it is there; else straight over the
+                    // target's own mesh link, never relayed (docs/protocol.md, "Relative
+                    // calibration (ext)").
                     if self.connected {
                         self.emit(&m);
+                    } else if mesh_links.contains(&m.target) {
+                        self.mesh_send(Some(m.target), kinds::CALIBRATION_UPDATE, None, &m);
                     } else {
                         self.error(
                             Some(peer::COMMAND),
                             SyncError::Server {
-                                message: "the server is not reachable: the calibration's message was not sent".into(),
+                                message: format!(
+                                    "neither the server nor a mesh link reaches user {}: the calibration's message was not sent",
+                                    m.target
+                                ),
                             },
                         );
                     }

@@ -6,9 +6,11 @@
 
 mod common;
 
+use common::mesh::{disconnect, mesh_out};
 use common::*;
 use jamz_proto::ServerEvent;
 use jamz_proto::events::{CalibrationKind, CalibrationRelay, CalibrationUpdate, names};
+use jamz_proto::mesh::{MeshEnvelope, kinds};
 use jamz_sync::{
     Action, CalibrationAction, CalibrationInput, Engine, HeardProbe, Input, Notification,
 };
@@ -344,7 +346,10 @@ fn the_listener_refuses_what_it_cannot_do() {
             probes: 5,
         },
     );
-    assert!(errors(&out)[0].contains("not reachable"), "{out:?}");
+    assert!(
+        errors(&out)[0].contains("neither the server nor a mesh link"),
+        "{out:?}"
+    );
     // A recording this device never asked for is ignored.
     let out = calibration(
         &mut listener,
@@ -356,4 +361,251 @@ fn the_listener_refuses_what_it_cannot_do() {
         },
     );
     assert!(out.iter().all(|a| !matches!(a, Action::Emit { .. })));
+}
+
+/// The one `calibration-update` among `actions`, sent over the mesh straight to `to`:
+/// never relayable (no `ttl`, no signature).
+fn over_mesh(actions: &[Action], to: i64) -> Box<MeshEnvelope> {
+    let mut sent: Vec<_> = mesh_out(actions)
+        .into_iter()
+        .filter(|(_, m)| m.kind == kinds::CALIBRATION_UPDATE)
+        .collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one calibration-update over the mesh: {actions:?}"
+    );
+    let (dest, m) = sent.remove(0);
+    assert_eq!(dest, Some(to), "straight to its target's link");
+    assert_eq!(
+        (m.ttl, m.sig.as_deref()),
+        (None, None),
+        "never relayed: {m:?}"
+    );
+    Box::new(m)
+}
+
+fn from_link(e: &mut Engine, now: f64, link: i64, message: Box<MeshEnvelope>) -> Vec<Action> {
+    e.handle(now, Input::Mesh { link, message });
+    drain(e)
+}
+
+/// [`pair`] with the mesh link between them open, then the server gone for both.
+fn pair_on_the_mesh() -> (Engine, Engine, f64) {
+    let (mut player, mut listener, now) = pair();
+    for (e, peer) in [(&mut player, LISTENER), (&mut listener, PLAYER)] {
+        e.handle(
+            now,
+            Input::PeerUp {
+                user: peer,
+                rtt_ms: Some(1.0),
+            },
+        );
+        drain(e);
+        disconnect(e, now);
+    }
+    (player, listener, now)
+}
+
+#[test]
+fn with_the_server_gone_a_run_goes_over_the_mesh_link_and_sets_the_offset() {
+    let (mut player, mut listener, now) = pair_on_the_mesh();
+    let out = calibration(
+        &mut listener,
+        now,
+        CalibrationInput::Start {
+            user: PLAYER,
+            probes: 5,
+        },
+    );
+    assert!(
+        emitted(&out, names::CALIBRATION_UPDATE).is_empty(),
+        "{out:?}"
+    );
+    let request = over_mesh(&out, PLAYER);
+    let answered = from_link(&mut player, now + 20.0, LISTENER, request);
+    let plays = calibration_actions(&answered);
+    assert!(
+        matches!(plays.as_slice(), [CalibrationAction::PlayProbes { at, .. }] if at.len() == 5),
+        "the player plays the probes: {answered:?}"
+    );
+    let answer = over_mesh(&answered, LISTENER);
+    let out = from_link(&mut listener, now + 40.0, PLAYER, answer);
+    let recs = calibration_actions(&out);
+    let [CalibrationAction::Record { run_id, at, until }] = recs.as_slice() else {
+        panic!("the listener records: {out:?}")
+    };
+    let heard = at
+        .iter()
+        .map(|t| {
+            Some(HeardProbe {
+                at: t + LATE_MS,
+                confidence: 0.9,
+            })
+        })
+        .collect();
+    let out = calibration(
+        &mut listener,
+        until + 500.0,
+        CalibrationInput::Heard {
+            run_id: run_id.clone(),
+            heard,
+            input_latency_ms: 0.0,
+        },
+    );
+    let result = over_mesh(&out, PLAYER);
+    let out = from_link(&mut player, until + 600.0, LISTENER, result);
+    let set = calibration_actions(&out);
+    let [CalibrationAction::SetOffset(r)] = set.as_slice() else {
+        panic!("the player sets its offset: {out:?}")
+    };
+    assert_eq!(r.user, LISTENER);
+    assert!(close(r.latency_offset_ms, LATE_MS, 2.0), "{r:?}");
+    let applied = over_mesh(&out, LISTENER);
+    let out = from_link(&mut listener, until + 700.0, PLAYER, applied);
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Notify(Notification::PeerCalibration(r))
+                if r.user == PLAYER && close(r.latency_offset_ms, LATE_MS, 2.0)
+        )),
+        "{out:?}"
+    );
+    assert_eq!(player.stats().calibration_refused, 0);
+    assert_eq!(listener.stats().calibration_refused, 0);
+}
+
+#[test]
+fn over_the_mesh_only_the_peers_own_link_and_its_session_count() {
+    const OTHER: i64 = 3;
+    let (mut player, mut listener, now) = pair_on_the_mesh();
+    player.handle(
+        now,
+        Input::PeerUp {
+            user: OTHER,
+            rtt_ms: Some(1.0),
+        },
+    );
+    drain(&mut player);
+    let out = calibration(
+        &mut listener,
+        now,
+        CalibrationInput::Start {
+            user: PLAYER,
+            probes: 5,
+        },
+    );
+    let request = over_mesh(&out, PLAYER);
+    // The listener's request carried by another peer: not taken (a calibration moves this
+    // device's sound for a user that must be known).
+    let out = from_link(&mut player, now + 10.0, OTHER, request.clone());
+    assert!(calibration_actions(&out).is_empty(), "{out:?}");
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Notify(Notification::MeshRefused { reason, .. }) if reason == "not-direct"
+        )),
+        "refused and reported: {out:?}"
+    );
+    // On its own link but for another session: refused and counted.
+    let mut other_session = request.clone();
+    other_session.sequence += 100;
+    other_session.data["sessionId"] = serde_json::json!("another-session");
+    let out = from_link(&mut player, now + 20.0, LISTENER, other_session);
+    assert!(calibration_actions(&out).is_empty(), "{out:?}");
+    assert_eq!(player.stats().calibration_refused, 1);
+    // The genuine one is still taken.
+    let out = from_link(&mut player, now + 30.0, LISTENER, request);
+    assert_eq!(calibration_actions(&out).len(), 1, "{out:?}");
+    // With no link to it and no server, the listener says so in words and sends nothing.
+    let out = calibration(
+        &mut listener,
+        now + 40.0,
+        CalibrationInput::Start {
+            user: OTHER,
+            probes: 5,
+        },
+    );
+    assert!(mesh_out(&out).is_empty(), "{out:?}");
+    assert!(!errors(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn the_gate_takes_a_calibration_only_from_a_vouched_links_own_peer() {
+    use jamz_sync::trust::{Admitted, Gate, Rejection};
+    let gate = Gate::new("s1");
+    let m = |from: i64| MeshEnvelope {
+        kind: kinds::CALIBRATION_UPDATE.into(),
+        action: None,
+        data: serde_json::json!({}),
+        sequence: 1,
+        from,
+        epoch: None,
+        sig: None,
+        ttl: None,
+    };
+    assert_eq!(gate.judge_on(0.0, 2, true, &m(2)), Ok(Admitted::Member));
+    assert!(matches!(
+        gate.judge_on(0.0, 3, true, &m(2)),
+        Err(Rejection::NotDirect { .. })
+    ));
+    // A link set up by signals that neither the server nor the DJ vouched for proves
+    // nothing of who is on it.
+    assert!(matches!(
+        gate.judge_on(0.0, 2, false, &m(2)),
+        Err(Rejection::NotVouched { .. })
+    ));
+}
+
+#[test]
+fn a_listener_that_gave_up_a_run_may_ask_again_once_its_probes_have_played() {
+    const THIRD: i64 = 3;
+    let (mut player, mut listener, now) = pair();
+    let (request, answered) = ask(&mut player, &mut listener, now);
+    let answer = relayed(&answered, PLAYER).pop().unwrap();
+    let out = server(&mut listener, now + 40.0, answer);
+    let recs = calibration_actions(&out);
+    let [CalibrationAction::Record { run_id, at, .. }] = recs.as_slice() else {
+        panic!("the listener records: {out:?}")
+    };
+    let (run_id, last) = (run_id.clone(), at[at.len() - 1]);
+    // The recording held nothing that agrees: the listener's run ends there.
+    let out = calibration(
+        &mut listener,
+        last + 1_500.0,
+        CalibrationInput::Failed {
+            run_id,
+            message: "only 2 of 5 probes agree".into(),
+        },
+    );
+    assert!(!errors(&out).is_empty());
+    // Another member meanwhile: refused, the player's run is still in hand.
+    let mut stranger = update(&request).clone();
+    stranger.run_id = "3-1-0".into();
+    stranger.at = Some(
+        update(&request)
+            .at
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|t| t + 9_000.0)
+            .collect(),
+    );
+    let out = server(
+        &mut player,
+        last + 1_600.0,
+        ServerEvent::CalibrationUpdate(CalibrationRelay {
+            user_id: THIRD,
+            update: stranger,
+        }),
+    );
+    assert!(calibration_actions(&out).is_empty(), "{out:?}");
+    // The same listener asks again: its old run is dropped, the new probes play.
+    let (_, answered) = ask(&mut player, &mut listener, last + 1_700.0);
+    let plays = calibration_actions(&answered);
+    assert!(
+        matches!(plays.as_slice(), [CalibrationAction::PlayProbes { .. }]),
+        "{answered:?}"
+    );
+    assert_eq!(update(&relayed(&answered, PLAYER)[0]).ok, Some(true));
 }

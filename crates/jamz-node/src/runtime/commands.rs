@@ -332,8 +332,12 @@ impl Runtime {
                 let jobs = self.jobs.clone();
                 let player = self.audio.player();
                 let instants: Vec<_> = at.iter().map(|t| clock.instant_at(*t)).collect();
+                let playing = Arc::clone(&self.probes_playing);
                 tokio::spawn(async move {
                     let played = tokio::task::spawn_blocking(move || {
+                        let _one_run_at_a_time = playing
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         jamz_audio::play_probes(&player, &instants)
                     })
                     .await

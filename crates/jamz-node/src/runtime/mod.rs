@@ -236,6 +236,7 @@ impl Node {
             },
             latency_offset_ms: config.latency_offset_ms,
             calibrating: false,
+            probes_playing: Arc::default(),
             engine,
             clock,
             rest,
@@ -553,6 +554,9 @@ struct Runtime {
     latency_offset_ms: f64,
     /// A `calibrate` is running (one at a time).
     calibrating: bool,
+    /// Held while a relative calibration's probes play: a later run's probes wait for the
+    /// earlier ones to stop, so that the earlier run's end never stops them.
+    probes_playing: Arc<std::sync::Mutex<()>>,
     engine: Engine,
     clock: LocalClock,
     rest: RestClient,

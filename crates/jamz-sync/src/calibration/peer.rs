@@ -28,6 +28,9 @@ pub const APPLIED_WAIT_MS: f64 = 10_000.0;
 /// How long after its last probe a player takes the result of a run (ms): the listener's
 /// recording ends 1 s after it and is searched in a few seconds.
 pub const RESULT_WAIT_MS: f64 = 40_000.0;
+/// How long after its last instant plus the offset in force a probe has surely played out
+/// (ms): the probe (250 ms), the file's lead and a device's latency, with room to spare.
+pub const PROBE_PLAYED_MS: f64 = 1_000.0;
 /// The command name on the listener's errors.
 pub const COMMAND: &str = "calibrate-peer";
 
@@ -39,11 +42,19 @@ pub struct Context<'a> {
     pub session_id: Option<&'a str>,
     /// The socket is up: the messages go through the server.
     pub connected: bool,
+    /// The peers with an open mesh link vouched for: with the server gone, a run with one
+    /// of them goes straight over that link.
+    pub mesh_links: &'a [UserId],
     pub playing: bool,
     pub clock: ClockEstimate,
 }
 
 impl Context<'_> {
+    /// Whether a message for `user` can go out: through the server or over its link.
+    fn reaches(&self, user: UserId) -> bool {
+        self.connected || self.mesh_links.contains(&user)
+    }
+
     fn server_at(&self, local: LocalTime) -> f64 {
         local + self.clock.offset_ms
     }
@@ -95,6 +106,9 @@ struct PlayerRun {
     listener: UserId,
     probes: usize,
     until: LocalTime,
+    /// When its last probe has surely been heard (its offset and the probe's length
+    /// past the instant): a new run of the same listener may play from then on.
+    played_by: LocalTime,
 }
 
 /// Both sides' runs on one device (at most one of each at a time).
@@ -196,10 +210,10 @@ impl PeerCalibration {
         let Some(session_id) = cx.session_id else {
             return refuse(out, "join a session first");
         };
-        if !cx.connected {
+        if !cx.reaches(target) {
             return refuse(
                 out,
-                "the server is not reachable: a calibration of another device goes through it",
+                "neither the server nor a mesh link reaches that device: a calibration of another device goes through one of them",
             );
         }
         if cx.clock_ms().is_none() {
@@ -223,7 +237,8 @@ impl PeerCalibration {
         });
     }
 
-    /// A message relayed by the server (`from`: its sender, as the server says).
+    /// A message relayed by the server (`from`: its sender, as the server says) or come
+    /// over the mesh link of its sender (`from`: that link's peer).
     pub fn on_message(
         &mut self,
         cx: &Context<'_>,
@@ -231,7 +246,10 @@ impl PeerCalibration {
         m: CalibrationUpdate,
         out: &mut Vec<Out>,
     ) {
-        if m.target != cx.me || m.check_size().is_err() {
+        if m.target != cx.me
+            || cx.session_id != Some(m.session_id.as_str())
+            || m.check_size().is_err()
+        {
             self.refused += 1;
             return;
         }
@@ -253,9 +271,20 @@ impl PeerCalibration {
         let plan = ProbePlan {
             at_server_ms: m.at.clone().unwrap_or_default(),
         };
+        // A listener keeps one run at a time: its new request means it gave up the run in
+        // hand (a result that did not hold, say). If the new one is accepted, it replaces
+        // that run at once instead of this device waiting `RESULT_WAIT_MS` for a result
+        // that will not come, provided the old probes have played out before the new start.
+        let first = plan.at_server_ms.first().map(|t| cx.local_at(*t));
+        let supersedes = self
+            .playing
+            .as_ref()
+            .is_some_and(|r| r.listener == from && first.is_some_and(|f| f >= r.played_by));
         let player = PlayerState {
             playing: cx.playing,
-            calibrating: self.own_calibration || self.listening.is_some() || self.playing.is_some(),
+            calibrating: self.own_calibration
+                || self.listening.is_some()
+                || (self.playing.is_some() && !supersedes),
             audible: self.audible,
         };
         let verdict = relative::accept(player, cx.server_at(cx.now), &plan)
@@ -275,6 +304,7 @@ impl PeerCalibration {
                     listener: from,
                     probes: at.len(),
                     until: last + RESULT_WAIT_MS,
+                    played_by: last + self.offset_ms.max(0.0) + PROBE_PLAYED_MS,
                 });
                 out.push(Out::Do(CalibrationAction::PlayProbes {
                     run_id: m.run_id,
