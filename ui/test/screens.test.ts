@@ -196,7 +196,6 @@ const STATUS = {
 describe("session", () => {
   async function openSession(extra: Record<string, (args: Record<string, unknown>) => unknown> = {}) {
     const calls = fakeBackend({
-      ...extra,
       current_account: () => ACCOUNT,
       list_groups: () => [GROUP],
       open_session: () => ({ groupId: "g1", userId: 1, sessionId: "s1" }),
@@ -204,6 +203,8 @@ describe("session", () => {
       leave_session: () => null,
       list_outputs: () => OUTPUTS,
       cover_art: (a) => (a.sha256 === "c0ffee" ? "data:image/png;base64,iVBORw0KGgo=" : null),
+      // A test's own answers win over these.
+      ...extra,
     });
     const ctx = await app(memoryStorage());
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
@@ -262,6 +263,108 @@ describe("session", () => {
     expect(words()).toBe("");
     expect(panel().querySelector<HTMLInputElement>("[name=latency]")!.value).toBe("152");
     expect(inUse()).toBe("In use: output default · latency offset 152 ms");
+  });
+
+  describe("calibrating another member's speakers with this device's microphone", () => {
+    const MEMBERS = { event: "participants", participants: [
+      { userId: 1, display_name: "Ann", socketId: "s1" },
+      { userId: 2, display_name: "Bo's car", socketId: "s2" },
+      { userId: 3, display_name: "Cy", socketId: "s3" },
+    ] };
+    const peerButtons = () => [...ui.root.querySelectorAll<HTMLButtonElement>("[data-testid=participants] [data-action=calibrate-peer]")];
+    const peerButton = (user: number) => ui.root.querySelector<HTMLButtonElement>(`[data-testid=participants] [data-user='${user}'] [data-action=calibrate-peer]`);
+    const note = () => ui.root.querySelector<HTMLElement>("[data-testid=peer-calibration]")!;
+    const sessionError = () => ui.root.querySelector("[data-testid=session-error]")?.textContent ?? "";
+    const peerCommands = (calls: { cmd: string; args: Record<string, unknown> }[]) =>
+      commands(calls).filter((c) => (c as { cmd: string }).cmd === "calibrate-peer");
+
+    it("sends calibrate-peer for the member chosen, waits with every button disabled, then says the result", async () => {
+      const calls = await openSession();
+      await emit("node-event", MEMBERS);
+      await until(() => peerButtons().length === 2, "a button for each other member");
+      const bo = peerButton(2)!;
+      expect(bo.getAttribute("aria-label")).toBe("Calibrate their speakers: Bo's car's, with this device's microphone");
+      expect(bo.textContent).toBe("Calibrate their speakers");
+      expect(bo.type).toBe("button");
+      expect(peerButtons().every((b) => !b.disabled)).toBe(true);
+
+      bo.focus();
+      bo.click();
+      await until(() => peerCommands(calls).length > 0, "the calibrate-peer command");
+      expect(peerCommands(calls)).toEqual([{ cmd: "calibrate-peer", user: 2 }]);
+      expect(peerButtons().map((b) => b.disabled)).toEqual([true, true]);
+      expect(note().getAttribute("role")).toBe("status");
+      expect(note().textContent).toMatch(/^Listening to Bo's car's speakers .*about 8 seconds; pause the music first/);
+      // The keyboard waits on the status line while the button pressed is disabled.
+      expect(document.activeElement).toBe(note());
+
+      // The rows are drawn again on every status: the buttons stay disabled meanwhile, and
+      // a second click starts nothing.
+      await emit("node-event", { ...STATUS });
+      await emit("node-event", { event: "peer", userId: 3, state: "connected", rtt_ms: 12 });
+      await until(() => ui.root.querySelector("[data-user='3']")?.getAttribute("data-link") === "peer", "the rows drawn again");
+      expect(peerButtons().map((b) => b.disabled)).toEqual([true, true]);
+      peerButton(3)!.click();
+      expect(peerCommands(calls)).toHaveLength(1);
+
+      // A result for another member is not this run's.
+      await emit("node-event", { event: "peer-calibration", userId: 3, delay_ms: 20, spread_ms: 1, confidence: 0.9, probes: 5, agreeing: 5, from_offset_ms: 0, latency_offset_ms: 20 });
+      await emit("node-event", { event: "peer-calibration", userId: 2, delay_ms: 149.2, spread_ms: 0.8, confidence: 0.97, probes: 5, agreeing: 5, from_offset_ms: 0, latency_offset_ms: 149.2 });
+      await until(() => !peerButton(2)!.disabled, "the buttons back");
+      expect(note().textContent).toBe("Bo's car's speakers were heard 149.2 ms later than expected (5 of 5 probes agree, confidence 0.97): their latency offset went from 0 ms to 149 ms.");
+      expect(peerButtons().map((b) => b.disabled)).toEqual([false, false]);
+      expect(document.activeElement).toBe(peerButton(2));
+      // This device's own offset is not the one that changed.
+      expect(ui.root.querySelector("[data-testid=output-in-use]")?.textContent).toBe("In use: output null · latency offset 0 ms");
+      expect(sessionError()).toBe("");
+    });
+
+    it("says in words why a run failed, from the node or from the shell, and gives the buttons back", async () => {
+      let shellRefuses = false;
+      const calls = await openSession({
+        node_command: (a) => {
+          if (shellRefuses && (a.command as { cmd: string }).cmd === "calibrate-peer") throw { code: "no-session", message: "no session is open" };
+          return null;
+        },
+      });
+      await emit("node-event", MEMBERS);
+      await until(() => peerButtons().length === 2, "the buttons");
+
+      peerButton(3)!.click();
+      await until(() => peerCommands(calls).length === 1, "the calibrate-peer command");
+      expect(peerCommands(calls)).toEqual([{ cmd: "calibrate-peer", user: 3 }]);
+      expect(peerButtons().map((b) => b.disabled)).toEqual([true, true]);
+      await emit("node-event", { event: "error", cmd: "calibrate-peer", message: "user 3 refused: the session is playing: pause first" });
+      await until(() => !peerButton(3)!.disabled, "the buttons back after the refusal");
+      expect(peerButtons().map((b) => b.disabled)).toEqual([false, false]);
+      expect(sessionError()).toBe("Could not calibrate Cy's speakers: user 3 refused: the session is playing: pause first");
+      expect(ui.root.querySelector("[data-testid=session-error]")?.getAttribute("role")).toBe("alert");
+      expect(note().textContent).toBe("");
+
+      // The command itself refused: the same.
+      shellRefuses = true;
+      peerButton(2)!.click();
+      await until(() => sessionError().startsWith("Could not calibrate Bo's car's"), "the shell's refusal");
+      expect(sessionError()).toBe("Could not calibrate Bo's car's speakers: no session is open");
+      expect(peerButtons().map((b) => b.disabled)).toEqual([false, false]);
+      expect(note().textContent).toBe("");
+    });
+
+    it("offers no button for this device's own user, and says who calibrated this device", async () => {
+      await openSession();
+      await emit("node-event", MEMBERS);
+      await until(() => peerButtons().length === 2, "the buttons");
+      const own = ui.root.querySelector("[data-testid=participants] [data-user='1']")!;
+      expect(own.textContent).toMatch(/^Ann \(you\)/);
+      expect(own.querySelector("button")).toBeNull();
+      expect(peerButtons().map((b) => b.closest("li")?.getAttribute("data-user"))).toEqual(["2", "3"]);
+
+      const by = ui.root.querySelector<HTMLElement>("[data-testid=calibrated-by]")!;
+      expect(by.hidden).toBe(true);
+      await emit("node-event", { event: "calibration", delay_ms: 149.2, spread_ms: 0.8, confidence: 0.97, probes: 5, agreeing: 5, latency_offset_ms: 149.2, from: 2 });
+      await until(() => !by.hidden, "the note");
+      expect(by.textContent).toBe("Bo's car calibrated this device's speakers with their microphone: latency offset set to 149 ms.");
+    });
   });
 
   it("enables DJ controls only for the DJ and sends take-control, play and seek", async () => {
@@ -496,7 +599,7 @@ describe("session", () => {
     await emit("node-event", { event: "peer", userId: 2, state: "connected", rtt_ms: 42.4 });
     const bo = () => ui.root.querySelector<HTMLElement>("[data-testid=participants] [data-user='2']")!;
     await until(() => bo()?.querySelector("[data-testid=rtt]") !== null, "the round trip");
-    expect(bo().textContent).toBe("Bo's carpeer 42 ms");
+    expect(bo().textContent).toBe("Bo's carpeer 42 msCalibrate their speakers");
     await emit("node-event", { event: "peer", userId: 2, state: "closed" });
     await until(() => bo().querySelector("[data-testid=rtt]") === null, "no round trip once closed");
 

@@ -21,7 +21,7 @@ import {
 import { nodeLocationSource, type Settings } from "../settings";
 import { plural } from "../words";
 import { DEFAULT_YOUTUBE_ORIGIN, loadIframeApi, VideoPlayer } from "../youtube";
-import { settingsForm } from "./settings-form";
+import { peerCalibrationWords, settingsForm } from "./settings-form";
 
 /** Shapes of the transport buttons: drawn, not glyphs a system font may lack. */
 const ICON_PATHS = {
@@ -75,6 +75,9 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
   // --- participants
   const people = h("ul", { class: "people", "data-testid": "participants", tabindex: -1 });
   const renderPeople = (): void => {
+    // The rows are built anew: the button that had focus gets it back.
+    const focused = people.contains(document.activeElement) && document.activeElement instanceof HTMLElement
+      ? document.activeElement.dataset.key : undefined;
     const ids = new Set<number>([...st.participants.map((p) => p.userId), ...st.peers.keys(), ...st.positions.keys()]);
     if (st.me !== null) ids.add(st.me);
     people.replaceChildren(
@@ -84,15 +87,74 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
           h("span", {}, nameOf(id)), id === st.me ? h("span", { class: "muted" }, " (you)") : null,
           id === st.controller ? h("span", { class: "badge dj" }, "DJ") : null,
           h("span", { class: `badge link-${link}` }, LINK_LABEL[link]),
-          link === "peer" && st.rtt.has(id) ? h("span", { class: "muted rtt", "data-testid": "rtt" }, ` ${Math.round(st.rtt.get(id) ?? 0)} ms`) : null);
+          link === "peer" && st.rtt.has(id) ? h("span", { class: "muted rtt", "data-testid": "rtt" }, ` ${Math.round(st.rtt.get(id) ?? 0)} ms`) : null,
+          id === st.me ? null : peerButton(id));
       }),
     );
+    if (focused) peerButtonOf(focused)?.focus();
     refusedList.hidden = st.refused.length === 0;
     refusedList.replaceChildren(...st.refused.map((r) =>
       h("li", { "data-reason": r.reason },
         `Refused from ${nameOf(r.from)}${r.via !== r.from ? ` (relayed by ${nameOf(r.via)})` : ""}: ${r.message}${r.count > 1 ? ` (${r.count} times)` : ""}`)));
     refusedClear.hidden = st.refused.length === 0;
   };
+  // --- relative calibration: this device's microphone measures another member's speakers
+  // (the car's laptop playing into the car stereo) and the node sets that member's latency
+  // offset over the session (`calibrate-peer`, answered by `peer-calibration` or an
+  // `error`). One run at a time: every member's button waits for the answer.
+  let peerRun: number | null = null;
+  const peerNote = h("p", { class: "hint", role: "status", "data-testid": "peer-calibration", tabindex: -1 }, "");
+  // Another member calibrated this device (its `calibration` event names who).
+  const calibratedBy = h("p", { class: "hint", role: "status", "data-testid": "calibrated-by", hidden: true }, "");
+  const peerButtonOf = (key: string): HTMLButtonElement | null =>
+    people.querySelector<HTMLButtonElement>(`[data-key="${CSS.escape(key)}"]`);
+  const peerButton = (id: number): HTMLButtonElement => {
+    const b = h("button", {
+      type: "button", class: "peer-calibrate", "data-action": "calibrate-peer", "data-key": `calibrate-peer:${id}`,
+      "aria-label": `Calibrate their speakers: ${nameOf(id)}'s, with this device's microphone`, disabled: peerRun !== null,
+    }, "Calibrate their speakers");
+    b.addEventListener("click", () => calibratePeer(id));
+    return b;
+  };
+  /** Ends the run on `user`: the buttons back, and the keyboard's place with them. */
+  const endPeerRun = (user: number): void => {
+    peerRun = null;
+    const lost = document.activeElement === peerNote || document.activeElement === document.body || document.activeElement === null;
+    renderPeople();
+    if (lost) peerButtonOf(`calibrate-peer:${user}`)?.focus();
+  };
+  const peerFailed = (user: number | null, e: unknown): void => {
+    const who = user === null ? "another member" : nameOf(user);
+    showError(error, `Could not calibrate ${who}'s speakers: ${e instanceof Error ? e.message : String(e)}`);
+    peerNote.textContent = "";
+    if (user !== null) endPeerRun(user);
+  };
+  const calibratePeer = (user: number): void => {
+    if (peerRun !== null) return;
+    peerRun = user;
+    // The last run's failure is cleared; any other error stays.
+    if (error.textContent?.startsWith("Could not calibrate")) showError(error, null);
+    peerNote.textContent = `Listening to ${nameOf(user)}'s speakers with this device's microphone… (about 8 seconds; pause the music first, and keep the car quiet)`;
+    const hadFocus = people.contains(document.activeElement);
+    renderPeople();
+    // The button pressed is disabled now: the keyboard waits on the status line.
+    if (hadFocus) peerNote.focus();
+    void ctx.backend.command({ cmd: "calibrate-peer", user }).catch((e: unknown) => {
+      if (peerRun === user) peerFailed(user, e);
+    });
+  };
+  const peerCalibrated = (r: Extract<NodeEvent, { event: "peer-calibration" }>): void => {
+    // A result for another member than the one measured now is not this run's.
+    if (peerRun !== null && peerRun !== r.userId) return;
+    peerNote.textContent = peerCalibrationWords(nameOf(r.userId), r);
+    endPeerRun(r.userId);
+  };
+  const peerStopped = (): void => {
+    if (peerRun === null) return;
+    peerNote.textContent = "";
+    endPeerRun(peerRun);
+  };
+
   // Messages a peer sent that this device refused (a forged or unauthorised command).
   const refusedList = h("ul", { class: "refused", "data-testid": "mesh-refused", "aria-label": "Refused over the peer mesh", "aria-live": "polite", hidden: true });
   const refusedClear = h("button", { type: "button", "data-action": "clear-refused", hidden: true }, "Clear refusals");
@@ -529,7 +591,7 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
         section("pl", "Playlist", h("div", { class: "row" }, pick), addVideo, uploadBar, uploadText, pendingList, playlist,
           h("p", { class: "hint" }, "DJ: drag tracks (on a touch screen by their ⠿ grip), or focus one and press Alt+↑ / Alt+↓ to move it.")),
         section("map", "Map", mapEl, tilesText, fix, h("div", { class: "row" }, devicePos, shareBtn, meetHere, clearMeet), distances),
-        section("people", "In the session", people, refusedList, refusedClear),
+        section("people", "In the session", people, peerNote, calibratedBy, refusedList, refusedClear),
         section("cache", "Cache", cacheText, h("div", { class: "row" }, preload, preloadBar, preloadText, clearCache)),
       )),
   );
@@ -552,11 +614,20 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       case "regroup": case "regroup-cleared": case "falling-behind": case "caught-up":
         renderMap(); renderPeople(); break;
       case "error":
+        if (ev.cmd === "calibrate-peer") { peerFailed(peerRun, ev.message); break; }
         error.textContent = st.lastError;
         // Said once, here; the form only takes its button back.
         if (ev.cmd === "calibrate") liveSettings.calibrationFailed(null);
         break;
-      case "calibration": liveSettings.calibrated(ev); renderInUse(); break;
+      case "calibration":
+        liveSettings.calibrated(ev);
+        renderInUse();
+        if (typeof ev.from === "number") {
+          calibratedBy.hidden = false;
+          calibratedBy.textContent = `${nameOf(ev.from)} calibrated this device's speakers with their microphone: latency offset set to ${Math.round(ev.latency_offset_ms)} ms.`;
+        }
+        break;
+      case "peer-calibration": peerCalibrated(ev); break;
       case "not-playable": case "buffering": renderNowPlaying(); break;
       case "outbox": renderPending(); break;
       case "youtube": onVideo(ev); break;
@@ -604,6 +675,8 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
       }));
       unlisten.push(await ctx.backend.onSessionEnded((e) => {
         stopPolling();
+        // A run the node was making ends with it: no answer comes.
+        peerStopped();
         ctx.banner.set("offline", 0, e.reason ?? "left the session");
         ctx.banner.setSync(null);
         if (e.reason !== null && !closed) {

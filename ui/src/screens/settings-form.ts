@@ -2,7 +2,7 @@
 // session's settings panel, where output, latency offset and cache limit apply
 // at once through node commands.
 
-import type { Calibrated, LocationSourceView, NodeCommand, Output } from "../backend";
+import type { Calibrated, LocationSourceView, NodeCommand, Output, PeerCalibrated } from "../backend";
 import type { Ctx } from "../app";
 import { field, h, showError } from "../dom";
 import {
@@ -73,10 +73,32 @@ export function outputOptions(devices: readonly Output[], current: string): { id
   return opts;
 }
 
+/** "151.6 ms later", "3.0 ms earlier". */
+const lateWords = (delayMs: number): string =>
+  delayMs >= 0 ? `${delayMs.toFixed(1)} ms later` : `${(-delayMs).toFixed(1)} ms earlier`;
+
+/** "8 of 9 probes agree, confidence 0.96". */
+const agreementWords = (r: Pick<Calibrated, "agreeing" | "probes" | "confidence">): string =>
+  `${r.agreeing} of ${r.probes} probes agree, confidence ${r.confidence.toFixed(2)}`;
+
 /** A calibration's outcome in words. */
 export function calibrationWords(r: Pick<Calibrated, "delay_ms" | "agreeing" | "probes" | "confidence" | "latency_offset_ms">): string {
-  const late = r.delay_ms >= 0 ? `${r.delay_ms.toFixed(1)} ms later` : `${(-r.delay_ms).toFixed(1)} ms earlier`;
-  return `Heard ${late} than expected (${r.agreeing} of ${r.probes} probes agree, confidence ${r.confidence.toFixed(2)}): latency offset set to ${Math.round(r.latency_offset_ms)} ms.`;
+  return `Heard ${lateWords(r.delay_ms)} than expected (${agreementWords(r)}): latency offset set to ${Math.round(r.latency_offset_ms)} ms.`;
+}
+
+/**
+ * The outcome in words of a relative calibration this device's microphone made of
+ * another member's speakers (`name`): how late they were heard against the offset they
+ * played with, and their offset now.
+ */
+export function peerCalibrationWords(
+  name: string,
+  r: Pick<PeerCalibrated, "delay_ms" | "agreeing" | "probes" | "confidence" | "from_offset_ms" | "latency_offset_ms">,
+): string {
+  const was = Math.round(r.from_offset_ms);
+  const now = Math.round(r.latency_offset_ms);
+  const offset = was === now ? `their latency offset stays ${now} ms` : `their latency offset went from ${was} ms to ${now} ms`;
+  return `${name}'s speakers were heard ${lateWords(r.delay_ms)} than expected (${agreementWords(r)}): ${offset}.`;
 }
 
 /**
