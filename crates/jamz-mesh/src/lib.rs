@@ -144,6 +144,21 @@ impl Mesh {
         mesh
     }
 
+    /// The STUN servers' names resolved anew (the owner does so from time to time, and
+    /// sooner while a name did not resolve): a server new to the list is asked at once, one
+    /// still there keeps its mapping, one gone is no longer asked. Candidates already given
+    /// to links stay theirs.
+    pub fn set_stun_servers(&mut self, now: Instant, servers: Vec<SocketAddr>) {
+        if self
+            .reflexive
+            .set_servers(&self.config.local_candidates, &servers)
+        {
+            tracing::info!(servers = ?servers, "STUN servers resolved anew");
+        }
+        self.config.stun_servers = servers;
+        self.ask_stun_servers(now);
+    }
+
     fn ask_stun_servers(&mut self, now: Instant) {
         for (source, destination, contents) in self.reflexive.requests(now) {
             self.transmits.push_back(Transmit {

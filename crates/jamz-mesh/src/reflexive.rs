@@ -149,6 +149,26 @@ impl Gatherer {
         Gatherer { asks }
     }
 
+    /// The servers are now `servers` (their names resolved anew): a (socket, server) pair
+    /// still there keeps its state (its mapping, its schedule), a new one is asked at once,
+    /// one gone is no longer asked nor answered. Whether anything changed.
+    pub(crate) fn set_servers(&mut self, locals: &[SocketAddr], servers: &[SocketAddr]) -> bool {
+        let mut fresh = Gatherer::new(locals, servers);
+        let mut changed = fresh.asks.len() != self.asks.len();
+        for ask in &mut fresh.asks {
+            match self
+                .asks
+                .iter()
+                .position(|a| a.local == ask.local && a.server == ask.server)
+            {
+                Some(kept) => *ask = self.asks.swap_remove(kept),
+                None => changed = true,
+            }
+        }
+        self.asks = fresh.asks;
+        changed
+    }
+
     /// The next instant a request is due (`None`: nothing to ask). A request never sent
     /// is due at once: the mesh asks on creation.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -403,6 +423,50 @@ mod tests {
                 base: local,
                 mapped: moved
             }))
+        );
+    }
+
+    #[test]
+    fn servers_resolved_anew_keep_what_stays_ask_what_is_new_and_forget_what_went() {
+        let local = addr("127.0.0.1:4000");
+        let (kept, gone, new) = (
+            addr("127.0.0.1:3478"),
+            addr("127.0.0.1:3479"),
+            addr("127.0.0.1:3480"),
+        );
+        let mut g = Gatherer::new(&[local], &[kept, gone]);
+        let t0 = Instant::now();
+        let asked = g.requests(t0);
+        let mapped = addr("203.0.113.7:40000");
+        let to_kept = asked.iter().find(|r| r.1 == kept).unwrap();
+        let to_gone = asked.iter().find(|r| r.1 == gone).unwrap().clone();
+        assert!(
+            g.handle_answer(t0, kept, local, &answer(&to_kept.2, mapped))
+                .unwrap()
+                .is_some()
+        );
+        assert!(!g.set_servers(&[local], &[gone, kept]), "the same servers");
+        assert!(g.set_servers(&[local], &[kept, new]));
+        // The new server is asked at once; the kept one keeps its mapping and schedule.
+        let now = t0 + Duration::from_millis(10);
+        let asked = g.requests(now);
+        assert_eq!(
+            asked.iter().map(|r| r.1).collect::<Vec<_>>(),
+            vec![new],
+            "only the new server is due"
+        );
+        assert_eq!(
+            g.known(),
+            vec![Learned {
+                base: local,
+                mapped
+            }]
+        );
+        // The server that went is no longer answered.
+        assert!(!g.is_server(gone));
+        assert_eq!(
+            g.handle_answer(now, gone, local, &answer(&to_gone.2, mapped)),
+            Err(NotAnswer::NotOurs)
         );
     }
 

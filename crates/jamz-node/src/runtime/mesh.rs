@@ -56,6 +56,8 @@ pub(super) enum MeshJob {
     },
     /// A link with a member is wanted anew (`Mesh::rejoined`; `true`: it asked).
     Rejoin(UserId, bool),
+    /// The settings' STUN servers, their names resolved anew.
+    StunServers(Vec<SocketAddr>),
 }
 
 /// The node loop's handle on the mesh task (it stops when this is dropped).
@@ -135,7 +137,7 @@ pub(super) async fn spawn(
             .map_err(|e| NodeError::Invalid(format!("mesh socket on {ip}: {e}")))?;
         sockets.push((local, Arc::new(socket)));
     }
-    let stun_servers = resolve_stun_servers(stun_urls).await;
+    let (stun_servers, all_resolved) = resolve_stun_servers(stun_urls, true).await;
     let mesh = Mesh::new(
         Instant::now(),
         MeshConfig {
@@ -168,6 +170,13 @@ pub(super) async fn spawn(
         rtts: HashMap::new(),
         next_rtt: Instant::now() + RTT_EVERY,
     };
+    if !stun_urls.is_empty() {
+        tokio::spawn(keep_resolving_stun_servers(
+            stun_urls.to_vec(),
+            tx.downgrade(),
+            all_resolved,
+        ));
+    }
     tokio::spawn(driver.run(rx, datagrams_rx));
     Ok(MeshHandle {
         jobs: tx,
@@ -179,9 +188,49 @@ pub(super) async fn spawn(
 /// whose name does not resolve (offline at start, a typo), saying so.
 const STUN_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The settings' STUN servers as addresses (a name that does not resolve in time is left
-/// out with a warning: the mesh still links on host candidates).
-async fn resolve_stun_servers(urls: &[jamz_mesh::StunUrl]) -> Vec<SocketAddr> {
+/// How often the STUN servers' names are resolved again: a server's address may change
+/// over a long drive (DNS-balanced servers, a network that changed).
+const STUN_RESOLVE_EVERY: Duration = Duration::from_secs(300);
+/// How soon again while some name did not resolve (offline at start, coverage coming back).
+const STUN_RESOLVE_RETRY: Duration = Duration::from_secs(30);
+
+/// Resolves the STUN servers' names anew, every [`STUN_RESOLVE_EVERY`] (every
+/// [`STUN_RESOLVE_RETRY`] while one does not resolve), and hands the mesh the addresses,
+/// for as long as the mesh task runs.
+async fn keep_resolving_stun_servers(
+    urls: Vec<jamz_mesh::StunUrl>,
+    jobs: mpsc::WeakUnboundedSender<MeshJob>,
+    mut all_resolved: bool,
+) {
+    loop {
+        tokio::time::sleep(if all_resolved {
+            STUN_RESOLVE_EVERY
+        } else {
+            STUN_RESOLVE_RETRY
+        })
+        .await;
+        let (servers, all) = resolve_stun_servers(&urls, false).await;
+        if all && !all_resolved {
+            tracing::info!("every STUN server resolves now");
+        }
+        all_resolved = all;
+        let Some(jobs) = jobs.upgrade() else {
+            return; // the mesh is gone
+        };
+        if jobs.send(MeshJob::StunServers(servers)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The settings' STUN servers as addresses, and whether every name resolved (a name that
+/// does not resolve in time is left out, with a warning when `report`: the mesh still
+/// links on host candidates).
+async fn resolve_stun_servers(
+    urls: &[jamz_mesh::StunUrl],
+    report: bool,
+) -> (Vec<SocketAddr>, bool) {
+    let mut all_resolved = true;
     let mut all: Vec<SocketAddr> = Vec::new();
     for url in urls {
         let found = tokio::time::timeout(
@@ -198,14 +247,24 @@ async fn resolve_stun_servers(urls: &[jamz_mesh::StunUrl]) -> Vec<SocketAddr> {
                 }
             }
             Ok(Err(e)) => {
-                tracing::warn!(server = %url, error = %e, "STUN server not resolved; the mesh goes on without it");
+                all_resolved = false;
+                if report {
+                    tracing::warn!(server = %url, error = %e, "STUN server not resolved; the mesh goes on without it and tries again every {STUN_RESOLVE_RETRY:?}");
+                } else {
+                    tracing::debug!(server = %url, error = %e, "STUN server still not resolved");
+                }
             }
             Err(_) => {
-                tracing::warn!(server = %url, "STUN server not resolved in {STUN_RESOLVE_TIMEOUT:?}; the mesh goes on without it");
+                all_resolved = false;
+                if report {
+                    tracing::warn!(server = %url, "STUN server not resolved in {STUN_RESOLVE_TIMEOUT:?}; the mesh goes on without it and tries again every {STUN_RESOLVE_RETRY:?}");
+                } else {
+                    tracing::debug!(server = %url, "STUN server still not resolved in {STUN_RESOLVE_TIMEOUT:?}");
+                }
             }
         }
     }
-    all
+    (all, all_resolved)
 }
 
 fn mesh_addresses(sockets: &[(SocketAddr, Arc<UdpSocket>)]) -> Vec<SocketAddr> {
@@ -322,6 +381,10 @@ impl Driver {
                 Ok(())
             }
             MeshJob::Rejoin(user, by_peer) => self.mesh.rejoined(now, user, by_peer),
+            MeshJob::StunServers(servers) => {
+                self.mesh.set_stun_servers(now, servers);
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.dropped += 1;
@@ -588,5 +651,31 @@ impl super::Runtime {
     /// How many peers' links are open (`status.peers`).
     pub(super) fn mesh_peers(&self) -> u32 {
         self.mesh.as_ref().map_or(0, MeshHandle::connected_peers)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stun_names_resolve_to_addresses_and_one_that_does_not_is_told_apart() {
+        let local: jamz_mesh::StunUrl = "stun:127.0.0.1:3478".parse().unwrap();
+        let (servers, all) = resolve_stun_servers(std::slice::from_ref(&local), false).await;
+        assert_eq!(
+            servers,
+            vec!["127.0.0.1:3478".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(all);
+        // `.invalid` never resolves (RFC 6761): the known server is kept, and the answer
+        // says a retry is due.
+        let nowhere: jamz_mesh::StunUrl = "stun:stun.jamz.invalid:3478".parse().unwrap();
+        let (servers, all) = resolve_stun_servers(&[local, nowhere], false).await;
+        assert_eq!(
+            servers,
+            vec!["127.0.0.1:3478".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(!all);
     }
 }
