@@ -858,6 +858,15 @@ impl Engine {
         // Whatever it says, the link's peer is alive (its link is authenticated).
         if vouched {
             self.heard.insert(link, now);
+            // The server's DJ heard again on its own link while a successor acts for it:
+            // control goes back to it before its message is judged, so that its first word
+            // after the outage counts (docs/mesh-trust.md, "When the DJ leaves").
+            if from == link
+                && self.gate.server_controller() == Some(link)
+                && matches!(self.gate.acting(), Acting::Successor(_))
+            {
+                self.update_acting(now);
+            }
         }
         if from == self.cfg.user_id {
             // Our own, relayed back to us.

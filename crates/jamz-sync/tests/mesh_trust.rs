@@ -400,12 +400,13 @@ fn the_servers_dj_heard_again_takes_control_back_and_everyone_is_told() {
     e.handle(later, Input::Tick);
     drain(&mut e);
     assert_eq!(e.acting(), Acting::Successor(ME));
-    // The DJ's device wakes up: even its control, refused while another acts, shows it
-    // is there; control is back with it, and announced.
+    // The DJ's device wakes up: its control on its own link shows it is there; control
+    // is back with it, announced, and that first control is obeyed.
     let at = e.to_server_time(later);
     let out = mesh(&mut e, later + 1.0, DJ, pause_by(DJ, 50, at));
-    assert_eq!(refused(&out)[0].2, "not-controller");
+    assert!(refused(&out).is_empty(), "{out:?}");
     assert_eq!(e.acting(), Acting::Server(DJ));
+    assert_eq!(pauses(&out), 1, "the DJ's first control counts: {out:?}");
     let back = out;
     assert!(
         back.iter().any(|a| matches!(
