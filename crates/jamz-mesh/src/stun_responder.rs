@@ -23,7 +23,12 @@ pub struct StunResponder {
 impl StunResponder {
     /// Binds `127.0.0.1:0` and answers until dropped.
     pub fn start() -> std::io::Result<StunResponder> {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Binds `addr` (a test network's public address) and answers until dropped.
+    pub fn start_on(addr: SocketAddr) -> std::io::Result<StunResponder> {
+        let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(Duration::from_millis(50)))?;
         let addr = socket.local_addr()?;
         let asked_by = Arc::new((Mutex::new(Vec::new()), Condvar::new()));

@@ -166,6 +166,41 @@ impl World {
         args.extend_from_slice(extra);
         NodeProc::spawn(name, &args, &config, env).await
     }
+
+    /// [`World::node_at`] run inside the named network namespace `netns` (`ip netns exec`):
+    /// a car on a network of its own, behind its own NAT.
+    pub async fn node_in_netns(
+        &self,
+        netns: &str,
+        i: usize,
+        server: &str,
+        output: &str,
+        extra: &[&str],
+    ) -> Result<NodeProc> {
+        let name = &self.users[i].0;
+        let cache = self.dir.path().join(format!("cache-{name}"));
+        let config = self.dir.path().join(format!("config-{name}"));
+        let display = format!("{name}'s car");
+        let jamz = workspace_bin("jamz");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns])
+            .arg(&jamz)
+            .args(["node", "--json", "--server", server])
+            .args(["--username", name.as_str(), "--password", PASSWORD])
+            .args(["--group", self.group.as_str(), "--name", display.as_str()])
+            .args(["--output", output, "--cache-dir"])
+            .arg(&cache)
+            .args(extra)
+            .env("JAMZ_CONFIG_DIR", &config)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("JAMZ_DISCOVER")
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        NodeProc::spawn_command(name, cmd)
+    }
 }
 
 // ---------------------------------------------------------------- node process
