@@ -627,6 +627,37 @@ async fn sigkill_of_the_djs_process_moves_its_clients_and_the_session_goes_on() 
         m[0].skipped
     );
     eprintln!("{TEST}: ann's track change after the failover reached bob, carl and dora");
+
+    // The participations on the dead process end in the session's history: B closes them
+    // once they are older than a join's moment between its row and its room (bounded wait).
+    let deadline = tokio::time::Instant::now() + link_support::WAIT;
+    loop {
+        let doc = m[1].rest.session_for_group(&group).await.unwrap();
+        let open: Vec<_> = doc
+            .participants
+            .iter()
+            .filter(|p| p.left_at.is_none())
+            .map(|p| p.user_id)
+            .collect();
+        if open.len() == 4 {
+            let mut open = open;
+            open.sort_unstable();
+            let mut everyone = ids.clone();
+            everyone.sort_unstable();
+            assert_eq!(open, everyone, "one open participation per member: {doc:?}");
+            eprintln!(
+                "{TEST}: {} participations in the history, 4 open",
+                doc.participants.len()
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead process's participations stay open: {:?}",
+            doc.participants
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A `jamz-server` whose log is read by the test (for the warning it must give).

@@ -78,6 +78,9 @@ pub struct SessionRow {
     pub playback: crate::live::Playback,
 }
 
+/// `open_participants`' row: user, socket, name, process, joined (Unix ms).
+type OpenParticipantTuple = (i64, String, Option<String>, Option<String>, i64);
+
 /// An open participation: who is in a session on which process.
 pub struct OpenParticipant {
     pub user_id: UserId,
@@ -85,6 +88,8 @@ pub struct OpenParticipant {
     pub display_name: Option<String>,
     /// The Socket.IO server id of the process the socket is on.
     pub server_id: Option<String>,
+    /// When it began (Unix ms).
+    pub joined_at_ms: i64,
 }
 
 impl Db {
@@ -639,21 +644,22 @@ impl Db {
     /// The session's open participations, oldest first.
     pub async fn open_participants(&self, session: &str) -> ApiResult<Vec<OpenParticipant>> {
         let sql = self.pool.sql(
-            "SELECT user_id, socket_id, display_name, server_id FROM participants
+            "SELECT user_id, socket_id, display_name, server_id, joined_at FROM participants
              WHERE session_id = ? AND left_at IS NULL ORDER BY id",
         );
-        let rows: Vec<(i64, String, Option<String>, Option<String>)> = with_pool!(self, p => sqlx::query_as(sql)
+        let rows: Vec<OpenParticipantTuple> = with_pool!(self, p => sqlx::query_as(sql)
                 .bind(session)
                 .fetch_all(p)
                 .await)?;
         Ok(rows
             .into_iter()
             .map(
-                |(user_id, socket_id, display_name, server_id)| OpenParticipant {
+                |(user_id, socket_id, display_name, server_id, joined_at_ms)| OpenParticipant {
                     user_id,
                     socket_id,
                     display_name,
                     server_id,
+                    joined_at_ms,
                 },
             )
             .collect())

@@ -148,16 +148,64 @@ fn member_room(session_id: &str, user: UserId) -> String {
 }
 
 /// The processes with sockets in the session's room (this one always): their open
-/// participations are live, those of a process that died are not.
-pub async fn live_servers(state: &AppState, session_id: &str) -> std::collections::HashSet<String> {
+/// participations are live, those of a process that died are not. `false` with it when
+/// the other processes could not be asked (the set is then this process only).
+async fn live_servers(
+    state: &AppState,
+    session_id: &str,
+) -> (std::collections::HashSet<String>, bool) {
     let mut live = std::collections::HashSet::from([server_id(state)]);
     match state.io.within(room(session_id)).fetch_sockets().await {
-        Ok(sockets) => live.extend(sockets.iter().map(|r| r.data().server_id.to_string())),
+        Ok(sockets) => {
+            live.extend(sockets.iter().map(|r| r.data().server_id.to_string()));
+            (live, true)
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "could not ask the other processes who is in the room")
+            tracing::warn!(error = %e, "could not ask the other processes who is in the room");
+            (live, false)
         }
     }
-    live
+}
+
+/// How old an open participation of a process with no socket in the session's room must be
+/// before it is taken for one of a process that died: a join writes its row just before its
+/// socket joins the room.
+const GONE_PROCESS_GRACE_MS: i64 = 2_000;
+
+/// The session's open participations on live processes (and those written before
+/// participations named their process). Those of a process that has no socket left in the
+/// room (it died: SIGKILL, a crash) are closed now, their `leftAt` set, when every process
+/// answered: so the session's history does not keep them open for ever.
+pub async fn live_participants(
+    state: &AppState,
+    session_id: &str,
+) -> crate::error::ApiResult<Vec<crate::db::OpenParticipant>> {
+    let (live, everyone_answered) = live_servers(state, session_id).await;
+    let open = state.db.open_participants(session_id).await?;
+    let now = crate::clock::now_ms();
+    let (live_rows, gone): (Vec<_>, Vec<_>) = open
+        .into_iter()
+        .partition(|p| p.server_id.as_ref().is_none_or(|id| live.contains(id)));
+    if everyone_answered {
+        let mut closed = 0;
+        for p in gone
+            .iter()
+            .filter(|p| now - p.joined_at_ms >= GONE_PROCESS_GRACE_MS)
+        {
+            match state.db.participant_left(session_id, &p.socket_id).await {
+                Ok(()) => closed += 1,
+                Err(e) => tracing::warn!(error = %e, "could not close a participation"),
+            }
+        }
+        if closed > 0 {
+            tracing::info!(
+                session = session_id,
+                closed,
+                "closed the participations of a server process that is gone"
+            );
+        }
+    }
+    Ok(live_rows)
 }
 
 /// This process's Socket.IO server id (named in its participations).
@@ -441,8 +489,7 @@ fn session_state_for(
 /// open participations (the database) of the processes that have sockets in the room
 /// (asked through the adapter), so that a process that died is not counted.
 async fn participants_of(state: &AppState, s: &Sock, session_id: &str) -> CurrentParticipants {
-    let live = live_servers(state, session_id).await;
-    let open = match state.db.open_participants(session_id).await {
+    let open = match live_participants(state, session_id).await {
         Ok(open) => open,
         Err(e) => {
             tracing::error!(error = %e, "could not read the session's participants");
@@ -451,7 +498,7 @@ async fn participants_of(state: &AppState, s: &Sock, session_id: &str) -> Curren
     };
     let mut participants: Vec<ParticipantInfo> = open
         .into_iter()
-        .filter(|p| p.server_id.as_ref().is_some_and(|id| live.contains(id)))
+        .filter(|p| p.server_id.is_some())
         .map(|p| ParticipantInfo {
             socket_id: as_seen_by(s, p.socket_id),
             user_id: p.user_id,

@@ -114,17 +114,14 @@ fn currently_playing(
 
 /// The REST session document.
 pub async fn session_document(state: &AppState, row: &SessionRow) -> ApiResult<Session> {
-    let participants = state.db.participants(&row.id).await?;
-    // Open participations of live processes (not those of a process that died).
-    let live = crate::realtime::live_servers(state, &row.id).await;
-    let mut active: Vec<UserId> = state
-        .db
-        .open_participants(&row.id)
+    // Open participations of live processes (those of a process that died are closed
+    // first, so the history below shows them ended).
+    let mut active: Vec<UserId> = crate::realtime::live_participants(state, &row.id)
         .await?
         .into_iter()
-        .filter(|p| p.server_id.as_ref().is_none_or(|id| live.contains(id)))
         .map(|p| p.user_id)
         .collect();
+    let participants = state.db.participants(&row.id).await?;
     active.sort_unstable();
     active.dedup();
     let ctrl = controller(row);
