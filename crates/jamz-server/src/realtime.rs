@@ -155,7 +155,12 @@ async fn live_servers(
     session_id: &str,
 ) -> (std::collections::HashSet<String>, bool) {
     let mut live = std::collections::HashSet::from([server_id(state)]);
-    match state.io.within(room(session_id)).fetch_sockets().await {
+    // `SocketIo::within` panics once the server closing has removed its namespace (a join
+    // still being handled then): asked through `of`, that is an answer like any other.
+    let Some(default) = state.io.of("/") else {
+        return (live, false);
+    };
+    match default.within(room(session_id)).fetch_sockets().await {
         Ok(sockets) => {
             live.extend(sockets.iter().map(|r| r.data().server_id.to_string()));
             (live, true)
@@ -520,8 +525,11 @@ async fn leave(state: &AppState, s: &Sock, e: LeaveAudioSession) -> Result<(), S
 /// process's leaves the room as if it had sent `leave-audio-session`; those on other
 /// processes are disconnected (their client reconnects and can no longer join).
 pub async fn evict(state: &AppState, session_id: &str, user: UserId) {
-    let sockets: Vec<Sock> = state
-        .io
+    let Some(default) = state.io.of("/") else {
+        return; // the server is closing: every socket goes anyway
+    };
+    let sockets: Vec<Sock> = default
+        .clone()
         .to(member_room(session_id, user))
         .sockets()
         .into_iter()
@@ -530,19 +538,17 @@ pub async fn evict(state: &AppState, session_id: &str, user: UserId) {
         leave_current(state, &s).await;
     }
     // Only other processes' sockets are left in the member room now.
-    if let Err(e) = state
-        .io
-        .to(member_room(session_id, user))
-        .disconnect()
-        .await
-    {
+    if let Err(e) = default.to(member_room(session_id, user)).disconnect().await {
         tracing::warn!(user, error = %e, "could not disconnect the user's sockets elsewhere");
     }
 }
 
 /// Disconnects every socket of `user` (their tokens were revoked), on every process.
 pub async fn disconnect_user(state: &AppState, user: UserId) {
-    if let Err(e) = state.io.to(user_room(user)).disconnect().await {
+    let Some(default) = state.io.of("/") else {
+        return; // the server is closing: every socket goes anyway
+    };
+    if let Err(e) = default.to(user_room(user)).disconnect().await {
         tracing::warn!(user, error = %e, "could not disconnect the user's sockets");
     }
 }
@@ -983,6 +989,27 @@ mod tests {
         require_dj(&state, &s1, ann).await.unwrap();
         // Another session's DJ is not this one's.
         assert!(require_dj(&state, &s2, ann).await.is_err());
+    }
+
+    /// A join or an eviction still being handled while the server closes (its namespace
+    /// removed) gets an answer, not a panic inside socketioxide.
+    #[tokio::test]
+    async fn asking_who_is_in_a_room_while_the_server_closes_does_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::test_state(dir.path()).await;
+        let ann = state.db.create_user("ann", "a@e.test", "x").await.unwrap();
+        state.db.create_group("g1", "A", "", ann).await.unwrap();
+        let s1 = state.db.session_for_group("g1", ann).await.unwrap().id;
+        let (_, everyone_answered) = live_servers(&state, &s1).await;
+        assert!(everyone_answered, "asked with the namespace there");
+        state.io.delete_ns("/");
+        let (live, everyone_answered) = live_servers(&state, &s1).await;
+        assert_eq!(live.len(), 1, "this process only: {live:?}");
+        assert!(!everyone_answered, "nobody else could be asked");
+        assert!(live_participants(&state, &s1).await.unwrap().is_empty());
+        disconnect_user(&state, ann).await;
+        evict(&state, &s1, ann).await;
+        crate::shutdown::notify(&state.io).await;
     }
 
     #[test]

@@ -196,13 +196,16 @@ async fn broadcast_playlist(
         playlist: playlist.to_vec(),
     };
     let result = match origin {
-        Origin::Rest => {
-            state
-                .io
-                .to(room(session_id))
-                .emit(names::PLAYLIST_UPDATE, &payload)
-                .await
-        }
+        // The server closing has no namespace left to tell (`SocketIo::to` would panic).
+        Origin::Rest => match state.io.of("/") {
+            Some(default) => {
+                default
+                    .to(room(session_id))
+                    .emit(names::PLAYLIST_UPDATE, &payload)
+                    .await
+            }
+            None => return,
+        },
         Origin::Socket(s) => {
             s.to(room(session_id))
                 .emit(names::PLAYLIST_UPDATE, &payload)

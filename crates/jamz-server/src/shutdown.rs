@@ -22,7 +22,10 @@ pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 pub(crate) async fn notify<A: Adapter>(io: &SocketIo<A>) {
     let ms = u64::try_from(RECONNECT_AFTER.as_millis()).unwrap_or(u64::MAX);
     let data = serde_json::json!({ "reconnectAfterMs": ms });
-    match io.local().emit(SERVER_SHUTDOWN, &data).await {
+    let Some(default) = io.of("/") else {
+        return; // no namespace (never registered, or gone): no socket to tell
+    };
+    match default.local().emit(SERVER_SHUTDOWN, &data).await {
         Ok(()) => tracing::info!(
             reconnect_after_ms = ms,
             "shutdown notice sent to every socket"
