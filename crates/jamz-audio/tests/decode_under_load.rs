@@ -10,9 +10,9 @@ mod common;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::load::Load;
 use common::{Fmt, RATE, Rng, make_file};
 use jamz_audio::{CallbackStats, OpenStream, OutputSpec, Player, PlayerEvent, Source, StreamRead};
 
@@ -23,8 +23,8 @@ const END_WAIT: Duration = Duration::from_secs(30);
 /// Lead from the start call to the start instant.
 const LEAD: Duration = Duration::from_millis(300);
 
-/// A track whose reads past its first `fast_bytes` each sleep so that its bytes come at
-/// `speed` times the rate the music needs them (the start is on time: a start that waits
+/// A track whose bytes past its first `fast_bytes` come no faster than `speed` times the
+/// rate the music needs them (the start is on time: a start that waits
 /// for its first bytes is a late start, caught up, not an underrun).
 #[derive(Debug)]
 struct SlowTrack {
@@ -40,7 +40,9 @@ struct SlowReader {
     pos: u64,
     len: u64,
     fast_bytes: u64,
-    delay_per_byte: Duration,
+    /// Bytes per second past `fast_bytes`, and when the first of them was read.
+    rate: f64,
+    slow_since: Option<Instant>,
 }
 
 impl OpenStream for SlowTrack {
@@ -52,7 +54,8 @@ impl OpenStream for SlowTrack {
             pos: 0,
             len,
             fast_bytes: self.fast_bytes,
-            delay_per_byte: Duration::from_secs_f64(1.0 / (self.bytes_per_s * self.speed)),
+            rate: self.bytes_per_s * self.speed,
+            slow_since: None,
         }))
     }
 }
@@ -62,7 +65,14 @@ impl Read for SlowReader {
         let n = self.file.read(buf)?;
         self.pos += n as u64;
         if self.pos > self.fast_bytes {
-            std::thread::sleep(self.delay_per_byte * n as u32);
+            // The injected slowness itself (not a wait for something to happen): these bytes
+            // are not to be had before the source's rate allows, as from a slow disk.
+            let since = *self.slow_since.get_or_insert_with(Instant::now);
+            let due =
+                since + Duration::from_secs_f64((self.pos - self.fast_bytes) as f64 / self.rate);
+            if let Some(ahead) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(ahead);
+            }
         }
         Ok(n)
     }
@@ -78,41 +88,6 @@ impl Seek for SlowReader {
 impl StreamRead for SlowReader {
     fn byte_len(&self) -> Option<u64> {
         Some(self.len)
-    }
-}
-
-/// Spins on every core until dropped.
-struct BusyCores {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<u64>>,
-}
-
-impl BusyCores {
-    fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut spins = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        spins = std::hint::black_box(spins.wrapping_add(1));
-                    }
-                    spins
-                })
-            })
-            .collect();
-        BusyCores { stop, threads }
-    }
-}
-
-impl Drop for BusyCores {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
     }
 }
 
@@ -171,7 +146,7 @@ fn decoding_ahead_rides_out_busy_cores_and_a_slow_decoder_and_a_too_slow_one_is_
     // Both cores busy; the decoder's bytes come at 3 times the music's rate, in reads
     // that each sleep: the 0.5 s the decode thread keeps ahead absorbs it.
     let (slow, sounding) = {
-        let _busy = BusyCores::start();
+        let _busy = Load::start();
         play_to_end(
             dir.path(),
             "slow",

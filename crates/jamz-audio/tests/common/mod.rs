@@ -9,6 +9,7 @@ use crossbeam_channel::Receiver;
 use jamz_audio::PlayerEvent;
 
 pub mod child;
+pub mod load;
 pub mod pulse;
 
 /// Sample rate of generated test audio: 44.1 kHz, so that playback at 48 kHz exercises the
