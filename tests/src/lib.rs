@@ -527,6 +527,26 @@ pub fn in_network_namespace(name: &str, setup: &str) -> bool {
     false
 }
 
+/// [`in_network_namespace`], and inside it `test` on a two-worker runtime, its error a
+/// failure.
+pub fn run_in_network_namespace<F>(name: &str, setup: &str, test: impl FnOnce() -> F)
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    if !in_network_namespace(name, setup) {
+        return;
+    }
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(test());
+    if let Err(e) = outcome {
+        panic!("{name}: {e:?}");
+    }
+}
+
 /// A minimal playlist track with this id (title `Title {id}`, a URL no test fetches).
 pub fn track(id: &str) -> jamz_proto::Track {
     jamz_proto::Track {

@@ -96,16 +96,7 @@ fn car_network(k: usize, made: &mut Namespaces) -> Result<(String, String)> {
 fn two_cars_behind_their_own_nat_link_over_the_reflexive_path_and_follow_the_dj() {
     const NAME: &str =
         "two_cars_behind_their_own_nat_link_over_the_reflexive_path_and_follow_the_dj";
-    if !jamz_e2e::in_network_namespace(NAME, SETUP) {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(behind_nat())
-        .unwrap();
+    jamz_e2e::run_in_network_namespace(NAME, SETUP, behind_nat);
 }
 
 async fn behind_nat() -> Result<()> {

@@ -57,16 +57,7 @@ async fn statuses(nodes: &mut [NodeProc]) -> Result<Vec<Value>> {
 fn a_node_with_no_path_to_the_dj_follows_it_through_a_relay_after_the_server_dies() {
     const NAME: &str =
         "a_node_with_no_path_to_the_dj_follows_it_through_a_relay_after_the_server_dies";
-    if !jamz_e2e::in_network_namespace(NAME, SETUP) {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(missing_link())
-        .unwrap();
+    jamz_e2e::run_in_network_namespace(NAME, SETUP, missing_link);
 }
 
 async fn missing_link() -> Result<()> {
@@ -197,16 +188,7 @@ async fn missing_link() -> Result<()> {
 #[test]
 fn with_the_server_gone_the_dj_and_c_link_through_signals_b_carries() {
     const NAME: &str = "with_the_server_gone_the_dj_and_c_link_through_signals_b_carries";
-    if !jamz_e2e::in_network_namespace(NAME, SETUP) {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(link_over_the_mesh())
-        .unwrap();
+    jamz_e2e::run_in_network_namespace(NAME, SETUP, link_over_the_mesh);
 }
 
 /// How long ICE takes to give up on the blocked link and the mesh to try again, at most.

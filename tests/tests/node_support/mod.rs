@@ -141,6 +141,40 @@ impl World {
         env: &[(&str, &str)],
         extra: &[&str],
     ) -> Result<NodeProc> {
+        self.node_under(&[], i, server, output, env, extra).await
+    }
+
+    /// [`World::node_at`] run inside the named network namespace `netns` (`ip netns exec`):
+    /// a car on a network of its own, behind its own NAT.
+    pub async fn node_in_netns(
+        &self,
+        netns: &str,
+        i: usize,
+        server: &str,
+        output: &str,
+        extra: &[&str],
+    ) -> Result<NodeProc> {
+        self.node_under(
+            &["ip", "netns", "exec", netns],
+            i,
+            server,
+            output,
+            &[],
+            extra,
+        )
+        .await
+    }
+
+    /// Member `i`'s node, its command run by `wrapper` (none: run directly).
+    async fn node_under(
+        &self,
+        wrapper: &[&str],
+        i: usize,
+        server: &str,
+        output: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<NodeProc> {
         let name = &self.users[i].0;
         let cache = self.dir.path().join(format!("cache-{name}"));
         let config = self.dir.path().join(format!("config-{name}"));
@@ -164,42 +198,7 @@ impl World {
             cache.to_str().context("path")?,
         ];
         args.extend_from_slice(extra);
-        NodeProc::spawn(name, &args, &config, env).await
-    }
-
-    /// [`World::node_at`] run inside the named network namespace `netns` (`ip netns exec`):
-    /// a car on a network of its own, behind its own NAT.
-    pub async fn node_in_netns(
-        &self,
-        netns: &str,
-        i: usize,
-        server: &str,
-        output: &str,
-        extra: &[&str],
-    ) -> Result<NodeProc> {
-        let name = &self.users[i].0;
-        let cache = self.dir.path().join(format!("cache-{name}"));
-        let config = self.dir.path().join(format!("config-{name}"));
-        let display = format!("{name}'s car");
-        let jamz = workspace_bin("jamz");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", netns])
-            .arg(&jamz)
-            .args(["node", "--json", "--server", server])
-            .args(["--username", name.as_str(), "--password", PASSWORD])
-            .args(["--group", self.group.as_str(), "--name", display.as_str()])
-            .args(["--output", output, "--cache-dir"])
-            .arg(&cache)
-            .args(extra)
-            .env("JAMZ_CONFIG_DIR", &config)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env_remove("JAMZ_DISCOVER")
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        NodeProc::spawn_command(name, cmd)
+        NodeProc::spawn_under(wrapper, name, &args, &config, env).await
     }
 }
 
@@ -224,7 +223,26 @@ impl NodeProc {
         config_dir: &Path,
         env: &[(&str, &str)],
     ) -> Result<Self> {
-        let mut cmd = Command::new(workspace_bin("jamz"));
+        Self::spawn_under(&[], name, args, config_dir, env).await
+    }
+
+    /// [`NodeProc::spawn`] with `jamz` run by `wrapper` (`ip netns exec NS`; none: directly).
+    pub async fn spawn_under(
+        wrapper: &[&str],
+        name: &str,
+        args: &[&str],
+        config_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        let jamz = workspace_bin("jamz");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&jamz);
+                c
+            }
+            None => Command::new(&jamz),
+        };
         cmd.args(args)
             .env("JAMZ_CONFIG_DIR", config_dir)
             .env(
