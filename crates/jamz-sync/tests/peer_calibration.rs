@@ -55,6 +55,35 @@ fn calibration_actions(actions: &[Action]) -> Vec<CalibrationAction> {
         .collect()
 }
 
+/// The listener's recording asked for in `out`, ended: every probe heard `LATE_MS` late.
+/// What the listener then does, and when its recording ended.
+fn hears_late(listener: &mut Engine, out: &[Action]) -> (Vec<Action>, f64) {
+    let recs = calibration_actions(out);
+    let [CalibrationAction::Record { run_id, at, until }] = recs.as_slice() else {
+        panic!("the listener records: {out:?}")
+    };
+    assert!(*until >= at[at.len() - 1] + 900.0);
+    let heard = at
+        .iter()
+        .map(|t| {
+            Some(HeardProbe {
+                at: t + LATE_MS,
+                confidence: 0.9,
+            })
+        })
+        .collect();
+    let out = calibration(
+        listener,
+        until + 500.0,
+        CalibrationInput::Heard {
+            run_id: run_id.clone(),
+            heard,
+            input_latency_ms: 0.0,
+        },
+    );
+    (out, *until)
+}
+
 /// Both devices connected, clocks settled, the player's output a speaker with no offset.
 fn pair() -> (Engine, Engine, f64) {
     let mut player = connected(PLAYER, 0.0);
@@ -107,29 +136,7 @@ fn a_run_sets_the_players_offset_and_tells_both() {
     assert_eq!(update(&answer).offset_ms, Some(0.0));
     // The listener records, then hears each probe 150 ms late.
     let out = server(&mut listener, now + 40.0, answer);
-    let recs = calibration_actions(&out);
-    let [CalibrationAction::Record { run_id, at, until }] = recs.as_slice() else {
-        panic!("the listener records: {out:?}")
-    };
-    assert!(*until >= at[4] + 900.0);
-    let heard = at
-        .iter()
-        .map(|t| {
-            Some(HeardProbe {
-                at: t + LATE_MS,
-                confidence: 0.9,
-            })
-        })
-        .collect();
-    let out = calibration(
-        &mut listener,
-        until + 500.0,
-        CalibrationInput::Heard {
-            run_id: run_id.clone(),
-            heard,
-            input_latency_ms: 0.0,
-        },
-    );
+    let (out, until) = hears_late(&mut listener, &out);
     let result = relayed(&out, LISTENER).pop().expect("an offset-result");
     assert_eq!(update(&result).kind, CalibrationKind::OffsetResult);
     assert!(close(update(&result).delay_ms.unwrap(), LATE_MS, 2.0));
@@ -431,28 +438,7 @@ fn with_the_server_gone_a_run_goes_over_the_mesh_link_and_sets_the_offset() {
     );
     let answer = over_mesh(&answered, LISTENER);
     let out = from_link(&mut listener, now + 40.0, PLAYER, answer);
-    let recs = calibration_actions(&out);
-    let [CalibrationAction::Record { run_id, at, until }] = recs.as_slice() else {
-        panic!("the listener records: {out:?}")
-    };
-    let heard = at
-        .iter()
-        .map(|t| {
-            Some(HeardProbe {
-                at: t + LATE_MS,
-                confidence: 0.9,
-            })
-        })
-        .collect();
-    let out = calibration(
-        &mut listener,
-        until + 500.0,
-        CalibrationInput::Heard {
-            run_id: run_id.clone(),
-            heard,
-            input_latency_ms: 0.0,
-        },
-    );
+    let (out, until) = hears_late(&mut listener, &out);
     let result = over_mesh(&out, PLAYER);
     let out = from_link(&mut player, until + 600.0, LISTENER, result);
     let set = calibration_actions(&out);
