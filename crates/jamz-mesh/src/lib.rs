@@ -45,7 +45,8 @@ pub struct MeshConfig {
     /// The addresses of the owner's UDP sockets, advertised as host candidates.
     pub local_candidates: Vec<SocketAddr>,
     /// STUN servers (the settings' [`StunUrl`]s, resolved by the owner) each socket asks
-    /// for its server-reflexive address; none by default: host candidates only.
+    /// for its server-reflexive address; none by default: host candidates only. The list at
+    /// start: [`Mesh::set_stun_servers`] replaces it (the gatherer holds the one in force).
     pub stun_servers: Vec<SocketAddr>,
 }
 
@@ -155,7 +156,6 @@ impl Mesh {
         {
             tracing::info!(servers = ?servers, "STUN servers resolved anew");
         }
-        self.config.stun_servers = servers;
         self.ask_stun_servers(now);
     }
 
