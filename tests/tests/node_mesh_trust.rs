@@ -53,6 +53,7 @@ impl Liar {
                 local_user: user,
                 local_candidates: vec![local],
                 stun_servers: Vec::new(),
+                turn_servers: Vec::new(),
             },
         );
         let members: BTreeSet<i64> = world.users.iter().map(|(_, u)| *u).collect();

@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             Out::Signal(s) => peer.send(Cmd::Signal(s)),
             Out::Event(MeshEvent::PeerConnected(_)) => connected += 1,
             Out::Error(e) => return Err(e.into()),
-            Out::Event(_) => {}
+            Out::Event(_) | Out::Path(..) => {}
         }
     }
     println!(

@@ -16,12 +16,16 @@
 //! what the browser interop test showed.
 
 pub mod direct;
+mod ice_url;
 mod link;
 pub mod message;
 mod reflexive;
 mod stun;
 #[cfg(feature = "test-support")]
 pub mod stun_responder;
+mod turn;
+#[cfg(feature = "test-support")]
+pub mod turn_server;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -30,10 +34,11 @@ use std::time::Instant;
 use jamz_proto::UserId;
 use jamz_proto::events::{SignalType, WebrtcSignal};
 
-pub use link::LinkState;
-use link::{Link, LinkOutput};
+pub use ice_url::{DEFAULT_STUN_PORT, IceServer, IceUrlError, StunUrl, TurnUrl};
+use link::{Gathered, Link, LinkOutput};
+pub use link::{LinkPath, LinkState};
 pub use message::{MAX_MESSAGE_BYTES, MessageError, Outgoing, Received, Receiver};
-pub use reflexive::{DEFAULT_STUN_PORT, IceUrlError, StunUrl};
+pub use turn::TurnServer;
 
 const MAX_OUTSTANDING_CHECKS: usize = 4096;
 
@@ -48,6 +53,10 @@ pub struct MeshConfig {
     /// for its server-reflexive address; none by default: host candidates only. The list at
     /// start: [`Mesh::set_stun_servers`] replaces it (the gatherer holds the one in force).
     pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers (the settings' [`TurnUrl`]s, resolved by the owner) on which each
+    /// socket holds an allocation, advertised as a relayed candidate; none by default.
+    /// The list at start: [`Mesh::set_turn_servers`] replaces it.
+    pub turn_servers: Vec<TurnServer>,
 }
 
 /// A datagram for the owner to send from the socket bound to `source`.
@@ -81,6 +90,15 @@ pub enum MeshEvent {
         base: SocketAddr,
         mapped: SocketAddr,
     },
+    /// A TURN server relays for our socket `base` at `relayed`: advertised to every link
+    /// as a relayed candidate.
+    Relayed {
+        base: SocketAddr,
+        relayed: SocketAddr,
+    },
+    /// A TURN server refused or did not answer; what was tried again, and when, is said.
+    /// Never fatal: the other candidates still link.
+    RelayTrouble(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,12 +140,15 @@ pub struct Mesh {
     asked: BTreeSet<UserId>,
     /// Our questions to the STUN servers, and their answers.
     reflexive: reflexive::Gatherer,
+    /// Our allocations on the TURN servers.
+    relays: turn::Relays,
 }
 
 impl Mesh {
     /// A mesh with no links yet; its first questions to the STUN servers are due at `now`.
     pub fn new(now: Instant, config: MeshConfig) -> Self {
         let reflexive = reflexive::Gatherer::new(&config.local_candidates, &config.stun_servers);
+        let relays = turn::Relays::new(now, &config.local_candidates, &config.turn_servers);
         let mut mesh = Self {
             config,
             links: BTreeMap::new(),
@@ -140,9 +161,71 @@ impl Mesh {
             last_source: HashMap::new(),
             asked: BTreeSet::new(),
             reflexive,
+            relays,
         };
         mesh.ask_stun_servers(now);
+        mesh.collect_relays(now);
         mesh
+    }
+
+    /// The TURN servers' names resolved anew: an allocation on a server still there is
+    /// kept, a new server is asked at once, one gone is released. Candidates already given
+    /// to links stay theirs.
+    pub fn set_turn_servers(&mut self, now: Instant, servers: Vec<TurnServer>) {
+        if self
+            .relays
+            .set_servers(now, &self.config.local_candidates, &servers)
+        {
+            tracing::info!(servers = ?servers, "TURN servers resolved anew");
+        }
+        self.collect_relays(now);
+    }
+
+    /// Moves what the allocations produced: datagrams to the servers, relayed candidates to
+    /// every link, forwarded datagrams to their link.
+    fn collect_relays(&mut self, now: Instant) {
+        loop {
+            while let Some((source, destination, contents)) = self.relays.poll_transmit() {
+                self.transmits.push_back(Transmit {
+                    source,
+                    destination,
+                    contents,
+                });
+            }
+            let Some(out) = self.relays.poll_output() else {
+                break;
+            };
+            match out {
+                turn::TurnOutput::Allocated { base, relayed } => {
+                    self.gathered(Gathered::Relayed {
+                        base,
+                        address: relayed,
+                    });
+                    self.events.push_back(MeshEvent::Relayed { base, relayed });
+                }
+                turn::TurnOutput::Data {
+                    relayed,
+                    from,
+                    contents,
+                } => self.route_datagram(now, from, relayed, &contents),
+                turn::TurnOutput::Trouble(why) => {
+                    self.events.push_back(MeshEvent::RelayTrouble(why));
+                }
+            }
+        }
+    }
+
+    /// A reflexive or relayed address learned: told to every link.
+    fn gathered(&mut self, gathered: Gathered) {
+        let users: Vec<UserId> = self.links.keys().copied().collect();
+        for user in users {
+            if let Some(link) = self.links.get_mut(&user)
+                && let Err(e) = link.add_gathered(gathered)
+            {
+                tracing::debug!(user, "candidate not added: {e}");
+            }
+            self.collect_user(user);
+        }
     }
 
     /// The STUN servers' names resolved anew (the owner does so from time to time, and
@@ -183,15 +266,10 @@ impl Mesh {
         {
             Ok(None) => true,
             Ok(Some(learned)) => {
-                let users: Vec<UserId> = self.links.keys().copied().collect();
-                for user in users {
-                    if let Some(link) = self.links.get_mut(&user)
-                        && let Err(e) = link.add_reflexive(learned.base, learned.mapped)
-                    {
-                        tracing::debug!(user, "reflexive candidate not added: {e}");
-                    }
-                    self.collect_user(user);
-                }
+                self.gathered(Gathered::Reflexive {
+                    base: learned.base,
+                    address: learned.mapped,
+                });
                 self.events.push_back(MeshEvent::Reflexive {
                     base: learned.base,
                     mapped: learned.mapped,
@@ -338,6 +416,12 @@ impl Mesh {
         self.links.get_mut(&user)?.rtt_ms(now)
     }
 
+    /// Whether the link to `user` goes through a TURN relay; `None` before its pair is
+    /// chosen.
+    pub fn path(&mut self, now: Instant, user: UserId) -> Option<LinkPath> {
+        self.links.get_mut(&user)?.path(now)
+    }
+
     fn new_link(&mut self, now: Instant, user: UserId, offerer: bool) -> Result<(), MeshError> {
         self.asked.remove(&user);
         if let Some(mut old) = self.links.remove(&user) {
@@ -345,13 +429,22 @@ impl Mesh {
             self.collect(user, &mut old);
             self.routes.retain(|_, u| *u != user);
         }
-        let reflexive: Vec<(SocketAddr, SocketAddr)> = self
+        let gathered: Vec<Gathered> = self
             .reflexive
             .known()
             .into_iter()
-            .map(|l| (l.base, l.mapped))
+            .map(|l| Gathered::Reflexive {
+                base: l.base,
+                address: l.mapped,
+            })
+            .chain(
+                self.relays
+                    .known()
+                    .into_iter()
+                    .map(|(base, address)| Gathered::Relayed { base, address }),
+            )
             .collect();
-        let mut link = Link::new(now, offerer, &self.config.local_candidates, &reflexive)?;
+        let mut link = Link::new(now, offerer, &self.config.local_candidates, &gathered)?;
         self.events.push_back(MeshEvent::PeerConnecting(user));
         self.collect(user, &mut link);
         self.links.insert(user, link);
@@ -465,6 +558,24 @@ impl Mesh {
         {
             return;
         }
+        if self.relays.is_server(source, destination) {
+            self.relays
+                .handle_datagram(now, source, destination, contents);
+            self.collect_relays(now);
+            return;
+        }
+        self.route_datagram(now, source, destination, contents);
+    }
+
+    /// A peer's datagram, to our socket or (forwarded by a TURN server) to our relayed
+    /// address `destination`: to its link.
+    fn route_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
         let ufrag = stun::local_ufrag(contents);
         let by_ufrag = ufrag.and_then(|ufrag| {
             self.links
@@ -500,15 +611,20 @@ impl Mesh {
 
     /// The earliest time [`Mesh::handle_timeout`] is due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let links = self.links.values_mut().filter_map(Link::poll_timeout).min();
-        match (links, self.reflexive.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.links.values_mut().filter_map(Link::poll_timeout).min(),
+            self.reflexive.poll_timeout(),
+            self.relays.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ask_stun_servers(now);
+        self.relays.handle_timeout(now);
+        self.collect_relays(now);
         let due: Vec<UserId> = self
             .links
             .iter_mut()
@@ -578,6 +694,7 @@ impl Mesh {
 
     /// Moves a link's outputs into the mesh's queues, tagged with its user.
     fn collect(&mut self, user: UserId, link: &mut Link) {
+        let mut relayed = false;
         while let Some(t) = link.transmits.pop_front() {
             self.routes.insert(t.destination, user);
             if let Some(id) = stun::request_id(&t.contents) {
@@ -587,7 +704,23 @@ impl Mesh {
                 }
                 self.checks.insert(id, user);
             }
-            self.transmits.push_back(t);
+            if self.relays.is_relayed(t.source) {
+                // sent from our relayed address: through its TURN server
+                let now = link.now();
+                self.relays.send(now, t.source, t.destination, t.contents);
+                relayed = true;
+            } else {
+                self.transmits.push_back(t);
+            }
+        }
+        if relayed {
+            while let Some((source, destination, contents)) = self.relays.poll_transmit() {
+                self.transmits.push_back(Transmit {
+                    source,
+                    destination,
+                    contents,
+                });
+            }
         }
         while let Some(out) = link.outputs.pop_front() {
             match out {
@@ -625,6 +758,7 @@ mod tests {
                 local_user: user,
                 local_candidates: vec![SocketAddr::from(([127, 0, 0, 1], 40000))],
                 stun_servers: Vec::new(),
+                turn_servers: Vec::new(),
             },
         )
     }
@@ -672,6 +806,7 @@ mod tests {
                 local_user: 1,
                 local_candidates: vec![host],
                 stun_servers: vec![stun],
+                turn_servers: Vec::new(),
             },
         );
         // Asked at once, from the host socket.

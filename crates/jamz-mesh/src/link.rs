@@ -17,8 +17,8 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
-    RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, CandidateServerReflexiveConfig,
+    RTCIceCandidate, RTCIceCandidateInit, RTCIceCandidateType,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
@@ -35,6 +35,30 @@ pub enum LinkState {
     Connected,
     /// Failed or closed; a new link needs new signaling.
     Closed,
+}
+
+/// A candidate learned from a server for one of our sockets (`base`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gathered {
+    /// A STUN server sees `base` at `address`.
+    Reflexive {
+        base: SocketAddr,
+        address: SocketAddr,
+    },
+    /// A TURN server relays for `base` at `address`.
+    Relayed {
+        base: SocketAddr,
+        address: SocketAddr,
+    },
+}
+
+/// How a link's datagrams go, once its pair is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPath {
+    /// Straight between the two devices (host or reflexive addresses, holes punched).
+    Direct,
+    /// Through a TURN server (our relayed address, or the peer's).
+    Relay,
 }
 
 /// What one link produced for the mesh to hand out.
@@ -55,8 +79,8 @@ pub(crate) struct Link {
     /// Remote candidates that came before the remote description.
     early_candidates: Vec<RTCIceCandidateInit>,
     local_candidates: Vec<SocketAddr>,
-    /// Our sockets' server-reflexive addresses, (base, mapped).
-    reflexive: Vec<(SocketAddr, SocketAddr)>,
+    /// Our sockets' server-reflexive and relayed addresses.
+    gathered: Vec<Gathered>,
     local_candidates_added: bool,
     /// `a=mid` of the data section, for our candidates' `sdpMid` (browsers match on it).
     mid: String,
@@ -65,6 +89,9 @@ pub(crate) struct Link {
     pub(crate) transmits: VecDeque<Transmit>,
     /// When the link was made (an offer older than a few seconds with no answer is stale).
     pub(crate) created: Instant,
+    /// The latest time the link was given: what it sends is stamped with it (a TURN
+    /// relay's timers start then).
+    last_now: Instant,
 }
 
 fn rtc_err(what: &'static str) -> impl Fn(rtc::shared::error::Error) -> MeshError {
@@ -79,6 +106,14 @@ fn sdp_attr(sdp: &str, attr: &str) -> Option<String> {
 }
 
 impl Link {
+    pub(crate) fn now(&self) -> Instant {
+        self.last_now
+    }
+
+    fn at(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+    }
+
     /// The current round trip of the nominated candidate pair (ms), from ICE's STUN checks.
     pub(crate) fn rtt_ms(&mut self, now: Instant) -> Option<f64> {
         let report = self.pc.get_stats(now, rtc::statistics::StatsSelector::None);
@@ -89,11 +124,42 @@ impl Link {
             .find(|ms| ms.is_finite())
     }
 
+    /// Whether the nominated pair goes through a relay, at either end.
+    pub(crate) fn path(&mut self, now: Instant) -> Option<LinkPath> {
+        use rtc::statistics::report::RTCStatsReportEntry as Entry;
+        let report = self.pc.get_stats(now, rtc::statistics::StatsSelector::None);
+        let pair = report.candidate_pairs().find(|p| p.nominated)?;
+        // A pair names its candidates by their own id; the report's entries prefix it
+        // with their kind ("RTCLocalIceCandidate_<id>").
+        let named = |entry: &str, candidate: &str| {
+            entry == candidate
+                || entry
+                    .strip_suffix(candidate)
+                    .is_some_and(|kind| kind.ends_with('_'))
+        };
+        let relayed = report.iter().any(|e| match e {
+            Entry::LocalCandidate(c) => {
+                named(e.id(), &pair.local_candidate_id)
+                    && c.candidate_type == RTCIceCandidateType::Relay
+            }
+            Entry::RemoteCandidate(c) => {
+                named(e.id(), &pair.remote_candidate_id)
+                    && c.candidate_type == RTCIceCandidateType::Relay
+            }
+            _ => false,
+        });
+        Some(if relayed {
+            LinkPath::Relay
+        } else {
+            LinkPath::Direct
+        })
+    }
+
     pub(crate) fn new(
         now: Instant,
         offerer: bool,
         local_candidates: &[SocketAddr],
-        reflexive: &[(SocketAddr, SocketAddr)],
+        gathered: &[Gathered],
     ) -> Result<Self, MeshError> {
         // No ICE servers in the configuration: the sans-IO core gathers nothing itself.
         // The mesh asks the STUN servers (crate::reflexive) and hands the answers in.
@@ -110,13 +176,14 @@ impl Link {
             channel: None,
             early_candidates: Vec::new(),
             local_candidates: local_candidates.to_vec(),
-            reflexive: reflexive.to_vec(),
+            gathered: gathered.to_vec(),
             local_candidates_added: false,
             mid: "0".to_owned(),
             local_ufrag: None,
             outputs: VecDeque::new(),
             transmits: VecDeque::new(),
             created: now,
+            last_now: now,
         };
         if offerer {
             let init = RTCDataChannelInit {
@@ -198,65 +265,65 @@ impl Link {
                 .add_local_candidate(init)
                 .map_err(rtc_err("add local candidate"))?;
         }
-        for (base, mapped) in self.reflexive.clone() {
-            self.add_reflexive_candidate(base, mapped)?;
+        for gathered in self.gathered.clone() {
+            self.add_gathered_candidate(gathered)?;
         }
-        // The end-of-gathering sentinel: an address a STUN server tells later still
-        // trickles (add_reflexive); peers that stop listening at the sentinel keep the host
+        // The end-of-gathering sentinel: an address a STUN or TURN server tells later still
+        // trickles (add_gathered); peers that stop listening at the sentinel keep the host
         // and earlier reflexive candidates.
         self.pc
             .add_local_candidate(RTCIceCandidateInit::default())
             .map_err(rtc_err("end of candidates"))
     }
 
-    /// A server-reflexive address of our socket `base`: advertised now if the local
+    /// A reflexive or relayed address of one of our sockets: advertised now if the local
     /// candidates went out already, else with them.
-    pub(crate) fn add_reflexive(
-        &mut self,
-        base: SocketAddr,
-        mapped: SocketAddr,
-    ) -> Result<(), MeshError> {
-        if self.reflexive.contains(&(base, mapped)) {
+    pub(crate) fn add_gathered(&mut self, gathered: Gathered) -> Result<(), MeshError> {
+        if self.gathered.contains(&gathered) {
             return Ok(());
         }
-        self.reflexive.push((base, mapped));
+        self.gathered.push(gathered);
         if self.local_candidates_added {
-            self.add_reflexive_candidate(base, mapped)?;
+            self.add_gathered_candidate(gathered)?;
             self.drain();
         }
         Ok(())
     }
 
-    fn add_reflexive_candidate(
-        &mut self,
-        base: SocketAddr,
-        mapped: SocketAddr,
-    ) -> Result<(), MeshError> {
-        // No NAT between us and the server: the host candidate says it all (RFC 8445
-        // §5.1.3: a candidate equal to its base is redundant).
-        if mapped == base {
-            return Ok(());
-        }
-        let candidate = CandidateServerReflexiveConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: mapped.ip().to_string(),
-                port: mapped.port(),
-                component: 1,
+    fn add_gathered_candidate(&mut self, gathered: Gathered) -> Result<(), MeshError> {
+        let config = |address: SocketAddr| CandidateConfig {
+            network: "udp".to_owned(),
+            address: address.ip().to_string(),
+            port: address.port(),
+            component: 1,
+            ..Default::default()
+        };
+        let candidate = match gathered {
+            // No NAT between us and the server: the host candidate says it all (RFC 8445
+            // §5.1.3: a candidate equal to its base is redundant).
+            Gathered::Reflexive { base, address } if address == base => return Ok(()),
+            Gathered::Reflexive { base, address } => CandidateServerReflexiveConfig {
+                base_config: config(address),
+                rel_addr: base.ip().to_string(),
+                rel_port: base.port(),
+                url: None,
+            }
+            .new_candidate_server_reflexive(),
+            Gathered::Relayed { base, address } => CandidateRelayConfig {
+                base_config: config(address),
+                rel_addr: base.ip().to_string(),
+                rel_port: base.port(),
                 ..Default::default()
-            },
-            rel_addr: base.ip().to_string(),
-            rel_port: base.port(),
-            url: None,
+            }
+            .new_candidate_relay(),
         }
-        .new_candidate_server_reflexive()
-        .map_err(|e| MeshError::Rtc(format!("reflexive candidate {mapped}: {e}")))?;
+        .map_err(|e| MeshError::Rtc(format!("candidate {gathered:?}: {e}")))?;
         let init = RTCIceCandidate::from(&candidate)
             .to_json()
-            .map_err(rtc_err("reflexive candidate"))?;
+            .map_err(rtc_err("gathered candidate"))?;
         self.pc
             .add_local_candidate(init)
-            .map_err(rtc_err("add reflexive candidate"))
+            .map_err(rtc_err("add gathered candidate"))
     }
 
     /// An offer or answer from the remote.
@@ -266,6 +333,7 @@ impl Link {
         kind: SignalType,
         sdp: String,
     ) -> Result<(), MeshError> {
+        self.at(now);
         match kind {
             SignalType::Offer => {
                 let offer = RTCSessionDescription::offer(sdp).map_err(rtc_err("offer"))?;
@@ -336,6 +404,7 @@ impl Link {
         destination: SocketAddr,
         contents: &[u8],
     ) {
+        self.at(now);
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -363,6 +432,7 @@ impl Link {
         if self.state == LinkState::Closed {
             return;
         }
+        self.at(now);
         if let Err(e) = self.pc.handle_timeout(now) {
             tracing::debug!("timeout: {e}");
         }
@@ -370,6 +440,7 @@ impl Link {
     }
 
     pub(crate) fn send_text(&mut self, now: Instant, text: &str) -> Result<(), MeshError> {
+        self.at(now);
         if self.state != LinkState::Connected {
             return Err(MeshError::NotConnected);
         }

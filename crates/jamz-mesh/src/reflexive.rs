@@ -6,14 +6,11 @@
 //! [`crate::Mesh::handle_datagram`].
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Getter, Message, TransactionId};
 use rtc::stun::xoraddr::XorMappedAddress;
 
-/// The STUN port when a URL names none (RFC 8489 §18.6).
-pub const DEFAULT_STUN_PORT: u16 = 3478;
 /// Unanswered requests are sent again after this, doubling up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -21,80 +18,6 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// asks at least 2 minutes of them; many keep UDP mappings for 30 s only), and a car
 /// changes networks.
 const REFRESH: Duration = Duration::from_secs(25);
-
-/// A STUN server from the settings, `stun:host[:port]` (RFC 7064). TURN relays are not
-/// supported: a `turn:`/`turns:` URL is an error rather than silently doing nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StunUrl {
-    pub host: String,
-    pub port: u16,
-}
-
-/// Why an ICE server URL of the settings is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IceUrlError {
-    #[error("{0:?} is not a STUN URL (stun:host or stun:host:port)")]
-    Malformed(String),
-    #[error(
-        "{0:?}: TURN relays are not supported yet; give a STUN server (stun:host:port) or none"
-    )]
-    Turn(String),
-}
-
-impl FromStr for StunUrl {
-    type Err = IceUrlError;
-    fn from_str(s: &str) -> Result<Self, IceUrlError> {
-        let s = s.trim();
-        let malformed = || IceUrlError::Malformed(s.to_owned());
-        let (scheme, rest) = s.split_once(':').ok_or_else(malformed)?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "stun" => {}
-            "turn" | "turns" => return Err(IceUrlError::Turn(s.to_owned())),
-            _ => return Err(malformed()),
-        }
-        // `[v6]:port`, `[v6]`, `host:port` or `host`; no path, query or user part (RFC 7064).
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(malformed)?;
-            match after {
-                "" => (host, None),
-                p => (host, Some(p.strip_prefix(':').ok_or_else(malformed)?)),
-            }
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (rest, None),
-            }
-        };
-        let bad_host = host.is_empty()
-            || host
-                .chars()
-                .any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@' | '[' | ']'));
-        if bad_host {
-            return Err(malformed());
-        }
-        let port = match port {
-            None => DEFAULT_STUN_PORT,
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p > 0 => p,
-                _ => return Err(malformed()),
-            },
-        };
-        Ok(StunUrl {
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for StunUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "stun:[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "stun:{}:{}", self.host, self.port)
-        }
-    }
-}
 
 /// One socket's question to one server.
 struct Ask {
@@ -303,48 +226,6 @@ mod tests {
     }
 
     #[test]
-    fn urls_parse_and_turn_is_refused_by_name() {
-        let ok = |s: &str, host: &str, port: u16| {
-            assert_eq!(
-                s.parse::<StunUrl>(),
-                Ok(StunUrl {
-                    host: host.into(),
-                    port
-                }),
-                "{s}"
-            );
-        };
-        ok("stun:stun.example.org", "stun.example.org", 3478);
-        ok("stun:127.0.0.1:19302", "127.0.0.1", 19302);
-        ok("STUN:[::1]:5000", "::1", 5000);
-        ok("stun:[2001:db8::1]", "2001:db8::1", 3478);
-        for bad in [
-            "",
-            "stun:",
-            "stun:host:0",
-            "stun:host:99999",
-            "stun:host:x",
-            "stun:host/path",
-            "stun:user@host",
-            "http://host",
-            "stun:[::1",
-            "stun:[::1]x",
-            "host:3478",
-        ] {
-            assert!(
-                matches!(bad.parse::<StunUrl>(), Err(IceUrlError::Malformed(_))),
-                "{bad:?}"
-            );
-        }
-        assert!(matches!(
-            "turn:relay.example.org:3478".parse::<StunUrl>(),
-            Err(IceUrlError::Turn(_))
-        ));
-        let shown = "stun:[::1]:5000".parse::<StunUrl>().unwrap().to_string();
-        assert_eq!(shown, "stun:[::1]:5000");
-    }
-
-    #[test]
     fn asks_each_server_from_each_socket_of_its_family_retries_then_refreshes() {
         let local = addr("127.0.0.1:4000");
         let server = addr("127.0.0.1:3478");
@@ -529,8 +410,6 @@ mod tests {
                 bytes[8..20].copy_from_slice(&req[8..20]);
             }
             let _ = g.handle_answer(now, server, local, &bytes);
-            let url = format!("stun:{}", String::from_utf8_lossy(&bytes));
-            let _ = url.parse::<StunUrl>();
         }
     }
 }

@@ -138,6 +138,7 @@ async fn run_case(native_user: i64, hide_with_mdns: bool) -> CaseReport {
                         Out::Event(MeshEvent::PeerClosed(u)) => panic!("link to {u} closed"),
                         Out::Event(e) => println!("native event: {e:?}"),
                         Out::Error(e) => println!("native error (kept going): {e}"),
+                        Out::Path(..) => {}
                     }
                 }
                 line = lines.next_line() => {

@@ -144,7 +144,7 @@ impl Harness {
             Out::Event(jamz_mesh::MeshEvent::Reflexive { base, mapped }) => {
                 self.reflexive.insert(user, (base, mapped));
             }
-            Out::Event(_) => {}
+            Out::Event(_) | Out::Path(..) => {}
             Out::Error(e) => panic!("{user}: {e}"),
         }
     }

@@ -19,6 +19,8 @@ pub enum Cmd {
     Signal(WebrtcSignal),
     Send(UserId, String),
     Broadcast(String),
+    /// Asks how the link to a user goes: answered by [`Out::Path`].
+    Path(UserId),
 }
 
 #[derive(Debug)]
@@ -27,6 +29,7 @@ pub enum Out {
     Event(MeshEvent),
     /// A call into the mesh returned an error (kept for the test to assert on).
     Error(String),
+    Path(UserId, Option<jamz_mesh::LinkPath>),
 }
 
 pub struct NodeHandle {
@@ -55,6 +58,26 @@ pub async fn spawn_node_asking(
     out: Outputs,
     stun_servers: Vec<SocketAddr>,
 ) -> NodeHandle {
+    spawn_node_relayed(user, out, stun_servers, Vec::new(), false).await
+}
+
+/// [`spawn_node_asking`] whose mesh also holds an allocation on `turn_servers`. With
+/// `servers_only`, its datagrams reach the STUN and TURN servers only, as behind a NAT that
+/// maps each destination apart: a peer is reached through a relay or not at all.
+pub async fn spawn_node_relayed(
+    user: UserId,
+    out: Outputs,
+    stun_servers: Vec<SocketAddr>,
+    turn_servers: Vec<jamz_mesh::TurnServer>,
+    servers_only: bool,
+) -> NodeHandle {
+    let reachable: Option<Vec<SocketAddr>> = servers_only.then(|| {
+        stun_servers
+            .iter()
+            .copied()
+            .chain(turn_servers.iter().map(|t| t.address))
+            .collect()
+    });
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = socket.local_addr().expect("local addr");
     let mesh = Mesh::new(
@@ -64,10 +87,11 @@ pub async fn spawn_node_asking(
             local_user: user,
             local_candidates: vec![addr],
             stun_servers,
+            turn_servers,
         },
     );
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(user, mesh, socket, addr, cmd_rx, out));
+    tokio::spawn(run(user, mesh, socket, addr, cmd_rx, out, reachable));
     NodeHandle {
         user,
         addr,
@@ -82,10 +106,17 @@ async fn run(
     local: SocketAddr,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     out: Outputs,
+    reachable: Option<Vec<SocketAddr>>,
 ) {
     let mut buf = vec![0u8; 2048];
     loop {
         while let Some(t) = mesh.poll_transmit() {
+            if reachable
+                .as_ref()
+                .is_some_and(|r| !r.contains(&t.destination))
+            {
+                continue;
+            }
             // multicast mDNS queries cannot leave a loopback-bound socket: not an error here
             let _ = socket.send_to(&t.contents, t.destination).await;
         }
@@ -119,6 +150,10 @@ async fn run(
                     Some(Cmd::Signal(s)) => mesh.handle_signal(now, s),
                     Some(Cmd::Send(u, text)) => mesh.send_text(now, u, &text),
                     Some(Cmd::Broadcast(text)) => mesh.broadcast_text(now, &text).map(|_| ()),
+                    Some(Cmd::Path(u)) => {
+                        let _ = out.send((user, Out::Path(u, mesh.path(now, u))));
+                        Ok(())
+                    }
                 };
                 if let Err(e) = result {
                     let _ = out.send((user, Out::Error(e.to_string())));
