@@ -1,6 +1,7 @@
 //! ICE servers from the settings: two `jamz node --json` processes started with
 //! `--ice-server` (a real STUN server on loopback, and one that never answers) ask it from
-//! their mesh sockets and still link; a TURN URL is refused by name before anything starts.
+//! their mesh sockets and still link; a TURN URL without its credentials is refused by name
+//! before anything starts.
 //! docs/node-control.md, "Peer mesh".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,7 +47,7 @@ async fn nodes_ask_the_stun_servers_of_their_settings_and_link() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_turn_server_in_the_settings_is_refused_by_name() -> Result<()> {
+async fn a_turn_server_without_credentials_is_refused_by_name() -> Result<()> {
     let world = World::new(1).await?;
     let config = world.dir.path().join("config");
     let out = tokio::process::Command::new(workspace_bin("jamz"))
@@ -54,15 +55,21 @@ async fn a_turn_server_in_the_settings_is_refused_by_name() -> Result<()> {
         .args(["--username", "car0", "--password", PASSWORD])
         .args(["--group", world.group.as_str(), "--output", "null"])
         .args(["--ice-server", "turn:relay.example.test:3478"])
+        .args(["--ice-server", "stun:127.0.0.1:3478"])
         .env("JAMZ_CONFIG_DIR", &config)
         .env_remove("JAMZ_DISCOVER")
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(60), out).await??;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a TURN URL must not start a node");
     assert!(
-        stderr.contains("--ice-server") && stderr.contains("TURN relays are not supported"),
+        !out.status.success(),
+        "a TURN URL without credentials must not start a node"
+    );
+    assert!(
+        stderr.contains("--ice-server")
+            && stderr.contains("turn:relay.example.test:3478")
+            && stderr.contains("needs a username and credential"),
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "no events before the refusal");

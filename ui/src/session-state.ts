@@ -1,6 +1,6 @@
 // The session as the UI shows it, folded from node events. Pure: no DOM, no backend.
 
-import type { CacheSummary, EtaView, NodeEvent, Participant, PendingChange, PeerState, Tier, Track, UserId } from "./backend";
+import type { CacheSummary, EtaView, LinkPath, NodeEvent, Participant, PendingChange, PeerState, Tier, Track, UserId } from "./backend";
 
 export type LinkState = "socket" | "peer" | "offline";
 
@@ -30,6 +30,8 @@ export interface SessionState {
   peers: Map<UserId, PeerState>;
   /** Round-trip time of each peer link, ms (when the mesh measured it). */
   rtt: Map<UserId, number>;
+  /** How each open peer link goes (when the node knows): straight or through a TURN relay. */
+  paths: Map<UserId, LinkPath>;
   /** Messages refused over the mesh (newest first, at most MAX_REFUSALS). */
   refused: MeshRefusal[];
   /** Gaps in this device's sound since the output opened, and their total length (ms). */
@@ -76,6 +78,7 @@ export function initialState(me: UserId | null = null): SessionState {
     participants: [],
     peers: new Map(),
     rtt: new Map(),
+    paths: new Map(),
     refused: [],
     underruns: 0,
     underrunMs: 0,
@@ -150,8 +153,13 @@ export function apply(s: SessionState, ev: NodeEvent, now: number): SessionState
       break;
     case "peer":
       s.peers.set(ev.userId, ev.state);
-      if (ev.state !== "connected") s.rtt.delete(ev.userId);
-      else if (typeof ev.rtt_ms === "number") s.rtt.set(ev.userId, ev.rtt_ms);
+      if (ev.state !== "connected") {
+        s.rtt.delete(ev.userId);
+        s.paths.delete(ev.userId);
+      } else {
+        if (typeof ev.rtt_ms === "number") s.rtt.set(ev.userId, ev.rtt_ms);
+        if (ev.path === "direct" || ev.path === "relay") s.paths.set(ev.userId, ev.path);
+      }
       break;
     case "mesh-refused":
       {

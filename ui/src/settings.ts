@@ -15,8 +15,10 @@ export interface Settings {
    */
   otherServers: string[];
   /**
-   * STUN servers (`stun:host[:port]`) the peer mesh asks for this device's address outside
-   * its NAT, so cars on different mobile networks can link (none: host addresses only).
+   * ICE servers of the peer mesh: STUN servers (`stun:host[:port]`) it asks for this
+   * device's address outside its NAT, so cars on different mobile networks can link, and
+   * TURN relays (`turn:user:credential@host[:port]`) for cars whose networks allow nothing
+   * else (none: host addresses only). See [`iceServerRefusal`].
    */
   iceServers: string[];
   /** jamz-audio output spec: `default`, `device:ID`, `null` or `wav:PATH`. */
@@ -154,10 +156,108 @@ export function serverList(value: unknown): string[] {
   return out;
 }
 
+/** The STUN and TURN port when a URL names none (RFC 8489 §18.6, RFC 8656 §18.3). */
+export const DEFAULT_ICE_PORT = 3478;
+
+// What Rust's `char::is_whitespace` and `str::trim` take for white space (Unicode
+// White_Space), which the node's parser (jamz-mesh `ice_url`) refuses in a host.
+const WS = "\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+const TRIM = new RegExp(`^[${WS}]+|[${WS}]+$`, "g");
+const BAD_HOST = new RegExp(`[${WS}/?#@\\[\\]]`);
+
 /**
- * STUN server URLs as the settings keep them (`stun:host[:port]`, trimmed, each once), from a
- * list or a comma-separated line, and what was left out (a TURN relay, which the node does
- * not support, or anything else), for the form to say so.
+ * `[v6]:port`, `[v6]`, `host:port` or `host` (no path, query or user part, port 1-65535):
+ * the host and port, or null.
+ */
+function hostPort(rest: string): { host: string; port: number } | null {
+  let host: string;
+  let port: string | null;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0) return null;
+    host = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after === "") port = null;
+    else if (after.startsWith(":")) port = after.slice(1);
+    else return null;
+  } else {
+    const colon = rest.lastIndexOf(":");
+    host = colon < 0 ? rest : rest.slice(0, colon);
+    port = colon < 0 ? null : rest.slice(colon + 1);
+  }
+  if (host === "" || BAD_HOST.test(host)) return null;
+  if (port === null) return { host, port: DEFAULT_ICE_PORT };
+  if (!/^[0-9]+$/.test(port)) return null;
+  const n = Number(port);
+  return n >= 1 && n <= 65535 ? { host, port: n } : null;
+}
+
+/** `%XX` escapes decoded; null for a bad escape or bytes that are not UTF-8. */
+function percentDecoded(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why the node would refuse this ICE server URL, in words; null when it takes it. The
+ * grammar is the node's (jamz-mesh `ice_url`):
+ * - `stun:host`, `stun:host:port`, `stun:[v6]:port` (no user part);
+ * - `turn:user:credential@host[:port][?transport=udp]`, user and credential both given and
+ *   percent-encoded where they hold `:` or `@`: a TURN relay over UDP. TURN over TLS
+ *   (`turns:`) and over TCP are not supported.
+ * The scheme is case-insensitive; the port 1-65535, 3478 when none is given.
+ */
+export function iceServerRefusal(url: string): string | null {
+  const u = url.replace(TRIM, "");
+  const malformed = "not a STUN or TURN server address (stun:host[:port] or turn:user:password@host[:port])";
+  const colon = u.indexOf(":");
+  if (colon < 0) return malformed;
+  const scheme = u.slice(0, colon);
+  const rest = u.slice(colon + 1);
+  if (/^stun$/i.test(scheme)) {
+    if (rest.includes("@")) return "a STUN server takes no user name or password (stun:host[:port]); a relay with a password is turn:user:password@host[:port]";
+    return hostPort(rest) ? null : malformed;
+  }
+  if (/^turns$/i.test(scheme)) return "TURN over TLS (turns:) is not supported; give turn:user:password@host[:port]";
+  if (!/^turn$/i.test(scheme)) return malformed;
+  const q = rest.indexOf("?");
+  if (q >= 0 && !/^transport=udp$/i.test(rest.slice(q + 1))) {
+    return "only UDP to a TURN relay is supported (?transport=udp or nothing), not TCP or TLS";
+  }
+  const beforeQuery = q < 0 ? rest : rest.slice(0, q);
+  const noCredentials = "a TURN relay needs a user name and a password, both not empty: turn:user:password@host[:port] (%40 for an @ in them, %3A for a :)";
+  const at = beforeQuery.lastIndexOf("@");
+  if (at < 0) return noCredentials;
+  const userinfo = beforeQuery.slice(0, at);
+  const sep = userinfo.indexOf(":");
+  if (sep < 0) return noCredentials;
+  const user = percentDecoded(userinfo.slice(0, sep));
+  const credential = percentDecoded(userinfo.slice(sep + 1));
+  if (!user || !credential) return noCredentials;
+  return hostPort(beforeQuery.slice(at + 1)) ? null : malformed;
+}
+
+/**
+ * An ICE server URL as it may be shown (a refusal read out by a screen reader): the
+ * password of a user part left out, `turn:user:…@host` (as the node shows it).
+ */
+export function iceServerShown(url: string): string {
+  const u = url.replace(TRIM, "");
+  const colon = u.indexOf(":");
+  const at = u.lastIndexOf("@");
+  if (colon < 0 || at < 0) return u;
+  const scheme = u.slice(0, colon);
+  const user = u.slice(colon + 1, Math.max(colon + 1, at)).split(":")[0];
+  return `${scheme}:${user}:…@${u.slice(at + 1)}`;
+}
+
+/**
+ * ICE server URLs as the settings keep them (STUN servers and TURN relays the node takes,
+ * see [`iceServerRefusal`]; trimmed, each once), from a list or a comma-separated line, and
+ * what was left out, for the form to say so.
  */
 export function iceServerList(value: unknown): { kept: string[]; refused: string[] } {
   const items = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : [];
@@ -165,9 +265,9 @@ export function iceServerList(value: unknown): { kept: string[]; refused: string
   const refused: string[] = [];
   for (const item of items) {
     if (typeof item !== "string") continue;
-    const u = item.trim();
+    const u = item.replace(TRIM, "");
     if (u === "") continue;
-    if (/^stun:[^\s/?#@]+$/i.test(u)) {
+    if (iceServerRefusal(u) === null) {
       if (!kept.includes(u)) kept.push(u);
     } else {
       refused.push(u);

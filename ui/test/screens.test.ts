@@ -593,6 +593,26 @@ describe("session", () => {
     expect(ui.root.querySelectorAll(".together-line").length).toBe(0);
   });
 
+  it("says when a peer link goes through a TURN relay, and forgets it when the link closes", async () => {
+    await openSession();
+    await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socket_id: "s2" }] });
+    const bo = () => ui.root.querySelector<HTMLElement>("[data-testid=participants] [data-user='2']")!;
+    // The row's text is what a screen reader reads.
+    await emit("node-event", { event: "peer", userId: 2, state: "connected", rtt_ms: 12, path: "relay" });
+    await until(() => bo()?.querySelector("[data-testid=rtt]") !== null, "the relayed link");
+    expect(bo().textContent).toBe("Bo's carpeer 12 ms · via relayCalibrate their speakers");
+    await emit("node-event", { event: "peer", userId: 2, state: "closed" });
+    await until(() => bo().querySelector("[data-testid=rtt]") === null, "the relayed link closed");
+    expect(bo().textContent).not.toContain("relay");
+    // Linked again, path not yet known, then direct: no relay is named.
+    await emit("node-event", { event: "peer", userId: 2, state: "connected", rtt_ms: 9 });
+    await until(() => bo().querySelector("[data-testid=rtt]") !== null, "linked again");
+    expect(bo().textContent).toBe("Bo's carpeer 9 msCalibrate their speakers");
+    await emit("node-event", { event: "peer", userId: 2, state: "connected", rtt_ms: 8, path: "direct" });
+    await until(() => bo().textContent!.includes("8 ms"), "the direct link");
+    expect(bo().textContent).toBe("Bo's carpeer 8 msCalibrate their speakers");
+  });
+
   it("shows each peer link's round trip, refusals over the mesh and gaps in the sound", async () => {
     await openSession();
     await emit("node-event", { event: "participants", participants: [{ userId: 2, display_name: "Bo's car", socket_id: "s2" }] });
@@ -685,8 +705,8 @@ describe("settings before a session", () => {
   });
 });
 
-describe("STUN servers in the settings", () => {
-  it("refuses a TURN relay by name, keeps STUN servers and gives them to the next session", async () => {
+describe("STUN and TURN servers in the settings", () => {
+  it("refuses what the node cannot use by name and why, keeps STUN servers and TURN relays and gives them to the next session", async () => {
     const storage = memoryStorage();
     const calls = fakeBackend({
       current_account: () => ACCOUNT,
@@ -700,18 +720,30 @@ describe("STUN servers in the settings", () => {
     ctx.go({ screen: "settings", back: { screen: "groups" } });
     await until(() => ui.root.querySelector("[name=ice-servers]") !== null, "the settings form");
     const ice = ui.root.querySelector<HTMLInputElement>("[name=ice-servers]")!;
-    ice.value = "stun:stun.example.org, turn:relay.example.org:3478";
+    expect(ice.closest("label")?.textContent).toContain("STUN/TURN servers");
+    const alert = () => ui.root.querySelector("[role=alert]")?.textContent ?? "";
+    ice.value = "stun:stun.example.org, turn:relay.example.org:3478, turns:u:secret@relay.example.org, turn:u:secret@relay.example.org?transport=tcp";
     ui.root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
-    expect(ui.root.querySelector("[role=alert]")?.textContent).toContain("turn:relay.example.org:3478");
-    expect(ui.root.querySelector("[role=alert]")?.textContent).toContain("TURN relays are not supported");
+    expect(alert()).toContain("turn:relay.example.org:3478: a TURN relay needs a user name and a password");
+    expect(alert()).toContain("turns:u:…@relay.example.org: TURN over TLS (turns:) is not supported");
+    expect(alert()).toContain("turn:u:…@relay.example.org?transport=tcp: only UDP to a TURN relay is supported");
+    // The alert is read aloud: the password is not in it.
+    expect(alert()).not.toContain("secret");
+    expect(alert()).not.toContain("stun:");
+    // The keyboard is back on the field, which says it is wrong.
+    expect(document.activeElement).toBe(ice);
+    expect(ice.getAttribute("aria-invalid")).toBe("true");
     expect(storage.getItem("trafficjamz.settings")).toBeNull();
-    ice.value = "stun:stun.example.org, stun:127.0.0.1:3478";
+    const servers = ["stun:stun.example.org", "stun:127.0.0.1:3478", "turn:car%40jamz:p%3Ass@relay.example.org:3478?transport=udp"];
+    ice.value = servers.join(" , ");
     ui.root.querySelector<HTMLFormElement>("form.settings-form")?.requestSubmit();
-    expect(JSON.parse(storage.getItem("trafficjamz.settings")!).iceServers).toEqual(["stun:stun.example.org", "stun:127.0.0.1:3478"]);
+    expect(alert()).toBe("");
+    expect(ice.hasAttribute("aria-invalid")).toBe(false);
+    expect(JSON.parse(storage.getItem("trafficjamz.settings")!).iceServers).toEqual(servers);
     ctx.go({ screen: "session", groupId: "g1", groupName: "Road trip" });
     await until(() => calls.some((c) => c.cmd === "open_session"), "open_session");
     const args = calls.find((c) => c.cmd === "open_session")?.args.args as Record<string, unknown>;
-    expect(args.iceServers).toEqual(["stun:stun.example.org", "stun:127.0.0.1:3478"]);
+    expect(args.iceServers).toEqual(servers);
   });
 });
 

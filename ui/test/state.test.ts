@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { distanceMeters, formatDistance, pairwiseDistances } from "../src/geo";
 import { formatBytes, plural } from "../src/words";
 import { apply, formatTime, initialState, isDj, linkState, MAX_REFUSALS, moved, positionAt } from "../src/session-state";
-import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings, serverList, iceServerList } from "../src/settings";
+import { DEFAULT_SETTINGS, defaultAttribution, loadSettings, MAX_ATTRIBUTION_LEN, nodeLocationSource, OSM_ATTRIBUTION, sanitize, saveSettings, serverList, iceServerList, iceServerRefusal, iceServerShown } from "../src/settings";
 import { DESKTOP_SOURCE_NAME, locationChoice, locationOptions } from "../src/screens/settings-form";
 import { liveCommands, outputOptions } from "../src/screens/settings-form";
 import { memoryStorage } from "./helpers";
@@ -26,6 +26,25 @@ describe("session state", () => {
     expect(s.syncOffsetMs).toBe(12.5);
     apply(s, { event: "playback", playing: false, track: "a", position: 2, at: 2000, sync_offset_ms: 3 }, 2000);
     expect(s.syncOffsetMs).toBeNull();
+  });
+
+  it("keeps how each peer link goes while linked, once the node knows, and forgets it when the link closes", () => {
+    const s = initialState(1);
+    apply(s, { event: "peer", userId: 2, state: "connected", rtt_ms: 80, path: null }, 0);
+    expect(s.paths.has(2)).toBe(false);
+    apply(s, { event: "peer", userId: 2, state: "connected", rtt_ms: 80, path: "relay" }, 0);
+    // A later report without the path keeps it.
+    apply(s, { event: "peer", userId: 2, state: "connected", rtt_ms: 81 }, 0);
+    expect(s.paths.get(2)).toBe("relay");
+    apply(s, { event: "peer", userId: 2, state: "connected", path: "direct" }, 0);
+    expect(s.paths.get(2)).toBe("direct");
+    apply(s, { event: "peer", userId: 2, state: "connected", path: "relay" }, 0);
+    apply(s, { event: "peer", userId: 3, state: "connected", path: "relay" }, 0);
+    apply(s, { event: "peer", userId: 2, state: "closed" }, 0);
+    expect(s.paths.has(2)).toBe(false);
+    expect(s.paths.get(3)).toBe("relay");
+    apply(s, { event: "peer", userId: 3, state: "connecting" }, 0);
+    expect(s.paths.has(3)).toBe(false);
   });
 
   it("keeps peer round trips while linked, and the newest refusals, one per sender and reason", () => {
@@ -179,16 +198,34 @@ describe("settings", () => {
     expect(loadSettings(st).otherServers).toEqual(["http://b:2"]);
   });
 
-  it("keeps STUN servers each once and names what it leaves out", () => {
+  it("keeps STUN servers and TURN relays with credentials each once and names what it leaves out", () => {
+    // A TURN relay without credentials is refused.
     expect(iceServerList("stun:a.example:3478, STUN:[::1]:5000 ,, turn:relay:3478, stun:a.example:3478, http://x"))
       .toEqual({ kept: ["stun:a.example:3478", "STUN:[::1]:5000"], refused: ["turn:relay:3478", "http://x"] });
     expect(iceServerList(["stun:b", 7, "stun:user@b"])).toEqual({ kept: ["stun:b"], refused: ["stun:user@b"] });
     expect(iceServerList(undefined)).toEqual({ kept: [], refused: [] });
+    expect(iceServerList("turn:u:p@relay:3478, TURN:u%40x:p%3Ab@[::1]:5000?transport=udp, turn:u:p@relay:3478, turn:u:p@h?transport=UDP"))
+      .toEqual({ kept: ["turn:u:p@relay:3478", "TURN:u%40x:p%3Ab@[::1]:5000?transport=udp", "turn:u:p@h?transport=UDP"], refused: [] });
+    const refusedTurn = ["turns:u:p@h", "turn:u:p@h?transport=tcp", "turn::p@h", "turn:u@h", "turn:u:@h", "turn:u:p%zz@h", "turn:u:p@h:0", "turn:u:p@", "turn:u:p@h?x"];
+    expect(iceServerList(refusedTurn)).toEqual({ kept: [], refused: refusedTurn });
+    // The host and port as the node reads them, for STUN and TURN alike.
+    const refusedHosts = ["stun:", "stun:host:0", "stun:host:65536", "stun:host:x", "stun:host:", "stun:host/path", "stun:[::1", "stun:[::1]x", "stun:a]b", "host:3478", "turn:u:p@[::1", "turn:u:p@h/x", "turn:u:p@h:99999"];
+    expect(iceServerList(refusedHosts)).toEqual({ kept: [], refused: refusedHosts });
+    expect(iceServerList(["stun:[2001:db8::1]", "stun:h:65535", "turn:a%3Ab:c@d@h:1"]).kept).toEqual(["stun:[2001:db8::1]", "stun:h:65535", "turn:a%3Ab:c@d@h:1"]);
+    // Why, in words the settings form shows; a password never shown.
+    expect(iceServerRefusal("turns:u:p@h")).toContain("TLS");
+    expect(iceServerRefusal("turn:u:p@h?transport=tcp")).toContain("only UDP");
+    for (const u of ["turn:relay:3478", "turn::p@h", "turn:u@h"]) expect(iceServerRefusal(u)).toContain("needs a user name and a password");
+    expect(iceServerRefusal("stun:user@b")).toContain("takes no user name or password");
+    expect(iceServerRefusal("http://x")).toContain("not a STUN or TURN server address");
+    expect(iceServerRefusal("turn:u:p@relay:3478")).toBeNull();
+    expect(iceServerShown("turn:u:secret@h?transport=tcp")).toBe("turn:u:…@h?transport=tcp");
+    expect(iceServerShown("stun:h:1")).toBe("stun:h:1");
     const st = memoryStorage();
     st.setItem("trafficjamz.settings", JSON.stringify({ latencyOffsetMs: 20 }));
     expect(loadSettings(st).iceServers).toEqual([]);
-    st.setItem("trafficjamz.settings", JSON.stringify({ iceServers: ["stun:b:1", "turn:c"] }));
-    expect(loadSettings(st).iceServers).toEqual(["stun:b:1"]);
+    st.setItem("trafficjamz.settings", JSON.stringify({ iceServers: ["stun:b:1", "turn:c", "turn:u:p@c"] }));
+    expect(loadSettings(st).iceServers).toEqual(["stun:b:1", "turn:u:p@c"]);
   });
 
   it("gives settings kept before the credit existed the credit of their tile address", () => {

@@ -176,10 +176,17 @@ struct NodeArgs {
     /// dies or announces its shutdown.
     #[arg(long, env = "JAMZ_SERVER", value_delimiter = ',')]
     server: Vec<String>,
-    /// A STUN server the peer mesh asks for this device's address outside its NAT
-    /// (`stun:host[:port]`), so that cars on different networks can link; repeat the flag
-    /// or separate with commas. None by default: host addresses only. TURN is not supported.
-    #[arg(long = "ice-server", env = "JAMZ_ICE_SERVERS", value_delimiter = ',')]
+    /// An ICE server of the peer mesh: a STUN server it asks for this device's address
+    /// outside its NAT (`stun:host[:port]`), so that cars on different networks can link,
+    /// or a TURN server that relays where the NATs allow nothing else
+    /// (`turn:user:credential@host[:port]`, UDP; `%XX` escapes in the user and credential);
+    /// repeat the flag or separate with commas. None by default: host addresses only.
+    #[arg(
+        long = "ice-server",
+        env = "JAMZ_ICE_SERVERS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     ice_servers: Vec<String>,
     /// With --password: log in as this user (default: the saved token).
     #[arg(long, env = "JAMZ_USERNAME")]
@@ -639,8 +646,9 @@ async fn cache(dir: Option<PathBuf>, action: CacheCmd) -> Result<()> {
     Ok(())
 }
 
-/// `--ice-server` values as STUN URLs: a wrong or TURN one is an error naming it.
-fn stun_servers(urls: &[String]) -> Result<Vec<jamz_node::StunUrl>> {
+/// `--ice-server` values as STUN or TURN URLs: a wrong one is an error naming it (a
+/// credential left out).
+fn ice_servers(urls: &[String]) -> Result<Vec<jamz_node::IceServer>> {
     urls.iter()
         .map(|u| u.trim())
         .filter(|u| !u.is_empty())
@@ -702,7 +710,7 @@ async fn node(a: NodeArgs) -> Result<()> {
         youtube_origin: a.youtube_origin,
         external_video_player: false,
         media_session: a.media_session,
-        stun_servers: stun_servers(&a.ice_servers)?,
+        ice_servers: ice_servers(&a.ice_servers)?,
     };
     let node = jamz_node::Node::start(config).await?;
     // Ctrl-C and SIGTERM leave the session cleanly (and finish a WAV output).

@@ -209,7 +209,9 @@ impl Mesh {
                     contents,
                 } => self.route_datagram(now, from, relayed, &contents),
                 turn::TurnOutput::Trouble(why) => {
-                    self.events.push_back(MeshEvent::RelayTrouble(why));
+                    // servers pad their reason phrases with NULs
+                    self.events
+                        .push_back(MeshEvent::RelayTrouble(why.replace('\0', "")));
                 }
             }
         }

@@ -260,11 +260,36 @@ impl Relays {
             },
             message: BytesMut::from(contents),
         });
-        if let Err(e) = read {
-            self.outputs.push_back(TurnOutput::Trouble(format!(
+        match read {
+            // rtc-turn keeps a relay whose refresh the server refused (437: it no longer
+            // has the allocation, as after a restart), and says so only in this error's
+            // text: the allocation is made anew, and its new address trickles to every link.
+            Err(e) if e.to_string().starts_with("Refresh error response") => {
+                let why = format!("the allocation was lost: {e}");
+                self.flush(&mut a);
+                match self.client(a.base, &a.server.clone()) {
+                    Ok(client) => {
+                        a.client = client;
+                        a.asked.clear();
+                        a.asking.clear();
+                        a.waiting.clear();
+                        a.wait = RETRY_FIRST;
+                        a.relayed = None;
+                        a.retry_at = Some(now);
+                        self.outputs.push_back(TurnOutput::Trouble(format!(
+                            "the TURN server {source} no longer relays for {} ({why}); asking \
+                             for a new relay",
+                            a.base
+                        )));
+                    }
+                    Err(e) => self.failed(now, &mut a, format!("{why}; no new client: {e}")),
+                }
+            }
+            Err(e) => self.outputs.push_back(TurnOutput::Trouble(format!(
                 "a datagram from the TURN server {source} ({} bytes): {e}",
                 contents.len()
-            )));
+            ))),
+            Ok(()) => {}
         }
         self.flush(&mut a);
         self.settle(now, &mut a);
@@ -288,10 +313,12 @@ impl Relays {
             return;
         };
         let mut a = self.allocations.swap_remove(i);
+        tracing::debug!(%relayed, %peer, bytes = contents.len(), "relaying");
         match a.client.relay(relayed) {
             Ok(mut relay) => match relay.send_to(now, &contents, peer) {
                 Ok(()) => {}
                 Err(RtcError::ErrNoPermission) => {
+                    tracing::debug!(%peer, asking = a.asking.contains(&peer), "no permission yet");
                     let queue = a.waiting.entry(peer).or_default();
                     if queue.len() >= WAITING_PER_PEER {
                         queue.pop_front();
@@ -303,7 +330,7 @@ impl Relays {
                                 a.asked.insert(id, peer);
                                 a.asking.insert(peer);
                             }
-                            Ok(None) => {}
+                            Ok(None) => tracing::debug!(%peer, "permission already asked or held"),
                             Err(e) => self.outputs.push_back(TurnOutput::Trouble(format!(
                                 "no permission asked for {peer} on {relayed}: {e}"
                             ))),
@@ -378,6 +405,7 @@ impl Relays {
                 }
                 Event::AllocateError(_, e) => self.failed(now, a, e.to_string()),
                 Event::CreatePermissionResponse(id, peer) => {
+                    tracing::debug!(%peer, base = %a.base, "TURN permission granted");
                     a.asked.remove(&id);
                     a.asking.remove(&peer);
                     let waiting = a.waiting.remove(&peer).unwrap_or_default();
@@ -410,6 +438,7 @@ impl Relays {
                     }
                 }
                 Event::DataIndicationOrChannelData(_, from, data) => {
+                    tracing::debug!(%from, bytes = data.len(), "relayed to us");
                     if let Some(relayed) = a.relayed {
                         self.outputs.push_back(TurnOutput::Data {
                             relayed,

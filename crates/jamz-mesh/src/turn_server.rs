@@ -31,15 +31,21 @@ impl TurnServerProcess {
     /// Starts coturn on `ip` (a free port), relaying from `ip`, with the one user
     /// `user`/`credential`; waits (up to 20 s) until it answers a STUN Binding request.
     pub fn start(ip: IpAddr, user: &str, credential: &str) -> std::io::Result<Self> {
+        let port = UdpSocket::bind(SocketAddr::new(ip, 0))?
+            .local_addr()?
+            .port();
+        Self::start_on(SocketAddr::new(ip, port), user, credential)
+    }
+
+    /// [`TurnServerProcess::start`] on `address` (a server started again where one was).
+    pub fn start_on(address: SocketAddr, user: &str, credential: &str) -> std::io::Result<Self> {
         let bin = binary().ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "turnserver not found (apt-get install coturn: scripts/apt/mesh.txt)",
             )
         })?;
-        let port = UdpSocket::bind(SocketAddr::new(ip, 0))?
-            .local_addr()?
-            .port();
+        let (ip, port) = (address.ip(), address.port());
         let tag = format!("jamz-turn-{}-{port}", std::process::id());
         let dir = std::env::temp_dir();
         let log = dir.join(format!("{tag}.log"));
@@ -66,7 +72,13 @@ impl TurnServerProcess {
                 "--allow-loopback-peers",
                 "--no-software-attribute",
             ])
-            .args(["--simple-log", "--log-file", "stdout", "--userdb"])
+            .args([
+                "--verbose",
+                "--simple-log",
+                "--log-file",
+                "stdout",
+                "--userdb",
+            ])
             .arg(&db)
             .arg("--pidfile")
             .arg(dir.join(format!("{tag}.pid")))

@@ -204,3 +204,30 @@ async fn a_wrong_credential_is_told_and_host_candidates_still_link() {
     run.until("the path", |r| !r.paths.is_empty()).await;
     assert_eq!(run.paths[0].2, Some(LinkPath::Direct));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_turn_server_gives_a_new_relay() {
+    let Some(turn) = coturn() else { return };
+    let address = turn.address;
+    let mut run = start(&[vec![server(address, "secret")]], false).await;
+    let relayed = |r: &Run| {
+        r.events
+            .iter()
+            .filter(|(_, e)| matches!(e, MeshEvent::Relayed { .. }))
+            .count()
+    };
+    run.until("the first allocation", |r| relayed(r) == 1).await;
+    // The server restarts: its allocations are gone; the next refresh (within 25 s)
+    // is refused, and a new relay is asked for.
+    drop(turn);
+    let again = TurnServerProcess::start_on(address, "car", "secret").unwrap();
+    run.until("a new allocation", |r| relayed(r) == 2).await;
+    let told: Vec<&MeshEvent> = run.events.iter().map(|(_, e)| e).collect();
+    println!("{told:?}");
+    assert!(
+        told.iter().any(|e| matches!(e, MeshEvent::RelayTrouble(why)
+            if why.contains("no longer relays"))),
+        "{told:?}\n{}",
+        again.log()
+    );
+}

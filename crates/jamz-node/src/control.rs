@@ -456,6 +456,26 @@ pub enum PeerState {
     Closed,
 }
 
+/// How a peer's mesh link goes, once its pair of addresses is chosen.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkPath {
+    /// Straight between the two devices.
+    Direct,
+    /// Through a TURN relay.
+    Relay,
+}
+
+impl From<jamz_mesh::LinkPath> for LinkPath {
+    fn from(p: jamz_mesh::LinkPath) -> Self {
+        match p {
+            jamz_mesh::LinkPath::Direct => LinkPath::Direct,
+            jamz_mesh::LinkPath::Relay => LinkPath::Relay,
+        }
+    }
+}
+
 /// The `status` event's fields.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -563,6 +583,9 @@ pub enum NodeEvent {
         // it changes notably.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rtt_ms: Option<f64>,
+        // Direct or through a TURN relay, once known: sent again when it changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<LinkPath>,
     },
     Progress {
         what: String,

@@ -315,10 +315,11 @@ impl HumanView {
         match ev {
             NodeEvent::Session(n) => self.notification(n),
             NodeEvent::Status(_) => Vec::new(),
-            // A new round trip alone is not news.
+            // A new round trip or path of an open link is not news.
             NodeEvent::Peer {
                 rtt_ms: Some(_), ..
-            } => Vec::new(),
+            }
+            | NodeEvent::Peer { path: Some(_), .. } => Vec::new(),
             NodeEvent::Peer { user_id, state, .. } => {
                 let state = match state {
                     PeerState::Connecting => "connecting",

@@ -89,6 +89,6 @@ pub use jamz_audio::{OutputDevice, OutputSpec, output_devices};
 pub use jamz_cache::CancellationToken;
 pub use jamz_link::tls::trust_ca_file;
 pub use jamz_link::{DEFAULT_OEMBED_ORIGIN as DEFAULT_YOUTUBE_ORIGIN, Progress, RestClient};
-pub use jamz_mesh::StunUrl;
+pub use jamz_mesh::IceServer;
 pub use runtime::{Commander, LocationSource, Node, NodeAuth, NodeConfig, QUIT_GRACE};
 pub use secrets::TokenStore;

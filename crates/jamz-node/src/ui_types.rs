@@ -50,6 +50,7 @@ pub fn typescript() -> String {
         crate::MeshCounters,
         crate::Tier,
         crate::PeerState,
+        crate::control::LinkPath,
         crate::PendingView,
         crate::OutputView,
         crate::LocationEvent,

@@ -97,7 +97,7 @@ export type NodeCommand = { "cmd": "status" } | { "cmd": "add", path?: string | 
  * are (`ready`, `playlist`, `controller`, `participants`, `playback`, `tier`, `error`),
  * and what only the node knows.
  */
-export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, 
+export type NodeEvent = { "event": "status" } & StatusView | { "event": "peer", userId: number, state: PeerState, rtt_ms?: number | null, path?: LinkPath | null, } | { "event": "progress", what: string, done: number, total: number, } | { "event": "outputs", outputs: Array<OutputView>, } | { "event": "calibration", delay_ms: number, spread_ms: number, confidence: number, probes: number, agreeing: number, latency_offset_ms: number, 
 /**
  * Set by another member's relative calibration: the listening member's user id
  * (absent for this device's own `calibrate`).
@@ -240,6 +240,11 @@ export type Tier = "socket" | "mesh" | "offline";
  * A peer connection's state.
  */
 export type PeerState = "connecting" | "connected" | "closed";
+
+/**
+ * How a peer's mesh link goes, once its pair of addresses is chosen.
+ */
+export type LinkPath = "direct" | "relay";
 
 /**
  * One change waiting for the server, as the `outbox` event lists it.
@@ -412,8 +417,10 @@ youtubeOrigin?: string,
  */
 fallbackServers?: Array<string>, 
 /**
- * STUN servers (`stun:host[:port]`) the peer mesh asks for this device's address
- * outside its NAT (default: none, host addresses only).
+ * ICE servers of the peer mesh (default: none, host addresses only): STUN servers
+ * (`stun:host[:port]`) it asks for this device's address outside its NAT, TURN
+ * servers (`turn:user:credential@host[:port]`) that relay where NATs allow nothing
+ * else.
  */
 iceServers?: Array<string>, };
 

@@ -88,6 +88,11 @@ export const sessionScreen = (route: Extract<Route, { screen: "session" }>): Scr
           id === st.controller ? h("span", { class: "badge dj" }, "DJ") : null,
           h("span", { class: `badge link-${link}` }, LINK_LABEL[link]),
           link === "peer" && st.rtt.has(id) ? h("span", { class: "muted rtt", "data-testid": "rtt" }, ` ${Math.round(st.rtt.get(id) ?? 0)} ms`) : null,
+          // A link through a TURN relay says so (in the row's text, for screen readers too);
+          // a direct one, the usual, adds nothing.
+          link === "peer" && st.paths.get(id) === "relay"
+            ? h("span", { class: "muted path", "data-testid": "path" }, st.rtt.has(id) ? " · via relay" : " via relay")
+            : null,
           id === st.me ? null : peerButton(id));
       }),
     );

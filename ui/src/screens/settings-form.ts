@@ -6,7 +6,7 @@ import type { Calibrated, LocationSourceView, NodeCommand, Output, PeerCalibrate
 import type { Ctx } from "../app";
 import { field, h, showError } from "../dom";
 import {
-  defaultAttribution, locationFromSpec, locationSpecOf, MAX_ATTRIBUTION_LEN, MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, iceServerList, sanitize, serverList, THEMES,
+  defaultAttribution, locationFromSpec, locationSpecOf, MAX_ATTRIBUTION_LEN, MAX_LATENCY_OFFSET_MS, MIN_CACHE_MIB, iceServerList, iceServerRefusal, iceServerShown, sanitize, serverList, THEMES,
   type LocationMode, type Settings, type Theme,
 } from "../settings";
 
@@ -157,7 +157,7 @@ export function settingsForm(
   });
   const youtubeOrigin = h("input", { name: "youtube-origin", value: s.youtubeOrigin, placeholder: "https://www.youtube.com" });
   const otherServers = h("input", { name: "other-servers", value: s.otherServers.join(", "), placeholder: "https://b.example:5050, https://c.example:5050" });
-  const iceServers = h("input", { name: "ice-servers", value: s.iceServers.join(", "), placeholder: "stun:stun.example.org:3478" });
+  const iceServers = h("input", { name: "ice-servers", value: s.iceServers.join(", "), placeholder: "stun:stun.example.org:3478, turn:user:password@relay.example.org:3478" });
   const saved = h("p", { class: "hint", role: "status", "data-testid": "settings-saved" });
   const error = h("p", { class: "error", role: "alert" });
   // For a bug report: the app's state and the end of its log file, to the clipboard.
@@ -215,7 +215,7 @@ export function settingsForm(
     field("Map credit, shown under the map (what the tile server's terms ask for)", mapAttribution),
     field("YouTube address (empty: YouTube's own; for tests)", youtubeOrigin),
     field("Other servers of the same backend, comma-separated (used when the server dies)", otherServers),
-    field("STUN servers for the peer mesh, comma-separated (lets cars on different mobile networks link; empty: same network only)", iceServers),
+    field("STUN/TURN servers for the peer mesh, comma-separated (lets cars on different mobile networks link; a TURN relay, turn:user:password@host:3478, links cars whose networks allow nothing else; empty: same network only)", iceServers),
     h("p", { class: "hint" }, hint),
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save"), copyDiagnostics),
     saved, error);
@@ -224,10 +224,14 @@ export function settingsForm(
     showError(error, null);
     const ice = iceServerList(iceServers.value);
     if (ice.refused.length > 0) {
-      showError(error, new Error(`Not a STUN server: ${ice.refused.join(", ")}. Give stun:host or stun:host:port; TURN relays are not supported.`));
+      // Each refused entry by name (its password left out: the alert is read aloud) and why.
+      const why = ice.refused.map((u) => `${iceServerShown(u)}: ${iceServerRefusal(u) ?? "refused"}.`);
+      showError(error, new Error(`Not saved, STUN/TURN servers refused: ${why.join(" ")}`));
+      iceServers.setAttribute("aria-invalid", "true");
       iceServers.focus();
       return;
     }
+    iceServers.removeAttribute("aria-invalid");
     const prev = ctx.settings;
     const next = sanitize({
       ...prev,

@@ -36,8 +36,10 @@ pub struct OpenArgs {
     /// Further servers of the saved login's backend (processes sharing its database),
     /// tried in turn when the one in use dies (docs/node-control.md, "Several servers").
     pub fallback_servers: Option<Vec<String>>,
-    /// STUN servers (`stun:host[:port]`) the peer mesh asks for this device's address
-    /// outside its NAT (default: none, host addresses only).
+    /// ICE servers of the peer mesh (default: none, host addresses only): STUN servers
+    /// (`stun:host[:port]`) it asks for this device's address outside its NAT, TURN
+    /// servers (`turn:user:credential@host[:port]`) that relay where NATs allow nothing
+    /// else.
     pub ice_servers: Option<Vec<String>>,
 }
 
@@ -141,13 +143,13 @@ impl App {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect();
-        config.stun_servers = args
+        config.ice_servers = args
             .ice_servers
             .unwrap_or_default()
             .iter()
             .map(|u| u.trim())
             .filter(|u| !u.is_empty())
-            .map(|u| u.parse::<jamz_mesh::StunUrl>())
+            .map(|u| u.parse::<jamz_mesh::IceServer>())
             .collect::<Result<_, _>>()
             .map_err(|e| NodeError::Invalid(e.to_string()))?;
         // The app's web view plays YouTube videos (ui/src/youtube.ts).

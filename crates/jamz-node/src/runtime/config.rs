@@ -84,10 +84,12 @@ pub struct NodeConfig {
     /// ([`crate::media_session`]: MPRIS on Linux). Off by default: a test's node stays
     /// off the desktop's bus.
     pub media_session: bool,
-    /// STUN servers the peer mesh asks for this device's address as seen from outside
-    /// its NAT (a server-reflexive candidate), so that cars on different mobile networks
-    /// can link. None by default: host candidates only, as on one network.
-    pub stun_servers: Vec<jamz_mesh::StunUrl>,
+    /// ICE servers of the peer mesh: STUN servers it asks for this device's address as
+    /// seen from outside its NAT (a server-reflexive candidate), so that cars on different
+    /// mobile networks can link, and TURN servers that relay for it where the NATs allow
+    /// nothing else (a relayed candidate). None by default: host candidates only, as on
+    /// one network.
+    pub ice_servers: Vec<jamz_mesh::IceServer>,
 }
 
 impl NodeConfig {
@@ -113,7 +115,7 @@ impl NodeConfig {
             youtube_origin: jamz_link::DEFAULT_OEMBED_ORIGIN.to_owned(),
             external_video_player: false,
             media_session: false,
-            stun_servers: Vec::new(),
+            ice_servers: Vec::new(),
         }
     }
 }

@@ -57,7 +57,7 @@ pub(super) enum MeshJob {
     /// A link with a member is wanted anew (`Mesh::rejoined`; `true`: it asked).
     Rejoin(UserId, bool),
     /// The settings' STUN servers, their names resolved anew.
-    StunServers(Vec<SocketAddr>),
+    IceServers(ResolvedIceServers),
 }
 
 /// The node loop's handle on the mesh task (it stops when this is dropped).
@@ -123,7 +123,7 @@ pub(super) async fn spawn(
     session_id: String,
     user: UserId,
     addresses: &[IpAddr],
-    stun_urls: &[jamz_mesh::StunUrl],
+    ice_servers: &[jamz_mesh::IceServer],
     link: SocketClient,
     jobs_back: mpsc::UnboundedSender<Job>,
 ) -> Result<MeshHandle, NodeError> {
@@ -137,14 +137,15 @@ pub(super) async fn spawn(
             .map_err(|e| NodeError::Invalid(format!("mesh socket on {ip}: {e}")))?;
         sockets.push((local, Arc::new(socket)));
     }
-    let (stun_servers, all_resolved) = resolve_stun_servers(stun_urls, true).await;
+    let (resolved, all_resolved) = resolve_ice_servers(ice_servers, true).await;
     let mesh = Mesh::new(
         Instant::now(),
         MeshConfig {
             session_id,
             local_user: user,
             local_candidates: sockets.iter().map(|(a, _)| *a).collect(),
-            stun_servers,
+            stun_servers: resolved.stun,
+            turn_servers: resolved.turn,
         },
     );
     tracing::info!(addresses = ?mesh_addresses(&sockets), "mesh sockets bound");
@@ -168,11 +169,12 @@ pub(super) async fn spawn(
         connected: Arc::clone(&connected),
         dropped: 0,
         rtts: HashMap::new(),
+        paths: HashMap::new(),
         next_rtt: Instant::now() + RTT_EVERY,
     };
-    if !stun_urls.is_empty() {
-        tokio::spawn(keep_resolving_stun_servers(
-            stun_urls.to_vec(),
+    if !ice_servers.is_empty() {
+        tokio::spawn(keep_resolving_ice_servers(
+            ice_servers.to_vec(),
             tx.downgrade(),
             all_resolved,
         ));
@@ -184,87 +186,100 @@ pub(super) async fn spawn(
     })
 }
 
-/// How long a STUN server's name may take to resolve: the mesh starts without a server
+/// How long an ICE server's name may take to resolve: the mesh starts without a server
 /// whose name does not resolve (offline at start, a typo), saying so.
-const STUN_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+const ICE_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How often the STUN servers' names are resolved again: a server's address may change
+/// How often the ICE servers' names are resolved again: a server's address may change
 /// over a long drive (DNS-balanced servers, a network that changed).
-const STUN_RESOLVE_EVERY: Duration = Duration::from_secs(300);
+const ICE_RESOLVE_EVERY: Duration = Duration::from_secs(300);
 /// How soon again while some name did not resolve (offline at start, coverage coming back).
-const STUN_RESOLVE_RETRY: Duration = Duration::from_secs(30);
+const ICE_RESOLVE_RETRY: Duration = Duration::from_secs(30);
 
-/// Resolves the STUN servers' names anew, every [`STUN_RESOLVE_EVERY`] (every
-/// [`STUN_RESOLVE_RETRY`] while one does not resolve), and hands the mesh the addresses,
+/// The settings' ICE servers with their names resolved.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct ResolvedIceServers {
+    stun: Vec<SocketAddr>,
+    turn: Vec<jamz_mesh::TurnServer>,
+}
+
+/// Resolves the ICE servers' names anew, every [`ICE_RESOLVE_EVERY`] (every
+/// [`ICE_RESOLVE_RETRY`] while one does not resolve), and hands the mesh the addresses,
 /// for as long as the mesh task runs.
-async fn keep_resolving_stun_servers(
-    urls: Vec<jamz_mesh::StunUrl>,
+async fn keep_resolving_ice_servers(
+    servers: Vec<jamz_mesh::IceServer>,
     jobs: mpsc::WeakUnboundedSender<MeshJob>,
     mut all_resolved: bool,
 ) {
     loop {
         tokio::time::sleep(if all_resolved {
-            STUN_RESOLVE_EVERY
+            ICE_RESOLVE_EVERY
         } else {
-            STUN_RESOLVE_RETRY
+            ICE_RESOLVE_RETRY
         })
         .await;
-        let (servers, all) = resolve_stun_servers(&urls, false).await;
+        let (resolved, all) = resolve_ice_servers(&servers, false).await;
         if all && !all_resolved {
-            tracing::info!("every STUN server resolves now");
+            tracing::info!("every ICE server resolves now");
         }
         all_resolved = all;
         let Some(jobs) = jobs.upgrade() else {
             return; // the mesh is gone
         };
-        if jobs.send(MeshJob::StunServers(servers)).is_err() {
+        if jobs.send(MeshJob::IceServers(resolved)).is_err() {
             return;
         }
     }
 }
 
-/// The settings' STUN servers as addresses, and whether every name resolved (a name that
+/// The settings' ICE servers as addresses, and whether every name resolved (a name that
 /// does not resolve in time is left out, with a warning when `report`: the mesh still
 /// links on host candidates).
-async fn resolve_stun_servers(
-    urls: &[jamz_mesh::StunUrl],
+async fn resolve_ice_servers(
+    servers: &[jamz_mesh::IceServer],
     report: bool,
-) -> (Vec<SocketAddr>, bool) {
+) -> (ResolvedIceServers, bool) {
     let mut all_resolved = true;
-    let mut all: Vec<SocketAddr> = Vec::new();
-    for url in urls {
-        let found = tokio::time::timeout(
-            STUN_RESOLVE_TIMEOUT,
-            tokio::net::lookup_host((url.host.as_str(), url.port)),
-        )
-        .await;
-        match found {
+    let mut resolved = ResolvedIceServers::default();
+    for server in servers {
+        let (host, port) = match server {
+            jamz_mesh::IceServer::Stun(u) => (u.host.as_str(), u.port),
+            jamz_mesh::IceServer::Turn(u) => (u.host.as_str(), u.port),
+        };
+        let found =
+            tokio::time::timeout(ICE_RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await;
+        let why = match found {
             Ok(Ok(addrs)) => {
                 for a in addrs {
-                    if !all.contains(&a) {
-                        all.push(a);
+                    match server {
+                        jamz_mesh::IceServer::Stun(_) if !resolved.stun.contains(&a) => {
+                            resolved.stun.push(a);
+                        }
+                        jamz_mesh::IceServer::Turn(u)
+                            if !resolved.turn.iter().any(|t| t.address == a) =>
+                        {
+                            resolved.turn.push(jamz_mesh::TurnServer {
+                                address: a,
+                                username: u.username.clone(),
+                                credential: u.credential.clone(),
+                            });
+                        }
+                        _ => {}
                     }
                 }
+                continue;
             }
-            Ok(Err(e)) => {
-                all_resolved = false;
-                if report {
-                    tracing::warn!(server = %url, error = %e, "STUN server not resolved; the mesh goes on without it and tries again every {STUN_RESOLVE_RETRY:?}");
-                } else {
-                    tracing::debug!(server = %url, error = %e, "STUN server still not resolved");
-                }
-            }
-            Err(_) => {
-                all_resolved = false;
-                if report {
-                    tracing::warn!(server = %url, "STUN server not resolved in {STUN_RESOLVE_TIMEOUT:?}; the mesh goes on without it and tries again every {STUN_RESOLVE_RETRY:?}");
-                } else {
-                    tracing::debug!(server = %url, "STUN server still not resolved in {STUN_RESOLVE_TIMEOUT:?}");
-                }
-            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer in {ICE_RESOLVE_TIMEOUT:?}"),
+        };
+        all_resolved = false;
+        if report {
+            tracing::warn!(%server, error = why, "ICE server not resolved; the mesh goes on without it and tries again every {ICE_RESOLVE_RETRY:?}");
+        } else {
+            tracing::debug!(%server, error = why, "ICE server still not resolved");
         }
     }
-    (all, all_resolved)
+    (resolved, all_resolved)
 }
 
 fn mesh_addresses(sockets: &[(SocketAddr, Arc<UdpSocket>)]) -> Vec<SocketAddr> {
@@ -316,6 +331,8 @@ struct Driver {
     dropped: u64,
     /// Each open link's round trip last reported (ms).
     rtts: HashMap<UserId, f64>,
+    /// Each open link's path as last told.
+    paths: HashMap<UserId, jamz_mesh::LinkPath>,
     next_rtt: Instant,
 }
 
@@ -381,8 +398,9 @@ impl Driver {
                 Ok(())
             }
             MeshJob::Rejoin(user, by_peer) => self.mesh.rejoined(now, user, by_peer),
-            MeshJob::StunServers(servers) => {
-                self.mesh.set_stun_servers(now, servers);
+            MeshJob::IceServers(servers) => {
+                self.mesh.set_stun_servers(now, servers.stun);
+                self.mesh.set_turn_servers(now, servers.turn);
                 Ok(())
             }
         };
@@ -459,6 +477,7 @@ impl Driver {
             }
             MeshEvent::PeerClosed(user) => {
                 self.rtts.remove(&user);
+                self.paths.remove(&user);
                 self.peer(user, PeerState::Closed);
                 self.back(Job::Input(Input::PeerDown { user }));
                 if let Err(e) = self.mesh.relink(Instant::now(), user) {
@@ -489,6 +508,10 @@ impl Driver {
             MeshEvent::Reflexive { base, mapped } => {
                 tracing::info!(%base, %mapped, "a STUN server sees this device's mesh socket at {mapped}");
             }
+            MeshEvent::Relayed { base, relayed } => {
+                tracing::info!(%base, %relayed, "a TURN server relays for this device's mesh socket at {relayed}");
+            }
+            MeshEvent::RelayTrouble(why) => tracing::warn!("{why}"),
         }
     }
 
@@ -534,11 +557,13 @@ impl Driver {
             user_id: user,
             state,
             rtt_ms: None,
+            path: None,
         }));
     }
 
     /// Tells the engine and the user each open link's round trip when it is first known
-    /// or has changed by more than a fifth (and a millisecond).
+    /// or has changed by more than a fifth (and a millisecond), and the user its path
+    /// (direct or relayed) when first known or changed.
     fn report_rtts(&mut self, now: Instant) {
         let open: Vec<UserId> = self
             .mesh
@@ -547,25 +572,32 @@ impl Driver {
             .map(|(u, _)| u)
             .collect();
         for user in open {
-            let Some(rtt) = self.mesh.rtt_ms(now, user) else {
-                continue;
-            };
-            let notable = self
-                .rtts
-                .get(&user)
-                .is_none_or(|old| (rtt - old).abs() > (old * 0.2).max(1.0));
-            if !notable {
+            let path = self.mesh.path(now, user);
+            let new_path = path.is_some() && path != self.paths.get(&user).copied();
+            if let Some(p) = path {
+                self.paths.insert(user, p);
+            }
+            let rtt = self.mesh.rtt_ms(now, user);
+            let new_rtt = rtt.is_some_and(|rtt| {
+                self.rtts
+                    .get(&user)
+                    .is_none_or(|old| (rtt - old).abs() > (old * 0.2).max(1.0))
+            });
+            if let (true, Some(rtt)) = (new_rtt, rtt) {
+                self.rtts.insert(user, rtt);
+                self.back(Job::Input(Input::PeerUp {
+                    user,
+                    rtt_ms: Some(rtt),
+                }));
+            }
+            if !new_rtt && !new_path {
                 continue;
             }
-            self.rtts.insert(user, rtt);
-            self.back(Job::Input(Input::PeerUp {
-                user,
-                rtt_ms: Some(rtt),
-            }));
             self.back(Job::Event(NodeEvent::Peer {
                 user_id: user,
                 state: PeerState::Connected,
-                rtt_ms: Some(rtt),
+                rtt_ms: self.rtts.get(&user).copied(),
+                path: path.map(Into::into),
             }));
         }
     }
@@ -660,22 +692,36 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn stun_names_resolve_to_addresses_and_one_that_does_not_is_told_apart() {
-        let local: jamz_mesh::StunUrl = "stun:127.0.0.1:3478".parse().unwrap();
-        let (servers, all) = resolve_stun_servers(std::slice::from_ref(&local), false).await;
+    async fn ice_server_names_resolve_to_addresses_and_one_that_does_not_is_told_apart() {
+        let local: jamz_mesh::IceServer = "stun:127.0.0.1:3478".parse().unwrap();
+        let relay: jamz_mesh::IceServer = "turn:car:secret@localhost:3479".parse().unwrap();
+        let (servers, all) = resolve_ice_servers(&[local.clone(), relay.clone()], false).await;
         assert_eq!(
-            servers,
+            servers.stun,
             vec!["127.0.0.1:3478".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(
+            servers.turn.iter().any(|t| t.address
+                == "127.0.0.1:3479".parse::<SocketAddr>().unwrap()
+                && t.username == "car"
+                && t.credential == "secret"),
+            "{:?}",
+            servers.turn
         );
         assert!(all);
-        // `.invalid` never resolves (RFC 6761): the known server is kept, and the answer
-        // says a retry is due.
-        let nowhere: jamz_mesh::StunUrl = "stun:stun.jamz.invalid:3478".parse().unwrap();
-        let (servers, all) = resolve_stun_servers(&[local, nowhere], false).await;
+        // `.invalid` never resolves (RFC 6761): the known servers are kept, and the
+        // answer says a retry is due.
+        let nowhere: jamz_mesh::IceServer = "stun:stun.jamz.invalid:3478".parse().unwrap();
+        let relay_nowhere: jamz_mesh::IceServer =
+            "turn:car:secret@turn.jamz.invalid".parse().unwrap();
+        let (servers, all) =
+            resolve_ice_servers(&[local, nowhere, relay, relay_nowhere], false).await;
         assert_eq!(
-            servers,
+            servers.stun,
             vec!["127.0.0.1:3478".parse::<SocketAddr>().unwrap()]
         );
+        assert!(!servers.turn.is_empty());
+        assert!(servers.turn.iter().all(|t| t.address.port() == 3479));
         assert!(!all);
     }
 }

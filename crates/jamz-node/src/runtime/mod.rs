@@ -219,7 +219,7 @@ impl Node {
             session_id.clone(),
             user_id,
             &[mesh_ip],
-            &config.stun_servers,
+            &config.ice_servers,
             link.clone(),
             jobs_tx.clone(),
         )
