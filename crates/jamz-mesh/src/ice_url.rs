@@ -316,7 +316,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #![proptest_config(jamz_proto::test_support::proptest_config(256))]
         #[test]
         fn never_panics_and_never_shows_a_credential(text in "[a-zA-Z0-9:@%/?=\\[\\]. ]{0,40}") {
             for scheme in ["stun:", "turn:", "turns:", "tunr:"] {

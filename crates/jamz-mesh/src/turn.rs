@@ -313,12 +313,12 @@ impl Relays {
             return;
         };
         let mut a = self.allocations.swap_remove(i);
-        tracing::debug!(%relayed, %peer, bytes = contents.len(), "relaying");
+        tracing::trace!(%relayed, %peer, bytes = contents.len(), "relaying");
         match a.client.relay(relayed) {
             Ok(mut relay) => match relay.send_to(now, &contents, peer) {
                 Ok(()) => {}
                 Err(RtcError::ErrNoPermission) => {
-                    tracing::debug!(%peer, asking = a.asking.contains(&peer), "no permission yet");
+                    tracing::trace!(%peer, asking = a.asking.contains(&peer), "no permission yet");
                     let queue = a.waiting.entry(peer).or_default();
                     if queue.len() >= WAITING_PER_PEER {
                         queue.pop_front();
@@ -330,7 +330,7 @@ impl Relays {
                                 a.asked.insert(id, peer);
                                 a.asking.insert(peer);
                             }
-                            Ok(None) => tracing::debug!(%peer, "permission already asked or held"),
+                            Ok(None) => {}
                             Err(e) => self.outputs.push_back(TurnOutput::Trouble(format!(
                                 "no permission asked for {peer} on {relayed}: {e}"
                             ))),
@@ -438,7 +438,7 @@ impl Relays {
                     }
                 }
                 Event::DataIndicationOrChannelData(_, from, data) => {
-                    tracing::debug!(%from, bytes = data.len(), "relayed to us");
+                    tracing::trace!(%from, bytes = data.len(), "relayed to us");
                     if let Some(relayed) = a.relayed {
                         self.outputs.push_back(TurnOutput::Data {
                             relayed,
@@ -451,5 +451,87 @@ impl Relays {
             }
         }
         self.flush(a);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn server() -> TurnServer {
+        TurnServer {
+            address: "127.0.0.1:3478".parse().unwrap(),
+            username: "car".into(),
+            credential: "secret".into(),
+        }
+    }
+
+    #[test]
+    fn each_socket_asks_each_server_of_its_family_at_once_and_again_after_no_answer() {
+        let local: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let v6 = TurnServer {
+            address: "[::1]:3478".parse().unwrap(),
+            ..server()
+        };
+        let t0 = Instant::now();
+        let mut relays = Relays::new(t0, &[local], &[server(), v6]);
+        let asked: Vec<_> = std::iter::from_fn(|| relays.poll_transmit()).collect();
+        assert_eq!(
+            asked.len(),
+            1,
+            "the IPv6 server is not asked from an IPv4 socket"
+        );
+        assert_eq!((asked[0].0, asked[0].1), (local, server().address));
+        assert!(relays.is_server(server().address, local));
+        assert!(!relays.is_relayed(local));
+        // Unanswered: the client retransmits, then gives up and the mesh asks again later.
+        let mut now = t0;
+        let mut told = Vec::new();
+        for _ in 0..64 {
+            let Some(next) = relays.poll_timeout() else {
+                break;
+            };
+            now = next.max(now);
+            relays.handle_timeout(now);
+            while relays.poll_transmit().is_some() {}
+            told.extend(std::iter::from_fn(|| relays.poll_output()));
+            if !told.is_empty() {
+                break;
+            }
+        }
+        assert!(
+            matches!(told.first(), Some(TurnOutput::Trouble(why)) if why.contains("no answer")),
+            "{told:?}"
+        );
+        // Forgetting the server releases nothing (no allocation) and stops asking it.
+        assert!(relays.set_servers(now, &[local], &[]));
+        assert!(!relays.is_server(server().address, local));
+        assert_eq!(relays.poll_timeout(), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(jamz_proto::test_support::proptest_config(256))]
+        #[test]
+        fn never_panics_on_datagrams_from_the_server(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160),
+            stun_header in proptest::prelude::any::<bool>(),
+        ) {
+            let local: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+            let now = Instant::now();
+            let mut relays = Relays::new(now, &[local], &[server()]);
+            let request = relays.poll_transmit().unwrap().2;
+            let mut bytes = bytes;
+            if stun_header && bytes.len() >= 20 {
+                // a response-shaped header with the outstanding transaction id
+                bytes[0] = 0x01;
+                bytes[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+                bytes[8..20].copy_from_slice(&request[8..20]);
+            }
+            relays.handle_datagram(now, server().address, local, &bytes);
+            while relays.poll_output().is_some() {}
+            relays.handle_timeout(now + Duration::from_secs(1));
+            relays.send(now, "127.0.0.1:9".parse().unwrap(), "127.0.0.1:10".parse().unwrap(), bytes);
+        }
     }
 }
