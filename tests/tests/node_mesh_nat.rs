@@ -256,6 +256,10 @@ async fn behind_nat(nat_kind: Nat) -> Result<()> {
     for n in nodes {
         n.quit().await?;
     }
+    // A node that quits releases its relay at once (not when its lifetime ends).
+    if let Some(turn) = &turn {
+        tokio::task::block_in_place(|| turn.wait_released(2, std::time::Duration::from_secs(20)))?;
+    }
     drop(made);
     Ok(())
 }

@@ -181,6 +181,15 @@ impl Mesh {
         self.collect_relays(now);
     }
 
+    /// Releases every TURN allocation (a refresh with lifetime 0, RFC 8656 §7), for an owner
+    /// that is stopping: the server frees the relay at once instead of when its lifetime
+    /// ends. The requests are transmits like any other; send them before closing the sockets.
+    pub fn release_relays(&mut self, now: Instant) {
+        self.relays
+            .set_servers(now, &self.config.local_candidates, &[]);
+        self.collect_relays(now);
+    }
+
     /// Moves what the allocations produced: datagrams to the servers, relayed candidates to
     /// every link, forwarded datagrams to their link.
     fn collect_relays(&mut self, now: Instant) {

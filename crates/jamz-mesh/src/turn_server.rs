@@ -101,6 +101,26 @@ impl TurnServerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (at most `within`) until coturn has released `count` allocations at their
+    /// client's request (a refresh with lifetime 0). coturn tells it only in its log file,
+    /// which is read again every 50 ms until then.
+    pub fn wait_released(&self, count: usize, within: Duration) -> std::io::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log();
+            if log.matches("lifetime=0").count() >= count {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{count} allocations not released within {within:?}:\n{log}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn wait_ready(&self, within: Duration) -> std::io::Result<()> {
         let socket = UdpSocket::bind(SocketAddr::new(self.address.ip(), 0))?;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;

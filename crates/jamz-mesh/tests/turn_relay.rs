@@ -169,6 +169,11 @@ async fn two_meshes_that_reach_only_the_server_link_through_coturn() {
         "{:?}",
         run.events
     );
+    // A mesh that stops releases its relays: coturn deletes both allocations at once.
+    for n in &run.nodes {
+        n.send(Cmd::ReleaseRelays);
+    }
+    tokio::task::block_in_place(|| turn.wait_released(2, TIMEOUT)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

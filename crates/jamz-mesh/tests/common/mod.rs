@@ -21,6 +21,8 @@ pub enum Cmd {
     Broadcast(String),
     /// Asks how the link to a user goes: answered by [`Out::Path`].
     Path(UserId),
+    /// Releases the TURN allocations, as an owner that stops does.
+    ReleaseRelays,
 }
 
 #[derive(Debug)]
@@ -150,6 +152,10 @@ async fn run(
                     Some(Cmd::Signal(s)) => mesh.handle_signal(now, s),
                     Some(Cmd::Send(u, text)) => mesh.send_text(now, u, &text),
                     Some(Cmd::Broadcast(text)) => mesh.broadcast_text(now, &text).map(|_| ()),
+                    Some(Cmd::ReleaseRelays) => {
+                        mesh.release_relays(now);
+                        Ok(())
+                    }
                     Some(Cmd::Path(u)) => {
                         let _ = out.send((user, Out::Path(u, mesh.path(now, u))));
                         Ok(())

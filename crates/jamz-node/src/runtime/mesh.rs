@@ -58,6 +58,9 @@ pub(super) enum MeshJob {
     Rejoin(UserId, bool),
     /// The settings' STUN servers, their names resolved anew.
     IceServers(ResolvedIceServers),
+    /// The node stops: the mesh releases what it holds on servers (its TURN relays), sends
+    /// it, says so and ends.
+    Stop(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The node loop's handle on the mesh task (it stops when this is dropped).
@@ -351,6 +354,13 @@ impl Driver {
                 .min(self.next_rtt);
             tokio::select! {
                 job = jobs.recv() => match job {
+                    Some(MeshJob::Stop(done)) => {
+                        // the node stops: its relays are freed now, not in 10 minutes
+                        self.mesh.release_relays(Instant::now());
+                        self.flush();
+                        let _ = done.send(());
+                        break;
+                    }
                     Some(job) => self.job(job),
                     None => break,
                 },
@@ -403,6 +413,8 @@ impl Driver {
                 self.mesh.set_turn_servers(now, servers.turn);
                 Ok(())
             }
+            // `run` ends the task on it before any job is handled here
+            MeshJob::Stop(_) => Ok(()),
         };
         if let Err(e) = result {
             self.dropped += 1;
@@ -677,6 +689,17 @@ impl super::Runtime {
     pub(super) fn mesh_online(&self, online: bool) {
         if let Some(mesh) = &self.mesh {
             mesh.send(MeshJob::Online(online));
+        }
+    }
+
+    /// Stops the mesh task, once it has released its TURN relays (at most `within`).
+    pub(super) async fn mesh_stop(&mut self, within: Duration) {
+        if let Some(mesh) = self.mesh.take() {
+            let (done, stopped) = tokio::sync::oneshot::channel();
+            mesh.send(MeshJob::Stop(done));
+            if tokio::time::timeout(within, stopped).await.is_err() {
+                tracing::debug!("the mesh task did not stop in time");
+            }
         }
     }
 

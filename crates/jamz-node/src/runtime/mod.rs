@@ -713,6 +713,7 @@ impl Runtime {
         self.audio.send(AudioJob::Playout(AudioCommand::Stop));
         self.save_positions(true);
         self.save_waiting_fixes(true);
+        self.mesh_stop(QUIT_GRACE).await;
         let _ = self.link.send(&LeaveAudioSession {
             session_id: self.session_id.clone(),
         });
