@@ -1,6 +1,6 @@
 //! Decoding ahead of the audio callback (crates/jamz-audio/README.md, "Threads"): with both
-//! cores taken by busy loops and a decoder slowed down (every read of the track sleeps, as
-//! a slow disk or a slow codec would), a track still plays to its end with no underrun;
+//! cores taken by busy loops and a decoder slowed down (a read of the track waits until its
+//! bytes are due at the source's rate, as from a slow disk or a slow codec), a track still plays to its end with no underrun;
 //! while a decoder slower than the music itself is counted as underruns. The output is a
 //! `wav:` file, rendered in real time by the player's own clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::load::Load;
@@ -33,6 +33,40 @@ struct SlowTrack {
     bytes_per_s: f64,
     speed: f64,
     fast_bytes: u64,
+    done: Arc<Done>,
+}
+
+/// Set when the test is done with a track: a read waiting for its bytes' due time stops
+/// waiting.
+#[derive(Debug, Default)]
+struct Done {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+/// Sets [`Done`] when dropped.
+struct DoneOnDrop(Arc<Done>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+impl Done {
+    fn set(&self) {
+        *self.done.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `due`, or until the test is done with the track.
+    fn wait_until(&self, due: Instant) {
+        let Some(ahead) = due.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        let done = self.done.lock().unwrap();
+        let _ = self.changed.wait_timeout_while(done, ahead, |d| !*d).unwrap();
+    }
 }
 
 struct SlowReader {
@@ -43,6 +77,7 @@ struct SlowReader {
     /// Bytes per second past `fast_bytes`, and when the first of them was read.
     rate: f64,
     slow_since: Option<Instant>,
+    done: Arc<Done>,
 }
 
 impl OpenStream for SlowTrack {
@@ -56,6 +91,7 @@ impl OpenStream for SlowTrack {
             fast_bytes: self.fast_bytes,
             rate: self.bytes_per_s * self.speed,
             slow_since: None,
+            done: Arc::clone(&self.done),
         }))
     }
 }
@@ -65,14 +101,12 @@ impl Read for SlowReader {
         let n = self.file.read(buf)?;
         self.pos += n as u64;
         if self.pos > self.fast_bytes {
-            // The injected slowness itself (not a wait for something to happen): these bytes
-            // are not to be had before the source's rate allows, as from a slow disk.
+            // These bytes are not to be had before the source's rate allows, as from a slow
+            // disk: the read waits for their due time (or for the test to be done).
             let since = *self.slow_since.get_or_insert_with(Instant::now);
             let due =
                 since + Duration::from_secs_f64((self.pos - self.fast_bytes) as f64 / self.rate);
-            if let Some(ahead) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(ahead);
-            }
+            self.done.wait_until(due);
         }
         Ok(n)
     }
@@ -97,6 +131,8 @@ fn play_to_end(dir: &std::path::Path, name: &str, track: SlowTrack) -> (Callback
     let out = dir.join(format!("{name}.out.wav"));
     let player = Player::new(&OutputSpec::Wav(out.clone())).unwrap();
     let events = player.events();
+    // However this ends (a panic included), a decoder still waiting for bytes is let go.
+    let done = DoneOnDrop(Arc::clone(&track.done));
     let source = Source::streaming(name, track.path.clone(), Arc::new(track));
     player.start(source, 0.0, Instant::now() + LEAD).unwrap();
     let deadline = Instant::now() + END_WAIT;
@@ -118,6 +154,7 @@ fn play_to_end(dir: &std::path::Path, name: &str, track: SlowTrack) -> (Callback
         stats.underruns,
         stats.underrun_frames
     );
+    drop(done);
     drop(player);
     let mut wav = hound::WavReader::open(&out).unwrap();
     let channels = usize::from(wav.spec().channels);
@@ -155,6 +192,7 @@ fn decoding_ahead_rides_out_busy_cores_and_a_slow_decoder_and_a_too_slow_one_is_
                 bytes_per_s,
                 speed: 3.0,
                 fast_bytes: (bytes_per_s * 0.5) as u64,
+                done: Arc::default(),
             },
         )
     };
@@ -177,6 +215,7 @@ fn decoding_ahead_rides_out_busy_cores_and_a_slow_decoder_and_a_too_slow_one_is_
             bytes_per_s,
             speed: 0.5,
             fast_bytes: (bytes_per_s * 0.5) as u64,
+            done: Arc::default(),
         },
     );
     assert!(
