@@ -65,7 +65,10 @@ impl Done {
             return;
         };
         let done = self.done.lock().unwrap();
-        let _ = self.changed.wait_timeout_while(done, ahead, |d| !*d).unwrap();
+        let _ = self
+            .changed
+            .wait_timeout_while(done, ahead, |d| !*d)
+            .unwrap();
     }
 }
 

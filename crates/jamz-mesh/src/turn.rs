@@ -8,7 +8,7 @@
 //! relayed address is wrapped here and goes to the server, and what the server forwards
 //! comes back as a datagram from the peer to the relayed address.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,7 +77,6 @@ struct Allocation {
     wait: Duration,
     /// Permissions asked and not answered yet, by transaction.
     asked: HashMap<TransactionId, SocketAddr>,
-    asking: HashSet<SocketAddr>,
     /// Datagrams waiting for their peer's permission.
     waiting: HashMap<SocketAddr, VecDeque<Vec<u8>>>,
 }
@@ -153,7 +152,6 @@ impl Relays {
                         retry_at: Some(now),
                         wait: RETRY_FIRST,
                         asked: HashMap::new(),
-                        asking: HashSet::new(),
                         waiting: HashMap::new(),
                     };
                     self.allocate(now, &mut a);
@@ -271,7 +269,6 @@ impl Relays {
                     Ok(client) => {
                         a.client = client;
                         a.asked.clear();
-                        a.asking.clear();
                         a.waiting.clear();
                         a.wait = RETRY_FIRST;
                         a.relayed = None;
@@ -318,17 +315,16 @@ impl Relays {
             Ok(mut relay) => match relay.send_to(now, &contents, peer) {
                 Ok(()) => {}
                 Err(RtcError::ErrNoPermission) => {
-                    tracing::trace!(%peer, asking = a.asking.contains(&peer), "no permission yet");
+                    tracing::trace!(%peer, "no permission yet");
                     let queue = a.waiting.entry(peer).or_default();
                     if queue.len() >= WAITING_PER_PEER {
                         queue.pop_front();
                     }
                     queue.push_back(contents);
-                    if !a.asking.contains(&peer) {
+                    if !a.asked.values().any(|p| *p == peer) {
                         match relay.create_permission(now, peer) {
                             Ok(Some(id)) => {
                                 a.asked.insert(id, peer);
-                                a.asking.insert(peer);
                             }
                             Ok(None) => {}
                             Err(e) => self.outputs.push_back(TurnOutput::Trouble(format!(
@@ -407,7 +403,6 @@ impl Relays {
                 Event::CreatePermissionResponse(id, peer) => {
                     tracing::debug!(%peer, base = %a.base, "TURN permission granted");
                     a.asked.remove(&id);
-                    a.asking.remove(&peer);
                     let waiting = a.waiting.remove(&peer).unwrap_or_default();
                     if let Some(relayed) = a.relayed
                         && let Ok(mut relay) = a.client.relay(relayed)
@@ -421,7 +416,6 @@ impl Relays {
                 }
                 Event::CreatePermissionError(id, e) => {
                     if let Some(peer) = a.asked.remove(&id) {
-                        a.asking.remove(&peer);
                         a.waiting.remove(&peer);
                         self.outputs.push_back(TurnOutput::Trouble(format!(
                             "the TURN server {} refused a permission for {peer}: {e}",
@@ -431,7 +425,6 @@ impl Relays {
                 }
                 Event::TransactionTimeout(id) => {
                     if let Some(peer) = a.asked.remove(&id) {
-                        a.asking.remove(&peer);
                         a.waiting.remove(&peer);
                     } else if a.relayed.is_none() && a.retry_at.is_none() {
                         self.failed(now, a, "no answer".to_owned());

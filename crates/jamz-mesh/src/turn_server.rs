@@ -1,9 +1,11 @@
 //! A real TURN server for tests: Debian's coturn (`turnserver`, scripts/apt/mesh.txt) run as
 //! a child process with one long-term user, no TLS, no database but a file of its own.
 
+use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rtc::stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, TransactionId};
@@ -23,8 +25,15 @@ pub fn binary() -> Option<PathBuf> {
 pub struct TurnServerProcess {
     child: Child,
     pub address: SocketAddr,
-    log: PathBuf,
+    log: Arc<Log>,
     db: PathBuf,
+}
+
+/// What coturn wrote to its stdout, line by line as it comes (a reader thread appends).
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    grew: Condvar,
 }
 
 impl TurnServerProcess {
@@ -48,12 +57,11 @@ impl TurnServerProcess {
         let (ip, port) = (address.ip(), address.port());
         let tag = format!("jamz-turn-{}-{port}", std::process::id());
         let dir = std::env::temp_dir();
-        let log = dir.join(format!("{tag}.log"));
         let db = dir.join(format!("{tag}.db"));
         let ip_text = ip.to_string();
         let port_text = port.to_string();
         let user_arg = format!("{user}:{credential}");
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip"])
             .arg(&ip_text)
             .arg("--listening-port")
@@ -83,9 +91,22 @@ impl TurnServerProcess {
             .arg("--pidfile")
             .arg(dir.join(format!("{tag}.pid")))
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log)?)
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
+        let log = Arc::new(Log::default());
+        if let Some(out) = child.stdout.take() {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    let mut text = log.text.lock().unwrap_or_else(PoisonError::into_inner);
+                    text.push_str(&line);
+                    text.push('\n');
+                    log.grew.notify_all();
+                }
+            });
+        }
         let server = TurnServerProcess {
             child,
             address: SocketAddr::new(ip, port),
@@ -98,26 +119,30 @@ impl TurnServerProcess {
 
     /// What coturn logged so far (for a failing test's message).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.log
+            .text
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits (at most `within`) until coturn has released `count` allocations at their
-    /// client's request (a refresh with lifetime 0). coturn tells it only in its log file,
-    /// which is read again every 50 ms until then.
+    /// client's request (a refresh with lifetime 0), which it tells only in its log.
     pub fn wait_released(&self, count: usize, within: Duration) -> std::io::Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            let log = self.log();
-            if log.matches("lifetime=0").count() >= count {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("{count} allocations not released within {within:?}:\n{log}"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let released = |text: &String| text.matches("lifetime=0").count() >= count;
+        let text = self.log.text.lock().unwrap_or_else(PoisonError::into_inner);
+        let (text, _) = self
+            .log
+            .grew
+            .wait_timeout_while(text, within, |t| !released(t))
+            .unwrap_or_else(PoisonError::into_inner);
+        if released(&text) {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{count} allocations not released within {within:?}:\n{text}"),
+            ))
         }
     }
 
@@ -153,7 +178,6 @@ impl Drop for TurnServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
         let _ = std::fs::remove_file(&self.db);
     }
 }
