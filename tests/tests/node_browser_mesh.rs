@@ -29,8 +29,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result, bail};
-use node_support::{NodeProc, PASSWORD, World, click_track};
+use anyhow::{Result, bail};
+use node_support::{NodeProc, PASSWORD, World, click_track, track_id};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
@@ -201,10 +201,7 @@ async fn scenario(hide_with_mdns: bool, browser_first: bool) -> Result<()> {
     dj.wait_event("ready", |_| true).await?;
     dj.take_control(dj_id).await?;
     let pl = dj.add(&track_path, 1).await?;
-    let track = pl["playlist"][0]["id"]
-        .as_str()
-        .context("track id")?
-        .to_owned();
+    let track = track_id(&pl, 0)?;
 
     // ---- the web peer joins and links with the DJ through the server
     let mut web = WebPeer::spawn(&world, web_i, hide_with_mdns).await?;

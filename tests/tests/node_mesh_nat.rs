@@ -30,7 +30,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use jamz_mesh::stun_responder::StunResponder;
 use jamz_mesh::turn_server::TurnServerProcess;
-use node_support::{NodeProc, World, click_track};
+use node_support::{NodeProc, World, click_track, track_id};
 use serde_json::json;
 
 const SETUP: &str = r#"
@@ -232,10 +232,7 @@ async fn behind_nat(nat_kind: Nat) -> Result<()> {
     let follower = &mut rest[0];
     first.take_control(dj).await?;
     let pl = first.add(&track, 1).await?;
-    let id = pl["playlist"][0]["id"]
-        .as_str()
-        .context("track id")?
-        .to_owned();
+    let id = track_id(&pl, 0)?;
     follower.wait_playlist(1).await?;
     first
         .send(json!({"cmd":"play","track":id,"position":0.0}))

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail};
 use jamz_link::RestClient;
 use node_support::{
-    CLICK_EVERY_S, Click, Comparison, LEVELS, PASSWORD, World, click_track, wav_clicks,
+    CLICK_EVERY_S, Click, Comparison, LEVELS, PASSWORD, World, click_track, track_id, wav_clicks,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -88,10 +88,7 @@ async fn a_native_node_follows_a_web_app_dj() -> Result<()> {
     native.wait_event("ready", |_| true).await?;
     native.send(json!({"cmd":"volume","level":1.0})).await?;
     let playlist = native.add(&track_path, 1).await?;
-    let track = playlist["playlist"][0]["id"]
-        .as_str()
-        .context("track id")?
-        .to_owned();
+    let track = track_id(&playlist, 0)?;
 
     // car0 is the web app.
     let rest = RestClient::new(&world.server.url)?;

@@ -647,6 +647,14 @@ impl Comparison {
     }
 }
 
+/// The id of track `i` of a `playlist` event.
+pub fn track_id(event: &Value, i: usize) -> Result<String> {
+    event["playlist"][i]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no track {i} in {event}"))
+}
+
 /// The track ids of a `playlist` event, in order (empty when it has none).
 pub fn playlist_ids(event: &Value) -> Vec<String> {
     event["playlist"]
